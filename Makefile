@@ -1,0 +1,75 @@
+# cai - one build for the library, the `cai` binary, tests, fuzzers.
+#
+#   make                 build/cai (release flags, -Werror)
+#   make SANITIZE=1      build-asan/cai with ASan+UBSan
+#   make tests           unit test binaries
+#   make fuzz            libFuzzer targets (clang)
+#
+# Every src/<module>/*.c is part of libcai except src/cli (the program).
+
+CC       ?= cc
+SANITIZE ?= 0
+WERROR   ?= 1
+
+ifeq ($(SANITIZE),1)
+  BUILD  ?= build-asan
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  SANLD  := -fsanitize=address,undefined
+else
+  BUILD  ?= build
+  OPT    := -O2 -g
+  SANLD  :=
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Isrc -MMD -MP $(CFLAGS)
+LDLIBS_ALL := -lssl -lcrypto -ljansson -lpthread -lm $(LDLIBS)
+LDFLAGS_ALL := -pthread $(SANLD) $(LDFLAGS)
+
+LIB_SRC   := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+
+.PHONY: all tests fuzz clean
+all: $(BUILD)/cai
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libcai.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cai: $(CLI_OBJ) $(BUILD)/libcai.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+tests: $(BUILD)/cai $(TEST_BIN)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcai.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcai.a $(LDLIBS_ALL)
+
+# libFuzzer targets: the whole library rebuilt with clang and coverage.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -Isrc \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZ_BIN)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) -lssl -lcrypto -ljansson -lm
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

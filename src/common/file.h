@@ -1,0 +1,62 @@
+/* file.h - file descriptors, all-or-nothing output files and sealed memfds. */
+#ifndef CAI_COMMON_FILE_H
+#define CAI_COMMON_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+
+/* file_pread_full reads exactly |n| bytes at |off|, retrying short reads.
+ * Returns CAI_ERR_TRUNCATED at end of file, CAI_ERR_IO on error. */
+cai_status file_pread_full(int fd, void *out, size_t n, uint64_t off) CAI_WUR;
+
+/* file_pwrite_full writes exactly |n| bytes at |off|. */
+cai_status file_pwrite_full(int fd, const void *data, size_t n, uint64_t off) CAI_WUR;
+
+/* file_write_full writes exactly |n| bytes at the current offset. */
+cai_status file_write_full(int fd, const void *data, size_t n) CAI_WUR;
+
+/* file_size returns the size of the open file |fd| in |out|. */
+cai_status file_size(int fd, uint64_t *out);
+
+/* file_read_all reads the whole file at |path| into |out| (which it
+ * initialises), failing with CAI_ERR_LIMIT if it is larger than |max|. */
+cai_status file_read_all(const char *path, size_t max, buf *out) CAI_WUR;
+
+/* file_write_new creates |path| with |mode| (it must not exist), writes
+ * |data| and fsyncs it. On failure nothing is left at |path|. */
+cai_status file_write_new(const char *path, const void *data, size_t n, mode_t mode) CAI_WUR;
+
+/* An output file that appears at its path only when committed: an unnamed
+ * O_TMPFILE in the target directory (or a hidden temporary name where the
+ * file system lacks O_TMPFILE), linked and renamed into place by commit.
+ * A failed or abandoned write leaves nothing behind. */
+typedef struct {
+    int fd;
+    char path[4096];
+    char tmp[8256]; /* named temporary, only in the fallback case */
+} file_atomic;
+
+/* file_atomic_open prepares |path| for writing with permissions |mode|. */
+cai_status file_atomic_open(file_atomic *fa, const char *path, mode_t mode) CAI_WUR;
+
+/* file_atomic_commit fsyncs, names the file |path| (replacing any old file)
+ * and closes it. On failure the file is discarded. */
+cai_status file_atomic_commit(file_atomic *fa) CAI_WUR;
+
+/* file_atomic_abort discards the file. Safe after commit and on a zeroed or
+ * failed-to-open file_atomic whose fd is -1. */
+void file_atomic_abort(file_atomic *fa);
+
+/* file_memfd_new creates an anonymous in-memory file of |size| bytes that
+ * allows sealing (never backed by a disk file). */
+cai_status file_memfd_new(const char *name, uint64_t size, int *out_fd) CAI_WUR;
+
+/* file_memfd_seal forbids any further write, shrink or grow of |fd|. There
+ * must be no writable mapping of it left. */
+cai_status file_memfd_seal(int fd) CAI_WUR;
+
+#endif
