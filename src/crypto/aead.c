@@ -58,23 +58,43 @@ cai_status aead_seal(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *a
     return CAI_OK;
 }
 
-cai_status aead_open(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
-                     size_t aad_len, const uint8_t *in, size_t n,
-                     const uint8_t tag[AEAD_TAG_LEN], uint8_t *out) {
+cai_status aead_open_init(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
+                          size_t aad_len) {
     int len;
     if (aad_len > INT_MAX || EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1 ||
         (aad_len > 0 && EVP_DecryptUpdate(a->dec, NULL, &len, aad, (int)aad_len) != 1))
         return cai_fail(CAI_ERR_CRYPTO, "AES-GCM decryption failed");
+    return CAI_OK;
+}
+
+cai_status aead_open_update(aead *a, const uint8_t *in, size_t n, uint8_t *out) {
+    int len;
     for (size_t off = 0; off < n; off += AEAD_STEP) {
         size_t step = n - off < AEAD_STEP ? n - off : AEAD_STEP;
         if (EVP_DecryptUpdate(a->dec, out + off, &len, in + off, (int)step) != 1)
-            goto fail;
+            return cai_fail(CAI_ERR_CRYPTO, "AES-GCM decryption failed");
     }
-    if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN, (void *)tag) != 1 ||
-        EVP_DecryptFinal_ex(a->dec, out + n, &len) != 1)
-        goto fail;
     return CAI_OK;
-fail:
-    secure_wipe(out, n);
-    return CAI_ERR_AUTH;
+}
+
+cai_status aead_open_final(aead *a, const uint8_t tag[AEAD_TAG_LEN]) {
+    uint8_t none[16];
+    int len;
+    if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN, (void *)tag) != 1 ||
+        EVP_DecryptFinal_ex(a->dec, none, &len) != 1)
+        return CAI_ERR_AUTH;
+    return CAI_OK;
+}
+
+cai_status aead_open(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
+                     size_t aad_len, const uint8_t *in, size_t n,
+                     const uint8_t tag[AEAD_TAG_LEN], uint8_t *out) {
+    cai_status st = aead_open_init(a, nonce, aad, aad_len);
+    if (st == CAI_OK)
+        st = aead_open_update(a, in, n, out);
+    if (st == CAI_OK)
+        st = aead_open_final(a, tag);
+    if (st != CAI_OK)
+        secure_wipe(out, n);
+    return st;
 }

@@ -35,4 +35,14 @@ cai_status aead_open(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *a
                      size_t aad_len, const uint8_t *in, size_t n,
                      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out) CAI_WUR;
 
+/* Streaming decryption of one message, for messages too large to hold or
+ * best processed in cache-sized slices: aead_open_init, then
+ * aead_open_update for consecutive pieces, then aead_open_final. The output
+ * of aead_open_update is NOT authenticated until aead_open_final returns
+ * CAI_OK; on CAI_ERR_AUTH the caller must wipe and discard all of it. */
+cai_status aead_open_init(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
+                          size_t aad_len) CAI_WUR;
+cai_status aead_open_update(aead *a, const uint8_t *in, size_t n, uint8_t *out) CAI_WUR;
+cai_status aead_open_final(aead *a, const uint8_t tag[AEAD_TAG_LEN]) CAI_WUR;
+
 #endif

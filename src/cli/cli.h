@@ -1,0 +1,46 @@
+/* cli.h - what the subcommands of `cai` share. Exit codes: 0 success,
+ * 1 failure, 2 usage error. */
+#ifndef CAI_CLI_CLI_H
+#define CAI_CLI_CLI_H
+
+#include <stdint.h>
+
+#include "common/status.h"
+
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+int cmd_seal(int argc, char **argv);
+int cmd_unseal(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* cli_fail prints "cai <cmd>: <message of st>" and returns CLI_EXIT_FAIL. */
+int cli_fail(const char *cmd, cai_status st);
+
+/* cli_usage_error prints a message and a pointer to --help; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* cli_parse_size parses "4096", "64K", "4M", "2G" (binary units); 0 on
+ * success, -1 on a malformed value. */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/* cli_parse_int parses a decimal in [lo, hi]; 0 on success, -1 otherwise. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+
+/* cli_now returns a monotonic time in seconds. */
+double cli_now(void);
+
+/* A progress line on stderr, drawn only when stderr is a terminal. */
+typedef struct {
+    const char *label;
+    double t0;
+    double last;
+    int enabled;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, const char *label);
+void cli_progress_cb(uint64_t done, uint64_t total, void *arg);
+void cli_progress_end(cli_progress *p);
+
+#endif

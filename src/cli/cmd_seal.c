@@ -1,0 +1,412 @@
+/* cmd_seal.c - cai seal, cai unseal, cai inspect. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/codec.h"
+#include "common/file.h"
+#include "common/secure.h"
+#include "seal/keyfile.h"
+#include "seal/seal.h"
+
+/* ---- cai seal ----------------------------------------------------------- */
+
+static void seal_help(void) {
+    printf("usage: cai seal IN -o OUT --key-file KEY [--new-key] [--key-id URI]\n"
+           "                [--chunk-size SIZE] [--threads N]\n\n"
+           "Encrypt a model file or a directory (a Hugging Face model folder) into one\n"
+           "sealed file (docs/SEALED-FORMAT.md): AES-256-GCM in chunks, authenticated\n"
+           "header with the model's SHA-256 digest and the key id.\n\n"
+           "  -o, --output OUT     the sealed file to write (appears only when complete)\n"
+           "  -k, --key-file KEY   the 256-bit key (32 raw bytes or 64 hex digits, mode 0600)\n"
+           "      --new-key        generate a new key from the OS CSPRNG into KEY (must not exist)\n"
+           "      --key-id URI     the key broker resource holding the key\n"
+           "                       (default kbs:///cai/<input name>/key)\n"
+           "      --chunk-size SIZE  power of two from 64K to 64M (default 4M)\n"
+           "  -t, --threads N      encryption threads (default: one per CPU)\n"
+           "  -h, --help           this help\n");
+}
+
+/* The default key id: kbs:///cai/<name>/key, with the input's base name
+ * (extension dropped) reduced to the characters a KBS path allows. */
+static void default_key_id(const char *in, char *out, size_t cap) {
+    char name[128];
+    size_t len = strlen(in);
+    while (len > 1 && in[len - 1] == '/')
+        len--;
+    size_t start = len;
+    while (start > 0 && in[start - 1] != '/')
+        start--;
+    size_t n = 0;
+    for (size_t i = start; i < len && n < sizeof(name) - 1; i++) {
+        char c = in[i];
+        if (c == '.' && n > 0 && strchr(in + i + 1, '.') == NULL && i + 1 < len)
+            break; /* drop the last extension */
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        name[n++] = ok ? c : '-';
+    }
+    name[n] = '\0';
+    if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        snprintf(name, sizeof(name), "model");
+    snprintf(out, cap, "kbs:///cai/%s/key", name);
+}
+
+static int parse_chunk_size(const char *s, unsigned *out_log2) {
+    uint64_t v;
+    if (cli_parse_size(s, &v) != 0)
+        return -1;
+    for (unsigned l = SEAL_CHUNK_LOG2_MIN; l <= SEAL_CHUNK_LOG2_MAX; l++)
+        if (v == (1ull << l)) {
+            *out_log2 = l;
+            return 0;
+        }
+    return -1;
+}
+
+int cmd_seal(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},   {"key-file", required_argument, NULL, 'k'},
+        {"new-key", no_argument, NULL, 'N'},        {"key-id", required_argument, NULL, 'I'},
+        {"chunk-size", required_argument, NULL, 'C'}, {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *out = NULL, *key_file = NULL, *key_id = NULL;
+    int new_key = 0;
+    seal_params p = {0};
+    long n;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:k:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 'N': new_key = 1; break;
+        case 'I': key_id = optarg; break;
+        case 'C':
+            if (parse_chunk_size(optarg, &p.chunk_log2) != 0)
+                return cli_usage_error("seal", "--chunk-size must be a power of two from 64K to 64M");
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &n) != 0)
+                return cli_usage_error("seal", "--threads must be 1..1024");
+            p.n_threads = (int)n;
+            break;
+        case 'h': seal_help(); return 0;
+        default: return cli_usage_error("seal", "unknown option");
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("seal", "expected one input file or directory");
+    if (out == NULL || key_file == NULL)
+        return cli_usage_error("seal", "-o OUT and --key-file KEY are required");
+    const char *in = argv[optind];
+    char default_id[256];
+    if (key_id == NULL) {
+        default_key_id(in, default_id, sizeof(default_id));
+        key_id = default_id;
+    }
+    if (!seal_key_id_valid(key_id))
+        return cli_usage_error("seal", "key id \"%s\" is not a kbs://[host]/repository/type/tag URI",
+                               key_id);
+    p.key_id = key_id;
+
+    uint8_t key[SEAL_KEY_LEN], digest[SEAL_DIGEST_LEN];
+    cai_status st = new_key ? keyfile_create(key_file, key) : keyfile_read(key_file, key);
+    if (st != CAI_OK)
+        return cli_fail("seal", st);
+    cli_progress prog;
+    cli_progress_init(&prog, "sealing");
+    p.progress = cli_progress_cb;
+    p.progress_arg = &prog;
+    double t0 = cli_now();
+    st = seal_path(in, out, key, &p, digest);
+    cli_progress_end(&prog);
+    secure_wipe(key, sizeof(key));
+    if (st != CAI_OK) {
+        if (new_key)
+            unlink(key_file); /* a key for nothing */
+        return cli_fail("seal", st);
+    }
+    char hex[2 * SEAL_DIGEST_LEN + 1];
+    hex_encode(hex, digest, sizeof(digest));
+    printf("sealed %s -> %s in %.2f s\n  key id:  %s\n  digest:  sha256:%s\n  key:     %s%s\n",
+           in, out, cli_now() - t0, key_id, hex, key_file, new_key ? " (new, mode 0600)" : "");
+    return 0;
+}
+
+/* ---- cai inspect -------------------------------------------------------- */
+
+static void inspect_help(void) {
+    printf("usage: cai inspect FILE [--json] [--key-file KEY]\n\n"
+           "Show the header of a sealed file: key id, sizes, model digest, chunking and,\n"
+           "for a sealed directory, its files. Needs no key. With --key-file, also check\n"
+           "that the key matches and the header is authentic.\n\n"
+           "      --json           print one JSON object\n"
+           "  -k, --key-file KEY   verify the key commitment and the header MAC\n"
+           "  -h, --help           this help\n");
+}
+
+static json_t *header_json(const seal_header *h, const char *path, int key_checked) {
+    char hex[2 * 32 + 1];
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "format", json_string("cai-seal"));
+    json_object_set_new(o, "version", json_integer(h->version));
+    json_object_set_new(o, "suite", json_string("AES-256-GCM/HKDF-SHA-256"));
+    json_object_set_new(o, "key_id", json_string(h->key_id));
+    json_object_set_new(o, "kind", json_string(h->kind == SEAL_KIND_DIR ? "directory" : "file"));
+    json_object_set_new(o, "plaintext_len", json_integer((json_int_t)h->plaintext_len));
+    hex_encode(hex, h->digest, 32);
+    json_object_set_new(o, "digest", json_string(hex));
+    json_object_set_new(o, "chunk_size", json_integer((json_int_t)1 << h->chunk_log2));
+    json_object_set_new(o, "chunks", json_integer((json_int_t)h->n_chunks));
+    json_object_set_new(o, "header_len", json_integer(h->header_len));
+    json_object_set_new(o, "file_len", json_integer((json_int_t)h->file_len));
+    hex_encode(hex, h->salt, 32);
+    json_object_set_new(o, "salt", json_string(hex));
+    hex_encode(hex, h->key_commitment, 32);
+    json_object_set_new(o, "key_commitment", json_string(hex));
+    json_object_set_new(o, "authenticated", json_boolean(key_checked));
+    if (h->kind == SEAL_KIND_DIR) {
+        json_t *files = json_array();
+        for (uint32_t i = 0; i < h->n_entries; i++) {
+            char mode[8];
+            snprintf(mode, sizeof(mode), "%04o", h->entries[i].mode);
+            json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", h->entries[i].name,
+                                                   "size", (json_int_t)h->entries[i].size,
+                                                   "mode", mode));
+        }
+        json_object_set_new(o, "files", files);
+    }
+    return o;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"key-file", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int as_json = 0, c;
+    const char *key_file = NULL;
+    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': as_json = 1; break;
+        case 'k': key_file = optarg; break;
+        case 'h': inspect_help(); return 0;
+        default: return cli_usage_error("inspect", "unknown option");
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("inspect", "expected one sealed file");
+    const char *path = argv[optind];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cli_fail("inspect", cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno)));
+    seal_header *h = NULL;
+    seal_reader *r = NULL;
+    cai_status st;
+    if (key_file) {
+        uint8_t key[SEAL_KEY_LEN];
+        st = keyfile_read(key_file, key);
+        if (st == CAI_OK)
+            st = seal_reader_open(fd, key, &r);
+        secure_wipe(key, sizeof(key));
+    } else {
+        st = seal_header_read(fd, &h);
+    }
+    close(fd);
+    if (st != CAI_OK)
+        return cli_fail("inspect", st);
+    const seal_header *hh = r ? seal_reader_header(r) : h;
+    json_t *o = header_json(hh, path, r != NULL);
+    if (as_json) {
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(s);
+        free(s);
+    } else {
+        printf("sealed file     %s\n", path);
+        printf("format          cai-seal v%u, AES-256-GCM chunks, HKDF-SHA-256 keys\n", hh->version);
+        printf("key id          %s\n", hh->key_id);
+        if (hh->kind == SEAL_KIND_DIR)
+            printf("content         directory, %u files\n", hh->n_entries);
+        else
+            printf("content         one file\n");
+        printf("plaintext       %llu bytes\n", (unsigned long long)hh->plaintext_len);
+        printf("digest          sha256:%s\n", json_string_value(json_object_get(o, "digest")));
+        printf("chunks          %llu x %u KiB\n", (unsigned long long)hh->n_chunks,
+               (1u << hh->chunk_log2) / 1024);
+        printf("header          %u bytes (file %llu bytes)\n", hh->header_len,
+               (unsigned long long)hh->file_len);
+        printf("key commitment  %s\n", json_string_value(json_object_get(o, "key_commitment")));
+        printf("authenticated   %s\n", r ? "yes: the key matches and the header MAC verifies"
+                                         : "not checked (give --key-file to check)");
+        for (uint32_t i = 0; hh->kind == SEAL_KIND_DIR && i < hh->n_entries; i++)
+            printf("  %04o %14llu  %s\n", hh->entries[i].mode,
+                   (unsigned long long)hh->entries[i].size, hh->entries[i].name);
+    }
+    json_decref(o);
+    seal_header_free(h);
+    seal_reader_free(r);
+    return 0;
+}
+
+/* ---- cai unseal --------------------------------------------------------- */
+
+static void unseal_help(void) {
+    printf("usage: cai unseal IN --key-file KEY -o OUT [--threads N]\n\n"
+           "Decrypt a sealed file to OUT (a file, or a new directory for a sealed\n"
+           "directory) after verifying every chunk and the model digest. For the trusted\n"
+           "side and tests: inside the TEE, cai serve decrypts into memory instead.\n"
+           "Nothing is written at OUT unless everything verifies.\n\n"
+           "  -o, --output OUT     where to write the plaintext\n"
+           "  -k, --key-file KEY   the 256-bit key\n"
+           "  -t, --threads N      decryption threads (default: one per CPU)\n"
+           "  -h, --help           this help\n");
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    CAI_UNUSED(sb);
+    CAI_UNUSED(flag);
+    CAI_UNUSED(ftw);
+    return remove(path);
+}
+
+static cai_status mkdirs_for(const char *root, const char *name) {
+    char path[8192];
+    if (snprintf(path, sizeof(path), "%s/%s", root, name) >= (int)sizeof(path))
+        return cai_fail(CAI_ERR_LIMIT, "path too long: %s/%s", root, name);
+    for (char *s = path + strlen(root) + 1; (s = strchr(s, '/')) != NULL; s++) {
+        *s = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return cai_fail(CAI_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        *s = '/';
+    }
+    return CAI_OK;
+}
+
+/* Splits the verified plaintext in |fd| into the manifest's files under a
+ * staging directory, then renames it to |out|. */
+static cai_status write_tree(const seal_header *h, int fd, const char *out) {
+    char staging[8192];
+    snprintf(staging, sizeof(staging), "%s.partial-XXXXXX", out);
+    if (mkdtemp(staging) == NULL)
+        return cai_fail(CAI_ERR_IO, "cannot create %s: %s", staging, strerror(errno));
+    cai_status st = CAI_OK;
+    for (uint32_t i = 0; st == CAI_OK && i < h->n_entries; i++) {
+        const seal_entry *e = &h->entries[i];
+        char path[8192];
+        if (snprintf(path, sizeof(path), "%s/%s", staging, e->name) >= (int)sizeof(path)) {
+            st = cai_fail(CAI_ERR_LIMIT, "path too long: %s", e->name);
+            break;
+        }
+        if ((st = mkdirs_for(staging, e->name)) != CAI_OK)
+            break;
+        int ofd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (ofd < 0) {
+            st = cai_fail(CAI_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+            break;
+        }
+        loff_t in_off = (loff_t)e->offset;
+        uint64_t left = e->size;
+        while (left > 0 && st == CAI_OK) {
+            ssize_t r = copy_file_range(fd, &in_off, ofd, NULL, left, 0);
+            if (r <= 0)
+                st = cai_fail(CAI_ERR_IO, "cannot write %s: %s", path, r < 0 ? strerror(errno) : "short copy");
+            else
+                left -= (uint64_t)r;
+        }
+        if (st == CAI_OK && (fchmod(ofd, e->mode) != 0 || fsync(ofd) != 0))
+            st = cai_fail(CAI_ERR_IO, "cannot finish %s: %s", path, strerror(errno));
+        close(ofd);
+    }
+    if (st == CAI_OK && rename(staging, out) != 0)
+        st = cai_fail(CAI_ERR_IO, "cannot create %s: %s", out, strerror(errno));
+    if (st != CAI_OK)
+        nftw(staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return st;
+}
+
+int cmd_unseal(int argc, char **argv) {
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"key-file", required_argument, NULL, 'k'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = NULL, *key_file = NULL;
+    int n_threads = 0, c;
+    long n;
+    while ((c = getopt_long(argc, argv, "o:k:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &n) != 0)
+                return cli_usage_error("unseal", "--threads must be 1..1024");
+            n_threads = (int)n;
+            break;
+        case 'h': unseal_help(); return 0;
+        default: return cli_usage_error("unseal", "unknown option");
+        }
+    }
+    if (optind != argc - 1 || out == NULL || key_file == NULL)
+        return cli_usage_error("unseal", "expected IN --key-file KEY -o OUT");
+    const char *in = argv[optind];
+    uint8_t key[SEAL_KEY_LEN];
+    seal_reader *r = NULL;
+    file_atomic fa = {.fd = -1};
+    cli_progress prog;
+    int fd = open(in, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cli_fail("unseal", cai_fail(CAI_ERR_IO, "cannot open %s: %s", in, strerror(errno)));
+    cai_status st = keyfile_read(key_file, key);
+    if (st == CAI_OK)
+        st = seal_reader_open(fd, key, &r);
+    secure_wipe(key, sizeof(key));
+    if (st != CAI_OK)
+        goto out;
+    const seal_header *h = seal_reader_header(r);
+    struct stat sb;
+    if (h->kind == SEAL_KIND_DIR && stat(out, &sb) == 0) {
+        st = cai_fail(CAI_ERR_EXISTS, "%s already exists; a sealed directory is "
+                      "unsealed into a new directory", out);
+        goto out;
+    }
+    /* For a directory, the plaintext goes to an unnamed file beside it. */
+    char target[8192];
+    snprintf(target, sizeof(target), "%s%s", out, h->kind == SEAL_KIND_DIR ? ".stream" : "");
+    if ((st = file_atomic_open(&fa, target, 0600)) != CAI_OK)
+        goto out;
+    cli_progress_init(&prog, "unsealing");
+    st = seal_reader_decrypt_to_fd(r, fa.fd, n_threads, cli_progress_cb, &prog);
+    cli_progress_end(&prog);
+    uint8_t digest[SEAL_DIGEST_LEN];
+    if (st == CAI_OK)
+        st = seal_digest_fd(fa.fd, h->plaintext_len, digest);
+    if (st == CAI_OK && !secure_memeq(digest, h->digest, SEAL_DIGEST_LEN))
+        st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
+    if (st != CAI_OK)
+        goto out;
+    if (h->kind == SEAL_KIND_DIR)
+        st = write_tree(h, fa.fd, out);
+    else
+        st = file_atomic_commit(&fa);
+    if (st == CAI_OK) {
+        char hex[2 * SEAL_DIGEST_LEN + 1];
+        hex_encode(hex, digest, sizeof(digest));
+        printf("unsealed %s -> %s (%llu bytes%s)\n  digest:  sha256:%s (verified)\n", in, out,
+               (unsigned long long)h->plaintext_len,
+               h->kind == SEAL_KIND_DIR ? ", a directory" : "", hex);
+    }
+out:
+    file_atomic_abort(&fa);
+    seal_reader_free(r);
+    close(fd);
+    return st == CAI_OK ? 0 : cli_fail("unseal", st);
+}

@@ -1,0 +1,87 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd, cai_status st) {
+    fprintf(stderr, "cai %s: %s\n", cmd, cai_errmsg(st));
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "cai %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'cai %s --help'.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *s == '-')
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: return -1;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end != '\0' || (shift && v > (~0ull >> shift)))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_init(cli_progress *p, const char *label) {
+    p->label = label;
+    p->t0 = p->last = cli_now();
+    p->enabled = isatty(STDERR_FILENO);
+}
+
+void cli_progress_cb(uint64_t done, uint64_t total, void *arg) {
+    cli_progress *p = arg;
+    double now = cli_now();
+    if (!p->enabled || (now - p->last < 0.1 && done < total))
+        return;
+    p->last = now;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    int bar = pct * 30 / 100;
+    double rate = now > p->t0 ? (double)done / (now - p->t0) / 1e9 : 0;
+    fprintf(stderr, "\r%-9s [%.*s%*s] %3d%% %8.2f GB  %5.2f GB/s", p->label, bar,
+            "##############################", 30 - bar, "", pct, (double)done / 1e9, rate);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->enabled)
+        fprintf(stderr, "\r\033[K");
+}

@@ -1,0 +1,41 @@
+# Shared helpers for end-to-end tests: each check prints "PASS name" or
+# "FAIL name: why"; tests/run.sh counts the lines.
+set -u
+: "${CAI:?CAI must point at the cai binary}"
+T=$(mktemp -d /tmp/cai-e2e.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
+
+# check NAME CMD... : passes when CMD succeeds.
+check() {
+    local name="$1"; shift
+    local out
+    if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -n 3)"; fi
+}
+
+# refuses NAME PATTERN CMD... : passes when CMD exits 1 and its stderr matches PATTERN.
+refuses() {
+    local name="$1" pattern="$2"; shift 2
+    local err rc
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -eq 1 ] && echo "$err" | grep -qiE "$pattern"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc, stderr: $err"
+    fi
+}
+
+finish() { [ "$fails" -eq 0 ]; }
+
+# sha256 of a file, hex only.
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# flip_byte FILE OFFSET: xor one byte with 0x01 in place.
+flip_byte() {
+    local b
+    b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+    printf "$(printf '\\%03o' $(( (b ^ 1) & 255 )))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}

@@ -1,0 +1,64 @@
+# cai seal / inspect / unseal from the command line, as a user runs them.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+check help_top "$CAI" --help
+for c in seal unseal inspect bench; do check "help_$c" "$CAI" "$c" --help; done
+"$CAI" frobnicate >/dev/null 2>&1; [ $? -eq 2 ] && pass unknown_command_exit_2 || fail unknown_command_exit_2 "wrong exit code"
+"$CAI" seal >/dev/null 2>&1; [ $? -eq 2 ] && pass seal_usage_exit_2 || fail seal_usage_exit_2 "wrong exit code"
+
+: > empty.bin
+check new_key "$CAI" seal empty.bin -o empty.sealed --key-file k --new-key
+[ "$(stat -c %a k)" = 600 ] && [ "$(stat -c %s k)" = 32 ] && pass key_file_mode_0600 || fail key_file_mode_0600 "$(stat -c '%a %s' k)"
+refuses new_key_refuses_existing "already exists" "$CAI" seal empty.bin -o x.sealed --key-file k --new-key
+
+# Round trips at the chunk edges (4 MiB default chunks, and 64 KiB ones).
+C=$((4 * 1024 * 1024))
+for n in 0 1 $((C - 1)) $C $((C + 1)) $((3 * C + 12345)); do
+    head -c "$n" /dev/urandom > "in.$n"
+    if "$CAI" seal "in.$n" -o "s.$n" -k k >/dev/null && "$CAI" unseal "s.$n" -k k -o "out.$n" >/dev/null &&
+        cmp -s "in.$n" "out.$n" &&
+        [ "$("$CAI" inspect --json "s.$n" | grep '"digest"' | cut -d'"' -f4)" = "$(sha "in.$n")" ]; then
+        pass "round_trip_$n"
+    else
+        fail "round_trip_$n" "mismatch"
+    fi
+done
+check round_trip_small_chunks sh -c "'$CAI' seal in.$((3 * C + 12345)) -o small.sealed -k k --chunk-size 64K -t 1 >/dev/null &&
+    '$CAI' unseal small.sealed -k k -o small.out -t 2 >/dev/null && cmp in.$((3 * C + 12345)) small.out &&
+    '$CAI' inspect small.sealed | grep -q 'chunks.*x 64 KiB'"
+
+# The digest printed by seal is sha256sum's.
+head -c 100000 /dev/urandom > model.gguf
+out=$("$CAI" seal model.gguf -o model.sealed -k k --key-id kbs:///cai/qwen/key)
+echo "$out" | grep -q "sha256:$(sha model.gguf)" && pass seal_prints_digest || fail seal_prints_digest "$out"
+"$CAI" inspect model.sealed | grep -q 'kbs:///cai/qwen/key' && pass inspect_shows_key_id || fail inspect_shows_key_id "no key id"
+"$CAI" inspect model.sealed --key-file k | grep -q 'authenticated *yes' && pass inspect_with_key || fail inspect_with_key "not authenticated"
+
+# A directory (a Hugging Face style model folder).
+mkdir -p hf/tokenizer && echo '{"model_type":"qwen2"}' > hf/config.json &&
+    head -c 300000 /dev/urandom > hf/model.safetensors && : > hf/empty && echo tok > hf/tokenizer/vocab.txt
+check dir_seal "$CAI" seal hf -o hf.sealed -k k
+"$CAI" inspect hf.sealed | grep -q 'directory, 4 files' && pass dir_inspect || fail dir_inspect "$("$CAI" inspect hf.sealed)"
+check dir_unseal_equal sh -c "'$CAI' unseal hf.sealed -k k -o hf2 >/dev/null && diff -r hf hf2"
+refuses dir_unseal_refuses_existing "already exists" "$CAI" unseal hf.sealed -k k -o hf2
+
+# Tampering: refused, with a clear message, and nothing written.
+cp model.sealed t.sealed && flip_byte t.sealed 40
+refuses tamper_header "modified|authentication" "$CAI" unseal t.sealed -k k -o t.out
+[ ! -e t.out ] && pass tamper_header_no_output || fail tamper_header_no_output "t.out exists"
+cp model.sealed t.sealed && flip_byte t.sealed 50000
+refuses tamper_chunk "chunk 0 of 1 failed authentication" "$CAI" unseal t.sealed -k k -o t.out
+[ -z "$(ls -A | grep -E '^(t\.out|\.t\.out)')" ] && pass tamper_chunk_no_output || fail tamper_chunk_no_output "$(ls -A)"
+head -c 60000 model.sealed > trunc.sealed
+refuses truncated "truncated" "$CAI" unseal trunc.sealed -k k -o t.out
+cp model.sealed app.sealed && printf x >> app.sealed
+refuses appended "after its end" "$CAI" unseal app.sealed -k k -o t.out
+head -c 32 /dev/urandom > k2 && chmod 600 k2
+refuses wrong_key "wrong key" "$CAI" unseal model.sealed -k k2 -o t.out
+refuses inspect_wrong_key "wrong key" "$CAI" inspect model.sealed -k k2
+refuses not_sealed "not a sealed file" "$CAI" inspect model.gguf
+chmod 644 k2
+refuses key_file_permissions "other users" "$CAI" unseal model.sealed -k k2 -o t.out
+[ ! -e t.out ] && pass no_output_after_refusals || fail no_output_after_refusals "t.out exists"
+finish

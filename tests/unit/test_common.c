@@ -1,0 +1,212 @@
+/* Tests of src/common: cursor, buf, codec, pool, file helpers, status. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/codec.h"
+#include "common/cursor.h"
+#include "common/file.h"
+#include "common/pool.h"
+#include "common/secure.h"
+#include "test.h"
+
+static void test_cursor_getters(void) {
+    const uint8_t b[] = {1, 2, 0, 3, 0, 0, 0, 0x12, 0x34, 9, 9};
+    cursor c, sub;
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    cursor_init(&c, b, sizeof(b));
+    CHECK(cursor_get_u8(&c, &u8) && u8 == 1);
+    CHECK(cursor_get_u16le(&c, &u16) && u16 == 2);
+    CHECK(cursor_get_u32le(&c, &u32) && u32 == 3);
+    CHECK(cursor_get_u16be(&c, &u16) && u16 == 0x1234);
+    CHECK(cursor_len(&c) == 2);
+    CHECK(!cursor_get_u32le(&c, &u32));
+    CHECK(cursor_len(&c) == 2); /* failure does not advance */
+    CHECK(cursor_get_span(&c, &sub, 2) && cursor_len(&sub) == 2 && cursor_len(&c) == 0);
+    CHECK(!cursor_get_u8(&c, &u8));
+}
+
+static void test_cursor_prefixed(void) {
+    const uint8_t ok[] = {3, 0, 'a', 'b', 'c', 0xff};
+    const uint8_t overrun[] = {4, 0, 'a', 'b', 'c'};
+    cursor c, s;
+    cursor_init(&c, ok, sizeof(ok));
+    CHECK(cursor_get_u16le_prefixed(&c, &s) && cursor_len(&s) == 3 && cursor_len(&c) == 1);
+    cursor_init(&c, overrun, sizeof(overrun));
+    CHECK(!cursor_get_u16le_prefixed(&c, &s));
+    CHECK(cursor_len(&c) == sizeof(overrun)); /* untouched on failure */
+    const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1};
+    cursor_init(&c, huge, sizeof(huge));
+    CHECK(!cursor_get_u64le_prefixed(&c, &s));
+}
+
+static void test_buf_limit(void) {
+    buf b;
+    buf_init(&b, 8);
+    CHECK_OK(buf_append(&b, "12345678", 8));
+    CHECK_ST(buf_append_u8(&b, 1), CAI_ERR_LIMIT);
+    CHECK(b.len == 8 && memcmp(b.data, "12345678", 8) == 0);
+    buf_free(&b);
+    CHECK(b.len == 0 && b.data == NULL);
+    buf_init(&b, 0);
+    CHECK_OK(buf_printf(&b, "%s-%d", "x", 42));
+    CHECK_OK(buf_append_u32le(&b, 0x01020304));
+    CHECK(b.len == 8 && memcmp(b.data, "x-42\x04\x03\x02\x01", 8) == 0);
+    buf_free(&b);
+    buf_free(NULL);
+}
+
+static void test_hex(void) {
+    uint8_t out[4];
+    size_t n;
+    char s[9];
+    CHECK_OK(hex_decode("00fFa5", 6, out, sizeof(out), &n));
+    CHECK(n == 3 && out[0] == 0 && out[1] == 0xff && out[2] == 0xa5);
+    hex_encode(s, out, 3);
+    CHECK(strcmp(s, "00ffa5") == 0);
+    CHECK_ST(hex_decode("abc", 3, out, sizeof(out), &n), CAI_ERR_FORMAT);
+    CHECK_ST(hex_decode("zz", 2, out, sizeof(out), &n), CAI_ERR_FORMAT);
+    CHECK_ST(hex_decode("0011223344", 10, out, sizeof(out), &n), CAI_ERR_LIMIT);
+}
+
+static void test_base64_vectors(void) {
+    /* RFC 4648 section 10. */
+    static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char enc[16];
+        uint8_t dec[16];
+        size_t n;
+        b64_encode(enc, in[i], strlen(in[i]), B64_STD);
+        CHECK(strcmp(enc, std[i]) == 0 && strlen(enc) == b64_encoded_len(strlen(in[i]), B64_STD));
+        b64_encode(enc, in[i], strlen(in[i]), B64_URL);
+        CHECK(strcmp(enc, url[i]) == 0 && strlen(enc) == b64_encoded_len(strlen(in[i]), B64_URL));
+        CHECK_OK(b64_decode(std[i], strlen(std[i]), dec, sizeof(dec), &n, B64_STD));
+        CHECK(n == strlen(in[i]) && memcmp(dec, in[i], n) == 0);
+        CHECK_OK(b64_decode(url[i], strlen(url[i]), dec, sizeof(dec), &n, B64_URL));
+        CHECK(n == strlen(in[i]) && memcmp(dec, in[i], n) == 0);
+    }
+}
+
+static void test_base64_rejects(void) {
+    uint8_t d[16];
+    size_t n;
+    CHECK_ST(b64_decode("Zg=", 3, d, sizeof(d), &n, B64_STD), CAI_ERR_FORMAT);  /* length */
+    CHECK_ST(b64_decode("Zh==", 4, d, sizeof(d), &n, B64_STD), CAI_ERR_FORMAT); /* trailing bits */
+    CHECK_ST(b64_decode("Z-==", 4, d, sizeof(d), &n, B64_STD), CAI_ERR_FORMAT); /* alphabet */
+    CHECK_ST(b64_decode("Zg==", 4, d, sizeof(d), &n, B64_URL), CAI_ERR_FORMAT); /* padding */
+    CHECK_ST(b64_decode("Z", 1, d, sizeof(d), &n, B64_URL), CAI_ERR_FORMAT);
+    CHECK_ST(b64_decode("Zm9vYmFy", 8, d, 5, &n, B64_STD), CAI_ERR_LIMIT);
+}
+
+typedef struct {
+    atomic_int calls;
+    atomic_long sum;
+} pool_ctx;
+
+static void pool_fn_sum(void *ctx, int ith, int nth) {
+    pool_ctx *c = ctx;
+    atomic_fetch_add(&c->calls, 1);
+    long s = 0;
+    for (int i = ith; i < 1000; i += nth)
+        s += i;
+    atomic_fetch_add(&c->sum, s);
+}
+
+static void test_pool_partition(void) {
+    for (int n = 1; n <= 4; n++) {
+        pool *p;
+        CHECK_OK(pool_new(n, &p));
+        for (int round = 0; round < 50; round++) {
+            pool_ctx c = {0};
+            pool_run(p, pool_fn_sum, &c);
+            CHECK(atomic_load(&c.calls) == n && atomic_load(&c.sum) == 999 * 1000 / 2);
+        }
+        pool_free(p);
+    }
+    pool_free(NULL);
+}
+
+static void test_file_atomic(void) {
+    char dir[] = "/tmp/cai-test-XXXXXX", path[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/out", dir);
+    file_atomic fa;
+    CHECK_OK(file_atomic_open(&fa, path, 0600));
+    CHECK_OK(file_write_full(fa.fd, "abc", 3));
+    CHECK(access(path, F_OK) != 0); /* not visible before commit */
+    file_atomic_abort(&fa);
+    CHECK(access(path, F_OK) != 0);
+    CHECK_OK(file_atomic_open(&fa, path, 0600));
+    CHECK_OK(file_write_full(fa.fd, "abc", 3));
+    CHECK_OK(file_atomic_commit(&fa));
+    buf b;
+    CHECK_OK(file_read_all(path, 3, &b));
+    CHECK(b.len == 3 && memcmp(b.data, "abc", 3) == 0);
+    buf_free(&b);
+    CHECK_ST(file_read_all(path, 2, &b), CAI_ERR_LIMIT);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    CHECK_ST(file_write_new(path, "x", 1, 0600), CAI_ERR_EXISTS);
+    /* The directory holds exactly the one file: no temporaries left. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A %s | wc -l) -eq 1", dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_memfd_seal(void) {
+    int fd;
+    CHECK_OK(file_memfd_new("t", 4096, &fd));
+    CHECK_OK(file_pwrite_full(fd, "hello", 5, 0));
+    CHECK_OK(file_memfd_seal(fd));
+    CHECK(pwrite(fd, "x", 1, 0) < 0);
+    CHECK(ftruncate(fd, 1) != 0);
+    char b[5];
+    CHECK_OK(file_pread_full(fd, b, 5, 0));
+    CHECK(memcmp(b, "hello", 5) == 0);
+    close(fd);
+}
+
+static void test_secure(void) {
+    uint8_t a[32], b[32];
+    CHECK_OK(secure_random(a, sizeof(a)));
+    memcpy(b, a, sizeof(a));
+    CHECK(secure_memeq(a, b, sizeof(a)));
+    b[31] ^= 1;
+    CHECK(!secure_memeq(a, b, sizeof(a)));
+    secure_wipe(a, sizeof(a));
+    for (size_t i = 0; i < sizeof(a); i++)
+        CHECK(a[i] == 0);
+}
+
+static void test_status_messages(void) {
+    CHECK(strcmp(cai_errmsg(CAI_ERR_IO), cai_strerror(CAI_ERR_IO)) == 0 ||
+          cai_errmsg(CAI_ERR_IO) != NULL);
+    cai_status st = cai_fail(CAI_ERR_FORMAT, "bad thing %d", 7);
+    CHECK(st == CAI_ERR_FORMAT);
+    CHECK(strcmp(cai_errmsg(CAI_ERR_FORMAT), "bad thing 7") == 0);
+    /* A detail recorded for another status is not shown for this one. */
+    CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH), cai_strerror(CAI_ERR_AUTH)) == 0);
+}
+
+int main(void) {
+    RUN(test_cursor_getters);
+    RUN(test_cursor_prefixed);
+    RUN(test_buf_limit);
+    RUN(test_hex);
+    RUN(test_base64_vectors);
+    RUN(test_base64_rejects);
+    RUN(test_pool_partition);
+    RUN(test_file_atomic);
+    RUN(test_memfd_seal);
+    RUN(test_secure);
+    RUN(test_status_messages);
+    return test_summary();
+}
