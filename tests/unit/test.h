@@ -56,6 +56,24 @@ static int test_case_failed;
         test_failed_cases += test_case_failed;                                 \
     } while (0)
 
+/* test_shared_data returns the team's shared test data folder
+ * ($CAI_SHARED_DATA, else ../shared/data from the repository root), or NULL
+ * when it is absent: tests that need it then print SKIP and pass. */
+static inline const char *test_shared_data(void) {
+    const char *d = getenv("CAI_SHARED_DATA");
+    if (d == NULL || d[0] == '\0')
+        d = "../shared/data";
+    FILE *f;
+    char probe[4096];
+    snprintf(probe, sizeof(probe), "%s/README.md", d);
+    if ((f = fopen(probe, "r")) == NULL)
+        return NULL;
+    fclose(f);
+    return d;
+}
+
+#define SKIP(name, why) printf("SKIP %s: %s\n", name, why)
+
 static inline int test_summary(void) { return test_failed_cases ? 1 : 0; }
 
 #endif
