@@ -28,7 +28,7 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -lssl -lcrypto -ljansson -lpthread -lm $(LDLIBS)
+LDLIBS_ALL := -lssl -lcrypto -ljansson -lsqlite3 -lpthread -lm $(LDLIBS)
 LDFLAGS_ALL := -pthread $(SANLD) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
@@ -67,7 +67,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -Isrc \
 fuzz: $(FUZZ_BIN)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) -lssl -lcrypto -ljansson -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) -lssl -lcrypto -ljansson -lsqlite3 -lm
 
 clean:
 	rm -rf build build-asan build-fuzz
