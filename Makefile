@@ -61,15 +61,21 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcai.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcai.a $(LDLIBS_ALL)
 
-# libFuzzer targets: the whole library rebuilt with clang and coverage.
+# libFuzzer targets: the library rebuilt once with clang, coverage and sanitizers.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -Isrc \
-               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+               -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ    := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 fuzz: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) -lssl -lcrypto -ljansson -lsqlite3 -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+build-fuzz/libcai.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libcai.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libcai.a $(LDLIBS_ALL)
 
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
