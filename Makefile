@@ -28,7 +28,7 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(WARN) -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -lssl -lcrypto -ljansson -lsqlite3 -lpthread -lm $(LDLIBS)
+LDLIBS_ALL := -levent_openssl -levent_pthreads -levent -lcurl -lssl -lcrypto -ljansson -lsqlite3 -lpthread -lm $(LDLIBS)
 LDFLAGS_ALL := -pthread $(SANLD) $(LDFLAGS)
 
 LIB_SRC   := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))

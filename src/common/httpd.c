@@ -1,0 +1,608 @@
+/* httpd.c - libevent evhttp with limits, OpenSSL TLS and cross-thread replies. */
+#include "common/httpd.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/log.h"
+
+#define MAX_ROUTES 32
+#define RATE_BUCKETS 4096
+
+typedef struct conn {
+    struct evhttp_connection *evcon;
+    httpd_async *async; /* in flight on this connection, if any */
+    struct conn *next;
+    httpd *h;
+} conn;
+
+typedef struct {
+    uint64_t key;  /* hash of the client address */
+    double tokens, t;
+} rate_bucket;
+
+struct httpd {
+    httpd_config cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    struct event *sigint, *sigterm;
+    SSL_CTX *ssl_ctx;
+    int own_ssl_ctx;
+    int port;
+    struct { char path[128]; httpd_handler fn; void *arg; } routes[MAX_ROUTES];
+    int n_routes;
+    conn *conns;
+    int n_conns;
+    rate_bucket *rate;
+    char *(*error_body)(int status, const char *message);
+};
+
+struct httpd_req {
+    httpd *h;
+    struct evhttp_request *req;
+    const char *path;
+    struct evkeyvalq query;
+    char *body;
+    size_t body_len;
+    char client[64];
+    int answered;
+};
+
+struct httpd_async {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    struct event *wake;
+    struct evhttp_request *req; /* loop thread; NULL once finished or closed */
+    conn *c;
+    void (*on_close)(void *);
+    void *arg;
+    /* shared, under mu */
+    struct evbuffer *pending;
+    int status;
+    char ctype[96];
+    int want_full, want_start, want_end, started, finished, closed;
+};
+
+/* ---- setup ------------------------------------------------------------- */
+
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+static void threads_init(void) { evthread_use_pthreads(); }
+
+static char *default_error_body(int status, const char *message) {
+    json_t *j = json_pack("{s:s, s:i}", "error", message, "status", status);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
+    httpd *h = arg;
+    SSL *ssl = SSL_new(h->ssl_ctx);
+    if (ssl == NULL)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static cai_status tls_setup(httpd *h) {
+    const httpd_config *c = &h->cfg;
+    if (c->ssl_ctx) {
+        h->ssl_ctx = c->ssl_ctx;
+        return CAI_OK;
+    }
+    if (!c->tls_cert_file && !c->tls_key_file)
+        return CAI_OK;
+    if (!c->tls_cert_file || !c->tls_key_file)
+        return cai_fail(CAI_ERR_INVALID_ARG, "HTTPS needs both a certificate and a key file");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return cai_fail(CAI_ERR_CRYPTO, "cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        unsigned long e = ERR_get_error();
+        SSL_CTX_free(ctx);
+        return cai_fail(CAI_ERR_INVALID_ARG, "cannot load the TLS certificate %s and key: %s",
+                        c->tls_cert_file, ERR_reason_error_string(e));
+    }
+    h->ssl_ctx = ctx;
+    h->own_ssl_ctx = 1;
+    return CAI_OK;
+}
+
+static void on_request(struct evhttp_request *req, void *arg);
+
+static void on_signal(evutil_socket_t sig, short ev, void *arg) {
+    (void)sig, (void)ev;
+    event_base_loopbreak(((httpd *)arg)->base);
+}
+
+cai_status httpd_new(const httpd_config *cfg, httpd **out) {
+    *out = NULL;
+    pthread_once(&threads_once, threads_init);
+    signal(SIGPIPE, SIG_IGN);
+    httpd *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return CAI_ERR_NOMEM;
+    h->cfg = *cfg;
+    if (!h->cfg.host)
+        h->cfg.host = "127.0.0.1";
+    if (!h->cfg.max_body)
+        h->cfg.max_body = 1 << 20;
+    if (!h->cfg.max_headers)
+        h->cfg.max_headers = 16 << 10;
+    if (!h->cfg.max_connections)
+        h->cfg.max_connections = 256;
+    if (!h->cfg.timeout_s)
+        h->cfg.timeout_s = 60;
+    if (h->cfg.rate_burst <= 0)
+        h->cfg.rate_burst = 20;
+    h->error_body = default_error_body;
+    cai_status st = tls_setup(h);
+    if (st != CAI_OK)
+        goto fail;
+    h->base = event_base_new();
+    h->http = h->base ? evhttp_new(h->base) : NULL;
+    h->rate = calloc(RATE_BUCKETS, sizeof(*h->rate));
+    if (!h->http || !h->rate) {
+        st = CAI_ERR_NOMEM;
+        goto fail;
+    }
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)h->cfg.max_body);
+    evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->cfg.max_headers);
+    evhttp_set_timeout(h->http, h->cfg.timeout_s);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(h->http, on_request, h);
+    if (h->ssl_ctx)
+        evhttp_set_bevcb(h->http, tls_bev, h);
+    h->sock = evhttp_bind_socket_with_handle(h->http, h->cfg.host, (ev_uint16_t)h->cfg.port);
+    if (h->sock == NULL) {
+        st = cai_fail(CAI_ERR_IO, "cannot listen on %s:%d (in use, or not a local address)",
+                      h->cfg.host, h->cfg.port);
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sl) == 0)
+        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    h->sigint = evsignal_new(h->base, SIGINT, on_signal, h);
+    h->sigterm = evsignal_new(h->base, SIGTERM, on_signal, h);
+    if (!h->sigint || !h->sigterm) {
+        st = CAI_ERR_NOMEM;
+        goto fail;
+    }
+    *out = h;
+    return CAI_OK;
+fail:
+    httpd_free(h);
+    return st;
+}
+
+void httpd_free(httpd *h) {
+    if (h == NULL)
+        return;
+    if (h->sigint)
+        event_free(h->sigint);
+    if (h->sigterm)
+        event_free(h->sigterm);
+    if (h->http)
+        evhttp_free(h->http); /* closes connections: their close callbacks run */
+    while (h->conns) {
+        conn *c = h->conns;
+        h->conns = c->next;
+        free(c);
+    }
+    if (h->base)
+        event_base_free(h->base);
+    if (h->own_ssl_ctx)
+        SSL_CTX_free(h->ssl_ctx);
+    free(h->rate);
+    free(h);
+}
+
+int httpd_port(const httpd *h) { return h->port; }
+
+cai_status httpd_route(httpd *h, const char *path, httpd_handler fn, void *arg) {
+    if (h->n_routes == MAX_ROUTES || strlen(path) >= sizeof(h->routes[0].path))
+        return cai_fail(CAI_ERR_LIMIT, "too many routes");
+    snprintf(h->routes[h->n_routes].path, sizeof(h->routes[0].path), "%s", path);
+    h->routes[h->n_routes].fn = fn;
+    h->routes[h->n_routes++].arg = arg;
+    return CAI_OK;
+}
+
+void httpd_set_error_body(httpd *h, char *(*fn)(int, const char *)) { h->error_body = fn; }
+
+cai_status httpd_run(httpd *h) {
+    event_add(h->sigint, NULL);
+    event_add(h->sigterm, NULL);
+    int rc = event_base_dispatch(h->base);
+    event_del(h->sigint);
+    event_del(h->sigterm);
+    return rc < 0 ? cai_fail(CAI_ERR_IO, "the event loop failed") : CAI_OK;
+}
+
+void httpd_stop(httpd *h) { event_base_loopbreak(h->base); }
+
+/* ---- connections and limits ------------------------------------------- */
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
+    conn *c = arg;
+    httpd *h = c->h;
+    (void)evcon;
+    httpd_async *a = c->async;
+    if (a) {
+        pthread_mutex_lock(&a->mu);
+        /* A reply still in progress was detached from the failed connection
+         * by libevent and is ours to free; on shutdown it is still attached
+         * and libevent frees it. */
+        if (a->req && evhttp_request_get_connection(a->req) == NULL)
+            evhttp_request_free(a->req);
+        a->closed = 1;
+        a->req = NULL;
+        pthread_mutex_unlock(&a->mu);
+        a->c = NULL;
+        if (a->on_close)
+            a->on_close(a->arg);
+        httpd_async_release(a); /* httpd's reference */
+    }
+    for (conn **p = &h->conns; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    h->n_conns--;
+    free(c);
+}
+
+static conn *conn_get(httpd *h, struct evhttp_connection *evcon) {
+    for (conn *c = h->conns; c; c = c->next)
+        if (c->evcon == evcon)
+            return c;
+    conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->evcon = evcon;
+    c->h = h;
+    c->next = h->conns;
+    h->conns = c;
+    h->n_conns++;
+    evhttp_connection_set_closecb(evcon, on_conn_close, c);
+    return c;
+}
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t x = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        x = (x ^ (uint8_t)*s) * 0x100000001b3ull;
+    return x;
+}
+
+static int rate_allow(httpd *h, const char *client) {
+    if (h->cfg.rate_per_s <= 0)
+        return 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    uint64_t k = fnv1a(client);
+    rate_bucket *b = &h->rate[k % RATE_BUCKETS];
+    if (b->key != k || b->t == 0) { /* a new client (or a colliding one) */
+        b->key = k;
+        b->tokens = h->cfg.rate_burst;
+        b->t = now;
+    }
+    b->tokens = fmin(h->cfg.rate_burst, b->tokens + (now - b->t) * h->cfg.rate_per_s);
+    b->t = now;
+    if (b->tokens < 1)
+        return 0;
+    b->tokens -= 1;
+    return 1;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static const char *reason(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+static void send_reply(struct evhttp_request *req, int status, const char *ctype, const void *body,
+                 size_t len) {
+    struct evbuffer *b = evbuffer_new();
+    if (b && len)
+        evbuffer_add(b, body, len);
+    if (ctype)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_send_reply(req, status, reason(status), b);
+    if (b)
+        evbuffer_free(b);
+}
+
+void httpd_add_header(httpd_req *r, const char *name, const char *value) {
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+void httpd_reply(httpd_req *r, int status, const char *content_type, const void *body, size_t len) {
+    if (r->answered)
+        return;
+    r->answered = 1;
+    send_reply(r->req, status, content_type, body, len);
+}
+
+void httpd_reply_json(httpd_req *r, int status, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (s == NULL) {
+        httpd_reply(r, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    httpd_reply(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void httpd_reply_error(httpd_req *r, int status, const char *message) {
+    char *s = r->h->error_body(status, message);
+    if (s == NULL) {
+        httpd_reply(r, status, "text/plain", message, strlen(message));
+        return;
+    }
+    httpd_reply(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    httpd *h = arg;
+    httpd_req r = {.h = h, .req = req};
+    r.query.tqh_first = NULL;
+    r.query.tqh_last = &r.query.tqh_first;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    snprintf(r.client, sizeof(r.client), "%s", addr ? addr : "?");
+    conn *c = conn_get(h, evcon);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+    char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+    if (c == NULL || path == NULL) {
+        send_reply(req, 500, "text/plain", "out of memory\n", 14);
+        free(path);
+        return;
+    }
+    r.path = path;
+    if (h->n_conns > h->cfg.max_connections) {
+        httpd_reply_error(&r, 503, "too many connections");
+        goto out;
+    }
+    if (!rate_allow(h, r.client)) {
+        httpd_reply_error(&r, 429, "too many requests from this address: slow down");
+        goto out;
+    }
+    const char *q = evhttp_uri_get_query(uri);
+    if (q && evhttp_parse_query_str(q, &r.query) != 0) {
+        httpd_reply_error(&r, 400, "malformed query string");
+        goto out;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    r.body_len = evbuffer_get_length(in);
+    r.body = malloc(r.body_len + 1);
+    if (r.body == NULL) {
+        httpd_reply_error(&r, 500, "out of memory");
+        goto out;
+    }
+    evbuffer_copyout(in, r.body, r.body_len);
+    r.body[r.body_len] = '\0';
+    for (int i = 0; i < h->n_routes; i++) {
+        const char *rp = h->routes[i].path;
+        size_t n = strlen(rp);
+        if (strcmp(rp, path) == 0 || (n > 0 && rp[n - 1] == '/' && strncmp(rp, path, n) == 0)) {
+            h->routes[i].fn(&r, h->routes[i].arg);
+            if (!r.answered)
+                httpd_reply_error(&r, 500, "the handler did not answer");
+            goto out;
+        }
+    }
+    httpd_reply_error(&r, 404, "not found");
+out:
+    evhttp_clear_headers(&r.query);
+    free(r.body);
+    free(path);
+}
+
+const char *httpd_method(const httpd_req *r) {
+    switch (evhttp_request_get_command(r->req)) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    default: return "OTHER";
+    }
+}
+
+const char *httpd_path(const httpd_req *r) { return r->path; }
+
+const char *httpd_query(const httpd_req *r, const char *name) {
+    return evhttp_find_header(&r->query, name);
+}
+
+const char *httpd_header(const httpd_req *r, const char *name) {
+    return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+const char *httpd_body(const httpd_req *r, size_t *len) {
+    if (len)
+        *len = r->body_len;
+    return r->body;
+}
+
+const char *httpd_client(const httpd_req *r) { return r->client; }
+
+/* ---- replies from other threads ---------------------------------------- */
+
+static void async_finish(httpd_async *a) {
+    /* loop thread, a->mu not held: the request is done on our side */
+    a->req = NULL;
+    if (a->c) {
+        a->c->async = NULL;
+        a->c = NULL;
+        httpd_async_release(a); /* httpd's reference; may free |a| */
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short ev, void *arg) {
+    (void)fd, (void)ev;
+    httpd_async *a = arg;
+    pthread_mutex_lock(&a->mu);
+    struct evhttp_request *req = a->req;
+    if (req == NULL || a->finished) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    struct evbuffer *data = evbuffer_new();
+    if (data)
+        evbuffer_add_buffer(data, a->pending);
+    int full = a->want_full, start = a->want_start && !a->started, end = a->want_end;
+    int status = a->status;
+    char ctype[sizeof(a->ctype)];
+    memcpy(ctype, a->ctype, sizeof(ctype));
+    if (start)
+        a->started = 1;
+    if (full || end)
+        a->finished = 1;
+    pthread_mutex_unlock(&a->mu);
+    if (data == NULL)
+        return;
+    if (full) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+        evhttp_send_reply(req, status, reason(status), data);
+    } else {
+        if (start) {
+            struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+            evhttp_add_header(hd, "Content-Type", ctype);
+            evhttp_add_header(hd, "Cache-Control", "no-cache");
+            evhttp_add_header(hd, "X-Accel-Buffering", "no");
+            evhttp_send_reply_start(req, status, reason(status));
+        }
+        if (evbuffer_get_length(data))
+            evhttp_send_reply_chunk(req, data);
+        if (end)
+            evhttp_send_reply_end(req);
+    }
+    evbuffer_free(data);
+    if (full || end)
+        async_finish(a);
+}
+
+httpd_async *httpd_async_new(httpd_req *r, void (*on_close)(void *), void *arg) {
+    conn *c = conn_get(r->h, evhttp_request_get_connection(r->req));
+    httpd_async *a = calloc(1, sizeof(*a));
+    if (c == NULL || a == NULL || (a->pending = evbuffer_new()) == NULL ||
+        (a->wake = event_new(r->h->base, -1, 0, on_wake, a)) == NULL) {
+        if (a && a->pending)
+            evbuffer_free(a->pending);
+        free(a);
+        httpd_reply_error(r, 500, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    atomic_init(&a->refs, 2);
+    a->req = r->req;
+    a->c = c;
+    a->on_close = on_close;
+    a->arg = arg;
+    c->async = a;
+    r->answered = 1;
+    return a;
+}
+
+static cai_status async_post(httpd_async *a, int full, int start, int end, int status,
+                             const char *ctype, const void *data, size_t len) {
+    pthread_mutex_lock(&a->mu);
+    if (a->closed || a->finished || a->want_full || a->want_end) {
+        pthread_mutex_unlock(&a->mu);
+        return cai_fail(CAI_ERR_IO, "the client has gone");
+    }
+    if (full || start) {
+        a->status = status;
+        snprintf(a->ctype, sizeof(a->ctype), "%s", ctype);
+    }
+    a->want_full |= full;
+    a->want_start |= start;
+    a->want_end |= end;
+    if (len)
+        evbuffer_add(a->pending, data, len);
+    event_active(a->wake, 0, 0); /* under mu: |a| cannot be freed meanwhile */
+    pthread_mutex_unlock(&a->mu);
+    return CAI_OK;
+}
+
+cai_status httpd_async_reply(httpd_async *a, int status, const char *content_type,
+                             const void *body, size_t len) {
+    return async_post(a, 1, 0, 0, status, content_type, body, len);
+}
+
+cai_status httpd_async_stream_start(httpd_async *a, int status, const char *content_type) {
+    return async_post(a, 0, 1, 0, status, content_type, NULL, 0);
+}
+
+cai_status httpd_async_write(httpd_async *a, const void *data, size_t len) {
+    return async_post(a, 0, 0, 0, 0, NULL, data, len);
+}
+
+cai_status httpd_async_end(httpd_async *a) { return async_post(a, 0, 0, 1, 0, NULL, NULL, 0); }
+
+int httpd_async_closed(httpd_async *a) {
+    pthread_mutex_lock(&a->mu);
+    int c = a->closed;
+    pthread_mutex_unlock(&a->mu);
+    return c;
+}
+
+void httpd_async_release(httpd_async *a) {
+    if (a == NULL || atomic_fetch_sub(&a->refs, 1) != 1)
+        return;
+    event_free(a->wake); /* waits for a running on_wake in the loop thread */
+    evbuffer_free(a->pending);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}

@@ -1,0 +1,101 @@
+/* httpd.h - the HTTP(S) server both `cai kbs` and `cai serve` stand on.
+ *
+ * libevent's evhttp does the HTTP parsing on one event-loop thread; TLS is
+ * OpenSSL (bufferevent_openssl), so attested TLS can use its own
+ * certificates. Limits are enforced before handlers run: header and body
+ * sizes (413 from libevent), concurrent connections (503), per-client
+ * request rate (429), idle timeouts.
+ *
+ * Handlers run on the loop thread and must not block. Work that takes time
+ * (generation) answers later from another thread through an httpd_async: a
+ * deferred reply, or a stream of chunks (server-sent events). Writes to an
+ * async reply are thread-safe; when the client goes away the on_close
+ * callback runs (on the loop thread) so the work can be cancelled. */
+#ifndef CAI_COMMON_HTTPD_H
+#define CAI_COMMON_HTTPD_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "common/status.h"
+
+typedef struct httpd httpd;
+typedef struct httpd_req httpd_req;
+typedef struct httpd_async httpd_async;
+
+typedef struct {
+    const char *host;          /* default "127.0.0.1" */
+    int port;                  /* 0: an ephemeral port (see httpd_port) */
+    size_t max_body;           /* default 1 MiB */
+    size_t max_headers;        /* default 16 KiB */
+    int max_connections;       /* default 256 */
+    double rate_per_s;         /* per client address; 0: no limit */
+    int rate_burst;
+    int timeout_s;             /* idle read/write timeout, default 60 */
+    const char *tls_cert_file; /* PEM chain; with tls_key_file enables HTTPS */
+    const char *tls_key_file;
+    void *ssl_ctx;             /* or a ready OpenSSL SSL_CTX * (attested TLS) */
+} httpd_config;
+
+/* A handler answers with one of the httpd_reply* functions, or takes the
+ * request over with httpd_async_new. */
+typedef void (*httpd_handler)(httpd_req *r, void *arg);
+
+/* httpd_new binds and listens (the port is in use when this returns). */
+cai_status httpd_new(const httpd_config *cfg, httpd **out);
+void httpd_free(httpd *h);
+int httpd_port(const httpd *h);
+
+/* httpd_route sends requests whose path equals |path| (or starts with it
+ * when it ends in '/') to |fn|; first match wins; unrouted paths get 404. */
+cai_status httpd_route(httpd *h, const char *path, httpd_handler fn, void *arg);
+
+/* httpd_set_error_body sets how refusals made by httpd itself (404, 405,
+ * 429, 503) are rendered: fn(status, message) returns a malloc'd JSON body. */
+void httpd_set_error_body(httpd *h, char *(*fn)(int status, const char *message));
+
+/* httpd_run runs the event loop until httpd_stop (thread-safe, and safe to
+ * call from a signal handler through a self-pipe it owns). */
+cai_status httpd_run(httpd *h);
+void httpd_stop(httpd *h);
+
+/* Request accessors (loop thread). The body is NUL-terminated. */
+const char *httpd_method(const httpd_req *r); /* "GET", "POST", ... */
+const char *httpd_path(const httpd_req *r);   /* decoded path, no query */
+const char *httpd_query(const httpd_req *r, const char *name); /* or NULL */
+const char *httpd_header(const httpd_req *r, const char *name); /* or NULL */
+const char *httpd_body(const httpd_req *r, size_t *len);
+const char *httpd_client(const httpd_req *r); /* peer address */
+
+/* httpd_add_header adds a response header (before a reply). */
+void httpd_add_header(httpd_req *r, const char *name, const char *value);
+
+void httpd_reply(httpd_req *r, int status, const char *content_type, const void *body, size_t len);
+/* httpd_reply_json sends |j| compact and takes the reference. */
+void httpd_reply_json(httpd_req *r, int status, json_t *j);
+/* httpd_reply_error sends an error body made by the error-body function. */
+void httpd_reply_error(httpd_req *r, int status, const char *message);
+
+/* httpd_async_new takes over |r|: the handler returns and the reply comes
+ * later from any thread. |on_close| (may be NULL) runs on the loop thread if
+ * the client disconnects first. The async holds two references: one for the
+ * caller (released by httpd_async_release) and one for httpd. */
+httpd_async *httpd_async_new(httpd_req *r, void (*on_close)(void *arg), void *arg);
+
+/* httpd_async_reply sends a whole response. */
+cai_status httpd_async_reply(httpd_async *a, int status, const char *content_type,
+                             const void *body, size_t len);
+
+/* httpd_async_stream_start sends the status line and headers of a chunked
+ * response; httpd_async_write sends a chunk; httpd_async_end finishes. They
+ * return CAI_ERR_IO once the client is gone. */
+cai_status httpd_async_stream_start(httpd_async *a, int status, const char *content_type);
+cai_status httpd_async_write(httpd_async *a, const void *data, size_t len);
+cai_status httpd_async_end(httpd_async *a);
+
+/* httpd_async_closed says whether the client went away. */
+int httpd_async_closed(httpd_async *a);
+void httpd_async_release(httpd_async *a);
+
+#endif
