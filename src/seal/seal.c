@@ -561,29 +561,26 @@ static cai_status source_unchanged(const source *s) {
     return CAI_OK;
 }
 
-static cai_status source_digest(const source *s, uint8_t out[SEAL_DIGEST_LEN]) {
+typedef cai_status (*range_reader)(const void *ctx, uint64_t off, uint8_t *out, size_t n);
+
+/* SHA-256 of |len| bytes read in 1 MiB steps through |rd|. */
+static cai_status digest_range(range_reader rd, const void *ctx, uint64_t len,
+                               uint8_t out[SEAL_DIGEST_LEN]) {
     const size_t step = 1u << 20;
     uint8_t *block = malloc(step);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     cai_status st = CAI_OK;
-    if (block == NULL || md == NULL) {
-        st = CAI_ERR_NOMEM;
+    if (block == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        st = block && md ? cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed") : CAI_ERR_NOMEM;
         goto out;
     }
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
-        goto out;
-    }
-    for (uint64_t off = 0; off < s->total; off += step) {
-        size_t n = s->total - off < step ? (size_t)(s->total - off) : step;
-        if ((st = source_read(s, off, block, n)) != CAI_OK)
-            goto out;
-        if (EVP_DigestUpdate(md, block, n) != 1) {
+    for (uint64_t off = 0; off < len && st == CAI_OK; off += step) {
+        size_t n = len - off < step ? (size_t)(len - off) : step;
+        st = rd(ctx, off, block, n);
+        if (st == CAI_OK && EVP_DigestUpdate(md, block, n) != 1)
             st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
-            goto out;
-        }
     }
-    if (EVP_DigestFinal_ex(md, out, NULL) != 1)
+    if (st == CAI_OK && EVP_DigestFinal_ex(md, out, NULL) != 1)
         st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
 out:
     EVP_MD_CTX_free(md);
@@ -591,6 +588,10 @@ out:
         secure_wipe(block, step);
     free(block);
     return st;
+}
+
+static cai_status source_range(const void *ctx, uint64_t off, uint8_t *out, size_t n) {
+    return source_read(ctx, off, out, n);
 }
 
 static cai_status header_build(const source *s, int is_dir, const char *key_id,
@@ -708,7 +709,7 @@ cai_status seal_path(const char *in_path, const char *out_path,
         memcpy(salt, p->salt, sizeof(salt));
     else if ((st = secure_random(salt, sizeof(salt))) != CAI_OK)
         goto out;
-    if ((st = source_digest(&src, digest)) != CAI_OK ||
+    if ((st = digest_range(source_range, &src, src.total, digest)) != CAI_OK ||
         (st = keys_derive(key, salt, &keys)) != CAI_OK ||
         (st = header_build(&src, is_dir, p->key_id, chunk_log2, digest, salt, &keys,
                            &header)) != CAI_OK)
@@ -907,29 +908,12 @@ cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_thread
     return decrypt_all(r, dst, -1, n_threads, progress, arg);
 }
 
+static cai_status fd_range(const void *ctx, uint64_t off, uint8_t *out, size_t n) {
+    return file_pread_full(*(const int *)ctx, out, n, off);
+}
+
 cai_status seal_digest_fd(int fd, uint64_t len, uint8_t out[SEAL_DIGEST_LEN]) {
-    const size_t step = 1u << 20;
-    uint8_t *block = malloc(step);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    cai_status st = CAI_OK;
-    if (block == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        st = block && md ? cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed") : CAI_ERR_NOMEM;
-        goto out;
-    }
-    for (uint64_t off = 0; off < len && st == CAI_OK; off += step) {
-        size_t n = len - off < step ? (size_t)(len - off) : step;
-        st = file_pread_full(fd, block, n, off);
-        if (st == CAI_OK && EVP_DigestUpdate(md, block, n) != 1)
-            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
-    }
-    if (st == CAI_OK && EVP_DigestFinal_ex(md, out, NULL) != 1)
-        st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
-out:
-    EVP_MD_CTX_free(md);
-    if (block)
-        secure_wipe(block, step);
-    free(block);
-    return st;
+    return digest_range(fd_range, &fd, len, out);
 }
 
 cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int n_threads,
