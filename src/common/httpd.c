@@ -73,7 +73,7 @@ struct httpd_async {
     struct event *wake;
     struct evhttp_request *req; /* loop thread; NULL once finished or closed */
     conn *c;
-    void (*on_close)(void *);
+    void (*on_end)(void *, int);
     void *arg;
     /* shared, under mu */
     struct evbuffer *pending;
@@ -265,8 +265,8 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
         a->req = NULL;
         pthread_mutex_unlock(&a->mu);
         a->c = NULL;
-        if (a->on_close)
-            a->on_close(a->arg);
+        if (a->on_end)
+            a->on_end(a->arg, 1);
         httpd_async_release(a); /* httpd's reference */
     }
     for (conn **p = &h->conns; *p; p = &(*p)->next) {
@@ -485,6 +485,8 @@ static void async_finish(httpd_async *a) {
     if (a->c) {
         a->c->async = NULL;
         a->c = NULL;
+        if (a->on_end)
+            a->on_end(a->arg, 0);
         httpd_async_release(a); /* httpd's reference; may free |a| */
     }
 }
@@ -533,7 +535,7 @@ static void on_wake(evutil_socket_t fd, short ev, void *arg) {
         async_finish(a);
 }
 
-httpd_async *httpd_async_new(httpd_req *r, void (*on_close)(void *), void *arg) {
+httpd_async *httpd_async_new(httpd_req *r, void (*on_end)(void *, int), void *arg) {
     conn *c = conn_get(r->h, evhttp_request_get_connection(r->req));
     httpd_async *a = calloc(1, sizeof(*a));
     if (c == NULL || a == NULL || (a->pending = evbuffer_new()) == NULL ||
@@ -548,7 +550,7 @@ httpd_async *httpd_async_new(httpd_req *r, void (*on_close)(void *), void *arg) 
     atomic_init(&a->refs, 2);
     a->req = r->req;
     a->c = c;
-    a->on_close = on_close;
+    a->on_end = on_end;
     a->arg = arg;
     c->async = a;
     r->answered = 1;

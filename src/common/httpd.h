@@ -78,10 +78,12 @@ void httpd_reply_json(httpd_req *r, int status, json_t *j);
 void httpd_reply_error(httpd_req *r, int status, const char *message);
 
 /* httpd_async_new takes over |r|: the handler returns and the reply comes
- * later from any thread. |on_close| (may be NULL) runs on the loop thread if
- * the client disconnects first. The async holds two references: one for the
- * caller (released by httpd_async_release) and one for httpd. */
-httpd_async *httpd_async_new(httpd_req *r, void (*on_close)(void *arg), void *arg);
+ * later from any thread. |on_end| (may be NULL) runs once on the loop thread
+ * when httpd is done with the request: client_gone = 0 after the reply was
+ * handed to the connection, 1 if the client disconnected first (cancel the
+ * work then). The async holds two references: one for the caller (released
+ * by httpd_async_release) and one for httpd. */
+httpd_async *httpd_async_new(httpd_req *r, void (*on_end)(void *arg, int client_gone), void *arg);
 
 /* httpd_async_reply sends a whole response. */
 cai_status httpd_async_reply(httpd_async *a, int status, const char *content_type,

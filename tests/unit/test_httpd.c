@@ -52,14 +52,16 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static void on_close(void *arg) {
+static atomic_int ended_calls;
+
+static void on_end(void *arg, int client_gone) {
     (void)arg;
-    atomic_fetch_add(&closed_calls, 1);
+    atomic_fetch_add(client_gone ? &closed_calls : &ended_calls, 1);
 }
 
 static void start_job(httpd_req *r, int stream, int chunks) {
     job *j = calloc(1, sizeof(*j));
-    j->a = httpd_async_new(r, on_close, NULL);
+    j->a = httpd_async_new(r, on_end, NULL);
     j->stream = stream;
     j->chunks = chunks;
     pthread_t t;
@@ -133,10 +135,12 @@ static void test_body_limit(void) {
 static void test_async_and_stream(void) {
     buf b;
     buf_init(&b, 0);
+    int ended = atomic_load(&ended_calls);
     CHECK(fetch("/async", NULL, 0, &b, 0) == 201);
     CHECK(strcmp((char *)b.data, "{\"late\":true}") == 0);
     CHECK(fetch("/stream", NULL, 0, &b, 0) == 200);
     CHECK(strcmp((char *)b.data, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n") == 0);
+    CHECK(atomic_load(&ended_calls) == ended + 2);
     buf_free(&b);
 }
 
