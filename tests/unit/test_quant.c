@@ -1,0 +1,120 @@
+/* test_quant.c - block layouts by known answers, and quantizer round trips. */
+#include <math.h>
+
+#include "llm/quant.h"
+#include "test.h"
+
+#define HALF(x) quant_float_to_half(x)
+
+static void test_half(void) {
+    const float v[] = {0, 1, -2, 0.5f, 65504, 6.1035156e-05f, 5.9604645e-08f, -0.333251953125f};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        CHECK(quant_half_to_float(HALF(v[i])) == v[i]);
+    CHECK(HALF(1.0f) == 0x3c00 && HALF(-2.0f) == 0xc000 && HALF(65520.0f) == 0x7c00);
+    CHECK(HALF(1.0f + 1.0f / 2048) == 0x3c00); /* ties to even */
+    CHECK(HALF(1.0f + 3.0f / 2048) == 0x3c02 && HALF(1.0f + 3.0f / 4096) == 0x3c01);
+    CHECK(isnan(quant_half_to_float(HALF(NAN))) && isinf(quant_half_to_float(HALF(INFINITY))));
+    CHECK(quant_bf16_to_float(quant_float_to_bf16(1.5f)) == 1.5f);
+    CHECK(quant_float_to_bf16(1.0f + 1.0f / 256) == 0x3f80); /* ties to even */
+}
+
+static void test_known_blocks(void) {
+    float y[256];
+    block_q4_0 q40 = {.d = HALF(0.5f)};
+    q40.qs[0] = 0x9F;
+    quant_dequantize_row(QUANT_Q4_0, &q40, y, 32);
+    CHECK(y[0] == 3.5f && y[16] == 0.5f && y[1] == -4.0f);
+
+    block_q4_1 q41 = {.d = HALF(0.5f), .m = HALF(-1.0f)};
+    q41.qs[0] = 0x21;
+    quant_dequantize_row(QUANT_Q4_1, &q41, y, 32);
+    CHECK(y[0] == -0.5f && y[16] == 0.0f && y[1] == -1.0f);
+
+    block_q5_0 q50 = {.d = HALF(1.0f), .qh = {1, 0, 0, 0}};
+    q50.qs[0] = 0x03;
+    quant_dequantize_row(QUANT_Q5_0, &q50, y, 32);
+    CHECK(y[0] == 3.0f && y[16] == -16.0f);
+
+    block_q5_1 q51 = {.d = HALF(1.0f), .m = HALF(0.5f), .qh = {0, 0, 1, 0}};
+    q51.qs[0] = 0x01;
+    quant_dequantize_row(QUANT_Q5_1, &q51, y, 32);
+    CHECK(y[0] == 1.5f && y[16] == 16.5f);
+
+    block_q8_0 q80 = {.d = HALF(0.25f)};
+    q80.qs[0] = -4;
+    q80.qs[31] = 127;
+    quant_dequantize_row(QUANT_Q8_0, &q80, y, 32);
+    CHECK(y[0] == -1.0f && y[31] == 31.75f && y[1] == 0);
+
+    block_q4_K q4k = {.d = HALF(1.0f), .dmin = HALF(1.0f)};
+    q4k.scales[0] = 0x42; /* sub-block 0: scale 2; high bits of sub-block 4's scale: 1 */
+    q4k.scales[4] = 1;    /* sub-block 0: min 1 */
+    q4k.scales[1] = 3;    /* sub-block 1: scale 3, min 0 */
+    q4k.scales[8] = 0x21; /* sub-block 4: scale 1 + 16, min 2 */
+    q4k.qs[0] = 0x45;
+    q4k.qs[64] = 0x03;
+    quant_dequantize_row(QUANT_Q4_K, &q4k, y, 256);
+    CHECK(y[0] == 9.0f && y[32] == 12.0f && y[128] == 49.0f && y[1] == -1.0f);
+
+    block_q5_K q5k = {.d = HALF(1.0f), .dmin = HALF(0.0f)};
+    q5k.scales[0] = 1;
+    q5k.scales[1] = 2;
+    q5k.qs[0] = 0x07;
+    q5k.qh[0] = 0x03;
+    quant_dequantize_row(QUANT_Q5_K, &q5k, y, 256);
+    CHECK(y[0] == 23.0f && y[32] == 32.0f);
+
+    block_q6_K q6k = {.d = HALF(1.0f)};
+    q6k.scales[0] = 2;
+    q6k.scales[4] = 1;
+    q6k.ql[0] = 0x05;
+    q6k.qh[0] = 0x02;
+    quant_dequantize_row(QUANT_Q6_K, &q6k, y, 256);
+    CHECK(y[0] == 10.0f && y[64] == -32.0f);
+}
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / (float)(1 << 24) - 0.5f;
+}
+
+static void test_round_trips(void) {
+    static const struct { int type; float max_rel_rms; } cases[] = {
+        {QUANT_F16, 1e-3f},  {QUANT_BF16, 5e-3f}, {QUANT_Q8_0, 0.01f}, {QUANT_Q4_0, 0.12f},
+        {QUANT_Q4_1, 0.10f}, {QUANT_Q5_0, 0.06f}, {QUANT_Q5_1, 0.05f}, {QUANT_Q4_K, 0.12f},
+        {QUANT_Q5_K, 0.06f}, {QUANT_Q6_K, 0.03f},
+    };
+    enum { N = 4096 };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    uint64_t seed = 1;
+    double ref = 0;
+    for (int i = 0; i < N; i++) {
+        x[i] = frand(&seed) + frand(&seed) + frand(&seed); /* roughly bell-shaped */
+        ref += (double)x[i] * x[i];
+    }
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        int t = cases[c].type;
+        CHECK(quant_quantize_row(t, x, q, N) == 0);
+        CHECK(quant_row_size(t, N) <= sizeof(q));
+        quant_dequantize_row(t, q, y, N);
+        double err = 0;
+        for (int i = 0; i < N; i++)
+            err += (double)(x[i] - y[i]) * (x[i] - y[i]);
+        double rel = sqrt(err / ref);
+        if (rel > cases[c].max_rel_rms) {
+            printf("  %s: relative rms error %g > %g\n", quant_name(t), rel, cases[c].max_rel_rms);
+            CHECK(0);
+        }
+    }
+    CHECK(quant_quantize_row(QUANT_Q2_K, x, q, 256) == -1);
+    CHECK(!quant_supported(QUANT_Q2_K) && quant_supported(QUANT_Q6_K) && !quant_supported(77));
+    CHECK(quant_row_size(QUANT_Q4_K, 512) == 288 && quant_block_size(QUANT_Q8_0) == 32);
+}
+
+int main(void) {
+    RUN(test_half);
+    RUN(test_known_blocks);
+    RUN(test_round_trips);
+    return test_summary();
+}
