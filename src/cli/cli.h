@@ -14,6 +14,8 @@ int cmd_seal(int argc, char **argv);
 int cmd_unseal(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 /* cli_fail prints "cai <cmd>: <message of st>" and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *cmd, cai_status st);

@@ -8,8 +8,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "cli/cli.h"
 #include "common/file.h"
+#include "common/pool.h"
+#include "llm/engine.h"
 #include "common/secure.h"
 #include "seal/seal.h"
 
@@ -189,12 +193,147 @@ out:
     return st == CAI_OK ? 0 : cli_fail("bench", st);
 }
 
+/* ---- cai bench -m MODEL ------------------------------------------------ */
+
+typedef struct {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum[64];
+} bw_job;
+
+static void bw_worker(void *ctx, int ith, int nth) {
+    bw_job *j = ctx;
+    size_t per = j->n / (size_t)nth, a = per * (size_t)ith, b = ith == nth - 1 ? j->n : a + per;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = a; i + 4 <= b; i += 4)
+        s0 += j->p[i], s1 += j->p[i + 1], s2 += j->p[i + 2], s3 += j->p[i + 3];
+    j->sum[ith % 64] = s0 + s1 + s2 + s3;
+}
+
+/* Read bandwidth of |threads| threads over a buffer much larger than caches. */
+static double read_bandwidth(int threads) {
+    size_t bytes = (size_t)1 << 30;
+    uint64_t *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pool *pl = NULL;
+    if (p == MAP_FAILED || pool_new(threads, &pl) != CAI_OK) {
+        if (p != MAP_FAILED)
+            munmap(p, bytes);
+        return 0;
+    }
+    memset(p, 1, bytes);
+    bw_job j = {p, bytes / 8, {0}};
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = cli_now();
+        pool_run(pl, bw_worker, &j);
+        double gbps = (double)bytes / (cli_now() - t0) / 1e9;
+        best = gbps > best ? gbps : best;
+    }
+    pool_free(pl);
+    munmap(p, bytes);
+    return best;
+}
+
+static void bench_model_help(void) {
+    printf("usage: cai bench -m MODEL.gguf [-p 64] [-n 16] [-t THREADS] [-r 3]\n\n"
+           "Prefill (one batch of -p tokens) and decode (-n tokens one by one)\n"
+           "throughput in tokens/s, best of -r runs; peak RSS; and decode as a share of\n"
+           "the memory-bandwidth bound (bytes of weights read per token / the read\n"
+           "bandwidth this machine measures here).\n");
+}
+
+static int bench_model(int argc, char **argv) {
+    const char *model = NULL;
+    long p = 64, n = 16, threads = 0, repeat = 3;
+    int c;
+    optind = 1;
+    while ((c = getopt(argc, argv, "m:p:n:t:r:h")) != -1) {
+        long *dst = c == 'p' ? &p : c == 'n' ? &n : c == 't' ? &threads : c == 'r' ? &repeat : NULL;
+        if (c == 'm')
+            model = optarg;
+        else if (c == 'h')
+            return bench_model_help(), 0;
+        else if (dst == NULL || cli_parse_int(optarg, 1, 1 << 16, dst) != 0)
+            return cli_usage_error("bench", "bad option");
+    }
+    if (model == NULL)
+        return cli_usage_error("bench", "-m MODEL is required");
+    llm_engine *e = NULL;
+    llm_ctx *ctx = NULL;
+    int32_t *tok = malloc((size_t)(p > n ? p : n) * sizeof(int32_t));
+    int32_t *seq = calloc((size_t)(p > n ? p : n), sizeof(int32_t));
+    cai_status st = tok && seq ? llm_engine_open(model, -1, NULL, &e) : CAI_ERR_NOMEM;
+    if (st == CAI_OK)
+        st = llm_ctx_new(e->model, (int)(p + n + 8), 1, (int)threads, &ctx);
+    if (st != CAI_OK)
+        goto out;
+    const llm_hparams *hp = llm_model_hparams(e->model);
+    uint64_t weights = 0, embd_row = 0;
+    for (size_t i = 0; i < gguf_n_tensors(e->gguf); i++) {
+        const gguf_tensor *t = gguf_tensor_at(e->gguf, i);
+        int is_embd = strcmp(t->name, "token_embd.weight") == 0;
+        int tied = is_embd && gguf_find_tensor(e->gguf, "output.weight", &(gguf_tensor){0}) != CAI_OK;
+        if (is_embd && !tied)
+            embd_row = t->nbytes / (uint64_t)t->ne[1];
+        else
+            weights += t->nbytes;
+    }
+    weights += embd_row;
+    uint64_t rng = 12345;
+    for (long i = 0; i < (p > n ? p : n); i++) {
+        rng = rng * 6364136223846793005ull + 1;
+        tok[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
+    }
+    const float *logits;
+    double best_pp = 0, best_tg = 0;
+    for (long r = 0; r < repeat && st == CAI_OK; r++) {
+        llm_seq_truncate(ctx, 0, 0);
+        llm_batch b = {(int)p, tok, seq, NULL};
+        double t0 = cli_now();
+        st = llm_decode(ctx, &b, &logits);
+        double pp = (double)p / (cli_now() - t0);
+        t0 = cli_now();
+        for (long i = 0; i < n && st == CAI_OK; i++) {
+            llm_batch one = {1, &tok[i], seq, NULL};
+            st = llm_decode(ctx, &one, &logits);
+        }
+        double tg = (double)n / (cli_now() - t0);
+        best_pp = pp > best_pp ? pp : best_pp;
+        best_tg = tg > best_tg ? tg : best_tg;
+    }
+    if (st != CAI_OK)
+        goto out;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    int nt = threads ? (int)threads : pool_cpu_count();
+    double bw = read_bandwidth(nt), bound = bw * 1e9 / (double)weights;
+    printf("model    %s (%s, %d layers, %d wide, vocab %d), %.2f GB of weights\n", e->name,
+           hp->arch_name, hp->n_layer, hp->n_embd, hp->n_vocab, (double)weights / 1e9);
+    printf("threads  %d\n", nt);
+    printf("prefill  %8.2f tokens/s  (%ld tokens in one batch, best of %ld)\n", best_pp, p, repeat);
+    printf("decode   %8.2f tokens/s  (%ld tokens)\n", best_tg, n);
+    printf("memory   peak RSS %.1f MiB; read bandwidth %.2f GB/s\n", (double)ru.ru_maxrss / 1024, bw);
+    printf("bound    %8.2f tokens/s if decode only streamed the weights: decode is %.0f%% of it\n",
+           bound, 100 * best_tg / bound);
+    printf("result prefill_tps=%.3f decode_tps=%.3f rss_mib=%.1f bandwidth_gbps=%.2f bound_tps=%.3f "
+           "bound_share=%.3f\n", best_pp, best_tg, (double)ru.ru_maxrss / 1024, bw, bound, best_tg / bound);
+out:
+    free(tok);
+    free(seq);
+    llm_ctx_free(ctx);
+    llm_engine_free(e);
+    return st == CAI_OK ? 0 : cli_fail("bench", st);
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "seal") == 0)
         return bench_seal(argc - 1, argv + 1);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-m") == 0 || strncmp(argv[i], "-m", 2) == 0)
+            return bench_model(argc, argv);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         bench_help();
         return 0;
     }
-    return cli_usage_error("bench", "expected a benchmark name: seal");
+    return cli_usage_error("bench", "expected 'seal' or -m MODEL");
 }

@@ -18,7 +18,9 @@ static const command commands[] = {
     {"seal", cmd_seal, "encrypt a model file or directory into a sealed file"},
     {"unseal", cmd_unseal, "decrypt a sealed file (trusted side and tests only)"},
     {"inspect", cmd_inspect, "show a sealed file's header (no key needed)"},
-    {"bench", cmd_bench, "measure performance (cai bench seal)"},
+    {"run", cmd_run, "complete a prompt with a GGUF model"},
+    {"chat", cmd_chat, "chat in the terminal (with a local model, or a cai server)"},
+    {"bench", cmd_bench, "measure performance (cai bench seal, cai bench -m MODEL)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,374 @@
+/* cmd_run.c - cai run (one completion) and local cai chat -m (a conversation). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/buf.h"
+#include "common/secure.h"
+#include "llm/engine.h"
+#include "llm/sample.h"
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void)sig, interrupted = 1; }
+
+/* Options shared by run and chat. */
+typedef struct {
+    const char *model, *prompt, *template_name, *system;
+    int max_tokens, threads, n_ctx, chat;
+    sample_params sample;
+} run_opts;
+
+static const struct option RUN_OPTS[] = {
+    {"model", required_argument, NULL, 'm'},     {"prompt", required_argument, NULL, 'p'},
+    {"n-predict", required_argument, NULL, 'n'}, {"threads", required_argument, NULL, 't'},
+    {"ctx", required_argument, NULL, 'c'},       {"temp", required_argument, NULL, 'T'},
+    {"top-k", required_argument, NULL, 'K'},     {"top-p", required_argument, NULL, 'P'},
+    {"min-p", required_argument, NULL, 'M'},     {"repeat-penalty", required_argument, NULL, 'R'},
+    {"seed", required_argument, NULL, 's'},      {"chat", no_argument, NULL, 'C'},
+    {"chat-template", required_argument, NULL, 'X'}, {"system", required_argument, NULL, 'S'},
+    {"url", required_argument, NULL, 'U'},       {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static const char SAMPLING_HELP[] =
+    "  -n, --n-predict N      tokens to generate at most (default 256)\n"
+    "  -t, --threads N        threads (default: one per CPU)\n"
+    "  -c, --ctx N            context length (default 4096, at most the model's)\n"
+    "      --temp X           temperature, 0 = greedy (default 0.8)\n"
+    "      --top-k N          (default 40)   --top-p X (default 0.95)   --min-p X (default 0.05)\n"
+    "      --repeat-penalty X (default 1.0)  --seed N (default: random)\n"
+    "      --chat-template T  chatml, qwen, llama3 or zephyr (default: the model's)\n";
+
+static int parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (errno || end == s || *end)
+        return -1;
+    *out = (float)d;
+    return 0;
+}
+
+/* Returns 0, or the exit code to return (usage error, help shown). */
+static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, void (*help)(void)) {
+    memset(o, 0, sizeof(*o));
+    o->max_tokens = 256;
+    o->n_ctx = 4096;
+    sample_params_default(&o->sample);
+    uint64_t seed;
+    if (secure_random((uint8_t *)&seed, sizeof(seed)) == CAI_OK)
+        o->sample.seed = seed;
+    int c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", RUN_OPTS, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'n':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v)) return cli_usage_error(cmd, "bad -n");
+            o->max_tokens = (int)v;
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(cmd, "bad --threads");
+            o->threads = (int)v;
+            break;
+        case 'c':
+            if (cli_parse_int(optarg, 16, 1 << 22, &v)) return cli_usage_error(cmd, "bad --ctx");
+            o->n_ctx = (int)v;
+            break;
+        case 'T': if (parse_float(optarg, &o->sample.temperature)) return cli_usage_error(cmd, "bad --temp"); break;
+        case 'P': if (parse_float(optarg, &o->sample.top_p)) return cli_usage_error(cmd, "bad --top-p"); break;
+        case 'M': if (parse_float(optarg, &o->sample.min_p)) return cli_usage_error(cmd, "bad --min-p"); break;
+        case 'R': if (parse_float(optarg, &o->sample.repeat_penalty)) return cli_usage_error(cmd, "bad --repeat-penalty"); break;
+        case 'K':
+            if (cli_parse_int(optarg, 0, 1 << 20, &v)) return cli_usage_error(cmd, "bad --top-k");
+            o->sample.top_k = (int)v;
+            break;
+        case 's':
+            if (cli_parse_int(optarg, 0, 0x7fffffffL, &v)) return cli_usage_error(cmd, "bad --seed");
+            o->sample.seed = (uint64_t)v;
+            break;
+        case 'C': o->chat = 1; break;
+        case 'X': o->template_name = optarg; break;
+        case 'S': o->system = optarg; break;
+        case 'U': return cli_usage_error(cmd, "--url needs `cai chat --url` (remote chat)");
+        case 'h': help(); return -1;
+        default: return cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (o->model == NULL)
+        return cli_usage_error(cmd, "-m MODEL is required");
+    if (sample_params_check(&o->sample) != CAI_OK)
+        return cli_usage_error(cmd, "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
+    return 0;
+}
+
+/* generate feeds |ids[from..n)| (the first |from| are already in the cache),
+ * then samples up to max_tokens, writing text to |out| as it comes. The
+ * generated tokens are appended to |ids|. */
+static cai_status generate(llm_ctx *ctx, const llm_engine *e, sampler *smp, int32_t **ids,
+                           size_t *n, size_t *cap, size_t from, int max_tokens, FILE *out,
+                           int *n_gen) {
+    if (from > (size_t)llm_seq_len(ctx, 0))
+        from = (size_t)llm_seq_len(ctx, 0); /* the last sampled token was never fed */
+    llm_seq_truncate(ctx, 0, (int)from);
+    buf text;
+    buf_init(&text, 0);
+    detok d;
+    detok_init(&d);
+    const float *logits;
+    int32_t seq0[1] = {0};
+    int32_t *seq = calloc(*n - from + 1, sizeof(int32_t));
+    if (seq == NULL)
+        return CAI_ERR_NOMEM;
+    llm_batch b = {(int)(*n - from), *ids + from, seq, NULL};
+    cai_status st = b.n > 0 ? llm_decode(ctx, &b, &logits) : cai_fail(CAI_ERR_INVALID_ARG, "empty prompt");
+    free(seq);
+    *n_gen = 0;
+    while (st == CAI_OK && *n_gen < max_tokens && !interrupted) {
+        int32_t t = sampler_sample(smp, logits);
+        if (llm_engine_is_eog(e, t))
+            break;
+        sampler_accept(smp, t);
+        (*n_gen)++;
+        text.len = 0;
+        if ((st = detok_push(&d, e->tok, t, &text)) != CAI_OK)
+            break;
+        fwrite(text.data, 1, text.len, out);
+        fflush(out);
+        if (*n == *cap) {
+            int32_t *v = realloc(*ids, 2 * *cap * sizeof(int32_t));
+            if (v == NULL) {
+                st = CAI_ERR_NOMEM;
+                break;
+            }
+            *ids = v;
+            *cap *= 2;
+        }
+        (*ids)[(*n)++] = t;
+        if (llm_seq_len(ctx, 0) >= llm_ctx_n_ctx(ctx)) {
+            fprintf(stderr, "\n[the context is full]\n");
+            break;
+        }
+        llm_batch one = {1, &t, seq0, NULL};
+        st = llm_decode(ctx, &one, &logits);
+    }
+    text.len = 0;
+    if (st == CAI_OK && detok_flush(&d, &text) == CAI_OK)
+        fwrite(text.data, 1, text.len, out);
+    buf_free(&text);
+    return st;
+}
+
+static cai_status open_all(const run_opts *o, llm_engine **e, llm_ctx **ctx, sampler **smp) {
+    cai_status st = llm_engine_open(o->model, -1, o->template_name, e);
+    if (st != CAI_OK)
+        return st;
+    int n_ctx = o->n_ctx < llm_model_hparams((*e)->model)->n_ctx_train
+                    ? o->n_ctx
+                    : llm_model_hparams((*e)->model)->n_ctx_train;
+    st = llm_ctx_new((*e)->model, n_ctx, 1, o->threads, ctx);
+    if (st == CAI_OK)
+        st = sampler_new(&o->sample, llm_model_hparams((*e)->model)->n_vocab, smp);
+    return st;
+}
+
+static void run_help(void) {
+    printf("usage: cai run -m MODEL.gguf -p PROMPT [options]\n\n"
+           "Complete PROMPT with the model and stream the text to stdout.\n\n"
+           "  -m, --model FILE       a GGUF model (qwen, qwen2, qwen3, llama)\n"
+           "  -p, --prompt TEXT      the prompt\n"
+           "      --chat             treat PROMPT as a user message in the chat template\n"
+           "      --system TEXT      with --chat: the system prompt\n%s"
+           "  -h, --help             this help\n", SAMPLING_HELP);
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o;
+    int rc = parse_run_opts("run", argc, argv, &o, run_help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (o.prompt == NULL)
+        return cli_usage_error("run", "-p PROMPT is required");
+    llm_engine *e = NULL;
+    llm_ctx *ctx = NULL;
+    sampler *smp = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    cai_status st = open_all(&o, &e, &ctx, &smp);
+    if (st == CAI_OK && o.chat) {
+        chat_message m[2] = {{"system", o.system}, {"user", o.prompt}};
+        st = o.system ? llm_engine_chat_prompt(e, m, 2, &ids, &n, &cap)
+                      : llm_engine_chat_prompt(e, m + 1, 1, &ids, &n, &cap);
+    } else if (st == CAI_OK) {
+        st = llm_engine_text_prompt(e, o.prompt, &ids, &n, &cap);
+    }
+    int n_gen = 0;
+    double t0 = cli_now();
+    signal(SIGINT, on_sigint);
+    if (st == CAI_OK) {
+        if (!o.chat)
+            fputs(o.prompt, stdout);
+        st = generate(ctx, e, smp, &ids, &n, &cap, 0, o.max_tokens, stdout, &n_gen);
+        printf("\n");
+    }
+    if (st == CAI_OK && isatty(STDERR_FILENO))
+        fprintf(stderr, "[%d tokens in %.2f s]\n", n_gen, cli_now() - t0);
+    free(ids);
+    sampler_free(smp);
+    llm_ctx_free(ctx);
+    llm_engine_free(e);
+    return st == CAI_OK ? 0 : cli_fail("run", st);
+}
+
+/* ---- local chat ------------------------------------------------------------ */
+
+static void chat_help(void) {
+    printf("usage: cai chat -m MODEL.gguf [options]\n"
+           "       cai chat --url http://HOST:PORT   (a cai serve server)\n\n"
+           "Chat in the terminal. The conversation is kept until /clear; /exit or\n"
+           "Ctrl-D leaves; Ctrl-C stops a reply.\n\n"
+           "  -m, --model FILE       a GGUF model\n"
+           "      --system TEXT      the system prompt (default: the model's)\n%s"
+           "  -h, --help             this help\n", SAMPLING_HELP);
+}
+
+typedef struct {
+    chat_message *m;
+    size_t n, cap;
+} history;
+
+static int history_add(history *h, const char *role, const char *text) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 16;
+        chat_message *m = realloc(h->m, cap * sizeof(*m));
+        if (m == NULL)
+            return -1;
+        h->m = m;
+        h->cap = cap;
+    }
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return -1;
+    h->m[h->n].role = role;
+    h->m[h->n++].content = copy;
+    return 0;
+}
+
+static void history_clear(history *h, size_t keep) {
+    while (h->n > keep)
+        free((char *)h->m[--h->n].content);
+}
+
+int cmd_chat(int argc, char **argv) {
+    run_opts o;
+    int rc = parse_run_opts("chat", argc, argv, &o, chat_help);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    llm_engine *e = NULL;
+    llm_ctx *ctx = NULL;
+    sampler *smp = NULL;
+    cai_status st = open_all(&o, &e, &ctx, &smp);
+    if (st != CAI_OK) {
+        llm_ctx_free(ctx);
+        llm_engine_free(e);
+        return cli_fail("chat", st);
+    }
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: Ctrl-C interrupts reading too */
+    history h = {0};
+    size_t keep = 0;
+    if (o.system && history_add(&h, "system", o.system) == 0)
+        keep = 1;
+    int32_t *ids = NULL, *cached = NULL;
+    size_t n = 0, cap = 0, n_cached = 0;
+    printf("cai chat: %s (%s). /clear starts over, /exit leaves.\n", e->name,
+           chat_format_name(e->tmpl.format));
+    char *line = NULL;
+    size_t line_cap = 0;
+    for (;;) {
+        printf("\n> ");
+        fflush(stdout);
+        interrupted = 0;
+        ssize_t len = getline(&line, &line_cap, stdin);
+        if (len < 0) {
+            if (interrupted && !feof(stdin)) {
+                clearerr(stdin);
+                continue;
+            }
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (strcmp(line, "/exit") == 0 || strcmp(line, "/quit") == 0)
+            break;
+        if (strcmp(line, "/clear") == 0) {
+            history_clear(&h, keep);
+            n_cached = 0;
+            printf("(conversation cleared)\n");
+            continue;
+        }
+        if (history_add(&h, "user", line) != 0) {
+            st = CAI_ERR_NOMEM;
+            break;
+        }
+        n = 0;
+        st = llm_engine_chat_prompt(e, h.m, h.n, &ids, &n, &cap);
+        if (st != CAI_OK) {
+            fprintf(stderr, "cai chat: %s\n", cai_errmsg(st));
+            history_clear(&h, h.n - 1);
+            continue;
+        }
+        /* Reuse the cache for the part of the conversation already seen. */
+        size_t same = 0;
+        while (same < n_cached && same + 1 < n && cached[same] == ids[same])
+            same++;
+        size_t prompt_len = n;
+        int n_gen = 0;
+        interrupted = 0;
+        sampler_reset(smp);
+        st = generate(ctx, e, smp, &ids, &n, &cap, same, o.max_tokens, stdout, &n_gen);
+        printf(interrupted ? " [stopped]\n" : "\n");
+        if (st != CAI_OK) {
+            fprintf(stderr, "cai chat: %s\n", cai_errmsg(st));
+            history_clear(&h, h.n - 1);
+            n_cached = 0;
+            continue;
+        }
+        /* The reply joins the history as text. */
+        buf reply;
+        buf_init(&reply, 0);
+        detok d;
+        detok_init(&d);
+        for (size_t i = prompt_len; i < n; i++)
+            (void)detok_push(&d, e->tok, ids[i], &reply);
+        (void)detok_flush(&d, &reply);
+        (void)buf_terminate(&reply);
+        if (history_add(&h, "assistant", reply.len ? (char *)reply.data : "") != 0)
+            st = CAI_ERR_NOMEM;
+        buf_free(&reply);
+        int32_t *c = realloc(cached, n * sizeof(int32_t));
+        if (c) {
+            cached = c;
+            memcpy(cached, ids, n * sizeof(int32_t));
+            n_cached = n;
+        }
+    }
+    free(line);
+    history_clear(&h, 0);
+    free(h.m);
+    free(ids);
+    free(cached);
+    sampler_free(smp);
+    llm_ctx_free(ctx);
+    llm_engine_free(e);
+    return 0;
+}

@@ -1,0 +1,104 @@
+/* engine.c - opening a model and turning conversations into tokens. */
+#include "llm/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void add_eog(llm_engine *e, int32_t id) {
+    if (id < 0 || e->n_eog == LLM_MAX_EOG)
+        return;
+    for (int i = 0; i < e->n_eog; i++)
+        if (e->eog[i] == id)
+            return;
+    e->eog[e->n_eog++] = id;
+}
+
+cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out) {
+    *out = NULL;
+    llm_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return CAI_ERR_NOMEM;
+    cai_status st = path ? gguf_open_path(path, &e->gguf) : gguf_open_fd(fd, &e->gguf);
+    if (st == CAI_OK)
+        st = llm_model_load(e->gguf, &e->model);
+    if (st == CAI_OK)
+        st = tokenizer_from_gguf(e->gguf, &e->tok);
+    if (st == CAI_OK && (size_t)llm_model_hparams(e->model)->n_vocab < tokenizer_n_tokens(e->tok))
+        st = cai_fail(CAI_ERR_FORMAT, "the vocabulary (%zu tokens) is larger than the model's "
+                      "output (%d)", tokenizer_n_tokens(e->tok), llm_model_hparams(e->model)->n_vocab);
+    if (st != CAI_OK) {
+        llm_engine_free(e);
+        return st;
+    }
+    const char *arch = llm_model_hparams(e->model)->arch_name, *jinja = NULL, *name = NULL;
+    (void)gguf_get_str(e->gguf, "tokenizer.chat_template", &jinja);
+    if (template_name) {
+        if ((st = chat_template_by_name(template_name, &e->tmpl)) != CAI_OK) {
+            llm_engine_free(e);
+            return st;
+        }
+    } else {
+        chat_template_detect(jinja, arch, &e->tmpl);
+    }
+    add_eog(e, tokenizer_eos(e->tok));
+    if (e->tmpl.end_of_turn)
+        add_eog(e, tokenizer_find(e->tok, e->tmpl.end_of_turn));
+    add_eog(e, tokenizer_find(e->tok, "<|endoftext|>"));
+    add_eog(e, tokenizer_find(e->tok, "<|im_end|>"));
+    add_eog(e, tokenizer_find(e->tok, "<|eot_id|>"));
+    if (gguf_get_str(e->gguf, "general.name", &name) != CAI_OK)
+        name = arch;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    *out = e;
+    return CAI_OK;
+}
+
+void llm_engine_free(llm_engine *e) {
+    if (e == NULL)
+        return;
+    tokenizer_free(e->tok);
+    llm_model_free(e->model);
+    gguf_close(e->gguf);
+    free(e);
+}
+
+static cai_status bos(const llm_engine *e, int32_t **ids, size_t *n, size_t *cap) {
+    if (!tokenizer_add_bos(e->tok))
+        return CAI_OK;
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        int32_t *v = realloc(*ids, c * sizeof(int32_t));
+        if (v == NULL)
+            return CAI_ERR_NOMEM;
+        *ids = v;
+        *cap = c;
+    }
+    (*ids)[(*n)++] = tokenizer_bos(e->tok);
+    return CAI_OK;
+}
+
+cai_status llm_engine_chat_prompt(const llm_engine *e, const chat_message *msgs, size_t n,
+                                  int32_t **ids, size_t *n_ids, size_t *cap) {
+    chat_prompt p = {0};
+    cai_status st = chat_render(&e->tmpl, msgs, n, 1, &p);
+    if (st == CAI_OK)
+        st = bos(e, ids, n_ids, cap);
+    for (size_t i = 0; st == CAI_OK && i < p.n_seg; i++)
+        st = tokenizer_encode(e->tok, (const char *)p.text.data + p.seg[i].off, p.seg[i].len,
+                              p.seg[i].special, ids, n_ids, cap);
+    chat_prompt_free(&p);
+    return st;
+}
+
+cai_status llm_engine_text_prompt(const llm_engine *e, const char *text, int32_t **ids,
+                                  size_t *n_ids, size_t *cap) {
+    cai_status st = bos(e, ids, n_ids, cap);
+    return st == CAI_OK ? tokenizer_encode(e->tok, text, strlen(text), 0, ids, n_ids, cap) : st;
+}
+
+int llm_engine_is_eog(const llm_engine *e, int32_t id) {
+    for (int i = 0; i < e->n_eog; i++)
+        if (e->eog[i] == id)
+            return 1;
+    return 0;
+}
