@@ -18,6 +18,7 @@ static const command commands[] = {
     {"seal", cmd_seal, "encrypt a model file or directory into a sealed file"},
     {"unseal", cmd_unseal, "decrypt a sealed file (trusted side and tests only)"},
     {"inspect", cmd_inspect, "show a sealed file's header (no key needed)"},
+    {"model", cmd_model, "write a synthetic GGUF model, or inspect one"},
     {"run", cmd_run, "complete a prompt with a GGUF model"},
     {"chat", cmd_chat, "chat in the terminal (with a local model, or a cai server)"},
     {"bench", cmd_bench, "measure performance (cai bench seal, cai bench -m MODEL)"},

