@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "llm/kernels.h"
 #include "llm/quant.h"
 
 void tensor_get_row(const llm_tensor *w, int64_t i, float *out) {
@@ -15,46 +16,51 @@ typedef struct {
     const float *x;
     int T;
     float *y;
+    kernel_dot k;
+    block_x8 *xq; /* activations quantized, T rows of ne0/32 blocks */
 } matmul_job;
 
-static float dot_f32(const float *a, const float *b, int64_t n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+static void quantize_worker(void *ctx, int ith, int nth) {
+    matmul_job *j = ctx;
+    int64_t nb = j->w->ne0 / 32;
+    for (int t = ith; t < j->T; t += nth)
+        kernel_quantize_x8(j->x + (size_t)t * (size_t)j->w->ne0, j->xq + (size_t)t * (size_t)nb, j->w->ne0);
 }
 
+/* Each thread takes a contiguous range of weight rows and dots every row
+ * with all T activation rows, so each weight byte is read once per batch. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
     const llm_tensor *w = j->w;
     int64_t per = (w->ne1 + nth - 1) / nth, r0 = per * ith, r1 = r0 + per;
     if (r1 > w->ne1)
         r1 = w->ne1;
-    if (r0 >= r1)
-        return;
-    float *row = malloc((size_t)w->ne0 * sizeof(float));
-    CAI_ASSERT(row != NULL);
+    const size_t N = (size_t)w->ne1, nb = (size_t)(w->ne0 / 32);
     for (int64_t r = r0; r < r1; r++) {
-        const float *wr = row;
-        if (w->type == QUANT_F32)
-            wr = (const float *)(w->data + (size_t)r * w->row_bytes);
-        else
-            tensor_get_row(w, r, row);
-        for (int t = 0; t < j->T; t++)
-            j->y[(size_t)t * (size_t)w->ne1 + (size_t)r] =
-                dot_f32(wr, j->x + (size_t)t * (size_t)w->ne0, w->ne0);
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        if (j->k.q) {
+            for (int t = 0; t < j->T; t++)
+                j->y[(size_t)t * N + (size_t)r] = j->k.q(row, j->xq + (size_t)t * nb, w->ne0);
+        } else {
+            for (int t = 0; t < j->T; t++)
+                j->y[(size_t)t * N + (size_t)r] = j->k.f(row, j->x + (size_t)t * (size_t)w->ne0, w->ne0);
+        }
     }
-    free(row);
 }
 
 void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y) {
-    matmul_job j = {w, x, T, y};
+    matmul_job j = {w, x, T, y, kernel_get(w->type, kernel_level()), NULL};
+    CAI_ASSERT(j.k.q || j.k.f);
+    if (T <= 0)
+        return;
+    if (j.k.q) {
+        j.xq = malloc((size_t)T * (size_t)(w->ne0 / 32) * sizeof(block_x8));
+        CAI_ASSERT(j.xq != NULL);
+        if (T > 1)
+            pool_run(p, quantize_worker, &j);
+        else
+            quantize_worker(&j, 0, 1);
+    }
     pool_run(p, matmul_worker, &j);
+    free(j.xq);
 }

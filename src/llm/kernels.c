@@ -1,0 +1,270 @@
+/* kernels.c - scalar references and run-time dispatch of the dot products. */
+#include "llm/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/quant.h"
+
+#define H(h) quant_half_to_float(h)
+
+void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127, id = d ? 1 / d : 0;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            y[i].qs[j] = (int8_t)lrintf(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].d = d;
+        y[i].s = d * (float)sum;
+    }
+}
+
+static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* ---- scalar references ------------------------------------------------------ */
+
+static float dot_q8_0_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q8_0 *b = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+            sum += b[i].qs[j] * x[i].qs[j];
+        s += H(b[i].d) * x[i].d * (float)sum;
+    }
+    return s;
+}
+
+/* Sum of nibble (plus optional fifth bit) times activation over a block of 32. */
+static int sum_q45(const uint8_t *qs, const uint8_t *qh, const int8_t *xq) {
+    uint32_t h = 0;
+    if (qh)
+        memcpy(&h, qh, 4);
+    int sum = 0;
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 0xF) | (int)(((h >> j) & 1) << 4), hi = (qs[j] >> 4) | (int)(((h >> (j + 16)) & 1) << 4);
+        sum += lo * xq[j] + hi * xq[j + 16];
+    }
+    return sum;
+}
+
+static float dot_q4_0_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q4_0 *b = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++)
+        s += H(b[i].d) * (x[i].d * (float)sum_q45(b[i].qs, NULL, x[i].qs) - 8 * x[i].s);
+    return s;
+}
+
+static float dot_q4_1_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q4_1 *b = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++)
+        s += H(b[i].d) * x[i].d * (float)sum_q45(b[i].qs, NULL, x[i].qs) + H(b[i].m) * x[i].s;
+    return s;
+}
+
+static float dot_q5_0_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q5_0 *b = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++)
+        s += H(b[i].d) * (x[i].d * (float)sum_q45(b[i].qs, b[i].qh, x[i].qs) - 16 * x[i].s);
+    return s;
+}
+
+static float dot_q5_1_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q5_1 *b = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++)
+        s += H(b[i].d) * x[i].d * (float)sum_q45(b[i].qs, b[i].qh, x[i].qs) + H(b[i].m) * x[i].s;
+    return s;
+}
+
+static float dot_qk45_ref(const void *w, const block_x8 *x, int64_t n, int five) {
+    float s = 0;
+    for (int64_t i = 0; i < n / QK_K; i++, x += 8) {
+        const uint8_t *scales, *qs, *qh = NULL;
+        float d, dmin;
+        if (five) {
+            const block_q5_K *b = (const block_q5_K *)w + i;
+            scales = b->scales, qs = b->qs, qh = b->qh, d = H(b->d), dmin = H(b->dmin);
+        } else {
+            const block_q4_K *b = (const block_q4_K *)w + i;
+            scales = b->scales, qs = b->qs, d = H(b->d), dmin = H(b->dmin);
+        }
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            get_scale_min_k4(j, scales, &sc, &m);
+            int sum = 0;
+            for (int l = 0; l < 32; l++) {
+                int q = j % 2 ? qs[32 * (j / 2) + l] >> 4 : qs[32 * (j / 2) + l] & 0xF;
+                if (qh && (qh[l] >> j) & 1)
+                    q += 16;
+                sum += q * x[j].qs[l];
+            }
+            s += d * sc * x[j].d * (float)sum - dmin * m * x[j].s;
+        }
+    }
+    return s;
+}
+
+static float dot_q4_K_ref(const void *w, const block_x8 *x, int64_t n) { return dot_qk45_ref(w, x, n, 0); }
+static float dot_q5_K_ref(const void *w, const block_x8 *x, int64_t n) { return dot_qk45_ref(w, x, n, 1); }
+
+static float dot_q6_K_ref(const void *w, const block_x8 *x, int64_t n) {
+    const block_q6_K *bb = w;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const block_q6_K *b = &bb[i];
+        float d = H(b->d);
+        for (int half = 0; half < 2; half++, x += 4) {
+            const uint8_t *ql = b->ql + 64 * half, *qh = b->qh + 32 * half;
+            const int8_t *sc = b->scales + 8 * half;
+            for (int g = 0; g < 4; g++) {
+                int sum[2] = {0, 0};
+                for (int l = 0; l < 32; l++) {
+                    int lo = g % 2 ? ql[l + 32] : ql[l];
+                    int q = (g < 2 ? lo & 0xF : lo >> 4) | (((qh[l] >> (2 * g)) & 3) << 4);
+                    sum[l / 16] += (q - 32) * x[g].qs[l];
+                }
+                s += d * x[g].d * ((float)sc[2 * g] * (float)sum[0] + (float)sc[2 * g + 1] * (float)sum[1]);
+            }
+        }
+    }
+    return s;
+}
+
+static float dot_f32_ref(const void *w, const float *x, int64_t n) {
+    const float *v = w;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += v[i] * x[i];
+    return s;
+}
+
+static float dot_f16_ref(const void *w, const float *x, int64_t n) {
+    const uint8_t *p = w;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        quant_half h;
+        memcpy(&h, p + 2 * i, 2);
+        s += H(h) * x[i];
+    }
+    return s;
+}
+
+static float dot_bf16_ref(const void *w, const float *x, int64_t n) {
+    const uint8_t *p = w;
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        s += quant_bf16_to_float(h) * x[i];
+    }
+    return s;
+}
+
+/* ---- x86 SIMD levels -------------------------------------------------------- */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define KTARGET __attribute__((target("avx2,fma,f16c")))
+#define KSUF avx2
+#define MUL_SUM_US8(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+#include "llm/kernels_x86.inc"
+#undef KTARGET
+#undef KSUF
+#undef MUL_SUM_US8
+
+#define KTARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define KSUF vnni
+#define MUL_SUM_US8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+#include "llm/kernels_x86.inc"
+#undef KTARGET
+#undef KSUF
+#undef MUL_SUM_US8
+#endif
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+int kernel_level(void) {
+    static int level = -1;
+    if (level >= 0)
+        return level;
+    int l = KERNEL_SCALAR;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        l = KERNEL_AVX2;
+    if (l == KERNEL_AVX2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw"))
+        l = KERNEL_AVX512VNNI;
+#endif
+    const char *cap = getenv("CAI_KERNEL");
+    if (cap && strcmp(cap, "scalar") == 0)
+        l = KERNEL_SCALAR;
+    else if (cap && strcmp(cap, "avx2") == 0 && l > KERNEL_AVX2)
+        l = KERNEL_AVX2;
+    level = l;
+    return level;
+}
+
+const char *kernel_level_name(int level) {
+    return level == KERNEL_AVX512VNNI ? "avx512-vnni" : level == KERNEL_AVX2 ? "avx2" : "scalar";
+}
+
+kernel_dot kernel_get(int type, int level) {
+    kernel_dot k = {NULL, NULL};
+    switch (type) {
+    case QUANT_F32: k.f = dot_f32_ref; break;
+    case QUANT_F16: k.f = dot_f16_ref; break;
+    case QUANT_BF16: k.f = dot_bf16_ref; break;
+    case QUANT_Q8_0: k.q = dot_q8_0_ref; break;
+    case QUANT_Q4_0: k.q = dot_q4_0_ref; break;
+    case QUANT_Q4_1: k.q = dot_q4_1_ref; break;
+    case QUANT_Q5_0: k.q = dot_q5_0_ref; break;
+    case QUANT_Q5_1: k.q = dot_q5_1_ref; break;
+    case QUANT_Q4_K: k.q = dot_q4_K_ref; break;
+    case QUANT_Q5_K: k.q = dot_q5_K_ref; break;
+    case QUANT_Q6_K: k.q = dot_q6_K_ref; break;
+    default: return k;
+    }
+#if defined(__x86_64__)
+#define PICK(suf)                                                                              \
+    switch (type) {                                                                            \
+    case QUANT_F32: k.f = dot_f32_##suf; break;                                                \
+    case QUANT_F16: k.f = dot_f16_##suf; break;                                                \
+    case QUANT_Q8_0: k.q = dot_q8_0_##suf; break;                                              \
+    case QUANT_Q4_0: k.q = dot_q4_0_##suf; break;                                              \
+    case QUANT_Q4_1: k.q = dot_q4_1_##suf; break;                                              \
+    case QUANT_Q5_0: k.q = dot_q5_0_##suf; break;                                              \
+    case QUANT_Q5_1: k.q = dot_q5_1_##suf; break;                                              \
+    case QUANT_Q4_K: k.q = dot_q4_K_##suf; break;                                              \
+    case QUANT_Q5_K: k.q = dot_q5_K_##suf; break;                                              \
+    case QUANT_Q6_K: k.q = dot_q6_K_##suf; break;                                              \
+    default: break;                                                                            \
+    }
+    if (level >= KERNEL_AVX512VNNI) {
+        PICK(vnni)
+    } else if (level >= KERNEL_AVX2) {
+        PICK(avx2)
+    }
+#undef PICK
+#endif
+    return k;
+}

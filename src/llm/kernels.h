@@ -1,0 +1,48 @@
+/* kernels.h - dot products of weight rows with activations.
+ *
+ * Activations are quantized once per matrix product into blocks of 32
+ * int8 values with a float scale and the scaled sum (block_x8); every
+ * quantized weight type then dots in integers: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+ * block by block, and the K-quants (Q4_K, Q5_K, Q6_K) by their 32- or
+ * 16-value sub-blocks. F32, F16 and BF16 weights dot with float activations.
+ *
+ * Each type has a scalar reference and, chosen at run time, AVX2 and
+ * AVX-512 VNNI versions; tests/unit/test_kernels.c checks every SIMD
+ * version against its reference. */
+#ifndef CAI_LLM_KERNELS_H
+#define CAI_LLM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float d;   /* scale: x ~= d * q */
+    float s;   /* d * sum(q) */
+    int8_t qs[32];
+} block_x8;
+
+/* kernel_quantize_x8 quantizes |n| floats (a multiple of 32) into n/32 blocks. */
+void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n);
+
+/* A row dot product: |w| is one weight row of |n| values of its type. */
+typedef float (*kernel_dot_q)(const void *w, const block_x8 *x, int64_t n);
+typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
+
+typedef struct {
+    kernel_dot_q q; /* for quantized types: activations as block_x8 */
+    kernel_dot_f f; /* for F32/F16/BF16: activations as floats */
+} kernel_dot;
+
+enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1, KERNEL_AVX512VNNI = 2 };
+
+/* kernel_level returns the best level this CPU supports (and CAI_KERNEL
+ * =scalar|avx2 in the environment caps it, for comparisons). */
+int kernel_level(void);
+const char *kernel_level_name(int level);
+
+/* kernel_get returns the dot product of |type| at |level| (falling back to
+ * lower levels where a version is missing); both members NULL if the type
+ * has no kernel. */
+kernel_dot kernel_get(int type, int level);
+
+#endif

@@ -1,0 +1,81 @@
+/* test_kernels.c - every SIMD dot product against its scalar reference, and
+ * the references against plain float arithmetic on dequantized values. */
+#include <math.h>
+
+#include "llm/kernels.h"
+#include "llm/quant.h"
+#include "test.h"
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / (float)(1 << 24) - 0.5f;
+}
+
+static const int TYPES[] = {QUANT_F32, QUANT_F16, QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1,
+                            QUANT_Q5_0, QUANT_Q5_1, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+
+static void test_all_levels_agree(void) {
+    enum { N = 1024 };
+    static float w[N], x[N], wd[N], xd[N];
+    static uint8_t wq[N * 4];
+    static block_x8 xq[N / 32];
+    uint64_t seed = 7;
+    printf("  best level here: %s\n", kernel_level_name(kernel_level()));
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < N; i++) {
+            w[i] = frand(&seed) * (trial % 3 ? 1.0f : 100.0f);
+            x[i] = frand(&seed) * 4;
+        }
+        kernel_quantize_x8(x, xq, N);
+        for (int b = 0; b < N / 32; b++)
+            for (int j = 0; j < 32; j++)
+                xd[b * 32 + j] = xq[b].d * xq[b].qs[j];
+        for (size_t t = 0; t < sizeof(TYPES) / sizeof(TYPES[0]); t++) {
+            int type = TYPES[t];
+            CHECK(quant_quantize_row(type, w, wq, N) == 0);
+            quant_dequantize_row(type, wq, wd, N);
+            kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
+            CHECK(ref.q || ref.f);
+            double exact = 0, mag = 0;
+            const float *xs = ref.q ? xd : x;
+            for (int i = 0; i < N; i++) {
+                exact += (double)wd[i] * xs[i];
+                mag += fabs((double)wd[i] * xs[i]);
+            }
+            float r = ref.q ? ref.q(wq, xq, N) : ref.f(wq, x, N);
+            if (fabs(r - exact) > 1e-4 * mag + 1e-6) {
+                printf("  %s reference: %g vs float %g\n", quant_name(type), r, exact);
+                CHECK(0);
+            }
+            for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
+                kernel_dot k = kernel_get(type, level);
+                float v = k.q ? k.q(wq, xq, N) : k.f(wq, x, N);
+                if (fabs(v - r) > 1e-5 * mag + 1e-6) {
+                    printf("  %s %s: %g vs reference %g\n", quant_name(type), kernel_level_name(level), v, r);
+                    CHECK(0);
+                }
+            }
+        }
+    }
+    kernel_dot none = kernel_get(QUANT_Q2_K, kernel_level());
+    CHECK(!none.q && !none.f);
+}
+
+static void test_quantize_x8(void) {
+    float x[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i - 32) / 8;
+    block_x8 q[2];
+    kernel_quantize_x8(x, q, 64);
+    CHECK(q[0].qs[0] == -127 && fabsf(q[0].d - 4.0f / 127) < 1e-7f);
+    int sum = 0;
+    for (int j = 0; j < 32; j++)
+        sum += q[1].qs[j];
+    CHECK(fabsf(q[1].s - q[1].d * (float)sum) < 1e-6f);
+}
+
+int main(void) {
+    RUN(test_quantize_x8);
+    RUN(test_all_levels_agree);
+    return test_summary();
+}
