@@ -36,7 +36,8 @@ CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
@@ -46,6 +47,14 @@ all: $(BUILD)/cai
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The web chat, embedded in the binary.
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
+	@mkdir -p $(dir $@)
+	tools/embed_web.sh $(WEB_FILES) > $@
+
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libcai.a: $(LIB_OBJ)
@@ -64,11 +73,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcai.a
 # libFuzzer targets: the library rebuilt once with clang, coverage and sanitizers.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -Isrc \
                -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_OBJ    := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+FUZZ_OBJ    := $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/obj/gen/web_assets.o
 fuzz: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+build-fuzz/obj/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
+	@mkdir -p $(dir $@)
+	tools/embed_web.sh $(WEB_FILES) > $@
 build-fuzz/libcai.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

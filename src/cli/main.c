@@ -19,6 +19,7 @@ static const command commands[] = {
     {"unseal", cmd_unseal, "decrypt a sealed file (trusted side and tests only)"},
     {"inspect", cmd_inspect, "show a sealed file's header (no key needed)"},
     {"model", cmd_model, "write a synthetic GGUF model, or inspect one"},
+    {"serve", cmd_serve, "serve a model: OpenAI API, web chat, metrics"},
     {"run", cmd_run, "complete a prompt with a GGUF model"},
     {"chat", cmd_chat, "chat in the terminal (with a local model, or a cai server)"},
     {"bench", cmd_bench, "measure performance (cai bench seal, cai bench -m MODEL)"},

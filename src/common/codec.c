@@ -132,3 +132,32 @@ cai_status b64_decode(const char *in, size_t in_len, uint8_t *out, size_t cap,
     *out_len = o;
     return CAI_OK;
 }
+
+/* The length of the valid UTF-8 character at |p| (|n| bytes left), or 0. */
+static size_t utf8_valid(const uint8_t *p, size_t n) {
+    uint8_t c = p[0];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    uint32_t v = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3Fu);
+    }
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < min[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+cai_status utf8_sanitize(const void *in, size_t n, buf *out) {
+    const uint8_t *p = in;
+    cai_status st = CAI_OK;
+    for (size_t i = 0; i < n && st == CAI_OK;) {
+        size_t k = utf8_valid(p + i, n - i);
+        st = k ? buf_append(out, p + i, k) : buf_append(out, "\xef\xbf\xbd", 3);
+        i += k ? k : 1;
+    }
+    return st;
+}

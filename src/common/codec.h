@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/status.h"
 
 /* hex_encode writes 2*n lowercase hex digits and a NUL to |out|, which must
@@ -40,5 +41,9 @@ cai_status b64_decode(const char *in, size_t in_len, uint8_t *out, size_t cap,
 /* b64_decoded_max returns an upper bound of the decoded size of |in_len|
  * characters. */
 size_t b64_decoded_max(size_t in_len);
+
+/* utf8_sanitize appends |n| bytes to |out| with every invalid UTF-8
+ * sequence (bad, overlong, surrogate, truncated) replaced by U+FFFD. */
+cai_status utf8_sanitize(const void *in, size_t n, buf *out);
 
 #endif

@@ -1,0 +1,124 @@
+/* cmd_serve.c - cai serve: the OpenAI-compatible server and web chat. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/secure.h"
+#include "seal/keyfile.h"
+#include "serve/server.h"
+
+static void serve_help(void) {
+    printf("usage: cai serve -m MODEL.gguf [options]\n"
+           "       cai serve --sealed MODEL.sealed --key-file KEY [options]\n\n"
+           "Serve a model: the OpenAI API (/v1/chat/completions, /v1/completions,\n"
+           "/v1/models), /health, /metrics and a web chat at /.\n\n"
+           "  -m, --model FILE        a GGUF model (development)\n"
+           "      --sealed FILE       a sealed model: decrypted into memory only\n"
+           "      --key-file FILE     its key (INSECURE outside a TEE: the key broker\n"
+           "                          releases it after attestation in production)\n"
+           "      --host ADDR         listen address (default 127.0.0.1)\n"
+           "      --port N            port (default 7860)\n"
+           "      --slots N           concurrent generations (default 4)\n"
+           "      --queue N           waiting requests before 429 (default 64)\n"
+           "  -c, --ctx N             context per generation (default 4096)\n"
+           "  -t, --threads N         threads (default: one per CPU)\n"
+           "      --model-id ID       the model name clients use (default: the file name)\n"
+           "      --chat-template T   chatml, qwen, llama3 or zephyr (default: the model's)\n"
+           "      --api-key-file FILE require 'Authorization: Bearer <its contents>'\n"
+           "      --cors ORIGIN       allow browsers from ORIGIN ('*' for any)\n"
+           "  -h, --help              this help\n");
+}
+
+int cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},     {"sealed", required_argument, NULL, 'S'},
+        {"key-file", required_argument, NULL, 'k'},  {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},      {"slots", required_argument, NULL, 's'},
+        {"queue", required_argument, NULL, 'q'},     {"ctx", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},   {"model-id", required_argument, NULL, 'i'},
+        {"chat-template", required_argument, NULL, 'T'}, {"api-key-file", required_argument, NULL, 'a'},
+        {"cors", required_argument, NULL, 'o'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    serve_config cfg = {.port = 7860, .model_fd = -1};
+    const char *key_file = NULL, *api_key_file = NULL;
+    long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:c:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': cfg.model_path = optarg; break;
+        case 'S': cfg.sealed_path = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 'H': cfg.host = optarg; break;
+        case 'p':
+            if (cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error("serve", "bad --port");
+            cfg.port = (int)v;
+            break;
+        case 's':
+            if (cli_parse_int(optarg, 1, 256, &v)) return cli_usage_error("serve", "bad --slots");
+            cfg.slots = (int)v;
+            break;
+        case 'q':
+            if (cli_parse_int(optarg, 0, 100000, &v)) return cli_usage_error("serve", "bad --queue");
+            cfg.queue = (int)v;
+            break;
+        case 'c':
+            if (cli_parse_int(optarg, 16, 1 << 22, &v)) return cli_usage_error("serve", "bad --ctx");
+            cfg.n_ctx = (int)v;
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error("serve", "bad --threads");
+            cfg.threads = (int)v;
+            break;
+        case 'i': cfg.model_id = optarg; break;
+        case 'T': cfg.chat_template = optarg; break;
+        case 'a': api_key_file = optarg; break;
+        case 'o': cfg.cors_origin = optarg; break;
+        case 'h': serve_help(); return 0;
+        default: return cli_usage_error("serve", "unknown option");
+        }
+    }
+    if (!!cfg.model_path + !!cfg.sealed_path != 1)
+        return cli_usage_error("serve", "give -m MODEL.gguf or --sealed FILE");
+    if (cfg.sealed_path && !key_file)
+        return cli_usage_error("serve", "--sealed needs --key-file (until the key broker is used)");
+    cai_status st = CAI_OK;
+    buf api_key;
+    buf_init(&api_key, 4096);
+    if (api_key_file) {
+        if ((st = file_read_all(api_key_file, 4096, &api_key)) != CAI_OK)
+            return cli_fail("serve", st);
+        while (api_key.len && (api_key.data[api_key.len - 1] == '\n' || api_key.data[api_key.len - 1] == '\r'))
+            api_key.len--;
+        if (api_key.len == 0 || buf_terminate(&api_key) != CAI_OK)
+            return cli_usage_error("serve", "the API key file is empty");
+        cfg.api_key = (const char *)api_key.data;
+    }
+    if (key_file) {
+        if ((st = keyfile_read(key_file, cfg.key)) != CAI_OK) {
+            buf_free(&api_key);
+            return cli_fail("serve", st);
+        }
+        log_warn("INSECURE: the model key comes from a local file, not from the key broker "
+                 "after attestation");
+    }
+    server *sv = NULL;
+    st = server_start(&cfg, &sv);
+    secure_wipe(cfg.key, sizeof(cfg.key)); /* the server holds its own copy until unsealed */
+    if (st != CAI_OK) {
+        buf_free(&api_key);
+        return cli_fail("serve", st);
+    }
+    printf("cai serve: listening on http://%s:%d/ (web chat), OpenAI API at /v1\n",
+           cfg.host ? cfg.host : "127.0.0.1", server_port(sv));
+    fflush(stdout);
+    st = server_run(sv);
+    log_info("stopping");
+    server_free(sv);
+    buf_free(&api_key);
+    return st == CAI_OK ? 0 : cli_fail("serve", st);
+}

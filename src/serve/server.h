@@ -1,0 +1,42 @@
+/* server.h - `cai serve`: the OpenAI-compatible API, the web chat, metrics.
+ *
+ * The server listens at once and answers /health with 503 while the model
+ * loads (from a GGUF path, or from an fd: the sealed memfd), then serves
+ * /v1/chat/completions, /v1/completions, /v1/models, /metrics and the web
+ * chat at /. Generation runs on the scheduler's engine thread (continuous
+ * batching); the HTTP loop only parses, queues and streams. */
+#ifndef CAI_SERVE_SERVER_H
+#define CAI_SERVE_SERVER_H
+
+#include "common/status.h"
+
+typedef struct {
+    const char *host;          /* default 127.0.0.1 */
+    int port;                  /* default 7860; 0: ephemeral */
+    const char *model_path;    /* a GGUF file, or NULL with model_fd or sealed_path */
+    int model_fd;
+    const char *sealed_path;   /* a sealed model, decrypted into a sealed memfd */
+    unsigned char key[32];     /* its key (wiped once used) */
+    const char *model_id;      /* the id /v1/models reports (default: the file name) */
+    const char *model_digest;  /* hex SHA-256 of the model, if known (sealed boot) */
+    const char *chat_template; /* override, or NULL */
+    const char *api_key;       /* require "Authorization: Bearer KEY"; NULL: open */
+    const char *cors_origin;   /* allowed Origin ("*" for any), or NULL */
+    int slots;                 /* concurrent generations (default 4) */
+    int queue;                 /* waiting requests before 429 (default 64) */
+    int n_ctx;                 /* context per slot (default 4096) */
+    int threads;               /* 0: one per CPU */
+    size_t max_body;           /* default 4 MiB */
+} serve_config;
+
+typedef struct server server;
+
+/* server_start binds the port and starts loading the model in the
+ * background; server_run serves until SIGINT/SIGTERM or server_stop. */
+cai_status server_start(const serve_config *cfg, server **out);
+int server_port(const server *s);
+cai_status server_run(server *s);
+void server_stop(server *s);
+void server_free(server *s);
+
+#endif
