@@ -168,7 +168,10 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
         st = CAI_ERR_NOMEM;
         goto fail;
     }
-    evhttp_set_max_body_size(h->http, (ev_ssize_t)h->cfg.max_body);
+    /* Bodies up to twice the limit are read and answered 413 (a client that
+     * is still sending would otherwise see a reset instead of the answer);
+     * beyond that libevent drops the connection. */
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)(2 * h->cfg.max_body + 65536));
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->cfg.max_headers);
     evhttp_set_timeout(h->http, h->cfg.timeout_s);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -423,6 +426,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     r.body_len = evbuffer_get_length(in);
+    if (r.body_len > h->cfg.max_body) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the request body is larger than %zu bytes", h->cfg.max_body);
+        httpd_reply_error(&r, 413, msg);
+        goto out;
+    }
     r.body = malloc(r.body_len + 1);
     if (r.body == NULL) {
         httpd_reply_error(&r, 500, "out of memory");

