@@ -1,0 +1,45 @@
+# Real clients against cai serve: the official openai npm SDK, and the
+# terminal chat (cai chat -m) driven through tmux.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+if ! synth_model m.gguf --arch qwen2 --shape tiny --type q8_0; then
+    echo "SKIP serve_clients: node_modules absent (run ./run setup)"
+    exit 0
+fi
+PORT=$(free_port)
+U=http://127.0.0.1:$PORT
+"$CAI" serve -m m.gguf --port "$PORT" > serve.log 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
+wait_http "$U/health" 30 || fail serve_start "$(cat serve.log)"
+NODE_PATH="$ROOT/node_modules" node "$ROOT/tests/e2e/openai_sdk.mjs" "$U" m 2>&1 ||
+    echo "FAIL openai_sdk: exit $?"
+
+# The curl examples of the README, as printed there (port and model swapped in).
+sed -n '/^curl /,/^$/p' "$ROOT/README.md" | sed "s/7860/$PORT/g; s/\"qwen\"/\"m\"/g" > readme_curl.sh
+n=$(grep -c '^curl ' readme_curl.sh)
+if [ "$n" -gt 0 ] && bash readme_curl.sh > readme_out.txt 2>&1 && ! grep -q '"error"' readme_out.txt; then
+    pass "readme_curl_examples_$n"
+else
+    fail readme_curl_examples "$(head -c 600 readme_out.txt)"
+fi
+
+# cai chat -m in a terminal: history, /clear, /exit.
+if command -v tmux >/dev/null; then
+    export TMUX_TMPDIR="$T"
+    tmux new-session -d -s chat -x 160 -y 40 "'$CAI' chat -m m.gguf -n 6 --seed 1 --temp 0; echo CHAT-EXITED; sleep 30"
+    screen() { tmux capture-pane -p -t chat; }
+    wait_for() { for _ in $(seq 1 100); do screen | grep -q "$1" && return 0; sleep 0.1; done; return 1; }
+    wait_for '^>' && pass tmux_chat_prompt || fail tmux_chat_prompt "$(screen)"
+    tmux send-keys -t chat 'Hello there' Enter
+    for _ in $(seq 1 100); do [ "$(screen | grep -c '^>')" -ge 2 ] && break; sleep 0.1; done
+    [ "$(screen | grep -c '^>')" -ge 2 ] && pass tmux_chat_reply || fail tmux_chat_reply "$(screen)"
+    tmux send-keys -t chat '/clear' Enter
+    wait_for 'conversation cleared' && pass tmux_chat_clear || fail tmux_chat_clear "$(screen)"
+    tmux send-keys -t chat '/exit' Enter
+    wait_for 'CHAT-EXITED' && pass tmux_chat_exit || fail tmux_chat_exit "$(screen)"
+else
+    echo "SKIP tmux_chat: tmux absent"
+fi
+finish
