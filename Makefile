@@ -73,14 +73,16 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libcai.a
 # libFuzzer targets: the library rebuilt once with clang, coverage and sanitizers.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -O1 -g -Isrc \
                -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_OBJ    := $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/obj/gen/web_assets.o
+FUZZ_OBJ    := $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/gen/web_assets.o
 fuzz: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
-build-fuzz/obj/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
+build-fuzz/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
 	@mkdir -p $(dir $@)
 	tools/embed_web.sh $(WEB_FILES) > $@
+build-fuzz/gen/web_assets.o: build-fuzz/gen/web_assets.c
+	clang $(FUZZ_CFLAGS) -c $< -o $@
 build-fuzz/libcai.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -181,6 +181,7 @@ static float dot_bf16_ref(const void *w, const float *x, int64_t n) {
 /* ---- x86 SIMD levels -------------------------------------------------------- */
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define KTARGET __attribute__((target("avx2,fma,f16c")))
@@ -208,12 +209,22 @@ int kernel_level(void) {
         return level;
     int l = KERNEL_SCALAR;
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        l = KERNEL_AVX2;
-    if (l == KERNEL_AVX2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw"))
-        l = KERNEL_AVX512VNNI;
+    /* cpuid, and xgetbv for the state the OS saves (the same on gcc and clang) */
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        int fma = c & (1u << 12), avx = c & (1u << 28), f16c = c & (1u << 29);
+        int ymm = (lo & 6) == 6, zmm = (lo & 0xe6) == 0xe6;
+        unsigned b7 = 0, c7 = 0, a7, d7;
+        if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) {
+            if (fma && avx && f16c && ymm && (b7 & (1u << 5)))
+                l = KERNEL_AVX2;
+            if (l == KERNEL_AVX2 && zmm && (b7 & (1u << 16)) && (b7 & (1u << 30)) && (b7 & (1u << 31)) &&
+                (c7 & (1u << 11)))
+                l = KERNEL_AVX512VNNI;
+        }
+    }
 #endif
     const char *cap = getenv("CAI_KERNEL");
     if (cap && strcmp(cap, "scalar") == 0)
