@@ -17,12 +17,13 @@ NODE_PATH="$ROOT/node_modules" node "$ROOT/tests/e2e/openai_sdk.mjs" "$U" m 2>&1
     echo "FAIL openai_sdk: exit $?"
 
 # The curl examples of the README, as printed there (port and model swapped in).
-sed -n '/^curl /,/^$/p' "$ROOT/README.md" | sed "s/7860/$PORT/g; s/\"qwen\"/\"m\"/g" > readme_curl.sh
+# (-sf: quiet, and a failure exit status on any HTTP error)
+sed -n '/^curl /,/^$/p' "$ROOT/README.md" | sed "s/7860/$PORT/g; s/\"qwen\"/\"m\"/g; s/^curl /curl -sf /" > readme_curl.sh
 n=$(grep -c '^curl ' readme_curl.sh)
-if [ "$n" -gt 0 ] && bash readme_curl.sh > readme_out.txt 2>&1 && ! grep -q '"error"' readme_out.txt; then
+if [ "$n" -gt 0 ] && bash -e readme_curl.sh > readme_out.txt 2>&1; then
     pass "readme_curl_examples_$n"
 else
-    fail readme_curl_examples "$(head -c 600 readme_out.txt)"
+    fail readme_curl_examples "$(head -c 1000 readme_out.txt)"
 fi
 
 # cai chat -m in a terminal: history, /clear, /exit.
