@@ -715,6 +715,30 @@ const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len, uint8_t
     return t->text[id];
 }
 
+cai_status tokenizer_token_bytes(const tokenizer *t, int32_t id, buf *out) {
+    uint8_t b1[1];
+    size_t n;
+    const char *p = tokenizer_piece(t, id, &n, b1);
+    if (p == NULL)
+        return cai_fail(CAI_ERR_INVALID_ARG, "token %d out of the vocabulary", id);
+    int special = t->type[id] == TOKEN_CONTROL || t->type[id] == TOKEN_USER_DEFINED;
+    cai_status st = CAI_OK;
+    for (size_t i = 0; i < n && st == CAI_OK;) {
+        uint32_t cp;
+        size_t k = utf8_next((const uint8_t *)p + i, n - i, &cp);
+        if (t->model == TOKENIZER_BPE && !special && cp < 512 && t->cp_byte[cp] >= 0) {
+            uint8_t b = (uint8_t)t->cp_byte[cp];
+            st = buf_append(out, &b, 1);
+        } else if (t->model == TOKENIZER_SPM && !special && k == 3 && memcmp(p + i, "\xe2\x96\x81", 3) == 0) {
+            st = buf_append(out, " ", 1);
+        } else {
+            st = buf_append(out, p + i, k);
+        }
+        i += k;
+    }
+    return st;
+}
+
 void detok_init(detok *d) {
     memset(d, 0, sizeof(*d));
     d->first = 1;

@@ -77,6 +77,10 @@ cai_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, in
  * out of range. */
 const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len, uint8_t byte_buf[1]);
 
+/* tokenizer_token_bytes appends the raw bytes token |id| stands for (a
+ * byte-level token may be part of a UTF-8 character). */
+cai_status tokenizer_token_bytes(const tokenizer *t, int32_t id, buf *out);
+
 /* Streaming detokenization: bytes come out only as complete UTF-8
  * characters; invalid sequences become U+FFFD. */
 typedef struct {

@@ -167,28 +167,24 @@ static void gen_release(gen *g) {
 static json_t *lossy_string(const uint8_t *p, size_t n) {
     buf b;
     buf_init(&b, 0);
-    json_t *s = utf8_sanitize(p, n, &b) == CAI_OK ? json_stringn(b.len ? (const char *)b.data : "", b.len) : NULL;
+    json_t *s = n == 0 ? json_string("")
+                : utf8_sanitize(p, n, &b) == CAI_OK ? json_stringn((const char *)b.data, b.len) : NULL;
     buf_free(&b);
     return s ? s : json_string("");
 }
 
 static json_t *token_logprob(const gen *g, int32_t tok, float lp) {
-    json_t *bytes = json_array();
-    uint8_t raw[256];
-    size_t rn = 0;
-    /* the token's bytes as decoded (byte-level BPE pieces map back to bytes) */
     buf tb;
     buf_init(&tb, 0);
-    detok d;
-    detok_init(&d);
-    d.first = 0;
-    (void)detok_push(&d, g->sv->e->tok, tok, &tb);
-    rn = tb.len < sizeof(raw) ? tb.len : sizeof(raw);
-    memcpy(raw, tb.data, rn);
+    json_t *bytes = json_array(), *text = NULL;
+    if (tokenizer_token_bytes(g->sv->e->tok, tok, &tb) == CAI_OK) {
+        for (size_t i = 0; i < tb.len; i++)
+            json_array_append_new(bytes, json_integer(tb.data[i]));
+        text = lossy_string(tb.data, tb.len);
+    }
     buf_free(&tb);
-    for (size_t i = 0; i < rn; i++)
-        json_array_append_new(bytes, json_integer(raw[i]));
-    return json_pack("{s:o, s:f, s:o}", "token", lossy_string(raw, rn), "logprob", (double)lp, "bytes", bytes);
+    return json_pack("{s:o, s:f, s:o}", "token", text ? text : json_string(""), "logprob", (double)lp,
+                     "bytes", bytes);
 }
 
 static void add_logprobs(gen *g, int32_t tok, const float *logits) {

@@ -152,5 +152,5 @@ kill -0 $SERVER 2>/dev/null && pass server_alive || fail server_alive "the serve
 kill -TERM $SERVER
 wait $SERVER
 rc=$?
-if [ "$rc" = 0 ] && ! grep -q 'Sanitizer' serve.log; then pass clean_shutdown; else fail clean_shutdown "exit $rc: $(grep -A5 Sanitizer serve.log | head -20)"; fi
+if [ "$rc" = 0 ] && ! grep -qE 'Sanitizer|runtime error' serve.log; then pass clean_shutdown; else fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"; fi
 finish

@@ -43,4 +43,9 @@ if command -v tmux >/dev/null; then
 else
     echo "SKIP tmux_chat: tmux absent"
 fi
+
+kill -TERM $SERVER
+wait $SERVER
+rc=$?
+if [ "$rc" = 0 ] && ! grep -qE 'Sanitizer|runtime error' serve.log; then pass clean_shutdown; else fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"; fi
 finish
