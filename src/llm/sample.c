@@ -134,6 +134,27 @@ static int cand_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id); /* deterministic order on ties */
 }
 
+/* select_top moves the m largest candidates (ties: lowest id) to the front,
+ * in no particular order (quickselect, Lomuto partition). */
+static void select_top(cand *c, size_t n, size_t m) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2, store = lo;
+        cand pivot = c[mid], t;
+        c[mid] = c[hi - 1], c[hi - 1] = pivot;
+        for (size_t i = lo; i < hi - 1; i++)
+            if (cand_desc(&c[i], &pivot) < 0)
+                t = c[i], c[i] = c[store], c[store++] = t;
+        t = c[store], c[store] = c[hi - 1], c[hi - 1] = t;
+        if (store == m || store + 1 == m)
+            return;
+        if (store < m)
+            lo = store + 1;
+        else
+            hi = store;
+    }
+}
+
 int32_t sampler_sample(sampler *s, const float *logits) {
     const sample_params *p = &s->p;
     size_t n = (size_t)s->n_vocab;
@@ -175,9 +196,27 @@ int32_t sampler_sample(sampler *s, const float *logits) {
     for (size_t i = 0; i < n; i++)
         if (c[i].v >= cut)
             c[k++] = c[i];
-    qsort(c, k, sizeof(*c), cand_desc);
-    if (p->top_k > 0 && (size_t)p->top_k < k)
+    /* Sort only what the truncations need: the top_k, or (for top-p) a
+     * prefix that is provably long enough; with neither, no sort at all. */
+    if (p->top_k > 0 && (size_t)p->top_k < k) {
+        select_top(c, k, (size_t)p->top_k);
         k = (size_t)p->top_k;
+        qsort(c, k, sizeof(*c), cand_desc);
+    } else if (p->top_p < 1.0f) {
+        size_t m = k > 1024 ? 1024 : k;
+        if (m < k) {
+            select_top(c, k, m);
+            double in = 0, all = 0; /* is the top-m mass enough? */
+            for (size_t i = 0; i < k; i++) {
+                double e = exp((double)(c[i].v - max) / p->temperature);
+                all += e;
+                in += i < m ? e : 0;
+            }
+            if (in >= p->top_p * all)
+                k = m;
+        }
+        qsort(c, k, sizeof(*c), cand_desc);
+    }
 
     double sum = 0;
     for (size_t i = 0; i < k; i++) {
@@ -195,11 +234,13 @@ int32_t sampler_sample(sampler *s, const float *logits) {
             }
         }
     }
-    /* min-p: drop tokens below min_p times the most likely one. */
+    /* min-p: drop tokens below min_p times the most likely one (which has
+     * probability weight 1 here: exp(0)). */
     if (p->min_p > 0) {
-        size_t m = 1;
-        while (m < k && c[m].v >= p->min_p * c[0].v)
-            m++;
+        size_t m = 0;
+        for (size_t i = 0; i < k; i++)
+            if (c[i].v >= p->min_p)
+                c[m++] = c[i];
         k = m;
     }
     sum = 0;

@@ -98,6 +98,39 @@ static void test_distribution_and_truncation(void) {
     sampler_free(s);
 }
 
+/* top-k and top-p on a large vocabulary: every draw is in the true set. */
+static void test_large_vocab_truncation(void) {
+    enum { V = 5000 };
+    static float l[V];
+    uint64_t x = 99;
+    for (int i = 0; i < V; i++) {
+        x = x * 6364136223846793005ull + 1;
+        l[i] = (float)((x >> 40) % 1000) / 100.0f; /* many ties */
+    }
+    float kth = 0; /* the 50th largest value */
+    {
+        static float sorted[V];
+        memcpy(sorted, l, sizeof(l));
+        for (int i = 0; i < 50; i++)
+            for (int j = i + 1; j < V; j++)
+                if (sorted[j] > sorted[i]) {
+                    float t = sorted[i];
+                    sorted[i] = sorted[j], sorted[j] = t;
+                }
+        kth = sorted[49];
+    }
+    sampler *s = make(1, 50, 1, 0, 5, V);
+    int outside = 0;
+    for (int i = 0; i < 2000; i++)
+        outside += l[sampler_sample(s, l)] < kth;
+    CHECK(outside == 0);
+    sampler_free(s);
+    s = make(1, 0, 0.3f, 0, 5, V); /* top-p over the whole vocabulary */
+    for (int i = 0; i < 200; i++)
+        CHECK(l[sampler_sample(s, l)] > 5.0f); /* 30% of the mass sits at the top */
+    sampler_free(s);
+}
+
 static void test_penalties(void) {
     sample_params p;
     sample_params_default(&p);
@@ -180,6 +213,7 @@ int main(void) {
     RUN(test_greedy);
     RUN(test_seed_reproducible);
     RUN(test_distribution_and_truncation);
+    RUN(test_large_vocab_truncation);
     RUN(test_penalties);
     RUN(test_logprobs);
     RUN(test_params_rejected);
