@@ -66,3 +66,32 @@ wait_http() {
     done
     return 1
 }
+
+# start_serve NAME ARGS...: a synthetic tiny model served on a free port
+# (sets PORT, U, SERVER; the log is serve.log); exits the test with a SKIP
+# line when the vocabulary is not installed.
+start_serve() {
+    local name="$1"; shift
+    if ! synth_model m.gguf --arch qwen2 --shape tiny --type q8_0; then
+        echo "SKIP $name: node_modules absent (run ./run setup)"
+        exit 0
+    fi
+    PORT=$(free_port)
+    U=http://127.0.0.1:$PORT
+    "$CAI" serve -m m.gguf --port "$PORT" "$@" > serve.log 2>&1 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
+    wait_http "$U/health" 30
+}
+
+# stop_serve: SIGTERM, then exit 0 and no sanitizer report in the log.
+stop_serve() {
+    kill -TERM $SERVER
+    wait $SERVER
+    local rc=$?
+    if [ "$rc" = 0 ] && ! grep -qE 'Sanitizer|runtime error' serve.log; then
+        pass clean_shutdown
+    else
+        fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"
+    fi
+}

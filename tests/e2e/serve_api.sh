@@ -2,16 +2,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 
-if ! synth_model m.gguf --arch qwen2 --shape tiny --type q8_0; then
-    echo "SKIP serve_api: node_modules absent (run ./run setup)"
-    exit 0
-fi
-PORT=$(free_port)
-U=http://127.0.0.1:$PORT
-"$CAI" serve -m m.gguf --port "$PORT" --slots 4 --queue 64 --ctx 512 > serve.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$T"' EXIT
-wait_http "$U/health" 30 && pass health_200 || fail health_200 "$(cat serve.log)"
+start_serve serve_api --slots 4 --queue 64 --ctx 512 && pass health_200 || fail health_200 "$(cat serve.log)"
 
 post() { curl -s -H 'Content-Type: application/json' "$U$1" -d "$2"; }
 
@@ -148,9 +139,5 @@ echo "$out" | grep -q '"chat.completion"' && pass serves_after_malformed || fail
 curl -s "$U/metrics" | grep -q '^cai_time_to_first_token_seconds_count [1-9]' && pass metrics || fail metrics "no ttft"
 kill -0 $SERVER 2>/dev/null && pass server_alive || fail server_alive "the server died: $(tail -5 serve.log)"
 
-# A clean stop on SIGTERM: exit 0, no sanitizer report (leaks included).
-kill -TERM $SERVER
-wait $SERVER
-rc=$?
-if [ "$rc" = 0 ] && ! grep -qE 'Sanitizer|runtime error' serve.log; then pass clean_shutdown; else fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"; fi
+stop_serve
 finish

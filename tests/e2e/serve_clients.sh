@@ -3,16 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 
-if ! synth_model m.gguf --arch qwen2 --shape tiny --type q8_0; then
-    echo "SKIP serve_clients: node_modules absent (run ./run setup)"
-    exit 0
-fi
-PORT=$(free_port)
-U=http://127.0.0.1:$PORT
-"$CAI" serve -m m.gguf --port "$PORT" > serve.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
-wait_http "$U/health" 30 || fail serve_start "$(cat serve.log)"
+start_serve serve_clients && pass health_200 || fail health_200 "$(cat serve.log)"
 NODE_PATH="$ROOT/node_modules" node "$ROOT/tests/e2e/openai_sdk.mjs" "$U" m 2>&1 ||
     echo "FAIL openai_sdk: exit $?"
 
@@ -44,8 +35,5 @@ else
     echo "SKIP tmux_chat: tmux absent"
 fi
 
-kill -TERM $SERVER
-wait $SERVER
-rc=$?
-if [ "$rc" = 0 ] && ! grep -qE 'Sanitizer|runtime error' serve.log; then pass clean_shutdown; else fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"; fi
+stop_serve
 finish
