@@ -1,6 +1,7 @@
 /* sched.c - the engine thread: a FIFO queue, slots, batched steps. */
 #include "serve/sched.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ struct sched {
     /* batch scratch */
     int32_t *tok, *seq;
     uint8_t *want;
+    float *work; /* a copy of one row of logits, for constrained sampling */
+    int32_t *order;
     sched_req **owner;
 };
 
@@ -118,6 +121,36 @@ static void admit(sched *s) {
     }
 }
 
+static int cmp_logit_desc(const void *a, const void *b, void *arg) {
+    const float *w = arg;
+    float x = w[*(const int32_t *)a], y = w[*(const int32_t *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The first allowed token: the sample if allowed, else up to 16 redraws
+ * without the refused ones, else the most likely allowed token; -1 if
+ * none is allowed. */
+static int32_t constrained(sched *s, sched_req *r, const float *l, int32_t t) {
+    if (r->p.allow(r->p.arg, t, is_eog(s, t)))
+        return t;
+    memcpy(s->work, l, (size_t)s->n_vocab * sizeof(float));
+    for (int i = 0; i < 16; i++) {
+        s->work[t] = -INFINITY;
+        t = sampler_sample(r->smp, s->work);
+        if (s->work[t] != -INFINITY && r->p.allow(r->p.arg, t, is_eog(s, t)))
+            return t;
+    }
+    for (int32_t i = 0; i < s->n_vocab; i++)
+        s->order[i] = i;
+    qsort_r(s->order, (size_t)s->n_vocab, sizeof(int32_t), cmp_logit_desc, s->work);
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        int32_t c = s->order[i];
+        if (s->work[c] != -INFINITY && r->p.allow(r->p.arg, c, is_eog(s, c)))
+            return c;
+    }
+    return -1;
+}
+
 static void step(sched *s) {
     int n = 0, budget = PREFILL_CHUNK;
     /* Decoding slots first: one token each. Then prompt chunks. */
@@ -165,6 +198,10 @@ static void step(sched *s) {
         if (r->t_first == 0)
             r->t_first = now_s();
         int32_t t = sampler_sample(r->smp, l);
+        if (r->p.allow && (t = constrained(s, r, l, t)) < 0) {
+            finish(s, r, SCHED_STOP);
+            continue;
+        }
         if (is_eog(s, t)) {
             finish(s, r, SCHED_STOP);
             continue;
@@ -228,8 +265,11 @@ cai_status sched_new(llm_ctx *ctx, int n_slots, int max_queue, const int32_t *eo
     s->seq = malloc(cap * sizeof(int32_t));
     s->want = malloc(cap);
     s->owner = malloc(cap * sizeof(*s->owner));
-    if (!s->eog || !s->slot || !s->tok || !s->seq || !s->want || !s->owner) {
+    s->work = malloc((size_t)s->n_vocab * sizeof(float));
+    s->order = malloc((size_t)s->n_vocab * sizeof(int32_t));
+    if (!s->eog || !s->slot || !s->tok || !s->seq || !s->want || !s->owner || !s->work || !s->order) {
         free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->owner);
+        free(s->work), free(s->order);
         free(s);
         return CAI_ERR_NOMEM;
     }
@@ -260,6 +300,7 @@ void sched_free(sched *s) {
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->owner);
+    free(s->work), free(s->order);
     free(s);
 }
 

@@ -37,6 +37,11 @@ typedef struct {
 typedef int (*sched_on_token)(void *arg, int32_t token, const float *logits);
 typedef void (*sched_on_done)(void *arg, sched_finish why, const sched_usage *u);
 
+/* allow (optional) constrains generation: it says whether |token| may come
+ * next (is_eog: whether the reply may end here). A refused sample is
+ * redrawn without it; if no token is allowed the request stops. */
+typedef int (*sched_allow)(void *arg, int32_t token, int is_eog);
+
 typedef struct {
     const int32_t *prompt; /* copied */
     int n_prompt;
@@ -45,6 +50,7 @@ typedef struct {
     int want_logits;
     sched_on_token on_token;
     sched_on_done on_done;
+    sched_allow allow;
     void *arg;
 } sched_params;
 

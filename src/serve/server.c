@@ -17,6 +17,7 @@
 #include "common/pool.h"
 #include "common/secure.h"
 #include "llm/engine.h"
+#include "llm/jsonc.h"
 #include "seal/seal.h"
 #include "serve/api.h"
 #include "serve/sched.h"
@@ -147,6 +148,8 @@ typedef struct {
     buf text;    /* all generated text */
     size_t sent; /* bytes of text already streamed */
     json_t *lp;  /* logprob entries not yet sent (stream) or all (non-stream) */
+    int json_mode;
+    jsonc json;  /* response_format json_object: the text so far, as JSON */
     int n_prompt;
     double t0;
 } gen;
@@ -304,13 +307,37 @@ static int find_stop(gen *g) {
     return 0;
 }
 
+/* response_format json_object: a token may come next only if the text
+ * stays a prefix of a JSON object; the reply ends when the object does. */
+static int json_allow(void *arg, int32_t tok, int is_eog) {
+    gen *g = arg;
+    if (is_eog)
+        return jsonc_done(&g->json);
+    if (tokenizer_is_control(g->sv->e->tok, tok))
+        return 0;
+    buf b;
+    buf_init(&b, 0);
+    jsonc t = g->json;
+    int ok = tokenizer_token_bytes(g->sv->e->tok, tok, &b) == CAI_OK && b.len > 0 &&
+             jsonc_feed(&t, b.data, b.len);
+    buf_free(&b);
+    return ok;
+}
+
 static int on_token(void *arg, int32_t tok, const float *logits) {
     gen *g = arg;
+    if (g->json_mode) {
+        buf b;
+        buf_init(&b, 0);
+        if (tokenizer_token_bytes(g->sv->e->tok, tok, &b) == CAI_OK)
+            (void)jsonc_feed(&g->json, b.data, b.len);
+        buf_free(&b);
+    }
     if (detok_push(&g->d, g->sv->e->tok, tok, &g->text) != CAI_OK)
         return 1;
     if (logits && g->logprobs)
         add_logprobs(g, tok, logits);
-    int stop = g->n_stop && find_stop(g);
+    int stop = (g->n_stop && find_stop(g)) || (g->json_mode && jsonc_done(&g->json));
     if (g->stream && !stop) {
         size_t n = safe_len(g);
         if (n > g->sent || (!g->sent_role && g->kind == API_CHAT)) {
@@ -405,11 +432,6 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
                                      : api_parse_completion(body, len, &req, &err);
     if (st != CAI_OK)
         return reply_api_error(sv, r, ep, &err);
-    if (req.json_mode) {
-        api_request_free(&req);
-        return reply_error(sv, r, ep, 400, "response_format",
-                           "response_format json_object is not supported yet by this server");
-    }
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     st = kind == API_CHAT ? llm_engine_chat_prompt(sv->e, req.messages, req.n_messages, &ids, &n, &cap)
@@ -438,6 +460,8 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
     g->created = time(NULL);
     g->n_prompt = (int)n;
     g->lp = json_array();
+    g->json_mode = req.json_mode;
+    jsonc_init(&g->json);
     buf_init(&g->text, 0);
     detok_init(&g->d);
     g->d.first = kind == API_CHAT; /* SPM: a completion keeps the space that continues the prompt */
@@ -456,7 +480,8 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
     }
     sched_params p = {.prompt = ids, .n_prompt = (int)n, .sample = req.sample,
                       .max_tokens = req.max_tokens, .want_logits = req.logprobs > 0,
-                      .on_token = on_token, .on_done = on_done, .arg = g};
+                      .on_token = on_token, .on_done = on_done, .arg = g,
+                      .allow = req.json_mode ? json_allow : NULL};
     if (!req.has_seed && secure_random((uint8_t *)&p.sample.seed, sizeof(p.sample.seed)) != CAI_OK)
         p.sample.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)g;
     api_request_free(&req);

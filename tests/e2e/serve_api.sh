@@ -54,6 +54,24 @@ assert len(e) == d["usage"]["completion_tokens"] and len(e[0]["top_logprobs"]) =
 assert e[0]["logprob"] <= 0 and e[0]["top_logprobs"][0]["logprob"] >= e[0]["top_logprobs"][1]["logprob"]
 ' && pass chat_logprobs || fail chat_logprobs "$out"
 
+# response_format json_object: the reply is (a prefix of) a JSON object, and
+# a complete one when it stops by itself.
+out=$(post /v1/chat/completions '{"messages":[{"role":"user","content":"JSON please"}],"max_tokens":60,"seed":5,"temperature":0.2,"response_format":{"type":"json_object"}}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+c = d["choices"][0]; t = c["message"]["content"]
+assert t.lstrip().startswith("{"), t
+if c["finish_reason"] == "stop":
+    assert isinstance(json.loads(t), dict), t
+else:
+    try:
+        json.loads(t)
+    except json.JSONDecodeError as e:  # only "more input needed" errors are acceptable
+        ok = e.pos >= len(t.rstrip()) or e.msg.startswith("Unterminated string")
+        assert ok, (e.msg, e.pos, t)
+' && pass json_object_mode || fail json_object_mode "$out"
+
 # Stop strings cut the text before them.
 full=$(post /v1/completions '{"prompt":"a","max_tokens":12,"seed":3,"temperature":0}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"], end="")')
 stop=$(printf '%s' "$full" | python3 -c 'import sys; t=sys.stdin.read(); print(t[len(t)//2:len(t)//2+3], end="")')
