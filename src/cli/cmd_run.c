@@ -97,7 +97,7 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
         case 'C': o->chat = 1; break;
         case 'X': o->template_name = optarg; break;
         case 'S': o->system = optarg; break;
-        case 'U': return cli_usage_error(cmd, "--url needs `cai chat --url` (remote chat)");
+        case 'U': return cli_usage_error(cmd, "--url (chat with a cai server) is not available yet: use the web chat or any OpenAI client");
         case 'h': help(); return -1;
         default: return cli_usage_error(cmd, "unknown option");
         }
