@@ -6,10 +6,9 @@
 #include "common/codec.h"
 #include "common/cursor.h"
 
-#define HEADER_LEN 48
-#define TD_REPORT_10_LEN 584
-#define TD_REPORT_15_LEN 648
-#define QE_REPORT_LEN 384
+#define TD_REPORT_10_LEN TDX_TD_REPORT10_LEN
+#define TD_REPORT_15_LEN TDX_TD_REPORT15_LEN
+#define QE_REPORT_LEN TDX_SGX_REPORT_LEN
 #define MAX_CHAIN_LEN (64u << 10)
 
 static cai_status bad(const char *what) {

@@ -25,6 +25,11 @@
 #include "common/status.h"
 
 #define TDX_TEE_TYPE 0x81
+#define TDX_TEE_TYPE_TDX TDX_TEE_TYPE
+#define TDX_QUOTE_HEADER_LEN 48
+#define TDX_TD_REPORT10_LEN 584
+#define TDX_TD_REPORT15_LEN 648
+#define TDX_SGX_REPORT_LEN 384
 #define TDX_ATT_KEY_ECDSA_P256 2
 #define TDX_CERT_QE_REPORT 6
 #define TDX_CERT_PCK_CHAIN 5
