@@ -18,7 +18,7 @@ static const command commands[] = {
     {"seal", cmd_seal, "encrypt a model file or directory into a sealed file"},
     {"unseal", cmd_unseal, "decrypt a sealed file (trusted side and tests only)"},
     {"inspect", cmd_inspect, "show a sealed file's header (no key needed)"},
-    {"attest", cmd_attest, "TDX quotes (inspect; verification to come)"},
+    {"attest", cmd_attest, "TDX quotes: the simulated TEE, inspect, DCAP verify"},
     {"model", cmd_model, "write a synthetic GGUF model, or inspect one"},
     {"serve", cmd_serve, "serve a model: OpenAI API, web chat, metrics"},
     {"run", cmd_run, "complete a prompt with a GGUF model"},

@@ -172,26 +172,25 @@ static void test_quote(void) {
     td.td_attributes[0] = 1; /* DEBUG */
     buf b;
     CHECK_OK(sim_quote(dir, rd, &td, &b));
-    tdx_quote qq, *q = &qq;
-    cai_status pst = tdx_quote_parse(b.data, b.len, q);
-    CHECK_OK(pst);
-    if (pst != CAI_OK) {
+    tdx_quote *q = NULL;
+    CHECK_OK(tdx_quote_parse(b.data, b.len, 0, &q));
+    if (!q) {
         buf_free(&b);
         return;
     }
-    CHECK(q->version == 4 && memcmp(q->td.report_data, rd, 64) == 0);
-    CHECK(q->td.mr_td[47] == 0x11 && q->td.rtmr[2][0] == 0x22 && tdx_quote_is_debug(q));
+    CHECK(q->header.version == 4 && memcmp(q->body.report_data, rd, 64) == 0);
+    CHECK(q->body.mr_td[47] == 0x11 && q->body.rtmr[2][0] == 0x22 && tdx_quote_is_debug(q));
     /* Quote signature by the attestation key over header || body. */
     EVP_PKEY *att = raw_pubkey(q->att_key);
-    CHECK(att && verify_raw(att, q->signed_data, q->signed_len, q->signature));
+    CHECK(att && verify_raw(att, q->raw, q->signed_len, q->signature));
     /* QE report signed by the PCK leaf, binding the attestation key. */
     X509 *pck = load_cert(SIM_PCK_CERT);
-    CHECK(pck && verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, 384, q->qe_report_signature));
+    CHECK(pck && verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, 384, q->qe_report_sig));
     uint8_t h[32];
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     EVP_DigestUpdate(md, q->att_key, 64);
-    EVP_DigestUpdate(md, q->qe_auth_data, q->qe_auth_len);
+    EVP_DigestUpdate(md, q->qe_auth, q->qe_auth_len);
     EVP_DigestFinal_ex(md, h, NULL);
     EVP_MD_CTX_free(md);
     static const uint8_t zero[32];
@@ -199,16 +198,17 @@ static void test_quote(void) {
           memcmp(q->qe_report.report_data + 32, zero, 32) == 0);
     CHECK(memcmp(q->qe_report.mr_signer, sim_qe_mrsigner, 32) == 0);
     /* The chain in the quote starts with the PCK certificate. */
-    BIO *bio = BIO_new_mem_buf(q->pck_chain_pem, (int)q->pck_chain_len);
+    BIO *bio = BIO_new_mem_buf(q->pck_chain, (int)q->pck_chain_len);
     X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     CHECK(leaf && pck && X509_cmp(leaf, pck) == 0);
     /* Tampering with the body breaks the quote signature. */
-    b.data[48 + 200] ^= 1;
-    CHECK(att && !verify_raw(att, q->signed_data, q->signed_len, q->signature));
+    q->raw[48 + 200] ^= 1;
+    CHECK(att && !verify_raw(att, q->raw, q->signed_len, q->signature));
     X509_free(leaf);
     BIO_free(bio);
     X509_free(pck);
     EVP_PKEY_free(att);
+    tdx_quote_free(q);
     buf_free(&b);
 }
 

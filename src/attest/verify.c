@@ -1,0 +1,672 @@
+/* verify.c - Intel TDX DCAP quote verification; see verify.h. */
+#include "attest/verify.h"
+
+#include "attest/pck_ext.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/buf.h"
+#include "common/codec.h"
+#include "common/file.h"
+
+#define COLLATERAL_MAX (1u << 20)
+
+/* SubjectPublicKeyInfo of Intel's SGX Root CA ("CN=Intel SGX Root CA,
+ * O=Intel Corporation", SHA-256 fingerprint 44:A0:19:6B:...:74:D3). */
+static const uint8_t intel_root_spki[91] = {
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+    0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04, 0x0b,
+    0xa9, 0xc4, 0xc0, 0xc0, 0xc8, 0x61, 0x93, 0xa3, 0xfe, 0x23, 0xd6, 0xb0, 0x2c, 0xda,
+    0x10, 0xa8, 0xbb, 0xd4, 0xe8, 0x8e, 0x48, 0xb4, 0x45, 0x85, 0x61, 0xa3, 0x6e, 0x70,
+    0x55, 0x25, 0xf5, 0x67, 0x91, 0x8e, 0x2e, 0xdc, 0x88, 0xe4, 0x0d, 0x86, 0x0b, 0xd0,
+    0xcc, 0x4e, 0xe2, 0x6a, 0xac, 0xc9, 0x88, 0xe5, 0x05, 0xa9, 0x53, 0x55, 0x8c, 0x45,
+    0x3f, 0x6b, 0x09, 0x04, 0xae, 0x73, 0x94};
+
+struct tdx_collateral {
+    char *pck_crl_chain, *tcb_chain, *qe_chain; /* PEM */
+    buf root_crl, pck_crl;                      /* DER */
+    char *tcb_info, *qe_identity;               /* signed JSON text */
+    uint8_t tcb_sig[64], qe_sig[64];
+};
+
+static const char *const error_names[] = {
+    "ok", "quote format", "collateral format", "PCK chain", "root untrusted", "revoked",
+    "QE report signature", "QE report binding", "quote signature", "PCK extension",
+    "TCB info signature", "TCB info mismatch", "TCB level", "QE identity signature",
+    "QE identity mismatch", "collateral expired"};
+
+const char *tdx_verify_error_str(tdx_verify_error e) {
+    if ((size_t)e >= sizeof(error_names) / sizeof(error_names[0]))
+        return "unknown";
+    return error_names[e];
+}
+
+/* ---- collateral ---------------------------------------------------------- */
+
+void tdx_collateral_free(tdx_collateral *c) {
+    if (c == NULL)
+        return;
+    free(c->pck_crl_chain);
+    free(c->tcb_chain);
+    free(c->qe_chain);
+    free(c->tcb_info);
+    free(c->qe_identity);
+    buf_free(&c->root_crl);
+    buf_free(&c->pck_crl);
+    free(c);
+}
+
+static cai_status get_str(json_t *j, const char *key, char **out) {
+    const char *s = json_string_value(json_object_get(j, key));
+    if (s == NULL)
+        return cai_fail(CAI_ERR_FORMAT, "collateral: missing string \"%s\"", key);
+    *out = strdup(s);
+    return *out ? CAI_OK : CAI_ERR_NOMEM;
+}
+
+static cai_status get_hex(json_t *j, const char *key, buf *out, size_t exact) {
+    const char *s = json_string_value(json_object_get(j, key));
+    if (s == NULL)
+        return cai_fail(CAI_ERR_FORMAT, "collateral: missing string \"%s\"", key);
+    size_t n = strlen(s), got;
+    cai_status st = buf_reserve(out, n / 2 + 1);
+    if (st == CAI_OK)
+        st = hex_decode(s, n, out->data, n / 2 + 1, &got);
+    if (st != CAI_OK)
+        return cai_fail(CAI_ERR_FORMAT, "collateral: \"%s\" is not hex", key);
+    out->len = got;
+    if (exact && got != exact)
+        return cai_fail(CAI_ERR_FORMAT, "collateral: \"%s\" is %zu bytes, want %zu", key, got,
+                        exact);
+    return CAI_OK;
+}
+
+cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **out) {
+    *out = NULL;
+    json_error_t e;
+    json_t *j = json_loadb(json, len, 0, &e);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return cai_fail(CAI_ERR_FORMAT, "collateral: not a JSON object (line %d: %s)", e.line,
+                        e.text);
+    }
+    tdx_collateral *c = calloc(1, sizeof(*c));
+    cai_status st = CAI_ERR_NOMEM;
+    buf sig;
+    buf_init(&sig, 0);
+    if (c == NULL)
+        goto out;
+    buf_init(&c->root_crl, 0);
+    buf_init(&c->pck_crl, 0);
+    if ((st = get_str(j, "pck_crl_issuer_chain", &c->pck_crl_chain)) ||
+        (st = get_str(j, "tcb_info_issuer_chain", &c->tcb_chain)) ||
+        (st = get_str(j, "qe_identity_issuer_chain", &c->qe_chain)) ||
+        (st = get_str(j, "tcb_info", &c->tcb_info)) ||
+        (st = get_str(j, "qe_identity", &c->qe_identity)) ||
+        (st = get_hex(j, "root_ca_crl", &c->root_crl, 0)) ||
+        (st = get_hex(j, "pck_crl", &c->pck_crl, 0)))
+        goto out;
+    if ((st = get_hex(j, "tcb_info_signature", &sig, 64)))
+        goto out;
+    memcpy(c->tcb_sig, sig.data, 64);
+    sig.len = 0;
+    if ((st = get_hex(j, "qe_identity_signature", &sig, 64)))
+        goto out;
+    memcpy(c->qe_sig, sig.data, 64);
+    *out = c;
+    c = NULL;
+    st = CAI_OK;
+out:
+    buf_free(&sig);
+    tdx_collateral_free(c);
+    json_decref(j);
+    return st;
+}
+
+cai_status tdx_collateral_load(const char *path, tdx_collateral **out) {
+    *out = NULL;
+    char p[4096];
+    struct stat s;
+    if (stat(path, &s) != 0)
+        return cai_fail(CAI_ERR_IO, "collateral: cannot stat %s", path);
+    if (S_ISDIR(s.st_mode)) {
+        if ((size_t)snprintf(p, sizeof(p), "%s/collateral.json", path) >= sizeof(p))
+            return cai_fail(CAI_ERR_LIMIT, "collateral: path too long");
+        path = p;
+    }
+    buf b;
+    cai_status st = file_read_all(path, COLLATERAL_MAX, &b);
+    if (st != CAI_OK)
+        return st;
+    st = tdx_collateral_parse((const char *)b.data, b.len, out);
+    buf_free(&b);
+    return st;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static cai_status vfail(tdx_verify_result *res, tdx_verify_error e, cai_status st,
+                        const char *msg) {
+    res->error = e;
+    return cai_fail(st, "tdx verify: %s: %s", tdx_verify_error_str(e), msg);
+}
+
+static STACK_OF(X509) *pem_chain(const char *pem, size_t len) {
+    if (len > INT32_MAX)
+        return NULL;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *x;
+    while (bio && sk && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+        if (!sk_X509_push(sk, x)) {
+            X509_free(x);
+            break;
+        }
+    ERR_clear_error();
+    BIO_free(bio);
+    if (sk && sk_X509_num(sk) == 0) {
+        sk_X509_free(sk);
+        sk = NULL;
+    }
+    return sk;
+}
+
+static int spki_eq(X509 *x, const uint8_t *spki, size_t n) {
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+    int eq = len > 0 && (size_t)len == n && memcmp(der, spki, n) == 0;
+    OPENSSL_free(der);
+    return eq;
+}
+
+static X509_CRL *der_crl(const buf *b) {
+    const unsigned char *p = b->data;
+    return b->len <= INT32_MAX ? d2i_X509_CRL(NULL, &p, (long)b->len) : NULL;
+}
+
+/* Verifies |chain| (leaf first, root last) up to |root_spki| at |now| with
+ * |crls| (may be empty). Returns a tdx_verify_error code, 0 = fine. */
+static tdx_verify_error verify_chain(STACK_OF(X509) *chain, const uint8_t *root_spki,
+                                     size_t root_len, STACK_OF(X509_CRL) *crls, time_t now,
+                                     tdx_verify_error chain_err, char *why, size_t why_cap) {
+    int n = sk_X509_num(chain);
+    X509 *root = sk_X509_value(chain, n - 1);
+    if (!spki_eq(root, root_spki, root_len)) {
+        snprintf(why, why_cap, "chain ends at a root whose key is not the trusted one");
+        return TDX_VERIFY_ROOT_UNTRUSTED;
+    }
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    tdx_verify_error e = chain_err;
+    int ok = store && ctx && untrusted && X509_STORE_add_cert(store, root);
+    for (int i = 1; ok && i < n - 1; i++)
+        ok = sk_X509_push(untrusted, sk_X509_value(chain, i)) > 0;
+    if (ok && X509_STORE_CTX_init(ctx, store, sk_X509_value(chain, 0), untrusted)) {
+        X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
+        X509_VERIFY_PARAM_set_time(vp, now);
+        if (crls && sk_X509_CRL_num(crls) > 0) {
+            X509_STORE_CTX_set0_crls(ctx, crls);
+            X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+        }
+        if (X509_verify_cert(ctx) == 1)
+            e = TDX_VERIFY_OK;
+        else {
+            int err = X509_STORE_CTX_get_error(ctx);
+            snprintf(why, why_cap, "%s", X509_verify_cert_error_string(err));
+            if (err == X509_V_ERR_CERT_REVOKED)
+                e = TDX_VERIFY_REVOKED;
+            else if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CRL_HAS_EXPIRED ||
+                     err == X509_V_ERR_CERT_NOT_YET_VALID || err == X509_V_ERR_CRL_NOT_YET_VALID)
+                e = TDX_VERIFY_COLLATERAL_EXPIRED;
+        }
+    } else
+        snprintf(why, why_cap, "cannot set up chain verification");
+    ERR_clear_error();
+    sk_X509_free(untrusted);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return e;
+}
+
+static int verify_raw(EVP_PKEY *key, const void *msg, size_t n, const uint8_t sig[64]) {
+    ECDSA_SIG *s = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
+    unsigned char *der = NULL;
+    int dlen = -1;
+    if (s && r && ss && ECDSA_SIG_set0(s, r, ss)) {
+        r = ss = NULL;
+        dlen = i2d_ECDSA_SIG(s, &der);
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = dlen > 0 && md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+             EVP_DigestVerify(md, der, (size_t)dlen, msg, n) == 1;
+    ERR_clear_error();
+    EVP_MD_CTX_free(md);
+    OPENSSL_free(der);
+    BN_free(r);
+    BN_free(ss);
+    ECDSA_SIG_free(s);
+    return ok;
+}
+
+static EVP_PKEY *raw_p256(const uint8_t xy[64]) {
+    uint8_t pt[65] = {0x04};
+    memcpy(pt + 1, xy, 64);
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)),
+        OSSL_PARAM_construct_end()};
+    if (c == NULL || EVP_PKEY_fromdata_init(c) != 1 ||
+        EVP_PKEY_fromdata(c, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        k = NULL;
+    ERR_clear_error();
+    EVP_PKEY_CTX_free(c);
+    return k;
+}
+
+/* ---- TCB info / QE identity ---------------------------------------------- */
+
+static int parse_time(const char *s, time_t *out) {
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (end == NULL || *end)
+        return 0;
+    *out = timegm(&tm);
+    return 1;
+}
+
+static const char *jstr(json_t *o, const char *key) {
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static int hex_get(const char *hex, uint8_t *p, size_t n) {
+    size_t got;
+    return hex && hex_decode(hex, strlen(hex), p, n, &got) == CAI_OK && got == n;
+}
+
+static int hex_eq(const char *hex, const uint8_t *p, size_t n) {
+    uint8_t b[64];
+    return n <= sizeof(b) && hex_get(hex, b, n) && memcmp(b, p, n) == 0;
+}
+
+static int svn_at(json_t *arr, size_t i, unsigned *out) {
+    json_t *v = json_object_get(json_array_get(arr, i), "svn");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
+        return 0;
+    *out = (unsigned)json_integer_value(v);
+    return 1;
+}
+
+static void copy_str(char *dst, size_t cap, const char *s) {
+    snprintf(dst, cap, "%s", s ? s : "");
+}
+
+/* Checks the window of a TCB info / QE identity object. */
+static cai_status check_window(json_t *j, const char *what, time_t now, tdx_verify_result *res) {
+    time_t issue, next;
+    if (!parse_time(json_string_value(json_object_get(j, "issueDate")), &issue) ||
+        !parse_time(json_string_value(json_object_get(j, "nextUpdate")), &next))
+        return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, what);
+    if (now < issue || now > next) {
+        res->error = TDX_VERIFY_COLLATERAL_EXPIRED;
+        return cai_fail(CAI_ERR_AUTH, "tdx verify: collateral expired: %s valid %s to %s", what,
+                        jstr(j, "issueDate"), jstr(j, "nextUpdate"));
+    }
+    if (res->collateral_expires == 0 || next < res->collateral_expires)
+        res->collateral_expires = next;
+    return CAI_OK;
+}
+
+/* TDX module identity check (TEE_TCB_SVN[1] = module major version > 0). */
+static cai_status match_module(json_t *tcb, const tdx_quote *q, tdx_verify_result *res) {
+    const tdx_td_report *b = &q->body;
+    char id[16];
+    snprintf(id, sizeof(id), "TDX_%02X", b->tee_tcb_svn[1]);
+    json_t *ids = json_object_get(tcb, "tdxModuleIdentities"), *m = NULL;
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        if (strcmp(jstr(json_array_get(ids, i), "id"), id) == 0)
+            m = json_array_get(ids, i);
+    if (m == NULL)
+        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
+                     "no TDX module identity for this module version");
+    uint8_t attr[8], mask[8];
+    if (!hex_eq(jstr(m, "mrsigner"), b->mr_signer_seam, 48) ||
+        !hex_get(jstr(m, "attributes"), attr, 8) || !hex_get(jstr(m, "attributesMask"), mask, 8))
+        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, "TDX module signer mismatch");
+    for (int i = 0; i < 8; i++)
+        if ((b->seam_attributes[i] & mask[i]) != (attr[i] & mask[i]))
+            return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH,
+                         "TDX module attributes mismatch");
+    json_t *lv = json_object_get(m, "tcbLevels");
+    for (size_t i = 0; i < json_array_size(lv); i++) {
+        json_t *isv = json_object_get(json_object_get(json_array_get(lv, i), "tcb"), "isvsvn");
+        if (json_is_integer(isv) && json_integer_value(isv) <= b->tee_tcb_svn[0]) {
+            copy_str(res->tdx_module_status, sizeof(res->tdx_module_status),
+                     jstr(json_array_get(lv, i), "tcbStatus"));
+            return CAI_OK;
+        }
+    }
+    return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
+                 "TDX module SVN below every module TCB level");
+}
+
+static cai_status match_tcb(const tdx_collateral *coll, const tdx_quote *q, const pck_ext *x,
+                            time_t now, tdx_verify_result *res) {
+    json_error_t e;
+    json_t *tcb = json_loads(coll->tcb_info, 0, &e);
+    cai_status st;
+    if (!json_is_object(tcb)) {
+        st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "tcb_info is not JSON");
+        goto out;
+    }
+    if ((st = check_window(tcb, "TCB info", now, res)))
+        goto out;
+    if (strcmp(jstr(tcb, "id"), "TDX") != 0 || !hex_eq(jstr(tcb, "fmspc"), x->fmspc, 6) ||
+        !hex_eq(jstr(tcb, "pceId"), x->pce_id, 2)) {
+        st = vfail(res, TDX_VERIFY_TCB_INFO_MISMATCH, CAI_ERR_AUTH,
+                   "TCB info is not for TDX with this FMSPC and PCE ID");
+        goto out;
+    }
+    int module = q->body.tee_tcb_svn[1] > 0;
+    if (module && (st = match_module(tcb, q, res)))
+        goto out;
+    /* Intel's TDX level matching (QVL TcbLevelCheck): the SGX level is the
+     * first whose SGX components and PCESVN the PCK certificate meets; from
+     * there on, the first level whose TDX components TEE_TCB_SVN meets gives
+     * the status. A Revoked SGX level ends the search. */
+    json_t *levels = json_object_get(tcb, "tcbLevels");
+    int sgx_found = 0;
+    for (size_t i = 0; i < json_array_size(levels); i++) {
+        json_t *lv = json_array_get(levels, i), *t = json_object_get(lv, "tcb");
+        json_t *sgx = json_object_get(t, "sgxtcbcomponents"),
+               *tdx = json_object_get(t, "tdxtcbcomponents"), *pce = json_object_get(t, "pcesvn");
+        if (json_array_size(sgx) != 16 || json_array_size(tdx) != 16 || !json_is_integer(pce)) {
+            st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad TCB level");
+            goto out;
+        }
+        if (!sgx_found) {
+            int ok = (json_int_t)x->pce_svn >= json_integer_value(pce);
+            for (size_t k = 0; ok && k < 16; k++) {
+                unsigned v;
+                if (!svn_at(sgx, k, &v)) {
+                    st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad SGX svn");
+                    goto out;
+                }
+                ok = x->sgx_tcb[k] >= v;
+            }
+            if (!ok)
+                continue;
+            sgx_found = 1;
+            if (strcmp(jstr(lv, "tcbStatus"), "Revoked") == 0) {
+                copy_str(res->tcb_status, sizeof(res->tcb_status), "Revoked");
+                st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, "the platform TCB is revoked");
+                goto out;
+            }
+        }
+        int ok = 1;
+        for (size_t k = 0; ok && k < 16; k++) {
+            unsigned v;
+            if (!svn_at(tdx, k, &v)) {
+                st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad TDX svn");
+                goto out;
+            }
+            ok = q->body.tee_tcb_svn[k] >= v;
+        }
+        if (ok) {
+            copy_str(res->tcb_status, sizeof(res->tcb_status), jstr(lv, "tcbStatus"));
+            copy_str(res->tcb_date, sizeof(res->tcb_date), jstr(lv, "tcbDate"));
+            st = res->tcb_status[0] ? CAI_OK
+                                    : vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT,
+                                            "TCB level without tcbStatus");
+            goto out;
+        }
+    }
+    if (!sgx_found) {
+        st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
+                   "the PCK certificate's SGX TCB is below every TCB level (Unrecognized)");
+        goto out;
+    }
+    st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
+               "TEE_TCB_SVN is below every TDX TCB level (Unrecognized)");
+out:
+    json_decref(tcb);
+    return st;
+}
+
+static cai_status match_qe(const tdx_collateral *coll, const tdx_quote *q, time_t now,
+                           tdx_verify_result *res) {
+    json_error_t e;
+    json_t *j = json_loads(coll->qe_identity, 0, &e);
+    const tdx_qe_report *r = &q->qe_report;
+    cai_status st;
+    if (!json_is_object(j)) {
+        st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "qe_identity is not JSON");
+        goto out;
+    }
+    if ((st = check_window(j, "QE identity", now, res)))
+        goto out;
+    uint8_t misc[4], misc_mask[4], attr[16], attr_mask[16], m[4];
+    json_t *prod = json_object_get(j, "isvprodid");
+    if (strcmp(jstr(j, "id"), "TD_QE") != 0 || !hex_get(jstr(j, "miscselect"), misc, 4) ||
+        !hex_get(jstr(j, "miscselectMask"), misc_mask, 4) ||
+        !hex_get(jstr(j, "attributes"), attr, 16) ||
+        !hex_get(jstr(j, "attributesMask"), attr_mask, 16) || !json_is_integer(prod)) {
+        st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad TD_QE identity");
+        goto out;
+    }
+    /* miscselect is a u32 printed big-endian; the report holds it little-endian. */
+    m[0] = (uint8_t)(r->misc_select >> 24);
+    m[1] = (uint8_t)(r->misc_select >> 16);
+    m[2] = (uint8_t)(r->misc_select >> 8);
+    m[3] = (uint8_t)r->misc_select;
+    int ok = hex_eq(jstr(j, "mrsigner"), r->mr_signer, 32) &&
+             json_integer_value(prod) == r->isv_prod_id;
+    for (int i = 0; ok && i < 4; i++)
+        ok = (m[i] & misc_mask[i]) == (misc[i] & misc_mask[i]);
+    for (int i = 0; ok && i < 16; i++)
+        ok = (r->attributes[i] & attr_mask[i]) == (attr[i] & attr_mask[i]);
+    if (!ok) {
+        st = vfail(res, TDX_VERIFY_QE_IDENTITY_MISMATCH, CAI_ERR_AUTH,
+                   "QE report does not match the TD_QE identity");
+        goto out;
+    }
+    json_t *lv = json_object_get(j, "tcbLevels");
+    for (size_t i = 0; i < json_array_size(lv); i++) {
+        json_t *l = json_array_get(lv, i);
+        json_t *isv = json_object_get(json_object_get(l, "tcb"), "isvsvn");
+        if (json_is_integer(isv) && json_integer_value(isv) <= r->isv_svn) {
+            copy_str(res->qe_tcb_status, sizeof(res->qe_tcb_status), jstr(l, "tcbStatus"));
+            st = CAI_OK;
+            goto out;
+        }
+    }
+    st = vfail(res, TDX_VERIFY_QE_IDENTITY_MISMATCH, CAI_ERR_NOT_FOUND,
+               "QE SVN below every QE identity level");
+out:
+    json_decref(j);
+    return st;
+}
+
+/* Verifies a signed collateral item: |chain_pem| to the root, then |sig| over |text|. */
+static tdx_verify_error verify_signed(const char *chain_pem, const char *text,
+                                      const uint8_t sig[64], const uint8_t *root, size_t root_len,
+                                      STACK_OF(X509_CRL) *crls, time_t now,
+                                      tdx_verify_error sig_err, char *why, size_t cap) {
+    STACK_OF(X509) *ch = pem_chain(chain_pem, strlen(chain_pem));
+    tdx_verify_error e;
+    if (ch == NULL || sk_X509_num(ch) < 2) {
+        snprintf(why, cap, "issuer chain is not a PEM chain of two or more");
+        e = sig_err;
+    } else if ((e = verify_chain(ch, root, root_len, crls, now, sig_err, why, cap)) == 0 &&
+               !verify_raw(X509_get0_pubkey(sk_X509_value(ch, 0)), text, strlen(text), sig)) {
+        snprintf(why, cap, "signature does not verify");
+        e = sig_err;
+    }
+    sk_X509_pop_free(ch, X509_free);
+    return e;
+}
+
+/* ---- the verifier -------------------------------------------------------- */
+
+cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *coll,
+                      const tdx_trust *trust, time_t now, tdx_verify_result *res) {
+    memset(res, 0, sizeof(*res));
+    if (coll == NULL || (quote == NULL && len != 0))
+        return cai_fail(CAI_ERR_INVALID_ARG, "tdx verify: no quote or no collateral");
+    tdx_quote *q = NULL;
+    STACK_OF(X509) *chain = NULL, *sim = NULL;
+    STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null(), *root_only = sk_X509_CRL_new_null();
+    X509_CRL *rc = NULL, *pc = NULL;
+    EVP_PKEY *att = NULL;
+    unsigned char *sim_spki = NULL;
+    const uint8_t *root = intel_root_spki;
+    size_t root_len = sizeof(intel_root_spki);
+    char why[256] = "";
+    cai_status st;
+    tdx_verify_error e;
+
+    if (crls == NULL || root_only == NULL) {
+        st = CAI_ERR_NOMEM;
+        goto out;
+    }
+    if (trust && trust->sim_root_pem) {
+        sim = pem_chain(trust->sim_root_pem, strlen(trust->sim_root_pem));
+        int n = sim ? i2d_PUBKEY(X509_get0_pubkey(sk_X509_value(sim, 0)), &sim_spki) : -1;
+        if (n <= 0) {
+            st = cai_fail(CAI_ERR_INVALID_ARG, "tdx verify: sim_root_pem is not a certificate");
+            goto out;
+        }
+        root = sim_spki;
+        root_len = (size_t)n;
+    }
+    if ((st = tdx_quote_parse(quote, len, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK) {
+        res->error = TDX_VERIFY_QUOTE_FORMAT;
+        goto out;
+    }
+
+    /* 1. PCK chain to the pinned root, with both CRLs. */
+    rc = der_crl(&coll->root_crl);
+    pc = der_crl(&coll->pck_crl);
+    if (rc == NULL || pc == NULL) {
+        st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "CRL is not DER");
+        goto out;
+    }
+    if (!sk_X509_CRL_push(crls, rc) || !sk_X509_CRL_push(crls, pc) ||
+        !sk_X509_CRL_push(root_only, rc)) {
+        st = CAI_ERR_NOMEM;
+        goto out;
+    }
+    chain = pem_chain(q->pck_chain, q->pck_chain_len);
+    if (chain == NULL || sk_X509_num(chain) != 3) {
+        st = vfail(res, TDX_VERIFY_PCK_CHAIN, CAI_ERR_FORMAT,
+                   "the quote's PCK chain is not three PEM certificates");
+        goto out;
+    }
+    if ((e = verify_chain(chain, root, root_len, crls, now, TDX_VERIFY_PCK_CHAIN, why,
+                          sizeof(why)))) {
+        st = vfail(res, e, CAI_ERR_AUTH, why);
+        goto out;
+    }
+    X509 *pck = sk_X509_value(chain, 0);
+
+    /* 2. QE report signed by the PCK key, binding the attestation key. */
+    if (!verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, TDX_SGX_REPORT_LEN,
+                    q->qe_report_sig)) {
+        st = vfail(res, TDX_VERIFY_QE_REPORT_SIGNATURE, CAI_ERR_AUTH,
+                   "QE report signature does not verify with the PCK key");
+        goto out;
+    }
+    uint8_t h[32];
+    static const uint8_t zero[32];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(md, q->att_key, 64) &&
+             EVP_DigestUpdate(md, q->qe_auth, q->qe_auth_len) && EVP_DigestFinal_ex(md, h, NULL);
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        st = cai_fail(CAI_ERR_CRYPTO, "tdx verify: SHA-256 failed");
+        goto out;
+    }
+    if (memcmp(q->qe_report.report_data, h, 32) != 0 ||
+        memcmp(q->qe_report.report_data + 32, zero, 32) != 0) {
+        st = vfail(res, TDX_VERIFY_QE_REPORT_BINDING, CAI_ERR_AUTH,
+                   "QE report data is not SHA-256(attestation key || QE auth data)");
+        goto out;
+    }
+
+    /* 3. The quote signature over header || body. */
+    att = raw_p256(q->att_key);
+    if (att == NULL || !verify_raw(att, q->raw, q->signed_len, q->signature)) {
+        st = vfail(res, TDX_VERIFY_QUOTE_SIGNATURE, CAI_ERR_AUTH,
+                   "quote signature does not verify with the attestation key");
+        goto out;
+    }
+
+    /* 4. The PCK certificate's SGX extension (exactly one). */
+    pck_ext x;
+    cai_status xst = CAI_ERR_FORMAT;
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    int idx = oid ? X509_get_ext_by_OBJ(pck, oid, -1) : -1;
+    int dup = oid && idx >= 0 ? X509_get_ext_by_OBJ(pck, oid, idx) : -1;
+    ASN1_OBJECT_free(oid);
+    ASN1_OCTET_STRING *ext = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(pck, idx)) : NULL;
+    if (ext != NULL && dup < 0)
+        xst = pck_ext_parse(ASN1_STRING_get0_data(ext), (size_t)ASN1_STRING_length(ext), &x);
+    if (xst != CAI_OK) {
+        /* copy the detail: vfail records a new one in the same buffer */
+        snprintf(why, sizeof(why), "%s",
+                 ext == NULL ? "PCK certificate has no SGX extension"
+                 : dup >= 0  ? "PCK certificate has two SGX extensions"
+                             : cai_errmsg(xst));
+        st = vfail(res, TDX_VERIFY_PCK_EXTENSION, CAI_ERR_FORMAT, why);
+        goto out;
+    }
+    memcpy(res->fmspc, x.fmspc, 6);
+    memcpy(res->pce_id, x.pce_id, 2);
+    memcpy(res->cpu_svn, x.cpu_svn, 16);
+    res->pce_svn = x.pce_svn;
+
+    /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
+    e = verify_signed(coll->tcb_chain, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
+                      now, TDX_VERIFY_TCB_INFO_SIGNATURE, why, sizeof(why));
+    if (!e)
+        e = verify_signed(coll->qe_chain, coll->qe_identity, coll->qe_sig, root, root_len,
+                          root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why, sizeof(why));
+    if (e) {
+        st = vfail(res, e, CAI_ERR_AUTH, why);
+        goto out;
+    }
+
+    /* 6. Windows, TCB level, QE identity. */
+    if ((st = match_tcb(coll, q, &x, now, res)) || (st = match_qe(coll, q, now, res)))
+        goto out;
+    res->error = TDX_VERIFY_OK;
+    st = CAI_OK;
+out:
+    EVP_PKEY_free(att);
+    OPENSSL_free(sim_spki);
+    sk_X509_pop_free(sim, X509_free);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_CRL_free(crls);
+    sk_X509_CRL_free(root_only);
+    X509_CRL_free(rc);
+    X509_CRL_free(pc);
+    tdx_quote_free(q);
+    return st;
+}

@@ -1,0 +1,31 @@
+# cai attest: the simulated TEE end to end, and the public Intel quotes.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+check sim_init "$CAI" attest sim-init sim
+check sim_quote "$CAI" attest quote --tee sim --sim sim --report-data 0a0b0c -o q.bin
+out=$("$CAI" attest verify q.bin --collateral sim/collateral.json --trust-sim sim --json)
+echo "$out" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["verified"] is True and c["tee"] == "sim" and c["tcb_status"] == "UpToDate", c
+assert c["report_data"].startswith("0a0b0c") and c["debug"] is False
+' && pass sim_quote_verifies || fail sim_quote_verifies "$out"
+refuses sim_not_trusted_by_default "root untrusted" "$CAI" attest verify q.bin --collateral sim/collateral.json
+cp q.bin t.bin && flip_byte t.bin 300
+refuses tampered_body "signature" "$CAI" attest verify t.bin --collateral sim/collateral.json --trust-sim sim
+"$CAI" attest sim-init other >/dev/null
+refuses other_sim_root "root untrusted|PCK chain" "$CAI" attest verify q.bin --collateral sim/collateral.json --trust-sim other
+refuses sim_init_no_overwrite "exist" "$CAI" attest sim-init sim
+"$CAI" attest inspect q.bin | grep -q 'NOT VERIFIED' && pass inspect_says_unverified || fail inspect_says_unverified "no warning"
+
+D=$ROOT/../shared/data/tdx
+[ -n "${CAI_SHARED_DATA:-}" ] && D=$CAI_SHARED_DATA/tdx
+if [ -f "$D/tdx_quote" ]; then
+    out=$("$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-06-20T10:16:03Z)
+    echo "$out" | grep -q 'VERIFIED, TCB UpToDate' && pass intel_v4_uptodate || fail intel_v4_uptodate "$out"
+    refuses intel_v4_expired "expired" "$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-08-01T00:00:00Z
+else
+    echo "SKIP intel_quotes: ../shared/data absent"
+fi
+finish
