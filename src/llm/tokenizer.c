@@ -242,6 +242,10 @@ cai_status tokenizer_from_gguf(const gguf_file *g, tokenizer **out) {
         sp.model = TOKENIZER_SPM;
     else
         return cai_fail(CAI_ERR_UNSUPPORTED, "tokenizer '%.40s' is not supported (gpt2, llama)", model);
+    const char *pre = NULL;
+    if (sp.model == TOKENIZER_BPE && gguf_get_str(g, "tokenizer.ggml.pre", &pre) == CAI_OK &&
+        strcmp(pre, "qwen2") != 0)
+        return cai_fail(CAI_ERR_UNSUPPORTED, "BPE pre-tokenizer '%.40s' is not supported (qwen2 is)", pre);
     if ((st = gguf_get_arr(g, "tokenizer.ggml.tokens", &toks)) != CAI_OK || toks.type != GGUF_TYPE_STRING)
         return cai_fail(CAI_ERR_FORMAT, "tokenizer.ggml.tokens is missing or not strings");
     int have_types = gguf_get_arr(g, "tokenizer.ggml.token_type", &types) == CAI_OK;
