@@ -28,8 +28,9 @@ cai_status attest_evidence(const attest_source *src, const uint8_t report_data[6
             return cai_fail(CAI_ERR_INVALID_ARG, "the simulated TEE needs its directory");
         return sim_quote(src->sim_dir, report_data, NULL, out);
     }
-    return cai_fail(CAI_ERR_UNSUPPORTED,
-                    "TDX quote generation is not available on this machine yet");
+    if (src->tee != ATTEST_TEE_TDX)
+        return cai_fail(CAI_ERR_INVALID_ARG, "unknown TEE %d", (int)src->tee);
+    return tdx_guest_quote(src->tdx, report_data, out, NULL);
 }
 
 cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, size_t len,

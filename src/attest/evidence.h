@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "attest/tdx_guest.h"
 #include "attest/verify.h"
 #include "common/buf.h"
 #include "common/status.h"
@@ -33,11 +34,14 @@ cai_status attest_tee_parse(const char *name, attest_tee *out);
 typedef struct {
     attest_tee tee;
     const char *sim_dir; /* ATTEST_TEE_SIM: the directory of `cai attest sim-init` */
+    const tdx_guest_config *tdx; /* ATTEST_TEE_TDX: kernel interfaces; NULL = defaults */
 } attest_source;
 
 /* attest_evidence produces a TDX quote whose REPORTDATA is |report_data|
- * into |out| (initialised here, free with buf_free). CAI_ERR_UNSUPPORTED if
- * this machine has no such TEE. */
+ * into |out| (initialised here, free with buf_free): for ATTEST_TEE_TDX from
+ * the guest kernel (tdx_guest_quote: configfs-tsm, else /dev/tdx_guest), for
+ * ATTEST_TEE_SIM from the simulated TEE. CAI_ERR_UNSUPPORTED if this machine
+ * has no such TEE; never falls back from one TEE to the other. */
 cai_status attest_evidence(const attest_source *src, const uint8_t report_data[64],
                            buf *out) CAI_WUR;
 

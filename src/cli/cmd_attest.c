@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest/evidence.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "attest/verify.h"
@@ -15,13 +16,16 @@
 
 static void attest_help(void) {
     printf("usage: cai attest sim-init DIR\n"
-           "       cai attest quote --tee sim --sim DIR [--report-data HEX] -o FILE\n"
+           "       cai attest quote [--tee tdx|sim] [--sim DIR] [--report-data HEX] -o FILE\n"
            "       cai attest inspect QUOTE [--json]\n"
            "       cai attest verify QUOTE --collateral FILE|DIR [--at TIME] [--trust-sim DIR] [--json]\n\n"
            "sim-init create a throw-away test DCAP PKI (root CA, PCK CA, PCK leaf, TCB\n"
            "         signing, CRLs, signed TCB info and QE identity) for the simulated TEE.\n"
            "         INSECURE by design: its private keys are in DIR.\n"
-           "quote    a real TDX v4 quote signed through that PKI (--tee tdx: to come)\n"
+           "quote    a TDX quote over REPORTDATA (HEX, zero-padded to 64 bytes): --tee tdx\n"
+           "         (default) asks the guest kernel (configfs-tsm, else /dev/tdx_guest;\n"
+           "         $CAI_TSM_REPORT_DIR / $CAI_TDX_GUEST_DEVICE override the paths);\n"
+           "         --tee sim signs one through the sim PKI in DIR\n"
            "inspect  parse a quote and print its fields: NOT a verification\n"
            "verify   DCAP verification at TIME (RFC 3339 or seconds since 1970; default\n"
            "         now): PCK chain to Intel's SGX Root CA (pinned) with CRLs, QE report,\n"
@@ -176,7 +180,7 @@ static int attest_verify(int argc, char **argv) {
 }
 
 static int attest_quote(int argc, char **argv) {
-    const char *tee = "sim", *dir = NULL, *out = NULL, *rd_hex = NULL;
+    const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--tee") == 0 && v)
@@ -190,20 +194,27 @@ static int attest_quote(int argc, char **argv) {
         else
             return cli_usage_error("attest", "unexpected argument '%s'", argv[i]);
     }
-    if (strcmp(tee, "sim") != 0)
-        return cli_usage_error("attest", "--tee %s is not available yet (sim is)", tee);
-    if (!dir || !out)
-        return cli_usage_error("attest", "quote needs --sim DIR and -o FILE");
+    attest_source src = {.sim_dir = dir};
+    if (attest_tee_parse(tee, &src.tee) != CAI_OK)
+        return cli_usage_error("attest", "--tee must be tdx or sim");
+    if (!out)
+        return cli_usage_error("attest", "quote needs -o FILE");
+    if (src.tee == ATTEST_TEE_SIM && !dir)
+        return cli_usage_error("attest", "--tee sim needs --sim DIR (made by cai attest sim-init)");
+    if (src.tee == ATTEST_TEE_TDX && dir)
+        return cli_usage_error("attest", "--sim is for --tee sim only");
     uint8_t rd[64] = {0};
     size_t n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &n) != CAI_OK)
         return cli_usage_error("attest", "--report-data must be up to 64 bytes of hex");
+    if (src.tee == ATTEST_TEE_SIM)
+        fprintf(stderr, "cai attest: WARNING: the simulated TEE proves nothing; for tests only\n");
     buf q;
-    cai_status st = sim_quote(dir, rd, NULL, &q);
+    cai_status st = attest_evidence(&src, rd, &q);
     if (st == CAI_OK)
         st = file_write_new(out, q.data, q.len, 0644);
     if (st == CAI_OK)
-        printf("wrote a sim TDX quote (%zu bytes) to %s\n", q.len, out);
+        printf("wrote a %s TDX quote (%zu bytes) to %s\n", attest_tee_name(src.tee), q.len, out);
     buf_free(&q);
     return st == CAI_OK ? 0 : cli_fail("attest", st);
 }

@@ -17,6 +17,15 @@ refuses tampered_body "signature" "$CAI" attest verify t.bin --collateral sim/co
 "$CAI" attest sim-init other >/dev/null
 refuses other_sim_root "root untrusted|PCK chain" "$CAI" attest verify q.bin --collateral sim/collateral.json --trust-sim other
 refuses sim_init_no_overwrite "exist" "$CAI" attest sim-init sim
+# --tee tdx (the default) asks the guest kernel; here there is none, or a
+# configfs directory whose entries have no tdx_guest provider: refused, no file.
+CAI_TSM_REPORT_DIR=/nonexistent/tsm CAI_TDX_GUEST_DEVICE=/nonexistent/dev \
+    refuses tdx_quote_no_guest "no TDX guest interface" "$CAI" attest quote --report-data 01 -o tdx.bin
+[ ! -e tdx.bin ] && pass tdx_quote_no_file || fail tdx_quote_no_file "tdx.bin written"
+mkdir tsm
+CAI_TSM_REPORT_DIR=$PWD/tsm refuses tdx_quote_no_provider "provider" "$CAI" attest quote --tee tdx -o tdx.bin
+[ -z "$(ls tsm)" ] && pass tdx_quote_entry_removed || fail tdx_quote_entry_removed "$(ls tsm)"
+"$CAI" attest quote --tee sim -o s.bin 2>/dev/null; [ $? -eq 2 ] && pass quote_sim_needs_dir || fail quote_sim_needs_dir "not a usage error"
 "$CAI" attest inspect q.bin | grep -q 'NOT VERIFIED' && pass inspect_says_unverified || fail inspect_says_unverified "no warning"
 
 D=$ROOT/../shared/data/tdx
