@@ -2,7 +2,9 @@
 #include "attest/evidence.h"
 
 #include <string.h>
+#include <time.h>
 
+#include "attest/pccs.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "common/codec.h"
@@ -39,22 +41,47 @@ cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, 
     if (res == NULL)
         res = &local;
     *out = NULL;
+    memset(res, 0, sizeof(*res));
     attest_tee tee = ATTEST_TEE_TDX;
+    tdx_pck_info info;
+    int have_info = tdx_pck_info_get(quote, len, &info) == CAI_OK;
+    tdx_collateral *fetched = NULL;
+    const tdx_collateral *coll = v->tdx_collateral;
     cai_status st;
-    if (v->tdx_collateral) {
-        st = tdx_verify(quote, len, v->tdx_collateral, NULL, now, res);
-    } else {
-        memset(res, 0, sizeof(*res));
-        res->error = TDX_VERIFY_ROOT_UNTRUSTED;
-        st = cai_fail(CAI_ERR_AUTH, "no TDX collateral configured: TDX evidence is refused");
+    if (coll == NULL && v->collateral_provider && have_info && info.intel_root) {
+        if ((st = pccs_get_for_quote(v->collateral_provider, quote, len, now, &fetched))) {
+            res->error = TDX_VERIFY_COLLATERAL_UNAVAILABLE;
+            return cai_fail(st, "tdx verify: collateral unavailable: %s", cai_errmsg(st));
+        }
+        coll = fetched;
     }
+    if (coll) {
+        st = tdx_verify(quote, len, coll, NULL, now, res);
+    } else {
+        res->error = TDX_VERIFY_ROOT_UNTRUSTED;
+        st = have_info && !info.intel_root
+                 ? cai_fail(CAI_ERR_AUTH, "tdx verify: root untrusted: the quote's PCK chain "
+                                          "does not end at Intel's SGX Root CA")
+                 : cai_fail(CAI_ERR_AUTH, "no TDX collateral configured: TDX evidence is refused");
+    }
+    tdx_collateral_free(fetched);
+    fetched = NULL;
     /* A quote that does not chain to Intel may chain to the sim root, if
      * (and only if) the caller trusts it. */
     if (st != CAI_OK && res->error == TDX_VERIFY_ROOT_UNTRUSTED && v->sim_root_pem &&
-        v->sim_collateral) {
+        (v->sim_collateral || v->collateral_provider)) {
         tdx_trust trust = {.sim_root_pem = v->sim_root_pem};
         tee = ATTEST_TEE_SIM;
-        st = tdx_verify(quote, len, v->sim_collateral, &trust, now, res);
+        coll = v->sim_collateral;
+        if (coll == NULL) {
+            if ((st = pccs_get_for_quote(v->collateral_provider, quote, len, now, &fetched))) {
+                res->error = TDX_VERIFY_COLLATERAL_UNAVAILABLE;
+                return cai_fail(st, "tdx verify: collateral unavailable: %s", cai_errmsg(st));
+            }
+            coll = fetched;
+        }
+        st = tdx_verify(quote, len, coll, &trust, now, res);
+        tdx_collateral_free(fetched);
     }
     if (st != CAI_OK)
         return st;
@@ -65,11 +92,32 @@ cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, 
     if ((st = tdx_quote_parse(quote, len, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK ||
         (st = tdx_quote_claims_json(q, &c)) != CAI_OK)
         goto out;
+    if (v->expected_report_data &&
+        memcmp(q->body.report_data, v->expected_report_data, 64) != 0) {
+        res->error = TDX_VERIFY_REPORT_DATA;
+        st = cai_fail(CAI_ERR_AUTH, "tdx verify: REPORTDATA: the quote does not carry the "
+                                    "expected REPORTDATA (a replay, or a quote for someone else)");
+        goto out;
+    }
     hex_encode(fmspc, res->fmspc, sizeof(res->fmspc));
-    if (json_object_set_new(c, "tee", json_string(attest_tee_name(tee))) ||
+    char expires[32];
+    struct tm tm;
+    gmtime_r(&res->collateral_expires, &tm);
+    strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *adv = json_array();
+    for (size_t i = 0; adv && i < res->n_advisory_ids; i++)
+        if (json_array_append_new(adv, json_string(res->advisory_ids[i])))
+            break;
+    if (adv == NULL || json_object_set_new(c, "advisory_ids", adv) ||
+        json_array_size(adv) != res->n_advisory_ids ||
+        json_object_set_new(c, "tee", json_string(attest_tee_name(tee))) ||
         json_object_set_new(c, "tcb_status", json_string(res->tcb_status)) ||
+        json_object_set_new(c, "platform_tcb_status", json_string(res->platform_tcb_status)) ||
         json_object_set_new(c, "qe_tcb_status", json_string(res->qe_tcb_status)) ||
-        json_object_set_new(c, "fmspc", json_string(fmspc))) {
+        json_object_set_new(c, "tdx_module_tcb_status", json_string(res->tdx_module_status)) ||
+        json_object_set_new(c, "tcb_date", json_string(res->tcb_date)) ||
+        json_object_set_new(c, "fmspc", json_string(fmspc)) ||
+        json_object_set_new(c, "collateral_expires", json_string(expires))) {
         st = CAI_ERR_NOMEM;
         goto out;
     }

@@ -45,21 +45,33 @@ typedef struct {
 cai_status attest_evidence(const attest_source *src, const uint8_t report_data[64],
                            buf *out) CAI_WUR;
 
+typedef struct pccs pccs; /* attest/pccs.h */
+
 /* What a verifier trusts. A quote chaining to Intel's root is verified with
- * |tdx_collateral| (NULL: TDX quotes are refused); a quote chaining to the
+ * |tdx_collateral| (NULL: with collateral from |collateral_provider| for its
+ * FMSPC, and without either TDX quotes are refused); a quote chaining to the
  * sim root is accepted only when |sim_root_pem| is given, and then verified
- * with |sim_collateral|. */
+ * with |sim_collateral| (or the provider's). The provider is asked only for
+ * a quote whose PCK chain ends at a root this verifier trusts. */
 typedef struct {
     const tdx_collateral *tdx_collateral;
     const char *sim_root_pem;
     const tdx_collateral *sim_collateral;
+    pccs *collateral_provider;
+    /* The REPORTDATA the quote must carry (64 bytes: the verifier's nonce
+     * or key binding), or NULL when the caller checks the claim itself. */
+    const uint8_t *expected_report_data;
 } attest_verifier;
 
 /* attest_verify_claims verifies the quote at |quote| at time |now| and, on
  * success, sets |*out| to its claims (caller decrefs): the quote's fields
- * (tdx_quote_claims_json) plus "tee" ("tdx" or "sim"), "tcb_status",
- * "qe_tcb_status" and "fmspc". On failure returns the verifier's status
- * with the detail in cai_errmsg, |res| (may be NULL) naming the check. */
+ * (tdx_quote_claims_json) plus "tee" ("tdx" or "sim"), "tcb_status" (the
+ * combined status, see tdx_verify_result), "platform_tcb_status",
+ * "qe_tcb_status", "tdx_module_tcb_status", "advisory_ids" (array),
+ * "tcb_date", "fmspc" and "collateral_expires" (RFC 3339). On failure
+ * returns the verifier's status with the detail in cai_errmsg, |res| (may be
+ * NULL) naming the check (TDX_VERIFY_REPORT_DATA for a REPORTDATA other than
+ * |expected_report_data|). */
 cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, size_t len,
                                 time_t now, json_t **out, tdx_verify_result *res) CAI_WUR;
 

@@ -3,8 +3,10 @@
 
 #include "attest/pck_ext.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
@@ -34,6 +36,7 @@ static const uint8_t intel_root_spki[91] = {
     0x3f, 0x6b, 0x09, 0x04, 0xae, 0x73, 0x94};
 
 struct tdx_collateral {
+    atomic_int refs;
     char *pck_crl_chain, *tcb_chain, *qe_chain; /* PEM */
     buf root_crl, pck_crl;                      /* DER */
     char *tcb_info, *qe_identity;               /* signed JSON text */
@@ -44,7 +47,8 @@ static const char *const error_names[] = {
     "ok", "quote format", "collateral format", "PCK chain", "root untrusted", "revoked",
     "QE report signature", "QE report binding", "quote signature", "PCK extension",
     "TCB info signature", "TCB info mismatch", "TCB level", "QE identity signature",
-    "QE identity mismatch", "collateral expired"};
+    "QE identity mismatch", "collateral expired", "collateral unavailable", "REPORTDATA",
+    "debug TD"};
 
 const char *tdx_verify_error_str(tdx_verify_error e) {
     if ((size_t)e >= sizeof(error_names) / sizeof(error_names[0]))
@@ -54,8 +58,13 @@ const char *tdx_verify_error_str(tdx_verify_error e) {
 
 /* ---- collateral ---------------------------------------------------------- */
 
+tdx_collateral *tdx_collateral_ref(tdx_collateral *c) {
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
 void tdx_collateral_free(tdx_collateral *c) {
-    if (c == NULL)
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) > 1)
         return;
     free(c->pck_crl_chain);
     free(c->tcb_chain);
@@ -107,6 +116,7 @@ cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **o
     buf_init(&sig, 0);
     if (c == NULL)
         goto out;
+    atomic_init(&c->refs, 1);
     buf_init(&c->root_crl, 0);
     buf_init(&c->pck_crl, 0);
     if ((st = get_str(j, "pck_crl_issuer_chain", &c->pck_crl_chain)) ||
@@ -182,6 +192,24 @@ static STACK_OF(X509) *pem_chain(const char *pem, size_t len) {
     return sk;
 }
 
+/* Is |pem| exactly the canonical PEM of the certificates in |sk| (as
+ * PEM_write makes it), optionally followed by one NUL as DCAP writes it?
+ * Then no byte of the chain is outside what the certificate signatures
+ * cover (no whitespace, base64 slack or trailing garbage). */
+static int pem_canonical(STACK_OF(X509) *sk, const char *pem, size_t len) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    int ok = bio != NULL;
+    for (int i = 0; ok && i < sk_X509_num(sk); i++)
+        ok = PEM_write_bio_X509(bio, sk_X509_value(sk, i)) == 1;
+    char *p = NULL;
+    long n = ok ? BIO_get_mem_data(bio, &p) : -1;
+    if (len > 0 && pem[len - 1] == '\0')
+        len--;
+    ok = n >= 0 && (size_t)n == len && memcmp(p, pem, len) == 0;
+    BIO_free(bio);
+    return ok;
+}
+
 static int spki_eq(X509 *x, const uint8_t *spki, size_t n) {
     unsigned char *der = NULL;
     int len = i2d_PUBKEY(X509_get0_pubkey(x), &der);
@@ -216,6 +244,8 @@ static tdx_verify_error verify_chain(STACK_OF(X509) *chain, const uint8_t *root_
     if (ok && X509_STORE_CTX_init(ctx, store, sk_X509_value(chain, 0), untrusted)) {
         X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
         X509_VERIFY_PARAM_set_time(vp, now);
+        /* the root's own signature too: every byte of the chain counts */
+        X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_CHECK_SS_SIGNATURE);
         if (crls && sk_X509_CRL_num(crls) > 0) {
             X509_STORE_CTX_set0_crls(ctx, crls);
             X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
@@ -333,37 +363,142 @@ static cai_status check_window(json_t *j, const char *what, time_t now, tdx_veri
     return CAI_OK;
 }
 
-/* TDX module identity check (TEE_TCB_SVN[1] = module major version > 0). */
+/* TCB statuses a TCB info / QE identity level may carry, best first. */
+static const char *const statuses[] = {"UpToDate",
+                                       "SWHardeningNeeded",
+                                       "ConfigurationNeeded",
+                                       "ConfigurationAndSWHardeningNeeded",
+                                       "OutOfDate",
+                                       "OutOfDateConfigurationNeeded",
+                                       "Revoked"};
+
+static int status_known(const char *s) {
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (strcmp(s, statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* QVL convergeTcbStatusWithTdxModuleStatus / ...WithQeTcbStatus: an
+ * OutOfDate module or QE makes an up-to-date (or only SW-hardening) level
+ * OutOfDate and a configuration-needed one OutOfDateConfigurationNeeded; a
+ * Revoked one revokes; otherwise the level's status stands. */
+static const char *converge(const char *level, const char *other) {
+    if (strcmp(other, "OutOfDate") == 0) {
+        if (strcmp(level, "UpToDate") == 0 || strcmp(level, "SWHardeningNeeded") == 0)
+            return "OutOfDate";
+        if (strcmp(level, "ConfigurationNeeded") == 0 ||
+            strcmp(level, "ConfigurationAndSWHardeningNeeded") == 0)
+            return "OutOfDateConfigurationNeeded";
+    }
+    if (strcmp(other, "Revoked") == 0)
+        return "Revoked";
+    return level;
+}
+
+/* Appends the "advisoryIDs" of TCB level |lv| (optional) to |res|, each once. */
+static cai_status add_advisories(json_t *lv, tdx_verify_result *res) {
+    json_t *ids = json_object_get(lv, "advisoryIDs");
+    if (ids == NULL)
+        return CAI_OK;
+    if (!json_is_array(ids))
+        return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "advisoryIDs is no array");
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        if (id == NULL || strlen(id) == 0 || strlen(id) >= TDX_ADVISORY_LEN)
+            return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad advisory ID");
+        int seen = 0;
+        for (size_t k = 0; k < res->n_advisory_ids && !seen; k++)
+            seen = strcmp(res->advisory_ids[k], id) == 0;
+        if (seen)
+            continue;
+        if (res->n_advisory_ids == TDX_ADVISORY_MAX)
+            return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_LIMIT, "too many advisory IDs");
+        copy_str(res->advisory_ids[res->n_advisory_ids++], TDX_ADVISORY_LEN, id);
+    }
+    return CAI_OK;
+}
+
+/* Checks a SEAM signer and attributes against an identity {mrsigner,
+ * attributes, attributesMask}. */
+static cai_status match_seam(json_t *m, const tdx_td_report *b, const char *what,
+                             tdx_verify_result *res) {
+    uint8_t attr[8], mask[8];
+    char why[96];
+    if (!hex_eq(jstr(m, "mrsigner"), b->mr_signer_seam, 48) ||
+        !hex_get(jstr(m, "attributes"), attr, 8) || !hex_get(jstr(m, "attributesMask"), mask, 8)) {
+        snprintf(why, sizeof(why), "%s: MRSIGNERSEAM mismatch", what);
+        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, why);
+    }
+    for (int i = 0; i < 8; i++)
+        if ((b->seam_attributes[i] & mask[i]) != (attr[i] & mask[i])) {
+            snprintf(why, sizeof(why), "%s: SEAMATTRIBUTES mismatch", what);
+            return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, why);
+        }
+    return CAI_OK;
+}
+
+/* TDX module identity (QVL TdxModuleCheck): for module major version
+ * TEE_TCB_SVN[1] > 0 the identity "TDX_<version>" must match the SEAM
+ * signer and attributes, and its first level with isvsvn <= TEE_TCB_SVN[0]
+ * gives the module's status; version 0 is checked against "tdxModule". */
 static cai_status match_module(json_t *tcb, const tdx_quote *q, tdx_verify_result *res) {
     const tdx_td_report *b = &q->body;
+    if (b->tee_tcb_svn[1] == 0) {
+        json_t *m = json_object_get(tcb, "tdxModule");
+        return m ? match_seam(m, b, "TDX module", res) : CAI_OK;
+    }
     char id[16];
     snprintf(id, sizeof(id), "TDX_%02X", b->tee_tcb_svn[1]);
     json_t *ids = json_object_get(tcb, "tdxModuleIdentities"), *m = NULL;
     for (size_t i = 0; i < json_array_size(ids); i++)
-        if (strcmp(jstr(json_array_get(ids, i), "id"), id) == 0)
+        if (strcasecmp(jstr(json_array_get(ids, i), "id"), id) == 0)
             m = json_array_get(ids, i);
     if (m == NULL)
         return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
                      "no TDX module identity for this module version");
-    uint8_t attr[8], mask[8];
-    if (!hex_eq(jstr(m, "mrsigner"), b->mr_signer_seam, 48) ||
-        !hex_get(jstr(m, "attributes"), attr, 8) || !hex_get(jstr(m, "attributesMask"), mask, 8))
-        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, "TDX module signer mismatch");
-    for (int i = 0; i < 8; i++)
-        if ((b->seam_attributes[i] & mask[i]) != (attr[i] & mask[i]))
-            return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH,
-                         "TDX module attributes mismatch");
+    cai_status st = match_seam(m, b, "TDX module identity", res);
+    if (st != CAI_OK)
+        return st;
     json_t *lv = json_object_get(m, "tcbLevels");
     for (size_t i = 0; i < json_array_size(lv); i++) {
-        json_t *isv = json_object_get(json_object_get(json_array_get(lv, i), "tcb"), "isvsvn");
+        json_t *l = json_array_get(lv, i);
+        json_t *isv = json_object_get(json_object_get(l, "tcb"), "isvsvn");
         if (json_is_integer(isv) && json_integer_value(isv) <= b->tee_tcb_svn[0]) {
-            copy_str(res->tdx_module_status, sizeof(res->tdx_module_status),
-                     jstr(json_array_get(lv, i), "tcbStatus"));
-            return CAI_OK;
+            const char *status = jstr(l, "tcbStatus");
+            if (!status_known(status))
+                return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT,
+                             "TDX module level with an unknown tcbStatus");
+            copy_str(res->tdx_module_status, sizeof(res->tdx_module_status), status);
+            return add_advisories(l, res);
         }
     }
     return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
                  "TDX module SVN below every module TCB level");
+}
+
+/* Do TCB level |lv|'s components admit the platform? (QVL matchTcbLevels:
+ * every SGX component and PCESVN of the PCK certificate; every TEE_TCB_SVN
+ * byte, from byte 2 when the module version byte is set - the module's own
+ * SVN is judged by its identity.) Sets |*sgx|, |*tdx|; 0 on bad collateral. */
+static int level_admits(json_t *lv, const tdx_quote *q, const pck_ext *x, int *sgx, int *tdx) {
+    json_t *t = json_object_get(lv, "tcb");
+    json_t *sc = json_object_get(t, "sgxtcbcomponents"), *tc = json_object_get(t, "tdxtcbcomponents"),
+           *pce = json_object_get(t, "pcesvn");
+    if (json_array_size(sc) != 16 || json_array_size(tc) != 16 || !json_is_integer(pce))
+        return 0;
+    *sgx = (json_int_t)x->pce_svn >= json_integer_value(pce);
+    *tdx = 1;
+    for (size_t k = 0; k < 16; k++) {
+        unsigned vs, vt;
+        if (!svn_at(sc, k, &vs) || !svn_at(tc, k, &vt))
+            return 0;
+        if (x->sgx_tcb[k] < vs)
+            *sgx = 0;
+        if ((k >= 2 || q->body.tee_tcb_svn[1] == 0) && q->body.tee_tcb_svn[k] < vt)
+            *tdx = 0;
+    }
+    return 1;
 }
 
 static cai_status match_tcb(const tdx_collateral *coll, const tdx_quote *q, const pck_ext *x,
@@ -377,73 +512,54 @@ static cai_status match_tcb(const tdx_collateral *coll, const tdx_quote *q, cons
     }
     if ((st = check_window(tcb, "TCB info", now, res)))
         goto out;
-    if (strcmp(jstr(tcb, "id"), "TDX") != 0 || !hex_eq(jstr(tcb, "fmspc"), x->fmspc, 6) ||
+    json_t *version = json_object_get(tcb, "version");
+    if (strcmp(jstr(tcb, "id"), "TDX") != 0 || !json_is_integer(version) ||
+        json_integer_value(version) < 3 || !hex_eq(jstr(tcb, "fmspc"), x->fmspc, 6) ||
         !hex_eq(jstr(tcb, "pceId"), x->pce_id, 2)) {
         st = vfail(res, TDX_VERIFY_TCB_INFO_MISMATCH, CAI_ERR_AUTH,
-                   "TCB info is not for TDX with this FMSPC and PCE ID");
+                   "TCB info is not TDX TCB info (v3+) for this FMSPC and PCE ID");
         goto out;
     }
-    int module = q->body.tee_tcb_svn[1] > 0;
-    if (module && (st = match_module(tcb, q, res)))
-        goto out;
-    /* Intel's TDX level matching (QVL TcbLevelCheck): the SGX level is the
-     * first whose SGX components and PCESVN the PCK certificate meets; from
-     * there on, the first level whose TDX components TEE_TCB_SVN meets gives
-     * the status. A Revoked SGX level ends the search. */
-    json_t *levels = json_object_get(tcb, "tcbLevels");
-    int sgx_found = 0;
-    for (size_t i = 0; i < json_array_size(levels); i++) {
-        json_t *lv = json_array_get(levels, i), *t = json_object_get(lv, "tcb");
-        json_t *sgx = json_object_get(t, "sgxtcbcomponents"),
-               *tdx = json_object_get(t, "tdxtcbcomponents"), *pce = json_object_get(t, "pcesvn");
-        if (json_array_size(sgx) != 16 || json_array_size(tdx) != 16 || !json_is_integer(pce)) {
+    /* Intel's TDX level matching (QVL TcbLevelCheck, levels in the order
+     * given, best first): the SGX level is the first level the PCK
+     * certificate's SGX components and PCESVN meet; the TDX level is the
+     * first such level that TEE_TCB_SVN meets too. */
+    json_t *levels = json_object_get(tcb, "tcbLevels"), *sgx_level = NULL, *tdx_level = NULL;
+    for (size_t i = 0; i < json_array_size(levels) && !tdx_level; i++) {
+        json_t *lv = json_array_get(levels, i);
+        int sgx, tdx;
+        if (!level_admits(lv, q, x, &sgx, &tdx)) {
             st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad TCB level");
             goto out;
         }
-        if (!sgx_found) {
-            int ok = (json_int_t)x->pce_svn >= json_integer_value(pce);
-            for (size_t k = 0; ok && k < 16; k++) {
-                unsigned v;
-                if (!svn_at(sgx, k, &v)) {
-                    st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad SGX svn");
-                    goto out;
-                }
-                ok = x->sgx_tcb[k] >= v;
-            }
-            if (!ok)
-                continue;
-            sgx_found = 1;
-            if (strcmp(jstr(lv, "tcbStatus"), "Revoked") == 0) {
-                copy_str(res->tcb_status, sizeof(res->tcb_status), "Revoked");
-                st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, "the platform TCB is revoked");
-                goto out;
-            }
-        }
-        int ok = 1;
-        for (size_t k = 0; ok && k < 16; k++) {
-            unsigned v;
-            if (!svn_at(tdx, k, &v)) {
-                st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "bad TDX svn");
-                goto out;
-            }
-            ok = q->body.tee_tcb_svn[k] >= v;
-        }
-        if (ok) {
-            copy_str(res->tcb_status, sizeof(res->tcb_status), jstr(lv, "tcbStatus"));
-            copy_str(res->tcb_date, sizeof(res->tcb_date), jstr(lv, "tcbDate"));
-            st = res->tcb_status[0] ? CAI_OK
-                                    : vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT,
-                                            "TCB level without tcbStatus");
-            goto out;
-        }
+        if (!sgx)
+            continue;
+        if (!sgx_level)
+            sgx_level = lv;
+        if (tdx)
+            tdx_level = lv;
     }
-    if (!sgx_found) {
+    if (!sgx_level) {
         st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
-                   "the PCK certificate's SGX TCB is below every TCB level (Unrecognized)");
+                   "the PCK certificate's SGX TCB is below every TCB level (TCB not supported)");
         goto out;
     }
-    st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
-               "TEE_TCB_SVN is below every TDX TCB level (Unrecognized)");
+    if (!tdx_level) {
+        st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_NOT_FOUND,
+                   "TEE_TCB_SVN is below every TDX TCB level (TCB not supported)");
+        goto out;
+    }
+    const char *status = jstr(tdx_level, "tcbStatus");
+    if (!status_known(status)) {
+        st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT,
+                   "TCB level without a known tcbStatus");
+        goto out;
+    }
+    copy_str(res->platform_tcb_status, sizeof(res->platform_tcb_status), status);
+    copy_str(res->tcb_date, sizeof(res->tcb_date), jstr(tdx_level, "tcbDate"));
+    if ((st = add_advisories(tdx_level, res)) || (st = match_module(tcb, q, res)))
+        goto out;
+    st = CAI_OK;
 out:
     json_decref(tcb);
     return st;
@@ -491,8 +607,14 @@ static cai_status match_qe(const tdx_collateral *coll, const tdx_quote *q, time_
         json_t *l = json_array_get(lv, i);
         json_t *isv = json_object_get(json_object_get(l, "tcb"), "isvsvn");
         if (json_is_integer(isv) && json_integer_value(isv) <= r->isv_svn) {
-            copy_str(res->qe_tcb_status, sizeof(res->qe_tcb_status), jstr(l, "tcbStatus"));
-            st = CAI_OK;
+            const char *status = jstr(l, "tcbStatus");
+            if (!status_known(status)) {
+                st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT,
+                           "QE identity level with an unknown tcbStatus");
+                goto out;
+            }
+            copy_str(res->qe_tcb_status, sizeof(res->qe_tcb_status), status);
+            st = add_advisories(l, res);
             goto out;
         }
     }
@@ -520,6 +642,25 @@ static tdx_verify_error verify_signed(const char *chain_pem, const char *text,
     }
     sk_X509_pop_free(ch, X509_free);
     return e;
+}
+
+/* Parses the one SGX extension of |pck| into |x|; on failure the reason is
+ * in |why| (copied: later cai_fail calls reuse the message buffer). */
+static cai_status pck_extension(X509 *pck, pck_ext *x, char *why, size_t cap) {
+    cai_status xst = CAI_ERR_FORMAT;
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    int idx = oid ? X509_get_ext_by_OBJ(pck, oid, -1) : -1;
+    int dup = oid && idx >= 0 ? X509_get_ext_by_OBJ(pck, oid, idx) : -1;
+    ASN1_OBJECT_free(oid);
+    ASN1_OCTET_STRING *ext = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(pck, idx)) : NULL;
+    if (ext != NULL && dup < 0)
+        xst = pck_ext_parse(ASN1_STRING_get0_data(ext), (size_t)ASN1_STRING_length(ext), x);
+    if (xst != CAI_OK)
+        snprintf(why, cap, "%s",
+                 ext == NULL ? "PCK certificate has no SGX extension"
+                 : dup >= 0  ? "PCK certificate has two SGX extensions"
+                             : cai_errmsg(xst));
+    return xst;
 }
 
 /* ---- the verifier -------------------------------------------------------- */
@@ -578,6 +719,11 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
                    "the quote's PCK chain is not three PEM certificates");
         goto out;
     }
+    if (!pem_canonical(chain, q->pck_chain, q->pck_chain_len)) {
+        st = vfail(res, TDX_VERIFY_PCK_CHAIN, CAI_ERR_FORMAT,
+                   "the quote's PCK chain is not exactly the PEM of its certificates");
+        goto out;
+    }
     if ((e = verify_chain(chain, root, root_len, crls, now, TDX_VERIFY_PCK_CHAIN, why,
                           sizeof(why)))) {
         st = vfail(res, e, CAI_ERR_AUTH, why);
@@ -620,20 +766,7 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
 
     /* 4. The PCK certificate's SGX extension (exactly one). */
     pck_ext x;
-    cai_status xst = CAI_ERR_FORMAT;
-    ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
-    int idx = oid ? X509_get_ext_by_OBJ(pck, oid, -1) : -1;
-    int dup = oid && idx >= 0 ? X509_get_ext_by_OBJ(pck, oid, idx) : -1;
-    ASN1_OBJECT_free(oid);
-    ASN1_OCTET_STRING *ext = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(pck, idx)) : NULL;
-    if (ext != NULL && dup < 0)
-        xst = pck_ext_parse(ASN1_STRING_get0_data(ext), (size_t)ASN1_STRING_length(ext), &x);
-    if (xst != CAI_OK) {
-        /* copy the detail: vfail records a new one in the same buffer */
-        snprintf(why, sizeof(why), "%s",
-                 ext == NULL ? "PCK certificate has no SGX extension"
-                 : dup >= 0  ? "PCK certificate has two SGX extensions"
-                             : cai_errmsg(xst));
+    if (pck_extension(pck, &x, why, sizeof(why)) != CAI_OK) {
         st = vfail(res, TDX_VERIFY_PCK_EXTENSION, CAI_ERR_FORMAT, why);
         goto out;
     }
@@ -653,9 +786,21 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
         goto out;
     }
 
-    /* 6. Windows, TCB level, QE identity. */
+    /* 6. Windows, TCB level, TDX module, QE identity; one status. */
     if ((st = match_tcb(coll, q, &x, now, res)) || (st = match_qe(coll, q, now, res)))
         goto out;
+    const char *status = res->platform_tcb_status;
+    if (res->tdx_module_status[0])
+        status = converge(status, res->tdx_module_status);
+    status = converge(status, res->qe_tcb_status);
+    copy_str(res->tcb_status, sizeof(res->tcb_status), status);
+    if (strcmp(status, "Revoked") == 0) {
+        st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH,
+                   strcmp(res->platform_tcb_status, "Revoked") == 0 ? "the platform TCB is revoked"
+                   : strcmp(res->qe_tcb_status, "Revoked") == 0     ? "the QE's TCB is revoked"
+                                                                     : "the TDX module is revoked");
+        goto out;
+    }
     res->error = TDX_VERIFY_OK;
     st = CAI_OK;
 out:
@@ -667,6 +812,86 @@ out:
     sk_X509_CRL_free(root_only);
     X509_CRL_free(rc);
     X509_CRL_free(pc);
+    tdx_quote_free(q);
+    return st;
+}
+
+/* ---- collateral window, PCK info ------------------------------------------ */
+
+static int crl_times(const buf *der, time_t *last, time_t *next) {
+    X509_CRL *crl = der_crl(der);
+    struct tm a, b;
+    const ASN1_TIME *l = crl ? X509_CRL_get0_lastUpdate(crl) : NULL;
+    const ASN1_TIME *n = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+    int ok = l && n && ASN1_TIME_to_tm(l, &a) == 1 && ASN1_TIME_to_tm(n, &b) == 1;
+    if (ok) {
+        *last = timegm(&a);
+        *next = timegm(&b);
+    }
+    ERR_clear_error();
+    X509_CRL_free(crl);
+    return ok;
+}
+
+static int json_dates(const char *text, time_t *issue, time_t *next) {
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    int ok = parse_time(json_string_value(json_object_get(j, "issueDate")), issue) &&
+             parse_time(json_string_value(json_object_get(j, "nextUpdate")), next);
+    json_decref(j);
+    return ok;
+}
+
+cai_status tdx_collateral_window(const tdx_collateral *c, time_t *issued, time_t *expires) {
+    time_t from[4], to[4];
+    if (!json_dates(c->tcb_info, &from[0], &to[0]) ||
+        !json_dates(c->qe_identity, &from[1], &to[1]) ||
+        !crl_times(&c->root_crl, &from[2], &to[2]) || !crl_times(&c->pck_crl, &from[3], &to[3]))
+        return cai_fail(CAI_ERR_FORMAT, "collateral: a date is missing or malformed");
+    *issued = from[0];
+    *expires = to[0];
+    for (int i = 1; i < 4; i++) {
+        if (from[i] > *issued)
+            *issued = from[i];
+        if (to[i] < *expires)
+            *expires = to[i];
+    }
+    return CAI_OK;
+}
+
+cai_status tdx_pck_info_get(const uint8_t *quote, size_t len, tdx_pck_info *out) {
+    memset(out, 0, sizeof(*out));
+    tdx_quote *q = NULL;
+    STACK_OF(X509) *chain = NULL;
+    char why[256], cn[256] = "";
+    pck_ext x;
+    cai_status st = tdx_quote_parse(quote, len, TDX_QUOTE_ALLOW_ZERO_PAD, &q);
+    if (st != CAI_OK)
+        return st;
+    chain = pem_chain(q->pck_chain, q->pck_chain_len);
+    if (chain == NULL || sk_X509_num(chain) < 2) {
+        st = cai_fail(CAI_ERR_FORMAT, "the quote's PCK chain is not PEM certificates");
+        goto out;
+    }
+    X509 *pck = sk_X509_value(chain, 0);
+    if ((st = pck_extension(pck, &x, why, sizeof(why))) != CAI_OK) {
+        st = cai_fail(CAI_ERR_FORMAT, "%s", why);
+        goto out;
+    }
+    memcpy(out->fmspc, x.fmspc, 6);
+    X509_NAME_get_text_by_NID(X509_get_issuer_name(pck), NID_commonName, cn, sizeof(cn));
+    ERR_clear_error();
+    if (strstr(cn, "PCK Processor CA"))
+        out->processor_ca = 1;
+    else if (!strstr(cn, "PCK Platform CA")) {
+        st = cai_fail(CAI_ERR_FORMAT, "the PCK certificate's issuer '%.80s' is no PCK CA", cn);
+        goto out;
+    }
+    out->intel_root = spki_eq(sk_X509_value(chain, sk_X509_num(chain) - 1), intel_root_spki,
+                              sizeof(intel_root_spki));
+    st = CAI_OK;
+out:
+    sk_X509_pop_free(chain, X509_free);
     tdx_quote_free(q);
     return st;
 }

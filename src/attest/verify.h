@@ -34,6 +34,9 @@ typedef enum {
     TDX_VERIFY_QE_IDENTITY_SIGNATURE,
     TDX_VERIFY_QE_IDENTITY_MISMATCH, /* QE is not the one QE identity names */
     TDX_VERIFY_COLLATERAL_EXPIRED,   /* |now| outside a collateral window */
+    TDX_VERIFY_COLLATERAL_UNAVAILABLE, /* no collateral for this platform */
+    TDX_VERIFY_REPORT_DATA,          /* REPORTDATA is not the expected binding */
+    TDX_VERIFY_DEBUG,                /* a DEBUG TD, refused by policy */
 } tdx_verify_error;
 
 /* tdx_verify_error_str returns a static name for |e|. */
@@ -52,8 +55,31 @@ cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **o
  * holding collateral.json (as sim_init writes). */
 cai_status tdx_collateral_load(const char *path, tdx_collateral **out) CAI_WUR;
 
-/* tdx_collateral_free frees |c|; NULL is fine. */
+/* tdx_collateral_free drops a reference to |c| and frees it with the last
+ * one; NULL is fine. */
 void tdx_collateral_free(tdx_collateral *c);
+
+/* tdx_collateral_ref returns |c| with one more reference (thread-safe): a
+ * cache hands out references, each released with tdx_collateral_free. */
+tdx_collateral *tdx_collateral_ref(tdx_collateral *c);
+
+/* tdx_collateral_window sets |*issued| to the latest issue date and
+ * |*expires| to the earliest nextUpdate over the TCB info, the QE identity
+ * and both CRLs: the collateral is usable in [issued, expires].
+ * CAI_ERR_FORMAT if a date is missing or malformed. */
+cai_status tdx_collateral_window(const tdx_collateral *c, time_t *issued, time_t *expires) CAI_WUR;
+
+/* What a quote's PCK certificate says about where its collateral lives
+ * (read before verification, to fetch collateral: not trusted by itself). */
+typedef struct {
+    uint8_t fmspc[6];
+    int processor_ca;   /* 1: issued by the PCK Processor CA, 0: Platform CA */
+    int intel_root;     /* 1: the chain ends at Intel's SGX Root CA key */
+} tdx_pck_info;
+
+/* tdx_pck_info_get parses |quote| and its PCK leaf. CAI_ERR_FORMAT if the
+ * quote, chain or SGX extension is malformed or the issuer is neither PCK CA. */
+cai_status tdx_pck_info_get(const uint8_t *quote, size_t len, tdx_pck_info *out) CAI_WUR;
 
 typedef struct {
     /* NULL: trust only Intel's SGX Root CA (pinned public key). Otherwise the
@@ -61,12 +87,27 @@ typedef struct {
     const char *sim_root_pem;
 } tdx_trust;
 
+#define TDX_ADVISORY_MAX 128 /* named limit: advisory IDs in one verdict */
+#define TDX_ADVISORY_LEN 32
+
 typedef struct {
     tdx_verify_error error;
-    char tcb_status[32];    /* "UpToDate", "OutOfDate", ... (platform TCB) */
-    char qe_tcb_status[32]; /* QE identity level status */
-    char tdx_module_status[32]; /* TDX module identity level ("" if version 0) */
+    /* The TCB status of the whole platform: the matched TDX TCB level's,
+     * merged with the TDX module identity's and the QE identity's the way
+     * Intel's QVL merges them (TcbLevelCheck: convergeTcbStatusWith
+     * TdxModuleStatus, then ...WithQeTcbStatus): "UpToDate",
+     * "SWHardeningNeeded", "ConfigurationNeeded",
+     * "ConfigurationAndSWHardeningNeeded", "OutOfDate",
+     * "OutOfDateConfigurationNeeded". Revoked is refused. */
+    char tcb_status[40];
+    char platform_tcb_status[40]; /* the matched TDX TCB level's own status */
+    char qe_tcb_status[32];       /* QE identity level status */
+    char tdx_module_status[32];   /* TDX module identity level ("" if version 0) */
     char tcb_date[32];
+    /* The advisories of the matched TCB level, module level and QE level
+     * (Intel-SA-...), each once, in that order. */
+    size_t n_advisory_ids;
+    char advisory_ids[TDX_ADVISORY_MAX][TDX_ADVISORY_LEN];
     uint8_t fmspc[6];
     uint8_t pce_id[2];
     uint16_t pce_svn;

@@ -9,10 +9,12 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "attest/evidence.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "attest/verify.h"
 #include "common/codec.h"
+#include "kbs/policy.h"
 #include "common/file.h"
 #include "test.h"
 
@@ -386,8 +388,8 @@ static void test_tcb_level_pcesvn_too_low(void) {
     edit("tcb_info", "\"pcesvn\":13", "\"pcesvn\":14", TDX_VERIFY_TCB_LEVEL);
 }
 static void test_tcb_level_tee_tcb_svn_too_low(void) {
-    edit("tcb_info", "\"tdxtcbcomponents\":[{\"svn\":5}", "\"tdxtcbcomponents\":[{\"svn\":6}",
-         TDX_VERIFY_TCB_LEVEL);
+    edit("tcb_info", "\"tdxtcbcomponents\":[{\"svn\":5},{\"svn\":1},{\"svn\":2}",
+         "\"tdxtcbcomponents\":[{\"svn\":5},{\"svn\":1},{\"svn\":3}", TDX_VERIFY_TCB_LEVEL);
 }
 static void test_tcb_module_svn_too_low(void) {
     edit("tcb_info", "\"isvsvn\":5", "\"isvsvn\":6", TDX_VERIFY_TCB_LEVEL);
@@ -481,6 +483,395 @@ static void revoked(long serial, tdx_verify_error want) {
 static void test_pck_revoked(void) { revoked(3, TDX_VERIFY_REVOKED); }
 static void test_pck_crl_other_serial(void) { revoked(77, TDX_VERIFY_OK); }
 
+
+/* ---- TCB status merging and advisory IDs (Intel QVL TcbLevelCheck) -------- */
+
+typedef struct {
+    const char *field, *from, *to;
+    int last; /* replace the last occurrence instead of the first */
+} edit_op;
+
+/* Applies |ops| to the sim collateral (re-signing what changed), verifies a
+ * sim quote with it into |r| and returns the status. */
+static cai_status verify_edited(const edit_op *ops, size_t n, tdx_verify_result *r) {
+    char p[300];
+    snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+    json_error_t e;
+    json_t *c = json_load_file(p, 0, &e);
+    cai_status st = CAI_ERR_INTERNAL;
+    for (size_t i = 0; c && i < n; i++) {
+        const char *text = json_string_value(json_object_get(c, ops[i].field));
+        const char *at = NULL;
+        for (const char *f = text ? strstr(text, ops[i].from) : NULL; f; f = strstr(f + 1, ops[i].from)) {
+            at = f;
+            if (!ops[i].last)
+                break;
+        }
+        if (at == NULL) {
+            printf("  '%s' not in %s\n", ops[i].from, ops[i].field);
+            json_decref(c);
+            return CAI_ERR_INTERNAL;
+        }
+        buf b;
+        buf_init(&b, 0);
+        char hex[129], sigkey[64];
+        if (buf_printf(&b, "%.*s%s%s", (int)(at - text), text, ops[i].to, at + strlen(ops[i].from)) ||
+            !resign((const char *)b.data, hex)) {
+            buf_free(&b);
+            json_decref(c);
+            return CAI_ERR_INTERNAL;
+        }
+        snprintf(sigkey, sizeof(sigkey), "%s_signature", ops[i].field);
+        json_object_set_new(c, ops[i].field, json_string((const char *)b.data));
+        json_object_set_new(c, sigkey, json_string(hex));
+        buf_free(&b);
+    }
+    char *doc = c ? json_dumps(c, 0) : NULL;
+    sim_case s;
+    sim_setup(&s);
+    tdx_collateral_free(s.coll);
+    s.coll = NULL;
+    if (doc && tdx_collateral_parse(doc, strlen(doc), &s.coll) == CAI_OK) {
+        tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+        st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, time(NULL), r);
+    }
+    sim_cleanup(&s);
+    free(doc);
+    json_decref(c);
+    return st;
+}
+
+#define QE_STATUS "\"tcbStatus\":\"UpToDate\""
+/* in tcb_info the module level comes first, the platform level last */
+
+static void expect_status(const edit_op *ops, size_t n, const char *status, const char *platform) {
+    tdx_verify_result r;
+    cai_status st = verify_edited(ops, n, &r);
+    CHECK_OK(st);
+    if (st == CAI_OK && (strcmp(r.tcb_status, status) != 0 || strcmp(r.platform_tcb_status, platform) != 0))
+        printf("  got %s (platform %s), want %s (platform %s)\n", r.tcb_status,
+               r.platform_tcb_status, status, platform);
+    CHECK(st == CAI_OK && strcmp(r.tcb_status, status) == 0 &&
+          strcmp(r.platform_tcb_status, platform) == 0);
+}
+
+static void test_status_qe_out_of_date(void) {
+    edit_op op = {"qe_identity", QE_STATUS, "\"tcbStatus\":\"OutOfDate\"", 0};
+    expect_status(&op, 1, "OutOfDate", "UpToDate");
+}
+static void test_status_module_out_of_date(void) {
+    edit_op op = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"OutOfDate\"", 0};
+    expect_status(&op, 1, "OutOfDate", "UpToDate");
+}
+static void test_status_config_needed_qe_out_of_date(void) {
+    edit_op ops[] = {{"tcb_info", QE_STATUS, "\"tcbStatus\":\"ConfigurationNeeded\"", 1},
+                     {"qe_identity", QE_STATUS, "\"tcbStatus\":\"OutOfDate\"", 0}};
+    expect_status(ops, 2, "OutOfDateConfigurationNeeded", "ConfigurationNeeded");
+}
+static void test_status_sw_hardening_stays(void) {
+    edit_op op = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"SWHardeningNeeded\"", 1};
+    expect_status(&op, 1, "SWHardeningNeeded", "SWHardeningNeeded");
+}
+/* TEE_TCB_SVN[0] is the module's SVN, judged by the module identity when
+ * the module version byte is set: a TCB level asking more of it still matches. */
+static void test_status_module_svn_byte_skipped(void) {
+    edit_op op = {"tcb_info", "\"tdxtcbcomponents\":[{\"svn\":5}", "\"tdxtcbcomponents\":[{\"svn\":9}", 0};
+    expect_status(&op, 1, "UpToDate", "UpToDate");
+}
+
+static void expect_refused(const edit_op *ops, size_t n, tdx_verify_error want, const char *msg) {
+    tdx_verify_result r;
+    cai_status st = verify_edited(ops, n, &r);
+    CHECK(st != CAI_OK && st != CAI_ERR_INTERNAL);
+    if (r.error != want || strstr(cai_errmsg(st), msg) == NULL)
+        printf("  got %s: %s\n", tdx_verify_error_str(r.error), cai_errmsg(st));
+    CHECK(r.error == want && strstr(cai_errmsg(st), msg) != NULL);
+}
+
+static void test_status_revoked_refused(void) {
+    edit_op platform = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 1};
+    expect_refused(&platform, 1, TDX_VERIFY_TCB_LEVEL, "platform TCB is revoked");
+    edit_op module = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0};
+    expect_refused(&module, 1, TDX_VERIFY_TCB_LEVEL, "TDX module is revoked");
+    edit_op qe = {"qe_identity", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0};
+    expect_refused(&qe, 1, TDX_VERIFY_TCB_LEVEL, "QE's TCB is revoked");
+    edit_op unknown = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Fine\"", 1};
+    expect_refused(&unknown, 1, TDX_VERIFY_COLLATERAL_FORMAT, "tcbStatus");
+}
+
+static void test_advisory_ids(void) {
+    edit_op ops[] = {
+        {"tcb_info", QE_STATUS,
+         "\"tcbStatus\":\"SWHardeningNeeded\",\"advisoryIDs\":[\"INTEL-SA-00001\",\"INTEL-SA-00002\"]", 1},
+        {"tcb_info", QE_STATUS, "\"tcbStatus\":\"UpToDate\",\"advisoryIDs\":[\"INTEL-SA-00004\"]", 0},
+        {"qe_identity", QE_STATUS,
+         "\"tcbStatus\":\"UpToDate\",\"advisoryIDs\":[\"INTEL-SA-00002\",\"INTEL-SA-00003\"]", 0}};
+    tdx_verify_result r;
+    CHECK_OK(verify_edited(ops, 3, &r));
+    CHECK(r.n_advisory_ids == 4);
+    const char *want[] = {"INTEL-SA-00001", "INTEL-SA-00002", "INTEL-SA-00004", "INTEL-SA-00003"};
+    for (size_t i = 0; i < 4 && i < r.n_advisory_ids; i++)
+        CHECK(strcmp(r.advisory_ids[i], want[i]) == 0);
+    CHECK(strcmp(r.tcb_status, "SWHardeningNeeded") == 0);
+    edit_op bad = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"UpToDate\",\"advisoryIDs\":[1]", 1};
+    expect_refused(&bad, 1, TDX_VERIFY_COLLATERAL_FORMAT, "advisory");
+}
+
+/* The claims carry the merged status and the advisories. */
+static void test_claims_status(void) {
+    sim_case s;
+    sim_setup(&s);
+    attest_verifier v = {.sim_root_pem = (const char *)s.root.data, .sim_collateral = s.coll};
+    json_t *c = NULL;
+    tdx_verify_result r;
+    CHECK_OK(attest_verify_claims(&v, s.quote.data, s.quote.len, time(NULL), &c, &r));
+    CHECK(c && strcmp(json_string_value(json_object_get(c, "tcb_status")), "UpToDate") == 0);
+    CHECK(c && json_is_array(json_object_get(c, "advisory_ids")) &&
+          json_array_size(json_object_get(c, "advisory_ids")) == 0);
+    CHECK(c && strcmp(json_string_value(json_object_get(c, "tdx_module_tcb_status")), "UpToDate") == 0);
+    CHECK(c && json_string_value(json_object_get(c, "collateral_expires")) != NULL);
+    json_decref(c);
+    sim_cleanup(&s);
+}
+
+/* ---- the refusal table ------------------------------------------------------ */
+
+/* One row: what was changed, what the verifier must answer. */
+typedef struct {
+    const char *name;
+    size_t start, len;        /* bytes of the quote flipped one at a time */
+    tdx_verify_error want[2]; /* accepted answers (second may be OK = unused) */
+} flip_row;
+
+static int answer_ok(const flip_row *row, tdx_verify_error e) {
+    return e == row->want[0] || (row->want[1] != TDX_VERIFY_OK && e == row->want[1]);
+}
+
+static int accepted_total;
+
+static void report_row(const char *name, int tried, int refused, int right, const char *want) {
+    printf("  %-28s %5d changed, %5d refused, %5d with %s\n", name, tried, refused, right, want);
+    accepted_total += tried - refused;
+    CHECK(tried > 0 && refused == tried && right == tried);
+}
+
+/* Every byte of every region of the quote, flipped alone. */
+static void test_refusal_table_quote_bytes(void) {
+    sim_case s;
+    sim_setup(&s);
+    if (s.q == NULL) {
+        sim_cleanup(&s);
+        CHECK(0);
+        return;
+    }
+    const tdx_quote *q = s.q;
+    size_t sig = TDX_QUOTE_HEADER_LEN + TDX_TD_REPORT10_LEN; /* signature data length field */
+    size_t qe = off_in(&s, q->qe_report_raw), auth = off_in(&s, q->qe_auth);
+    size_t chain = off_in(&s, q->pck_chain);
+    const flip_row rows[] = {
+        {"header: version", 0, 2, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"header: attestation key type", 2, 2, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"header: TEE type", 4, 4, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"header: rest", 8, 40, {TDX_VERIFY_QUOTE_SIGNATURE}},
+        {"body (TD report)", 48, TDX_TD_REPORT10_LEN, {TDX_VERIFY_QUOTE_SIGNATURE}},
+        {"signature data length", sig, 4, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"quote signature", sig + 4, 64, {TDX_VERIFY_QUOTE_SIGNATURE}},
+        {"attestation key", sig + 68, 64, {TDX_VERIFY_QE_REPORT_BINDING}},
+        {"certification data header", sig + 132, 6, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"QE report", qe, TDX_SGX_REPORT_LEN, {TDX_VERIFY_QE_REPORT_SIGNATURE}},
+        {"QE report signature", qe + TDX_SGX_REPORT_LEN, 64, {TDX_VERIFY_QE_REPORT_SIGNATURE}},
+        {"QE auth data length", auth - 2, 2, {TDX_VERIFY_QUOTE_FORMAT}},
+        {"QE auth data", auth, q->qe_auth_len, {TDX_VERIFY_QE_REPORT_BINDING}},
+        {"PCK chain header", chain - 6, 6, {TDX_VERIFY_QUOTE_FORMAT}},
+        /* a changed root key is "root untrusted", anything else breaks the chain */
+        {"PCK certificate chain", chain, q->pck_chain_len, {TDX_VERIFY_PCK_CHAIN, TDX_VERIFY_ROOT_UNTRUSTED}},
+    };
+    tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+    tdx_verify_result r;
+    CHECK_OK(tdx_verify(s.quote.data, s.quote.len, s.coll, &t, time(NULL), &r)); /* control */
+    CHECK(chain + q->pck_chain_len == s.quote.len);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const flip_row *row = &rows[i];
+        int tried = 0, refused = 0, right = 0;
+        for (size_t off = row->start; off < row->start + row->len && off < s.quote.len; off++) {
+            s.quote.data[off] ^= 0x01;
+            cai_status st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, time(NULL), &r);
+            s.quote.data[off] ^= 0x01;
+            tried++;
+            refused += st != CAI_OK;
+            if (st != CAI_OK && answer_ok(row, r.error))
+                right++;
+            else if (right + 1 == tried) /* the first wrong answer of a row */
+                printf("  %s: byte %zu: got %s (%s)\n", row->name, off,
+                       tdx_verify_error_str(r.error), cai_errmsg(st));
+        }
+        char want[64];
+        snprintf(want, sizeof(want), "%s%s%s", tdx_verify_error_str(row->want[0]),
+                 row->want[1] ? " or " : "", row->want[1] ? tdx_verify_error_str(row->want[1]) : "");
+        report_row(row->name, tried, refused, right, want);
+    }
+    sim_cleanup(&s);
+}
+
+/* Collateral, trust and policy refusals: one row each, with its control. */
+static void test_refusal_table_collateral(void) {
+    sim_case s;
+    sim_setup(&s);
+    tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+    tdx_verify_result r;
+    time_t now = time(NULL);
+    CHECK_OK(tdx_verify(s.quote.data, s.quote.len, s.coll, &t, now, &r)); /* control */
+
+    /* PCK chain to another root: a second sim PKI's quote and collateral */
+    char other[] = "/tmp/cai-verify-table-XXXXXX";
+    buf oq;
+    buf_init(&oq, 0);
+    tdx_collateral *oc = NULL;
+    uint8_t rd0[64] = {0};
+    CHECK(mkdtemp(other) != NULL);
+    CHECK_OK(sim_init(other));
+    CHECK_OK(sim_quote(other, rd0, NULL, &oq));
+    CHECK_OK(tdx_collateral_load(other, &oc));
+    cai_status st = oc ? tdx_verify(oq.data, oq.len, oc, &t, now, &r) : CAI_ERR_INTERNAL;
+    report_row("PCK chain to another root", 1, st != CAI_OK, r.error == TDX_VERIFY_ROOT_UNTRUSTED,
+               "root untrusted");
+    tdx_collateral_free(oc);
+    buf_free(&oq);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+    CHECK(system(cmd) == 0);
+
+    /* expired, not yet valid */
+    st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, now + 31 * 86400, &r);
+    report_row("collateral expired", 1, st != CAI_OK, r.error == TDX_VERIFY_COLLATERAL_EXPIRED,
+               "collateral expired");
+    st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, now - 7200, &r);
+    report_row("collateral not yet valid", 1, st != CAI_OK,
+               r.error == TDX_VERIFY_COLLATERAL_EXPIRED, "collateral expired");
+
+    /* TCB info signed by the wrong key: the PCK leaf's instead of TCB signing */
+    {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+        json_error_t e;
+        json_t *c = json_load_file(p, 0, &e);
+        snprintf(p, sizeof(p), "%s/%s", dir, SIM_PCK_KEY);
+        FILE *f = fopen(p, "r");
+        EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+        if (f)
+            fclose(f);
+        const char *text = json_string_value(json_object_get(c, "tcb_info"));
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char der[80];
+        size_t n = sizeof(der);
+        const unsigned char *dp = der;
+        ECDSA_SIG *sg = NULL;
+        uint8_t raw[64];
+        char hex[129];
+        tdx_collateral *wc = NULL;
+        if (k && md && text && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k) == 1 &&
+            EVP_DigestSign(md, der, &n, (const unsigned char *)text, strlen(text)) == 1 &&
+            (sg = d2i_ECDSA_SIG(NULL, &dp, (long)n)) != NULL &&
+            BN_bn2binpad(ECDSA_SIG_get0_r(sg), raw, 32) == 32 &&
+            BN_bn2binpad(ECDSA_SIG_get0_s(sg), raw + 32, 32) == 32) {
+            hex_encode(hex, raw, 64);
+            json_object_set_new(c, "tcb_info_signature", json_string(hex));
+            char *doc = json_dumps(c, 0);
+            if (doc && tdx_collateral_parse(doc, strlen(doc), &wc) == CAI_OK)
+                st = tdx_verify(s.quote.data, s.quote.len, wc, &t, now, &r);
+            free(doc);
+        } else
+            st = CAI_OK, r.error = TDX_VERIFY_OK;
+        report_row("TCB info signed by wrong key", 1, st != CAI_OK,
+                   r.error == TDX_VERIFY_TCB_INFO_SIGNATURE, "TCB info signature");
+        tdx_collateral_free(wc);
+        ECDSA_SIG_free(sg);
+        EVP_MD_CTX_free(md);
+        EVP_PKEY_free(k);
+        json_decref(c);
+    }
+
+    /* revoked PCK */
+    {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+        json_error_t e;
+        json_t *c = json_load_file(p, 0, &e);
+        char *hex = revoking_crl_hex(3);
+        tdx_collateral *rc = NULL;
+        st = CAI_OK;
+        r.error = TDX_VERIFY_OK;
+        if (c && hex) {
+            json_object_set_new(c, "pck_crl", json_string(hex));
+            char *doc = json_dumps(c, 0);
+            if (doc && tdx_collateral_parse(doc, strlen(doc), &rc) == CAI_OK)
+                st = tdx_verify(s.quote.data, s.quote.len, rc, &t, now, &r);
+            free(doc);
+        }
+        report_row("revoked PCK certificate", 1, st != CAI_OK, r.error == TDX_VERIFY_REVOKED,
+                   "revoked");
+        tdx_collateral_free(rc);
+        free(hex);
+        json_decref(c);
+    }
+
+    /* QE identity mismatch: another QE signer */
+    {
+        edit_op op = {"qe_identity", "\"mrsigner\":\"CA", "\"mrsigner\":\"CB", 0};
+        st = verify_edited(&op, 1, &r);
+        report_row("QE identity mismatch", 1, st != CAI_OK && st != CAI_ERR_INTERNAL,
+                   r.error == TDX_VERIFY_QE_IDENTITY_MISMATCH, "QE identity mismatch");
+    }
+
+    /* REPORTDATA mismatch: the verifier expects another nonce */
+    {
+        uint8_t want[64] = {1, 2, 3}, other_rd[64] = {1, 2, 4};
+        attest_verifier v = {.sim_root_pem = (const char *)s.root.data, .sim_collateral = s.coll,
+                             .expected_report_data = want};
+        json_t *c = NULL;
+        CHECK_OK(attest_verify_claims(&v, s.quote.data, s.quote.len, now, &c, &r)); /* control */
+        json_decref(c);
+        c = NULL;
+        v.expected_report_data = other_rd;
+        st = attest_verify_claims(&v, s.quote.data, s.quote.len, now, &c, &r);
+        report_row("REPORTDATA mismatch", 1, st != CAI_OK && c == NULL,
+                   r.error == TDX_VERIFY_REPORT_DATA, "REPORTDATA");
+        json_decref(c);
+    }
+
+    /* DEBUG TD: verifies (it is a genuine quote) but the default policy refuses it */
+    {
+        buf dq;
+        sim_td td = {0};
+        td.td_attributes[0] = 0x01;
+        uint8_t rd[64] = {0};
+        CHECK_OK(sim_quote(dir, rd, &td, &dq));
+        kbs_policy *pol = NULL;
+        const char *pj = "{\"tee\":[\"sim\"]}"; /* defaults otherwise: allow_debug false */
+        CHECK_OK(kbs_policy_parse(pj, strlen(pj), &pol));
+        attest_verifier v = {.sim_root_pem = (const char *)s.root.data, .sim_collateral = s.coll};
+        json_t *dc = NULL, *nc = NULL;
+        char why[256] = "";
+        CHECK_OK(attest_verify_claims(&v, dq.data, dq.len, now, &dc, &r));
+        CHECK_OK(attest_verify_claims(&v, s.quote.data, s.quote.len, now, &nc, &r));
+        if (pol && nc)
+            CHECK_OK(kbs_policy_check(pol, nc, NULL, why, sizeof(why))); /* control */
+        st = pol && dc ? kbs_policy_check(pol, dc, NULL, why, sizeof(why)) : CAI_OK;
+        report_row("DEBUG TD (default policy)", 1, st != CAI_OK, strstr(why, "debug") != NULL,
+                   "policy: debug refused");
+        json_decref(dc);
+        json_decref(nc);
+        kbs_policy_free(pol);
+        buf_free(&dq);
+    }
+    sim_cleanup(&s);
+}
+
+static void test_refusal_table_zero_accepted(void) {
+    printf("  accepted: %d\n", accepted_total);
+    CHECK(accepted_total == 0);
+}
+
 static void cleanup(void) {
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -517,6 +908,17 @@ int main(void) {
     RUN(test_tcb_info_bad_date);
     RUN(test_pck_revoked);
     RUN(test_pck_crl_other_serial);
+    RUN(test_status_qe_out_of_date);
+    RUN(test_status_module_out_of_date);
+    RUN(test_status_config_needed_qe_out_of_date);
+    RUN(test_status_sw_hardening_stays);
+    RUN(test_status_module_svn_byte_skipped);
+    RUN(test_status_revoked_refused);
+    RUN(test_advisory_ids);
+    RUN(test_claims_status);
+    RUN(test_refusal_table_quote_bytes);
+    RUN(test_refusal_table_collateral);
+    RUN(test_refusal_table_zero_accepted);
     cleanup();
     if (!have_sim) {
         printf("FAIL sim_init\n");
