@@ -28,11 +28,49 @@ CAI_TSM_REPORT_DIR=$PWD/tsm refuses tdx_quote_no_provider "provider" "$CAI" atte
 "$CAI" attest quote --tee sim -o s.bin 2>/dev/null; [ $? -eq 2 ] && pass quote_sim_needs_dir || fail quote_sim_needs_dir "not a usage error"
 "$CAI" attest inspect q.bin | grep -q 'NOT VERIFIED' && pass inspect_says_unverified || fail inspect_says_unverified "no warning"
 
+# Collateral from a (fake) PCCS over real HTTP, cached, then offline.
+echo 0 > count
+python3 "$ROOT/tests/e2e/fake_pccs.py" sim port count & PCCS_PID=$!
+for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+URL=http://127.0.0.1:$(cat port)
+out=$("$CAI" attest verify q.bin --trust-sim sim --pccs "$URL" --pccs-insecure-http --cache cache --json 2>/dev/null)
+echo "$out" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["verified"] is True and c["tee"] == "sim" and c["tcb_status"] == "UpToDate", c
+assert c["advisory_ids"] == [] and c["fmspc"] == "005a51000000", c
+' && [ "$(cat count)" = 4 ] && pass pccs_fetch_verifies || fail pccs_fetch_verifies "$(cat count) requests: $out"
+[ -f cache/tdx-005A51000000-platform.json ] && pass pccs_cached || fail pccs_cached "$(ls cache)"
+check pccs_from_cache "$CAI" attest verify q.bin --trust-sim sim --pccs "$URL" --pccs-insecure-http --cache cache
+[ "$(cat count)" = 4 ] && pass pccs_cache_no_requests || fail pccs_cache_no_requests "$(cat count) requests"
+refuses pccs_plain_http_needs_flag "not https" "$CAI" attest verify q.bin --trust-sim sim --pccs "$URL"
+kill $PCCS_PID; wait $PCCS_PID 2>/dev/null
+check offline_collateral_dir "$CAI" attest verify q.bin --trust-sim sim --collateral cache
+refuses pccs_down "PCCS|collateral unavailable" "$CAI" attest verify q.bin --trust-sim sim --pccs "$URL" --pccs-insecure-http
+# Policy verdicts.
+echo '{"tee":["sim"]}' > allow.json
+echo '{"tee":["tdx"]}' > deny.json
+"$CAI" attest verify q.bin --trust-sim sim --policy allow.json 2>/dev/null | grep -q 'ALLOWED' &&
+    pass policy_allows || fail policy_allows "no ALLOWED"
+refuses policy_refuses "claim tee = sim" "$CAI" attest verify q.bin --trust-sim sim --policy deny.json
+refuses report_data_mismatch "REPORTDATA" "$CAI" attest verify q.bin --trust-sim sim --report-data 0a0b0d
+check report_data_match "$CAI" attest verify q.bin --trust-sim sim --report-data 0a0b0c
+
 D=$ROOT/../shared/data/tdx
 [ -n "${CAI_SHARED_DATA:-}" ] && D=$CAI_SHARED_DATA/tdx
 if [ -f "$D/tdx_quote" ]; then
     out=$("$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-06-20T10:16:03Z)
     echo "$out" | grep -q 'VERIFIED, TCB UpToDate' && pass intel_v4_uptodate || fail intel_v4_uptodate "$out"
+    out=$("$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-06-20T10:16:03Z --json)
+    echo "$out" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["tee"] == "tdx" and c["tcb_status"] == "UpToDate" and c["advisory_ids"] == [], c
+assert c["fmspc"] == "b0c06f000000" and c["tdx_module_tcb_status"] == "UpToDate", c
+' && pass intel_v4_claims || fail intel_v4_claims "$out"
+    # the v5 sample: every signature verifies, but by Intel's level matching no
+    # TCB level admits its PCK certificate's SGX components (see test_tdx_verify)
+    refuses intel_v5_tcb_not_supported "TCB not supported" "$CAI" attest verify "$D/tdx_quote_outdated" --collateral "$D/tdx_quote_outdated_collateral.json" --at 2026-02-19T10:58:51Z
     refuses intel_v4_expired "expired" "$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-08-01T00:00:00Z
 else
     echo "SKIP intel_quotes: ../shared/data absent"
