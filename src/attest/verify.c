@@ -41,7 +41,15 @@ struct tdx_collateral {
     buf root_crl, pck_crl;                      /* DER */
     char *tcb_info, *qe_identity;               /* signed JSON text */
     uint8_t tcb_sig[64], qe_sig[64];
+    /* parsed once (immutable, shared by concurrent verifications); NULL if
+     * malformed, which tdx_verify reports with the check it belongs to */
+    X509_CRL *root_crl_x, *pck_crl_x;
+    STACK_OF(X509) *tcb_sk, *qe_sk;
+    json_t *tcb_j, *qe_j;
 };
+
+static STACK_OF(X509) *pem_chain(const char *pem, size_t len);
+static X509_CRL *der_crl(const buf *b);
 
 static const char *const error_names[] = {
     "ok", "quote format", "collateral format", "PCK chain", "root untrusted", "revoked",
@@ -73,6 +81,12 @@ void tdx_collateral_free(tdx_collateral *c) {
     free(c->qe_identity);
     buf_free(&c->root_crl);
     buf_free(&c->pck_crl);
+    X509_CRL_free(c->root_crl_x);
+    X509_CRL_free(c->pck_crl_x);
+    sk_X509_pop_free(c->tcb_sk, X509_free);
+    sk_X509_pop_free(c->qe_sk, X509_free);
+    json_decref(c->tcb_j);
+    json_decref(c->qe_j);
     free(c);
 }
 
@@ -134,6 +148,14 @@ cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **o
     if ((st = get_hex(j, "qe_identity_signature", &sig, 64)))
         goto out;
     memcpy(c->qe_sig, sig.data, 64);
+    json_error_t je;
+    c->root_crl_x = der_crl(&c->root_crl);
+    c->pck_crl_x = der_crl(&c->pck_crl);
+    c->tcb_sk = pem_chain(c->tcb_chain, strlen(c->tcb_chain));
+    c->qe_sk = pem_chain(c->qe_chain, strlen(c->qe_chain));
+    c->tcb_j = json_loads(c->tcb_info, 0, &je);
+    c->qe_j = json_loads(c->qe_identity, 0, &je);
+    ERR_clear_error();
     *out = c;
     c = NULL;
     st = CAI_OK;
@@ -503,8 +525,7 @@ static int level_admits(json_t *lv, const tdx_quote *q, const pck_ext *x, int *s
 
 static cai_status match_tcb(const tdx_collateral *coll, const tdx_quote *q, const pck_ext *x,
                             time_t now, tdx_verify_result *res) {
-    json_error_t e;
-    json_t *tcb = json_loads(coll->tcb_info, 0, &e);
+    json_t *tcb = coll->tcb_j;
     cai_status st;
     if (!json_is_object(tcb)) {
         st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "tcb_info is not JSON");
@@ -561,14 +582,12 @@ static cai_status match_tcb(const tdx_collateral *coll, const tdx_quote *q, cons
         goto out;
     st = CAI_OK;
 out:
-    json_decref(tcb);
     return st;
 }
 
 static cai_status match_qe(const tdx_collateral *coll, const tdx_quote *q, time_t now,
                            tdx_verify_result *res) {
-    json_error_t e;
-    json_t *j = json_loads(coll->qe_identity, 0, &e);
+    json_t *j = coll->qe_j;
     const tdx_qe_report *r = &q->qe_report;
     cai_status st;
     if (!json_is_object(j)) {
@@ -621,16 +640,14 @@ static cai_status match_qe(const tdx_collateral *coll, const tdx_quote *q, time_
     st = vfail(res, TDX_VERIFY_QE_IDENTITY_MISMATCH, CAI_ERR_NOT_FOUND,
                "QE SVN below every QE identity level");
 out:
-    json_decref(j);
     return st;
 }
 
 /* Verifies a signed collateral item: |chain_pem| to the root, then |sig| over |text|. */
-static tdx_verify_error verify_signed(const char *chain_pem, const char *text,
+static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *text,
                                       const uint8_t sig[64], const uint8_t *root, size_t root_len,
                                       STACK_OF(X509_CRL) *crls, time_t now,
                                       tdx_verify_error sig_err, char *why, size_t cap) {
-    STACK_OF(X509) *ch = pem_chain(chain_pem, strlen(chain_pem));
     tdx_verify_error e;
     if (ch == NULL || sk_X509_num(ch) < 2) {
         snprintf(why, cap, "issuer chain is not a PEM chain of two or more");
@@ -640,7 +657,6 @@ static tdx_verify_error verify_signed(const char *chain_pem, const char *text,
         snprintf(why, cap, "signature does not verify");
         e = sig_err;
     }
-    sk_X509_pop_free(ch, X509_free);
     return e;
 }
 
@@ -702,8 +718,8 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     }
 
     /* 1. PCK chain to the pinned root, with both CRLs. */
-    rc = der_crl(&coll->root_crl);
-    pc = der_crl(&coll->pck_crl);
+    rc = coll->root_crl_x;
+    pc = coll->pck_crl_x;
     if (rc == NULL || pc == NULL) {
         st = vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "CRL is not DER");
         goto out;
@@ -776,10 +792,10 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     res->pce_svn = x.pce_svn;
 
     /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
-    e = verify_signed(coll->tcb_chain, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
+    e = verify_signed(coll->tcb_sk, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
                       now, TDX_VERIFY_TCB_INFO_SIGNATURE, why, sizeof(why));
     if (!e)
-        e = verify_signed(coll->qe_chain, coll->qe_identity, coll->qe_sig, root, root_len,
+        e = verify_signed(coll->qe_sk, coll->qe_identity, coll->qe_sig, root, root_len,
                           root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why, sizeof(why));
     if (e) {
         st = vfail(res, e, CAI_ERR_AUTH, why);
@@ -810,8 +826,6 @@ out:
     sk_X509_pop_free(chain, X509_free);
     sk_X509_CRL_free(crls);
     sk_X509_CRL_free(root_only);
-    X509_CRL_free(rc);
-    X509_CRL_free(pc);
     tdx_quote_free(q);
     return st;
 }
