@@ -30,8 +30,10 @@ static char *dump(json_t *j) {
 }
 
 char *kbs_request_json(const char *tee) {
-    return dump(json_pack("{s:s, s:s, s:s}", "version", KBS_PROTOCOL_VERSION, "tee", tee,
-                          "extra-params", ""));
+    /* As Trustee's client: the hash algorithms it can bind runtime data with. */
+    return dump(json_pack("{s:s, s:s, s:{s:[s,s,s]}}", "version", KBS_PROTOCOL_VERSION, "tee", tee,
+                          "extra-params", "supported-hash-algorithms", "sha256", "sha384",
+                          "sha512"));
 }
 
 cai_status kbs_request_check(const json_t *req, char *tee, size_t tee_len) {

@@ -1,7 +1,7 @@
 /* protocol.h - the messages of the KBS attestation protocol (RCAR), as
  * Trustee 0.4 speaks them; docs/KBS-PROTOCOL.md has the exact formats.
  *
- *   POST /kbs/v0/auth     Request   {"version":"0.4.0","tee":"tdx","extra-params":..}
+ *   POST /kbs/v0/auth     Request   {"version":"0.4.0","tee":"tdx","extra-params":{..}}
  *                      -> Challenge {"nonce":"<base64 of 32 bytes>","extra-params":""}
  *                         and Set-Cookie: kbs-session-id=<id>
  *   POST /kbs/v0/attest   Attestation {"runtime-data":{"nonce","tee-pubkey":JWK},

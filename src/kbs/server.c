@@ -282,7 +282,7 @@ static void on_attest(kbs_server *s, httpd_req *r) {
     audit(s, r, "attest", NULL, evd, clm, NULL);
     log_info("attested %s: evidence %.16s claims %.16s", httpd_client(r), evd, clm);
     set_cookie(s, r, ses);
-    reply_json_str(r, 200, json_dumps(json_pack("{s:s}", "token", token), JSON_COMPACT));
+    httpd_reply_json(r, 200, json_pack("{s:s}", "token", token));
 }
 
 /* ---- resources ------------------------------------------------------------ */
