@@ -63,7 +63,8 @@ done
 
 # The known-answer vectors, checked by an independent implementation.
 case "vectors" in *"$filter"*)
-    run_suite "vectors/check_header.py" python3 tests/vectors/check_header.py tests/vectors/seal-v1.txt ;;
+    run_suite "vectors/check_header.py" python3 tests/vectors/check_header.py tests/vectors/seal-v1.txt
+    run_suite "vectors/check_kbs.py" python3 tests/vectors/check_kbs.py tests/vectors/kbs ;;
 esac
 
 if [ "$fuzz_seconds" -gt 0 ] && [ -d build-fuzz ]; then

@@ -25,6 +25,20 @@ typedef struct {
     double backoff_s;       /* first retry delay, doubling; default 0.5 */
 } agent_config;
 
+/* An attested session with a broker: one RCAR, then any number of
+ * resources (the token is kept in the session's cookie). */
+typedef struct agent_session agent_session;
+
+/* agent_session_open runs RCAR once (no retries) and returns the session. */
+cai_status agent_session_open(const agent_config *cfg, agent_session **out) CAI_WUR;
+
+/* agent_session_get fetches the resource at |path| ("repo/type/tag") into
+ * |out| (initialised here; wiped on free). */
+cai_status agent_session_get(agent_session *s, const char *path, buf *out) CAI_WUR;
+
+/* agent_session_close frees the session and its private key; NULL is fine. */
+void agent_session_close(agent_session *s);
+
 /* agent_get_resource fetches |uri| ("kbs:///repo/type/tag") into |out|
  * (initialised here; wiped on free). CAI_ERR_AUTH with the broker's detail
  * when it refuses, CAI_ERR_NOT_FOUND when the resource does not exist,

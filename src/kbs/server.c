@@ -1,6 +1,7 @@
 /* server.c - the key broker: RCAR, resources as JWE, admin API, audit. */
 #include "kbs/server.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,23 @@
 #define ADMIN_LEEWAY_S 60
 #define BODY_MAX (KBS_RESOURCE_MAX + 64 * 1024)
 
+/* A release waiting for its audit record to be committed. */
+typedef struct release_job {
+    struct release_job *next;
+    httpd_async *a;
+    char *body; /* the JWE */
+    char path[256], client[64], evd[65], clm[65];
+} release_job;
+
 struct kbs_server {
     kbs_server_config cfg;
+    /* The audit writer: commits the records of queued releases in one
+     * transaction, then lets their answers go (group commit). */
+    pthread_t writer;
+    int writer_started, stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    release_job *head, **tail;
     httpd *h;
     kbs_store *store;
     kbs_policy *policy;       /* NULL: nothing is released */
@@ -171,9 +187,11 @@ static void on_auth(kbs_server *s, httpd_req *r) {
 
 /* Checks an Attestation for session |ses|: evidence verified, bound to the
  * session's nonce and the TEE key, and the TD acceptable to the policy.
- * On success returns the token in |*token|; else the reason in |why|. */
-static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *body,
-                               char **token, char *evd, char *clm, char *why, size_t why_len) {
+ * On success fills the session's token, claims, key and digests; else
+ * gives the reason in |why| (and the digests known so far in |ses|). */
+static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *body, char *why,
+                               size_t why_len) {
+    char *evd = ses->evidence_digest, *clm = ses->claims_digest;
     kbs_attestation a;
     json_t *claims = NULL;
     jose_key *tk = NULL;
@@ -233,9 +251,16 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
     if ((st = kbs_policy_check(s->policy, claims, NULL, why, why_len)) != CAI_OK)
         goto out;
     st = kbs_token_issue(s->token_key, claims, a.tee_pubkey, ses->nonce, evd, time(NULL),
-                         s->cfg.token_ttl_s, token);
-    if (st != CAI_OK)
+                         s->cfg.token_ttl_s, &ses->token);
+    if (st != CAI_OK) {
         snprintf(why, why_len, "token: %s", cai_errmsg(st));
+        goto out;
+    }
+    snprintf(ses->tee_alg, sizeof(ses->tee_alg), "%s", alg);
+    ses->claims = claims;
+    ses->tee_key = tk;
+    claims = NULL;
+    tk = NULL;
 out:
     json_decref(claims);
     jose_key_free(tk);
@@ -263,91 +288,169 @@ static void on_attest(kbs_server *s, httpd_req *r) {
     size_t len;
     const char *body = httpd_body(r, &len);
     json_t *att = NULL;
-    char *token = NULL, why[400] = "", evd[65] = "", clm[65] = "";
+    char why[400] = "";
     cai_status st = kbs_json_parse(body, len, &att);
     if (st != CAI_OK)
         snprintf(why, sizeof(why), "deserialize Attestation: %s", cai_errmsg(st));
     else
-        st = attest_check(s, ses, att, &token, evd, clm, why, sizeof(why));
+        st = attest_check(s, ses, att, why, sizeof(why));
     json_decref(att);
+    const char *evd = ses->evidence_digest, *clm = ses->claims_digest;
     if (st != CAI_OK) {
         /* A nonce is good for one attempt. */
-        kbs_session_remove(s->sessions, ses);
         audit(s, r, "refuse", NULL, evd[0] ? evd : NULL, clm[0] ? clm : NULL, why);
+        kbs_session_remove(s->sessions, ses);
         reply_err(r, 401, "AttestationError", "RCAR handshake Attest failed: %s", why);
         return;
     }
     ses->state = KBS_SESSION_ATTESTED;
-    ses->token = token;
     audit(s, r, "attest", NULL, evd, clm, NULL);
     log_info("attested %s: evidence %.16s claims %.16s", httpd_client(r), evd, clm);
     set_cookie(s, r, ses);
-    httpd_reply_json(r, 200, json_pack("{s:s}", "token", token));
+    httpd_reply_json(r, 200, json_pack("{s:s}", "token", ses->token));
 }
 
 /* ---- resources ------------------------------------------------------------ */
 
+#define AUDIT_BATCH 256
+
+static void *writer_main(void *arg) {
+    kbs_server *s = arg;
+    kbs_audit_entry e[AUDIT_BATCH];
+    release_job *batch[AUDIT_BATCH];
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        size_t n = 0;
+        while (s->head && n < AUDIT_BATCH) {
+            batch[n++] = s->head;
+            s->head = s->head->next;
+        }
+        if (s->head == NULL)
+            s->tail = &s->head;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0)
+            return NULL; /* stopping, nothing left */
+        for (size_t i = 0; i < n; i++)
+            e[i] = (kbs_audit_entry){.event = "release", .resource = batch[i]->path,
+                                     .client = batch[i]->client,
+                                     .evidence_digest = batch[i]->evd,
+                                     .claims_digest = batch[i]->clm};
+        cai_status st = kbs_store_audit_many(s->store, e, n);
+        if (st != CAI_OK)
+            log_error("audit: %s: %zu releases withheld", cai_errmsg(st), n);
+        char *err = st == CAI_OK ? NULL
+                                 : kbs_error_json("PluginInternalError",
+                                                  "the audit log cannot be written");
+        for (size_t i = 0; i < n; i++) {
+            release_job *j = batch[i];
+            if (st == CAI_OK) {
+                (void)httpd_async_reply(j->a, 200, "application/json", j->body, strlen(j->body));
+                log_info("released %s to %s (evidence %.16s)", j->path, j->client, j->evd);
+            } else {
+                (void)httpd_async_reply(j->a, 500, "application/json", err ? err : "{}",
+                                        err ? strlen(err) : 2);
+            }
+            httpd_async_release(j->a);
+            free(j->body);
+            free(j);
+        }
+        free(err);
+    }
+}
+
+/* Queues a release: the answer leaves once its audit record is durable. */
+static cai_status release(kbs_server *s, httpd_req *r, const char *path, const char *evd,
+                          const char *clm, json_t *jwe) {
+    release_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->body = json_dumps(jwe, JSON_COMPACT)) == NULL) {
+        free(j);
+        return CAI_ERR_NOMEM;
+    }
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    snprintf(j->client, sizeof(j->client), "%s", httpd_client(r));
+    snprintf(j->evd, sizeof(j->evd), "%s", evd ? evd : "");
+    snprintf(j->clm, sizeof(j->clm), "%s", clm ? clm : "");
+    j->a = httpd_async_new(r, NULL, NULL);
+    pthread_mutex_lock(&s->mu);
+    *s->tail = j;
+    s->tail = &j->next;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return CAI_OK;
+}
+
 static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
-    char id[64];
-    const char *tok = NULL;
-    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), time(NULL));
-    if (ses && ses->state == KBS_SESSION_ATTESTED)
-        tok = ses->token;
-    else
-        tok = bearer(r);
-    if (tok == NULL) {
-        reply_err(r, 401, "TokenNotFound", "Attestation Token not found");
-        return;
-    }
-    kbs_token t;
-    cai_status st = kbs_token_verify(s->token_key, tok, strlen(tok), time(NULL), &t);
-    if (st != CAI_OK) {
-        reply_err(r, 401, "TokenVerifierError", "%s", cai_errmsg(st));
-        return;
-    }
-    char why[400] = "", clm[65] = "";
-    jose_key *tk = NULL;
+    char id[64], why[400] = "", clm_buf[65] = "";
+    /* What the release depends on: from the attested session (verified when
+     * it was made), or from a Bearer token, verified now. */
+    const json_t *claims;
+    const jose_key *tee_key;
+    const char *alg, *evd, *clm;
+    kbs_token t = {0};
+    jose_key *bearer_key = NULL;
     json_t *jwe = NULL;
     buf secret;
     buf_init(&secret, 0);
+    cai_status st;
+    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), time(NULL));
+    if (ses && ses->state == KBS_SESSION_ATTESTED) {
+        claims = ses->claims;
+        tee_key = ses->tee_key;
+        alg = ses->tee_alg;
+        evd = ses->evidence_digest;
+        clm = ses->claims_digest;
+    } else {
+        const char *tok = bearer(r);
+        if (tok == NULL) {
+            reply_err(r, 401, "TokenNotFound", "Attestation Token not found");
+            return;
+        }
+        if ((st = kbs_token_verify(s->token_key, tok, strlen(tok), time(NULL), &t)) != CAI_OK) {
+            reply_err(r, 401, "TokenVerifierError", "%s", cai_errmsg(st));
+            return;
+        }
+        if ((st = jose_key_from_jwk(t.tee_pubkey, &bearer_key)) != CAI_OK ||
+            (st = claims_digest(t.claims, clm_buf)) != CAI_OK) {
+            reply_err(r, 401, "TokenVerifierError", "%s", cai_errmsg(st));
+            goto out;
+        }
+        claims = t.claims;
+        tee_key = bearer_key;
+        alg = json_string_value(json_object_get(t.tee_pubkey, "alg"));
+        evd = t.evidence_digest;
+        clm = clm_buf;
+    }
     if (!kbs_resource_path_valid(path)) {
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         goto out;
     }
-    if ((st = claims_digest(t.claims, clm)) != CAI_OK || s->policy == NULL ||
-        kbs_policy_check(s->policy, t.claims, path, why, sizeof(why)) != CAI_OK) {
+    if (s->policy == NULL || kbs_policy_check(s->policy, claims, path, why, sizeof(why)) != CAI_OK) {
         if (s->policy == NULL)
             snprintf(why, sizeof(why), "no policy is set");
-        audit(s, r, "refuse", path, t.evidence_digest, clm, why);
+        audit(s, r, "refuse", path, evd, clm, why);
         reply_err(r, 403, "PolicyDeny", "Access denied by policy: %s", why);
         goto out;
     }
     st = kbs_store_get(s->store, path, &secret);
     if (st == CAI_ERR_NOT_FOUND) {
-        audit(s, r, "refuse", path, t.evidence_digest, clm, "no such resource");
+        audit(s, r, "refuse", path, evd, clm, "no such resource");
         reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
         goto out;
     }
-    if (st == CAI_OK && (st = jose_key_from_jwk(t.tee_pubkey, &tk)) == CAI_OK)
-        st = jose_jwe_encrypt(tk, json_string_value(json_object_get(t.tee_pubkey, "alg")),
-                              secret.data, secret.len, &jwe);
+    if (st == CAI_OK)
+        st = jose_jwe_encrypt(tee_key, alg, secret.data, secret.len, &jwe);
     if (st != CAI_OK) {
         reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
         goto out;
     }
     /* The release is on record before the secret leaves. */
-    kbs_audit_entry e = {.event = "release", .resource = path, .client = httpd_client(r),
-                         .evidence_digest = t.evidence_digest, .claims_digest = clm};
-    if (kbs_store_audit(s->store, &e) != CAI_OK) {
-        reply_err(r, 500, "PluginInternalError", "the audit log cannot be written");
-        goto out;
-    }
-    log_info("released %s to %s (evidence %.16s)", path, httpd_client(r),
-             t.evidence_digest ? t.evidence_digest : "?");
-    reply_json_str(r, 200, json_dumps(jwe, JSON_COMPACT));
+    if ((st = release(s, r, path, evd, clm, jwe)) != CAI_OK)
+        reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
 out:
     json_decref(jwe);
-    jose_key_free(tk);
+    jose_key_free(bearer_key);
     buf_free(&secret);
     kbs_token_cleanup(&t);
 }
@@ -516,6 +619,9 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     if (!s->cfg.token_ttl_s)
         s->cfg.token_ttl_s = 300;
     s->tls = cfg->tls_cert_file != NULL;
+    s->tail = &s->head;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     cai_status st;
     if ((st = kbs_store_open(cfg->db_path, cfg->master_key, &s->store)) != CAI_OK ||
         (st = kbs_sessions_new(cfg->max_sessions, &s->sessions)) != CAI_OK ||
@@ -554,6 +660,11 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     httpd_set_error_body(s->h, httpd_error_body);
     if ((st = httpd_route(s->h, KBS_PREFIX "/", h_kbs, s)) != CAI_OK)
         goto fail;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        st = cai_fail(CAI_ERR_INTERNAL, "cannot start the audit writer");
+        goto fail;
+    }
+    s->writer_started = 1;
     *out = s;
     return CAI_OK;
 fail:
@@ -576,6 +687,13 @@ void kbs_server_stop(kbs_server *s) {
 void kbs_server_free(kbs_server *s) {
     if (s == NULL)
         return;
+    if (s->writer_started) { /* drains the queue first */
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
     httpd_free(s->h);
     kbs_sessions_free(s->sessions);
     kbs_policy_free(s->policy);
@@ -583,5 +701,7 @@ void kbs_server_free(kbs_server *s) {
     jose_key_free(s->token_key);
     jose_key_free(s->admin_key);
     secure_wipe(s->cfg.master_key, sizeof(s->cfg.master_key));
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     free(s);
 }

@@ -38,6 +38,8 @@ static void session_free(kbs_session *s) {
         secure_wipe(s->token, strlen(s->token));
         free(s->token);
     }
+    json_decref(s->claims);
+    jose_key_free(s->tee_key);
     secure_wipe(s, sizeof(*s));
     free(s);
 }

@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "common/status.h"
+#include "crypto/jose.h"
 #include "kbs/protocol.h"
 
 #define KBS_SESSION_ID_LEN 32 /* hex digits of 128 random bits */
@@ -22,7 +25,13 @@ typedef struct kbs_session {
     kbs_session_state state;
     time_t expires;
     char nonce[64];    /* base64 of KBS_NONCE_LEN bytes */
-    char *token;       /* ATTESTED: the token (owned) */
+    /* ATTESTED: what the token says, kept verified so that requests with the
+     * session cookie need no token verification (all owned). */
+    char *token;
+    json_t *claims;
+    jose_key *tee_key;
+    char tee_alg[32];
+    char evidence_digest[65], claims_digest[65];
     struct kbs_session *next;
 } kbs_session;
 
