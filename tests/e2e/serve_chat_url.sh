@@ -61,8 +61,13 @@ wait_for chat "CHAT-EXITED rc=0" && pass tmux_exit || fail tmux_exit "$(screen c
 # Ctrl-C stops a long reply: the client closes the stream, the server
 # cancels the generation (counted as a 4xx: 499) and frees the slot.
 cancelled() { curl -s "$U/metrics" | awk -F' ' '$1 == "cai_http_requests_total{endpoint=\"chat_completions\",code=\"4xx\"}" { print $2 }'; }
+# Greedy, so deterministic: first check the reply cannot end by itself early.
+out=$(curl -s "$U/v1/chat/completions" -H "Authorization: Bearer $(cat key)" \
+    -d '{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":1000,"temperature":0}')
+echo "$out" | grep -q '"finish_reason":"length"' && pass precondition_long_greedy_reply ||
+    fail precondition_long_greedy_reply "the test model ends this reply early: pick another prompt"
 c0=$(cancelled)
-tmux new-session -d -s long -x 200 -y 50 "'$CAI' chat --url $U --trust-sim sim --api-key-file key -n 4000 --temp 1; echo CHAT-EXITED rc=\$?; sleep 30"
+tmux new-session -d -s long -x 200 -y 50 "'$CAI' chat --url $U --trust-sim sim --api-key-file key -n 4000 --temp 0; echo CHAT-EXITED rc=\$?; sleep 30"
 wait_prompts long 1 || fail tmux_long_prompt "$(screen long)"
 tmux send-keys -t long 'Tell me a long story' Enter
 started=0

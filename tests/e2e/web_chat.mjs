@@ -81,10 +81,19 @@ try {
     assert((await page.textContent('#attest-toggle')).includes('binding checked'), 'badge');
   });
 
-  // A long reply: tokens arrive while we watch, then Stop.
+  // A long reply: tokens arrive while we watch, then Stop. Greedy decoding
+  // makes it deterministic; first check that it cannot end by itself before
+  // we stop it (no end-of-turn token in its first 1000 tokens).
+  await check('web_precondition_long_greedy_reply', async () => {
+    const r = await (await fetch(base + '/v1/chat/completions', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Tell me a long story' }], max_tokens: 1000, temperature: 0 }),
+    })).json();
+    assert(r.choices[0].finish_reason === 'length', 'the test model ends this reply early: pick another prompt');
+  });
   await page.click('#settings-toggle');
   await page.fill('#max-tokens', '4000');
-  await page.fill('#temperature', '1');
+  await page.fill('#temperature', '0');
   await page.click('#settings-toggle');
   const cancelled0 = await metric('cai_http_requests_total{endpoint="chat_completions",code="4xx"}');
   const done0 = await metric('cai_http_requests_total{endpoint="chat_completions",code="2xx"}');
