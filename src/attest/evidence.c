@@ -26,7 +26,7 @@ cai_status attest_evidence(const attest_source *src, const uint8_t report_data[6
     if (src->tee == ATTEST_TEE_SIM) {
         if (src->sim_dir == NULL)
             return cai_fail(CAI_ERR_INVALID_ARG, "the simulated TEE needs its directory");
-        return sim_quote(src->sim_dir, report_data, NULL, out);
+        return sim_quote(src->sim_dir, report_data, src->sim_td, out);
     }
     return cai_fail(CAI_ERR_UNSUPPORTED,
                     "TDX quote generation is not available on this machine yet");

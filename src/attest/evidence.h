@@ -29,10 +29,13 @@ const char *attest_tee_name(attest_tee t);
 /* attest_tee_parse maps "tdx" or "sim" to |out|; CAI_ERR_INVALID_ARG else. */
 cai_status attest_tee_parse(const char *name, attest_tee *out);
 
+struct sim_td;
+
 /* Where this process gets its own evidence from. */
 typedef struct {
     attest_tee tee;
     const char *sim_dir; /* ATTEST_TEE_SIM: the directory of `cai attest sim-init` */
+    const struct sim_td *sim_td; /* ATTEST_TEE_SIM: the TD it pretends to be (NULL: zeros) */
 } attest_source;
 
 /* attest_evidence produces a TDX quote whose REPORTDATA is |report_data|

@@ -34,7 +34,7 @@ extern const uint8_t sim_pce_id[2];
 extern const uint8_t sim_qe_mrsigner[32];
 extern const uint8_t sim_tee_tcb_svn[16];
 
-typedef struct {
+typedef struct sim_td {
     uint8_t mr_td[48];
     uint8_t mr_config_id[48];
     uint8_t mr_owner[48];

@@ -328,6 +328,8 @@ out:
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "seal") == 0)
         return bench_seal(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "kbs") == 0)
+        return bench_kbs(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-m") == 0 || strncmp(argv[i], "-m", 2) == 0)
             return bench_model(argc, argv);

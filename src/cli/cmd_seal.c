@@ -14,14 +14,38 @@
 #include "common/codec.h"
 #include "common/file.h"
 #include "common/secure.h"
+#include "kbs/admin.h"
+#include "kbs/protocol.h"
 #include "seal/keyfile.h"
 #include "seal/seal.h"
 
 /* ---- cai seal ----------------------------------------------------------- */
 
+/* kbs_check_free fails unless the broker answers and has no resource at
+ * |path| yet: replacing a key would orphan the files sealed with it. */
+static cai_status kbs_check_free(const kbs_admin *a, const char *path) {
+    buf resp;
+    json_t *list = NULL;
+    cai_status st = kbs_admin_call(a, "GET", "resource", NULL, 0, NULL, &resp);
+    if (st == CAI_OK && (list = json_loadb((const char *)resp.data, resp.len, 0, NULL)) == NULL)
+        st = cai_fail(CAI_ERR_FORMAT, "the key broker's resource list is not JSON");
+    size_t i;
+    json_t *r;
+    json_array_foreach(list, i, r) {
+        const char *p = json_string_value(json_object_get(r, "path"));
+        if (st == CAI_OK && p && strcmp(p, path) == 0)
+            st = cai_fail(CAI_ERR_EXISTS, "the key broker already holds a key at %s; choose "
+                          "another --key-id, or delete it first (cai kbs admin delete)", path);
+    }
+    json_decref(list);
+    buf_free(&resp);
+    return st;
+}
+
 static void seal_help(void) {
     printf("usage: cai seal IN -o OUT --key-file KEY [--new-key] [--key-id URI]\n"
-           "                [--chunk-size SIZE] [--threads N]\n\n"
+           "                [--chunk-size SIZE] [--threads N]\n"
+           "       cai seal IN -o OUT --kbs URL --admin-key FILE [--kbs-ca FILE] [--key-id URI]\n\n"
            "Encrypt a model file or a directory (a Hugging Face model folder) into one\n"
            "sealed file (docs/SEALED-FORMAT.md): AES-256-GCM in chunks, authenticated\n"
            "header with the model's SHA-256 digest and the key id.\n\n"
@@ -32,6 +56,10 @@ static void seal_help(void) {
            "                       (default kbs:///cai/<input name>/key)\n"
            "      --chunk-size SIZE  power of two from 64K to 64M (default 4M)\n"
            "  -t, --threads N      encryption threads (default: one per CPU)\n"
+           "      --kbs URL        register the key with this key broker under the key id\n"
+           "                       (without --key-file: a new key that exists only there)\n"
+           "      --admin-key FILE the broker admin's Ed25519 private key\n"
+           "      --kbs-ca FILE    CA of the broker's HTTPS certificate\n"
            "  -h, --help           this help\n");
 }
 
@@ -77,8 +105,11 @@ int cmd_seal(int argc, char **argv) {
         {"output", required_argument, NULL, 'o'},   {"key-file", required_argument, NULL, 'k'},
         {"new-key", no_argument, NULL, 'N'},        {"key-id", required_argument, NULL, 'I'},
         {"chunk-size", required_argument, NULL, 'C'}, {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"kbs", required_argument, NULL, 'K'},      {"admin-key", required_argument, NULL, 'A'},
+        {"kbs-ca", required_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *out = NULL, *key_file = NULL, *key_id = NULL;
+    const char *kbs_url = NULL, *admin_key = NULL, *kbs_ca = NULL;
     int new_key = 0;
     seal_params p = {0};
     long n;
@@ -89,6 +120,9 @@ int cmd_seal(int argc, char **argv) {
         case 'k': key_file = optarg; break;
         case 'N': new_key = 1; break;
         case 'I': key_id = optarg; break;
+        case 'K': kbs_url = optarg; break;
+        case 'A': admin_key = optarg; break;
+        case 'R': kbs_ca = optarg; break;
         case 'C':
             if (parse_chunk_size(optarg, &p.chunk_log2) != 0)
                 return cli_usage_error("seal", "--chunk-size must be a power of two from 64K to 64M");
@@ -104,8 +138,10 @@ int cmd_seal(int argc, char **argv) {
     }
     if (optind != argc - 1)
         return cli_usage_error("seal", "expected one input file or directory");
-    if (out == NULL || key_file == NULL)
-        return cli_usage_error("seal", "-o OUT and --key-file KEY are required");
+    if (out == NULL || (key_file == NULL && kbs_url == NULL))
+        return cli_usage_error("seal", "-o OUT and --key-file KEY (or --kbs URL) are required");
+    if (!!kbs_url != !!admin_key)
+        return cli_usage_error("seal", "--kbs and --admin-key go together");
     const char *in = argv[optind];
     char default_id[256];
     if (key_id == NULL) {
@@ -118,9 +154,29 @@ int cmd_seal(int argc, char **argv) {
     p.key_id = key_id;
 
     uint8_t key[SEAL_KEY_LEN], digest[SEAL_DIGEST_LEN];
-    cai_status st = new_key ? keyfile_create(key_file, key) : keyfile_read(key_file, key);
-    if (st != CAI_OK)
+    jose_key *admin = NULL;
+    kbs_admin kbs = {.url = kbs_url, .ca_file = kbs_ca};
+    char kbs_path[300];
+    cai_status st = CAI_OK;
+    if (kbs_url) {
+        /* Check the broker first: a sealed file whose key cannot be
+         * registered would be useless. */
+        if ((st = kbs_resource_uri_parse(key_id, kbs_path, sizeof(kbs_path))) != CAI_OK ||
+            (st = kbs_admin_key_load(admin_key, &admin)) != CAI_OK)
+            return cli_fail("seal", st);
+        kbs.key = admin;
+        if ((st = kbs_check_free(&kbs, kbs_path)) != CAI_OK) {
+            jose_key_free(admin);
+            return cli_fail("seal", st);
+        }
+    }
+    st = key_file == NULL ? secure_random(key, sizeof(key))
+         : new_key        ? keyfile_create(key_file, key)
+                          : keyfile_read(key_file, key);
+    if (st != CAI_OK) {
+        jose_key_free(admin);
         return cli_fail("seal", st);
+    }
     cli_progress prog;
     cli_progress_init(&prog, "sealing");
     p.progress = cli_progress_cb;
@@ -128,7 +184,18 @@ int cmd_seal(int argc, char **argv) {
     double t0 = cli_now();
     st = seal_path(in, out, key, &p, digest);
     cli_progress_end(&prog);
+    if (st == CAI_OK && kbs_url) {
+        buf resp;
+        char what[320];
+        snprintf(what, sizeof(what), "resource/%s", kbs_path);
+        st = kbs_admin_call(&kbs, "POST", what, key, sizeof(key), "application/octet-stream",
+                            &resp);
+        buf_free(&resp);
+        if (st != CAI_OK)
+            unlink(out); /* a sealed file nobody can open */
+    }
     secure_wipe(key, sizeof(key));
+    jose_key_free(admin);
     if (st != CAI_OK) {
         if (new_key)
             unlink(key_file); /* a key for nothing */
@@ -136,8 +203,13 @@ int cmd_seal(int argc, char **argv) {
     }
     char hex[2 * SEAL_DIGEST_LEN + 1];
     hex_encode(hex, digest, sizeof(digest));
-    printf("sealed %s -> %s in %.2f s\n  key id:  %s\n  digest:  sha256:%s\n  key:     %s%s\n",
-           in, out, cli_now() - t0, key_id, hex, key_file, new_key ? " (new, mode 0600)" : "");
+    printf("sealed %s -> %s in %.2f s\n  key id:  %s\n  digest:  sha256:%s\n", in, out,
+           cli_now() - t0, key_id, hex);
+    if (key_file)
+        printf("  key:     %s%s\n", key_file, new_key ? " (new, mode 0600)" : "");
+    if (kbs_url)
+        printf("  key broker: registered as %s at %s%s\n", kbs_path, kbs_url,
+               key_file ? "" : " (the only copy of the key)");
     return 0;
 }
 

@@ -19,6 +19,8 @@ static const command commands[] = {
     {"unseal", cmd_unseal, "decrypt a sealed file (trusted side and tests only)"},
     {"inspect", cmd_inspect, "show a sealed file's header (no key needed)"},
     {"attest", cmd_attest, "TDX quotes: the simulated TEE, inspect, DCAP verify"},
+    {"kbs", cmd_kbs, "the key broker: releases keys to attested TEEs; its admin client"},
+    {"agent", cmd_agent, "in the TEE: attest to a key broker and fetch a secret"},
     {"model", cmd_model, "write a synthetic GGUF model, or inspect one"},
     {"serve", cmd_serve, "serve a model: OpenAI API, web chat, metrics"},
     {"run", cmd_run, "complete a prompt with a GGUF model"},

@@ -187,7 +187,7 @@ static cai_status put_value(buf *out, const json_t *v, int depth) {
             bad |= !utf8_valid(k);
             keys[i++] = k;
         }
-        if (!bad)
+        if (!bad && n > 1)
             qsort(keys, n, sizeof(*keys), cmp_keys);
         cai_status st = bad ? cai_fail(CAI_ERR_FORMAT, "jcs: a member name is not UTF-8")
                             : buf_append_u8(out, '{');

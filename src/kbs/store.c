@@ -13,6 +13,7 @@
 
 struct kbs_store {
     sqlite3 *db;
+    sqlite3 *audit_db; /* a second connection: kbs_store_audit_many's own transactions */
     aead *aead;
 };
 
@@ -101,6 +102,13 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
     if ((st = check_master_key(s, master_key)) != CAI_OK || (st = derive(master_key, RESOURCE_INFO, k)) != CAI_OK ||
         (st = aead_new(k, &s->aead)) != CAI_OK)
         goto fail;
+    if (sqlite3_open_v2(path, &s->audit_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->audit_db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK) {
+        st = cai_fail(CAI_ERR_IO, "cannot open the database %s for the audit log", path);
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->audit_db, 5000);
     secure_wipe(k, sizeof(k));
     *out = s;
     return CAI_OK;
@@ -114,6 +122,7 @@ void kbs_store_close(kbs_store *s) {
     if (s == NULL)
         return;
     sqlite3_close(s->db);
+    sqlite3_close(s->audit_db);
     aead_free(s->aead);
     free(s);
 }
@@ -268,29 +277,46 @@ cai_status kbs_store_list(kbs_store *s, json_t **out) {
     return st;
 }
 
-cai_status kbs_store_audit(kbs_store *s, const kbs_audit_entry *e) {
+static cai_status audit_insert(sqlite3 *db, const kbs_audit_entry *e) {
     sqlite3_stmt *q = NULL;
     cai_status st = CAI_OK;
     const char *v[6] = {e->event, e->resource, e->client, e->evidence_digest, e->claims_digest,
                         e->detail};
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO audit(time, event, resource, client, "
+    if (sqlite3_prepare_v2(db, "INSERT INTO audit(time, event, resource, client, "
                            "evidence_digest, claims_digest, detail) VALUES(?, ?, ?, ?, ?, ?, ?)",
                            -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
-        st = db_fail(s, "writing the audit log");
+        st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
         goto out;
     }
     for (int i = 0; i < 6; i++) {
         if ((v[i] ? sqlite3_bind_text(q, i + 2, v[i], -1, SQLITE_TRANSIENT)
                   : sqlite3_bind_null(q, i + 2)) != SQLITE_OK) {
-            st = db_fail(s, "writing the audit log");
+            st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
             goto out;
         }
     }
     if (sqlite3_step(q) != SQLITE_DONE)
-        st = db_fail(s, "writing the audit log");
+        st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
 out:
     sqlite3_finalize(q);
+    return st;
+}
+
+cai_status kbs_store_audit(kbs_store *s, const kbs_audit_entry *e) {
+    return audit_insert(s->db, e);
+}
+
+cai_status kbs_store_audit_many(kbs_store *s, const kbs_audit_entry *e, size_t n) {
+    if (sqlite3_exec(s->audit_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return cai_fail(CAI_ERR_IO, "database: audit: %s", sqlite3_errmsg(s->audit_db));
+    cai_status st = CAI_OK;
+    for (size_t i = 0; i < n && st == CAI_OK; i++)
+        st = audit_insert(s->audit_db, &e[i]);
+    if (st == CAI_OK && sqlite3_exec(s->audit_db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        st = cai_fail(CAI_ERR_IO, "database: audit commit: %s", sqlite3_errmsg(s->audit_db));
+    if (st != CAI_OK)
+        sqlite3_exec(s->audit_db, "ROLLBACK", NULL, NULL, NULL);
     return st;
 }
 

@@ -58,6 +58,11 @@ typedef struct {
 /* kbs_store_audit appends one audit record with the current time. */
 cai_status kbs_store_audit(kbs_store *s, const kbs_audit_entry *e);
 
+/* kbs_store_audit_many appends |n| records in one transaction (one fsync:
+ * group commit) on a connection of its own, so it may run on another
+ * thread than the other functions. All or none are stored. */
+cai_status kbs_store_audit_many(kbs_store *s, const kbs_audit_entry *e, size_t n);
+
 /* kbs_store_audit_list returns the last |limit| records, newest first. */
 cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out);
 

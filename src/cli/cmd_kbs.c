@@ -1,0 +1,325 @@
+/* cmd_kbs.c - cai kbs: the key broker, and its admin client. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attest/sim.h"
+#include "cli/cli.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/secure.h"
+#include "kbs/admin.h"
+#include "kbs/server.h"
+#include "seal/keyfile.h"
+
+static void kbs_help(void) {
+    printf("usage: cai kbs --db FILE --master-key FILE (--tls-cert F --tls-key F | --insecure-http)\n"
+           "               [--host ADDR] [--port N] [--admin-pub FILE] [--policy FILE]\n"
+           "               [--collateral FILE|DIR] [--trust-sim DIR] [options]\n"
+           "       cai kbs admin keygen -o PREFIX\n"
+           "       cai kbs admin token --key FILE [--ttl SECONDS]\n"
+           "       cai kbs admin --url URL --key FILE [--ca FILE] COMMAND\n\n"
+           "The key broker: releases a resource (a model key) to a TEE only after its\n"
+           "TDX attestation verifies and the policy (docs/POLICY.md) allows it, as a JWE\n"
+           "encrypted to the TEE's ephemeral key. Speaks the KBS protocol of Trustee\n"
+           "(docs/KBS-PROTOCOL.md). Resources are kept in one SQLite file, encrypted at\n"
+           "rest under the master key; every release and refusal is audited.\n\n"
+           "  --db FILE            the database (created on first start)\n"
+           "  --master-key FILE    256-bit master key, mode 0600 (created if missing)\n"
+           "  --host ADDR          listen address (default 127.0.0.1)\n"
+           "  --port N             port (default 8080; 0: any free port)\n"
+           "  --tls-cert/--tls-key PEM certificate chain and key for HTTPS\n"
+           "  --insecure-http      plain HTTP (tests and development only)\n"
+           "  --admin-pub FILE     the admin's Ed25519 public key (admin API off without)\n"
+           "  --policy FILE        set the release policy at start (else the stored one)\n"
+           "  --collateral PATH    DCAP collateral for Intel TDX quotes (JSON file or dir)\n"
+           "  --trust-sim DIR      also accept quotes of the simulated TEE whose PKI is in\n"
+           "                       DIR (INSECURE; the policy must list tee \"sim\" too)\n"
+           "  --session-ttl S      RCAR session and nonce lifetime (default 300)\n"
+           "  --token-ttl S        attestation token lifetime (default 300)\n"
+           "  --rate N             requests per second per client address (default 100;\n"
+           "                       0: unlimited)\n"
+           "  --log-level L        error, warn, info (default), debug\n\n"
+           "admin commands (authenticated with a 5-minute EdDSA token from --key):\n"
+           "  put PATH FILE|-      store a resource (repo/type/tag), e.g. a model key\n"
+           "  delete PATH          remove it\n"
+           "  list                 list resources (paths, sizes; never the values)\n"
+           "  policy set FILE      replace the release policy\n"
+           "  policy get           print it\n"
+           "  audit [--limit N]    the latest audit records\n");
+}
+
+static cai_status read_text(const char *path, size_t max, buf *b) {
+    cai_status st = file_read_all(path, max, b);
+    if (st == CAI_OK)
+        st = buf_terminate(b);
+    return st;
+}
+
+/* ---- the server ----------------------------------------------------------- */
+
+static int kbs_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},          {"master-key", required_argument, NULL, 'm'},
+        {"host", required_argument, NULL, 'H'},        {"port", required_argument, NULL, 'p'},
+        {"tls-cert", required_argument, NULL, 'c'},    {"tls-key", required_argument, NULL, 'k'},
+        {"insecure-http", no_argument, NULL, 'I'},     {"admin-pub", required_argument, NULL, 'a'},
+        {"policy", required_argument, NULL, 'P'},      {"collateral", required_argument, NULL, 'C'},
+        {"trust-sim", required_argument, NULL, 'S'},   {"session-ttl", required_argument, NULL, 's'},
+        {"token-ttl", required_argument, NULL, 't'},   {"rate", required_argument, NULL, 'r'},
+        {"log-level", required_argument, NULL, 'L'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
+    const char *master = NULL, *admin = NULL, *policy = NULL, *coll = NULL, *sim = NULL;
+    int insecure = 0, c;
+    long v;
+    log_level lvl;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': cfg.db_path = optarg; break;
+        case 'm': master = optarg; break;
+        case 'H': cfg.host = optarg; break;
+        case 'p':
+            if (cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error("kbs", "bad --port");
+            cfg.port = (int)v;
+            break;
+        case 'c': cfg.tls_cert_file = optarg; break;
+        case 'k': cfg.tls_key_file = optarg; break;
+        case 'I': insecure = 1; break;
+        case 'a': admin = optarg; break;
+        case 'P': policy = optarg; break;
+        case 'C': coll = optarg; break;
+        case 'S': sim = optarg; break;
+        case 's':
+            if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --session-ttl");
+            cfg.session_ttl_s = (int)v;
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --token-ttl");
+            cfg.token_ttl_s = (int)v;
+            break;
+        case 'r':
+            if (cli_parse_int(optarg, 0, 1000000, &v)) return cli_usage_error("kbs", "bad --rate");
+            cfg.rate_per_s = (double)v;
+            cfg.rate_burst = v > 0 ? (int)(2 * v) : 0;
+            break;
+        case 'L':
+            if (log_parse_level(optarg, &lvl)) return cli_usage_error("kbs", "bad --log-level");
+            log_set_level(lvl);
+            break;
+        case 'h': kbs_help(); return 0;
+        default: return cli_usage_error("kbs", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("kbs", "unexpected argument '%s'", argv[optind]);
+    if (!cfg.db_path || !master)
+        return cli_usage_error("kbs", "--db and --master-key are required");
+    if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
+        return cli_usage_error("kbs", "--tls-cert and --tls-key go together");
+    if (!cfg.tls_cert_file && !insecure)
+        return cli_usage_error("kbs", "give --tls-cert/--tls-key, or --insecure-http for plain "
+                                      "HTTP (development only)");
+    if (cfg.tls_cert_file && insecure)
+        return cli_usage_error("kbs", "--insecure-http and --tls-cert exclude each other");
+
+    buf admin_pem, policy_doc, sim_root;
+    buf_init(&admin_pem, 0);
+    buf_init(&policy_doc, 0);
+    buf_init(&sim_root, 0);
+    tdx_collateral *tdx_coll = NULL, *sim_coll = NULL;
+    kbs_server *s = NULL;
+    cai_status st = keyfile_read(master, cfg.master_key);
+    if (st == CAI_ERR_NOT_FOUND) {
+        st = keyfile_create(master, cfg.master_key);
+        if (st == CAI_OK)
+            log_info("created a new master key in %s (mode 0600): keep it apart from the "
+                     "database, and back it up", master);
+    }
+    if (st == CAI_OK && admin && (st = read_text(admin, 64 * 1024, &admin_pem)) == CAI_OK)
+        cfg.admin_pub_pem = (const char *)admin_pem.data;
+    if (st == CAI_OK && policy && (st = read_text(policy, 1 << 20, &policy_doc)) == CAI_OK)
+        cfg.policy_json = (const char *)policy_doc.data;
+    if (st == CAI_OK && coll && (st = tdx_collateral_load(coll, &tdx_coll)) == CAI_OK)
+        cfg.verifier.tdx_collateral = tdx_coll;
+    if (st == CAI_OK && sim) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", sim, SIM_ROOT_CERT);
+        if ((st = read_text(p, 64 * 1024, &sim_root)) == CAI_OK &&
+            (st = tdx_collateral_load(sim, &sim_coll)) == CAI_OK) {
+            cfg.verifier.sim_root_pem = (const char *)sim_root.data;
+            cfg.verifier.sim_collateral = sim_coll;
+        }
+    }
+    if (st == CAI_OK)
+        st = kbs_server_new(&cfg, &s);
+    secure_wipe(cfg.master_key, sizeof(cfg.master_key));
+    if (st != CAI_OK)
+        goto out;
+    if (insecure)
+        log_warn("INSECURE: plain HTTP (--insecure-http); use TLS outside development");
+    if (sim)
+        log_warn("INSECURE: trusting the simulated TEE's test PKI in %s (--trust-sim)", sim);
+    if (!coll)
+        log_warn("no --collateral: Intel TDX quotes will be refused");
+    if (!admin)
+        log_info("no --admin-pub: the admin API is off");
+    printf("cai kbs: listening on %s://%s:%d%s\n", cfg.tls_cert_file ? "https" : "http",
+           cfg.host ? cfg.host : "127.0.0.1", kbs_server_port(s), "/kbs/v0");
+    fflush(stdout);
+    st = kbs_server_run(s);
+    log_info("stopping");
+out:
+    kbs_server_free(s);
+    tdx_collateral_free(tdx_coll);
+    tdx_collateral_free(sim_coll);
+    buf_free(&admin_pem);
+    buf_free(&policy_doc);
+    buf_free(&sim_root);
+    return st == CAI_OK ? 0 : cli_fail("kbs", st);
+}
+
+/* ---- the admin client ----------------------------------------------------- */
+
+static int admin_print(cai_status st, buf *resp) {
+    if (st == CAI_OK && resp->len) {
+        fwrite(resp->data, 1, resp->len, stdout);
+        if (resp->data[resp->len - 1] != '\n')
+            putchar('\n');
+    }
+    buf_free(resp);
+    return st == CAI_OK ? 0 : cli_fail("kbs admin", st);
+}
+
+static int kbs_admin_cmd(int argc, char **argv) {
+    const char *url = NULL, *keyp = NULL, *ca = NULL, *out = NULL;
+    long ttl = KBS_ADMIN_TOKEN_TTL, limit = 100;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--url") == 0 && v)
+            url = v, i++;
+        else if (strcmp(argv[i], "--key") == 0 && v)
+            keyp = v, i++;
+        else if (strcmp(argv[i], "--ca") == 0 && v)
+            ca = v, i++;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            kbs_help();
+            return 0;
+        } else
+            return cli_usage_error("kbs admin", "unexpected option '%s'", argv[i]);
+    }
+    if (i >= argc)
+        return cli_usage_error("kbs admin", "expected a command (keygen, token, put, delete, "
+                                            "list, policy, audit)");
+    const char *cmd = argv[i++];
+    /* Options after the command. */
+    int a0 = i;
+    for (int j = i; j < argc; j++) {
+        const char *v = j + 1 < argc ? argv[j + 1] : NULL;
+        if (strcmp(argv[j], "-o") == 0 && v)
+            out = v, j++;
+        else if (strcmp(argv[j], "--key") == 0 && v)
+            keyp = v, j++;
+        else if (strcmp(argv[j], "--ttl") == 0 && v) {
+            if (cli_parse_int(v, -86400, 86400, &ttl))
+                return cli_usage_error("kbs admin", "bad --ttl");
+            j++;
+        } else if (strcmp(argv[j], "--limit") == 0 && v) {
+            if (cli_parse_int(v, 1, 100000, &limit))
+                return cli_usage_error("kbs admin", "bad --limit");
+            j++;
+        } else
+            continue;
+        argv[j] = argv[j - 1] = NULL; /* consumed */
+    }
+    const char *arg[3] = {NULL, NULL, NULL};
+    int na = 0;
+    for (int j = a0; j < argc; j++)
+        if (argv[j] && na < 3)
+            arg[na++] = argv[j];
+
+    if (strcmp(cmd, "keygen") == 0) {
+        if (!out)
+            return cli_usage_error("kbs admin", "keygen needs -o PREFIX");
+        cai_status st = kbs_admin_keygen(out);
+        if (st != CAI_OK)
+            return cli_fail("kbs admin", st);
+        printf("wrote %s.key (private, mode 0600) and %s.pub (give it to cai kbs --admin-pub)\n",
+               out, out);
+        return 0;
+    }
+    if (!keyp)
+        return cli_usage_error("kbs admin", "--key FILE (the admin's private key) is required");
+    jose_key *key = NULL;
+    cai_status st = kbs_admin_key_load(keyp, &key);
+    if (st != CAI_OK)
+        return cli_fail("kbs admin", st);
+    if (strcmp(cmd, "token") == 0) {
+        char *t = NULL;
+        st = kbs_admin_token(key, time(NULL), ttl, &t);
+        if (st == CAI_OK)
+            puts(t);
+        free(t);
+        jose_key_free(key);
+        return st == CAI_OK ? 0 : cli_fail("kbs admin", st);
+    }
+    if (!url) {
+        jose_key_free(key);
+        return cli_usage_error("kbs admin", "--url URL (the key broker) is required");
+    }
+    kbs_admin a = {.url = url, .ca_file = ca, .key = key};
+    buf resp, data;
+    buf_init(&resp, 0);
+    buf_init(&data, KBS_RESOURCE_MAX);
+    char what[512];
+    int rc;
+    if (strcmp(cmd, "put") == 0 && na == 2) {
+        st = file_read_all(strcmp(arg[1], "-") == 0 ? "/dev/stdin" : arg[1], KBS_RESOURCE_MAX,
+                           &data);
+        snprintf(what, sizeof(what), "resource/%s", arg[0]);
+        if (st == CAI_OK)
+            st = kbs_admin_call(&a, "POST", what, data.data ? (const char *)data.data : "",
+                                data.len, "application/octet-stream", &resp);
+        if (st == CAI_OK)
+            printf("stored %s (%zu bytes)\n", arg[0], data.len);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "delete") == 0 && na == 1) {
+        snprintf(what, sizeof(what), "resource/%s", arg[0]);
+        st = kbs_admin_call(&a, "DELETE", what, NULL, 0, NULL, &resp);
+        if (st == CAI_OK)
+            printf("deleted %s\n", arg[0]);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "list") == 0 && na == 0) {
+        rc = admin_print(kbs_admin_call(&a, "GET", "resource", NULL, 0, NULL, &resp), &resp);
+    } else if (strcmp(cmd, "policy") == 0 && na == 2 && strcmp(arg[0], "set") == 0) {
+        st = file_read_all(arg[1], 1 << 20, &data);
+        if (st == CAI_OK)
+            st = kbs_admin_call(&a, "POST", "resource-policy", (const char *)data.data, data.len,
+                                "application/json", &resp);
+        if (st == CAI_OK)
+            printf("policy set from %s\n", arg[1]);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "policy") == 0 && na == 1 && strcmp(arg[0], "get") == 0) {
+        rc = admin_print(kbs_admin_call(&a, "GET", "resource-policy", NULL, 0, NULL, &resp), &resp);
+    } else if (strcmp(cmd, "audit") == 0 && na == 0) {
+        snprintf(what, sizeof(what), "audit?limit=%ld", limit);
+        rc = admin_print(kbs_admin_call(&a, "GET", what, NULL, 0, NULL, &resp), &resp);
+    } else {
+        rc = cli_usage_error("kbs admin", "unknown command or wrong arguments: %s", cmd);
+    }
+    buf_free(&data);
+    buf_free(&resp);
+    jose_key_free(key);
+    return rc;
+}
+
+int cmd_kbs(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "admin") == 0)
+        return kbs_admin_cmd(argc - 1, argv + 1);
+    return kbs_serve(argc, argv);
+}

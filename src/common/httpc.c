@@ -1,0 +1,110 @@
+/* httpc.c - libcurl client with an in-memory cookie jar. */
+#include "common/httpc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "common/secure.h"
+
+struct httpc {
+    CURL *curl;
+    httpc_opts o;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static void global_init(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+cai_status httpc_new(const httpc_opts *o, httpc **out) {
+    pthread_once(&global_once, global_init);
+    *out = NULL;
+    httpc *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->curl = curl_easy_init()) == NULL) {
+        free(c);
+        return CAI_ERR_NOMEM;
+    }
+    if (o)
+        c->o = *o;
+    if (c->o.timeout_s <= 0)
+        c->o.timeout_s = 30;
+    *out = c;
+    return CAI_OK;
+}
+
+void httpc_free(httpc *c) {
+    if (c == NULL)
+        return;
+    curl_easy_cleanup(c->curl);
+    free(c);
+}
+
+typedef struct {
+    buf *b;
+    int over;
+} sink;
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg) {
+    sink *s = arg;
+    if (buf_append(s->b, p, size * n) != CAI_OK) {
+        s->over = 1;
+        return 0;
+    }
+    return size * n;
+}
+
+cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) {
+    buf_init(resp, rq->max_response ? rq->max_response : 4u << 20);
+    *status = 0;
+    CURL *h = c->curl;
+    struct curl_slist *hdr = NULL;
+    char auth[16 * 1024 + 32], ctype[128];
+    sink s = {resp, 0};
+    if (rq->bearer) {
+        if (strlen(rq->bearer) > 16 * 1024)
+            return cai_fail(CAI_ERR_LIMIT, "http: token too long");
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", rq->bearer);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    if (rq->body) {
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+                 rq->content_type ? rq->content_type : "application/json");
+        hdr = curl_slist_append(hdr, ctype);
+    }
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(h, CURLOPT_URL, rq->url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+    curl_easy_setopt(h, CURLOPT_NOBODY, strcmp(rq->method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, rq->body ? 0L : 1L);
+    if (rq->body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->o.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_file);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_slist_free_all(hdr);
+    secure_wipe(auth, sizeof(auth));
+    if (s.over)
+        return cai_fail(CAI_ERR_LIMIT, "http: the answer from %s is too large", rq->url);
+    if (rc != CURLE_OK)
+        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url, curl_easy_strerror(rc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    return buf_terminate(resp);
+}

@@ -1,0 +1,43 @@
+/* httpc.h - a small HTTP(S) client on libcurl for cai's own peers: the key
+ * broker's agent and admin client, and cai seal's registration.
+ *
+ * One httpc keeps one connection pool and, as the KBS protocol needs, a
+ * cookie jar in memory (never on disk). TLS verifies the peer against the
+ * system CAs or a given CA file. A transport failure (no connection, reset,
+ * timeout) is CAI_ERR_IO, which callers may retry; any HTTP answer is
+ * CAI_OK with its status, for the caller to judge. */
+#ifndef CAI_COMMON_HTTPC_H
+#define CAI_COMMON_HTTPC_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+
+typedef struct httpc httpc;
+
+typedef struct {
+    const char *ca_file; /* PEM CA bundle for HTTPS peers; NULL: the system's */
+    long timeout_s;      /* whole request; default 30 */
+} httpc_opts;
+
+/* httpc_new returns a client in |*out| (free with httpc_free). */
+cai_status httpc_new(const httpc_opts *o, httpc **out) CAI_WUR;
+void httpc_free(httpc *c);
+
+/* A request; |body| may be NULL for none. */
+typedef struct {
+    const char *method;       /* "GET", "POST", "DELETE", ... */
+    const char *url;
+    const char *bearer;       /* Authorization: Bearer, or NULL */
+    const char *content_type; /* default application/json when a body is sent */
+    const void *body;
+    size_t body_len;
+    size_t max_response;      /* default 4 MiB; larger answers are CAI_ERR_LIMIT */
+} httpc_request;
+
+/* httpc_do sends |rq| and sets |*status| and |resp| (initialised here,
+ * NUL-terminated; wiped on free). */
+cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) CAI_WUR;
+
+#endif

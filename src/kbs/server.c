@@ -1,0 +1,707 @@
+/* server.c - the key broker: RCAR, resources as JWE, admin API, audit. */
+#include "kbs/server.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+#include "common/codec.h"
+#include "common/httpd.h"
+#include "common/jcs.h"
+#include "common/log.h"
+#include "common/secure.h"
+#include "crypto/jose.h"
+#include "kbs/policy.h"
+#include "kbs/protocol.h"
+#include "kbs/session.h"
+#include "kbs/token.h"
+
+#define ADMIN_LEEWAY_S 60
+#define BODY_MAX (KBS_RESOURCE_MAX + 64 * 1024)
+
+/* A release waiting for its audit record to be committed. */
+typedef struct release_job {
+    struct release_job *next;
+    httpd_async *a;
+    char *body; /* the JWE */
+    char path[256], client[64], evd[65], clm[65];
+} release_job;
+
+struct kbs_server {
+    kbs_server_config cfg;
+    /* The audit writer: commits the records of queued releases in one
+     * transaction, then lets their answers go (group commit). */
+    pthread_t writer;
+    int writer_started, stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    release_job *head, **tail;
+    httpd *h;
+    kbs_store *store;
+    kbs_policy *policy;       /* NULL: nothing is released */
+    kbs_sessions *sessions;
+    jose_key *token_key;      /* in memory only */
+    jose_key *admin_key;      /* NULL: admin API off */
+    int tls;
+};
+
+/* ---- replies -------------------------------------------------------------- */
+
+static void reply_json_str(httpd_req *r, int status, char *body) {
+    if (body == NULL) {
+        httpd_reply(r, 500, "application/json", "{}", 2);
+        return;
+    }
+    httpd_reply(r, status, "application/json", body, strlen(body));
+    free(body);
+}
+
+/* Answers an error in Trustee's shape; refusals are logged (never secrets). */
+static void reply_err(httpd_req *r, int status, const char *variant, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reply_err(httpd_req *r, int status, const char *variant, const char *fmt, ...) {
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    log_info("%s %s from %s: %d %s: %s", httpd_method(r), httpd_path(r), httpd_client(r), status,
+             variant, detail);
+    reply_json_str(r, status, kbs_error_json(variant, detail));
+}
+
+static char *httpd_error_body(int status, const char *message) {
+    return kbs_error_json(status == 404 ? "InvalidRequestPath" : "RequestRefused", message);
+}
+
+static void audit(kbs_server *s, httpd_req *r, const char *event, const char *resource,
+                  const char *evidence, const char *claims, const char *detail) {
+    kbs_audit_entry e = {.event = event, .resource = resource, .client = httpd_client(r),
+                         .evidence_digest = evidence, .claims_digest = claims, .detail = detail};
+    cai_status st = kbs_store_audit(s->store, &e);
+    if (st != CAI_OK)
+        log_error("audit: %s", cai_errmsg(st));
+}
+
+static void set_cookie(kbs_server *s, httpd_req *r, const kbs_session *ses) {
+    char date[64], v[256];
+    struct tm tm;
+    gmtime_r(&ses->expires, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(v, sizeof(v), "%s=%s; Expires=%s; Path=%s; HttpOnly%s", KBS_SESSION_COOKIE, ses->id,
+             date, KBS_PREFIX, s->tls ? "; Secure" : "");
+    httpd_add_header(r, "Set-Cookie", v);
+}
+
+/* The kbs-session-id from the Cookie header, or NULL. */
+static const char *cookie_session(httpd_req *r, char *out, size_t cap) {
+    const char *c = httpd_header(r, "Cookie");
+    size_t nl = strlen(KBS_SESSION_COOKIE);
+    for (const char *p = c; p && *p;) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nl && strncmp(p, KBS_SESSION_COOKIE, nl) == 0 && p[nl] == '=') {
+            size_t vl = len - nl - 1;
+            if (vl >= cap)
+                return NULL;
+            memcpy(out, p + nl + 1, vl);
+            out[vl] = '\0';
+            return out;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    return NULL;
+}
+
+static const char *bearer(httpd_req *r) {
+    const char *a = httpd_header(r, "Authorization");
+    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+        return NULL;
+    a += 7;
+    while (*a == ' ')
+        a++;
+    return *a ? a : NULL;
+}
+
+static void sha256_hex(const void *data, size_t n, char out[65]) {
+    uint8_t h[32];
+    SHA256(data, n, h);
+    hex_encode(out, h, sizeof(h));
+}
+
+static cai_status claims_digest(const json_t *claims, char out[65]) {
+    buf b;
+    buf_init(&b, 1 << 20);
+    cai_status st = jcs_serialize(claims, &b);
+    if (st == CAI_OK)
+        sha256_hex(b.data, b.len, out);
+    buf_free(&b);
+    return st;
+}
+
+/* ---- RCAR ----------------------------------------------------------------- */
+
+static void on_auth(kbs_server *s, httpd_req *r) {
+    size_t len;
+    const char *body = httpd_body(r, &len);
+    json_t *req = NULL;
+    char tee[32];
+    cai_status st = kbs_json_parse(body, len, &req);
+    if (st == CAI_OK)
+        st = kbs_request_check(req, tee, sizeof(tee));
+    json_decref(req);
+    if (st != CAI_OK) {
+        reply_err(r, 401, "AttestationError", "RCAR handshake Auth failed: %s", cai_errmsg(st));
+        return;
+    }
+    if (strcmp(tee, "tdx") != 0) {
+        reply_err(r, 401, "AttestationError",
+                  "RCAR handshake Auth failed: tee '%.20s' is not supported (tdx)", tee);
+        return;
+    }
+    time_t now = time(NULL);
+    kbs_session *ses;
+    if ((st = kbs_session_create(s->sessions, now, now + s->cfg.session_ttl_s, &ses)) != CAI_OK) {
+        reply_err(r, 503, "AttestationError", "%s", cai_errmsg(st));
+        return;
+    }
+    /* The challenge carries the nonce; the session keeps its own copy. */
+    uint8_t nonce[KBS_NONCE_LEN];
+    size_t n = 0;
+    if (b64_decode(ses->nonce, strlen(ses->nonce), nonce, sizeof(nonce), &n, B64_STD) != CAI_OK ||
+        n != KBS_NONCE_LEN) {
+        kbs_session_remove(s->sessions, ses);
+        reply_err(r, 500, "AttestationError", "internal nonce error");
+        return;
+    }
+    set_cookie(s, r, ses);
+    reply_json_str(r, 200, kbs_challenge_json(nonce));
+}
+
+/* Checks an Attestation for session |ses|: evidence verified, bound to the
+ * session's nonce and the TEE key, and the TD acceptable to the policy.
+ * On success fills the session's token, claims, key and digests; else
+ * gives the reason in |why| (and the digests known so far in |ses|). */
+static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *body, char *why,
+                               size_t why_len) {
+    char *evd = ses->evidence_digest, *clm = ses->claims_digest;
+    kbs_attestation a;
+    json_t *claims = NULL;
+    jose_key *tk = NULL;
+    uint8_t rd[64];
+    char rd_hex[129];
+    cai_status st = kbs_attestation_parse(body, &a);
+    if (st != CAI_OK) {
+        snprintf(why, why_len, "%s", cai_errmsg(st));
+        return st;
+    }
+    sha256_hex(a.quote, a.quote_len, evd);
+    if (strcmp(a.nonce, ses->nonce) != 0) {
+        st = CAI_ERR_AUTH;
+        snprintf(why, why_len, "the nonce in the handshake session is different from the "
+                               "client side in KBS protocol's Attestation message");
+        goto out;
+    }
+    if ((st = jose_key_from_jwk(a.tee_pubkey, &tk)) != CAI_OK) {
+        snprintf(why, why_len, "tee-pubkey: %s", cai_errmsg(st));
+        goto out;
+    }
+    const char *alg = json_string_value(json_object_get(a.tee_pubkey, "alg"));
+    if (!((jose_key_type_of(tk) == JOSE_KEY_EC_P256 && strcmp(alg, JOSE_ALG_ECDH_ES_A256KW) == 0) ||
+          (jose_key_type_of(tk) == JOSE_KEY_RSA && strcmp(alg, JOSE_ALG_RSA_OAEP_256) == 0))) {
+        st = CAI_ERR_UNSUPPORTED;
+        snprintf(why, why_len, "tee-pubkey alg '%.32s' is not supported (EC P-256 with %s, or "
+                               "RSA with %s)", alg, JOSE_ALG_ECDH_ES_A256KW, JOSE_ALG_RSA_OAEP_256);
+        goto out;
+    }
+    if ((st = kbs_runtime_data_digest(ses->nonce, a.tee_pubkey, a.additional_evidence,
+                                      KBS_HASH_SHA384, rd)) != CAI_OK) {
+        snprintf(why, why_len, "runtime data: %s", cai_errmsg(st));
+        goto out;
+    }
+    if ((st = attest_verify_claims(&s->cfg.verifier, a.quote, a.quote_len, time(NULL), &claims,
+                                   NULL)) != CAI_OK) {
+        snprintf(why, why_len, "verify TEE evidence failed: %s", cai_errmsg(st));
+        goto out;
+    }
+    hex_encode(rd_hex, rd, sizeof(rd));
+    const char *got = json_string_value(json_object_get(claims, "report_data"));
+    if (got == NULL || strlen(got) != 128 || !secure_memeq(got, rd_hex, 128)) {
+        st = CAI_ERR_AUTH;
+        snprintf(why, why_len, "claim report_data does not bind this session's nonce and "
+                               "tee-pubkey (evidence made for another challenge or key)");
+        goto out;
+    }
+    if ((st = claims_digest(claims, clm)) != CAI_OK) {
+        snprintf(why, why_len, "claims: %s", cai_errmsg(st));
+        goto out;
+    }
+    if (s->policy == NULL) {
+        st = CAI_ERR_AUTH;
+        snprintf(why, why_len, "no policy is set: nothing is released");
+        goto out;
+    }
+    if ((st = kbs_policy_check(s->policy, claims, NULL, why, why_len)) != CAI_OK)
+        goto out;
+    st = kbs_token_issue(s->token_key, claims, a.tee_pubkey, ses->nonce, evd, time(NULL),
+                         s->cfg.token_ttl_s, &ses->token);
+    if (st != CAI_OK) {
+        snprintf(why, why_len, "token: %s", cai_errmsg(st));
+        goto out;
+    }
+    snprintf(ses->tee_alg, sizeof(ses->tee_alg), "%s", alg);
+    ses->claims = claims;
+    ses->tee_key = tk;
+    claims = NULL;
+    tk = NULL;
+out:
+    json_decref(claims);
+    jose_key_free(tk);
+    kbs_attestation_cleanup(&a);
+    return st;
+}
+
+static void on_attest(kbs_server *s, httpd_req *r) {
+    char id[64];
+    time_t now = time(NULL);
+    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), now);
+    if (ses == NULL) {
+        reply_err(r, 401, "AttestationError",
+                  "RCAR handshake Attest failed: no session (cookie %s missing or expired); "
+                  "POST %s/auth first", KBS_SESSION_COOKIE, KBS_PREFIX);
+        return;
+    }
+    if (ses->state != KBS_SESSION_AUTHED) {
+        kbs_session_remove(s->sessions, ses);
+        audit(s, r, "refuse", NULL, NULL, NULL, "attest: nonce replayed");
+        reply_err(r, 401, "AttestationError",
+                  "RCAR handshake Attest failed: this session's nonce was already used");
+        return;
+    }
+    size_t len;
+    const char *body = httpd_body(r, &len);
+    json_t *att = NULL;
+    char why[400] = "";
+    cai_status st = kbs_json_parse(body, len, &att);
+    if (st != CAI_OK)
+        snprintf(why, sizeof(why), "deserialize Attestation: %s", cai_errmsg(st));
+    else
+        st = attest_check(s, ses, att, why, sizeof(why));
+    json_decref(att);
+    const char *evd = ses->evidence_digest, *clm = ses->claims_digest;
+    if (st != CAI_OK) {
+        /* A nonce is good for one attempt. */
+        audit(s, r, "refuse", NULL, evd[0] ? evd : NULL, clm[0] ? clm : NULL, why);
+        kbs_session_remove(s->sessions, ses);
+        reply_err(r, 401, "AttestationError", "RCAR handshake Attest failed: %s", why);
+        return;
+    }
+    ses->state = KBS_SESSION_ATTESTED;
+    audit(s, r, "attest", NULL, evd, clm, NULL);
+    log_info("attested %s: evidence %.16s claims %.16s", httpd_client(r), evd, clm);
+    set_cookie(s, r, ses);
+    httpd_reply_json(r, 200, json_pack("{s:s}", "token", ses->token));
+}
+
+/* ---- resources ------------------------------------------------------------ */
+
+#define AUDIT_BATCH 256
+
+static void *writer_main(void *arg) {
+    kbs_server *s = arg;
+    kbs_audit_entry e[AUDIT_BATCH];
+    release_job *batch[AUDIT_BATCH];
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        size_t n = 0;
+        while (s->head && n < AUDIT_BATCH) {
+            batch[n++] = s->head;
+            s->head = s->head->next;
+        }
+        if (s->head == NULL)
+            s->tail = &s->head;
+        pthread_mutex_unlock(&s->mu);
+        if (n == 0)
+            return NULL; /* stopping, nothing left */
+        for (size_t i = 0; i < n; i++)
+            e[i] = (kbs_audit_entry){.event = "release", .resource = batch[i]->path,
+                                     .client = batch[i]->client,
+                                     .evidence_digest = batch[i]->evd,
+                                     .claims_digest = batch[i]->clm};
+        cai_status st = kbs_store_audit_many(s->store, e, n);
+        if (st != CAI_OK)
+            log_error("audit: %s: %zu releases withheld", cai_errmsg(st), n);
+        char *err = st == CAI_OK ? NULL
+                                 : kbs_error_json("PluginInternalError",
+                                                  "the audit log cannot be written");
+        for (size_t i = 0; i < n; i++) {
+            release_job *j = batch[i];
+            if (st == CAI_OK) {
+                (void)httpd_async_reply(j->a, 200, "application/json", j->body, strlen(j->body));
+                log_info("released %s to %s (evidence %.16s)", j->path, j->client, j->evd);
+            } else {
+                (void)httpd_async_reply(j->a, 500, "application/json", err ? err : "{}",
+                                        err ? strlen(err) : 2);
+            }
+            httpd_async_release(j->a);
+            free(j->body);
+            free(j);
+        }
+        free(err);
+    }
+}
+
+/* Queues a release: the answer leaves once its audit record is durable. */
+static cai_status release(kbs_server *s, httpd_req *r, const char *path, const char *evd,
+                          const char *clm, json_t *jwe) {
+    release_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->body = json_dumps(jwe, JSON_COMPACT)) == NULL) {
+        free(j);
+        return CAI_ERR_NOMEM;
+    }
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    snprintf(j->client, sizeof(j->client), "%s", httpd_client(r));
+    snprintf(j->evd, sizeof(j->evd), "%s", evd ? evd : "");
+    snprintf(j->clm, sizeof(j->clm), "%s", clm ? clm : "");
+    j->a = httpd_async_new(r, NULL, NULL);
+    pthread_mutex_lock(&s->mu);
+    *s->tail = j;
+    s->tail = &j->next;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return CAI_OK;
+}
+
+static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
+    char id[64], why[400] = "", clm_buf[65] = "";
+    /* What the release depends on: from the attested session (verified when
+     * it was made), or from a Bearer token, verified now. */
+    const json_t *claims;
+    const jose_key *tee_key;
+    const char *alg, *evd, *clm;
+    kbs_token t = {0};
+    jose_key *bearer_key = NULL;
+    json_t *jwe = NULL;
+    buf secret;
+    buf_init(&secret, 0);
+    cai_status st;
+    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), time(NULL));
+    if (ses && ses->state == KBS_SESSION_ATTESTED) {
+        claims = ses->claims;
+        tee_key = ses->tee_key;
+        alg = ses->tee_alg;
+        evd = ses->evidence_digest;
+        clm = ses->claims_digest;
+    } else {
+        const char *tok = bearer(r);
+        if (tok == NULL) {
+            reply_err(r, 401, "TokenNotFound", "Attestation Token not found");
+            return;
+        }
+        if ((st = kbs_token_verify(s->token_key, tok, strlen(tok), time(NULL), &t)) != CAI_OK) {
+            reply_err(r, 401, "TokenVerifierError", "%s", cai_errmsg(st));
+            return;
+        }
+        if ((st = jose_key_from_jwk(t.tee_pubkey, &bearer_key)) != CAI_OK ||
+            (st = claims_digest(t.claims, clm_buf)) != CAI_OK) {
+            reply_err(r, 401, "TokenVerifierError", "%s", cai_errmsg(st));
+            goto out;
+        }
+        claims = t.claims;
+        tee_key = bearer_key;
+        alg = json_string_value(json_object_get(t.tee_pubkey, "alg"));
+        evd = t.evidence_digest;
+        clm = clm_buf;
+    }
+    if (!kbs_resource_path_valid(path)) {
+        reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
+        goto out;
+    }
+    if (s->policy == NULL || kbs_policy_check(s->policy, claims, path, why, sizeof(why)) != CAI_OK) {
+        if (s->policy == NULL)
+            snprintf(why, sizeof(why), "no policy is set");
+        audit(s, r, "refuse", path, evd, clm, why);
+        reply_err(r, 403, "PolicyDeny", "Access denied by policy: %s", why);
+        goto out;
+    }
+    st = kbs_store_get(s->store, path, &secret);
+    if (st == CAI_ERR_NOT_FOUND) {
+        audit(s, r, "refuse", path, evd, clm, "no such resource");
+        reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
+        goto out;
+    }
+    if (st == CAI_OK)
+        st = jose_jwe_encrypt(tee_key, alg, secret.data, secret.len, &jwe);
+    if (st != CAI_OK) {
+        reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
+        goto out;
+    }
+    /* The release is on record before the secret leaves. */
+    if ((st = release(s, r, path, evd, clm, jwe)) != CAI_OK)
+        reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
+out:
+    json_decref(jwe);
+    jose_key_free(bearer_key);
+    buf_free(&secret);
+    kbs_token_cleanup(&t);
+}
+
+/* ---- admin ---------------------------------------------------------------- */
+
+static int admin_ok(kbs_server *s, httpd_req *r) {
+    if (s->admin_key == NULL) {
+        reply_err(r, 401, "AdminAuthAccess", "the admin API is off (no admin key configured)");
+        return 0;
+    }
+    const char *t = bearer(r);
+    if (t == NULL) {
+        reply_err(r, 401, "AdminAuthAccess", "admin access denied: no Bearer token");
+        return 0;
+    }
+    json_t *claims = NULL;
+    cai_status st = jose_jws_verify(s->admin_key, t, strlen(t), &claims);
+    if (st == CAI_OK)
+        st = jose_jwt_check_time(claims, time(NULL), ADMIN_LEEWAY_S, 1);
+    json_decref(claims);
+    if (st != CAI_OK) {
+        reply_err(r, 401, "AdminAuthAccess", "admin access denied: %s", cai_errmsg(st));
+        return 0;
+    }
+    return 1;
+}
+
+static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int del) {
+    if (!admin_ok(s, r))
+        return;
+    if (!kbs_resource_path_valid(path)) {
+        reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
+        return;
+    }
+    size_t len;
+    const char *body = httpd_body(r, &len);
+    cai_status st = del ? kbs_store_delete(s->store, path)
+                        : kbs_store_put(s->store, path, (const uint8_t *)body, len);
+    if (st == CAI_ERR_NOT_FOUND) {
+        reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
+        return;
+    }
+    if (st != CAI_OK) {
+        reply_err(r, st == CAI_ERR_LIMIT ? 413 : 500, "PluginInternalError", "%s", cai_errmsg(st));
+        return;
+    }
+    audit(s, r, del ? "delete" : "put", path, NULL, NULL, NULL);
+    log_info("admin %s %s (%zu bytes)", del ? "deleted" : "stored", path, del ? 0 : len);
+    httpd_reply(r, 200, "application/json", "", 0);
+}
+
+static cai_status policy_set(kbs_server *s, const char *json, size_t len) {
+    kbs_policy *p = NULL;
+    char *doc = strndup(json, len);
+    cai_status st = doc ? kbs_policy_parse(json, len, &p) : CAI_ERR_NOMEM;
+    if (st == CAI_OK && (st = kbs_store_policy_set(s->store, doc)) == CAI_OK) {
+        kbs_policy_free(s->policy);
+        s->policy = p;
+        p = NULL;
+    }
+    kbs_policy_free(p);
+    free(doc);
+    return st;
+}
+
+static void on_policy(kbs_server *s, httpd_req *r) {
+    if (!admin_ok(s, r))
+        return;
+    if (strcmp(httpd_method(r), "GET") == 0) {
+        char *doc = NULL;
+        cai_status st = kbs_store_policy_get(s->store, &doc);
+        if (st != CAI_OK || doc == NULL) {
+            reply_err(r, 404, "PolicyEngineError", "no policy is set");
+            free(doc);
+            return;
+        }
+        httpd_reply(r, 200, "application/json", doc, strlen(doc));
+        free(doc);
+        return;
+    }
+    size_t len;
+    const char *body = httpd_body(r, &len);
+    /* Trustee's clients send {"policy": "<base64url of the policy>"}; the
+     * policy document itself is accepted too. */
+    json_t *j = NULL;
+    buf dec;
+    buf_init(&dec, 0);
+    cai_status st = kbs_json_parse(body, len, &j);
+    const json_t *wrapped = st == CAI_OK && json_object_size(j) == 1
+                                ? json_object_get(j, "policy") : NULL;
+    if (json_is_string(wrapped)) {
+        st = jose_b64url_decode(json_string_value(wrapped), json_string_length(wrapped), 1 << 20,
+                                &dec);
+        body = (const char *)dec.data;
+        len = dec.len;
+    }
+    if (st == CAI_OK)
+        st = policy_set(s, body, len);
+    json_decref(j);
+    buf_free(&dec);
+    if (st != CAI_OK) {
+        reply_err(r, 400, "ParsePolicyError", "Failed to parse policy: %s", cai_errmsg(st));
+        return;
+    }
+    audit(s, r, "policy", NULL, NULL, NULL, NULL);
+    log_info("admin set the policy");
+    httpd_reply(r, 200, "application/json", "", 0);
+}
+
+static void on_list(kbs_server *s, httpd_req *r, int audit_log) {
+    if (!admin_ok(s, r))
+        return;
+    json_t *j = NULL;
+    cai_status st;
+    if (audit_log) {
+        const char *l = httpd_query(r, "limit");
+        long limit = l ? strtol(l, NULL, 10) : 100;
+        st = kbs_store_audit_list(s->store, limit > 0 && limit <= 100000 ? (int)limit : 100, &j);
+    } else {
+        st = kbs_store_list(s->store, &j);
+    }
+    if (st != CAI_OK) {
+        reply_err(r, 500, "PluginInternalError", "%s", cai_errmsg(st));
+        return;
+    }
+    httpd_reply_json(r, 200, j);
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+static void h_kbs(httpd_req *r, void *arg) {
+    kbs_server *s = arg;
+    const char *p = httpd_path(r) + strlen(KBS_PREFIX "/");
+    const char *m = httpd_method(r);
+    int get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+    if (strcmp(p, "auth") == 0 && post)
+        on_auth(s, r);
+    else if (strcmp(p, "attest") == 0 && post)
+        on_attest(s, r);
+    else if (strncmp(p, "resource/", 9) == 0 && get)
+        on_resource_get(s, r, p + 9);
+    else if (strncmp(p, "resource/", 9) == 0 && (post || strcmp(m, "PUT") == 0))
+        on_resource_admin(s, r, p + 9, 0);
+    else if (strncmp(p, "resource/", 9) == 0 && strcmp(m, "DELETE") == 0)
+        on_resource_admin(s, r, p + 9, 1);
+    else if (strcmp(p, "resource") == 0 && get)
+        on_list(s, r, 0);
+    else if (strcmp(p, "resource-policy") == 0 && (get || post))
+        on_policy(s, r);
+    else if (strcmp(p, "audit") == 0 && get)
+        on_list(s, r, 1);
+    else
+        reply_err(r, 404, "InvalidRequestPath", "Request path %.80s is invalid (%s)",
+                  httpd_path(r), m);
+}
+
+cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
+    *out = NULL;
+    kbs_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CAI_ERR_NOMEM;
+    s->cfg = *cfg;
+    if (!s->cfg.session_ttl_s)
+        s->cfg.session_ttl_s = 300;
+    if (!s->cfg.token_ttl_s)
+        s->cfg.token_ttl_s = 300;
+    s->tls = cfg->tls_cert_file != NULL;
+    s->tail = &s->head;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    cai_status st;
+    if ((st = kbs_store_open(cfg->db_path, cfg->master_key, &s->store)) != CAI_OK ||
+        (st = kbs_sessions_new(cfg->max_sessions, &s->sessions)) != CAI_OK ||
+        (st = jose_key_generate(JOSE_KEY_EC_P256, &s->token_key)) != CAI_OK)
+        goto fail;
+    if (cfg->admin_pub_pem) {
+        if ((st = jose_key_from_pem(cfg->admin_pub_pem, strlen(cfg->admin_pub_pem),
+                                    &s->admin_key)) != CAI_OK)
+            goto fail;
+        if (jose_key_type_of(s->admin_key) != JOSE_KEY_ED25519) {
+            st = cai_fail(CAI_ERR_INVALID_ARG, "the admin key must be an Ed25519 public key");
+            goto fail;
+        }
+    }
+    if (cfg->policy_json) {
+        if ((st = policy_set(s, cfg->policy_json, strlen(cfg->policy_json))) != CAI_OK)
+            goto fail;
+    } else {
+        char *doc = NULL;
+        if ((st = kbs_store_policy_get(s->store, &doc)) != CAI_OK)
+            goto fail;
+        if (doc)
+            st = kbs_policy_parse(doc, strlen(doc), &s->policy);
+        free(doc);
+        if (st != CAI_OK)
+            goto fail;
+    }
+    if (s->policy == NULL)
+        log_warn("no release policy is set: every resource request will be refused");
+    httpd_config hc = {.host = cfg->host, .port = cfg->port, .max_body = BODY_MAX,
+                       .max_connections = 1024, .rate_per_s = cfg->rate_per_s,
+                       .rate_burst = cfg->rate_burst, .timeout_s = 30,
+                       .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file};
+    if ((st = httpd_new(&hc, &s->h)) != CAI_OK)
+        goto fail;
+    httpd_set_error_body(s->h, httpd_error_body);
+    if ((st = httpd_route(s->h, KBS_PREFIX "/", h_kbs, s)) != CAI_OK)
+        goto fail;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        st = cai_fail(CAI_ERR_INTERNAL, "cannot start the audit writer");
+        goto fail;
+    }
+    s->writer_started = 1;
+    *out = s;
+    return CAI_OK;
+fail:
+    kbs_server_free(s);
+    return st;
+}
+
+int kbs_server_port(const kbs_server *s) {
+    return httpd_port(s->h);
+}
+
+cai_status kbs_server_run(kbs_server *s) {
+    return httpd_run(s->h);
+}
+
+void kbs_server_stop(kbs_server *s) {
+    httpd_stop(s->h);
+}
+
+void kbs_server_free(kbs_server *s) {
+    if (s == NULL)
+        return;
+    if (s->writer_started) { /* drains the queue first */
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
+    httpd_free(s->h);
+    kbs_sessions_free(s->sessions);
+    kbs_policy_free(s->policy);
+    kbs_store_close(s->store);
+    jose_key_free(s->token_key);
+    jose_key_free(s->admin_key);
+    secure_wipe(s->cfg.master_key, sizeof(s->cfg.master_key));
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,163 @@
+# cai kbs + cai agent + cai seal --kbs, end to end with real processes: the
+# broker on a free port with a fresh SQLite file, keys registered by cai seal,
+# fetched by cai agent under the simulated TEE, every refusal, an independent
+# client (node: jose, canonicalize), HTTPS, and kill -9 durability.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+MRTD=$(printf 'a1%.0s' $(seq 48))
+RT2=$(printf 'b2%.0s' $(seq 48))
+"$CAI" attest sim-init sim >/dev/null
+"$CAI" kbs admin keygen -o admin >/dev/null
+"$CAI" kbs admin keygen -o intruder >/dev/null
+cat > policy.json <<EOF
+{"version": 1, "tee": ["sim"], "tcb_status": ["UpToDate"],
+ "reference_values": {"prod": {"mr_td": ["$MRTD"], "rtmr_2": ["$RT2"]}, "any": {}},
+ "resources": [{"path": "cai/*", "allow": ["prod"]}, {"path": "dur/*", "allow": ["any"]},
+               {"path": "pub/*", "allow": ["any"]}]}
+EOF
+sed 's/"tee": \["sim"\]/"tee": ["tdx"]/' policy.json > policy-no-sim.json
+sed 's/"UpToDate"/"OutOfDate"/' policy.json > policy-outofdate.json
+
+# start_kbs LOG ARGS...: a broker on a free port (sets KPORT, K, KBS).
+start_kbs() {
+    local log="$1"; shift
+    KPORT=$(free_port)
+    K=${KSCHEME:-http}://127.0.0.1:$KPORT
+    "$CAI" kbs --db kbs.db --master-key master.key --port "$KPORT" --admin-pub admin.pub \
+        --trust-sim sim --rate 0 "$@" >> "$log" 2>&1 &
+    KBS=$!
+    local i
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null ${KCURL:-} "$K/kbs/v0/x" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+trap 'kill -9 $KBS 2>/dev/null; rm -rf "$T"' EXIT
+err=$("$CAI" kbs --db x.db --master-key m.key 2>&1); rc=$?
+[ "$rc" = 2 ] && echo "$err" | grep -q insecure-http && [ ! -e x.db ] && pass plain_http_needs_flag || fail plain_http_needs_flag "rc $rc: $err"
+
+start_kbs kbs.log --insecure-http --policy policy.json
+[ -f kbs.db ] && [ "$(stat -c %a master.key)" = 600 ] && pass fresh_db_and_master_key || fail fresh_db_and_master_key "$(ls -l)"
+
+# The model owner seals a model and registers its key in one step.
+head -c 300000 /dev/urandom > model.bin
+check seal_registers_key "$CAI" seal model.bin -o model.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
+refuses seal_refuses_registered_id "already holds" "$CAI" seal model.bin -o model2.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
+[ ! -e model2.cai ] && pass seal_refusal_writes_nothing || fail seal_refusal_writes_nothing "model2.cai exists"
+"$CAI" kbs admin --url "$K" --key admin.key list | grep -q '"cai/model/key"' && pass admin_list || fail admin_list "not listed"
+
+# The TEE fetches the key with the agent and opens the sealed model.
+agent() { "$CAI" agent get-resource "$@" --kbs "$K" --tee sim --sim-dir sim; }
+if agent kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > key.bin 2> agent.err; then
+    chmod 600 key.bin
+    [ "$(stat -c %s key.bin)" = 32 ] && "$CAI" unseal model.cai --key-file key.bin -o out.bin >/dev/null &&
+        cmp -s model.bin out.bin && pass agent_key_unseals_model || fail agent_key_unseals_model "key or model differ"
+else
+    fail agent_key_unseals_model "$(cat agent.err)"
+fi
+agent kbs:///cai/model/key --rsa --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
+    pass agent_rsa_oaep_256 || fail agent_rsa_oaep_256 "differs"
+
+# Refusals: each a clear error, nothing on stdout.
+refused() { # NAME PATTERN AGENT-ARGS...
+    local name="$1" pat="$2"; shift 2
+    local err rc
+    err=$(agent "$@" 2>&1 > got.bin); rc=$?
+    if [ "$rc" = 1 ] && [ ! -s got.bin ] && echo "$err" | grep -qE "$pat"; then pass "$name"; else fail "$name" "rc $rc: $err"; fi
+}
+WRONG=$(printf 'c3%.0s' $(seq 48))
+refused refuse_wrong_mrtd "403 PolicyDeny.*claim mr_td" kbs:///cai/model/key --sim-mrtd "$WRONG" --sim-rtmr 2="$RT2"
+refused refuse_wrong_rtmr "403 PolicyDeny.*claim rtmr_2" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$WRONG"
+refused refuse_debug_td "401 AttestationError.*debug" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" --sim-debug
+refused refuse_path_not_granted "403 PolicyDeny.*no policy rule" kbs:///other/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2"
+refused refuse_unknown_resource "404 ResourceNotFound" kbs:///cai/nothing/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2"
+"$CAI" kbs admin --url "$K" --key admin.key policy set policy-outofdate.json >/dev/null
+refused refuse_tcb_status_not_allowed "claim tcb_status = UpToDate is not allowed" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2"
+"$CAI" kbs admin --url "$K" --key admin.key policy set policy-no-sim.json >/dev/null
+refused refuse_sim_not_in_policy "claim tee = sim is not trusted" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2"
+check admin_policy_set "$CAI" kbs admin --url "$K" --key admin.key policy set policy.json
+"$CAI" kbs admin --url "$K" --key admin.key policy get | grep -q '"prod"' && pass admin_policy_get || fail admin_policy_get "policy not returned"
+refuses admin_bad_policy_refused "Failed to parse policy" "$CAI" kbs admin --url "$K" --key admin.key policy set model.bin
+refuses admin_other_key_refused "401.*signature" "$CAI" kbs admin --url "$K" --key intruder.key list
+EXPIRED=$("$CAI" kbs admin token --key admin.key --ttl -120)
+code=$(curl -s -o resp.json -w '%{http_code}' -H "Authorization: Bearer $EXPIRED" "$K/kbs/v0/resource")
+[ "$code" = 401 ] && grep -q expired resp.json && pass admin_expired_token_refused || fail admin_expired_token_refused "$code $(cat resp.json)"
+code=$(curl -s -o resp.json -w '%{http_code}' -X POST --data-binary @model.bin "$K/kbs/v0/resource/cai/evil/key")
+[ "$code" = 401 ] && pass admin_no_token_refused || fail admin_no_token_refused "$code"
+
+# The audit table has every release and refusal, with digests, never secrets.
+"$CAI" kbs admin --url "$K" --key admin.key audit --limit 1000 > audit.json
+python3 - audit.json <<'EOF' && pass audit_records || fail audit_records "$(head -c 600 audit.json)"
+import json, sys
+a = json.load(open(sys.argv[1]))
+ev = [r["event"] for r in a]
+rel = [r for r in a if r["event"] == "release"]
+assert ev.count("release") >= 2 and ev.count("refuse") >= 7 and "put" in ev and "policy" in ev, ev
+assert all(len(r["evidence_digest"]) == 64 and len(r["claims_digest"]) == 64 and r["resource"] == "cai/model/key" for r in rel), rel
+assert any("claim mr_td" in (r["detail"] or "") for r in a)
+EOF
+xxd -p -c 64 key.bin > key.hex
+! grep -qF -f key.hex kbs.log audit.json && pass key_never_logged || fail key_never_logged "key bytes in a log"
+
+# An independent client: Node's crypto, jose and canonicalize.
+if [ -d "$ROOT/node_modules/jose" ] && command -v node >/dev/null; then
+    head -c 48 /dev/urandom > interop.bin
+    "$CAI" kbs admin --url "$K" --key admin.key put pub/interop/key interop.bin >/dev/null
+    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" interop "$K" interop.bin
+    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" refusals "$K"
+else
+    echo "SKIP kbs_client: node_modules absent (run ./run setup)"
+fi
+"$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key >/dev/null 2>&1
+
+# Durability: kill -9 in the middle of 1,000 writes, restart, every
+# acknowledged write present and readable, the database intact.
+if [ -d "$ROOT/node_modules/jose" ]; then
+    : > acks.txt
+    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" write "$K" 1000 acks.txt &
+    W=$!
+    for i in $(seq 1 600); do [ "$(wc -l < acks.txt)" -ge 300 ] && break; sleep 0.05; done
+    kill -9 $KBS
+    wait $KBS 2>/dev/null
+    wait $W
+    n=$(wc -l < acks.txt)
+    [ "$n" -ge 300 ] && [ "$n" -lt 1000 ] && pass killed_mid_writes || fail killed_mid_writes "$n writes acknowledged before the kill"
+    start_kbs kbs.log --insecure-http
+    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" check "$K" acks.txt
+    python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0]; sys.exit(r != "ok")' kbs.db &&
+        pass integrity_check || fail integrity_check "PRAGMA integrity_check failed"
+fi
+kill -TERM $KBS 2>/dev/null; wait $KBS 2>/dev/null
+head -c 32 /dev/urandom > bad.key && chmod 600 bad.key
+refuses wrong_master_key "master key does not match" "$CAI" kbs --db kbs.db --master-key bad.key --insecure-http --port 0
+
+# Sessions expire: a broker with a 1-second session lifetime.
+start_kbs kbs.log --insecure-http --session-ttl 1
+if [ -d "$ROOT/node_modules/jose" ]; then
+    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" expired "$K"
+fi
+kill -TERM $KBS; wait $KBS
+[ $? = 0 ] && pass clean_shutdown || fail clean_shutdown "exit status"
+
+# A broker that does not trust the sim root refuses sim evidence outright.
+KBS_NOSIM_PORT=$(free_port)
+"$CAI" kbs --db nosim.db --master-key master2.key --insecure-http --port "$KBS_NOSIM_PORT" --policy policy.json >> kbs.log 2>&1 &
+KBS=$!
+for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$KBS_NOSIM_PORT/kbs/v0/x" && break; sleep 0.1; done
+err=$("$CAI" agent get-resource kbs:///cai/model/key --kbs "http://127.0.0.1:$KBS_NOSIM_PORT" --tee sim --sim-dir sim 2>&1 >/dev/null)
+echo "$err" | grep -q "root untrusted\|TDX evidence is refused" && pass refuse_sim_root_not_trusted || fail refuse_sim_root_not_trusted "$err"
+kill -TERM $KBS; wait $KBS
+
+# HTTPS with a configured certificate; the agent verifies it.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.crt \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+KSCHEME=https KCURL="--cacert tls.crt" start_kbs kbs.log --tls-cert tls.crt --tls-key tls.key
+agent kbs:///cai/model/key --kbs-ca tls.crt --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>agent.err | cmp -s - key.bin &&
+    pass https_release || fail https_release "$(cat agent.err)"
+err=$(agent kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>&1 >/dev/null)
+echo "$err" | grep -qi "certificate" && pass https_verifies_server || fail https_verifies_server "$err"
+kill -TERM $KBS; wait $KBS
+! grep -qE 'Sanitizer|runtime error' kbs.log && pass no_sanitizer_reports || fail no_sanitizer_reports "$(grep -E -A5 'Sanitizer|runtime error' kbs.log | head)"
+finish

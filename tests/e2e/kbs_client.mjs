@@ -1,0 +1,284 @@
+// kbs_client.mjs - an independent KBS protocol client (Node's crypto, the
+// `jose` JWE library and the `canonicalize` RFC 8785 library from npm) against
+// a running `cai kbs`: wire compatibility with Trustee's message formats, the
+// protocol-level refusals, and the durability writer/checker.
+//
+//   node kbs_client.mjs interop|refusals|expired URL
+//   node kbs_client.mjs write URL N ACKFILE      admin writes dur/w/<i>, one ACK line each
+//   node kbs_client.mjs check URL ACKFILE        every ACKed write readable after attestation
+//
+// Env: CAI (the cai binary), SIM (the sim PKI dir), ADMIN_KEY (admin PEM).
+// Prints PASS/FAIL lines for tests/run.sh.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import canonicalize from 'canonicalize';
+import * as jose from 'jose';
+
+const [mode, url, ...rest] = process.argv.slice(2);
+const CAI = process.env.CAI, SIM = process.env.SIM;
+let failed = 0;
+const pass = (n) => console.log(`PASS ${n}`);
+const fail = (n, why) => { console.log(`FAIL ${n}: ${why}`); failed++; };
+const expect = (n, cond, why) => (cond ? pass(n) : fail(n, why));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kbs-client-'));
+
+// A session: the kbs-session-id cookie, as Trustee's reqwest client keeps it.
+class Session {
+  constructor() { this.cookie = null; }
+  async req(method, p, body, headers = {}) {
+    const h = { ...headers };
+    if (this.cookie) h.cookie = this.cookie;
+    if (body !== undefined) h['content-type'] = 'application/json';
+    const r = await fetch(url + p, { method, headers: h, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
+    const sc = r.headers.get('set-cookie');
+    if (sc) this.cookie = sc.split(';')[0];
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, json, text, setCookie: sc };
+  }
+}
+
+function teeKey() {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const j = publicKey.export({ format: 'jwk' });
+  // The TeePubKey of kbs-types: kty, crv, alg, x, y.
+  return { privateKey, jwk: { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: j.x, y: j.y } };
+}
+
+// REPORTDATA: SHA-384 over the JCS of the runtime data, zero padded to 64.
+function reportData(nonce, jwk, additional = '') {
+  const jcs = canonicalize({ 'tee-pubkey': jwk, nonce, 'additional-evidence': additional });
+  const d = crypto.createHash('sha384').update(jcs).digest();
+  return Buffer.concat([d, Buffer.alloc(16)]).toString('hex');
+}
+
+let qn = 0;
+function simQuote(rdHex) {
+  const f = path.join(tmp, `q${qn++}.bin`);
+  execFileSync(CAI, ['attest', 'quote', '--tee', 'sim', '--sim', SIM, '--report-data', rdHex, '-o', f], { stdio: 'ignore' });
+  return fs.readFileSync(f).toString('base64');
+}
+
+const request = { version: '0.4.0', tee: 'tdx', 'extra-params': { 'supported-hash-algorithms': ['sha256', 'sha384', 'sha512'] } };
+function attestation(nonce, jwk, quoteB64) {
+  return {
+    'runtime-data': { nonce, 'tee-pubkey': jwk },
+    'tee-evidence': { primary_evidence: { quote: quoteB64, cc_eventlog: null }, additional_evidence: '' },
+  };
+}
+
+async function rcar(s, key) {
+  const a = await s.req('POST', '/kbs/v0/auth', request);
+  if (a.status !== 200) throw new Error(`auth ${a.status} ${a.text}`);
+  const nonce = a.json.nonce;
+  const att = attestation(nonce, key.jwk, simQuote(reportData(nonce, key.jwk)));
+  const r = await s.req('POST', '/kbs/v0/attest', att);
+  return { auth: a, attest: r, nonce, att };
+}
+
+const isError = (r, variant) =>
+  r.json && typeof r.json.detail === 'string' &&
+  r.json.type === `https://github.com/confidential-containers/kbs/errors/${variant}`;
+
+function adminToken(ttl = 300) {
+  const key = crypto.createPrivateKey(fs.readFileSync(process.env.ADMIN_KEY));
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${b64({ alg: 'EdDSA', typ: 'JWT' })}.${b64({ iat: now, nbf: now, exp: now + ttl })}`;
+  return `${input}.${crypto.sign(null, Buffer.from(input), key).toString('base64url')}`;
+}
+
+async function interop() {
+  const s = new Session(), key = teeKey();
+  const { auth, attest } = await rcar(s, key);
+  // Challenge: base64 of 32 bytes, "extra-params": "" (Trustee's generic challenge).
+  expect('challenge_format', auth.json && Buffer.from(auth.json.nonce, 'base64').length === 32 &&
+    auth.json['extra-params'] === '' && Object.keys(auth.json).length === 2, auth.text);
+  expect('session_cookie', /^kbs-session-id=[0-9a-f]{32}$/.test(s.cookie || ''), auth.setCookie);
+  expect('attest_token', attest.status === 200 && typeof attest.json.token === 'string', attest.text);
+  const claims = jose.decodeJwt(attest.json.token);
+  const header = jose.decodeProtectedHeader(attest.json.token);
+  expect('token_is_es256_ear', header.alg === 'ES256' && claims.exp > claims.iat &&
+    claims.eat_profile === 'tag:github.com,2023:veraison/ear', JSON.stringify(header));
+  const pk = claims.submods?.cpu?.['ear.veraison.annotated-evidence']?.runtime_data_claims?.['tee-pubkey'];
+  expect('token_carries_tee_key', pk && pk.x === key.jwk.x && pk.y === key.jwk.y, JSON.stringify(pk));
+  const r = await s.req('GET', '/kbs/v0/resource/pub/interop/key');
+  expect('resource_200', r.status === 200, r.text);
+  if (r.status !== 200) return;
+  const jwe = r.json;
+  expect('jwe_flattened_members', ['protected', 'encrypted_key', 'iv', 'ciphertext', 'tag'].every((m) => typeof jwe[m] === 'string'), r.text);
+  // Trustee's client re-serializes the protected header (serde: alg, enc,
+  // then the other members) and uses that as the AAD: it must be these bytes.
+  const raw = Buffer.from(jwe.protected, 'base64url').toString();
+  const ph = JSON.parse(raw);
+  const reser = JSON.stringify({ alg: ph.alg, enc: ph.enc, epk: { crv: ph.epk.crv, kty: ph.epk.kty, x: ph.epk.x, y: ph.epk.y } });
+  expect('protected_header_as_trustee_reserializes', raw === reser && ph.alg === 'ECDH-ES+A256KW' && ph.enc === 'A256GCM', raw);
+  try {
+    const { plaintext } = await jose.flattenedDecrypt(jwe, key.privateKey);
+    const want = fs.readFileSync(rest[0]);
+    expect('jose_library_decrypts', Buffer.compare(Buffer.from(plaintext), want) === 0, 'plaintext differs');
+  } catch (e) {
+    fail('jose_library_decrypts', e.message);
+  }
+  // The token is also accepted as a Bearer token, without the cookie.
+  const b = await new Session().req('GET', '/kbs/v0/resource/pub/interop/key', undefined, { authorization: `Bearer ${attest.json.token}` });
+  expect('bearer_token_accepted', b.status === 200 && b.json.protected, b.text);
+  // RSA-OAEP-256 keys, as Trustee's clients may use.
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const rj = rsa.publicKey.export({ format: 'jwk' });
+  const rkey = { privateKey: rsa.privateKey, jwk: { kty: 'RSA', alg: 'RSA-OAEP-256', n: rj.n, e: rj.e } };
+  const s2 = new Session();
+  const r2 = await rcar(s2, rkey);
+  const g2 = await s2.req('GET', '/kbs/v0/resource/pub/interop/key');
+  try {
+    const { plaintext } = await jose.flattenedDecrypt(g2.json, rkey.privateKey);
+    expect('rsa_oaep_256_release', r2.attest.status === 200 && plaintext.length > 0, g2.text);
+  } catch (e) {
+    fail('rsa_oaep_256_release', `${e.message} ${g2.text}`);
+  }
+}
+
+async function refusals() {
+  // Evidence for another nonce (runtime-data carries the session's nonce).
+  {
+    const s = new Session(), key = teeKey();
+    const a = await s.req('POST', '/kbs/v0/auth', request);
+    const other = crypto.randomBytes(32).toString('base64');
+    const r = await s.req('POST', '/kbs/v0/attest', attestation(a.json.nonce, key.jwk, simQuote(reportData(other, key.jwk))));
+    expect('refuse_evidence_for_another_nonce', r.status === 401 && isError(r, 'AttestationError') && /report_data/.test(r.json.detail), r.text);
+    const g = await s.req('GET', '/kbs/v0/resource/pub/interop/key');
+    expect('no_release_after_refusal', g.status === 401 && isError(g, 'TokenNotFound'), g.text);
+  }
+  // runtime-data with a nonce that is not the session's.
+  {
+    const s = new Session(), key = teeKey();
+    await s.req('POST', '/kbs/v0/auth', request);
+    const other = crypto.randomBytes(32).toString('base64');
+    const r = await s.req('POST', '/kbs/v0/attest', attestation(other, key.jwk, simQuote(reportData(other, key.jwk))));
+    expect('refuse_nonce_not_the_sessions', r.status === 401 && /nonce/.test(r.json?.detail), r.text);
+  }
+  // A replayed nonce: the same Attestation again, on its session and on a new one.
+  {
+    const s = new Session(), key = teeKey();
+    const first = await rcar(s, key);
+    const again = await s.req('POST', '/kbs/v0/attest', first.att);
+    expect('refuse_replayed_nonce_same_session', first.attest.status === 200 && again.status === 401 && /already used/.test(again.json?.detail), again.text);
+    const s2 = new Session();
+    await s2.req('POST', '/kbs/v0/auth', request);
+    const replay = await s2.req('POST', '/kbs/v0/attest', first.att);
+    expect('refuse_replayed_attestation_new_session', replay.status === 401, replay.text);
+  }
+  // A JWK swapped after the evidence was made (evidence binds key A, body carries key B).
+  {
+    const s = new Session(), a = teeKey(), b = teeKey();
+    const au = await s.req('POST', '/kbs/v0/auth', request);
+    const r = await s.req('POST', '/kbs/v0/attest', attestation(au.json.nonce, b.jwk, simQuote(reportData(au.json.nonce, a.jwk))));
+    expect('refuse_swapped_jwk', r.status === 401 && /report_data/.test(r.json?.detail), r.text);
+  }
+  // A tampered token (another key's claims) as Bearer.
+  {
+    const s = new Session(), key = teeKey();
+    const { attest } = await rcar(s, key);
+    const [h, p, sig] = attest.json.token.split('.');
+    const c = JSON.parse(Buffer.from(p, 'base64url'));
+    c.submods.cpu['ear.veraison.annotated-evidence'].runtime_data_claims['tee-pubkey'] = teeKey().jwk;
+    const forged = `${h}.${Buffer.from(JSON.stringify(c)).toString('base64url')}.${sig}`;
+    const r = await new Session().req('GET', '/kbs/v0/resource/pub/interop/key', undefined, { authorization: `Bearer ${forged}` });
+    expect('refuse_forged_token', r.status === 401 && isError(r, 'TokenVerifierError'), r.text);
+  }
+  // Protocol errors, each in Trustee's error shape.
+  {
+    const s = new Session();
+    const v = await s.req('POST', '/kbs/v0/auth', { ...request, version: '0.1.0' });
+    expect('refuse_protocol_version', v.status === 401 && isError(v, 'AttestationError') && /Version Mismatch/.test(v.json.detail), v.text);
+    const t = await s.req('POST', '/kbs/v0/auth', { ...request, tee: 'snp' });
+    expect('refuse_unsupported_tee', t.status === 401 && /not supported/.test(t.json?.detail), t.text);
+    const m = await s.req('POST', '/kbs/v0/auth', '{"version": "0.4.0",');
+    expect('refuse_malformed_json', m.status === 401 && isError(m, 'AttestationError'), m.text);
+    const d = await s.req('POST', '/kbs/v0/auth', '{"version":"0.4.0","version":"0.4.0","tee":"tdx","extra-params":""}');
+    expect('refuse_duplicate_members', d.status === 401, d.text);
+    const n = await s.req('GET', '/kbs/v0/nothing/here');
+    expect('unknown_path_404', n.status === 404 && isError(n, 'InvalidRequestPath'), n.text);
+    const noauth = await new Session().req('POST', '/kbs/v0/attest', {});
+    expect('attest_without_session', noauth.status === 401 && /no session/.test(noauth.json?.detail), noauth.text);
+    const big = await s.req('POST', '/kbs/v0/auth', 'x'.repeat(3 << 20));
+    expect('huge_body_413', big.status === 413, `${big.status}`);
+  }
+  // Admin API: no token, a token of another key, an expired token.
+  {
+    const r1 = await new Session().req('GET', '/kbs/v0/resource');
+    expect('admin_refuses_no_token', r1.status === 401 && isError(r1, 'AdminAuthAccess'), r1.text);
+    const other = crypto.generateKeyPairSync('ed25519').privateKey;
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const inp = `${b64({ alg: 'EdDSA', typ: 'JWT' })}.${b64({ iat: now, exp: now + 300 })}`;
+    const wrong = `${inp}.${crypto.sign(null, Buffer.from(inp), other).toString('base64url')}`;
+    const r2 = await new Session().req('GET', '/kbs/v0/resource', undefined, { authorization: `Bearer ${wrong}` });
+    expect('admin_refuses_other_key', r2.status === 401 && /signature/.test(r2.json?.detail), r2.text);
+    const r3 = await new Session().req('GET', '/kbs/v0/resource', undefined, { authorization: `Bearer ${adminToken(-120)}` });
+    expect('admin_refuses_expired_token', r3.status === 401 && /expired/.test(r3.json?.detail), r3.text);
+    const r4 = await new Session().req('GET', '/kbs/v0/resource', undefined, { authorization: `Bearer ${adminToken()}` });
+    expect('admin_accepts_valid_token', r4.status === 200 && Array.isArray(r4.json), r4.text);
+    const put = await fetch(`${url}/kbs/v0/resource/cai/x/y`, { method: 'POST', body: 'v', headers: { authorization: `Bearer ${wrong}` } });
+    expect('admin_put_refused_without_valid_token', put.status === 401, `${put.status}`);
+  }
+}
+
+async function expired() {
+  const s = new Session(), key = teeKey();
+  const a = await s.req('POST', '/kbs/v0/auth', request);
+  await new Promise((r) => setTimeout(r, 2500));
+  const r = await s.req('POST', '/kbs/v0/attest', attestation(a.json.nonce, key.jwk, simQuote(reportData(a.json.nonce, key.jwk))));
+  expect('refuse_expired_session', r.status === 401 && /no session|expired/.test(r.json?.detail), r.text);
+}
+
+async function write(n, ackFile) {
+  const fd = fs.openSync(ackFile, 'a');
+  for (let i = 0; i < n; i++) {
+    const body = `value-${i}-${crypto.randomBytes(8).toString('hex')}`;
+    try {
+      const r = await fetch(`${url}/kbs/v0/resource/dur/w/${i}`, { method: 'POST', body, headers: { authorization: `Bearer ${adminToken()}` } });
+      if (r.status !== 200) break;
+      fs.writeSync(fd, `${i} ${body}\n`); // only after the broker acknowledged
+    } catch {
+      break; // the broker died
+    }
+  }
+  fs.closeSync(fd);
+}
+
+async function check(ackFile) {
+  const acks = fs.readFileSync(ackFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' '));
+  const s = new Session(), key = teeKey();
+  const { attest } = await rcar(s, key);
+  if (attest.status !== 200) return fail('durability_attest', attest.text);
+  let bad = 0;
+  for (const [i, body] of acks) {
+    const r = await s.req('GET', `/kbs/v0/resource/dur/w/${i}`);
+    let ok = false;
+    try {
+      ok = r.status === 200 && Buffer.from((await jose.flattenedDecrypt(r.json, key.privateKey)).plaintext).toString() === body;
+    } catch { /* counted below */ }
+    if (!ok && bad++ < 3) console.log(`  write ${i} lost or wrong: ${r.status} ${r.text.slice(0, 120)}`);
+  }
+  expect('every_acknowledged_write_readable', acks.length > 0 && bad === 0, `${bad} of ${acks.length} acknowledged writes missing`);
+  console.log(`  ${acks.length} acknowledged writes checked`);
+}
+
+try {
+  if (mode === 'interop') await interop();
+  else if (mode === 'refusals') await refusals();
+  else if (mode === 'expired') await expired();
+  else if (mode === 'write') await write(Number(rest[0]), rest[1]);
+  else if (mode === 'check') await check(rest[0]);
+  else throw new Error(`unknown mode ${mode}`);
+} catch (e) {
+  fail(mode, e.stack);
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

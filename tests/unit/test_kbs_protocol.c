@@ -1,0 +1,297 @@
+/* Tests of the KBS protocol messages against the fixtures in
+ * tests/vectors/kbs (Trustee's formats, docs/KBS-PROTOCOL.md), the session
+ * table and the attestation token. */
+#include <string.h>
+#include <time.h>
+
+#include "common/file.h"
+#include "common/jcs.h"
+#include "crypto/jose.h"
+#include "kbs/protocol.h"
+#include "kbs/session.h"
+#include "kbs/token.h"
+#include "test.h"
+
+static json_t *fixture(const char *name) {
+    char p[256];
+    snprintf(p, sizeof(p), "tests/vectors/kbs/%s", name);
+    buf b;
+    json_t *j = NULL;
+    if (file_read_all(p, 1 << 20, &b) == CAI_OK && kbs_json_parse(b.data, b.len, &j) != CAI_OK)
+        j = NULL;
+    buf_free(&b);
+    if (j == NULL)
+        printf("  cannot load %s\n", p);
+    return j;
+}
+
+static json_t *parse(const char *s) {
+    json_t *j = NULL;
+    return kbs_json_parse(s, strlen(s), &j) == CAI_OK ? j : NULL;
+}
+
+static void test_request(void) {
+    json_t *r = fixture("request.json");
+    char tee[32];
+    CHECK(r != NULL);
+    CHECK_OK(kbs_request_check(r, tee, sizeof(tee)));
+    CHECK(strcmp(tee, "tdx") == 0);
+    json_object_set_new(r, "version", json_string("0.1.0"));
+    CHECK_ST(kbs_request_check(r, tee, sizeof(tee)), CAI_ERR_UNSUPPORTED);
+    CHECK(strstr(cai_errmsg(CAI_ERR_UNSUPPORTED), "Version Mismatch") != NULL);
+    json_object_del(r, "extra-params");
+    json_object_set_new(r, "version", json_string(KBS_PROTOCOL_VERSION));
+    CHECK_ST(kbs_request_check(r, tee, sizeof(tee)), CAI_ERR_FORMAT);
+    json_decref(r);
+    /* What the agent sends is what the fixture holds. */
+    char *mine = kbs_request_json("tdx");
+    json_t *m = mine ? parse(mine) : NULL, *f = fixture("request.json");
+    CHECK(m && f && json_equal(m, f));
+    json_decref(m);
+    json_decref(f);
+    free(mine);
+    /* Duplicate members and trailing bytes are refused. */
+    CHECK(parse("{\"tee\":\"tdx\",\"tee\":\"snp\"}") == NULL);
+    CHECK(parse("{\"tee\":\"tdx\"} x") == NULL);
+    CHECK(parse("[1]") == NULL);
+}
+
+static void test_challenge(void) {
+    json_t *c = fixture("challenge.json");
+    const char *nonce;
+    kbs_hash h;
+    CHECK_OK(kbs_challenge_parse(c, &nonce, &h));
+    CHECK(strcmp(nonce, "2eI6dCOEnFVZHSvvnlhlLUvWrHXvbNGYFYxSWzuvJRw=") == 0 && h == KBS_HASH_SHA384);
+    json_object_set_new(c, "extra-params", json_pack("{s:s}", "selected-hash-algorithm", "SHA512"));
+    CHECK_OK(kbs_challenge_parse(c, &nonce, &h));
+    CHECK(h == KBS_HASH_SHA512);
+    json_object_set_new(c, "extra-params", json_pack("{s:s}", "selected-hash-algorithm", "md5"));
+    CHECK_ST(kbs_challenge_parse(c, &nonce, &h), CAI_ERR_UNSUPPORTED);
+    json_object_set_new(c, "nonce", json_integer(4));
+    CHECK_ST(kbs_challenge_parse(c, &nonce, &h), CAI_ERR_FORMAT);
+    json_decref(c);
+    /* The broker's challenge: 32 random bytes in standard base64, extra-params "". */
+    uint8_t n[KBS_NONCE_LEN] = {1, 2, 3};
+    char *s = kbs_challenge_json(n);
+    json_t *j = s ? parse(s) : NULL;
+    CHECK(j && json_object_size(j) == 2 &&
+          strcmp(json_string_value(json_object_get(j, "extra-params")), "") == 0 &&
+          strlen(json_string_value(json_object_get(j, "nonce"))) == 44);
+    json_decref(j);
+    free(s);
+}
+
+static void test_attestation_and_runtime_data(void) {
+    json_t *a = fixture("attestation.json"), *rd = fixture("runtime-data.json");
+    kbs_attestation att;
+    CHECK(a && rd);
+    CHECK_OK(kbs_attestation_parse(a, &att));
+    static const uint8_t q[] = {4, 0, 2, 0, 0x81, 0, 0, 0};
+    CHECK(att.quote_len == sizeof(q) && memcmp(att.quote, q, sizeof(q)) == 0 && !att.has_eventlog);
+    CHECK(json_object_size(att.tee_pubkey) == 5);
+    /* The JCS bytes and the REPORTDATA agree with the independent computation. */
+    json_t *r = json_pack("{s:s, s:s, s:O}", "additional-evidence", "", "nonce", att.nonce,
+                          "tee-pubkey", att.tee_pubkey);
+    buf b;
+    buf_init(&b, 0);
+    CHECK_OK(jcs_serialize(r, &b));
+    CHECK(strcmp((char *)b.data, json_string_value(json_object_get(rd, "jcs"))) == 0);
+    uint8_t digest[64];
+    char hex[129];
+    CHECK_OK(kbs_runtime_data_digest(att.nonce, att.tee_pubkey, "", KBS_HASH_SHA384, digest));
+    for (int i = 0; i < 64; i++)
+        sprintf(hex + 2 * i, "%02x", digest[i]);
+    CHECK(strcmp(hex, json_string_value(json_object_get(rd, "report_data"))) == 0);
+    /* Members Trustee drops (kid, use) do not change the binding. */
+    json_t *pk = json_object_get(json_object_get(a, "runtime-data"), "tee-pubkey"), *norm = NULL;
+    json_object_set_new(pk, "kid", json_string("k1"));
+    CHECK_OK(kbs_tee_pubkey_normalize(pk, &norm));
+    CHECK(norm && json_equal(norm, att.tee_pubkey));
+    json_decref(norm);
+    json_decref(r);
+    buf_free(&b);
+    kbs_attestation_cleanup(&att);
+
+    /* The agent's own Attestation body parses back to the same values. */
+    char *mine = kbs_attestation_json("n0", pk, q, sizeof(q));
+    json_t *m = mine ? parse(mine) : NULL;
+    CHECK_OK(kbs_attestation_parse(m, &att));
+    CHECK(strcmp(att.nonce, "n0") == 0 && att.quote_len == sizeof(q));
+    kbs_attestation_cleanup(&att);
+    json_decref(m);
+    free(mine);
+    json_decref(a);
+    json_decref(rd);
+}
+
+static void test_attestation_refusals(void) {
+    static const struct {
+        const char *name, *json;
+        cai_status want;
+    } bad[] = {
+        {"additional evidence",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"a\",\"x\":\"x\",\"y\":\"y\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"quote\":\"AAAA\"},\"additional_evidence\":\"{\\\"nvidia\\\":{}}\"}}",
+         CAI_ERR_UNSUPPORTED},
+        {"init-data",
+         "{\"init-data\":{\"format\":\"toml\",\"body\":\"x\"},\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{}},"
+         "\"tee-evidence\":{\"primary_evidence\":{},\"additional_evidence\":\"\"}}",
+         CAI_ERR_UNSUPPORTED},
+        {"no quote",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"a\",\"x\":\"x\",\"y\":\"y\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"cc_eventlog\":null},\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+        {"quote not base64",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"a\",\"x\":\"x\",\"y\":\"y\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"quote\":\"A*AA\"},\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+        {"key without alg",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"x\",\"y\":\"y\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"quote\":\"AAAA\"},\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+        {"OKP key",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"OKP\",\"crv\":\"X25519\",\"alg\":\"a\",\"x\":\"x\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"quote\":\"AAAA\"},\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+        {"nonce not a string",
+         "{\"runtime-data\":{\"nonce\":7,\"tee-pubkey\":{}},\"tee-evidence\":{\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+        {"eventlog not base64 or null",
+         "{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"RSA\",\"alg\":\"a\",\"n\":\"x\",\"e\":\"y\"}},"
+         "\"tee-evidence\":{\"primary_evidence\":{\"quote\":\"AAAA\",\"cc_eventlog\":5},\"additional_evidence\":\"\"}}",
+         CAI_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = parse(bad[i].json);
+        kbs_attestation a;
+        cai_status st = j ? kbs_attestation_parse(j, &a) : CAI_ERR_INTERNAL;
+        if (st != bad[i].want)
+            printf("  %s: got %d (%s)\n", bad[i].name, st, cai_errmsg(st));
+        CHECK(st == bad[i].want);
+        json_decref(j);
+    }
+    /* primary_evidence may also be the TDX evidence serialized as a string. */
+    json_t *j = parse("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":{\"kty\":\"RSA\",\"alg\":\"a\",\"n\":\"x\",\"e\":\"y\"}},"
+                      "\"tee-evidence\":{\"primary_evidence\":\"{\\\"quote\\\":\\\"AAAA\\\",\\\"cc_eventlog\\\":\\\"AAAA\\\"}\","
+                      "\"additional_evidence\":\"\"}}");
+    kbs_attestation a;
+    CHECK_OK(kbs_attestation_parse(j, &a));
+    CHECK(a.quote_len == 3 && a.has_eventlog);
+    kbs_attestation_cleanup(&a);
+    json_decref(j);
+}
+
+static void test_error_shape(void) {
+    char *s = kbs_error_json("TokenNotFound", "Attestation Token not found");
+    json_t *m = s ? parse(s) : NULL, *f = fixture("error.json");
+    CHECK(m && f && json_equal(m, f));
+    json_decref(m);
+    json_decref(f);
+    free(s);
+}
+
+static void test_jwe_fixtures(void) {
+    /* A JWE made by the jose npm library for RFC 7518's "Bob" key decrypts. */
+    buf pem, out;
+    jose_key *bob = NULL;
+    json_t *jwe = fixture("jwe-from-jose.json");
+    CHECK_OK(file_read_all("tests/vectors/kbs/bob.pem", 4096, &pem));
+    CHECK_OK(jose_key_from_pem((char *)pem.data, pem.len, &bob));
+    CHECK_OK(jose_jwe_decrypt(bob, jwe, &out));
+    const char *want = "cai fixture: produced by the jose npm library";
+    CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
+    buf_free(&out);
+    /* kbs-types' fake Response parses as a JWE and is refused for its algorithms. */
+    json_t *fake = fixture("response-kbs-types.json");
+    CHECK_ST(jose_jwe_decrypt(bob, fake, &out), CAI_ERR_UNSUPPORTED);
+    json_decref(fake);
+    json_decref(jwe);
+    jose_key_free(bob);
+    buf_free(&pem);
+}
+
+static void test_resource_uri(void) {
+    char p[300];
+    CHECK_OK(kbs_resource_uri_parse("kbs:///cai/qwen/key", p, sizeof(p)));
+    CHECK(strcmp(p, "cai/qwen/key") == 0);
+    CHECK_OK(kbs_resource_uri_parse("kbs://kbs.example:8080/default/key/1", p, sizeof(p)));
+    CHECK(strcmp(p, "default/key/1") == 0);
+    const char *bad[] = {"kbs:///a/b", "kbs:///a/b/c/d", "kbs:///a/../c", "http://x/a/b/c",
+                         "kbs:///a//c", "kbs:///a/b/c%2f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(kbs_resource_uri_parse(bad[i], p, sizeof(p)) == CAI_ERR_FORMAT);
+}
+
+static void test_sessions(void) {
+    kbs_sessions *ss = NULL;
+    kbs_session *a, *b, *c;
+    CHECK_OK(kbs_sessions_new(2, &ss));
+    CHECK_OK(kbs_session_create(ss, 100, 200, &a));
+    CHECK_OK(kbs_session_create(ss, 100, 150, &b));
+    CHECK(strlen(a->id) == 32 && strcmp(a->id, b->id) != 0 && strcmp(a->nonce, b->nonce) != 0);
+    CHECK(strlen(a->nonce) == 44 && a->state == KBS_SESSION_AUTHED);
+    CHECK(kbs_session_find(ss, a->id, 120) == a);
+    /* Full of live sessions: refused. */
+    CHECK_ST(kbs_session_create(ss, 120, 300, &c), CAI_ERR_LIMIT);
+    /* b expired: found no more, and its room is reused. */
+    char bid[33];
+    strcpy(bid, b->id);
+    CHECK(kbs_session_find(ss, bid, 151) == NULL);
+    CHECK(kbs_session_count(ss) == 1);
+    CHECK_OK(kbs_session_create(ss, 160, 300, &c));
+    char wrong[33];
+    strcpy(wrong, a->id);
+    wrong[31] = wrong[31] == '0' ? '1' : '0';
+    CHECK(kbs_session_find(ss, wrong, 160) == NULL);
+    CHECK(kbs_session_find(ss, "short", 160) == NULL);
+    CHECK(kbs_session_find(ss, "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", 160) == NULL);
+    CHECK(kbs_session_find(ss, NULL, 160) == NULL);
+    kbs_session_remove(ss, a);
+    CHECK(kbs_session_count(ss) == 1);
+    kbs_sessions_free(ss);
+}
+
+static void test_token(void) {
+    jose_key *k = NULL, *other = NULL;
+    CHECK_OK(jose_key_generate(JOSE_KEY_EC_P256, &k));
+    CHECK_OK(jose_key_generate(JOSE_KEY_EC_P256, &other));
+    json_t *claims = json_pack("{s:s, s:b, s:s}", "tee", "sim", "debug", 0, "tcb_status", "UpToDate");
+    json_t *pk = json_pack("{s:s, s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "alg",
+                           JOSE_ALG_ECDH_ES_A256KW, "x", "x", "y", "y");
+    char *t = NULL;
+    kbs_token v;
+    CHECK_OK(kbs_token_issue(k, claims, pk, "nonce", "00ff", 1000, 300, &t));
+    CHECK_OK(kbs_token_verify(k, t, strlen(t), 1100, &v));
+    CHECK(json_equal(v.tee_pubkey, pk) && v.evidence_digest && strcmp(v.evidence_digest, "00ff") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(v.claims, "tee")), "sim") == 0);
+    kbs_token_cleanup(&v);
+    CHECK_ST(kbs_token_verify(k, t, strlen(t), 1301, &v), CAI_ERR_AUTH);  /* expired */
+    CHECK_ST(kbs_token_verify(k, t, strlen(t), 999, &v), CAI_ERR_AUTH);   /* not yet */
+    CHECK_ST(kbs_token_verify(other, t, strlen(t), 1100, &v), CAI_ERR_AUTH);
+    CHECK_ST(kbs_token_verify(k, "a.b.c", 5, 1100, &v), CAI_ERR_AUTH);
+    /* A validly signed JWT that is not an affirming attestation result. */
+    char *admin = NULL;
+    json_t *plain = json_pack("{s:i}", "exp", 5000);
+    CHECK_OK(jose_jws_sign(k, plain, NULL, &admin));
+    CHECK_ST(kbs_token_verify(k, admin, strlen(admin), 1100, &v), CAI_ERR_AUTH);
+    free(admin);
+    free(t);
+    json_decref(plain);
+    json_decref(claims);
+    json_decref(pk);
+    jose_key_free(k);
+    jose_key_free(other);
+}
+
+int main(void) {
+    RUN(test_request);
+    RUN(test_challenge);
+    RUN(test_attestation_and_runtime_data);
+    RUN(test_attestation_refusals);
+    RUN(test_error_shape);
+    RUN(test_jwe_fixtures);
+    RUN(test_resource_uri);
+    RUN(test_sessions);
+    RUN(test_token);
+    return test_summary();
+}
