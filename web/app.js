@@ -189,50 +189,101 @@ function regenerate() {
 }
 
 // ---- attestation -------------------------------------------------------------
+// GET /v1/attestation with a fresh nonce (docs/ATTESTATION-API.md). This page
+// parses the TDX quote itself and recomputes its REPORTDATA with WebCrypto:
+//   SHA-512(be32(24) || "cai-serve-attestation-v1" || be32(len(nonce)) || nonce
+//           || be32(32) || model_digest)
+// It does NOT check the quote's signature chain (that needs Intel's collateral):
+// `cai chat --url` and `cai attest verify` do.
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-const unhex = (s) => new Uint8Array((s.match(/../g) || []).map((h) => parseInt(h, 16)));
+const unhex = (s) => {
+  if (!/^([0-9a-fA-F]{2})*$/.test(s)) throw new Error('not hex');
+  return new Uint8Array((s.match(/../g) || []).map((h) => parseInt(h, 16)));
+};
+const BINDING_LABEL = 'cai-serve-attestation-v1';
+
+async function bindingReportData(nonce, digest) {
+  const label = new TextEncoder().encode(BINDING_LABEL);
+  const msg = new Uint8Array(4 + label.length + 4 + nonce.length + 4 + digest.length);
+  const view = new DataView(msg.buffer);
+  let off = 0;
+  for (const field of [label, nonce, digest]) {
+    view.setUint32(off, field.length, false);
+    msg.set(field, off + 4);
+    off += 4 + field.length;
+  }
+  return new Uint8Array(await crypto.subtle.digest('SHA-512', msg));
+}
+
+// The fields of a TDX quote (v4, or v5 with a TD report 1.0/1.5 body) this page shows.
+function parseQuote(q) {
+  if (q.length < 48 + 584) throw new Error('the quote is too short');
+  const v = new DataView(q.buffer, q.byteOffset, q.byteLength);
+  const version = v.getUint16(0, true), teeType = v.getUint32(4, true);
+  if (teeType !== 0x81) throw new Error('not a TDX quote (TEE type ' + teeType + ')');
+  let body = 48;
+  if (version === 5) {
+    body = 48 + 6;
+    if (q.length < body + 584) throw new Error('the quote is too short');
+  } else if (version !== 4) {
+    throw new Error('unknown quote version ' + version);
+  }
+  const at = (off, n) => q.subarray(body + off, body + off + n);
+  return {
+    version, mrTd: at(136, 48), rtmr: [0, 1, 2, 3].map((i) => at(328 + 48 * i, 48)),
+    debug: (at(120, 8)[0] & 1) === 1, reportData: at(520, 64),
+  };
+}
 
 async function attest() {
   const badge = $('attest-toggle');
   const nonce = crypto.getRandomValues(new Uint8Array(32));
   const fields = $('attest-fields');
+  const check = $('attest-check');
   fields.textContent = '';
+  check.textContent = '';
+  check.dataset.result = 'pending';
+  const show = (k, v, id) => {
+    const dt = document.createElement('dt'); dt.textContent = k;
+    const dd = document.createElement('dd'); dd.textContent = v;
+    if (id) dd.id = id;
+    fields.append(dt, dd);
+  };
   try {
     const res = await fetch('/v1/attestation?nonce=' + hex(nonce), { headers: headers() });
-    if (!res.ok) throw new Error('the server gave no attestation (' + res.status + ')');
-    const a = await res.json();
-    const c = a.claims || {};
-    const show = { TEE: a.tee, 'Model digest': a.model_digest, MRTD: c.mr_td, RTMR0: c.rtmr_0,
-                   RTMR1: c.rtmr_1, RTMR2: c.rtmr_2, RTMR3: c.rtmr_3, 'TCB status': c.tcb_status,
-                   Debug: String(c.debug), 'Report data': c.report_data };
-    for (const [k, v] of Object.entries(show)) {
-      if (v === undefined) continue;
-      const dt = document.createElement('dt'); dt.textContent = k;
-      const dd = document.createElement('dd'); dd.textContent = v;
-      fields.append(dt, dd);
-    }
-    // The quote's report data must be SHA-512(nonce || model digest): fresh, and
-    // about this model.
-    const msg = new Uint8Array(32 + 32);
-    msg.set(nonce, 0);
-    msg.set(unhex(a.model_digest || ''), 32);
-    const want = hex(new Uint8Array(await crypto.subtle.digest('SHA-512', msg)));
-    const bound = (c.report_data || '').toLowerCase() === want;
-    const ok = bound && a.verified === true && c.debug === false;
-    badge.textContent = ok ? (a.tee === 'sim' ? 'attested (simulated TEE)' : 'attested (' + a.tee + ')')
-                           : 'attestation check failed';
-    badge.className = 'badge ' + (ok ? 'ok' : 'bad');
+    const a = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error((a.error && a.error.message) || 'the server gave no attestation (' + res.status + ')');
+    const quote = Uint8Array.from(atob(a.quote || ''), (c) => c.charCodeAt(0));
+    const digest = unhex(a.model_digest || '');
+    if (digest.length !== 32) throw new Error('the server named no model digest');
+    const q = parseQuote(quote);
+    show('TEE', a.tee === 'sim' ? 'sim (the simulated TEE: no security, development only)' : a.tee, 'attest-tee');
+    show('Quote', 'TDX quote v' + q.version + ', ' + quote.length + ' bytes');
+    show('Model', a.model || '');
+    show('Model SHA-256', hex(digest), 'attest-digest');
+    show('MRTD', hex(q.mrTd), 'attest-mrtd');
+    q.rtmr.forEach((r, i) => show('RTMR' + i, hex(r)));
+    show('Debug TD', q.debug ? 'YES: the host can read its memory' : 'no');
+    show('Report data', hex(q.reportData), 'attest-report-data');
+    const want = await bindingReportData(nonce, digest);
+    const bound = hex(q.reportData) === hex(want);
+    const ok = bound && !q.debug;
+    check.dataset.result = ok ? 'pass' : 'fail';
+    check.textContent = ok
+      ? 'Browser check passed: the quote\'s REPORTDATA is the SHA-512 binding of this page\'s fresh nonce and the model digest, and the TD is not in debug mode.'
+      : 'Browser check FAILED: ' + (bound ? 'the TD runs in debug mode.' : 'the quote\'s REPORTDATA does not bind this page\'s nonce and the model digest (a replayed or foreign quote).');
+    badge.textContent = ok ? (a.tee === 'sim' ? 'sim TEE: binding checked' : a.tee + ': binding checked') : 'attestation check failed';
+    badge.className = 'badge ' + (ok ? (a.tee === 'sim' ? 'warn' : 'ok') : 'bad');
     $('attest-verdict').textContent =
-      (bound ? 'This page checked: the quote binds its fresh nonce and the model digest. '
-             : 'This page checked: the quote does NOT bind the nonce and model digest. ') +
-      (a.verified ? 'The server verified the quote to its root of trust' +
-                    (a.tee === 'sim' ? ' (the simulated TEE: development only).' : '.')
-                  : 'The quote did not verify.') +
-      ' For a full independent check use `cai chat --url` or `cai proxy`.';
+      'Not checked in this browser: the quote\'s signature chain (to Intel\'s root, or the simulated TEE\'s test root), ' +
+      'its TCB status and whether these measurements are the ones you trust. `cai chat --url` checks the chain before ' +
+      'it talks to the server; `cai attest verify` checks a saved quote.';
   } catch (e) {
+    check.dataset.result = 'fail';
+    check.textContent = 'Browser check FAILED: ' + e.message;
     badge.textContent = 'not attested';
     badge.className = 'badge bad';
-    $('attest-verdict').textContent = e.message;
+    $('attest-verdict').textContent = '';
   }
 }
 

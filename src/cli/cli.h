@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "attest/evidence.h"
 #include "common/status.h"
 
 #define CLI_EXIT_FAIL 1
@@ -37,6 +38,35 @@ int cli_parse_size(const char *s, uint64_t *out);
 
 /* cli_parse_int parses a decimal in [lo, hi]; 0 on success, -1 otherwise. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
+
+/* The TEE this process runs in: --tee tdx|sim [--sim-dir DIR]. A command
+ * puts CLI_TEE_OPTIONS in its getopt_long table, stores the two values in a
+ * cli_tee_opts, then turns them into an attest_source once with
+ * cli_tee_source (and cli_tee_probe to check the TEE works). */
+enum { CLI_OPT_TEE = 0x100, CLI_OPT_SIM_DIR = 0x101 };
+#define CLI_TEE_OPTIONS                                                        \
+    {"tee", required_argument, NULL, CLI_OPT_TEE},                             \
+    {"sim-dir", required_argument, NULL, CLI_OPT_SIM_DIR}
+#define CLI_TEE_HELP                                                           \
+    "      --tee tdx|sim       the TEE this runs in: tdx (Intel TDX), or sim, the\n" \
+    "                          simulated TEE (INSECURE: tests and development)\n" \
+    "      --sim-dir DIR       with --tee sim: its PKI (cai attest sim-init DIR)\n"
+
+typedef struct {
+    const char *tee;     /* --tee, or NULL */
+    const char *sim_dir; /* --sim-dir, or NULL */
+} cli_tee_opts;
+
+/* cli_tee_source checks |o| and fills |out|: returns 0 with |*out_has| = 0
+ * when --tee was not given, 0 with |*out_has| = 1 and the source, or a usage
+ * error's exit code. --tee sim needs --sim-dir and logs that it is insecure;
+ * --sim-dir without --tee sim is refused. |out| points into |o|'s strings. */
+int cli_tee_source(const char *cmd, const cli_tee_opts *o, attest_source *out, int *out_has);
+
+/* cli_tee_probe produces one piece of evidence from |src| so that a TEE
+ * that does not work is found at start-up: 0, or prints why and returns
+ * CLI_EXIT_FAIL. */
+int cli_tee_probe(const char *cmd, const attest_source *src);
 
 /* cli_now returns a monotonic time in seconds. */
 double cli_now(void);

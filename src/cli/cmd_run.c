@@ -6,10 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "attest/evidence.h"
+#include "attest/sim.h"
+#include "attest/verify.h"
+#include "client/client.h"
 #include "common/buf.h"
+#include "common/file.h"
 #include "common/secure.h"
 #include "llm/engine.h"
 #include "llm/sample.h"
@@ -22,6 +29,10 @@ typedef struct {
     const char *model, *prompt, *template_name, *system;
     int max_tokens, threads, n_ctx, chat;
     sample_params sample;
+    /* chat --url: a server, and how its attestation is checked */
+    const char *url, *api_key_file, *collateral, *trust_sim, *model_digest;
+    int insecure_no_attest;
+    int set_temp, set_top_p, set_top_k, set_min_p, set_repeat, set_seed, set_local;
 } run_opts;
 
 static const struct option RUN_OPTS[] = {
@@ -33,7 +44,9 @@ static const struct option RUN_OPTS[] = {
     {"seed", required_argument, NULL, 's'},      {"chat", no_argument, NULL, 'C'},
     {"chat-template", required_argument, NULL, 'X'}, {"system", required_argument, NULL, 'S'},
     {"url", required_argument, NULL, 'U'},       {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0}};
+    {"api-key-file", required_argument, NULL, 'A'}, {"collateral", required_argument, NULL, 'L'},
+    {"trust-sim", required_argument, NULL, 'G'}, {"model-digest", required_argument, NULL, 'D'},
+    {"insecure-no-attest", no_argument, NULL, 'I'}, {NULL, 0, NULL, 0}};
 
 static const char SAMPLING_HELP[] =
     "  -n, --n-predict N      tokens to generate at most (default 256)\n"
@@ -77,31 +90,58 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
         case 't':
             if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(cmd, "bad --threads");
             o->threads = (int)v;
+            o->set_local = 1;
             break;
         case 'c':
             if (cli_parse_int(optarg, 16, 1 << 22, &v)) return cli_usage_error(cmd, "bad --ctx");
             o->n_ctx = (int)v;
+            o->set_local = 1;
             break;
-        case 'T': if (parse_float(optarg, &o->sample.temperature)) return cli_usage_error(cmd, "bad --temp"); break;
-        case 'P': if (parse_float(optarg, &o->sample.top_p)) return cli_usage_error(cmd, "bad --top-p"); break;
-        case 'M': if (parse_float(optarg, &o->sample.min_p)) return cli_usage_error(cmd, "bad --min-p"); break;
-        case 'R': if (parse_float(optarg, &o->sample.repeat_penalty)) return cli_usage_error(cmd, "bad --repeat-penalty"); break;
+        case 'T': if (parse_float(optarg, &o->sample.temperature)) return cli_usage_error(cmd, "bad --temp"); o->set_temp = 1; break;
+        case 'P': if (parse_float(optarg, &o->sample.top_p)) return cli_usage_error(cmd, "bad --top-p"); o->set_top_p = 1; break;
+        case 'M': if (parse_float(optarg, &o->sample.min_p)) return cli_usage_error(cmd, "bad --min-p"); o->set_min_p = 1; break;
+        case 'R': if (parse_float(optarg, &o->sample.repeat_penalty)) return cli_usage_error(cmd, "bad --repeat-penalty"); o->set_repeat = 1; break;
         case 'K':
             if (cli_parse_int(optarg, 0, 1 << 20, &v)) return cli_usage_error(cmd, "bad --top-k");
             o->sample.top_k = (int)v;
+            o->set_top_k = 1;
             break;
         case 's':
             if (cli_parse_int(optarg, 0, 0x7fffffffL, &v)) return cli_usage_error(cmd, "bad --seed");
             o->sample.seed = (uint64_t)v;
+            o->set_seed = 1;
             break;
         case 'C': o->chat = 1; break;
-        case 'X': o->template_name = optarg; break;
+        case 'X': o->template_name = optarg; o->set_local = 1; break;
         case 'S': o->system = optarg; break;
-        case 'U': return cli_usage_error(cmd, "--url (chat with a cai server) is not available yet: use the web chat or any OpenAI client");
+        case 'U': o->url = optarg; break;
+        case 'A': o->api_key_file = optarg; break;
+        case 'L': o->collateral = optarg; break;
+        case 'G': o->trust_sim = optarg; break;
+        case 'D': o->model_digest = optarg; break;
+        case 'I': o->insecure_no_attest = 1; break;
         case 'h': help(); return -1;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
+    if (o->url && strcmp(cmd, "chat") != 0)
+        return cli_usage_error(cmd, "--url is for cai chat");
+    if (!o->url && (o->api_key_file || o->collateral || o->trust_sim || o->model_digest || o->insecure_no_attest))
+        return cli_usage_error(cmd, "--api-key-file, --collateral, --trust-sim, --model-digest and "
+                               "--insecure-no-attest are for cai chat --url");
+    if (o->url && o->model)
+        return cli_usage_error(cmd, "give -m MODEL (local) or --url URL (a server), not both");
+    if (o->url && o->set_local)
+        return cli_usage_error(cmd, "--threads, --ctx and --chat-template are for a local model: the server chooses them");
+    if (o->url && o->insecure_no_attest && (o->collateral || o->trust_sim || o->model_digest))
+        return cli_usage_error(cmd, "--insecure-no-attest skips the attestation that --collateral, "
+                               "--trust-sim and --model-digest configure");
+    if (o->url && !o->insecure_no_attest && !o->collateral && !o->trust_sim)
+        return cli_usage_error(cmd, "cai chat --url checks the server's attestation first: give "
+                               "--collateral FILE (Intel TDX) or --trust-sim DIR (the simulated TEE), "
+                               "or --insecure-no-attest to talk to it unchecked");
+    if (o->url)
+        return 0;
     if (o->model == NULL)
         return cli_usage_error(cmd, "-m MODEL is required");
     if (sample_params_check(&o->sample) != CAI_OK)
@@ -231,11 +271,25 @@ int cmd_run(int argc, char **argv) {
 
 static void chat_help(void) {
     printf("usage: cai chat -m MODEL.gguf [options]\n"
-           "       cai chat --url http://HOST:PORT   (a cai serve server)\n\n"
-           "Chat in the terminal. The conversation is kept until /clear; /exit or\n"
-           "Ctrl-D leaves; Ctrl-C stops a reply.\n\n"
+           "       cai chat --url http://HOST:PORT --collateral FILE | --trust-sim DIR [options]\n\n"
+           "Chat in the terminal, with a local model or with a cai server (any\n"
+           "OpenAI-compatible one with --insecure-no-attest). The conversation is kept\n"
+           "until /clear; /exit or Ctrl-D leaves; Ctrl-C stops a reply.\n\n"
            "  -m, --model FILE       a GGUF model\n"
+           "      --url URL          a server: replies stream from /v1/chat/completions\n"
            "      --system TEXT      the system prompt (default: the model's)\n%s"
+           "With --url, the server's attestation is checked before the conversation\n"
+           "(docs/ATTESTATION-API.md): its TDX quote must verify, bind a fresh nonce and\n"
+           "the model's SHA-256, and not be a debug TD. Sampling options are sent only\n"
+           "when given; --threads, --ctx and --chat-template are the server's.\n"
+           "      --collateral FILE  Intel TDX collateral (PCS JSON, or a directory with\n"
+           "                         collateral.json) to verify a TDX quote\n"
+           "      --trust-sim DIR    trust the simulated TEE of DIR (INSECURE: tests only)\n"
+           "      --model-digest HEX refuse a server that serves another model\n"
+           "      --insecure-no-attest  talk to the server without checking it\n"
+           "      --api-key-file FILE send 'Authorization: Bearer <its contents>'\n"
+           "The check is made once, over this connection's URL: plain HTTP does not\n"
+           "bind it to later requests (attested TLS will).\n"
            "  -h, --help             this help\n", SAMPLING_HELP);
 }
 
@@ -266,11 +320,15 @@ static void history_clear(history *h, size_t keep) {
         free((char *)h->m[--h->n].content);
 }
 
+static int chat_remote(const run_opts *o);
+
 int cmd_chat(int argc, char **argv) {
     run_opts o;
     int rc = parse_run_opts("chat", argc, argv, &o, chat_help);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (o.url)
+        return chat_remote(&o);
     llm_engine *e = NULL;
     llm_ctx *ctx = NULL;
     sampler *smp = NULL;
@@ -371,4 +429,151 @@ int cmd_chat(int argc, char **argv) {
     llm_ctx_free(ctx);
     llm_engine_free(e);
     return 0;
+}
+
+/* ---- chat with a server ------------------------------------------------------ */
+
+static void print_text(void *arg, const char *t, size_t n) {
+    (void)arg;
+    fwrite(t, 1, n, stdout);
+    fflush(stdout);
+}
+
+/* Verifies the server's attestation as the options say; prints what was
+ * checked. */
+static cai_status remote_attest(const run_opts *o, client *c) {
+    tdx_collateral *tdx = NULL, *sim = NULL;
+    buf root;
+    buf_init(&root, 1 << 16);
+    json_t *claims = NULL;
+    cai_status st = CAI_OK;
+    attest_verifier v = {0};
+    if (o->collateral && (st = tdx_collateral_load(o->collateral, &tdx)) == CAI_OK)
+        v.tdx_collateral = tdx;
+    if (st == CAI_OK && o->trust_sim) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", o->trust_sim, SIM_ROOT_CERT);
+        if ((st = file_read_all(p, 1 << 16, &root)) == CAI_OK && (st = buf_terminate(&root)) == CAI_OK &&
+            (st = tdx_collateral_load(o->trust_sim, &sim)) == CAI_OK) {
+            v.sim_root_pem = (const char *)root.data;
+            v.sim_collateral = sim;
+            fprintf(stderr, "cai chat: INSECURE: --trust-sim accepts the simulated TEE of %s, whose "
+                    "keys anyone with that directory has\n", o->trust_sim);
+        }
+    }
+    if (st == CAI_OK)
+        st = client_attest(c, &v, time(NULL), &claims);
+    const char *digest = json_string_value(json_object_get(claims, "model_digest"));
+    if (st == CAI_OK && o->model_digest &&
+        (strlen(o->model_digest) != 64 || strcasecmp(o->model_digest, digest) != 0))
+        st = cai_fail(CAI_ERR_AUTH, "the server serves the model sha256:%s, not %s", digest, o->model_digest);
+    if (st == CAI_OK) {
+        const char *tee = json_string_value(json_object_get(claims, "tee"));
+        printf("attested: %s, TCB %s, model %s sha256:%s%s\n",
+               strcmp(tee, "sim") == 0 ? "simulated TEE (INSECURE, development only)" : "Intel TDX",
+               json_string_value(json_object_get(claims, "tcb_status")),
+               json_string_value(json_object_get(claims, "model")), digest,
+               o->model_digest ? " (as expected)" : "");
+        static const char *const keys[] = {"mr_td", "rtmr_0", "rtmr_1", "rtmr_2", "rtmr_3"};
+        static const char *const names[] = {"MRTD", "RTMR0", "RTMR1", "RTMR2", "RTMR3"};
+        for (int i = 0; i < 5; i++)
+            printf("  %-6s %s\n", names[i], json_string_value(json_object_get(claims, keys[i])));
+    }
+    json_decref(claims);
+    tdx_collateral_free(tdx);
+    tdx_collateral_free(sim);
+    buf_free(&root);
+    return st;
+}
+
+static int chat_remote(const run_opts *o) {
+    client *c = NULL;
+    buf key;
+    buf_init(&key, 4096);
+    history h = {0};
+    char *line = NULL;
+    size_t line_cap = 0, keep = 0;
+    char model[256];
+    cai_status st = CAI_OK;
+    if (o->api_key_file) {
+        if ((st = file_read_all(o->api_key_file, 4096, &key)) != CAI_OK)
+            goto out;
+        while (key.len && (key.data[key.len - 1] == '\n' || key.data[key.len - 1] == '\r'))
+            key.len--;
+        if (key.len == 0 || (st = buf_terminate(&key)) != CAI_OK) {
+            st = st ? st : cai_fail(CAI_ERR_INVALID_ARG, "the API key file is empty");
+            goto out;
+        }
+    }
+    if ((st = client_new(o->url, o->api_key_file ? (const char *)key.data : NULL, &c)) != CAI_OK ||
+        (st = client_model(c, model, sizeof(model))) != CAI_OK)
+        goto out;
+    if (o->insecure_no_attest)
+        fprintf(stderr, "cai chat: INSECURE: --insecure-no-attest: the server at %s is not checked\n", o->url);
+    else if ((st = remote_attest(o, c)) != CAI_OK)
+        goto out;
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: Ctrl-C interrupts reading too */
+    if (o->system && history_add(&h, "system", o->system) == 0)
+        keep = 1;
+    printf("cai chat: %s at %s. /clear starts over, /exit leaves.\n", model, o->url);
+    for (;;) {
+        printf("\n> ");
+        fflush(stdout);
+        interrupted = 0;
+        ssize_t len = getline(&line, &line_cap, stdin);
+        if (len < 0) {
+            if (interrupted && !feof(stdin)) {
+                clearerr(stdin);
+                continue;
+            }
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (strcmp(line, "/exit") == 0 || strcmp(line, "/quit") == 0)
+            break;
+        if (strcmp(line, "/clear") == 0) {
+            history_clear(&h, keep);
+            printf("(conversation cleared)\n");
+            continue;
+        }
+        if (history_add(&h, "user", line) != 0) {
+            st = CAI_ERR_NOMEM;
+            break;
+        }
+        client_chat_req req = {
+            .model = model, .messages = h.m, .n_messages = h.n, .max_tokens = o->max_tokens,
+            .has_temperature = o->set_temp, .temperature = o->sample.temperature,
+            .has_top_p = o->set_top_p, .top_p = o->sample.top_p,
+            .has_top_k = o->set_top_k, .top_k = o->sample.top_k,
+            .has_min_p = o->set_min_p, .min_p = o->sample.min_p,
+            .has_repetition_penalty = o->set_repeat, .repetition_penalty = o->sample.repeat_penalty,
+            .has_seed = o->set_seed, .seed = o->sample.seed};
+        buf reply;
+        buf_init(&reply, 0);
+        int stopped = 0;
+        interrupted = 0;
+        cai_status rst = client_chat_stream(c, &req, print_text, NULL, &interrupted, &reply, &stopped);
+        printf(stopped ? " [stopped]\n" : "\n");
+        if (rst != CAI_OK) {
+            fprintf(stderr, "cai chat: %s\n", cai_errmsg(rst));
+            history_clear(&h, h.n - 1);
+        } else if (buf_terminate(&reply) != CAI_OK ||
+                   history_add(&h, "assistant", reply.len ? (char *)reply.data : "") != 0) {
+            st = CAI_ERR_NOMEM;
+        }
+        buf_free(&reply);
+        if (st != CAI_OK)
+            break;
+    }
+out:
+    free(line);
+    history_clear(&h, 0);
+    free(h.m);
+    client_free(c);
+    buf_free(&key);
+    return st == CAI_OK ? 0 : cli_fail("chat", st);
 }

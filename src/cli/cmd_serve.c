@@ -30,6 +30,10 @@ static void serve_help(void) {
            "      --chat-template T   chatml, qwen, llama3 or zephyr (default: the model's)\n"
            "      --api-key-file FILE require 'Authorization: Bearer <its contents>'\n"
            "      --cors ORIGIN       allow browsers from ORIGIN ('*' for any)\n"
+           CLI_TEE_HELP
+           "                          With --tee, GET /v1/attestation?nonce=HEX returns\n"
+           "                          evidence binding the nonce and the model's SHA-256\n"
+           "                          (docs/ATTESTATION-API.md).\n"
            "  -h, --help              this help\n");
 }
 
@@ -42,9 +46,12 @@ int cmd_serve(int argc, char **argv) {
         {"threads", required_argument, NULL, 't'},   {"model-id", required_argument, NULL, 'i'},
         {"chat-template", required_argument, NULL, 'T'}, {"api-key-file", required_argument, NULL, 'a'},
         {"cors", required_argument, NULL, 'o'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1};
     const char *key_file = NULL, *api_key_file = NULL;
+    cli_tee_opts tee_opts = {0};
+    attest_source tee;
+    int has_tee = 0;
     long v;
     int c;
     optind = 1;
@@ -78,6 +85,8 @@ int cmd_serve(int argc, char **argv) {
         case 'T': cfg.chat_template = optarg; break;
         case 'a': api_key_file = optarg; break;
         case 'o': cfg.cors_origin = optarg; break;
+        case CLI_OPT_TEE: tee_opts.tee = optarg; break;
+        case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
         case 'h': serve_help(); return 0;
         default: return cli_usage_error("serve", "unknown option");
         }
@@ -86,6 +95,14 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "give -m MODEL.gguf or --sealed FILE");
     if (cfg.sealed_path && !key_file)
         return cli_usage_error("serve", "--sealed needs --key-file (until the key broker is used)");
+    int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
+    if (rc)
+        return rc;
+    if (has_tee) {
+        if ((rc = cli_tee_probe("serve", &tee)) != 0)
+            return rc;
+        cfg.tee = &tee;
+    }
     cai_status st = CAI_OK;
     buf api_key;
     buf_init(&api_key, 4096);

@@ -4,8 +4,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
 
 int cli_fail(const char *cmd, cai_status st) {
     fprintf(stderr, "cai %s: %s\n", cmd, cai_errmsg(st));
@@ -84,4 +88,39 @@ void cli_progress_cb(uint64_t done, uint64_t total, void *arg) {
 void cli_progress_end(cli_progress *p) {
     if (p->enabled)
         fprintf(stderr, "\r\033[K");
+}
+
+int cli_tee_source(const char *cmd, const cli_tee_opts *o, attest_source *out, int *out_has) {
+    *out_has = 0;
+    memset(out, 0, sizeof(*out));
+    if (o->tee == NULL) {
+        if (o->sim_dir)
+            return cli_usage_error(cmd, "--sim-dir is for --tee sim");
+        return 0;
+    }
+    if (attest_tee_parse(o->tee, &out->tee) != CAI_OK)
+        return cli_usage_error(cmd, "--tee wants tdx or sim, not '%s'", o->tee);
+    if (out->tee == ATTEST_TEE_SIM) {
+        if (o->sim_dir == NULL)
+            return cli_usage_error(cmd, "--tee sim needs --sim-dir DIR (made by cai attest sim-init DIR)");
+        out->sim_dir = o->sim_dir;
+        log_warn("INSECURE: --tee sim: the simulated TEE signs evidence with keys stored in %s; "
+                 "anyone who can read them can forge it. For tests and development only.",
+                 o->sim_dir);
+    } else if (o->sim_dir) {
+        return cli_usage_error(cmd, "--sim-dir is for --tee sim");
+    }
+    *out_has = 1;
+    return 0;
+}
+
+int cli_tee_probe(const char *cmd, const attest_source *src) {
+    static const uint8_t zero[64];
+    buf q;
+    cai_status st = attest_evidence(src, zero, &q);
+    buf_free(&q);
+    if (st == CAI_OK)
+        return 0;
+    fprintf(stderr, "cai %s: --tee %s: %s\n", cmd, attest_tee_name(src->tee), cai_errmsg(st));
+    return CLI_EXIT_FAIL;
 }

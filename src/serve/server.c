@@ -2,6 +2,7 @@
 #include "serve/server.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,10 +17,12 @@
 #include "common/log.h"
 #include "common/pool.h"
 #include "common/secure.h"
+#include "attest/binding.h"
 #include "llm/engine.h"
 #include "llm/jsonc.h"
 #include "seal/seal.h"
 #include "serve/api.h"
+#include "serve/attestation.h"
 #include "serve/sched.h"
 #include "serve/web.h"
 
@@ -42,16 +45,22 @@ struct server {
     int loader_started;
     atomic_int state; /* 0 loading, 1 ready, -1 failed */
     char model_id[128];
-    char digest[65]; /* hex SHA-256 of the served model, when sealed */
+    char digest[65]; /* hex SHA-256 of the served model, when known */
+    uint8_t digest_raw[ATTEST_DIGEST_LEN];
+    int have_digest;  /* set by the loader before state becomes 1 */
+    attest_source tee; /* valid when has_tee */
+    int has_tee;
+    attestation *att;
     time_t created;
     /* metrics */
-    atomic_ullong http[6][5]; /* endpoint x status class (2xx..5xx, other) */
+    atomic_ullong http[6][5]; /* endpoint (EP_*) x status class (2xx..5xx, other) */
     atomic_ullong prompt_tokens, completion_tokens;
     histogram latency, ttft;
 };
 
-enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_OTHER, EP_COUNT_ };
-static const char *const EP_NAMES[] = {"chat_completions", "completions", "models", "health", "other"};
+enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_ATTESTATION, EP_OTHER, EP_COUNT_ };
+static const char *const EP_NAMES[] = {"chat_completions", "completions", "models", "health",
+                                       "attestation", "other"};
 
 static void observe(histogram *h, double v) {
     int i = 0;
@@ -547,11 +556,49 @@ static void h_health(httpd_req *r, void *arg) {
                      json_pack("{s:s}", "status", st == 1 ? "ok" : st == 0 ? "loading" : "failed"));
 }
 
+static void on_attestation_reply(void *arg, int status) { count(arg, EP_ATTESTATION, status); }
+
+/* GET /v1/attestation?nonce=HEX: evidence binding the nonce and the model
+ * digest, produced by the attestation worker. Open without the API key: a
+ * client checks the server before it sends anything, the key included. */
 static void h_attestation(httpd_req *r, void *arg) {
     server *sv = arg;
     add_cors(sv, r);
-    reply_error(sv, r, EP_OTHER, 501, NULL,
-                "attestation is not available: this server was not started in a TEE");
+    if (strcmp(httpd_method(r), "GET") != 0)
+        return reply_error(sv, r, EP_ATTESTATION, 405, NULL, "use GET");
+    if (!sv->has_tee) {
+        api_error e;
+        api_error_set(&e, 501, NULL, "attestation is not available: this server was started "
+                      "without a TEE (cai serve --tee tdx, or --tee sim for development)");
+        snprintf(e.code, sizeof(e.code), "no_tee_configured");
+        return reply_api_error(sv, r, EP_ATTESTATION, &e);
+    }
+    const char *hex = httpd_query(r, "nonce");
+    uint8_t nonce[ATTEST_NONCE_MAX];
+    size_t n = 0;
+    cai_status st = hex ? attest_nonce_parse(hex, nonce, &n) : CAI_ERR_INVALID_ARG;
+    if (st != CAI_OK) {
+        api_error e;
+        api_error_set(&e, 400, "nonce", "%s", hex ? cai_errmsg(st) :
+                      "give a fresh random nonce: /v1/attestation?nonce=HEX (16 to 64 bytes)");
+        snprintf(e.code, sizeof(e.code), "invalid_nonce");
+        return reply_api_error(sv, r, EP_ATTESTATION, &e);
+    }
+    if (!ready(sv, r, EP_ATTESTATION))
+        return;
+    CAI_ASSERT(sv->have_digest); /* the loader sets it before ready */
+    httpd_async *a = httpd_async_new(r, NULL, NULL);
+    if (a == NULL) /* answered 500 already */
+        return count(sv, EP_ATTESTATION, 500);
+    if ((st = attestation_submit(sv->att, a, nonce, n, sv->digest_raw, sv->model_id)) != CAI_OK) {
+        int status = st == CAI_ERR_LIMIT ? 429 : 500;
+        char *s = openai_error_body(status, cai_errmsg(st));
+        if (s)
+            (void)httpd_async_reply(a, status, "application/json", s, strlen(s));
+        free(s);
+        count(sv, EP_ATTESTATION, status);
+        httpd_async_release(a);
+    }
 }
 
 static void h_metrics(httpd_req *r, void *arg) {
@@ -651,9 +698,37 @@ static cai_status unseal(server *sv) {
     secure_wipe(sv->cfg.key, sizeof(sv->cfg.key));
     close(fd);
     if (st == CAI_OK) {
+        memcpy(sv->digest_raw, digest, sizeof(sv->digest_raw));
+        sv->have_digest = 1;
         hex_encode(sv->digest, digest, sizeof(digest));
         log_info("model unsealed into memory, sha256:%s", sv->digest);
     }
+    return st;
+}
+
+/* Opens the model file once and, for attestation, hashes the bytes of that
+ * open file before the engine maps the same fd. (A host that can write the
+ * file can still change it afterwards: -m is for development; the sealed
+ * boot serves a sealed memfd.) */
+static cai_status open_plain(server *sv) {
+    int fd = sv->cfg.model_fd;
+    if (sv->cfg.model_path && (fd = open(sv->cfg.model_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return cai_fail(CAI_ERR_IO, "cannot open %s", sv->cfg.model_path);
+    cai_status st = CAI_OK;
+    if (sv->has_tee && !sv->have_digest) {
+        struct stat sb;
+        if (fstat(fd, &sb) != 0 || sb.st_size < 0)
+            st = cai_fail(CAI_ERR_IO, "cannot size the model");
+        else if ((st = seal_digest_fd(fd, (uint64_t)sb.st_size, sv->digest_raw)) == CAI_OK) {
+            hex_encode(sv->digest, sv->digest_raw, sizeof(sv->digest_raw));
+            sv->have_digest = 1;
+            log_info("model sha256:%s (bound into /v1/attestation)", sv->digest);
+        }
+    }
+    if (st == CAI_OK)
+        st = llm_engine_open(NULL, fd, sv->cfg.chat_template, &sv->e);
+    if (sv->cfg.model_path)
+        close(fd);
     return st;
 }
 
@@ -661,7 +736,7 @@ static void *loader_main(void *arg) {
     server *sv = arg;
     cai_status st = sv->cfg.sealed_path ? unseal(sv) : CAI_OK;
     if (st == CAI_OK)
-        st = llm_engine_open(sv->cfg.model_path, sv->cfg.model_fd, sv->cfg.chat_template, &sv->e);
+        st = open_plain(sv);
     if (st == CAI_OK) {
         const llm_hparams *hp = llm_model_hparams(sv->e->model);
         int n_ctx = sv->cfg.n_ctx < hp->n_ctx_train ? sv->cfg.n_ctx : hp->n_ctx_train;
@@ -717,6 +792,15 @@ cai_status server_start(const serve_config *cfg, server **out) {
         free(sv);
         return st;
     }
+    if (cfg->tee) {
+        sv->tee = *cfg->tee;
+        sv->has_tee = 1;
+        if ((st = attestation_new(&sv->tee, 16, on_attestation_reply, sv, &sv->att)) != CAI_OK) {
+            httpd_free(sv->h);
+            free(sv);
+            return st;
+        }
+    }
     httpd_set_error_body(sv->h, openai_error_body);
     httpd_route(sv->h, "/v1/chat/completions", h_chat, sv);
     httpd_route(sv->h, "/v1/completions", h_completions, sv);
@@ -746,6 +830,7 @@ void server_free(server *sv) {
         pthread_join(sv->loader, NULL);
     secure_wipe(sv->cfg.key, sizeof(sv->cfg.key));
     sched_free(sv->s); /* finishes running requests as cancelled */
+    attestation_free(sv->att); /* drops waiting requests */
     httpd_free(sv->h);
     llm_ctx_free(sv->ctx);
     llm_engine_free(sv->e);

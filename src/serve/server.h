@@ -2,12 +2,15 @@
  *
  * The server listens at once and answers /health with 503 while the model
  * loads (from a GGUF path, or from an fd: the sealed memfd), then serves
- * /v1/chat/completions, /v1/completions, /v1/models, /metrics and the web
- * chat at /. Generation runs on the scheduler's engine thread (continuous
+ * /v1/chat/completions, /v1/completions, /v1/models, /metrics, the web
+ * chat at / and, when a TEE is configured, /v1/attestation (evidence binding
+ * a client's nonce and the SHA-256 of the model bytes loaded, see
+ * docs/ATTESTATION-API.md). Generation runs on the scheduler's engine thread (continuous
  * batching); the HTTP loop only parses, queues and streams. */
 #ifndef CAI_SERVE_SERVER_H
 #define CAI_SERVE_SERVER_H
 
+#include "attest/evidence.h"
 #include "common/status.h"
 
 typedef struct {
@@ -18,7 +21,8 @@ typedef struct {
     const char *sealed_path;   /* a sealed model, decrypted into a sealed memfd */
     unsigned char key[32];     /* its key (wiped once used) */
     const char *model_id;      /* the id /v1/models reports (default: the file name) */
-    const char *model_digest;  /* hex SHA-256 of the model, if known (sealed boot) */
+    const attest_source *tee;  /* where /v1/attestation gets evidence; NULL: no TEE
+                                  (the endpoint answers 501) */
     const char *chat_template; /* override, or NULL */
     const char *api_key;       /* require "Authorization: Bearer KEY"; NULL: open */
     const char *cors_origin;   /* allowed Origin ("*" for any), or NULL */

@@ -3,6 +3,8 @@
 set -u
 : "${CAI:?CAI must point at the cai binary}"
 T=$(mktemp -d /tmp/cai-e2e.XXXXXX)
+# tmux (terminal tests) gets a server of its own in $T, never the user's.
+export TMUX_TMPDIR="$T"
 trap 'rm -rf "$T"' EXIT
 fails=0
 

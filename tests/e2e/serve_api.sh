@@ -157,5 +157,13 @@ echo "$out" | grep -q '"chat.completion"' && pass serves_after_malformed || fail
 curl -s "$U/metrics" | grep -q '^cai_time_to_first_token_seconds_count [1-9]' && pass metrics || fail metrics "no ttft"
 kill -0 $SERVER 2>/dev/null && pass server_alive || fail server_alive "the server died: $(tail -5 serve.log)"
 
+# Without --tee there is no evidence to give: a clear 501, not a fake quote.
+code=$(curl -s -o att.json -w '%{http_code}' "$U/v1/attestation?nonce=$(openssl rand -hex 32)")
+[ "$code" = 501 ] && python3 -c '
+import json
+e = json.load(open("att.json"))["error"]
+assert e["code"] == "no_tee_configured" and "without a TEE" in e["message"] and e["type"] == "server_error", e
+' && pass attestation_without_tee_501 || fail attestation_without_tee_501 "HTTP $code $(cat att.json)"
+
 stop_serve
 finish

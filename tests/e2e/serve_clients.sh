@@ -3,7 +3,9 @@
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 
-start_serve serve_clients && pass health_200 || fail health_200 "$(cat serve.log)"
+# In the simulated TEE, as ./run demo serves (the README's attestation example).
+"$CAI" attest sim-init sim >/dev/null
+start_serve serve_clients --tee sim --sim-dir sim && pass health_200 || fail health_200 "$(cat serve.log)"
 NODE_PATH="$ROOT/node_modules" node "$ROOT/tests/e2e/openai_sdk.mjs" "$U" m 2>&1 ||
     echo "FAIL openai_sdk: exit $?"
 

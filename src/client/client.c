@@ -1,0 +1,386 @@
+/* client.c - HTTP(S) to a cai server with libcurl: models, streamed chat,
+ * attestation. */
+#include "client/client.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "attest/binding.h"
+#include "attest/quote.h"
+#include "client/sse.h"
+#include "common/codec.h"
+#include "common/secure.h"
+
+struct client {
+    char *url; /* without a trailing '/' */
+    char *auth; /* "Authorization: Bearer KEY", or NULL */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+cai_status client_new(const char *url, const char *api_key, client **out) {
+    *out = NULL;
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return cai_fail(CAI_ERR_INVALID_ARG, "the URL must start with http:// or https://, not '%s'", url);
+    if (strpbrk(url, " \t\r\n?#"))
+        return cai_fail(CAI_ERR_INVALID_ARG, "the URL must be the server's address, like http://127.0.0.1:7860");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return cai_fail(CAI_ERR_INTERNAL, "libcurl failed to start");
+    client *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->url = strdup(url)) == NULL)
+        goto nomem;
+    size_t n = strlen(c->url);
+    while (n > 0 && c->url[n - 1] == '/')
+        c->url[--n] = '\0';
+    if (api_key) {
+        size_t len = strlen("Authorization: Bearer ") + strlen(api_key) + 1;
+        if ((c->auth = malloc(len)) == NULL)
+            goto nomem;
+        snprintf(c->auth, len, "Authorization: Bearer %s", api_key);
+    }
+    *out = c;
+    return CAI_OK;
+nomem:
+    client_free(c);
+    return CAI_ERR_NOMEM;
+}
+
+void client_free(client *c) {
+    if (c == NULL)
+        return;
+    free(c->url);
+    if (c->auth) {
+        secure_wipe(c->auth, strlen(c->auth));
+        free(c->auth);
+    }
+    free(c);
+}
+
+/* ---- one request ---------------------------------------------------------- */
+
+typedef struct {
+    CURL *h;
+    struct curl_slist *headers;
+    long status;
+    int status_known;
+    buf body; /* a non-streamed answer, or an error answer of a stream */
+    /* streams */
+    sse_parser *sse;
+    cai_status stream_st;
+    volatile sig_atomic_t *cancel;
+    int stopped;
+} request;
+
+static cai_status request_init(client *c, request *r, const char *path, const char *json_body) {
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->body, CLIENT_MAX_BODY);
+    char url[2048];
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", c->url, path) >= sizeof(url))
+        return cai_fail(CAI_ERR_LIMIT, "the URL is too long");
+    if ((r->h = curl_easy_init()) == NULL)
+        return CAI_ERR_NOMEM;
+    if (c->auth)
+        r->headers = curl_slist_append(r->headers, c->auth);
+    if (json_body)
+        r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+    r->headers = curl_slist_append(r->headers, "Accept: application/json, text/event-stream");
+    if (r->headers == NULL)
+        return CAI_ERR_NOMEM;
+    curl_easy_setopt(r->h, CURLOPT_URL, url);
+    curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(r->h, CURLOPT_USERAGENT, "cai-chat/0.1");
+    if (json_body)
+        curl_easy_setopt(r->h, CURLOPT_COPYPOSTFIELDS, json_body);
+    return CAI_OK;
+}
+
+static void request_cleanup(request *r) {
+    curl_easy_cleanup(r->h);
+    curl_slist_free_all(r->headers);
+    buf_free(&r->body);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg) {
+    request *r = arg;
+    return buf_append(&r->body, p, size * n) == CAI_OK ? size * n : 0;
+}
+
+/* The server's error message from an OpenAI error body, or a generic one. */
+static cai_status http_error(client *c, request *r) {
+    json_t *j = r->body.len ? json_loadb((const char *)r->body.data, r->body.len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    cai_status st = cai_fail(CAI_ERR_INVALID_ARG, "%s answered HTTP %ld: %s", c->url, r->status,
+                             msg ? msg : "(no error message)");
+    json_decref(j);
+    return st;
+}
+
+static cai_status transport_error(client *c, CURLcode rc) {
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_OPERATION_TIMEDOUT)
+        return cai_fail(CAI_ERR_IO, "cannot reach %s: %s (is cai serve running there?)", c->url,
+                        curl_easy_strerror(rc));
+    return cai_fail(CAI_ERR_IO, "%s: %s", c->url, curl_easy_strerror(rc));
+}
+
+/* GET |path| into r->body; a non-200 answer is an error. */
+static cai_status get(client *c, request *r, const char *path) {
+    cai_status st = request_init(c, r, path, NULL);
+    if (st != CAI_OK)
+        return st;
+    curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
+    CURLcode rc = curl_easy_perform(r->h);
+    if (rc == CURLE_WRITE_ERROR)
+        return cai_fail(CAI_ERR_LIMIT, "%s%s: the answer is larger than %u bytes", c->url, path, CLIENT_MAX_BODY);
+    if (rc != CURLE_OK)
+        return transport_error(c, rc);
+    curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status);
+    return r->status == 200 ? CAI_OK : http_error(c, r);
+}
+
+static cai_status get_json(client *c, const char *path, json_t **out) {
+    request r;
+    *out = NULL;
+    cai_status st = get(c, &r, path);
+    if (st == CAI_OK && (*out = json_loadb((const char *)r.body.data, r.body.len, 0, NULL)) == NULL)
+        st = cai_fail(CAI_ERR_FORMAT, "%s%s: the answer is not JSON", c->url, path);
+    request_cleanup(&r);
+    return st;
+}
+
+cai_status client_model(client *c, char *out, size_t cap) {
+    json_t *j;
+    cai_status st = get_json(c, "/v1/models", &j);
+    if (st != CAI_OK)
+        return st;
+    const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
+    if (id == NULL)
+        st = cai_fail(CAI_ERR_FORMAT, "%s/v1/models lists no model", c->url);
+    else if ((size_t)snprintf(out, cap, "%s", id) >= cap)
+        st = cai_fail(CAI_ERR_LIMIT, "the model id is too long");
+    json_decref(j);
+    return st;
+}
+
+/* ---- attestation ------------------------------------------------------------ */
+
+cai_status client_attest(client *c, const attest_verifier *v, time_t now, json_t **out) {
+    *out = NULL;
+    uint8_t nonce[32], digest[ATTEST_DIGEST_LEN], want[ATTEST_REPORT_DATA_LEN];
+    char nonce_hex[65], path[128];
+    json_t *j = NULL, *claims = NULL;
+    uint8_t *quote = NULL;
+    tdx_quote *q = NULL;
+    size_t qlen = 0, dlen = 0;
+    cai_status st = secure_random(nonce, sizeof(nonce));
+    if (st != CAI_OK)
+        return st;
+    hex_encode(nonce_hex, nonce, sizeof(nonce));
+    snprintf(path, sizeof(path), "/v1/attestation?nonce=%s", nonce_hex);
+    if ((st = get_json(c, path, &j)) != CAI_OK)
+        goto out;
+    const char *q64 = json_string_value(json_object_get(j, "quote"));
+    const char *dhex = json_string_value(json_object_get(j, "model_digest"));
+    const char *model = json_string_value(json_object_get(j, "model"));
+    if (q64 == NULL || dhex == NULL || model == NULL ||
+        hex_decode(dhex, strlen(dhex), digest, sizeof(digest), &dlen) != CAI_OK || dlen != sizeof(digest)) {
+        st = cai_fail(CAI_ERR_FORMAT, "the server's attestation lacks a quote, model or model digest");
+        goto out;
+    }
+    size_t max = b64_decoded_max(strlen(q64));
+    if (max > TDX_QUOTE_MAX_LEN)
+        max = TDX_QUOTE_MAX_LEN;
+    if ((quote = malloc(max ? max : 1)) == NULL) {
+        st = CAI_ERR_NOMEM;
+        goto out;
+    }
+    if (b64_decode(q64, strlen(q64), quote, max, &qlen, B64_STD) != CAI_OK) {
+        st = cai_fail(CAI_ERR_FORMAT, "the server's quote is not base64 of at most %u bytes", TDX_QUOTE_MAX_LEN);
+        goto out;
+    }
+    tdx_verify_result res;
+    if ((st = attest_verify_claims(v, quote, qlen, now, &claims, &res)) != CAI_OK) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
+        st = cai_fail(st, "the server's quote does not verify (%s): %s", tdx_verify_error_str(res.error), why);
+        goto out;
+    }
+    if ((st = tdx_quote_parse(quote, qlen, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK ||
+        (st = attest_binding_report_data(nonce, sizeof(nonce), digest, want)) != CAI_OK)
+        goto out;
+    if (!secure_memeq(q->body.report_data, want, sizeof(want))) {
+        st = cai_fail(CAI_ERR_AUTH, "the server's quote does not bind our nonce and the model digest "
+                      "it names: a replayed or foreign quote");
+        goto out;
+    }
+    if (tdx_quote_is_debug(q)) {
+        st = cai_fail(CAI_ERR_AUTH, "the server's TD runs in debug mode: the host can read its memory");
+        goto out;
+    }
+    char dh[2 * ATTEST_DIGEST_LEN + 1];
+    hex_encode(dh, digest, sizeof(digest));
+    if (json_object_set_new(claims, "model_digest", json_string(dh)) ||
+        json_object_set_new(claims, "model", json_string(model))) {
+        st = CAI_ERR_NOMEM;
+        goto out;
+    }
+    *out = claims;
+    claims = NULL;
+out:
+    tdx_quote_free(q);
+    free(quote);
+    json_decref(claims);
+    json_decref(j);
+    return st;
+}
+
+/* ---- streamed chat ---------------------------------------------------------- */
+
+typedef struct {
+    request r;
+    void (*on_text)(void *, const char *, size_t);
+    void *arg;
+    buf *reply;
+    int done;
+} stream;
+
+static cai_status on_event(void *arg, const char *data, size_t len) {
+    stream *s = arg;
+    if (s->done) /* nothing may follow [DONE] */
+        return cai_fail(CAI_ERR_FORMAT, "the server sent events after [DONE]");
+    if (strcmp(data, "[DONE]") == 0) {
+        s->done = 1;
+        return CAI_OK;
+    }
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (j == NULL)
+        return cai_fail(CAI_ERR_FORMAT, "the server streamed an event that is not JSON");
+    cai_status st = CAI_OK;
+    json_t *err = json_object_get(j, "error");
+    if (err) {
+        const char *m = json_string_value(json_object_get(err, "message"));
+        st = cai_fail(CAI_ERR_IO, "the server stopped the reply: %s", m ? m : "(no message)");
+    } else {
+        json_t *delta = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta");
+        json_t *content = json_object_get(delta, "content");
+        if (json_is_string(content) && json_string_length(content) > 0) {
+            const char *t = json_string_value(content);
+            size_t n = json_string_length(content);
+            if (n > CLIENT_MAX_REPLY - s->reply->len)
+                st = cai_fail(CAI_ERR_LIMIT, "the reply is longer than %u bytes", CLIENT_MAX_REPLY);
+            else
+                st = buf_append(s->reply, t, n);
+            if (st == CAI_OK && s->on_text)
+                s->on_text(s->arg, t, n);
+        }
+    }
+    json_decref(j);
+    return st;
+}
+
+static size_t on_stream_data(char *p, size_t size, size_t n, void *arg) {
+    stream *s = arg;
+    request *r = &s->r;
+    if (r->cancel && *r->cancel) {
+        r->stopped = 1;
+        return 0; /* closes the connection: the server cancels the generation */
+    }
+    if (!r->status_known) {
+        curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status);
+        r->status_known = 1;
+    }
+    if (r->status != 200) /* an error document, not a stream */
+        return buf_append(&r->body, p, size * n) == CAI_OK ? size * n : 0;
+    if ((r->stream_st = sse_feed(r->sse, p, size * n)) != CAI_OK)
+        return 0;
+    return size * n;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    request *r = arg;
+    if (r->cancel && *r->cancel) {
+        r->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static json_t *chat_body(const client_chat_req *q) {
+    json_t *msgs = json_array();
+    for (size_t i = 0; msgs && i < q->n_messages; i++)
+        if (json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", q->messages[i].role, "content",
+                                                  q->messages[i].content ? q->messages[i].content : "")))
+            return json_decref(msgs), NULL;
+    json_t *b = json_pack("{s:s, s:o, s:b}", "model", q->model, "messages", msgs, "stream", 1);
+    if (b == NULL)
+        return NULL;
+    int bad = 0;
+    if (q->max_tokens > 0)
+        bad |= json_object_set_new(b, "max_tokens", json_integer(q->max_tokens));
+    if (q->has_temperature)
+        bad |= json_object_set_new(b, "temperature", json_real(q->temperature));
+    if (q->has_top_p)
+        bad |= json_object_set_new(b, "top_p", json_real(q->top_p));
+    if (q->has_top_k)
+        bad |= json_object_set_new(b, "top_k", json_integer(q->top_k));
+    if (q->has_min_p)
+        bad |= json_object_set_new(b, "min_p", json_real(q->min_p));
+    if (q->has_repetition_penalty)
+        bad |= json_object_set_new(b, "repetition_penalty", json_real(q->repetition_penalty));
+    if (q->has_seed)
+        bad |= json_object_set_new(b, "seed", json_integer((json_int_t)q->seed));
+    return bad ? (json_decref(b), NULL) : b;
+}
+
+cai_status client_chat_stream(client *c, const client_chat_req *req,
+                              void (*on_text)(void *, const char *, size_t), void *arg,
+                              volatile sig_atomic_t *cancel, buf *reply, int *out_stopped) {
+    *out_stopped = 0;
+    stream s = {.on_text = on_text, .arg = arg, .reply = reply};
+    sse_parser sse;
+    sse_init(&sse, 0, on_event, &s);
+    CAI_ASSERT(reply->len <= CLIENT_MAX_REPLY);
+    json_t *b = chat_body(req);
+    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    cai_status st = body ? request_init(c, &s.r, "/v1/chat/completions", body) : CAI_ERR_NOMEM;
+    free(body);
+    if (st == CAI_OK) {
+        s.r.sse = &sse;
+        s.r.cancel = cancel;
+        curl_easy_setopt(s.r.h, CURLOPT_WRITEFUNCTION, on_stream_data);
+        curl_easy_setopt(s.r.h, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(s.r.h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(s.r.h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(s.r.h, CURLOPT_XFERINFODATA, &s.r);
+        CURLcode rc = curl_easy_perform(s.r.h);
+        if (s.r.stopped) {
+            *out_stopped = 1;
+        } else if (s.r.stream_st != CAI_OK) {
+            st = s.r.stream_st;
+        } else if (rc == CURLE_WRITE_ERROR && s.r.status != 200) {
+            st = cai_fail(CAI_ERR_LIMIT, "the server's error answer is larger than %u bytes", CLIENT_MAX_BODY);
+        } else if (rc != CURLE_OK) {
+            st = transport_error(c, rc);
+        } else if (s.r.status != 200 || (s.r.status_known == 0 &&
+                   (curl_easy_getinfo(s.r.h, CURLINFO_RESPONSE_CODE, &s.r.status), s.r.status != 200))) {
+            st = http_error(c, &s.r);
+        } else if (!s.done) {
+            st = cai_fail(CAI_ERR_TRUNCATED, "the reply was cut off: the stream ended before [DONE]");
+        }
+    }
+    sse_cleanup(&sse);
+    request_cleanup(&s.r);
+    return st;
+}
