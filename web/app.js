@@ -132,6 +132,7 @@ async function complete() {
       throw new Error((err.error && err.error.message) || res.status + ' ' + res.statusText);
     }
     const reader = res.body.getReader();
+    let painting = false;
     const decoder = new TextDecoder();
     let pending = '';
     for (;;) {
@@ -151,8 +152,16 @@ async function complete() {
           const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
           if (delta && delta.content) {
             reply.content += delta.content;
-            div.innerHTML = markdown(reply.content);
-            $('log').scrollTop = $('log').scrollHeight;
+            // Paint at most once a frame: re-rendering the whole reply per
+            // token would keep the page too busy to take a click on Stop.
+            if (!painting) {
+              painting = true;
+              requestAnimationFrame(() => {
+                painting = false;
+                div.innerHTML = markdown(reply.content);
+                $('log').scrollTop = $('log').scrollHeight;
+              });
+            }
           }
         }
       }

@@ -137,8 +137,13 @@ try {
     await page.dispatchEvent('#max-tokens', 'change');
     await page.click('#settings-toggle');
     await page.click('.msg.assistant .regenerate');
-    await page.waitForSelector('#stop', { state: 'visible', timeout: 10000 });
-    await page.waitForSelector('#stop', { state: 'hidden', timeout: 60000 });
+    // A short reply: wait for the server to finish it, then for the page.
+    let done = done0;
+    for (let i = 0; i < 300 && done <= done0; i++) {
+      await page.waitForTimeout(100);
+      done = await metric('cai_http_requests_total{endpoint="chat_completions",code="2xx"}');
+    }
+    await page.waitForSelector('#stop', { state: 'hidden', timeout: 10000 });
     await page.waitForSelector('.msg.assistant .regenerate', { timeout: 10000 });
     const users = await page.locator('.msg.user').count(), bots = await page.locator('.msg.assistant').count();
     assert(users === 1 && bots === 1, `regenerate should replace the reply: ${users} user, ${bots} assistant messages`);
