@@ -1,25 +1,33 @@
 /* cmd_serve.c - cai serve: the OpenAI-compatible server and web chat. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "common/secure.h"
 #include "seal/keyfile.h"
+#include "seal/seal.h"
 #include "serve/server.h"
 
 static void serve_help(void) {
     printf("usage: cai serve -m MODEL.gguf [options]\n"
+           "       cai serve --sealed MODEL.sealed --kbs URL --tee tdx|sim [options]\n"
            "       cai serve --sealed MODEL.sealed --key-file KEY [options]\n\n"
            "Serve a model: the OpenAI API (/v1/chat/completions, /v1/completions,\n"
            "/v1/models), /health, /metrics and a web chat at /.\n\n"
            "  -m, --model FILE        a GGUF model (development)\n"
            "      --sealed FILE       a sealed model: decrypted into memory only\n"
-           "      --key-file FILE     its key (INSECURE outside a TEE: the key broker\n"
-           "                          releases it after attestation in production)\n"
+           "      --kbs URL           the key broker: attest this TEE (--tee) to it and\n"
+           "                          receive the sealed model's key (its key id)\n"
+           "      --kbs-ca FILE       CA of the key broker's HTTPS certificate\n"
+           "      --key-file FILE     the key from a file instead (INSECURE: development)\n"
            "      --host ADDR         listen address (default 127.0.0.1)\n"
            "      --port N            port (default 7860)\n"
            "      --slots N           concurrent generations (default 4)\n"
@@ -37,6 +45,33 @@ static void serve_help(void) {
            "  -h, --help              this help\n");
 }
 
+/* fetch_key attests to the key broker and receives the key of the sealed
+ * file at |path| (the resource its header names). */
+static cai_status fetch_key(const agent_config *ac, const char *path, unsigned char key[32]) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    seal_header *h = NULL;
+    cai_status st = seal_header_read(fd, &h);
+    close(fd);
+    if (st != CAI_OK)
+        return st;
+    buf k;
+    double t0 = cli_now();
+    st = agent_get_resource(ac, h->key_id, &k);
+    if (st == CAI_OK && k.len != 32)
+        st = cai_fail(CAI_ERR_FORMAT, "the key broker released %zu bytes for %s, not a "
+                      "256-bit key", k.len, h->key_id);
+    if (st == CAI_OK) {
+        memcpy(key, k.data, 32);
+        log_info("attested to %s (%s) and received the key %s in %.0f ms", ac->kbs_url,
+                 attest_tee_name(ac->source.tee), h->key_id, 1e3 * (cli_now() - t0));
+    }
+    buf_free(&k); /* wiped */
+    seal_header_free(h);
+    return st;
+}
+
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},     {"sealed", required_argument, NULL, 'S'},
@@ -46,9 +81,10 @@ int cmd_serve(int argc, char **argv) {
         {"threads", required_argument, NULL, 't'},   {"model-id", required_argument, NULL, 'i'},
         {"chat-template", required_argument, NULL, 'T'}, {"api-key-file", required_argument, NULL, 'a'},
         {"cors", required_argument, NULL, 'o'},      {"help", no_argument, NULL, 'h'},
+        {"kbs", required_argument, NULL, 'K'},      {"kbs-ca", required_argument, NULL, 'R'},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1};
-    const char *key_file = NULL, *api_key_file = NULL;
+    const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
     cli_tee_opts tee_opts = {0};
     attest_source tee;
     int has_tee = 0;
@@ -84,6 +120,8 @@ int cmd_serve(int argc, char **argv) {
         case 'i': cfg.model_id = optarg; break;
         case 'T': cfg.chat_template = optarg; break;
         case 'a': api_key_file = optarg; break;
+        case 'K': kbs_url = optarg; break;
+        case 'R': kbs_ca = optarg; break;
         case 'o': cfg.cors_origin = optarg; break;
         case CLI_OPT_TEE: tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
@@ -93,8 +131,10 @@ int cmd_serve(int argc, char **argv) {
     }
     if (!!cfg.model_path + !!cfg.sealed_path != 1)
         return cli_usage_error("serve", "give -m MODEL.gguf or --sealed FILE");
-    if (cfg.sealed_path && !key_file)
-        return cli_usage_error("serve", "--sealed needs --key-file (until the key broker is used)");
+    if (cfg.sealed_path && !!key_file + !!kbs_url != 1)
+        return cli_usage_error("serve", "--sealed needs --kbs URL (or, for development, --key-file)");
+    if (!cfg.sealed_path && (key_file || kbs_url))
+        return cli_usage_error("serve", "--kbs and --key-file go with --sealed");
     int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
@@ -102,6 +142,8 @@ int cmd_serve(int argc, char **argv) {
         if ((rc = cli_tee_probe("serve", &tee)) != 0)
             return rc;
         cfg.tee = &tee;
+    } else if (kbs_url) {
+        return cli_usage_error("serve", "--kbs needs --tee: the evidence the key broker checks");
     }
     cai_status st = CAI_OK;
     buf api_key;
@@ -115,7 +157,13 @@ int cmd_serve(int argc, char **argv) {
             return cli_usage_error("serve", "the API key file is empty");
         cfg.api_key = (const char *)api_key.data;
     }
-    if (key_file) {
+    if (kbs_url) {
+        agent_config ac = {.kbs_url = kbs_url, .ca_file = kbs_ca, .source = tee};
+        if ((st = fetch_key(&ac, cfg.sealed_path, cfg.key)) != CAI_OK) {
+            buf_free(&api_key);
+            return cli_fail("serve", st);
+        }
+    } else if (key_file) {
         if ((st = keyfile_read(key_file, cfg.key)) != CAI_OK) {
             buf_free(&api_key);
             return cli_fail("serve", st);
