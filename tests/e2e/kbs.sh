@@ -60,12 +60,30 @@ fi
 agent kbs:///cai/model/key --rsa --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
     pass agent_rsa_oaep_256 || fail agent_rsa_oaep_256 "differs"
 
+# Network errors are retried with backoff: an agent started before its broker
+# gets the key once the broker is up. Refusals are not retried.
+RPORT=$(free_port)
+"$CAI" agent get-resource kbs:///cai/model/key --kbs "http://127.0.0.1:$RPORT" --tee sim --sim-dir sim \
+    --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > retry.bin 2> retry.err &
+AG=$!
+sleep 1
+"$CAI" kbs --db kbs.db --master-key master.key --port "$RPORT" --insecure-http --trust-sim sim >> kbs.log 2>&1 &
+KBS2=$!
+wait $AG
+cmp -s retry.bin key.bin && grep -q "retrying in" retry.err && pass agent_retries_network_errors ||
+    fail agent_retries_network_errors "$(cat retry.err)"
+kill -TERM $KBS2; wait $KBS2
+
 # Refusals: each a clear error, nothing on stdout.
 refused() { # NAME PATTERN AGENT-ARGS...
     local name="$1" pat="$2"; shift 2
     local err rc
     err=$(agent "$@" 2>&1 > got.bin); rc=$?
-    if [ "$rc" = 1 ] && [ ! -s got.bin ] && echo "$err" | grep -qE "$pat"; then pass "$name"; else fail "$name" "rc $rc: $err"; fi
+    if [ "$rc" = 1 ] && [ ! -s got.bin ] && echo "$err" | grep -qE "$pat" && ! echo "$err" | grep -q "retrying"; then
+        pass "$name"
+    else
+        fail "$name" "rc $rc: $err"
+    fi
 }
 WRONG=$(printf 'c3%.0s' $(seq 48))
 refused refuse_wrong_mrtd "403 PolicyDeny.*claim mr_td" kbs:///cai/model/key --sim-mrtd "$WRONG" --sim-rtmr 2="$RT2"
