@@ -322,6 +322,35 @@ static void history_clear(history *h, size_t keep) {
 
 static int chat_remote(const run_opts *o);
 
+typedef enum { CHAT_LINE, CHAT_CLEAR, CHAT_EXIT } chat_input;
+
+/* chat_read reads the user's next line at the "> " prompt into |*line|:
+ * a message, /clear, or the end (end of input, /exit, /quit). Empty lines
+ * and a Ctrl-C while reading ask again. */
+static chat_input chat_read(char **line, size_t *cap) {
+    for (;;) {
+        printf("\n> ");
+        fflush(stdout);
+        interrupted = 0;
+        ssize_t len = getline(line, cap, stdin);
+        if (len < 0) {
+            if (interrupted && !feof(stdin)) {
+                clearerr(stdin);
+                continue;
+            }
+            return CHAT_EXIT;
+        }
+        char *l = *line;
+        while (len > 0 && (l[len - 1] == '\n' || l[len - 1] == '\r'))
+            l[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (strcmp(l, "/exit") == 0 || strcmp(l, "/quit") == 0)
+            return CHAT_EXIT;
+        return strcmp(l, "/clear") == 0 ? CHAT_CLEAR : CHAT_LINE;
+    }
+}
+
 int cmd_chat(int argc, char **argv) {
     run_opts o;
     int rc = parse_run_opts("chat", argc, argv, &o, chat_help);
@@ -351,24 +380,10 @@ int cmd_chat(int argc, char **argv) {
     char *line = NULL;
     size_t line_cap = 0;
     for (;;) {
-        printf("\n> ");
-        fflush(stdout);
-        interrupted = 0;
-        ssize_t len = getline(&line, &line_cap, stdin);
-        if (len < 0) {
-            if (interrupted && !feof(stdin)) {
-                clearerr(stdin);
-                continue;
-            }
+        chat_input in = chat_read(&line, &line_cap);
+        if (in == CHAT_EXIT)
             break;
-        }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
-            continue;
-        if (strcmp(line, "/exit") == 0 || strcmp(line, "/quit") == 0)
-            break;
-        if (strcmp(line, "/clear") == 0) {
+        if (in == CHAT_CLEAR) {
             history_clear(&h, keep);
             n_cached = 0;
             printf("(conversation cleared)\n");
@@ -518,24 +533,10 @@ static int chat_remote(const run_opts *o) {
         keep = 1;
     printf("cai chat: %s at %s. /clear starts over, /exit leaves.\n", model, o->url);
     for (;;) {
-        printf("\n> ");
-        fflush(stdout);
-        interrupted = 0;
-        ssize_t len = getline(&line, &line_cap, stdin);
-        if (len < 0) {
-            if (interrupted && !feof(stdin)) {
-                clearerr(stdin);
-                continue;
-            }
+        chat_input in = chat_read(&line, &line_cap);
+        if (in == CHAT_EXIT)
             break;
-        }
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
-            continue;
-        if (strcmp(line, "/exit") == 0 || strcmp(line, "/quit") == 0)
-            break;
-        if (strcmp(line, "/clear") == 0) {
+        if (in == CHAT_CLEAR) {
             history_clear(&h, keep);
             printf("(conversation cleared)\n");
             continue;
