@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "cli/cli.h"
 #include "common/file.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/secure.h"
 #include "seal/keyfile.h"
@@ -23,7 +24,12 @@ static void serve_help(void) {
            "Serve a model: the OpenAI API (/v1/chat/completions, /v1/completions,\n"
            "/v1/models), /health, /metrics and a web chat at /.\n\n"
            "  -m, --model FILE        a GGUF model (development)\n"
-           "      --sealed FILE       a sealed model: decrypted into memory only\n"
+           "      --sealed FILE|URL   a sealed model: decrypted into memory only; from an\n"
+           "                          http(s) URL it is downloaded first (ciphertext only,\n"
+           "                          into an unnamed file in --download-dir, resumed after\n"
+           "                          network failures; every chunk is checked when opened)\n"
+           "      --download-dir DIR  where (default $TMPDIR, else /var/tmp)\n"
+           "      --sealed-ca FILE    CA of the HTTPS server the sealed model comes from\n"
            "      --kbs URL           the key broker: attest this TEE (--tee) to it and\n"
            "                          receive the sealed model's key (its key id)\n"
            "      --kbs-ca FILE       CA of the key broker's HTTPS certificate\n"
@@ -43,6 +49,46 @@ static void serve_help(void) {
            "                          evidence binding the nonce and the model's SHA-256\n"
            "                          (docs/ATTESTATION-API.md).\n"
            "  -h, --help              this help\n");
+}
+
+static int is_url(const char *s) {
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* The model id a URL suggests: its last path segment without extensions. */
+static void url_model_id(const char *url, char *out, size_t cap) {
+    const char *p = strrchr(url, '/');
+    snprintf(out, cap, "%s", p && p[1] ? p + 1 : "model");
+    out[strcspn(out, ".?#")] = '\0';
+    if (!out[0])
+        snprintf(out, cap, "model");
+}
+
+/* download_sealed fetches the sealed file at |url| into an unnamed file
+ * (O_TMPFILE: gone when the process ends) in |dir|. It is ciphertext: the
+ * AEAD checks every chunk when the server opens it. */
+static cai_status download_sealed(const char *url, const char *ca, const char *dir, int *out) {
+    if (dir == NULL)
+        dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return cai_fail(CAI_ERR_IO, "cannot make an unnamed file in %s: %s", dir, strerror(errno));
+    httpc *c = NULL;
+    httpc_opts o = {.ca_file = ca};
+    uint64_t len = 0;
+    double t0 = cli_now();
+    cai_status st = httpc_new(&o, &c);
+    if (st == CAI_OK)
+        st = httpc_download(c, url, fd, 5, &len);
+    httpc_free(c);
+    if (st != CAI_OK) {
+        close(fd);
+        return st;
+    }
+    log_info("downloaded the sealed model from %s: %llu bytes in %.1f s", url,
+             (unsigned long long)len, cli_now() - t0);
+    *out = fd;
+    return CAI_OK;
 }
 
 /* fetch_key attests to the key broker and receives the key of the sealed
@@ -82,9 +128,12 @@ int cmd_serve(int argc, char **argv) {
         {"chat-template", required_argument, NULL, 'T'}, {"api-key-file", required_argument, NULL, 'a'},
         {"cors", required_argument, NULL, 'o'},      {"help", no_argument, NULL, 'h'},
         {"kbs", required_argument, NULL, 'K'},      {"kbs-ca", required_argument, NULL, 'R'},
+        {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1};
     const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
+    const char *download_dir = NULL, *sealed_ca = NULL;
+    char fd_path[64], model_id[128];
     cli_tee_opts tee_opts = {0};
     attest_source tee;
     int has_tee = 0;
@@ -122,6 +171,8 @@ int cmd_serve(int argc, char **argv) {
         case 'a': api_key_file = optarg; break;
         case 'K': kbs_url = optarg; break;
         case 'R': kbs_ca = optarg; break;
+        case 'D': download_dir = optarg; break;
+        case 'E': sealed_ca = optarg; break;
         case 'o': cfg.cors_origin = optarg; break;
         case CLI_OPT_TEE: tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
@@ -146,6 +197,17 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "--kbs needs --tee: the evidence the key broker checks");
     }
     cai_status st = CAI_OK;
+    int download_fd = -1;
+    if (cfg.sealed_path && is_url(cfg.sealed_path)) {
+        if ((st = download_sealed(cfg.sealed_path, sealed_ca, download_dir, &download_fd)) != CAI_OK)
+            return cli_fail("serve", st);
+        if (!cfg.model_id) {
+            url_model_id(cfg.sealed_path, model_id, sizeof(model_id));
+            cfg.model_id = model_id;
+        }
+        snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", download_fd);
+        cfg.sealed_path = fd_path;
+    }
     buf api_key;
     buf_init(&api_key, 4096);
     if (api_key_file) {
@@ -185,5 +247,7 @@ int cmd_serve(int argc, char **argv) {
     log_info("stopping");
     server_free(sv);
     buf_free(&api_key);
+    if (download_fd >= 0)
+        close(download_fd);
     return st == CAI_OK ? 0 : cli_fail("serve", st);
 }

@@ -10,6 +10,7 @@
 #define CAI_COMMON_HTTPC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "common/status.h"
@@ -39,5 +40,12 @@ typedef struct {
 /* httpc_do sends |rq| and sets |*status| and |resp| (initialised here,
  * NUL-terminated; wiped on free). */
 cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) CAI_WUR;
+
+/* httpc_download writes the body of GET |url| to |fd| from its current end,
+ * resuming with a Range request after a transport failure, up to
+ * |attempts| tries (a server that ignores the Range starts over). Sets
+ * |*out_len| to the bytes in |fd|. Fails on any answer but 200/206. */
+cai_status httpc_download(httpc *c, const char *url, int fd, int attempts,
+                          uint64_t *out_len) CAI_WUR;
 
 #endif
