@@ -161,11 +161,16 @@ kill -TERM $KBS; wait $KBS
 
 # A broker that does not trust the sim root refuses sim evidence outright.
 KBS_NOSIM_PORT=$(free_port)
-"$CAI" kbs --db nosim.db --master-key master2.key --insecure-http --port "$KBS_NOSIM_PORT" --policy policy.json >> kbs.log 2>&1 &
+"$CAI" kbs --db nosim.db --master-key master2.key --insecure-http --port "$KBS_NOSIM_PORT" --policy policy.json --rate 5 >> kbs.log 2>&1 &
 KBS=$!
 for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$KBS_NOSIM_PORT/kbs/v0/x" && break; sleep 0.1; done
 err=$("$CAI" agent get-resource kbs:///cai/model/key --kbs "http://127.0.0.1:$KBS_NOSIM_PORT" --tee sim --sim-dir sim 2>&1 >/dev/null)
 echo "$err" | grep -q "root untrusted\|TDX evidence is refused" && pass refuse_sim_root_not_trusted || fail refuse_sim_root_not_trusted "$err"
+# Per-client rate limit (--rate 5, burst 10): a burst of 40 requests meets 429s.
+for i in $(seq 1 40); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST "http://127.0.0.1:$KBS_NOSIM_PORT/kbs/v0/auth" -d '{}'
+done > codes.txt
+grep -qx 429 codes.txt && grep -qx 401 codes.txt && pass rate_limited || fail rate_limited "$(sort codes.txt | uniq -c)"
 kill -TERM $KBS; wait $KBS
 
 # HTTPS with a configured certificate; the agent verifies it.
