@@ -51,10 +51,8 @@ cai_status kbs_request_check(const json_t *req, char *tee, size_t tee_len) {
     return CAI_OK;
 }
 
-char *kbs_challenge_json(const uint8_t nonce[KBS_NONCE_LEN]) {
-    char b64[64];
-    b64_encode(b64, nonce, KBS_NONCE_LEN, B64_STD);
-    return dump(json_pack("{s:s, s:s}", "nonce", b64, "extra-params", ""));
+char *kbs_challenge_json(const char *nonce) {
+    return dump(json_pack("{s:s, s:s}", "nonce", nonce, "extra-params", ""));
 }
 
 cai_status kbs_challenge_parse(const json_t *ch, const char **nonce, kbs_hash *hash) {

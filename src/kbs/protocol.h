@@ -48,8 +48,9 @@ cai_status kbs_request_check(const json_t *req, char *tee, size_t tee_len) CAI_W
  * SHA-384 when absent, as Trustee's clients default). */
 typedef enum { KBS_HASH_SHA256 = 1, KBS_HASH_SHA384 = 2, KBS_HASH_SHA512 = 3 } kbs_hash;
 
-/* kbs_challenge_json returns {"nonce": base64(nonce), "extra-params": ""}. */
-char *kbs_challenge_json(const uint8_t nonce[KBS_NONCE_LEN]);
+/* kbs_challenge_json returns {"nonce": |nonce|, "extra-params": ""}; the
+ * nonce is the standard base64 of KBS_NONCE_LEN random bytes. */
+char *kbs_challenge_json(const char *nonce);
 
 /* kbs_challenge_parse reads a Challenge: the nonce string (|*nonce| points
  * into |ch|) and the hash algorithm. */

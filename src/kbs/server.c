@@ -172,17 +172,8 @@ static void on_auth(kbs_server *s, httpd_req *r) {
         reply_err(r, 503, "AttestationError", "%s", cai_errmsg(st));
         return;
     }
-    /* The challenge carries the nonce; the session keeps its own copy. */
-    uint8_t nonce[KBS_NONCE_LEN];
-    size_t n = 0;
-    if (b64_decode(ses->nonce, strlen(ses->nonce), nonce, sizeof(nonce), &n, B64_STD) != CAI_OK ||
-        n != KBS_NONCE_LEN) {
-        kbs_session_remove(s->sessions, ses);
-        reply_err(r, 500, "AttestationError", "internal nonce error");
-        return;
-    }
     set_cookie(s, r, ses);
-    reply_json_str(r, 200, kbs_challenge_json(nonce));
+    reply_json_str(r, 200, kbs_challenge_json(ses->nonce));
 }
 
 /* Checks an Attestation for session |ses|: evidence verified, bound to the
