@@ -288,6 +288,10 @@ static cai_status read_tensors(gguf_file *g, cursor *c, uint64_t n) {
             gguf_tensor *t = &g->tensors[i];
             if (offsets[i] > g->len - start || t->nbytes > g->len - start - offsets[i])
                 st = cai_fail(CAI_ERR_TRUNCATED, "tensor %.80s lies past the end of the file", t->name);
+            else if ((uintptr_t)(g->map + start + offsets[i]) % quant_type_align(t->type) != 0)
+                /* A general.alignment of 1 can put a block of halves at an odd address. */
+                st = cai_fail(CAI_ERR_FORMAT, "tensor %.80s: data is not aligned to the %zu bytes %s needs",
+                              t->name, quant_type_align(t->type), quant_name(t->type));
             else
                 t->data = g->map + start + offsets[i];
         }

@@ -10,25 +10,26 @@ typedef struct {
     const char *name;
     int block;
     size_t size;
+    size_t align; /* the address alignment a row of this type needs */
     int supported;
 } traits;
 
 static const traits TRAITS[QUANT_TYPE_COUNT] = {
-    [QUANT_F32] = {"f32", 1, 4, 1},
-    [QUANT_F16] = {"f16", 1, 2, 1},
-    [QUANT_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), 1},
-    [QUANT_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), 1},
-    [QUANT_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), 1},
-    [QUANT_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), 1},
-    [QUANT_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), 1},
-    [QUANT_Q8_1] = {"q8_1", 32, 36, 0},
-    [QUANT_Q2_K] = {"q2_k", QK_K, 84, 0},
-    [QUANT_Q3_K] = {"q3_k", QK_K, 110, 0},
-    [QUANT_Q4_K] = {"q4_k", QK_K, sizeof(block_q4_K), 1},
-    [QUANT_Q5_K] = {"q5_k", QK_K, sizeof(block_q5_K), 1},
-    [QUANT_Q6_K] = {"q6_k", QK_K, sizeof(block_q6_K), 1},
-    [QUANT_Q8_K] = {"q8_k", QK_K, sizeof(block_q8_K), 0},
-    [QUANT_BF16] = {"bf16", 1, 2, 1},
+    [QUANT_F32] = {"f32", 1, 4, 4, 1},
+    [QUANT_F16] = {"f16", 1, 2, 2, 1},
+    [QUANT_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), _Alignof(block_q4_0), 1},
+    [QUANT_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), _Alignof(block_q4_1), 1},
+    [QUANT_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), _Alignof(block_q5_0), 1},
+    [QUANT_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), _Alignof(block_q5_1), 1},
+    [QUANT_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), _Alignof(block_q8_0), 1},
+    [QUANT_Q8_1] = {"q8_1", 32, 36, 4, 0},
+    [QUANT_Q2_K] = {"q2_k", QK_K, 84, 2, 0},
+    [QUANT_Q3_K] = {"q3_k", QK_K, 110, 2, 0},
+    [QUANT_Q4_K] = {"q4_k", QK_K, sizeof(block_q4_K), _Alignof(block_q4_K), 1},
+    [QUANT_Q5_K] = {"q5_k", QK_K, sizeof(block_q5_K), _Alignof(block_q5_K), 1},
+    [QUANT_Q6_K] = {"q6_k", QK_K, sizeof(block_q6_K), _Alignof(block_q6_K), 1},
+    [QUANT_Q8_K] = {"q8_k", QK_K, sizeof(block_q8_K), _Alignof(block_q8_K), 0},
+    [QUANT_BF16] = {"bf16", 1, 2, 2, 1},
 };
 
 _Static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 &&
@@ -43,6 +44,7 @@ static const traits *get(int type) {
 const char *quant_name(int type) { return get(type) ? get(type)->name : NULL; }
 int quant_block_size(int type) { return get(type) ? get(type)->block : 0; }
 size_t quant_type_size(int type) { return get(type) ? get(type)->size : 0; }
+size_t quant_type_align(int type) { return get(type) ? get(type)->align : 0; }
 int quant_supported(int type) { return get(type) ? get(type)->supported : 0; }
 
 size_t quant_row_size(int type, int64_t n) {

@@ -61,6 +61,10 @@ const char *quant_name(int type);
 int quant_block_size(int type);
 size_t quant_type_size(int type);
 
+/* quant_type_align returns the address alignment the blocks of |type| need
+ * (2 for blocks of halves, 4 for f32); 0 for an unknown type. */
+size_t quant_type_align(int type);
+
 /* quant_supported says whether cai can compute with |type|. */
 int quant_supported(int type);
 

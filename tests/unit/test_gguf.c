@@ -281,6 +281,19 @@ static void test_rejections(void) {
     tinfo(&b, "t", 1, ne, QUANT_F32, 16);
     data(&b, 256);
     expect("misaligned_offset", &b, CAI_ERR_FORMAT, "not aligned");
+    /* general.alignment 1 lets a tensor start at any byte (the data section starts at
+     * byte 90 here); its blocks must still sit where their type can be read. */
+    hdr(&b, 3, 1, 1);
+    kv_u32(&b, "general.alignment", 1);
+    tinfo(&b, "t", 1, ne, QUANT_Q4_1, 1);
+    CHECK(b.len == 90);
+    data(&b, 64);
+    expect("q4_1_at_odd_address", &b, CAI_ERR_FORMAT, "not aligned to the 2 bytes q4_1 needs");
+    hdr(&b, 3, 1, 1);
+    kv_u32(&b, "general.alignment", 1);
+    tinfo(&b, "t", 1, ne, QUANT_F32, 4);
+    data(&b, 192);
+    expect("f32_at_address_2_mod_4", &b, CAI_ERR_FORMAT, "not aligned to the 4 bytes f32 needs");
     hdr(&b, 3, 1, 0);
     tinfo(&b, "t", 1, ne, QUANT_F32, 0);
     data(&b, 127);
