@@ -199,6 +199,8 @@ static float dot_bf16_ref(const void *w, const float *x, int64_t n) {
 #undef KTARGET
 #undef KSUF
 #undef MUL_SUM_US8
+
+#include "llm/kernels_avx512.inc"
 #endif
 
 /* ---- dispatch ------------------------------------------------------------------ */
@@ -240,7 +242,7 @@ const char *kernel_level_name(int level) {
 }
 
 kernel_dot kernel_get(int type, int level) {
-    kernel_dot k = {NULL, NULL};
+    kernel_dot k = {NULL, NULL, NULL};
     switch (type) {
     case QUANT_F32: k.f = dot_f32_ref; break;
     case QUANT_F16: k.f = dot_f16_ref; break;
@@ -272,6 +274,7 @@ kernel_dot kernel_get(int type, int level) {
     }
     if (level >= KERNEL_AVX512VNNI) {
         PICK(vnni)
+        k.qn = type == QUANT_Q4_0 ? dotn_q4_0_512 : type == QUANT_Q4_K ? dotn_q4_K_512 : NULL;
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)
     }

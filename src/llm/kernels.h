@@ -8,7 +8,9 @@
  *
  * Each type has a scalar reference and, chosen at run time, AVX2 and
  * AVX-512 VNNI versions; tests/unit/test_kernels.c checks every SIMD
- * version against its reference. */
+ * version against its reference. At the AVX-512 VNNI level, Q4_0 and Q4_K
+ * also have 512-bit kernels that take up to four activation rows per pass
+ * over a weight row (prefill and batched decode reuse each unpacked block). */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
@@ -28,9 +30,14 @@ void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n);
 typedef float (*kernel_dot_q)(const void *w, const block_x8 *x, int64_t n);
 typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
 
+/* One weight row with |nt| (1..4) activation rows |xs| blocks apart:
+ * out[t] = dot(w, x + t * xs) over |n| values. Reads the weights once. */
+typedef void (*kernel_dot_qn)(const void *w, const block_x8 *x, size_t xs, int nt, int64_t n, float *out);
+
 typedef struct {
-    kernel_dot_q q; /* for quantized types: activations as block_x8 */
-    kernel_dot_f f; /* for F32/F16/BF16: activations as floats */
+    kernel_dot_q q;   /* for quantized types: activations as block_x8 */
+    kernel_dot_f f;   /* for F32/F16/BF16: activations as floats */
+    kernel_dot_qn qn; /* where the level has one: several activation rows per pass */
 } kernel_dot;
 
 enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1, KERNEL_AVX512VNNI = 2 };

@@ -27,6 +27,29 @@ static void quantize_worker(void *ctx, int ith, int nth) {
         kernel_quantize_x8(j->x + (size_t)t * (size_t)j->w->ne0, j->xq + (size_t)t * (size_t)nb, j->w->ne0);
 }
 
+/* With a several-rows kernel: weight rows in chunks small enough to stay in
+ * the core's L2 while each group of up to four activation rows passes over
+ * them, so each weight byte comes from memory once per batch and each
+ * unpacked block serves four rows. */
+enum { ROW_CHUNK = 16, ROW_GROUP = 4 };
+
+static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1) {
+    const llm_tensor *w = j->w;
+    const size_t N = (size_t)w->ne1, nb = (size_t)(w->ne0 / 32);
+    for (int64_t c0 = r0; c0 < r1; c0 += ROW_CHUNK) {
+        int64_t c1 = c0 + ROW_CHUNK < r1 ? c0 + ROW_CHUNK : r1;
+        for (int t = 0; t < j->T; t += ROW_GROUP) {
+            int nt = j->T - t < ROW_GROUP ? j->T - t : ROW_GROUP;
+            for (int64_t r = c0; r < c1; r++) {
+                float o[ROW_GROUP];
+                j->k.qn(w->data + (size_t)r * w->row_bytes, j->xq + (size_t)t * nb, nb, nt, w->ne0, o);
+                for (int u = 0; u < nt; u++)
+                    j->y[(size_t)(t + u) * N + (size_t)r] = o[u];
+            }
+        }
+    }
+}
+
 /* Each thread takes a contiguous range of weight rows and dots every row
  * with all T activation rows, so each weight byte is read once per batch. */
 static void matmul_worker(void *ctx, int ith, int nth) {
@@ -35,6 +58,10 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     int64_t per = (w->ne1 + nth - 1) / nth, r0 = per * ith, r1 = r0 + per;
     if (r1 > w->ne1)
         r1 = w->ne1;
+    if (j->k.qn) {
+        matmul_rows(j, r0, r1);
+        return;
+    }
     const size_t N = (size_t)w->ne1, nb = (size_t)(w->ne0 / 32);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;

@@ -61,6 +61,60 @@ static void test_all_levels_agree(void) {
     CHECK(!none.q && !none.f);
 }
 
+/* The several-rows kernels against the reference, row by row, for every
+ * count of rows, and for Q4_0 an odd number of blocks. */
+static void test_multi_row(void) {
+    enum { N = 1024 + 32, ROWS = 4 };
+    static float w[N], x[ROWS][N];
+    static uint8_t wq[N * 4];
+    static block_x8 xq[ROWS][N / 32];
+    uint64_t seed = 11;
+    int tried = 0;
+    for (int trial = 0; trial < 10; trial++) {
+        for (int i = 0; i < N; i++)
+            w[i] = frand(&seed) * (trial % 2 ? 1.0f : 30.0f);
+        for (int r = 0; r < ROWS; r++) {
+            for (int i = 0; i < N; i++)
+                x[r][i] = frand(&seed) * 4;
+            kernel_quantize_x8(x[r], xq[r], N);
+        }
+        for (size_t t = 0; t < sizeof(TYPES) / sizeof(TYPES[0]); t++) {
+            int type = TYPES[t];
+            int64_t n = N / quant_block_size(type) * quant_block_size(type);
+            if (type == QUANT_Q4_K || type == QUANT_Q5_K || type == QUANT_Q6_K)
+                n = N / QK_K * QK_K;
+            CHECK(quant_quantize_row(type, w, wq, n) == 0);
+            kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
+            CHECK(ref.qn == NULL);
+            for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
+                kernel_dot k = kernel_get(type, level);
+                if (!k.qn)
+                    continue;
+                tried++;
+                for (int nt = 1; nt <= ROWS; nt++) {
+                    float out[ROWS] = {0};
+                    k.qn(wq, xq[0], N / 32, nt, n, out);
+                    for (int r = 0; r < nt; r++) {
+                        double mag = 0;
+                        for (int64_t i = 0; i < n; i++)
+                            mag += fabs((double)w[i] * x[r][i]);
+                        float want = ref.q(wq, xq[r], n);
+                        if (fabs(out[r] - want) > 1e-5 * mag + 1e-6) {
+                            printf("  %s %s rows %d, row %d: %g vs reference %g\n", quant_name(type),
+                                   kernel_level_name(level), nt, r, out[r], want);
+                            CHECK(0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (kernel_level() >= KERNEL_AVX512VNNI)
+        CHECK(tried == 20); /* Q4_0 and Q4_K have them */
+    else
+        printf("  no several-rows kernels at this level (%s)\n", kernel_level_name(kernel_level()));
+}
+
 static void test_quantize_x8(void) {
     float x[64];
     for (int i = 0; i < 64; i++)
@@ -77,5 +131,6 @@ static void test_quantize_x8(void) {
 int main(void) {
     RUN(test_quantize_x8);
     RUN(test_all_levels_agree);
+    RUN(test_multi_row);
     return test_summary();
 }
