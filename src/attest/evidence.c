@@ -100,6 +100,13 @@ cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, 
                                     "expected REPORTDATA (a replay, or a quote for someone else)");
         goto out;
     }
+    if (tdx_quote_is_debug(q) && !v->allow_debug) {
+        res->error = TDX_VERIFY_DEBUG;
+        st = cai_fail(CAI_ERR_AUTH, "tdx verify: debug TD: the TD's DEBUG attribute is set, so "
+                                    "its host can read and change its memory; refused unless "
+                                    "debug TDs are explicitly allowed");
+        goto out;
+    }
     hex_encode(fmspc, res->fmspc, sizeof(res->fmspc));
     char expires[32];
     struct tm tm;

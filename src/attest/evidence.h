@@ -64,6 +64,11 @@ typedef struct {
     /* The REPORTDATA the quote must carry (64 bytes: the verifier's nonce
      * or key binding), or NULL when the caller checks the claim itself. */
     const uint8_t *expected_report_data;
+    /* 0 (the default): a TD with the DEBUG attribute is refused
+     * (TDX_VERIFY_DEBUG): its host can read and change its memory. 1: it
+     * verifies, and the caller's policy judges the "debug" claim (the key
+     * broker's allow_debug). */
+    int allow_debug;
 } attest_verifier;
 
 /* attest_verify_claims verifies the quote at |quote| at time |now| and, on
@@ -74,7 +79,8 @@ typedef struct {
  * "tcb_date", "fmspc" and "collateral_expires" (RFC 3339). On failure
  * returns the verifier's status with the detail in cai_errmsg, |res| (may be
  * NULL) naming the check (TDX_VERIFY_REPORT_DATA for a REPORTDATA other than
- * |expected_report_data|). */
+ * |expected_report_data|, TDX_VERIFY_DEBUG for a DEBUG TD unless
+ * |allow_debug|). */
 cai_status attest_verify_claims(const attest_verifier *v, const uint8_t *quote, size_t len,
                                 time_t now, json_t **out, tdx_verify_result *res) CAI_WUR;
 

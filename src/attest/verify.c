@@ -56,7 +56,9 @@ static const char *const error_names[] = {
     "QE report signature", "QE report binding", "quote signature", "PCK extension",
     "TCB info signature", "TCB info mismatch", "TCB level", "QE identity signature",
     "QE identity mismatch", "collateral expired", "collateral unavailable", "REPORTDATA",
-    "debug TD"};
+    "debug TD", "collateral not yet valid", "TCB revoked"};
+_Static_assert(sizeof(error_names) / sizeof(error_names[0]) == TDX_VERIFY_ERROR_COUNT,
+               "every tdx_verify_error has a name");
 
 const char *tdx_verify_error_str(tdx_verify_error e) {
     if ((size_t)e >= sizeof(error_names) / sizeof(error_names[0]))
@@ -215,9 +217,10 @@ static STACK_OF(X509) *pem_chain(const char *pem, size_t len) {
 }
 
 /* Is |pem| exactly the canonical PEM of the certificates in |sk| (as
- * PEM_write makes it), optionally followed by one NUL as DCAP writes it?
- * Then no byte of the chain is outside what the certificate signatures
- * cover (no whitespace, base64 slack or trailing garbage). */
+ * PEM_write makes it; the final newline may be missing), optionally followed
+ * by one NUL as DCAP writes it? Then no byte of the chain is outside what
+ * the certificate signatures cover (no whitespace, base64 slack or trailing
+ * garbage). */
 static int pem_canonical(STACK_OF(X509) *sk, const char *pem, size_t len) {
     BIO *bio = BIO_new(BIO_s_mem());
     int ok = bio != NULL;
@@ -227,7 +230,8 @@ static int pem_canonical(STACK_OF(X509) *sk, const char *pem, size_t len) {
     long n = ok ? BIO_get_mem_data(bio, &p) : -1;
     if (len > 0 && pem[len - 1] == '\0')
         len--;
-    ok = n >= 0 && (size_t)n == len && memcmp(p, pem, len) == 0;
+    ok = n > 0 && ((size_t)n == len || ((size_t)n == len + 1 && p[len] == '\n')) &&
+         memcmp(p, pem, len) == 0;
     BIO_free(bio);
     return ok;
 }
@@ -240,9 +244,33 @@ static int spki_eq(X509 *x, const uint8_t *spki, size_t n) {
     return eq;
 }
 
+/* The CRL in |b|, which must hold exactly one DER CRL (no trailing bytes). */
 static X509_CRL *der_crl(const buf *b) {
     const unsigned char *p = b->data;
-    return b->len <= INT32_MAX ? d2i_X509_CRL(NULL, &p, (long)b->len) : NULL;
+    X509_CRL *crl = b->len <= INT32_MAX ? d2i_X509_CRL(NULL, &p, (long)b->len) : NULL;
+    if (crl && p != b->data + b->len) {
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    return crl;
+}
+
+/* Is every CRL in |crls| signed by the key of the certificate in |chain|
+ * that it names as its issuer? (To tell a stale CRL from a forged one:
+ * OpenSSL checks a CRL's dates before its signature.) */
+static int crls_signed_in(STACK_OF(X509_CRL) *crls, STACK_OF(X509) *chain) {
+    for (int k = 0; k < sk_X509_CRL_num(crls); k++) {
+        X509_CRL *crl = sk_X509_CRL_value(crls, k);
+        int ok = 0;
+        for (int i = 0; !ok && i < sk_X509_num(chain); i++) {
+            X509 *x = sk_X509_value(chain, i);
+            ok = X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(x)) == 0 &&
+                 X509_CRL_verify(crl, X509_get0_pubkey(x)) == 1;
+        }
+        if (!ok)
+            return 0;
+    }
+    return 1;
 }
 
 /* Verifies |chain| (leaf first, root last) up to |root_spki| at |now| with
@@ -279,9 +307,13 @@ static tdx_verify_error verify_chain(STACK_OF(X509) *chain, const uint8_t *root_
             snprintf(why, why_cap, "%s", X509_verify_cert_error_string(err));
             if (err == X509_V_ERR_CERT_REVOKED)
                 e = TDX_VERIFY_REVOKED;
-            else if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CRL_HAS_EXPIRED ||
-                     err == X509_V_ERR_CERT_NOT_YET_VALID || err == X509_V_ERR_CRL_NOT_YET_VALID)
+            else if ((err == X509_V_ERR_CRL_HAS_EXPIRED || err == X509_V_ERR_CRL_NOT_YET_VALID) &&
+                     !crls_signed_in(crls, chain))
+                snprintf(why, why_cap, "a CRL's signature does not verify with its issuer's key");
+            else if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CRL_HAS_EXPIRED)
                 e = TDX_VERIFY_COLLATERAL_EXPIRED;
+            else if (err == X509_V_ERR_CERT_NOT_YET_VALID || err == X509_V_ERR_CRL_NOT_YET_VALID)
+                e = TDX_VERIFY_COLLATERAL_NOT_YET_VALID;
         }
     } else
         snprintf(why, why_cap, "cannot set up chain verification");
@@ -375,10 +407,18 @@ static cai_status check_window(json_t *j, const char *what, time_t now, tdx_veri
     if (!parse_time(json_string_value(json_object_get(j, "issueDate")), &issue) ||
         !parse_time(json_string_value(json_object_get(j, "nextUpdate")), &next))
         return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, what);
-    if (now < issue || now > next) {
+    if (now < issue) {
+        res->error = TDX_VERIFY_COLLATERAL_NOT_YET_VALID;
+        return cai_fail(CAI_ERR_AUTH,
+                        "tdx verify: collateral not yet valid: %s issued %s (valid to %s), after "
+                        "the verification time: check the clock or --at",
+                        what, jstr(j, "issueDate"), jstr(j, "nextUpdate"));
+    }
+    if (now > next) {
         res->error = TDX_VERIFY_COLLATERAL_EXPIRED;
-        return cai_fail(CAI_ERR_AUTH, "tdx verify: collateral expired: %s valid %s to %s", what,
-                        jstr(j, "issueDate"), jstr(j, "nextUpdate"));
+        return cai_fail(CAI_ERR_AUTH,
+                        "tdx verify: collateral expired: %s valid %s to %s: fetch fresh collateral",
+                        what, jstr(j, "issueDate"), jstr(j, "nextUpdate"));
     }
     if (res->collateral_expires == 0 || next < res->collateral_expires)
         res->collateral_expires = next;
@@ -643,14 +683,19 @@ out:
     return st;
 }
 
-/* Verifies a signed collateral item: |chain_pem| to the root, then |sig| over |text|. */
-static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *text,
+/* Verifies a signed collateral item: its issuer chain |ch| (parsed from
+ * |chain_pem|, which must be exactly its PEM) to the root, then |sig| over
+ * |text|. */
+static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *chain_pem, const char *text,
                                       const uint8_t sig[64], const uint8_t *root, size_t root_len,
                                       STACK_OF(X509_CRL) *crls, time_t now,
                                       tdx_verify_error sig_err, char *why, size_t cap) {
     tdx_verify_error e;
     if (ch == NULL || sk_X509_num(ch) < 2) {
         snprintf(why, cap, "issuer chain is not a PEM chain of two or more");
+        e = sig_err;
+    } else if (!pem_canonical(ch, chain_pem, strlen(chain_pem))) {
+        snprintf(why, cap, "issuer chain is not exactly the PEM of its certificates");
         e = sig_err;
     } else if ((e = verify_chain(ch, root, root_len, crls, now, sig_err, why, cap)) == 0 &&
                !verify_raw(X509_get0_pubkey(sk_X509_value(ch, 0)), text, strlen(text), sig)) {
@@ -792,10 +837,10 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     res->pce_svn = x.pce_svn;
 
     /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
-    e = verify_signed(coll->tcb_sk, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
+    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
                       now, TDX_VERIFY_TCB_INFO_SIGNATURE, why, sizeof(why));
     if (!e)
-        e = verify_signed(coll->qe_sk, coll->qe_identity, coll->qe_sig, root, root_len,
+        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, root, root_len,
                           root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why, sizeof(why));
     if (e) {
         st = vfail(res, e, CAI_ERR_AUTH, why);
@@ -811,10 +856,13 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     status = converge(status, res->qe_tcb_status);
     copy_str(res->tcb_status, sizeof(res->tcb_status), status);
     if (strcmp(status, "Revoked") == 0) {
-        st = vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH,
-                   strcmp(res->platform_tcb_status, "Revoked") == 0 ? "the platform TCB is revoked"
-                   : strcmp(res->qe_tcb_status, "Revoked") == 0     ? "the QE's TCB is revoked"
-                                                                     : "the TDX module is revoked");
+        st = vfail(res, TDX_VERIFY_TCB_REVOKED, CAI_ERR_AUTH,
+                   strcmp(res->platform_tcb_status, "Revoked") == 0
+                       ? "the platform TCB is revoked (its TCB level's status is Revoked)"
+                   : strcmp(res->qe_tcb_status, "Revoked") == 0
+                       ? "the QE's TCB is revoked (its QE identity level's status is Revoked)"
+                       : "the TDX module is revoked (its module identity level's status is "
+                         "Revoked)");
         goto out;
     }
     res->error = TDX_VERIFY_OK;

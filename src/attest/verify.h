@@ -33,13 +33,22 @@ typedef enum {
     TDX_VERIFY_TCB_LEVEL,           /* no TCB level matches the platform */
     TDX_VERIFY_QE_IDENTITY_SIGNATURE,
     TDX_VERIFY_QE_IDENTITY_MISMATCH, /* QE is not the one QE identity names */
-    TDX_VERIFY_COLLATERAL_EXPIRED,   /* |now| outside a collateral window */
+    TDX_VERIFY_COLLATERAL_EXPIRED,   /* |now| after a collateral's nextUpdate
+                                      * or a certificate's/CRL's notAfter */
     TDX_VERIFY_COLLATERAL_UNAVAILABLE, /* no collateral for this platform */
     TDX_VERIFY_REPORT_DATA,          /* REPORTDATA is not the expected binding */
-    TDX_VERIFY_DEBUG,                /* a DEBUG TD, refused by policy */
+    TDX_VERIFY_DEBUG,                /* a DEBUG TD, refused unless allowed
+                                      * (attest_verifier.allow_debug) */
+    TDX_VERIFY_COLLATERAL_NOT_YET_VALID, /* |now| before a collateral's
+                                          * issueDate or a certificate's/CRL's
+                                          * notBefore/lastUpdate */
+    TDX_VERIFY_TCB_REVOKED,          /* the matched platform TCB level, TDX
+                                      * module level or QE level is Revoked */
+    TDX_VERIFY_ERROR_COUNT           /* not an error: the number of codes */
 } tdx_verify_error;
 
-/* tdx_verify_error_str returns a static name for |e|. */
+/* tdx_verify_error_str returns a static name for |e| ("unknown" for a
+ * value that is no code). Every code has its own name. */
 const char *tdx_verify_error_str(tdx_verify_error e);
 
 /* Collateral in the format of shared/data/tdx (PCS v4 responses as one JSON
@@ -98,7 +107,8 @@ typedef struct {
      * TdxModuleStatus, then ...WithQeTcbStatus): "UpToDate",
      * "SWHardeningNeeded", "ConfigurationNeeded",
      * "ConfigurationAndSWHardeningNeeded", "OutOfDate",
-     * "OutOfDateConfigurationNeeded". Revoked is refused. */
+     * "OutOfDateConfigurationNeeded". Revoked is refused
+     * (TDX_VERIFY_TCB_REVOKED). */
     char tcb_status[40];
     char platform_tcb_status[40]; /* the matched TDX TCB level's own status */
     char qe_tcb_status[32];       /* QE identity level status */
@@ -121,7 +131,8 @@ typedef struct {
  * res->tcb_status and the quote's claims. On failure returns a negative
  * status (CAI_ERR_AUTH for a failed check, CAI_ERR_FORMAT for malformed
  * input, CAI_ERR_NOT_FOUND when no TCB/QE level matches) with res->error
- * naming the failed check and the detail in cai_errmsg. */
+ * naming the failed check and the detail in cai_errmsg. It does not judge
+ * the TD's attributes: the DEBUG bit is attest_verify_claims' check. */
 cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *coll,
                       const tdx_trust *trust, time_t now, tdx_verify_result *res) CAI_WUR;
 

@@ -20,17 +20,19 @@
 
 static void attest_help(void) {
     printf("usage: cai attest sim-init DIR\n"
-           "       cai attest quote [--tee tdx|sim] [--sim DIR] [--report-data HEX] -o FILE\n"
+           "       cai attest quote [--tee tdx|sim] [--sim DIR [--sim-debug]] [--report-data HEX] -o FILE\n"
            "       cai attest inspect QUOTE [--json]\n"
            "       cai attest verify QUOTE [--collateral FILE|DIR | --pccs URL [--cache DIR]]\n"
-           "                 [--trust-sim DIR] [--at TIME] [--report-data HEX] [--policy FILE] [--json]\n\n"
+           "                 [--trust-sim DIR] [--at TIME] [--report-data HEX] [--policy FILE]\n"
+           "                 [--allow-debug] [--json]\n\n"
            "sim-init create a throw-away test DCAP PKI (root CA, PCK CA, PCK leaf, TCB\n"
            "         signing, CRLs, signed TCB info and QE identity) for the simulated TEE.\n"
            "         INSECURE by design: its private keys are in DIR.\n"
            "quote    a TDX quote over REPORTDATA (HEX, zero-padded to 64 bytes): --tee tdx\n"
            "         (default) asks the guest kernel (configfs-tsm, else /dev/tdx_guest;\n"
            "         $CAI_TSM_REPORT_DIR / $CAI_TDX_GUEST_DEVICE override the paths);\n"
-           "         --tee sim signs one through the sim PKI in DIR\n"
+           "         --tee sim signs one through the sim PKI in DIR (--sim-debug: with the\n"
+           "         TD's DEBUG attribute set, to test that verifiers refuse it)\n"
            "inspect  parse a quote and print its fields: NOT a verification\n"
            "verify   DCAP verification at TIME (RFC 3339 or seconds since 1970; default\n"
            "         now): PCK chain to Intel's SGX Root CA (pinned) with CRLs, QE report,\n"
@@ -42,6 +44,8 @@ static void attest_help(void) {
            "         it expires (--pccs-insecure-http allows http://). --report-data: the\n"
            "         REPORTDATA the quote must carry. --policy FILE: a key release policy\n"
            "         (docs/POLICY.md) evaluated on the claims; exit 1 unless allowed.\n"
+           "         A DEBUG TD (its host can read its memory) is refused unless\n"
+           "         --allow-debug or the policy's \"allow_debug\": true.\n"
            "         --trust-sim DIR also trusts that sim PKI's root (tests only).\n");
 }
 
@@ -140,7 +144,7 @@ static int is_dir(const char *p) {
 static int attest_verify(int argc, char **argv) {
     const char *path = NULL, *coll_path = NULL, *sim_dir = NULL, *pccs_url = NULL,
                *cache_dir = NULL, *policy_path = NULL, *rd_hex = NULL;
-    int as_json = 0, insecure_http = 0;
+    int as_json = 0, insecure_http = 0, allow_debug = 0;
     time_t now = time(NULL);
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -148,6 +152,8 @@ static int attest_verify(int argc, char **argv) {
             as_json = 1;
         else if (strcmp(argv[i], "--pccs-insecure-http") == 0)
             insecure_http = 1;
+        else if (strcmp(argv[i], "--allow-debug") == 0)
+            allow_debug = 1;
         else if (strcmp(argv[i], "--collateral") == 0 && v)
             coll_path = v, i++;
         else if (strcmp(argv[i], "--pccs") == 0 && v)
@@ -232,6 +238,10 @@ static int attest_verify(int argc, char **argv) {
     v.tdx_collateral = coll;
     v.sim_collateral = v.sim_root_pem ? coll : NULL;
     v.collateral_provider = provider;
+    v.allow_debug = allow_debug || (pol && kbs_policy_allows_debug(pol));
+    if (allow_debug)
+        fprintf(stderr, "cai attest: WARNING: --allow-debug: a DEBUG TD verifies too (its host "
+                        "can read and change its memory)\n");
     if (st == CAI_OK)
         st = tdx_quote_parse(qb.data, qb.len, TDX_QUOTE_ALLOW_ZERO_PAD, &q);
     cai_status vst = st;
@@ -289,6 +299,7 @@ static int attest_verify(int argc, char **argv) {
 
 static int attest_quote(int argc, char **argv) {
     const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL;
+    int sim_debug = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--tee") == 0 && v)
@@ -299,18 +310,22 @@ static int attest_quote(int argc, char **argv) {
             out = v, i++;
         else if (strcmp(argv[i], "--report-data") == 0 && v)
             rd_hex = v, i++;
+        else if (strcmp(argv[i], "--sim-debug") == 0)
+            sim_debug = 1;
         else
             return cli_usage_error("attest", "unexpected argument '%s'", argv[i]);
     }
-    attest_source src = {.sim_dir = dir};
+    sim_td td = {0};
+    td.td_attributes[0] = 0x01; /* DEBUG */
+    attest_source src = {.sim_dir = dir, .sim_td = sim_debug ? &td : NULL};
     if (attest_tee_parse(tee, &src.tee) != CAI_OK)
         return cli_usage_error("attest", "--tee must be tdx or sim");
     if (!out)
         return cli_usage_error("attest", "quote needs -o FILE");
     if (src.tee == ATTEST_TEE_SIM && !dir)
         return cli_usage_error("attest", "--tee sim needs --sim DIR (made by cai attest sim-init)");
-    if (src.tee == ATTEST_TEE_TDX && dir)
-        return cli_usage_error("attest", "--sim is for --tee sim only");
+    if (src.tee == ATTEST_TEE_TDX && (dir || sim_debug))
+        return cli_usage_error("attest", "--sim and --sim-debug are for --tee sim only");
     uint8_t rd[64] = {0};
     size_t n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &n) != CAI_OK)

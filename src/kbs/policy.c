@@ -188,6 +188,10 @@ int kbs_policy_trusts_sim(const kbs_policy *p) {
     return list_has(json_object_get(p->doc, "tee"), "sim");
 }
 
+int kbs_policy_allows_debug(const kbs_policy *p) {
+    return json_is_true(json_object_get(p->doc, "allow_debug"));
+}
+
 /* A claim by dotted path ("mr_td", "tcb.status"). */
 static const json_t *claim(const json_t *claims, const char *path) {
     char part[128];

@@ -24,6 +24,10 @@ void kbs_policy_free(kbs_policy *p);
 /* kbs_policy_trusts_sim says whether the policy names the simulated TEE. */
 int kbs_policy_trusts_sim(const kbs_policy *p);
 
+/* kbs_policy_allows_debug says whether the policy has "allow_debug": true
+ * (a DEBUG TD may pass; default false). */
+int kbs_policy_allows_debug(const kbs_policy *p);
+
 /* kbs_policy_check returns CAI_OK if |claims| may read |resource| (NULL:
  * only the attestation itself is checked), else CAI_ERR_AUTH with the
  * reason in |why| (never a secret: claim names and public measurements). */

@@ -217,8 +217,13 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
         snprintf(why, why_len, "runtime data: %s", cai_errmsg(st));
         goto out;
     }
-    if ((st = attest_verify_claims(&s->cfg.verifier, a.quote, a.quote_len, time(NULL), &claims,
-                                   NULL)) != CAI_OK) {
+    /* The DEBUG bit is the release policy's to judge (its allow_debug, on
+     * the "debug" claim; a policy is required below): the verifier lets a
+     * debug TD through to it. */
+    attest_verifier v = s->cfg.verifier;
+    v.allow_debug = 1;
+    if ((st = attest_verify_claims(&v, a.quote, a.quote_len, time(NULL), &claims, NULL)) !=
+        CAI_OK) {
         snprintf(why, why_len, "verify TEE evidence failed: %s", cai_errmsg(st));
         goto out;
     }

@@ -55,6 +55,28 @@ echo '{"tee":["tdx"]}' > deny.json
 refuses policy_refuses "claim tee = sim" "$CAI" attest verify q.bin --trust-sim sim --policy deny.json
 refuses report_data_mismatch "REPORTDATA" "$CAI" attest verify q.bin --trust-sim sim --report-data 0a0b0d
 check report_data_match "$CAI" attest verify q.bin --trust-sim sim --report-data 0a0b0c
+# A DEBUG TD: refused by default with its own error, with or without a policy
+# that leaves allow_debug at false; --allow-debug or "allow_debug": true let it through.
+check sim_quote_debug "$CAI" attest quote --tee sim --sim sim --sim-debug -o d.bin
+refuses debug_td_refused "debug TD: the TD's DEBUG attribute is set" "$CAI" attest verify d.bin --trust-sim sim
+out=$("$CAI" attest verify d.bin --trust-sim sim --json 2>/dev/null)
+echo "$out" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["verified"] is False and c["error"] == "debug TD" and c["debug"] is True, c
+' && pass debug_td_error_code || fail debug_td_error_code "$out"
+refuses debug_td_refused_by_policy "debug TD" "$CAI" attest verify d.bin --trust-sim sim --policy allow.json
+out=$("$CAI" attest verify d.bin --trust-sim sim --allow-debug 2>&1)
+echo "$out" | grep -q 'VERIFIED' && echo "$out" | grep -q 'WARNING: --allow-debug' &&
+    pass debug_td_allow_flag || fail debug_td_allow_flag "$out"
+echo '{"tee":["sim"],"allow_debug":true}' > allow_debug.json
+"$CAI" attest verify d.bin --trust-sim sim --policy allow_debug.json 2>/dev/null | grep -q 'ALLOWED' &&
+    pass debug_td_policy_allows || fail debug_td_policy_allows "no ALLOWED"
+"$CAI" attest quote --tee tdx --sim-debug -o x.bin 2>/dev/null; [ $? -eq 2 ] && [ ! -e x.bin ] &&
+    pass quote_sim_debug_needs_sim || fail quote_sim_debug_needs_sim "not a usage error"
+# Collateral windows: before the sim collateral was issued, after it expires.
+refuses collateral_not_yet_valid "collateral not yet valid" "$CAI" attest verify q.bin --trust-sim sim --at $(( $(date +%s) - 86400 ))
+refuses collateral_expired "collateral expired" "$CAI" attest verify q.bin --trust-sim sim --at $(( $(date +%s) + 40 * 86400 ))
 
 D=$ROOT/../shared/data/tdx
 [ -n "${CAI_SHARED_DATA:-}" ] && D=$CAI_SHARED_DATA/tdx

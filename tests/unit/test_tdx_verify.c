@@ -181,12 +181,14 @@ static void test_other_sim_root(void) {
         CHECK(tdx_verify(s.quote.data, s.quote.len, oc, &t, time(NULL), &r) != CAI_OK);
         CHECK(r.error == TDX_VERIFY_PCK_CHAIN);
     }
-    /* Before the collateral was issued counts as outside the window too. */
+    /* Before the collateral was issued is outside the window too, with its
+     * own error: not yet valid (not expired). */
     if (s.coll) {
         tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
         tdx_verify_result r;
-        CHECK(tdx_verify(s.quote.data, s.quote.len, s.coll, &t, time(NULL) - 7200, &r) != CAI_OK);
-        CHECK(r.error == TDX_VERIFY_COLLATERAL_EXPIRED);
+        cai_status st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, time(NULL) - 7200, &r);
+        CHECK(st != CAI_OK && r.error == TDX_VERIFY_COLLATERAL_NOT_YET_VALID);
+        CHECK(strstr(cai_errmsg(st), "not yet valid") != NULL);
     }
     tdx_collateral_free(oc);
     sim_cleanup(&s);
@@ -590,11 +592,11 @@ static void expect_refused(const edit_op *ops, size_t n, tdx_verify_error want, 
 
 static void test_status_revoked_refused(void) {
     edit_op platform = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 1};
-    expect_refused(&platform, 1, TDX_VERIFY_TCB_LEVEL, "platform TCB is revoked");
+    expect_refused(&platform, 1, TDX_VERIFY_TCB_REVOKED, "platform TCB is revoked");
     edit_op module = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0};
-    expect_refused(&module, 1, TDX_VERIFY_TCB_LEVEL, "TDX module is revoked");
+    expect_refused(&module, 1, TDX_VERIFY_TCB_REVOKED, "TDX module is revoked");
     edit_op qe = {"qe_identity", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0};
-    expect_refused(&qe, 1, TDX_VERIFY_TCB_LEVEL, "QE's TCB is revoked");
+    expect_refused(&qe, 1, TDX_VERIFY_TCB_REVOKED, "QE's TCB is revoked");
     edit_op unknown = {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Fine\"", 1};
     expect_refused(&unknown, 1, TDX_VERIFY_COLLATERAL_FORMAT, "tcbStatus");
 }
@@ -640,17 +642,32 @@ static void test_claims_status(void) {
 typedef struct {
     const char *name;
     size_t start, len;        /* bytes of the quote flipped one at a time */
-    tdx_verify_error want[2]; /* accepted answers (second may be OK = unused) */
+    tdx_verify_error want[3]; /* accepted answers (after the first, OK = unused) */
 } flip_row;
 
 static int answer_ok(const flip_row *row, tdx_verify_error e) {
-    return e == row->want[0] || (row->want[1] != TDX_VERIFY_OK && e == row->want[1]);
+    if (e == row->want[0])
+        return 1;
+    for (size_t i = 1; i < sizeof(row->want) / sizeof(row->want[0]); i++)
+        if (row->want[i] != TDX_VERIFY_OK && e == row->want[i])
+            return 1;
+    return 0;
+}
+
+/* "A or B or C": the answers |row| accepts. */
+static void want_str(const flip_row *row, char *out, size_t cap) {
+    snprintf(out, cap, "%s", tdx_verify_error_str(row->want[0]));
+    for (size_t i = 1; i < sizeof(row->want) / sizeof(row->want[0]); i++)
+        if (row->want[i] != TDX_VERIFY_OK) {
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, " or %s", tdx_verify_error_str(row->want[i]));
+        }
 }
 
 static int accepted_total;
 
 static void report_row(const char *name, int tried, int refused, int right, const char *want) {
-    printf("  %-28s %5d changed, %5d refused, %5d with %s\n", name, tried, refused, right, want);
+    printf("  %-34s %5d changed, %5d refused, %5d with %s\n", name, tried, refused, right, want);
     accepted_total += tried - refused;
     CHECK(tried > 0 && refused == tried && right == tried);
 }
@@ -705,12 +722,156 @@ static void test_refusal_table_quote_bytes(void) {
                 printf("  %s: byte %zu: got %s (%s)\n", row->name, off,
                        tdx_verify_error_str(r.error), cai_errmsg(st));
         }
-        char want[64];
-        snprintf(want, sizeof(want), "%s%s%s", tdx_verify_error_str(row->want[0]),
-                 row->want[1] ? " or " : "", row->want[1] ? tdx_verify_error_str(row->want[1]) : "");
+        char want[96];
+        want_str(row, want, sizeof(want));
         report_row(row->name, tried, refused, right, want);
     }
     sim_cleanup(&s);
+}
+
+/* Flips one bit at a time in the collateral's |field| (|der|: hex of DER,
+ * the bit is flipped in the decoded bytes; else text, e.g. a PEM chain) at
+ * up to about |max| positions: every |stride|-th byte, plus every byte of
+ * the last 64 before each "-----END" (the base64 padding and its slack bits)
+ * and from the last "-----END" on (the footer and trailing newline), and
+ * expects each verification to fail with one of |row|'s answers. */
+static void flip_collateral(const flip_row *row, const char *field, int der, size_t max) {
+    char p[300];
+    snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+    json_error_t e;
+    json_t *c = json_load_file(p, 0, &e);
+    const char *v = json_string_value(json_object_get(c, field));
+    char *orig = v ? strdup(v) : NULL; /* the field is replaced below */
+    sim_case s;
+    sim_setup(&s);
+    size_t olen = orig ? strlen(orig) : 0, n = der ? olen / 2 : olen, got = 0;
+    uint8_t *bytes = malloc(n + 1);
+    char *text = malloc(2 * n + olen + 1);
+    int tried = 0, refused = 0, right = 0;
+    if (c == NULL || orig == NULL || bytes == NULL || text == NULL || s.q == NULL ||
+        (der && (hex_decode(orig, olen, bytes, n, &got) != CAI_OK || got != n))) {
+        CHECK(0);
+        goto out;
+    }
+    if (!der)
+        memcpy(bytes, orig, n);
+    size_t stride = n / max + 1, last_end = n;
+    for (const char *f = der ? NULL : strstr(orig, "-----END"); f; f = strstr(f + 1, "-----END"))
+        last_end = (size_t)(f - orig);
+    tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+    for (int control = 1; control >= 0; control--)
+        for (size_t off = 0; off < n; off++) {
+            const char *end = der ? NULL : strstr((const char *)orig + off, "-----END");
+            int tail = (end && (size_t)(end - orig) - off <= 64) || off >= last_end;
+            if (control ? off > 0 : off % stride != 0 && !tail)
+                continue;
+            if (!control)
+                bytes[off] ^= 0x01;
+            if (der)
+                hex_encode(text, bytes, n);
+            else
+                memcpy(text, bytes, n), text[n] = '\0';
+            if (!control)
+                bytes[off] ^= 0x01;
+            json_object_set_new(c, field, json_string(text));
+            char *doc = json_dumps(c, 0);
+            tdx_collateral *fc = NULL;
+            tdx_verify_result r;
+            cai_status st = CAI_ERR_NOMEM;
+            r.error = TDX_VERIFY_OK;
+            if (doc && (st = tdx_collateral_parse(doc, strlen(doc), &fc)) == CAI_OK)
+                st = tdx_verify(s.quote.data, s.quote.len, fc, &t, time(NULL), &r);
+            free(doc);
+            tdx_collateral_free(fc);
+            if (control) { /* the re-encoded, unchanged field verifies */
+                CHECK_OK(st);
+                continue;
+            }
+            tried++;
+            refused += st != CAI_OK;
+            if (st != CAI_OK && answer_ok(row, r.error))
+                right++;
+            else if (right + 1 == tried)
+                printf("  %s: byte %zu: got %s (%s)\n", row->name, off,
+                       tdx_verify_error_str(r.error), st == CAI_OK ? "accepted" : cai_errmsg(st));
+        }
+out:
+    {
+        char want[96];
+        want_str(row, want, sizeof(want));
+        report_row(row->name, tried, refused, right, want);
+    }
+    free(bytes);
+    free(text);
+    free(orig);
+    sim_cleanup(&s);
+    json_decref(c);
+}
+
+/* Bits flipped in the collateral's certificates and CRLs: the TCB signing
+ * chain (a changed root key is "root untrusted", anything else breaks the
+ * chain or the signature), the QE identity chain, the PCK CRL and the root
+ * CA CRL (malformed DER, or a CRL whose signature or issuer no longer
+ * verifies: the PCK chain check fails). */
+static void test_refusal_table_collateral_bytes(void) {
+    const flip_row tcb = {"TCB info issuer chain (PEM)", 0, 0,
+                          {TDX_VERIFY_TCB_INFO_SIGNATURE, TDX_VERIFY_ROOT_UNTRUSTED}};
+    const flip_row qe = {"QE identity issuer chain (PEM)", 0, 0,
+                         {TDX_VERIFY_QE_IDENTITY_SIGNATURE, TDX_VERIFY_ROOT_UNTRUSTED}};
+    const flip_row pck = {"PCK CRL (DER)", 0, 0,
+                          {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
+    const flip_row root = {"root CA CRL (DER)", 0, 0,
+                           {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
+    flip_collateral(&tcb, "tcb_info_issuer_chain", 0, 256);
+    flip_collateral(&qe, "qe_identity_issuer_chain", 0, 128);
+    flip_collateral(&pck, "pck_crl", 1, 1024);
+    flip_collateral(&root, "root_ca_crl", 1, 1024);
+}
+
+/* A CRL is exactly one DER CRL: a byte after it is refused, not ignored. */
+static void test_crl_trailing_byte(void) {
+    const char *fields[] = {"pck_crl", "root_ca_crl"};
+    for (size_t i = 0; i < 2; i++) {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+        json_error_t e;
+        json_t *c = json_load_file(p, 0, &e);
+        const char *hex = json_string_value(json_object_get(c, fields[i]));
+        buf b;
+        buf_init(&b, 0);
+        sim_case s;
+        sim_setup(&s);
+        cai_status st = CAI_ERR_INTERNAL;
+        tdx_verify_result r = {0};
+        tdx_collateral *fc = NULL;
+        if (hex && buf_printf(&b, "%s00", hex) == CAI_OK) {
+            json_object_set_new(c, fields[i], json_string((const char *)b.data));
+            char *doc = json_dumps(c, 0);
+            tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+            if (doc && tdx_collateral_parse(doc, strlen(doc), &fc) == CAI_OK)
+                st = tdx_verify(s.quote.data, s.quote.len, fc, &t, time(NULL), &r);
+            free(doc);
+        }
+        CHECK(st == CAI_ERR_FORMAT && r.error == TDX_VERIFY_COLLATERAL_FORMAT);
+        tdx_collateral_free(fc);
+        sim_cleanup(&s);
+        buf_free(&b);
+        json_decref(c);
+    }
+}
+
+/* Every error code has its own name. */
+static void test_error_names(void) {
+    for (int a = 0; a < TDX_VERIFY_ERROR_COUNT; a++) {
+        const char *n = tdx_verify_error_str((tdx_verify_error)a);
+        CHECK(n != NULL && strcmp(n, "unknown") != 0);
+        for (int b = 0; b < a; b++)
+            CHECK(strcmp(n, tdx_verify_error_str((tdx_verify_error)b)) != 0);
+    }
+    CHECK(strcmp(tdx_verify_error_str(TDX_VERIFY_ERROR_COUNT), "unknown") == 0);
+    CHECK(strcmp(tdx_verify_error_str(TDX_VERIFY_TCB_REVOKED), "TCB revoked") == 0);
+    CHECK(strcmp(tdx_verify_error_str(TDX_VERIFY_COLLATERAL_NOT_YET_VALID),
+                 "collateral not yet valid") == 0);
 }
 
 /* Collateral, trust and policy refusals: one row each, with its control. */
@@ -745,9 +906,33 @@ static void test_refusal_table_collateral(void) {
     st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, now + 31 * 86400, &r);
     report_row("collateral expired", 1, st != CAI_OK, r.error == TDX_VERIFY_COLLATERAL_EXPIRED,
                "collateral expired");
+    /* before the certificates' notBefore and the CRLs' lastUpdate (now - 1 h) */
     st = tdx_verify(s.quote.data, s.quote.len, s.coll, &t, now - 7200, &r);
     report_row("collateral not yet valid", 1, st != CAI_OK,
-               r.error == TDX_VERIFY_COLLATERAL_EXPIRED, "collateral expired");
+               r.error == TDX_VERIFY_COLLATERAL_NOT_YET_VALID, "collateral not yet valid");
+    /* TCB info issued after |now| (certificates and CRLs valid) */
+    {
+        json_t *tj = NULL;
+        char p[300], from[64] = "", to[64];
+        snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+        json_error_t e;
+        json_t *c = json_load_file(p, 0, &e);
+        const char *text = json_string_value(json_object_get(c, "tcb_info"));
+        tj = text ? json_loads(text, 0, &e) : NULL;
+        const char *issue = json_string_value(json_object_get(tj, "issueDate"));
+        CHECK(issue != NULL);
+        if (issue)
+            snprintf(from, sizeof(from), "\"issueDate\":\"%s\"", issue);
+        snprintf(to, sizeof(to), "\"issueDate\":\"2099-01-01T00:00:00Z\"");
+        edit_op op = {"tcb_info", from, to, 0};
+        st = issue ? verify_edited(&op, 1, &r) : CAI_OK;
+        report_row("TCB info issued in the future", 1, st != CAI_OK && st != CAI_ERR_INTERNAL,
+                   r.error == TDX_VERIFY_COLLATERAL_NOT_YET_VALID &&
+                       strstr(cai_errmsg(st), "not yet valid") != NULL,
+                   "collateral not yet valid");
+        json_decref(tj);
+        json_decref(c);
+    }
 
     /* TCB info signed by the wrong key: the PCK leaf's instead of TCB signing */
     {
@@ -823,6 +1008,25 @@ static void test_refusal_table_collateral(void) {
                    r.error == TDX_VERIFY_QE_IDENTITY_MISMATCH, "QE identity mismatch");
     }
 
+    /* A Revoked TCB level (re-signed collateral) for the platform, the TDX
+     * module, the QE: each refused with "TCB revoked", not "TCB level" */
+    {
+        const struct {
+            const char *name;
+            edit_op op;
+        } rv[] = {
+            {"platform TCB level Revoked", {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 1}},
+            {"TDX module level Revoked", {"tcb_info", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0}},
+            {"QE identity level Revoked", {"qe_identity", QE_STATUS, "\"tcbStatus\":\"Revoked\"", 0}},
+        };
+        for (size_t i = 0; i < sizeof(rv) / sizeof(rv[0]); i++) {
+            st = verify_edited(&rv[i].op, 1, &r);
+            report_row(rv[i].name, 1, st != CAI_OK && st != CAI_ERR_INTERNAL,
+                       r.error == TDX_VERIFY_TCB_REVOKED && strstr(cai_errmsg(st), "revoked"),
+                       "TCB revoked");
+        }
+    }
+
     /* REPORTDATA mismatch: the verifier expects another nonce */
     {
         uint8_t want[64] = {1, 2, 3}, other_rd[64] = {1, 2, 4};
@@ -839,29 +1043,46 @@ static void test_refusal_table_collateral(void) {
         json_decref(c);
     }
 
-    /* DEBUG TD: verifies (it is a genuine quote) but the default policy refuses it */
+    /* DEBUG TD: a genuine quote, refused by default with its own error; only
+     * an explicit allow_debug lets it through to a policy, whose default
+     * (allow_debug false) refuses it too */
     {
         buf dq;
         sim_td td = {0};
         td.td_attributes[0] = 0x01;
         uint8_t rd[64] = {0};
         CHECK_OK(sim_quote(dir, rd, &td, &dq));
-        kbs_policy *pol = NULL;
-        const char *pj = "{\"tee\":[\"sim\"]}"; /* defaults otherwise: allow_debug false */
-        CHECK_OK(kbs_policy_parse(pj, strlen(pj), &pol));
         attest_verifier v = {.sim_root_pem = (const char *)s.root.data, .sim_collateral = s.coll};
         json_t *dc = NULL, *nc = NULL;
-        char why[256] = "";
+        CHECK_OK(attest_verify_claims(&v, s.quote.data, s.quote.len, now, &nc, &r)); /* control */
+        st = attest_verify_claims(&v, dq.data, dq.len, now, &dc, &r);
+        report_row("DEBUG TD (default)", 1, st != CAI_OK && dc == NULL,
+                   r.error == TDX_VERIFY_DEBUG && strstr(cai_errmsg(st), "DEBUG") != NULL,
+                   "debug TD");
+        json_decref(dc);
+        dc = NULL;
+
+        kbs_policy *pol = NULL, *allow = NULL;
+        const char *pj = "{\"tee\":[\"sim\"]}"; /* defaults otherwise: allow_debug false */
+        const char *aj = "{\"tee\":[\"sim\"],\"allow_debug\":true}";
+        CHECK_OK(kbs_policy_parse(pj, strlen(pj), &pol));
+        CHECK_OK(kbs_policy_parse(aj, strlen(aj), &allow));
+        CHECK(pol && !kbs_policy_allows_debug(pol) && allow && kbs_policy_allows_debug(allow));
+        v.allow_debug = 1;
         CHECK_OK(attest_verify_claims(&v, dq.data, dq.len, now, &dc, &r));
-        CHECK_OK(attest_verify_claims(&v, s.quote.data, s.quote.len, now, &nc, &r));
+        CHECK(dc && json_is_true(json_object_get(dc, "debug")));
+        char why[256] = "";
         if (pol && nc)
             CHECK_OK(kbs_policy_check(pol, nc, NULL, why, sizeof(why))); /* control */
         st = pol && dc ? kbs_policy_check(pol, dc, NULL, why, sizeof(why)) : CAI_OK;
-        report_row("DEBUG TD (default policy)", 1, st != CAI_OK, strstr(why, "debug") != NULL,
-                   "policy: debug refused");
+        report_row("DEBUG TD (allowed, default policy)", 1, st != CAI_OK,
+                   strstr(why, "debug") != NULL, "policy: debug refused");
+        if (allow && dc)
+            CHECK_OK(kbs_policy_check(allow, dc, NULL, why, sizeof(why)));
         json_decref(dc);
         json_decref(nc);
         kbs_policy_free(pol);
+        kbs_policy_free(allow);
         buf_free(&dq);
     }
     sim_cleanup(&s);
@@ -895,6 +1116,8 @@ int main(void) {
     RUN(test_tamper_cert);
     RUN(test_tamper_tcb_info);
     RUN(test_collateral_format);
+    RUN(test_crl_trailing_byte);
+    RUN(test_error_names);
     RUN(test_resign_control);
     RUN(test_tcb_info_other_fmspc);
     RUN(test_tcb_info_not_tdx);
@@ -918,6 +1141,7 @@ int main(void) {
     RUN(test_claims_status);
     RUN(test_refusal_table_quote_bytes);
     RUN(test_refusal_table_collateral);
+    RUN(test_refusal_table_collateral_bytes);
     RUN(test_refusal_table_zero_accepted);
     cleanup();
     if (!have_sim) {
