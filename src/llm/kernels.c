@@ -9,20 +9,28 @@
 
 #define H(h) quant_half_to_float(h)
 
-void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n) {
-    for (int64_t i = 0; i < n / 32; i++, x += 32) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127, id = d ? 1 / d : 0;
-        int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            y[i].qs[j] = (int8_t)lrintf(x[j] * id);
-            sum += y[i].qs[j];
-        }
-        y[i].d = d;
-        y[i].s = d * (float)sum;
+static void quantize_block(const float *x, int8_t *qs, float *out_d, float *out_s) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
+    float d = amax / 127, id = d ? 1 / d : 0;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)lrintf(x[j] * id);
+        sum += qs[j];
     }
+    *out_d = d;
+    *out_s = d * (float)sum;
+}
+
+void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; i++)
+        quantize_block(x + 32 * i, y[i].qs, &y[i].d, &y[i].s);
+}
+
+void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s) {
+    for (int64_t i = 0; i < n / 32; i++)
+        quantize_block(x + 32 * i, qs + 32 * i, d + i, s + i);
 }
 
 static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {

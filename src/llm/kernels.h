@@ -30,9 +30,22 @@ void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n);
 typedef float (*kernel_dot_q)(const void *w, const block_x8 *x, int64_t n);
 typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
 
-/* One weight row with |nt| (1..4) activation rows |xs| blocks apart:
- * out[t] = dot(w, x + t * xs) over |n| values. Reads the weights once. */
-typedef void (*kernel_dot_qn)(const void *w, const block_x8 *x, size_t xs, int nt, int64_t n, float *out);
+/* Activation rows quantized as for block_x8 but stored by field, for the
+ * several-rows kernels: row t's n values at qs + t * n, its n / 32 block
+ * scales at d + t * (n / 32) and scaled sums at s + t * (n / 32). */
+typedef struct {
+    const int8_t *qs;
+    const float *d, *s;
+    int64_t n;
+} kernel_xrows;
+
+/* kernel_quantize_xrow quantizes |n| floats (a multiple of 32) exactly as
+ * kernel_quantize_x8 does, into |qs| (n bytes), |d| and |s| (n / 32 each). */
+void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s);
+
+/* One weight row with activation rows t0 .. t0 + nt - 1 (nt 1..4) of |x|:
+ * out[t] = dot(w, row t0 + t). Reads and unpacks the weights once. */
+typedef void (*kernel_dot_qn)(const void *w, const kernel_xrows *x, int t0, int nt, float *out);
 
 typedef struct {
     kernel_dot_q q;   /* for quantized types: activations as block_x8 */

@@ -17,14 +17,23 @@ typedef struct {
     int T;
     float *y;
     kernel_dot k;
-    block_x8 *xq; /* activations quantized, T rows of ne0/32 blocks */
+    block_x8 *xq;      /* activations quantized, T rows of ne0/32 blocks */
+    int8_t *qs;        /* or, for a several-rows kernel, by field: */
+    float *d, *s;      /* kernel_xrows's layout */
+    kernel_xrows xr;   /* the same, read-only, for the kernel */
 } matmul_job;
 
 static void quantize_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
-    int64_t nb = j->w->ne0 / 32;
-    for (int t = ith; t < j->T; t += nth)
-        kernel_quantize_x8(j->x + (size_t)t * (size_t)j->w->ne0, j->xq + (size_t)t * (size_t)nb, j->w->ne0);
+    const int64_t n = j->w->ne0, nb = n / 32;
+    for (int t = ith; t < j->T; t += nth) {
+        const float *x = j->x + (size_t)t * (size_t)n;
+        if (j->k.qn)
+            kernel_quantize_xrow(x, n, j->qs + (size_t)t * (size_t)n, j->d + (size_t)t * (size_t)nb,
+                                 j->s + (size_t)t * (size_t)nb);
+        else
+            kernel_quantize_x8(x, j->xq + (size_t)t * (size_t)nb, n);
+    }
 }
 
 /* With a several-rows kernel: weight rows in chunks small enough to stay in
@@ -35,14 +44,14 @@ enum { ROW_CHUNK = 16, ROW_GROUP = 4 };
 
 static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1) {
     const llm_tensor *w = j->w;
-    const size_t N = (size_t)w->ne1, nb = (size_t)(w->ne0 / 32);
+    const size_t N = (size_t)w->ne1;
     for (int64_t c0 = r0; c0 < r1; c0 += ROW_CHUNK) {
         int64_t c1 = c0 + ROW_CHUNK < r1 ? c0 + ROW_CHUNK : r1;
         for (int t = 0; t < j->T; t += ROW_GROUP) {
             int nt = j->T - t < ROW_GROUP ? j->T - t : ROW_GROUP;
             for (int64_t r = c0; r < c1; r++) {
                 float o[ROW_GROUP];
-                j->k.qn(w->data + (size_t)r * w->row_bytes, j->xq + (size_t)t * nb, nb, nt, w->ne0, o);
+                j->k.qn(w->data + (size_t)r * w->row_bytes, &j->xr, t, nt, o);
                 for (int u = 0; u < nt; u++)
                     j->y[(size_t)(t + u) * N + (size_t)r] = o[u];
             }
@@ -76,18 +85,25 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 }
 
 void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y) {
-    matmul_job j = {w, x, T, y, kernel_get(w->type, kernel_level()), NULL};
+    matmul_job j = {.w = w, .x = x, .T = T, .y = y, .k = kernel_get(w->type, kernel_level())};
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;
+    void *buf = NULL;
     if (j.k.q) {
-        j.xq = malloc((size_t)T * (size_t)(w->ne0 / 32) * sizeof(block_x8));
-        CAI_ASSERT(j.xq != NULL);
+        const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
+        buf = malloc(j.k.qn ? blocks * (32 + 2 * sizeof(float)) : blocks * sizeof(block_x8));
+        CAI_ASSERT(buf != NULL);
+        j.xq = buf;
+        j.d = buf;
+        j.s = j.d + blocks;
+        j.qs = (int8_t *)(j.s + blocks);
+        j.xr = (kernel_xrows){j.qs, j.d, j.s, w->ne0};
         if (T > 1)
             pool_run(p, quantize_worker, &j);
         else
             quantize_worker(&j, 0, 1);
     }
     pool_run(p, matmul_worker, &j);
-    free(j.xq);
+    free(buf);
 }

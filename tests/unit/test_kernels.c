@@ -62,12 +62,15 @@ static void test_all_levels_agree(void) {
 }
 
 /* The several-rows kernels against the reference, row by row, for every
- * count of rows, and for Q4_0 an odd number of blocks. */
+ * first row and count of rows, and for Q4_0 a row whose block count is not
+ * a multiple of eight. */
 static void test_multi_row(void) {
-    enum { N = 1024 + 32, ROWS = 4 };
+    enum { N = 1024 + 96, ROWS = 4 };
     static float w[N], x[ROWS][N];
     static uint8_t wq[N * 4];
     static block_x8 xq[ROWS][N / 32];
+    static int8_t qs[ROWS * N];
+    static float d[ROWS * N / 32], s[ROWS * N / 32];
     uint64_t seed = 11;
     int tried = 0;
     for (int trial = 0; trial < 10; trial++) {
@@ -80,32 +83,37 @@ static void test_multi_row(void) {
         }
         for (size_t t = 0; t < sizeof(TYPES) / sizeof(TYPES[0]); t++) {
             int type = TYPES[t];
-            int64_t n = N / quant_block_size(type) * quant_block_size(type);
-            if (type == QUANT_Q4_K || type == QUANT_Q5_K || type == QUANT_Q6_K)
-                n = N / QK_K * QK_K;
+            int64_t n = N / QK_K * QK_K;
+            if (type == QUANT_Q4_0)
+                n = N;
             CHECK(quant_quantize_row(type, w, wq, n) == 0);
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
             CHECK(ref.qn == NULL);
+            for (int r = 0; r < ROWS; r++)
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32));
+            kernel_xrows xr = {qs, d, s, n};
             for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
                 kernel_dot k = kernel_get(type, level);
                 if (!k.qn)
                     continue;
                 tried++;
-                for (int nt = 1; nt <= ROWS; nt++) {
-                    float out[ROWS] = {0};
-                    k.qn(wq, xq[0], N / 32, nt, n, out);
-                    for (int r = 0; r < nt; r++) {
-                        double mag = 0;
-                        for (int64_t i = 0; i < n; i++)
-                            mag += fabs((double)w[i] * x[r][i]);
-                        float want = ref.q(wq, xq[r], n);
-                        if (fabs(out[r] - want) > 1e-5 * mag + 1e-6) {
-                            printf("  %s %s rows %d, row %d: %g vs reference %g\n", quant_name(type),
-                                   kernel_level_name(level), nt, r, out[r], want);
-                            CHECK(0);
+                for (int t0 = 0; t0 < ROWS; t0++)
+                    for (int nt = 1; t0 + nt <= ROWS; nt++) {
+                        float out[ROWS] = {0};
+                        k.qn(wq, &xr, t0, nt, out);
+                        for (int u = 0; u < nt; u++) {
+                            int r = t0 + u;
+                            double mag = 0;
+                            for (int64_t i = 0; i < n; i++)
+                                mag += fabs((double)w[i] * x[r][i]);
+                            float want = ref.q(wq, xq[r], n);
+                            if (fabs(out[u] - want) > 1e-5 * mag + 1e-6) {
+                                printf("  %s %s rows %d..%d, row %d: %g vs reference %g\n", quant_name(type),
+                                       kernel_level_name(level), t0, t0 + nt - 1, r, out[u], want);
+                                CHECK(0);
+                            }
                         }
                     }
-                }
             }
         }
     }
