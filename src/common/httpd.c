@@ -172,6 +172,9 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
      * is still sending would otherwise see a reset instead of the answer);
      * beyond that libevent drops the connection. */
     evhttp_set_max_body_size(h->http, (ev_ssize_t)(2 * h->cfg.max_body + 65536));
+    /* Headers over the limit get libevent's own answer (400, an HTML page,
+     * and the connection closed): libevent 2.1 has no hook to render it in
+     * the error-body shape, and no handler ever sees such a request. */
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->cfg.max_headers);
     evhttp_set_timeout(h->http, h->cfg.timeout_s);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -412,7 +415,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     r.path = path;
     if (h->n_conns > h->cfg.max_connections) {
-        httpd_reply_error(&r, 503, "too many connections");
+        /* 429 as OpenAI's API answers an overloaded server: clients retry
+         * it with backoff. The connection closes with the answer and frees
+         * its place. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        httpd_reply_error(&r, 429, "too many connections: try again later");
         goto out;
     }
     if (!rate_allow(h, r.client)) {
@@ -509,6 +517,12 @@ static void on_wake(evutil_socket_t fd, short ev, void *arg) {
         pthread_mutex_unlock(&a->mu);
         return;
     }
+    if (!a->want_full && !a->want_start) {
+        /* Chunks written before the stream was started wait for its status
+         * line and headers: httpd_async_stream_start wakes us again. */
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
     struct evbuffer *data = evbuffer_new();
     if (data)
         evbuffer_add_buffer(data, a->pending);
@@ -569,7 +583,14 @@ httpd_async *httpd_async_new(httpd_req *r, void (*on_end)(void *, int), void *ar
 static cai_status async_post(httpd_async *a, int full, int start, int end, int status,
                              const char *ctype, const void *data, size_t len) {
     pthread_mutex_lock(&a->mu);
-    if (a->closed || a->finished || a->want_full || a->want_end) {
+    /* A stream may be started after its chunks and its end were written
+     * (another thread produced them first); anything else after the end is
+     * refused. */
+    if ((full || start) && (a->want_start || a->started)) {
+        pthread_mutex_unlock(&a->mu);
+        return cai_fail(CAI_ERR_INTERNAL, "the reply has begun already");
+    }
+    if (a->closed || a->finished || a->want_full || (a->want_end && !start)) {
         pthread_mutex_unlock(&a->mu);
         return cai_fail(CAI_ERR_IO, "the client has gone");
     }
