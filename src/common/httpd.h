@@ -33,6 +33,9 @@ typedef struct {
     double rate_per_s;         /* per client address; 0: no limit */
     int rate_burst;
     int timeout_s;             /* idle read/write timeout, default 60 */
+    size_t max_unsent;         /* a stream's bytes its client has not taken (beyond
+                                * the kernel's buffers): over it the client is
+                                * dropped, with a log line; default 4 MiB */
     const char *tls_cert_file; /* PEM chain; with tls_key_file enables HTTPS */
     const char *tls_key_file;
     void *ssl_ctx;             /* or a ready OpenSSL SSL_CTX * (attested TLS) */

@@ -300,6 +300,83 @@ static void test_connection_limit(void) {
     httpd_free(h);
 }
 
+/* A stream its client never reads: the worker writes until httpd drops the
+ * client (or, without the bound, until FLOOD_MAX bytes all sat in memory). */
+#define FLOOD_MAX ((size_t)256 << 20)
+static atomic_size_t flood_written;
+static atomic_int flood_refused, flood_done;
+
+static void *flood_worker(void *arg) {
+    httpd_async *a = arg;
+    static const char chunk[16384] = {'x'};
+    httpd_async_stream_start(a, 200, "application/octet-stream");
+    size_t n = 0;
+    while (n < FLOOD_MAX) {
+        if (httpd_async_write(a, chunk, sizeof(chunk)) != CAI_OK) {
+            atomic_store(&flood_refused, 1);
+            break;
+        }
+        n += sizeof(chunk);
+        if (n % (1 << 20) == 0)
+            usleep(1000); /* let the loop thread move the data on */
+    }
+    atomic_store(&flood_written, n);
+    httpd_async_end(a);
+    httpd_async_release(a);
+    atomic_store(&flood_done, 1);
+    return NULL;
+}
+
+static void h_flood(httpd_req *r, void *arg) {
+    (void)arg;
+    pthread_t t;
+    pthread_create(&t, NULL, flood_worker, httpd_async_new(r, on_end, NULL));
+    pthread_detach(t);
+}
+
+static void *loop_of(void *arg);
+static int raw_request(int port, char *reply, size_t cap);
+
+static void test_slow_client_dropped(void) {
+    httpd *h = NULL;
+    httpd_config cfg = {.port = 0, .max_unsent = 256 << 10};
+    CHECK_OK(httpd_new(&cfg, &h));
+    if (h == NULL)
+        return;
+    httpd_route(h, "/flood", h_flood, NULL);
+    httpd_route(h, "/echo", h_echo, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, loop_of, h);
+    int before = atomic_load(&closed_calls);
+    /* a client with a small receive window that sends its request and then
+     * reads nothing */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)httpd_port(h))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
+    for (int i = 0; i < 3000 && !atomic_load(&flood_done); i++)
+        usleep(10000);
+    CHECK(atomic_load(&flood_done));
+    CHECK(atomic_load(&flood_refused)); /* the writer was told the client is gone */
+    CHECK(atomic_load(&flood_written) < FLOOD_MAX);
+    for (int i = 0; i < 100 && atomic_load(&closed_calls) == before; i++)
+        usleep(10000);
+    CHECK(atomic_load(&closed_calls) == before + 1); /* ended as a client gone */
+    close(fd);
+    char reply[2048]; /* and the server still serves */
+    int c = raw_request(httpd_port(h), reply, sizeof(reply));
+    CHECK(c >= 0 && strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    if (c >= 0)
+        close(c);
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_config cfg = {.port = 0, .max_body = 64 << 10, .rate_per_s = 20, .rate_burst = 100};
@@ -322,6 +399,7 @@ int main(void) {
     RUN(test_disconnect_detected);
     RUN(test_rate_limit);
     RUN(test_connection_limit);
+    RUN(test_slow_client_dropped);
     httpd_stop(srv);
     pthread_join(t, NULL);
     usleep(50000); /* let detached workers finish writing to closed replies */
