@@ -37,7 +37,7 @@ static void serve_help(void) {
            "      --host ADDR         listen address (default 127.0.0.1)\n"
            "      --port N            port (default 7860)\n"
            "      --slots N           concurrent generations (default 4)\n"
-           "      --queue N           waiting requests before 429 (default 64)\n"
+           "      --queue N           waiting requests before 429 (default 64; 0: none wait)\n"
            "  -c, --ctx N             context per generation (default 4096)\n"
            "  -t, --threads N         threads (default: one per CPU)\n"
            "      --model-id ID       the model name clients use (default: the file name)\n"
@@ -130,7 +130,7 @@ int cmd_serve(int argc, char **argv) {
         {"kbs", required_argument, NULL, 'K'},      {"kbs-ca", required_argument, NULL, 'R'},
         {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
-    serve_config cfg = {.port = 7860, .model_fd = -1};
+    serve_config cfg = {.port = 7860, .model_fd = -1, .queue = 64};
     const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
     const char *download_dir = NULL, *sealed_ca = NULL;
     char fd_path[64], model_id[128];

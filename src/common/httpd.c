@@ -80,6 +80,9 @@ struct httpd_async {
     int status;
     char ctype[96];
     int want_full, want_start, want_end, started, finished, closed;
+    size_t max_unsent; /* a stream's bytes not yet taken by the client, at most */
+    size_t unsent;     /* the connection's output buffer, when the loop last looked */
+    int overflow;      /* over max_unsent: the loop drops the connection */
 };
 
 /* ---- setup ------------------------------------------------------------- */
@@ -155,6 +158,8 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
         h->cfg.max_connections = 256;
     if (!h->cfg.timeout_s)
         h->cfg.timeout_s = 60;
+    if (!h->cfg.max_unsent)
+        h->cfg.max_unsent = 4 << 20;
     if (h->cfg.rate_burst <= 0)
         h->cfg.rate_burst = 20;
     h->error_body = default_error_body;
@@ -172,6 +177,9 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
      * is still sending would otherwise see a reset instead of the answer);
      * beyond that libevent drops the connection. */
     evhttp_set_max_body_size(h->http, (ev_ssize_t)(2 * h->cfg.max_body + 65536));
+    /* Headers over the limit get libevent's own answer (400, an HTML page,
+     * and the connection closed): libevent 2.1 has no hook to render it in
+     * the error-body shape, and no handler ever sees such a request. */
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->cfg.max_headers);
     evhttp_set_timeout(h->http, h->cfg.timeout_s);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -412,7 +420,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     r.path = path;
     if (h->n_conns > h->cfg.max_connections) {
-        httpd_reply_error(&r, 503, "too many connections");
+        /* 429 as OpenAI's API answers an overloaded server: clients retry
+         * it with backoff. The connection closes with the answer and frees
+         * its place. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        httpd_reply_error(&r, 429, "too many connections: try again later");
         goto out;
     }
     if (!rate_allow(h, r.client)) {
@@ -500,12 +513,45 @@ static void async_finish(httpd_async *a) {
     }
 }
 
+/* Drops the connection of a stream whose client does not read it (loop
+ * thread): its close callback ends the async as a client gone. */
+static void async_drop(httpd_async *a, struct evhttp_request *req, size_t unsent) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    log_warn("dropping the client %s:%u: it does not read its stream (%zu bytes unsent, the "
+             "limit is %zu)", addr ? addr : "?", (unsigned)port, unsent, a->max_unsent);
+    atomic_fetch_add(&a->refs, 1); /* |a| outlives the close callback's release */
+    evhttp_connection_free(evcon);  /* runs on_conn_close, which frees nothing of req */
+    httpd_async_release(a);
+}
+
+static size_t conn_unsent(struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
 static void on_wake(evutil_socket_t fd, short ev, void *arg) {
     (void)fd, (void)ev;
     httpd_async *a = arg;
     pthread_mutex_lock(&a->mu);
     struct evhttp_request *req = a->req;
     if (req == NULL || a->finished) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    if (a->overflow) {
+        size_t unsent = a->unsent + evbuffer_get_length(a->pending);
+        a->closed = 1;
+        pthread_mutex_unlock(&a->mu);
+        async_drop(a, req, unsent);
+        return;
+    }
+    if (!a->want_full && !a->want_start) {
+        /* Chunks written before the stream was started wait for its status
+         * line and headers: httpd_async_stream_start wakes us again. */
         pthread_mutex_unlock(&a->mu);
         return;
     }
@@ -536,8 +582,24 @@ static void on_wake(evutil_socket_t fd, short ev, void *arg) {
         }
         if (evbuffer_get_length(data))
             evhttp_send_reply_chunk(req, data);
-        if (end)
+        if (end) {
             evhttp_send_reply_end(req);
+        } else {
+            /* A client that does not read: what it has not taken stays in
+             * the connection's output buffer. Bounded, not without end. */
+            size_t unsent = conn_unsent(req);
+            pthread_mutex_lock(&a->mu);
+            a->unsent = unsent;
+            int over = unsent > a->max_unsent;
+            if (over)
+                a->closed = 1;
+            pthread_mutex_unlock(&a->mu);
+            if (over) {
+                evbuffer_free(data);
+                async_drop(a, req, unsent);
+                return;
+            }
+        }
     }
     evbuffer_free(data);
     if (full || end)
@@ -559,6 +621,7 @@ httpd_async *httpd_async_new(httpd_req *r, void (*on_end)(void *, int), void *ar
     atomic_init(&a->refs, 2);
     a->req = r->req;
     a->c = c;
+    a->max_unsent = r->h->cfg.max_unsent;
     a->on_end = on_end;
     a->arg = arg;
     c->async = a;
@@ -569,7 +632,14 @@ httpd_async *httpd_async_new(httpd_req *r, void (*on_end)(void *, int), void *ar
 static cai_status async_post(httpd_async *a, int full, int start, int end, int status,
                              const char *ctype, const void *data, size_t len) {
     pthread_mutex_lock(&a->mu);
-    if (a->closed || a->finished || a->want_full || a->want_end) {
+    /* A stream may be started after its chunks and its end were written
+     * (another thread produced them first); anything else after the end is
+     * refused. */
+    if ((full || start) && (a->want_start || a->started)) {
+        pthread_mutex_unlock(&a->mu);
+        return cai_fail(CAI_ERR_INTERNAL, "the reply has begun already");
+    }
+    if (a->closed || a->finished || a->want_full || (a->want_end && !start) || a->overflow) {
         pthread_mutex_unlock(&a->mu);
         return cai_fail(CAI_ERR_IO, "the client has gone");
     }
@@ -582,9 +652,15 @@ static cai_status async_post(httpd_async *a, int full, int start, int end, int s
     a->want_end |= end;
     if (len)
         evbuffer_add(a->pending, data, len);
+    /* Stream chunks the client has not taken, here and in the connection's
+     * buffer: over the bound the loop drops the client (a whole reply is
+     * not counted: its size is the handler's choice). */
+    if (!a->want_full && a->unsent + evbuffer_get_length(a->pending) > a->max_unsent)
+        a->overflow = 1;
     event_active(a->wake, 0, 0); /* under mu: |a| cannot be freed meanwhile */
+    int over = a->overflow;
     pthread_mutex_unlock(&a->mu);
-    return CAI_OK;
+    return over ? cai_fail(CAI_ERR_IO, "the client does not read its stream") : CAI_OK;
 }
 
 cai_status httpd_async_reply(httpd_async *a, int status, const char *content_type,

@@ -2,9 +2,9 @@
  *
  * libevent's evhttp does the HTTP parsing on one event-loop thread; TLS is
  * OpenSSL (bufferevent_openssl), so attested TLS can use its own
- * certificates. Limits are enforced before handlers run: header and body
- * sizes (413 from libevent), concurrent connections (503), per-client
- * request rate (429), idle timeouts.
+ * certificates. Limits are enforced before handlers run: body size (413),
+ * header size (libevent's own HTML 400), concurrent connections (429),
+ * per-client request rate (429), idle timeouts.
  *
  * Handlers run on the loop thread and must not block. Work that takes time
  * (generation) answers later from another thread through an httpd_async: a
@@ -33,6 +33,9 @@ typedef struct {
     double rate_per_s;         /* per client address; 0: no limit */
     int rate_burst;
     int timeout_s;             /* idle read/write timeout, default 60 */
+    size_t max_unsent;         /* a stream's bytes its client has not taken (beyond
+                                * the kernel's buffers): over it the client is
+                                * dropped, with a log line; default 4 MiB */
     const char *tls_cert_file; /* PEM chain; with tls_key_file enables HTTPS */
     const char *tls_key_file;
     void *ssl_ctx;             /* or a ready OpenSSL SSL_CTX * (attested TLS) */
@@ -51,8 +54,8 @@ int httpd_port(const httpd *h);
  * when it ends in '/') to |fn|; first match wins; unrouted paths get 404. */
 cai_status httpd_route(httpd *h, const char *path, httpd_handler fn, void *arg);
 
-/* httpd_set_error_body sets how refusals made by httpd itself (404, 405,
- * 429, 503) are rendered: fn(status, message) returns a malloc'd JSON body. */
+/* httpd_set_error_body sets how refusals made by httpd itself (404, 413,
+ * 429, 500) are rendered: fn(status, message) returns a malloc'd JSON body. */
 void httpd_set_error_body(httpd *h, char *(*fn)(int status, const char *message));
 
 /* httpd_run runs the event loop until httpd_stop (thread-safe, and safe to
@@ -91,7 +94,10 @@ cai_status httpd_async_reply(httpd_async *a, int status, const char *content_typ
 
 /* httpd_async_stream_start sends the status line and headers of a chunked
  * response; httpd_async_write sends a chunk; httpd_async_end finishes. They
- * return CAI_ERR_IO once the client is gone. */
+ * return CAI_ERR_IO once the client is gone. Chunks (and the end) written
+ * before httpd_async_stream_start are held until it: nothing goes out
+ * before the status line, so a handler can hand the work to another thread
+ * first and start the stream only once that work was accepted. */
 cai_status httpd_async_stream_start(httpd_async *a, int status, const char *content_type);
 cai_status httpd_async_write(httpd_async *a, const void *data, size_t len);
 cai_status httpd_async_end(httpd_async *a);

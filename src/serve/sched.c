@@ -333,12 +333,16 @@ cai_status sched_submit(sched *s, const sched_params *p, sched_req **out) {
     atomic_init(&r->cancel, 0);
     r->t_submit = now_s();
     pthread_mutex_lock(&s->mu);
-    if (s->queued >= s->max_queue && s->active >= s->n_slots) {
+    /* Counted together: a request the engine has not moved into its slot
+     * yet still takes one of the n_slots + max_queue places. */
+    if (s->queued + s->active >= s->n_slots + s->max_queue) {
+        int active = s->active, queued = s->queued;
         pthread_mutex_unlock(&s->mu);
         sampler_free(r->smp);
         free(r->prompt);
         free(r);
-        return cai_fail(CAI_ERR_LIMIT, "the server is busy: %d requests are waiting", s->queued);
+        return cai_fail(CAI_ERR_LIMIT, "the server is busy (%d generating, %d waiting): try "
+                        "again later", active, queued);
     }
     if (s->tail)
         s->tail->next = r;

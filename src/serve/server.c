@@ -115,6 +115,17 @@ static void add_cors(server *sv, httpd_req *r) {
     }
 }
 
+/* A CORS preflight (OPTIONS): what a browser from an allowed origin may send. */
+static void h_options(httpd_req *r, server *sv) {
+    add_cors(sv, r);
+    httpd_add_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    httpd_add_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    httpd_add_header(r, "Access-Control-Max-Age", "600");
+    httpd_reply(r, 204, NULL, NULL, 0);
+}
+
+static int is_preflight(const httpd_req *r) { return strcmp(httpd_method(r), "OPTIONS") == 0; }
+
 /* Checks the API key; answers 401 and returns 0 when it is wrong. */
 static int authorized(server *sv, httpd_req *r, int ep) {
     if (!sv->cfg.api_key)
@@ -428,6 +439,8 @@ static void on_end(void *arg, int client_gone) {
 
 static void handle_generate(server *sv, httpd_req *r, int kind) {
     int ep = kind == API_CHAT ? EP_CHAT : EP_COMPLETIONS;
+    if (is_preflight(r))
+        return h_options(r, sv);
     add_cors(sv, r);
     if (strcmp(httpd_method(r), "POST") != 0)
         return reply_error(sv, r, ep, 405, NULL, "use POST");
@@ -501,26 +514,26 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
         gen_release(g);
         return;
     }
-    if (g->stream)
-        (void)httpd_async_stream_start(g->a, 200, "text/event-stream");
+    /* Submitted first, so that a refusal (queue full, prompt too long) is a
+     * real 429/400 and not an error inside a 200 stream. The stream's
+     * headers go out after: events the engine writes meanwhile wait in the
+     * async until then (httpd sends no chunk before the status line). */
     st = sched_submit(sv->s, &p, &g->req);
     free(ids);
     if (st != CAI_OK) {
-        int status = st == CAI_ERR_LIMIT ? 429 : 400;
+        int status = st == CAI_ERR_LIMIT ? 429 : st == CAI_ERR_NOMEM ? 500 : 400;
         char *s = openai_error_body(status, cai_errmsg(st));
-        if (g->stream) {
-            buf b;
-            buf_init(&b, 0);
-            if (s && buf_printf(&b, "data: %s\n\n", s) == CAI_OK)
-                (void)httpd_async_write(g->a, b.data, b.len);
-            buf_free(&b);
-            (void)httpd_async_end(g->a);
-        } else if (s) {
+        if (s == NULL)
+            status = 500;
+        if (s)
             (void)httpd_async_reply(g->a, status, "application/json", s, strlen(s));
-        }
+        else
+            (void)httpd_async_reply(g->a, 500, "text/plain", "out of memory\n", 14);
         free(s);
         count(sv, ep, status);
         gen_release(g); /* the engine's reference: it never got it */
+    } else if (g->stream) {
+        (void)httpd_async_stream_start(g->a, 200, "text/event-stream");
     }
     gen_release(g); /* the handler's reference */
 }
@@ -530,6 +543,8 @@ static void h_completions(httpd_req *r, void *arg) { handle_generate(arg, r, API
 
 static void h_models(httpd_req *r, void *arg) {
     server *sv = arg;
+    if (is_preflight(r))
+        return h_options(r, sv);
     add_cors(sv, r);
     if (!authorized(sv, r, EP_MODELS))
         return;
@@ -563,6 +578,8 @@ static void on_attestation_reply(void *arg, int status) { count(arg, EP_ATTESTAT
  * client checks the server before it sends anything, the key included. */
 static void h_attestation(httpd_req *r, void *arg) {
     server *sv = arg;
+    if (is_preflight(r))
+        return h_options(r, sv);
     add_cors(sv, r);
     if (strcmp(httpd_method(r), "GET") != 0)
         return reply_error(sv, r, EP_ATTESTATION, 405, NULL, "use GET");
@@ -666,18 +683,10 @@ static void h_static(httpd_req *r, void *arg) {
     reply_error(sv, r, EP_OTHER, 404, NULL, "not found");
 }
 
-static void h_options(httpd_req *r, server *sv) {
-    add_cors(sv, r);
-    httpd_add_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    httpd_add_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-    httpd_add_header(r, "Access-Control-Max-Age", "600");
-    httpd_reply(r, 204, NULL, NULL, 0);
-}
-
 /* Everything under / that is not an API path: the web page, and preflight. */
 static void h_root(httpd_req *r, void *arg) {
     server *sv = arg;
-    if (strcmp(httpd_method(r), "OPTIONS") == 0)
+    if (is_preflight(r))
         return h_options(r, sv);
     h_static(r, arg);
 }
@@ -768,8 +777,6 @@ cai_status server_start(const serve_config *cfg, server **out) {
         sv->cfg.model_fd = -1;
     if (!sv->cfg.slots)
         sv->cfg.slots = 4;
-    if (!sv->cfg.queue)
-        sv->cfg.queue = 64;
     if (!sv->cfg.n_ctx)
         sv->cfg.n_ctx = 4096;
     if (!sv->cfg.max_body)

@@ -27,7 +27,8 @@ typedef struct {
     const char *api_key;       /* require "Authorization: Bearer KEY"; NULL: open */
     const char *cors_origin;   /* allowed Origin ("*" for any), or NULL */
     int slots;                 /* concurrent generations (default 4) */
-    int queue;                 /* waiting requests before 429 (default 64) */
+    int queue;                 /* waiting requests before 429; 0: none wait, a request
+                                * beyond the busy slots gets 429 at once */
     int n_ctx;                 /* context per slot (default 4096) */
     int threads;               /* 0: one per CPU */
     size_t max_body;           /* default 4 MiB */

@@ -153,6 +153,71 @@ try {
       'the regenerated reply did not complete on the server');
   });
   await page.screenshot({ path: join(artifacts, 'web_chat.png'), fullPage: true });
+
+  // The system prompt setting reaches the request, and a fenced code block in
+  // a reply renders as <pre><code>. The reply is a fixed SSE answer fulfilled
+  // here (the synthetic model writes no Markdown), cut mid-fence across chunks.
+  const SYSTEM = 'You are a terse assistant. <b>not markup</b>';
+  const CODE = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }';
+  const ANSWER = 'Here it is:\n\n```c\n' + CODE + '\n```\n\nDone.';
+  let sent = null;
+  await page.route('**/v1/chat/completions', async (route) => {
+    sent = route.request().postDataJSON();
+    const pieces = [ANSWER.slice(0, 15), ANSWER.slice(15, 30), ANSWER.slice(30)];
+    const chunk = (delta, finish) => 'data: ' + JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000), model: 'm', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] }) + '\n\n';
+    const body = chunk({ role: 'assistant', content: '' }, null) + pieces.map((c) => chunk({ content: c }, null)).join('') +
+      chunk({}, 'stop') + 'data: [DONE]\n\n';
+    await route.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream' }, body });
+  });
+  await page.click('#settings-toggle');
+  await page.fill('#system', SYSTEM);
+  await page.dispatchEvent('#system', 'change');
+  await page.click('#settings-toggle');
+  await page.fill('#input', 'Show me some C');
+  await page.press('#input', 'Enter');
+  await check('web_system_prompt_sent', async () => {
+    for (let i = 0; i < 100 && !sent; i++) await page.waitForTimeout(50);
+    assert(sent, 'no chat request seen');
+    const m = sent.messages;
+    assert(m[0].role === 'system' && m[0].content === SYSTEM, 'first message: ' + JSON.stringify(m[0]));
+    assert(m.filter((x) => x.role === 'system').length === 1, 'more than one system message');
+    assert(m[m.length - 1].role === 'user' && m[m.length - 1].content === 'Show me some C',
+      'last message: ' + JSON.stringify(m[m.length - 1]));
+    assert(sent.stream === true, 'not streamed');
+  });
+  const codeOf = async (p) => {
+    const last = p.locator('.msg.assistant').last();
+    await last.locator('pre > code').waitFor({ timeout: 10000 });
+    return { code: await last.locator('pre > code').textContent(), cls: await last.locator('pre > code').getAttribute('class'),
+      html: await last.innerHTML() };
+  };
+  await check('web_code_block_renders_pre_code', async () => {
+    await page.waitForSelector('#stop', { state: 'hidden', timeout: 10000 });
+    const { code, cls, html } = await codeOf(page);
+    assert(code === CODE, 'code block text: ' + JSON.stringify(code));
+    assert(cls === 'language-c', 'class ' + cls);
+    assert(!/<stdio\.h>|<b>/.test(html), 'the reply was not escaped: ' + html);
+    assert(html.includes('Here it is:') && html.includes('Done.'), 'the text around the block is missing');
+  });
+  await page.unroute('**/v1/chat/completions');
+  await page.screenshot({ path: join(artifacts, 'web_chat_code.png'), fullPage: true });
+
+  // The conversation and the settings are kept in the browser: a reload
+  // shows the same messages (the code block rendered again) and settings.
+  await check('web_conversation_survives_reload', async () => {
+    const texts = async () => page.$$eval('.msg', (els) => els.map((e) => e.className + ':' + e.textContent));
+    const before = await texts();
+    assert(before.filter((t) => t.startsWith('msg user')).length === 2, 'want 2 user messages: ' + before);
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForSelector('.msg.assistant pre > code', { timeout: 10000 });
+    const after = await texts();
+    assert(JSON.stringify(after) === JSON.stringify(before), 'before ' + JSON.stringify(before) + ' after ' + JSON.stringify(after));
+    assert((await codeOf(page)).code === CODE, 'the code block after reload');
+    assert(await page.inputValue('#system') === SYSTEM, 'the system prompt was not kept');
+    assert(await page.inputValue('#max-tokens') === '12', 'the max tokens setting was not kept');
+  });
+
   await check('web_no_page_errors', async () => assert(errors.length === 0, errors.join('; ')));
 
   // The browser check can fail: a tampered answer (another model's digest).

