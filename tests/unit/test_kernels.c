@@ -118,7 +118,7 @@ static void test_multi_row(void) {
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 20); /* Q4_0 and Q4_K have them */
+        CHECK(tried == 30); /* Q4_0, Q4_K and Q6_K have them */
     else
         printf("  no several-rows kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
