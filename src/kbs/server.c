@@ -484,6 +484,8 @@ static int admin_ok(kbs_server *s, httpd_req *r) {
     return 1;
 }
 
+/* An admin write or delete. A write with "If-None-Match: *" only creates:
+ * 409 if the path holds a value (cai seal --kbs registers a key this way). */
 static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int del) {
     if (!admin_ok(s, r))
         return;
@@ -491,12 +493,23 @@ static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         return;
     }
+    const char *inm = httpd_header(r, "If-None-Match");
+    if (inm && (del || strcmp(inm, "*") != 0)) {
+        reply_err(r, 400, "InvalidRequest", "If-None-Match: only \"*\" on a write is supported");
+        return;
+    }
     size_t len;
     const char *body = httpd_body(r, &len);
     cai_status st = del ? kbs_store_delete(s->store, path)
-                        : kbs_store_put(s->store, path, (const uint8_t *)body, len);
+                    : inm ? kbs_store_create(s->store, path, (const uint8_t *)body, len)
+                          : kbs_store_put(s->store, path, (const uint8_t *)body, len);
     if (st == CAI_ERR_NOT_FOUND) {
         reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
+        return;
+    }
+    if (st == CAI_ERR_EXISTS) {
+        reply_err(r, 409, "ResourceExists", "the key broker already holds a resource at %.80s "
+                  "(If-None-Match: * writes only new paths)", path);
         return;
     }
     if (st != CAI_OK) {

@@ -53,8 +53,26 @@ start_kbs kbs.log --insecure-http --policy policy.json
 # The model owner seals a model and registers its key in one step.
 head -c 300000 /dev/urandom > model.bin
 check seal_registers_key "$CAI" seal model.bin -o model.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
-refuses seal_refuses_registered_id "already holds" "$CAI" seal model.bin -o model2.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
-[ ! -e model2.cai ] && pass seal_refusal_writes_nothing || fail seal_refusal_writes_nothing "model2.cai exists"
+refuses seal_refuses_registered_id "already holds a key at cai/model/key" "$CAI" seal model.bin -o model2.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key --key-file model2.key --new-key
+[ ! -e model2.cai ] && [ ! -e model2.key ] && pass seal_refusal_writes_nothing || fail seal_refusal_writes_nothing "$(ls model2.*)"
+# The broker's create-only write (If-None-Match: *): 409 where a value is,
+# which stays (agent_key_unseals_model below fetches the first key).
+TOK=$("$CAI" kbs admin token --key admin.key)
+code=$(curl -s -o resp.json -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: *' --data-binary @model.bin "$K/kbs/v0/resource/cai/model/key")
+[ "$code" = 409 ] && grep -q '/errors/ResourceExists"' resp.json && pass admin_create_only_conflict || fail admin_create_only_conflict "$code $(cat resp.json)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: *' --data-binary @model.bin "$K/kbs/v0/resource/cai/created/key")
+code2=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: "x"' --data-binary @model.bin "$K/kbs/v0/resource/cai/created/key")
+[ "$code" = 200 ] && [ "$code2" = 400 ] && pass admin_create_only_new_path || fail admin_create_only_new_path "$code $code2"
+# Two seals racing for one key id: one registers its key, the other is
+# refused and leaves nothing; the key the broker holds opens the winner's file.
+for i in 1 2; do
+    "$CAI" seal model.bin -o race$i.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/race/key > race$i.out 2>&1 &
+    eval "RACE$i=\$!"
+done
+wait $RACE1; r1=$?
+wait $RACE2; r2=$?
+[ "$((r1 + r2))" = 1 ] && [ "$(ls race?.cai | wc -l)" = 1 ] && grep -q "already holds" race?.out &&
+    pass seal_race_one_winner || fail seal_race_one_winner "exit $r1 $r2: $(cat race?.out)"
 "$CAI" kbs admin --url "$K" --key admin.key list | grep -q '"cai/model/key"' && pass admin_list || fail admin_list "not listed"
 
 # The TEE fetches the key with the agent and opens the sealed model.
@@ -66,6 +84,9 @@ if agent kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > key.bin 2
 else
     fail agent_key_unseals_model "$(cat agent.err)"
 fi
+agent kbs:///cai/race/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > race.key 2>/dev/null && chmod 600 race.key &&
+    "$CAI" unseal race?.cai --key-file race.key -o race.bin >/dev/null && cmp -s model.bin race.bin &&
+    pass seal_race_winner_key_unseals || fail seal_race_winner_key_unseals "the broker's key does not open $(ls race?.cai)"
 agent kbs:///cai/model/key --rsa --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
     pass agent_rsa_oaep_256 || fail agent_rsa_oaep_256 "differs"
 
@@ -122,7 +143,7 @@ a = json.load(open(sys.argv[1]))
 ev = [r["event"] for r in a]
 rel = [r for r in a if r["event"] == "release"]
 assert ev.count("release") >= 2 and ev.count("refuse") >= 7 and "put" in ev and "policy" in ev, ev
-assert all(len(r["evidence_digest"]) == 64 and len(r["claims_digest"]) == 64 and r["resource"] == "cai/model/key" for r in rel), rel
+assert all(len(r["evidence_digest"]) == 64 and len(r["claims_digest"]) == 64 and r["resource"] in ("cai/model/key", "cai/race/key") for r in rel), rel
 assert any("claim mr_td" in (r["detail"] or "") for r in a)
 EOF
 xxd -p -c 64 key.bin > key.hex
