@@ -21,24 +21,15 @@
 
 /* ---- cai seal ----------------------------------------------------------- */
 
-/* kbs_check_free fails unless the broker answers and has no resource at
- * |path| yet: replacing a key would orphan the files sealed with it. */
-static cai_status kbs_check_free(const kbs_admin *a, const char *path) {
-    buf resp;
-    json_t *list = NULL;
-    cai_status st = kbs_admin_call(a, "GET", "resource", NULL, 0, NULL, &resp);
-    if (st == CAI_OK && (list = json_loadb((const char *)resp.data, resp.len, 0, NULL)) == NULL)
-        st = cai_fail(CAI_ERR_FORMAT, "the key broker's resource list is not JSON");
-    size_t i;
-    json_t *r;
-    json_array_foreach(list, i, r) {
-        const char *p = json_string_value(json_object_get(r, "path"));
-        if (st == CAI_OK && p && strcmp(p, path) == 0)
-            st = cai_fail(CAI_ERR_EXISTS, "the key broker already holds a key at %s; choose "
-                          "another --key-id, or delete it first (cai kbs admin delete)", path);
-    }
-    json_decref(list);
-    buf_free(&resp);
+/* kbs_register stores |key| at |path| on the broker, only if the broker
+ * holds nothing there yet (checked and written in one step by the broker):
+ * replacing a key would orphan the files sealed with it. */
+static cai_status kbs_register(const kbs_admin *a, const char *path, const uint8_t *key,
+                               size_t len) {
+    cai_status st = kbs_admin_create(a, path, key, len);
+    if (st == CAI_ERR_EXISTS)
+        st = cai_fail(CAI_ERR_EXISTS, "the key broker already holds a key at %s; choose "
+                      "another --key-id, or delete it first (cai kbs admin delete)", path);
     return st;
 }
 
@@ -159,21 +150,22 @@ int cmd_seal(int argc, char **argv) {
     char kbs_path[300];
     cai_status st = CAI_OK;
     if (kbs_url) {
-        /* Check the broker first: a sealed file whose key cannot be
-         * registered would be useless. */
         if ((st = kbs_resource_uri_parse(key_id, kbs_path, sizeof(kbs_path))) != CAI_OK ||
             (st = kbs_admin_key_load(admin_key, &admin)) != CAI_OK)
             return cli_fail("seal", st);
         kbs.key = admin;
-        if ((st = kbs_check_free(&kbs, kbs_path)) != CAI_OK) {
-            jose_key_free(admin);
-            return cli_fail("seal", st);
-        }
     }
     st = key_file == NULL ? secure_random(key, sizeof(key))
          : new_key        ? keyfile_create(key_file, key)
                           : keyfile_read(key_file, key);
+    /* Register the key first, create-only: a sealed file whose key cannot be
+     * registered would be useless, and a key id taken meanwhile by another
+     * seal must not be overwritten. */
+    if (st == CAI_OK && kbs_url && (st = kbs_register(&kbs, kbs_path, key, sizeof(key))) != CAI_OK &&
+        new_key)
+        unlink(key_file); /* a key for nothing */
     if (st != CAI_OK) {
+        secure_wipe(key, sizeof(key));
         jose_key_free(admin);
         return cli_fail("seal", st);
     }
@@ -184,15 +176,19 @@ int cmd_seal(int argc, char **argv) {
     double t0 = cli_now();
     st = seal_path(in, out, key, &p, digest);
     cli_progress_end(&prog);
-    if (st == CAI_OK && kbs_url) {
-        buf resp;
-        char what[320];
+    if (st != CAI_OK && kbs_url) {
+        /* No sealed file: withdraw the key registered for it (ours: it was
+         * created above), keeping the first error. */
+        char msg[1024], what[320];
+        snprintf(msg, sizeof(msg), "%s", cai_errmsg(st));
         snprintf(what, sizeof(what), "resource/%s", kbs_path);
-        st = kbs_admin_call(&kbs, "POST", what, key, sizeof(key), "application/octet-stream",
-                            &resp);
+        buf resp;
+        cai_status dst = kbs_admin_call(&kbs, "DELETE", what, NULL, 0, NULL, &resp);
+        if (dst != CAI_OK)
+            fprintf(stderr, "cai seal: warning: the key registered at %s could not be "
+                            "withdrawn: %s\n", kbs_path, cai_errmsg(dst));
         buf_free(&resp);
-        if (st != CAI_OK)
-            unlink(out); /* a sealed file nobody can open */
+        st = cai_fail(st, "%s", msg);
     }
     secure_wipe(key, sizeof(key));
     jose_key_free(admin);

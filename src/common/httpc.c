@@ -78,6 +78,8 @@ cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) 
                  rq->content_type ? rq->content_type : "application/json");
         hdr = curl_slist_append(hdr, ctype);
     }
+    if (rq->header)
+        hdr = curl_slist_append(hdr, rq->header);
     hdr = curl_slist_append(hdr, "Expect:");
     curl_easy_setopt(h, CURLOPT_URL, rq->url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);

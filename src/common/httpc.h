@@ -32,6 +32,7 @@ typedef struct {
     const char *url;
     const char *bearer;       /* Authorization: Bearer, or NULL */
     const char *content_type; /* default application/json when a body is sent */
+    const char *header;       /* one more header line ("Name: value"), or NULL */
     const void *body;
     size_t body_len;
     size_t max_response;      /* default 4 MiB; larger answers are CAI_ERR_LIMIT */

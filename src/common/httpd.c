@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "common/secure.h"
 
 #define MAX_ROUTES 32
 #define RATE_BUCKETS 4096
@@ -258,6 +259,65 @@ cai_status httpd_run(httpd *h) {
 
 void httpd_stop(httpd *h) { event_base_loopbreak(h->base); }
 
+/* Drained: no reply is waiting for another thread or still in an output
+ * buffer. */
+static int drained(const httpd *h) {
+    for (const conn *c = h->conns; c; c = c->next) {
+        if (c->async)
+            return 0;
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+        if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    httpd *h;
+    struct timespec deadline;
+} drain_state;
+
+static void on_drain_tick(evutil_socket_t fd, short ev, void *arg) {
+    (void)fd, (void)ev;
+    drain_state *d = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (drained(d->h) || now.tv_sec > d->deadline.tv_sec ||
+        (now.tv_sec == d->deadline.tv_sec && now.tv_nsec >= d->deadline.tv_nsec))
+        event_base_loopbreak(d->h->base);
+}
+
+cai_status httpd_drain(httpd *h, int timeout_ms) {
+    if (h->sock) { /* no new connections */
+        evhttp_del_accept_socket(h->http, h->sock);
+        h->sock = NULL;
+    }
+    if (drained(h))
+        return CAI_OK;
+    drain_state d = {.h = h};
+    clock_gettime(CLOCK_MONOTONIC, &d.deadline);
+    d.deadline.tv_sec += timeout_ms / 1000;
+    d.deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (d.deadline.tv_nsec >= 1000000000L) {
+        d.deadline.tv_sec++;
+        d.deadline.tv_nsec -= 1000000000L;
+    }
+    struct event *tick = event_new(h->base, -1, EV_PERSIST, on_drain_tick, &d);
+    const struct timeval every = {0, 2000};
+    if (tick == NULL || event_add(tick, &every) != 0) {
+        if (tick)
+            event_free(tick);
+        return cai_fail(CAI_ERR_NOMEM, "cannot drain the pending replies");
+    }
+    int rc = event_base_dispatch(h->base);
+    event_free(tick);
+    if (rc < 0)
+        return cai_fail(CAI_ERR_IO, "the event loop failed while draining");
+    return drained(h) ? CAI_OK
+                      : cai_fail(CAI_ERR_IO, "replies still pending after %d ms: dropped",
+                                 timeout_ms);
+}
+
 /* ---- connections and limits ------------------------------------------- */
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
@@ -335,6 +395,22 @@ static int rate_allow(httpd *h, const char *client) {
 }
 
 /* ---- requests ---------------------------------------------------------- */
+
+/* Overwrites and empties |in| (libevent frees its chains without wiping). */
+static void wipe_input(struct evbuffer *in) {
+    struct evbuffer_iovec v[16];
+    while (evbuffer_get_length(in) > 0) {
+        int n = evbuffer_peek(in, -1, NULL, v, 16);
+        if (n <= 0)
+            break;
+        size_t len = 0;
+        for (int i = 0; i < n && i < 16; i++) {
+            secure_wipe(v[i].iov_base, v[i].iov_len);
+            len += v[i].iov_len;
+        }
+        evbuffer_drain(in, len);
+    }
+}
 
 static const char *reason(int status) {
     switch (status) {
@@ -451,6 +527,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
         goto out;
     }
     evbuffer_copyout(in, r.body, r.body_len);
+    wipe_input(in); /* the body may carry a secret: only our copy remains */
     r.body[r.body_len] = '\0';
     for (int i = 0; i < h->n_routes; i++) {
         const char *rp = h->routes[i].path;
@@ -465,6 +542,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
     httpd_reply_error(&r, 404, "not found");
 out:
     evhttp_clear_headers(&r.query);
+    if (r.body) /* it may carry a secret (an admin PUT of a resource) */
+        secure_wipe(r.body, r.body_len);
     free(r.body);
     free(path);
 }

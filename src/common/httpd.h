@@ -63,6 +63,13 @@ void httpd_set_error_body(httpd *h, char *(*fn)(int status, const char *message)
 cai_status httpd_run(httpd *h);
 void httpd_stop(httpd *h);
 
+/* httpd_drain, after httpd_run returned, stops accepting connections and
+ * runs the loop until every reply posted from other threads has been sent
+ * and written out, for at most |timeout_ms|: a graceful shutdown answers
+ * what it has committed to. Returns CAI_ERR_IO when replies were still
+ * pending at the deadline (they are dropped by httpd_free). */
+cai_status httpd_drain(httpd *h, int timeout_ms);
+
 /* Request accessors (loop thread). The body is NUL-terminated. */
 const char *httpd_method(const httpd_req *r); /* "GET", "POST", ... */
 const char *httpd_path(const httpd_req *r);   /* decoded path, no query */

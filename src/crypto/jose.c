@@ -431,6 +431,24 @@ static cai_status rsa_oaep(int enc, EVP_PKEY *k, const uint8_t *in, size_t n, ui
 
 /* ---- JWE ------------------------------------------------------------------ */
 
+cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_x,
+                                  const char *epk_y, buf *out) {
+    buf prot;
+    buf_init(&prot, 4096);
+    buf_init(out, 8192);
+    cai_status st =
+        epk_x && epk_y
+            ? buf_printf(&prot,
+                         "{\"alg\":\"%s\",\"enc\":\"%s\",\"epk\":{\"crv\":\"P-256\",\"kty\":\"EC\","
+                         "\"x\":\"%s\",\"y\":\"%s\"}}",
+                         alg, enc, epk_x, epk_y)
+            : buf_printf(&prot, "{\"alg\":\"%s\",\"enc\":\"%s\"}", alg, enc);
+    if (st == CAI_OK && (st = jose_b64url(out, prot.data, prot.len)) == CAI_OK)
+        st = buf_terminate(out);
+    buf_free(&prot);
+    return st;
+}
+
 cai_status jose_jwe_encrypt(const jose_key *rcpt, const char *alg, const void *data, size_t n,
                             json_t **out) {
     *out = NULL;
@@ -443,8 +461,7 @@ cai_status jose_jwe_encrypt(const jose_key *rcpt, const char *alg, const void *d
     uint8_t cek[32], kek[32], z[32], iv[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
     uint8_t ekey[1024];
     size_t ekey_len = sizeof(ekey);
-    buf prot, prot64, ct;
-    buf_init(&prot, 4096);
+    buf prot64, ct;
     buf_init(&prot64, 8192);
     buf_init(&ct, 0);
     jose_key *epk = NULL;
@@ -463,18 +480,15 @@ cai_status jose_jwe_encrypt(const jose_key *rcpt, const char *alg, const void *d
             (st = aes_kw(1, kek, cek, sizeof(cek), ekey, &ekey_len)) != CAI_OK ||
             (st = jose_key_to_jwk(epk, NULL, &epk_jwk)) != CAI_OK)
             goto out;
-        st = buf_printf(&prot,
-                        "{\"alg\":\"%s\",\"enc\":\"%s\",\"epk\":{\"crv\":\"P-256\",\"kty\":\"EC\","
-                        "\"x\":\"%s\",\"y\":\"%s\"}}",
-                        alg, JOSE_ENC_A256GCM, json_string_value(json_object_get(epk_jwk, "x")),
-                        json_string_value(json_object_get(epk_jwk, "y")));
+        st = jose_jwe_protected_b64(alg, JOSE_ENC_A256GCM,
+                                    json_string_value(json_object_get(epk_jwk, "x")),
+                                    json_string_value(json_object_get(epk_jwk, "y")), &prot64);
     } else {
         if ((st = rsa_oaep(1, rcpt->pkey, cek, sizeof(cek), ekey, &ekey_len)) != CAI_OK)
             goto out;
-        st = buf_printf(&prot, "{\"alg\":\"%s\",\"enc\":\"%s\"}", alg, JOSE_ENC_A256GCM);
+        st = jose_jwe_protected_b64(alg, JOSE_ENC_A256GCM, NULL, NULL, &prot64);
     }
-    if (st != CAI_OK || (st = jose_b64url(&prot64, prot.data, prot.len)) != CAI_OK ||
-        (st = buf_terminate(&prot64)) != CAI_OK || (st = buf_reserve(&ct, n + 1)) != CAI_OK ||
+    if (st != CAI_OK || (st = buf_reserve(&ct, n + 1)) != CAI_OK ||
         (st = aead_new(cek, &gcm)) != CAI_OK ||
         (st = aead_seal(gcm, iv, prot64.data, prot64.len, data, n, ct.data, tag)) != CAI_OK)
         goto out;
@@ -499,7 +513,6 @@ out:
     json_decref(o);
     json_decref(epk_jwk);
     jose_key_free(epk);
-    buf_free(&prot);
     buf_free(&prot64);
     buf_free(&ct);
     return st;

@@ -71,6 +71,14 @@ cai_status jose_concat_kdf(const uint8_t *z, size_t z_len, const char *alg, cons
                            size_t apu_len, const uint8_t *apv, size_t apv_len, uint8_t *out,
                            size_t out_len) CAI_WUR;
 
+/* jose_jwe_protected_b64 writes to |out| (initialised here, NUL-terminated)
+ * the base64url of the compact JSON protected header {"alg","enc"} or, with
+ * |epk_x| and |epk_y|, {"alg","enc","epk":{"crv":"P-256","kty":"EC","x","y"}}:
+ * byte for byte what Trustee's clients re-serialize (kbs-types
+ * ProtectedHeader::generate_aad, serde with sorted maps) and use as the AAD. */
+cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_x,
+                                  const char *epk_y, buf *out) CAI_WUR;
+
 /* jose_jwe_encrypt encrypts |n| bytes to |recipient| with |alg|
  * (JOSE_ALG_ECDH_ES_A256KW for an EC key, JOSE_ALG_RSA_OAEP_256 for RSA)
  * and A256GCM, setting |*out| to the flattened JWE {protected,

@@ -69,8 +69,9 @@ cai_status kbs_admin_token(const jose_key *key, time_t now, long ttl, char **out
     return st;
 }
 
-cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *what,
-                          const void *body, size_t len, const char *content_type, buf *resp) {
+static cai_status admin_request(const kbs_admin *a, const char *method, const char *what,
+                                const void *body, size_t len, const char *content_type,
+                                const char *header, buf *resp) {
     buf_init(resp, 0);
     char url[2048], *token = NULL;
     size_t base = strlen(a->url);
@@ -84,7 +85,7 @@ cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *wh
     if (st == CAI_OK)
         st = httpc_new(&o, &c);
     httpc_request rq = {.method = method, .url = url, .bearer = token, .body = body,
-                        .body_len = len, .content_type = content_type};
+                        .body_len = len, .content_type = content_type, .header = header};
     if (st == CAI_OK)
         st = httpc_do(c, &rq, &status, resp);
     if (st == CAI_OK && (status < 200 || status > 299)) {
@@ -93,6 +94,7 @@ cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *wh
         if (kbs_json_parse(resp->data, resp->len, &e) == CAI_OK)
             detail = json_string_value(json_object_get(e, "detail"));
         st = cai_fail(status == 404 ? CAI_ERR_NOT_FOUND
+                      : status == 409 ? CAI_ERR_EXISTS
                       : status == 401 || status == 403 ? CAI_ERR_AUTH : CAI_ERR_IO,
                       "key broker: %s %s: HTTP %ld: %.300s", method, what, status,
                       detail ? detail : (const char *)resp->data);
@@ -100,5 +102,22 @@ cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *wh
     }
     httpc_free(c);
     free(token);
+    return st;
+}
+
+cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *what,
+                          const void *body, size_t len, const char *content_type, buf *resp) {
+    return admin_request(a, method, what, body, len, content_type, NULL, resp);
+}
+
+cai_status kbs_admin_create(const kbs_admin *a, const char *path, const void *body,
+                            size_t len) {
+    char what[320];
+    buf resp;
+    if ((size_t)snprintf(what, sizeof(what), "resource/%s", path) >= sizeof(what))
+        return cai_fail(CAI_ERR_INVALID_ARG, "resource path too long");
+    cai_status st = admin_request(a, "POST", what, body, len, "application/octet-stream",
+                                  "If-None-Match: *", &resp);
+    buf_free(&resp);
     return st;
 }

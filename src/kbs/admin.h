@@ -39,4 +39,11 @@ cai_status kbs_admin_call(const kbs_admin *a, const char *method, const char *wh
                           const void *body, size_t len, const char *content_type,
                           buf *resp) CAI_WUR;
 
+/* kbs_admin_create stores |len| bytes at resource |path| ("repo/type/tag")
+ * only if the broker holds nothing there yet (If-None-Match: *, checked and
+ * written atomically by the broker): CAI_ERR_EXISTS, nothing changed, if it
+ * does. */
+cai_status kbs_admin_create(const kbs_admin *a, const char *path, const void *body,
+                            size_t len) CAI_WUR;
+
 #endif

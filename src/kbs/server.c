@@ -23,6 +23,7 @@
 
 #define ADMIN_LEEWAY_S 60
 #define BODY_MAX (KBS_RESOURCE_MAX + 64 * 1024)
+#define DRAIN_TIMEOUT_MS 5000 /* on shutdown, for the answers of committed releases */
 
 /* A release waiting for its audit record to be committed. */
 typedef struct release_job {
@@ -356,7 +357,8 @@ static void *writer_main(void *arg) {
     }
 }
 
-/* Queues a release: the answer leaves once its audit record is durable. */
+/* Queues a release: the answer leaves once its audit record is durable.
+ * Once the broker is stopping, answers 503 instead (nothing is released). */
 static cai_status release(kbs_server *s, httpd_req *r, const char *path, const char *evd,
                           const char *clm, json_t *jwe) {
     release_job *j = calloc(1, sizeof(*j));
@@ -368,8 +370,20 @@ static cai_status release(kbs_server *s, httpd_req *r, const char *path, const c
     snprintf(j->client, sizeof(j->client), "%s", httpd_client(r));
     snprintf(j->evd, sizeof(j->evd), "%s", evd ? evd : "");
     snprintf(j->clm, sizeof(j->clm), "%s", clm ? clm : "");
-    j->a = httpd_async_new(r, NULL, NULL);
     pthread_mutex_lock(&s->mu);
+    if (s->stopping) { /* the writer is gone: nothing would answer */
+        pthread_mutex_unlock(&s->mu);
+        free(j->body);
+        free(j);
+        reply_err(r, 503, "PluginInternalError", "the key broker is shutting down");
+        return CAI_OK;
+    }
+    if ((j->a = httpd_async_new(r, NULL, NULL)) == NULL) { /* answered 500 */
+        pthread_mutex_unlock(&s->mu);
+        free(j->body);
+        free(j);
+        return CAI_OK;
+    }
     *s->tail = j;
     s->tail = &j->next;
     pthread_cond_signal(&s->cv);
@@ -475,6 +489,8 @@ static int admin_ok(kbs_server *s, httpd_req *r) {
     return 1;
 }
 
+/* An admin write or delete. A write with "If-None-Match: *" only creates:
+ * 409 if the path holds a value (cai seal --kbs registers a key this way). */
 static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int del) {
     if (!admin_ok(s, r))
         return;
@@ -482,12 +498,23 @@ static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         return;
     }
+    const char *inm = httpd_header(r, "If-None-Match");
+    if (inm && (del || strcmp(inm, "*") != 0)) {
+        reply_err(r, 400, "InvalidRequest", "If-None-Match: only \"*\" on a write is supported");
+        return;
+    }
     size_t len;
     const char *body = httpd_body(r, &len);
     cai_status st = del ? kbs_store_delete(s->store, path)
-                        : kbs_store_put(s->store, path, (const uint8_t *)body, len);
+                    : inm ? kbs_store_create(s->store, path, (const uint8_t *)body, len)
+                          : kbs_store_put(s->store, path, (const uint8_t *)body, len);
     if (st == CAI_ERR_NOT_FOUND) {
         reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
+        return;
+    }
+    if (st == CAI_ERR_EXISTS) {
+        reply_err(r, 409, "ResourceExists", "the key broker already holds a resource at %.80s "
+                  "(If-None-Match: * writes only new paths)", path);
         return;
     }
     if (st != CAI_OK) {
@@ -689,6 +716,13 @@ void kbs_server_free(kbs_server *s) {
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer, NULL);
+    }
+    /* The writer has committed the queued releases and posted their
+     * answers: send them before closing the connections. */
+    if (s->h && s->writer_started) {
+        cai_status st = httpd_drain(s->h, DRAIN_TIMEOUT_MS);
+        if (st != CAI_OK)
+            log_error("shutdown: %s", cai_errmsg(st));
     }
     httpd_free(s->h);
     kbs_sessions_free(s->sessions);

@@ -157,7 +157,8 @@ static cai_status bad_path(const char *path) {
     return cai_fail(CAI_ERR_INVALID_ARG, "resource path '%.80s' is not repo/type/tag", path);
 }
 
-cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, size_t len) {
+static cai_status store_write(kbs_store *s, const char *path, const uint8_t *data, size_t len,
+                              int create) {
     if (!kbs_resource_path_valid(path))
         return bad_path(path);
     if (len > KBS_RESOURCE_MAX)
@@ -170,19 +171,37 @@ cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, si
         st = aead_seal(s->aead, nonce, path, strlen(path), data, len, sealed, sealed + len);
     if (st != CAI_OK)
         goto out;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO resources(path, nonce, sealed, size, "
-                           "updated) VALUES(?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(s->db, create ? "INSERT INTO resources(path, nonce, sealed, size, "
+                                           "updated) VALUES(?, ?, ?, ?, ?)"
+                                         : "INSERT OR REPLACE INTO resources(path, nonce, sealed, "
+                                           "size, updated) VALUES(?, ?, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_blob(q, 2, nonce, sizeof(nonce), SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_blob(q, 3, sealed, (int)(len + AEAD_TAG_LEN), SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_int64(q, 4, (sqlite3_int64)len) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_DONE)
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
+        st = db_fail(s, "storing a resource");
+        goto out;
+    }
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_CONSTRAINT && create &&
+        sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+        st = cai_fail(CAI_ERR_EXISTS, "there is already a resource at %s", path);
+    else if (rc != SQLITE_DONE)
         st = db_fail(s, "storing a resource");
 out:
     sqlite3_finalize(q);
     free(sealed); /* ciphertext only */
     return st;
+}
+
+cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, size_t len) {
+    return store_write(s, path, data, len, 0);
+}
+
+cai_status kbs_store_create(kbs_store *s, const char *path, const uint8_t *data, size_t len) {
+    return store_write(s, path, data, len, 1);
 }
 
 cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {

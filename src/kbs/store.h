@@ -37,6 +37,11 @@ int kbs_resource_path_valid(const char *path);
 /* kbs_store_put stores |len| bytes under |path|, replacing any value. */
 cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, size_t len);
 
+/* kbs_store_create stores |len| bytes under |path| only if there is no value
+ * there yet, in one statement (atomic against concurrent writers);
+ * CAI_ERR_EXISTS, nothing changed, if there is. */
+cai_status kbs_store_create(kbs_store *s, const char *path, const uint8_t *data, size_t len);
+
 /* kbs_store_get decrypts the resource at |path| into |out| (a buf, wiped on
  * free); CAI_ERR_NOT_FOUND if there is none. */
 cai_status kbs_store_get(kbs_store *s, const char *path, buf *out);

@@ -35,6 +35,15 @@ start_kbs() {
     return 1
 }
 trap 'kill -9 $KBS 2>/dev/null; rm -rf "$T"' EXIT
+# The independent client needs node and the npm modules ./run setup installs:
+# without them the checks that use it cannot run, which is a failure.
+have_node() {
+    [ -d "$ROOT/node_modules/jose" ] && [ -d "$ROOT/node_modules/canonicalize" ] &&
+        command -v node >/dev/null && return 0
+    fail "$1" "node or node_modules/jose absent: run ./run setup"
+    return 1
+}
+kbs_node() { CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" "$@"; }
 err=$("$CAI" kbs --db x.db --master-key m.key 2>&1); rc=$?
 [ "$rc" = 2 ] && echo "$err" | grep -q insecure-http && [ ! -e x.db ] && pass plain_http_needs_flag || fail plain_http_needs_flag "rc $rc: $err"
 
@@ -44,8 +53,26 @@ start_kbs kbs.log --insecure-http --policy policy.json
 # The model owner seals a model and registers its key in one step.
 head -c 300000 /dev/urandom > model.bin
 check seal_registers_key "$CAI" seal model.bin -o model.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
-refuses seal_refuses_registered_id "already holds" "$CAI" seal model.bin -o model2.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key
-[ ! -e model2.cai ] && pass seal_refusal_writes_nothing || fail seal_refusal_writes_nothing "model2.cai exists"
+refuses seal_refuses_registered_id "already holds a key at cai/model/key" "$CAI" seal model.bin -o model2.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/model/key --key-file model2.key --new-key
+[ ! -e model2.cai ] && [ ! -e model2.key ] && pass seal_refusal_writes_nothing || fail seal_refusal_writes_nothing "$(ls model2.*)"
+# The broker's create-only write (If-None-Match: *): 409 where a value is,
+# which stays (agent_key_unseals_model below fetches the first key).
+TOK=$("$CAI" kbs admin token --key admin.key)
+code=$(curl -s -o resp.json -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: *' --data-binary @model.bin "$K/kbs/v0/resource/cai/model/key")
+[ "$code" = 409 ] && grep -q '/errors/ResourceExists"' resp.json && pass admin_create_only_conflict || fail admin_create_only_conflict "$code $(cat resp.json)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: *' --data-binary @model.bin "$K/kbs/v0/resource/cai/created/key")
+code2=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" -H 'If-None-Match: "x"' --data-binary @model.bin "$K/kbs/v0/resource/cai/created/key")
+[ "$code" = 200 ] && [ "$code2" = 400 ] && pass admin_create_only_new_path || fail admin_create_only_new_path "$code $code2"
+# Two seals racing for one key id: one registers its key, the other is
+# refused and leaves nothing; the key the broker holds opens the winner's file.
+for i in 1 2; do
+    "$CAI" seal model.bin -o race$i.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/race/key > race$i.out 2>&1 &
+    eval "RACE$i=\$!"
+done
+wait $RACE1; r1=$?
+wait $RACE2; r2=$?
+[ "$((r1 + r2))" = 1 ] && [ "$(ls race?.cai | wc -l)" = 1 ] && grep -q "already holds" race?.out &&
+    pass seal_race_one_winner || fail seal_race_one_winner "exit $r1 $r2: $(cat race?.out)"
 "$CAI" kbs admin --url "$K" --key admin.key list | grep -q '"cai/model/key"' && pass admin_list || fail admin_list "not listed"
 
 # The TEE fetches the key with the agent and opens the sealed model.
@@ -57,6 +84,9 @@ if agent kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > key.bin 2
 else
     fail agent_key_unseals_model "$(cat agent.err)"
 fi
+agent kbs:///cai/race/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > race.key 2>/dev/null && chmod 600 race.key &&
+    "$CAI" unseal race?.cai --key-file race.key -o race.bin >/dev/null && cmp -s model.bin race.bin &&
+    pass seal_race_winner_key_unseals || fail seal_race_winner_key_unseals "the broker's key does not open $(ls race?.cai)"
 agent kbs:///cai/model/key --rsa --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
     pass agent_rsa_oaep_256 || fail agent_rsa_oaep_256 "differs"
 
@@ -113,28 +143,30 @@ a = json.load(open(sys.argv[1]))
 ev = [r["event"] for r in a]
 rel = [r for r in a if r["event"] == "release"]
 assert ev.count("release") >= 2 and ev.count("refuse") >= 7 and "put" in ev and "policy" in ev, ev
-assert all(len(r["evidence_digest"]) == 64 and len(r["claims_digest"]) == 64 and r["resource"] == "cai/model/key" for r in rel), rel
+assert all(len(r["evidence_digest"]) == 64 and len(r["claims_digest"]) == 64 and r["resource"] in ("cai/model/key", "cai/race/key") for r in rel), rel
 assert any("claim mr_td" in (r["detail"] or "") for r in a)
 EOF
 xxd -p -c 64 key.bin > key.hex
 ! grep -qF -f key.hex kbs.log audit.json && pass key_never_logged || fail key_never_logged "key bytes in a log"
 
 # An independent client: Node's crypto, jose and canonicalize.
-if [ -d "$ROOT/node_modules/jose" ] && command -v node >/dev/null; then
-    head -c 48 /dev/urandom > interop.bin
-    "$CAI" kbs admin --url "$K" --key admin.key put pub/interop/key interop.bin >/dev/null
-    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" interop "$K" interop.bin
-    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" refusals "$K"
-else
-    echo "SKIP kbs_client: node_modules absent (run ./run setup)"
+head -c 48 /dev/urandom > interop.bin
+"$CAI" kbs admin --url "$K" --key admin.key put pub/interop/key interop.bin >/dev/null
+if have_node kbs_client; then
+    kbs_node interop "$K" interop.bin
+    kbs_node refusals "$K"
 fi
-"$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key >/dev/null 2>&1
+check admin_delete "$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key
+"$CAI" kbs admin --url "$K" --key admin.key list > list.json &&
+    grep -q '"cai/model/key"' list.json && ! grep -q 'pub/interop/key' list.json &&
+    pass admin_delete_gone_from_list || fail admin_delete_gone_from_list "$(cat list.json)"
+refuses admin_delete_twice_404 "404.*no resource" "$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key
 
 # Durability: kill -9 in the middle of 1,000 writes, restart, every
 # acknowledged write present and readable, the database intact.
-if [ -d "$ROOT/node_modules/jose" ]; then
+if have_node durability; then
     : > acks.txt
-    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" write "$K" 1000 acks.txt &
+    kbs_node write "$K" 1000 acks.txt &
     W=$!
     for i in $(seq 1 600); do [ "$(wc -l < acks.txt)" -ge 300 ] && break; sleep 0.05; done
     kill -9 $KBS
@@ -143,18 +175,38 @@ if [ -d "$ROOT/node_modules/jose" ]; then
     n=$(wc -l < acks.txt)
     [ "$n" -ge 300 ] && [ "$n" -lt 1000 ] && pass killed_mid_writes || fail killed_mid_writes "$n writes acknowledged before the kill"
     start_kbs kbs.log --insecure-http
-    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" check "$K" acks.txt
+    kbs_node check "$K" acks.txt
     python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0]; sys.exit(r != "ok")' kbs.db &&
         pass integrity_check || fail integrity_check "PRAGMA integrity_check failed"
+fi
+
+# Graceful shutdown: SIGTERM while 24 releases wait for their audit record
+# (another process holds the database's write lock). The broker stops taking
+# requests, but every release it put on record in the audit log is answered
+# to its client before it exits.
+head -c 32 /dev/urandom > shutdown.bin
+"$CAI" kbs admin --url "$K" --key admin.key put pub/shutdown/key shutdown.bin >/dev/null
+if have_node graceful_shutdown; then
+    kbs_node shutdown "$K" "$KBS" 24 kbs.db answered.txt
+    wait $KBS
+    [ $? = 0 ] && pass shutdown_exit_status || fail shutdown_exit_status "not 0"
+    start_kbs kbs.log --insecure-http
+    "$CAI" kbs admin --url "$K" --key admin.key audit --limit 100000 > audit2.json
+    logged=$(python3 -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1])) if r["event"] == "release" and r["resource"] == "pub/shutdown/key"))' audit2.json)
+    answered=$(cat answered.txt 2>/dev/null)
+    [ -n "$answered" ] && [ "$answered" -ge 1 ] && [ "$logged" = "$answered" ] &&
+        pass shutdown_answers_every_logged_release ||
+        fail shutdown_answers_every_logged_release "$logged releases in the audit log, $answered answered"
 fi
 kill -TERM $KBS 2>/dev/null; wait $KBS 2>/dev/null
 head -c 32 /dev/urandom > bad.key && chmod 600 bad.key
 refuses wrong_master_key "master key does not match" "$CAI" kbs --db kbs.db --master-key bad.key --insecure-http --port 0
 
-# Sessions expire: a broker with a 1-second session lifetime.
-start_kbs kbs.log --insecure-http --session-ttl 1
-if [ -d "$ROOT/node_modules/jose" ]; then
-    CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" expired "$K"
+# Sessions expire: a broker with a 2-second session lifetime.
+start_kbs kbs.log --insecure-http --session-ttl 2
+"$CAI" kbs admin --url "$K" --key admin.key put pub/expiry/key shutdown.bin >/dev/null
+if have_node expired_sessions; then
+    kbs_node expired "$K"
 fi
 kill -TERM $KBS; wait $KBS
 [ $? = 0 ] && pass clean_shutdown || fail clean_shutdown "exit status"
@@ -164,8 +216,14 @@ KBS_NOSIM_PORT=$(free_port)
 "$CAI" kbs --db nosim.db --master-key master2.key --insecure-http --port "$KBS_NOSIM_PORT" --policy policy.json --rate 5 >> kbs.log 2>&1 &
 KBS=$!
 for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$KBS_NOSIM_PORT/kbs/v0/x" && break; sleep 0.1; done
-err=$("$CAI" agent get-resource kbs:///cai/model/key --kbs "http://127.0.0.1:$KBS_NOSIM_PORT" --tee sim --sim-dir sim 2>&1 >/dev/null)
-echo "$err" | grep -q "root untrusted\|TDX evidence is refused" && pass refuse_sim_root_not_trusted || fail refuse_sim_root_not_trusted "$err"
+K_SIM=$K
+K=http://127.0.0.1:$KBS_NOSIM_PORT
+refused refuse_sim_root_not_trusted "root untrusted|TDX evidence is refused" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2"
+# No --admin-pub: the admin API is off, even for the admin's valid token.
+refuses admin_api_off_without_admin_pub "401.*admin API is off" "$CAI" kbs admin --url "$K" --key admin.key list
+code=$(curl -s -o resp.json -w '%{http_code}' -X POST -H "Authorization: Bearer $("$CAI" kbs admin token --key admin.key)" --data-binary @shutdown.bin "$K/kbs/v0/resource/pub/evil/key")
+[ "$code" = 401 ] && grep -q "admin API is off" resp.json && pass admin_put_refused_without_admin_pub || fail admin_put_refused_without_admin_pub "$code $(cat resp.json)"
+K=$K_SIM
 # Per-client rate limit (--rate 5, burst 10): a burst of 40 requests meets 429s.
 for i in $(seq 1 40); do
     curl -s -o /dev/null -w '%{http_code}\n' -X POST "http://127.0.0.1:$KBS_NOSIM_PORT/kbs/v0/auth" -d '{}'

@@ -6,10 +6,11 @@
 //   node kbs_client.mjs interop|refusals|expired URL
 //   node kbs_client.mjs write URL N ACKFILE      admin writes dur/w/<i>, one ACK line each
 //   node kbs_client.mjs check URL ACKFILE        every ACKed write readable after attestation
+//   node kbs_client.mjs shutdown URL PID N DB OUT  N releases in flight, SIGTERM to PID
 //
 // Env: CAI (the cai binary), SIM (the sim PKI dir), ADMIN_KEY (admin PEM).
 // Prints PASS/FAIL lines for tests/run.sh.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -239,12 +240,75 @@ async function refusals() {
   }
 }
 
+// Against a broker started with --session-ttl 2 (sessions valid for 2 to 3
+// seconds): a session used after 3.5 seconds has expired.
 async function expired() {
+  const pastTtl = () => new Promise((r) => setTimeout(r, 3500));
+  // Attesting on an expired session.
+  const beforeAttest = (async () => {
+    const s = new Session(), key = teeKey();
+    const a = await s.req('POST', '/kbs/v0/auth', request);
+    await pastTtl();
+    const r = await s.req('POST', '/kbs/v0/attest', attestation(a.json.nonce, key.jwk, simQuote(reportData(a.json.nonce, key.jwk))));
+    expect('refuse_expired_session', r.status === 401 && /no session|expired/.test(r.json?.detail), r.text);
+  })();
+  // A resource on an attested session that has since expired.
+  const afterAttest = (async () => {
+    const s = new Session(), key = teeKey();
+    const { attest } = await rcar(s, key);
+    const fresh = await s.req('GET', '/kbs/v0/resource/pub/expiry/key');
+    await pastTtl();
+    const r = await s.req('GET', '/kbs/v0/resource/pub/expiry/key');
+    expect('refuse_resource_on_expired_session', attest.status === 200 && fresh.status === 200 &&
+      r.status === 401 && isError(r, 'TokenNotFound'), `attest ${attest.status}, fresh ${fresh.status}, expired ${r.status} ${r.text}`);
+  })();
+  await Promise.all([beforeAttest, afterAttest]);
+}
+
+// Graceful shutdown with releases in flight: another process holds the
+// broker's database write lock, so N concurrent releases wait in the audit
+// writer's queue; SIGTERM to the broker, then the lock is let go. Writes to
+// OUT the number of releases answered 200 with a JWE; the caller compares it
+// with the release records in the audit log after a restart (a release on
+// record but never answered is the failure).
+async function shutdown(pid, n, db, out) {
   const s = new Session(), key = teeKey();
-  const a = await s.req('POST', '/kbs/v0/auth', request);
-  await new Promise((r) => setTimeout(r, 2500));
-  const r = await s.req('POST', '/kbs/v0/attest', attestation(a.json.nonce, key.jwk, simQuote(reportData(a.json.nonce, key.jwk))));
-  expect('refuse_expired_session', r.status === 401 && /no session|expired/.test(r.json?.detail), r.text);
+  const { attest } = await rcar(s, key);
+  if (attest.status !== 200) return fail('shutdown_attest', attest.text);
+  const auth = { authorization: `Bearer ${attest.json.token}` };
+  const locked = path.join(tmp, 'locked'), unlock = path.join(tmp, 'unlock');
+  const locker = spawn('python3', ['-c', `
+import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+c.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").close()
+for _ in range(1000):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.01)
+c.execute("COMMIT")
+`, db, locked, unlock], { stdio: 'inherit' });
+  const exited = new Promise((r) => locker.on('exit', r));
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 500 && !fs.existsSync(locked); i++) await sleep(10);
+  const one = async () => {
+    try {
+      const r = await fetch(`${url}/kbs/v0/resource/pub/shutdown/key`, { headers: auth });
+      const j = JSON.parse(await r.text());
+      return r.status === 200 && typeof j.ciphertext === 'string';
+    } catch {
+      return false; /* no answer: the broker closed the connection */
+    }
+  };
+  const burst = Promise.all(Array.from({ length: n }, one));
+  await sleep(1000); // the requests reach the broker and queue behind the lock
+  process.kill(pid, 'SIGTERM');
+  await sleep(300);
+  fs.writeFileSync(unlock, '');
+  const answered = (await burst).filter(Boolean).length;
+  await exited;
+  fs.writeFileSync(out, `${answered}\n`);
+  console.log(`  ${answered} of ${n} releases answered before the broker stopped`);
 }
 
 async function write(n, ackFile) {
@@ -284,6 +348,7 @@ try {
   if (mode === 'interop') await interop();
   else if (mode === 'refusals') await refusals();
   else if (mode === 'expired') await expired();
+  else if (mode === 'shutdown') await shutdown(Number(rest[0]), Number(rest[1]), rest[2], rest[3]);
   else if (mode === 'write') await write(Number(rest[0]), rest[1]);
   else if (mode === 'check') await check(rest[0]);
   else throw new Error(`unknown mode ${mode}`);

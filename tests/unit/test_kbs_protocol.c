@@ -200,13 +200,112 @@ static void test_jwe_fixtures(void) {
     const char *want = "cai fixture: produced by the jose npm library";
     CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
     buf_free(&out);
-    /* kbs-types' fake Response parses as a JWE and is refused for its algorithms. */
-    json_t *fake = fixture("response-kbs-types.json");
+    /* kbs-types' fake Response (parse_response) is refused for its algorithms. */
+    json_t *fake = fixture("kbs-types/parse_response.json");
     CHECK_ST(jose_jwe_decrypt(bob, fake, &out), CAI_ERR_UNSUPPORTED);
     json_decref(fake);
     json_decref(jwe);
     jose_key_free(bob);
     buf_free(&pem);
+}
+
+/* The compact JSON of |j| in its member order: what serde_json writes for
+ * the struct a fixture was made from (the fields in declaration order). */
+static char *compact(const json_t *j) { return j ? json_dumps(j, JSON_COMPACT) : NULL; }
+
+/* The examples of virtee/kbs-types' own tests (src/lib.rs, mod tests),
+ * copied verbatim into tests/vectors/kbs/kbs-types/<test name>.json. */
+static void test_kbs_types_fixtures(void) {
+    char tee[32];
+    /* parse_request: read; version 0.0.0 is refused as Trustee refuses it. */
+    json_t *r = fixture("kbs-types/parse_request.json");
+    CHECK(r != NULL);
+    CHECK_ST(kbs_request_check(r, tee, sizeof(tee)), CAI_ERR_UNSUPPORTED);
+    CHECK(strstr(cai_errmsg(CAI_ERR_UNSUPPORTED), "Version Mismatch") != NULL);
+    json_object_set_new(r, "version", json_string(KBS_PROTOCOL_VERSION));
+    CHECK_OK(kbs_request_check(r, tee, sizeof(tee)));
+    CHECK(strcmp(tee, "tdx") == 0);
+    json_decref(r);
+    /* parse_challenge: read (nonce "42", SHA-384); ours is byte for byte the
+     * compact form of it. */
+    json_t *c = fixture("kbs-types/parse_challenge.json");
+    const char *nonce = NULL;
+    kbs_hash h = 0;
+    CHECK(c != NULL);
+    CHECK_OK(kbs_challenge_parse(c, &nonce, &h));
+    CHECK(nonce && strcmp(nonce, "42") == 0 && h == KBS_HASH_SHA384);
+    char *mine = kbs_challenge_json("42"), *theirs = compact(c);
+    CHECK(mine && theirs && strcmp(mine, theirs) == 0);
+    free(mine);
+    free(theirs);
+    json_decref(c);
+    /* parse_attestation_ec/_rsa: the runtime data is read and its key
+     * normalizes to exactly the fixture's members in kbs-types' order; the
+     * whole message is refused for what cai does not verify (additional
+     * evidence), not for its shape. */
+    const char *att[] = {"kbs-types/parse_attestation_ec.json",
+                         "kbs-types/parse_attestation_rsa.json"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *a = fixture(att[i]), *norm = NULL;
+        const json_t *pk = json_object_get(json_object_get(a, "runtime-data"), "tee-pubkey");
+        CHECK(a != NULL);
+        CHECK_OK(kbs_tee_pubkey_normalize(pk, &norm));
+        char *n1 = compact(norm), *n2 = compact(pk);
+        CHECK(n1 && n2 && strcmp(n1, n2) == 0);
+        free(n1);
+        free(n2);
+        json_decref(norm);
+        kbs_attestation parsed;
+        CHECK_ST(kbs_attestation_parse(a, &parsed), CAI_ERR_UNSUPPORTED);
+        CHECK(strstr(cai_errmsg(CAI_ERR_UNSUPPORTED), "additional (device) evidence") != NULL);
+        json_decref(a);
+    }
+    /* parse_error_information: ours has the same members in the same order. */
+    json_t *e = fixture("kbs-types/parse_error_information.json");
+    char *es = kbs_error_json("problemtype", "problemdetail");
+    json_t *m = es ? parse(es) : NULL;
+    CHECK(e && m && json_object_size(m) == 2);
+    if (e && m) {
+        json_object_set_new(m, "type", json_string("problemtype")); /* ours has the URL prefix */
+        char *c1 = compact(m), *c2 = compact(e);
+        CHECK(c1 && c2 && strcmp(c1, c2) == 0);
+        free(c1);
+        free(c2);
+    }
+    free(es);
+    json_decref(m);
+    json_decref(e);
+    /* protected_header_generate_aad: our protected header for the same
+     * alg/enc is byte for byte the AAD kbs-types computes. */
+    json_t *aad = fixture("kbs-types/protected_header_generate_aad.json");
+    const json_t *ph = json_object_get(aad, "protected_header");
+    buf b;
+    CHECK_OK(jose_jwe_protected_b64(json_string_value(json_object_get(ph, "alg")),
+                                    json_string_value(json_object_get(ph, "enc")), NULL, NULL, &b));
+    CHECK(b.data && strcmp((char *)b.data, json_string_value(json_object_get(aad, "aad"))) == 0);
+    buf_free(&b);
+    json_decref(aad);
+    /* parse_response*: read as flattened JWEs (also with "aad", a newline
+     * after the header JSON, another member or a nested epk) and refused
+     * only for their fake algorithms. */
+    const char *resp[] = {"kbs-types/parse_response.json",
+                          "kbs-types/parse_response_with_aad.json",
+                          "kbs-types/parse_response_nested_protected_header.json",
+                          "kbs-types/parse_response_with_protectedheader.json"};
+    jose_key *k = NULL;
+    CHECK_OK(jose_key_generate(JOSE_KEY_EC_P256, &k));
+    for (size_t i = 0; i < 4; i++) {
+        json_t *j = fixture(resp[i]);
+        buf out;
+        CHECK(j != NULL);
+        CHECK_ST(jose_jwe_decrypt(k, j, &out), CAI_ERR_UNSUPPORTED);
+        if (strstr(cai_errmsg(CAI_ERR_UNSUPPORTED), "enc must be A256GCM") == NULL)
+            printf("  %s: %s\n", resp[i], cai_errmsg(CAI_ERR_UNSUPPORTED));
+        CHECK(strstr(cai_errmsg(CAI_ERR_UNSUPPORTED), "enc must be A256GCM") != NULL);
+        buf_free(&out);
+        json_decref(j);
+    }
+    jose_key_free(k);
 }
 
 static void test_resource_uri(void) {
@@ -289,6 +388,7 @@ int main(void) {
     RUN(test_attestation_refusals);
     RUN(test_error_shape);
     RUN(test_jwe_fixtures);
+    RUN(test_kbs_types_fixtures);
     RUN(test_resource_uri);
     RUN(test_sessions);
     RUN(test_token);

@@ -46,6 +46,14 @@ static void test_put_get_list_delete(void) {
     CHECK_OK(kbs_store_put(s, "cai/qwen/key", (const uint8_t *)"new", 3)); /* replace */
     CHECK_OK(kbs_store_get(s, "cai/qwen/key", &b));
     CHECK(b.len == 3);
+    /* create-only: refused where a value exists, which stays as it was */
+    CHECK_ST(kbs_store_create(s, "cai/qwen/key", (const uint8_t *)"other", 5), CAI_ERR_EXISTS);
+    CHECK_OK(kbs_store_get(s, "cai/qwen/key", &b));
+    CHECK(b.len == 3 && memcmp(b.data, "new", 3) == 0);
+    CHECK_OK(kbs_store_create(s, "cai/fresh/key", (const uint8_t *)"first", 5));
+    CHECK_OK(kbs_store_get(s, "cai/fresh/key", &b));
+    CHECK(b.len == 5 && memcmp(b.data, "first", 5) == 0);
+    CHECK_OK(kbs_store_delete(s, "cai/fresh/key"));
     CHECK_OK(kbs_store_delete(s, "cai/qwen/key"));
     CHECK_ST(kbs_store_delete(s, "cai/qwen/key"), CAI_ERR_NOT_FOUND);
     CHECK_ST(kbs_store_get(s, "cai/qwen/key", &b), CAI_ERR_NOT_FOUND);
