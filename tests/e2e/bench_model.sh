@@ -1,0 +1,27 @@
+# cai bench -m on a tiny synthetic model: the weights in a memfd (the default)
+# and mapped from the file (--mmap) both give the figures, for each type that
+# has its own kernels; bad arguments are refused.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+for type in q4_0 q4_k_m q8_0; do
+    if ! synth_model "m-$type.gguf" --arch qwen2 --shape tiny --type "$type"; then
+        echo "SKIP bench_model_$type: node_modules absent (./run setup)"
+        continue
+    fi
+    for load in "" --mmap; do
+        name="bench_${type}${load:+_mmap}" want="weights in a memfd"
+        [ -n "$load" ] && want="weights mapped from the file"
+        out=$("$CAI" bench -m "m-$type.gguf" -p 8 -n 4 -r 1 -t 2 $load 2>&1)
+        if echo "$out" | grep -qE "^result prefill_tps=[0-9.]+ decode_tps=[0-9.]+" &&
+            echo "$out" | grep -q "$want"; then
+            pass "$name"
+        else
+            fail "$name" "$out"
+        fi
+    done
+done
+refuses bench_missing_model "cannot open|No such file" "$CAI" bench -m absent.gguf -p 4 -n 2
+"$CAI" bench -m x.gguf --bogus >/dev/null 2>&1
+[ $? -eq 2 ] && pass bench_bad_option_usage || fail bench_bad_option_usage "not a usage error"
+finish
