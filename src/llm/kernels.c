@@ -283,6 +283,7 @@ kernel_dot kernel_get(int type, int level) {
     if (level >= KERNEL_AVX512VNNI) {
         PICK(vnni)
         k.qn = type == QUANT_Q4_0   ? dotn_q4_0_512
+               : type == QUANT_Q8_0 ? dotn_q8_0_512
                : type == QUANT_Q4_K ? dotn_q4_K_512
                : type == QUANT_Q6_K ? dotn_q6_K_512
                                     : NULL;

@@ -62,8 +62,8 @@ static void test_all_levels_agree(void) {
 }
 
 /* The several-rows kernels against the reference, row by row, for every
- * first row and count of rows, and for Q4_0 a row whose block count is not
- * a multiple of eight. */
+ * first row and count of rows, and for Q4_0 and Q8_0 a row whose block
+ * count is not a multiple of eight. */
 static void test_multi_row(void) {
     enum { N = 1024 + 96, ROWS = 4 };
     static float w[N], x[ROWS][N];
@@ -84,7 +84,7 @@ static void test_multi_row(void) {
         for (size_t t = 0; t < sizeof(TYPES) / sizeof(TYPES[0]); t++) {
             int type = TYPES[t];
             int64_t n = N / QK_K * QK_K;
-            if (type == QUANT_Q4_0)
+            if (type == QUANT_Q4_0 || type == QUANT_Q8_0)
                 n = N;
             CHECK(quant_quantize_row(type, w, wq, n) == 0);
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
@@ -118,7 +118,7 @@ static void test_multi_row(void) {
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 30); /* Q4_0, Q4_K and Q6_K have them */
+        CHECK(tried == 40); /* Q8_0, Q4_0, Q4_K and Q6_K have them */
     else
         printf("  no several-rows kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
