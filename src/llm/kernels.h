@@ -8,9 +8,10 @@
  *
  * Each type has a scalar reference and, chosen at run time, AVX2 and
  * AVX-512 VNNI versions; tests/unit/test_kernels.c checks every SIMD
- * version against its reference. At the AVX-512 VNNI level, Q4_0 and Q4_K
- * also have 512-bit kernels that take up to four activation rows per pass
- * over a weight row (prefill and batched decode reuse each unpacked block). */
+ * version against its reference. At the AVX-512 VNNI level, Q8_0, Q4_0,
+ * Q4_K and Q6_K also have 512-bit kernels that take up to four activation
+ * rows per pass over a weight row (prefill and batched decode reuse each
+ * unpacked block); matmul uses them for one row too. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
