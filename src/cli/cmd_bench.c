@@ -236,13 +236,15 @@ static double read_bandwidth(int threads) {
 }
 
 static void bench_model_help(void) {
-    printf("usage: cai bench -m MODEL.gguf [-p 64] [-n 16] [-t THREADS] [-r 3] [--mmap]\n\n"
+    printf("usage: cai bench -m MODEL.gguf [-p 64] [-n 16] [-t THREADS] [-r 3] [-c CTX] [--mmap]\n\n"
            "Prefill (one batch of -p tokens) and decode (-n tokens one by one)\n"
            "throughput in tokens/s, best of -r runs; peak RSS; and decode as a share of\n"
            "the memory-bandwidth bound (bytes of weights read per token / the read\n"
            "bandwidth this machine measures here).\n\n"
            "The model is first copied into memory (a sealed memfd), where cai serve\n"
-           "--sealed keeps its weights; --mmap maps the file instead (its page cache).\n");
+           "--sealed keeps its weights; --mmap maps the file instead (its page cache).\n"
+           "-c CTX then fills a context of CTX tokens (batches of -p) and decodes -n\n"
+           "more at that depth; the peak RSS printed includes that KV cache.\n");
 }
 
 /* The model's bytes in a sealed memfd, as the confidential boot leaves them. */
@@ -277,12 +279,12 @@ static cai_status load_memfd(const char *path, int *out_fd) {
 
 static int bench_model(int argc, char **argv) {
     const char *model = NULL;
-    long p = 64, n = 16, threads = 0, repeat = 3;
+    long p = 64, n = 16, threads = 0, repeat = 3, fill = 0;
     int c, use_mmap = 0, mfd = -1;
     static const struct option longopts[] = {{"mmap", no_argument, NULL, 'M'}, {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:r:h", longopts, NULL)) != -1) {
-        long *dst = c == 'p' ? &p : c == 'n' ? &n : c == 't' ? &threads : c == 'r' ? &repeat : NULL;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:r:c:h", longopts, NULL)) != -1) {
+        long *dst = c == 'p' ? &p : c == 'n' ? &n : c == 't' ? &threads : c == 'r' ? &repeat : c == 'c' ? &fill : NULL;
         if (c == 'm')
             model = optarg;
         else if (c == 'M')
@@ -304,7 +306,7 @@ static int bench_model(int argc, char **argv) {
     if (st == CAI_OK)
         st = llm_engine_open(use_mmap ? model : NULL, mfd, NULL, &e);
     if (st == CAI_OK)
-        st = llm_ctx_new(e->model, (int)(p + n + 8), 1, (int)threads, &ctx);
+        st = llm_ctx_new(e->model, (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
     if (st != CAI_OK)
         goto out;
     const llm_hparams *hp = llm_model_hparams(e->model);
@@ -341,6 +343,23 @@ static int bench_model(int argc, char **argv) {
         best_pp = pp > best_pp ? pp : best_pp;
         best_tg = tg > best_tg ? tg : best_tg;
     }
+    /* -c: a context filled to CTX - n - 1 tokens, then n decoded at that depth. */
+    double fill_s = 0, deep_tg = 0;
+    if (st == CAI_OK && fill > p + n + 8) {
+        llm_seq_truncate(ctx, 0, 0);
+        double t0 = cli_now();
+        for (long done = 0; done < fill - n - 1 && st == CAI_OK; done += p) {
+            llm_batch b = {(int)(fill - n - 1 - done < p ? fill - n - 1 - done : p), tok, seq, NULL};
+            st = llm_decode(ctx, &b, &logits);
+        }
+        fill_s = cli_now() - t0;
+        t0 = cli_now();
+        for (long i = 0; i < n && st == CAI_OK; i++) {
+            llm_batch one = {1, &tok[i], seq, NULL};
+            st = llm_decode(ctx, &one, &logits);
+        }
+        deep_tg = (double)n / (cli_now() - t0);
+    }
     if (st != CAI_OK)
         goto out;
     struct rusage ru;
@@ -353,6 +372,9 @@ static int bench_model(int argc, char **argv) {
            use_mmap ? "mapped from the file" : "in a memfd");
     printf("prefill  %8.2f tokens/s  (%ld tokens in one batch, best of %ld)\n", best_pp, p, repeat);
     printf("decode   %8.2f tokens/s  (%ld tokens)\n", best_tg, n);
+    if (fill_s > 0)
+        printf("context  %ld tokens (f16 KV cache): filled in %.1f s, then decode %.2f tokens/s\n", fill,
+               fill_s, deep_tg);
     printf("memory   peak RSS %.1f MiB; read bandwidth %.2f GB/s\n", (double)ru.ru_maxrss / 1024, bw);
     printf("bound    %8.2f tokens/s if decode only streamed the weights: decode is %.0f%% of it\n",
            bound, 100 * best_tg / bound);

@@ -156,6 +156,11 @@ static float dot_q6_K_ref(const void *w, const block_x8 *x, int64_t n) {
     return s;
 }
 
+static void axpy_h_ref(float a, const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] += a * H(x[i]);
+}
+
 static float dot_f32_ref(const void *w, const float *x, int64_t n) {
     const float *v = w;
     float s = 0;
@@ -209,7 +214,26 @@ static float dot_bf16_ref(const void *w, const float *x, int64_t n) {
 #undef MUL_SUM_US8
 
 #include "llm/kernels_avx512.inc"
+
+__attribute__((target("avx2,fma,f16c"))) static void axpy_h_avx2(float a, const uint16_t *x, float *y, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * _cvtsh_ss(x[i]);
+}
 #endif
+
+kernel_axpy_h kernel_get_axpy_h(int level) {
+#if defined(__x86_64__)
+    if (level >= KERNEL_AVX2)
+        return axpy_h_avx2;
+#endif
+    (void)level;
+    return axpy_h_ref;
+}
 
 /* ---- dispatch ------------------------------------------------------------------ */
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/pool.h"
+#include "llm/kernels.h"
 #include "llm/matmul.h"
 #include "llm/quant.h"
 
@@ -239,7 +240,7 @@ struct llm_ctx {
     pool *pool;
     int n_ctx, n_seq, cap; /* cap: tokens per batch the scratch holds */
     int *seq_len;
-    float *k, *v; /* [layer][seq][pos][kv_dim] */
+    quant_half *k, *v; /* [layer][seq][pos][kv_dim], f16 as llama.cpp keeps them */
     /* scratch for a batch of cap tokens */
     float *x, *xn, *q, *kq, *vq, *qkv, *att, *gate, *up, *logits;
     int32_t *pos;
@@ -265,11 +266,11 @@ cai_status llm_ctx_new(const llm_model *m, int n_ctx, int n_seq, int n_threads, 
     if (st != CAI_OK)
         goto fail;
     c->seq_len = calloc((size_t)n_seq, sizeof(int));
-    c->k = malloc(cache * sizeof(float));
-    c->v = malloc(cache * sizeof(float));
+    c->k = malloc(cache * sizeof(quant_half));
+    c->v = malloc(cache * sizeof(quant_half));
     if (!c->seq_len || !c->k || !c->v) {
         st = cai_fail(CAI_ERR_NOMEM, "cannot allocate a KV cache of %zu MiB",
-                      cache * 2 * sizeof(float) >> 20);
+                      cache * 2 * sizeof(quant_half) >> 20);
         goto fail;
     }
     *out = c;
@@ -388,6 +389,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const int D = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
     const size_t kv_dim = (size_t)hp->n_head_kv * (size_t)D;
     const float scale = 1.0f / sqrtf((float)D);
+    const kernel_dot_f dot = kernel_get(QUANT_F16, kernel_level()).f;
+    const kernel_axpy_h axpy = kernel_get_axpy_h(kernel_level());
     float *score = malloc((size_t)c->n_ctx * sizeof(float));
     CAI_ASSERT(score != NULL);
     for (int w = ith; w < j->b->n * H; w += nth) {
@@ -397,11 +400,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         const float *q = c->q + ((size_t)t * (size_t)H + (size_t)h) * (size_t)D;
         float max = -INFINITY;
         for (int p = 0; p < n; p++) {
-            const float *k = c->k + base + (size_t)p * kv_dim;
-            float d = 0;
-            for (int i = 0; i < D; i++)
-                d += q[i] * k[i];
-            score[p] = d * scale;
+            score[p] = dot(c->k + base + (size_t)p * kv_dim, q, D) * scale;
             max = fmaxf(max, score[p]);
         }
         float sum = 0;
@@ -409,12 +408,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
             sum += score[p] = expf(score[p] - max);
         float *o = c->att + ((size_t)t * (size_t)H + (size_t)h) * (size_t)D;
         memset(o, 0, (size_t)D * sizeof(float));
-        for (int p = 0; p < n; p++) {
-            const float *v = c->v + base + (size_t)p * kv_dim;
-            float a = score[p] / sum;
-            for (int i = 0; i < D; i++)
-                o[i] += a * v[i];
-        }
+        for (int p = 0; p < n; p++)
+            axpy(score[p] / sum, c->v + base + (size_t)p * kv_dim, o, D);
     }
     free(score);
 }
@@ -493,8 +488,9 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
             rope(m, k, HKV, c->pos[t]);
             size_t at = (((size_t)l * (size_t)c->n_seq + (size_t)b->seq[t]) * (size_t)c->n_ctx +
                          (size_t)c->pos[t]) * kv_dim;
-            memcpy(c->k + at, k, kv_dim * sizeof(float));
-            memcpy(c->v + at, c->vq + (size_t)t * KV, kv_dim * sizeof(float));
+            int bad = quant_quantize_row(QUANT_F16, k, c->k + at, (int64_t)kv_dim) |
+                      quant_quantize_row(QUANT_F16, c->vq + (size_t)t * KV, c->v + at, (int64_t)kv_dim);
+            CAI_ASSERT(bad == 0);
         }
         attn_job aj = {c, b, l};
         pool_run(c->pool, attn_worker, &aj);

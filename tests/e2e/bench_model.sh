@@ -21,6 +21,12 @@ for type in q4_0 q4_k_m q8_0; do
         fi
     done
 done
+# -c: a filled context, decoded at that depth.
+if [ -f m-q4_0.gguf ]; then
+    out=$("$CAI" bench -m m-q4_0.gguf -p 16 -n 4 -r 1 -t 2 -c 200 2>&1)
+    echo "$out" | grep -qE "^context  200 tokens \(f16 KV cache\): filled in [0-9.]+ s, then decode [0-9.]+ tokens/s" &&
+        pass bench_filled_context || fail bench_filled_context "$out"
+fi
 refuses bench_missing_model "cannot open|No such file" "$CAI" bench -m absent.gguf -p 4 -n 2
 "$CAI" bench -m x.gguf --bogus >/dev/null 2>&1
 [ $? -eq 2 ] && pass bench_bad_option_usage || fail bench_bad_option_usage "not a usage error"

@@ -123,6 +123,29 @@ static void test_multi_row(void) {
         printf("  no several-rows kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
 
+static void test_axpy_h(void) {
+    enum { N = 133 };
+    float x[N], y0[N], y1[N];
+    uint16_t h[N];
+    uint64_t seed = 5;
+    for (int i = 0; i < N; i++) {
+        x[i] = frand(&seed) * 8;
+        y0[i] = y1[i] = frand(&seed);
+    }
+    CHECK(quant_quantize_row(QUANT_F16, x, h, N) == 0);
+    kernel_get_axpy_h(KERNEL_SCALAR)(0.75f, h, y0, N);
+    for (int i = 0; i < N; i++) /* the reference: the halves' values, exactly */
+        CHECK(fabsf(y0[i] - (y1[i] + 0.75f * quant_half_to_float(h[i]))) <= 1e-6f);
+    for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
+        float y2[N];
+        for (int i = 0; i < N; i++)
+            y2[i] = y1[i];
+        kernel_get_axpy_h(level)(0.75f, h, y2, N);
+        for (int i = 0; i < N; i++)
+            CHECK(fabsf(y2[i] - y0[i]) <= 1e-6f * (1 + fabsf(y0[i])));
+    }
+}
+
 static void test_quantize_x8(void) {
     float x[64];
     for (int i = 0; i < 64; i++)
@@ -140,5 +163,6 @@ int main(void) {
     RUN(test_quantize_x8);
     RUN(test_all_levels_agree);
     RUN(test_multi_row);
+    RUN(test_axpy_h);
     return test_summary();
 }
