@@ -274,7 +274,7 @@ const char *kernel_level_name(int level) {
 }
 
 kernel_dot kernel_get(int type, int level) {
-    kernel_dot k = {NULL, NULL, NULL};
+    kernel_dot k = {0};
     switch (type) {
     case QUANT_F32: k.f = dot_f32_ref; break;
     case QUANT_F16: k.f = dot_f16_ref; break;
@@ -311,6 +311,11 @@ kernel_dot kernel_get(int type, int level) {
                : type == QUANT_Q4_K ? dotn_q4_K_512
                : type == QUANT_Q6_K ? dotn_q6_K_512
                                     : NULL;
+        k.pack = type == QUANT_Q4_0   ? pack_q4_0_512
+                 : type == QUANT_Q8_0 ? pack_q8_0_512
+                 : type == QUANT_Q4_K ? pack_q4_K_512
+                                      : NULL;
+        k.tile = k.pack ? tile_dot_512 : NULL;
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)
     }

@@ -48,10 +48,28 @@ void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float
  * out[t] = dot(w, row t0 + t). Reads and unpacks the weights once. */
 typedef void (*kernel_dot_qn)(const void *w, const kernel_xrows *x, int t0, int nt, float *out);
 
+/* Tiles, for matrix products with many activation rows (prefill): 16
+ * weight rows repacked so that one instruction multiplies four values of
+ * each of the 16 rows by the same four activation values. Per 32-value
+ * block, KERNEL_TILE_BLOCK bytes: eight 64-byte vectors of unsigned quants
+ * (vector k holds values 4k .. 4k+3 of row l at bytes 4l .. 4l+3), then
+ * the 16 rows' float scales and float offsets (value = scale * q + offset).
+ * A tile takes n / 32 * KERNEL_TILE_BLOCK bytes, 64-byte aligned. */
+enum { KERNEL_TILE_ROWS = 16, KERNEL_TILE_BLOCK = 640, KERNEL_TILE_XROWS = 8 };
+
+/* Packs the 16 rows w, w + stride, ... of |n| values into |tile|. */
+typedef void (*kernel_tile_pack)(const uint8_t *w, size_t stride, int64_t n, uint8_t *tile);
+
+/* out[t * ldo + l] = dot(row l of |tile|, activation row t0 + t) for t <
+ * nt, nt 1 .. KERNEL_TILE_XROWS. */
+typedef void (*kernel_tile_dot)(const uint8_t *tile, const kernel_xrows *x, int t0, int nt, float *out, size_t ldo);
+
 typedef struct {
     kernel_dot_q q;   /* for quantized types: activations as block_x8 */
     kernel_dot_f f;   /* for F32/F16/BF16: activations as floats */
     kernel_dot_qn qn; /* where the level has one: several activation rows per pass */
+    kernel_tile_pack pack; /* and where it has tiles (only with qn): */
+    kernel_tile_dot tile;  /* the packing and the tile product */
 } kernel_dot;
 
 /* y[i] += a * x[i] for |n| halves |x| (the attention's f16 values). */

@@ -21,6 +21,8 @@ typedef struct {
     int8_t *qs;        /* or, for a several-rows kernel, by field: */
     float *d, *s;      /* kernel_xrows's layout */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
+    uint8_t *tiles;    /* with tiles: one per thread, tile_bytes each */
+    size_t tile_bytes;
 } matmul_job;
 
 static void quantize_worker(void *ctx, int ith, int nth) {
@@ -40,7 +42,7 @@ static void quantize_worker(void *ctx, int ith, int nth) {
  * the core's L2 while each group of up to four activation rows passes over
  * them, so each weight byte comes from memory once per batch and each
  * unpacked block serves four rows. */
-enum { ROW_CHUNK = 16, ROW_GROUP = 4 };
+enum { ROW_CHUNK = 16, ROW_GROUP = 4, TILE_MIN_ROWS = 12 };
 
 static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1) {
     const llm_tensor *w = j->w;
@@ -59,14 +61,36 @@ static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-/* Each thread takes a contiguous range of weight rows and dots every row
- * with all T activation rows, so each weight byte is read once per batch. */
+/* With tiles: each 16 weight rows packed once, then multiplied by the
+ * activation rows eight at a time; rows past the last whole tile go to
+ * matmul_rows. */
+static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t r1) {
+    const llm_tensor *w = j->w;
+    const size_t N = (size_t)w->ne1;
+    for (; r0 + KERNEL_TILE_ROWS <= r1; r0 += KERNEL_TILE_ROWS) {
+        j->k.pack(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, w->ne0, tile);
+        for (int t = 0; t < j->T; t += KERNEL_TILE_XROWS) {
+            int nt = j->T - t < KERNEL_TILE_XROWS ? j->T - t : KERNEL_TILE_XROWS;
+            j->k.tile(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r0, N);
+        }
+    }
+    matmul_rows(j, r0, r1);
+}
+
+/* Each thread takes a contiguous range of weight rows (whole tiles where
+ * tiles are used) and dots every row with all T activation rows, so each
+ * weight byte is read once per batch. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
     const llm_tensor *w = j->w;
-    int64_t per = (w->ne1 + nth - 1) / nth, r0 = per * ith, r1 = r0 + per;
-    if (r1 > w->ne1)
-        r1 = w->ne1;
+    int64_t per = (w->ne1 + nth - 1) / nth;
+    if (j->tiles)
+        per = (per + KERNEL_TILE_ROWS - 1) / KERNEL_TILE_ROWS * KERNEL_TILE_ROWS;
+    int64_t r0 = per * ith < w->ne1 ? per * ith : w->ne1, r1 = r0 + per < w->ne1 ? r0 + per : w->ne1;
+    if (j->tiles) {
+        matmul_tiles(j, j->tiles + (size_t)ith * j->tile_bytes, r0, r1);
+        return;
+    }
     if (j->k.qn) {
         matmul_rows(j, r0, r1);
         return;
@@ -104,6 +128,14 @@ void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y) {
         else
             quantize_worker(&j, 0, 1);
     }
+    /* Packing a tile costs about what one activation row's products do,
+     * so tiles pay from a handful of rows on (bench/RESULTS.md). */
+    if (j.k.tile && T >= TILE_MIN_ROWS && w->row_bytes < ((size_t)1 << 26)) {
+        j.tile_bytes = (size_t)(w->ne0 / 32) * KERNEL_TILE_BLOCK;
+        j.tiles = aligned_alloc(64, (size_t)pool_size(p) * j.tile_bytes);
+        CAI_ASSERT(j.tiles != NULL);
+    }
     pool_run(p, matmul_worker, &j);
+    free(j.tiles);
     free(buf);
 }

@@ -2,7 +2,10 @@
  * the references against plain float arithmetic on dequantized values. */
 #include <math.h>
 
+#include <stdlib.h>
+
 #include "llm/kernels.h"
+#include "llm/matmul.h"
 #include "llm/quant.h"
 #include "test.h"
 
@@ -123,6 +126,127 @@ static void test_multi_row(void) {
         printf("  no several-rows kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
 
+/* Tiles: 16 weight rows packed, then every first activation row and count
+ * of rows against the reference row dot product, written at a stride
+ * other than 16 with nothing written past the tile's 16 outputs. */
+static void test_tiles(void) {
+    enum { N = 1024 + 96, ROWS = 11, W = KERNEL_TILE_ROWS, LDO = 19 };
+    static float w[W][N], x[ROWS][N];
+    static uint8_t wq[W][N * 2];
+    static block_x8 xq[ROWS][N / 32];
+    static int8_t qs[ROWS * N];
+    static float d[ROWS * N / 32], s[ROWS * N / 32], out[KERNEL_TILE_XROWS * LDO];
+    uint64_t seed = 13;
+    int tried = 0;
+    uint8_t *tile = aligned_alloc(64, N / 32 * KERNEL_TILE_BLOCK);
+    CHECK(tile != NULL);
+    for (int trial = 0; trial < 4; trial++) {
+        for (int r = 0; r < W; r++)
+            for (int i = 0; i < N; i++)
+                w[r][i] = frand(&seed) * (r % 3 ? 1.0f : 30.0f);
+        for (int r = 0; r < ROWS; r++)
+            for (int i = 0; i < N; i++)
+                x[r][i] = frand(&seed) * (trial % 2 ? 4 : 0.01f);
+        for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++) {
+            const int type = TYPES[ti];
+            kernel_dot k = kernel_get(type, kernel_level()), ref = kernel_get(type, KERNEL_SCALAR);
+            CHECK(!ref.pack && !ref.tile);
+            if (!k.pack)
+                continue;
+            CHECK(k.tile && k.qn);
+            const int64_t n = type == QUANT_Q4_0 || type == QUANT_Q8_0 ? N : N / QK_K * QK_K;
+            const size_t stride = sizeof(wq[0]);
+            for (int r = 0; r < W; r++)
+                CHECK(quant_quantize_row(type, w[r], wq[r], n) == 0);
+            for (int r = 0; r < ROWS; r++) {
+                kernel_quantize_x8(x[r], xq[r], n);
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32));
+            }
+            kernel_xrows xr = {qs, d, s, n};
+            k.pack(wq[0], stride, n, tile);
+            tried++;
+            for (int t0 = 0; t0 < ROWS; t0++)
+                for (int nt = 1; nt <= KERNEL_TILE_XROWS && t0 + nt <= ROWS; nt++) {
+                    for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
+                        out[i] = -1234.5f;
+                    k.tile(tile, &xr, t0, nt, out, LDO);
+                    for (int t = 0; t < KERNEL_TILE_XROWS; t++)
+                        for (int l = 0; l < LDO; l++) {
+                            float v = out[t * LDO + l];
+                            if (t >= nt || l >= W) {
+                                CHECK(v == -1234.5f);
+                                continue;
+                            }
+                            double mag = 0;
+                            for (int64_t i = 0; i < n; i++)
+                                mag += fabs((double)w[l][i] * x[t0 + t][i]);
+                            float want = ref.q(wq[l], xq[t0 + t], n);
+                            if (fabs(v - want) > 1e-5 * mag + 1e-6) {
+                                printf("  %s tile, rows %d..%d, weight row %d x row %d: %g vs reference %g\n",
+                                       quant_name(type), t0, t0 + nt - 1, l, t0 + t, v, want);
+                                CHECK(0);
+                            }
+                        }
+                }
+        }
+    }
+    free(tile);
+    if (kernel_level() >= KERNEL_AVX512VNNI)
+        CHECK(tried == 12); /* Q8_0, Q4_0 and Q4_K have them */
+    else
+        printf("  no tiles at this level (%s)\n", kernel_level_name(kernel_level()));
+}
+
+/* matmul as the engine calls it, for batch sizes on both sides of where
+ * tiles start and a row count with a partial tile on each thread, against
+ * the reference row dot products. */
+static void test_matmul(void) {
+    enum { N = 512, ROWS = 45, TMAX = 21 };
+    static float w[ROWS][N], x[TMAX][N], y[TMAX * ROWS];
+    static block_x8 xq[N / 32];
+    uint64_t seed = 17;
+    pool *p = NULL;
+    CHECK(pool_new(2, &p) == CAI_OK);
+    for (int r = 0; r < ROWS; r++)
+        for (int i = 0; i < N; i++)
+            w[r][i] = frand(&seed);
+    for (int t = 0; t < TMAX; t++)
+        for (int i = 0; i < N; i++)
+            x[t][i] = frand(&seed) * 3;
+    const int types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K, QUANT_Q5_1};
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        const int type = types[ti];
+        const size_t rb = quant_row_size(type, N);
+        uint8_t *data = malloc(rb * ROWS);
+        CHECK(data != NULL);
+        for (int r = 0; r < ROWS; r++)
+            CHECK(quant_quantize_row(type, w[r], data + rb * (size_t)r, N) == 0);
+        llm_tensor t = {"w", type, N, ROWS, rb, data};
+        kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
+        const int batches[] = {1, 3, 7, 8, 9, 16, 21};
+        for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
+            const int T = batches[bi];
+            matmul(p, &t, x[0], T, y);
+            for (int u = 0; u < T; u++) {
+                kernel_quantize_x8(x[u], xq, N);
+                for (int r = 0; r < ROWS; r++) {
+                    double mag = 0;
+                    for (int i = 0; i < N; i++)
+                        mag += fabs((double)w[r][i] * x[u][i]);
+                    float want = ref.q(data + rb * (size_t)r, xq, N), v = y[u * ROWS + r];
+                    if (fabs(v - want) > 1e-5 * mag + 1e-6) {
+                        printf("  %s matmul T=%d, row %d x %d: %g vs reference %g\n", quant_name(type), T, r, u,
+                               v, want);
+                        CHECK(0);
+                    }
+                }
+            }
+        }
+        free(data);
+    }
+    pool_free(p);
+}
+
 static void test_axpy_h(void) {
     enum { N = 133 };
     float x[N], y0[N], y1[N];
@@ -163,6 +287,8 @@ int main(void) {
     RUN(test_quantize_x8);
     RUN(test_all_levels_agree);
     RUN(test_multi_row);
+    RUN(test_tiles);
+    RUN(test_matmul);
     RUN(test_axpy_h);
     return test_summary();
 }
