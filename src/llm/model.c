@@ -380,36 +380,48 @@ typedef struct {
     int layer;
 } attn_job;
 
-/* Each (token, head) pair: softmax(q k^T / sqrt(d)) v over the positions of
- * the token's sequence up to its own. */
+/* Each (token, KV head) pair: for the query heads that share the KV head
+ * (grouped-query attention), softmax(q k^T / sqrt(d)) v over the positions
+ * of the token's sequence up to its own. The group's heads go together so
+ * each cached key and value row is read from memory once, not once per
+ * query head (at 4k context the cache is larger than the core's L2). */
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *j = ctx;
     llm_ctx *c = j->c;
     const llm_hparams *hp = &c->m->hp;
-    const int D = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    const size_t kv_dim = (size_t)hp->n_head_kv * (size_t)D;
+    const int D = hp->head_dim, H = hp->n_head, HKV = hp->n_head_kv, group = H / HKV;
+    const size_t kv_dim = (size_t)HKV * (size_t)D, n_ctx = (size_t)c->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
     const kernel_dot_f dot = kernel_get(QUANT_F16, kernel_level()).f;
     const kernel_axpy_h axpy = kernel_get_axpy_h(kernel_level());
-    float *score = malloc((size_t)c->n_ctx * sizeof(float));
+    float *score = malloc((size_t)group * n_ctx * sizeof(float)); /* [head in group][position] */
     CAI_ASSERT(score != NULL);
-    for (int w = ith; w < j->b->n * H; w += nth) {
-        int t = w / H, h = w % H, s = j->b->seq[t], n = c->pos[t] + 1;
-        size_t base = (((size_t)j->layer * (size_t)c->n_seq + (size_t)s) * (size_t)c->n_ctx) * kv_dim +
-                      (size_t)(h / group) * (size_t)D;
-        const float *q = c->q + ((size_t)t * (size_t)H + (size_t)h) * (size_t)D;
-        float max = -INFINITY;
+    for (int w = ith; w < j->b->n * HKV; w += nth) {
+        int t = w / HKV, g = w % HKV, s = j->b->seq[t], n = c->pos[t] + 1;
+        size_t base = (((size_t)j->layer * (size_t)c->n_seq + (size_t)s) * n_ctx) * kv_dim + (size_t)g * (size_t)D;
+        const size_t h0 = (size_t)t * (size_t)H + (size_t)g * (size_t)group; /* the group's first head */
+        const float *q = c->q + h0 * (size_t)D;
         for (int p = 0; p < n; p++) {
-            score[p] = dot(c->k + base + (size_t)p * kv_dim, q, D) * scale;
-            max = fmaxf(max, score[p]);
+            const uint16_t *k = c->k + base + (size_t)p * kv_dim;
+            for (int u = 0; u < group; u++)
+                score[(size_t)u * n_ctx + (size_t)p] = dot(k, q + (size_t)u * (size_t)D, D) * scale;
         }
-        float sum = 0;
-        for (int p = 0; p < n; p++)
-            sum += score[p] = expf(score[p] - max);
-        float *o = c->att + ((size_t)t * (size_t)H + (size_t)h) * (size_t)D;
-        memset(o, 0, (size_t)D * sizeof(float));
-        for (int p = 0; p < n; p++)
-            axpy(score[p] / sum, c->v + base + (size_t)p * kv_dim, o, D);
+        for (int u = 0; u < group; u++) {
+            float *sc = score + (size_t)u * n_ctx, max = -INFINITY, sum = 0;
+            for (int p = 0; p < n; p++)
+                max = fmaxf(max, sc[p]);
+            for (int p = 0; p < n; p++)
+                sum += sc[p] = expf(sc[p] - max);
+            for (int p = 0; p < n; p++)
+                sc[p] /= sum;
+        }
+        float *o = c->att + h0 * (size_t)D;
+        memset(o, 0, (size_t)group * (size_t)D * sizeof(float));
+        for (int p = 0; p < n; p++) {
+            const uint16_t *v = c->v + base + (size_t)p * kv_dim;
+            for (int u = 0; u < group; u++)
+                axpy(score[(size_t)u * n_ctx + (size_t)p], v, o + (size_t)u * (size_t)D, D);
+        }
     }
     free(score);
 }
