@@ -235,6 +235,133 @@ kernel_axpy_h kernel_get_axpy_h(int level) {
     return axpy_h_ref;
 }
 
+/* ---- attention ---------------------------------------------------------------- */
+
+/* The references, and the AVX-512 version's fallback for head sizes it
+ * has no unrolled loop for, over a row dot product and axpy. */
+static void attn_qk_with(kernel_dot_f dot, const uint16_t *k, size_t stride, int n, const float *q, int nq, int D,
+                         float scale, float *sc, size_t sstride) {
+    for (int p = 0; p < n; p++)
+        for (int u = 0; u < nq; u++)
+            sc[(size_t)u * sstride + (size_t)p] = dot(k + (size_t)p * stride, q + (size_t)u * (size_t)D, D) * scale;
+}
+
+static void attn_wv_with(kernel_axpy_h axpy, const uint16_t *v, size_t stride, int n, const float *sc,
+                         size_t sstride, int nq, int D, float *o) {
+    for (int p = 0; p < n; p++)
+        for (int u = 0; u < nq; u++)
+            axpy(sc[(size_t)u * sstride + (size_t)p], v + (size_t)p * stride, o + (size_t)u * (size_t)D, D);
+}
+
+static void attn_qk_ref(const uint16_t *k, size_t stride, int n, const float *q, int nq, int D, float scale,
+                        float *sc, size_t sstride) {
+    attn_qk_with(dot_f16_ref, k, stride, n, q, nq, D, scale, sc, sstride);
+}
+
+static void attn_wv_ref(const uint16_t *v, size_t stride, int n, const float *sc, size_t sstride, int nq, int D,
+                        float *o) {
+    attn_wv_with(axpy_h_ref, v, stride, n, sc, sstride, nq, D, o);
+}
+
+#if defined(__x86_64__)
+#define A512 __attribute__((target("avx2,fma,f16c,avx512f")))
+
+/* One key row converted into NV vectors, then NV FMAs and one sum per head. */
+A512 __attribute__((always_inline)) static inline void attn_qk_nv(const uint16_t *k, size_t stride, int n,
+                                                                   const float *q, int nq, float scale, float *sc,
+                                                                   size_t sstride, const int NV) {
+    for (int p = 0; p < n; p++) {
+        __m512 kr[16];
+        const uint16_t *kp = k + (size_t)p * stride;
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; i++)
+            kr[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(kp + 16 * i)));
+        for (int u = 0; u < nq; u++) {
+            const float *qu = q + (size_t)u * 16 * NV;
+            __m512 a0 = _mm512_mul_ps(kr[0], _mm512_loadu_ps(qu)), a1 = _mm512_setzero_ps();
+#pragma GCC unroll 16
+            for (int i = 1; i < NV; i++)
+                if (i & 1)
+                    a1 = _mm512_fmadd_ps(kr[i], _mm512_loadu_ps(qu + 16 * i), a1);
+                else
+                    a0 = _mm512_fmadd_ps(kr[i], _mm512_loadu_ps(qu + 16 * i), a0);
+            sc[(size_t)u * sstride + (size_t)p] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+        }
+    }
+}
+
+/* Per head, its output row held in NV registers over a chunk of value
+ * rows small enough to stay in L1 for the group's other heads. */
+A512 __attribute__((always_inline)) static inline void attn_wv_nv(const uint16_t *v, size_t stride, int n,
+                                                                   const float *sc, size_t sstride, int nq, float *o,
+                                                                   const int NV) {
+    enum { CHUNK = 64 };
+    for (int p0 = 0; p0 < n; p0 += CHUNK) {
+        const int p1 = n - p0 < CHUNK ? n : p0 + CHUNK;
+        for (int u = 0; u < nq; u++) {
+            float *ou = o + (size_t)u * 16 * NV;
+            const float *su = sc + (size_t)u * sstride;
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; i++)
+                acc[i] = _mm512_loadu_ps(ou + 16 * i);
+            for (int p = p0; p < p1; p++) {
+                const __m512 w = _mm512_set1_ps(su[p]);
+                const uint16_t *vp = v + (size_t)p * stride;
+#pragma GCC unroll 16
+                for (int i = 0; i < NV; i++)
+                    acc[i] = _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(vp + 16 * i))), acc[i]);
+            }
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; i++)
+                _mm512_storeu_ps(ou + 16 * i, acc[i]);
+        }
+    }
+}
+
+A512 static void attn_qk_512(const uint16_t *k, size_t stride, int n, const float *q, int nq, int D, float scale,
+                             float *sc, size_t sstride) {
+    switch (D) {
+    case 64: attn_qk_nv(k, stride, n, q, nq, scale, sc, sstride, 4); break;
+    case 128: attn_qk_nv(k, stride, n, q, nq, scale, sc, sstride, 8); break;
+    case 256: attn_qk_nv(k, stride, n, q, nq, scale, sc, sstride, 16); break;
+    default: attn_qk_with(dot_f16_vnni, k, stride, n, q, nq, D, scale, sc, sstride); break;
+    }
+}
+
+A512 static void attn_wv_512(const uint16_t *v, size_t stride, int n, const float *sc, size_t sstride, int nq, int D,
+                             float *o) {
+    switch (D) {
+    case 64: attn_wv_nv(v, stride, n, sc, sstride, nq, o, 4); break;
+    case 128: attn_wv_nv(v, stride, n, sc, sstride, nq, o, 8); break;
+    case 256: attn_wv_nv(v, stride, n, sc, sstride, nq, o, 16); break;
+    default: attn_wv_with(axpy_h_avx2, v, stride, n, sc, sstride, nq, D, o); break;
+    }
+}
+
+static void attn_qk_avx2(const uint16_t *k, size_t stride, int n, const float *q, int nq, int D, float scale,
+                         float *sc, size_t sstride) {
+    attn_qk_with(dot_f16_avx2, k, stride, n, q, nq, D, scale, sc, sstride);
+}
+
+static void attn_wv_avx2(const uint16_t *v, size_t stride, int n, const float *sc, size_t sstride, int nq, int D,
+                         float *o) {
+    attn_wv_with(axpy_h_avx2, v, stride, n, sc, sstride, nq, D, o);
+}
+#undef A512
+#endif
+
+kernel_attn kernel_get_attn(int level) {
+#if defined(__x86_64__)
+    if (level >= KERNEL_AVX512VNNI)
+        return (kernel_attn){attn_qk_512, attn_wv_512};
+    if (level >= KERNEL_AVX2)
+        return (kernel_attn){attn_qk_avx2, attn_wv_avx2};
+#endif
+    (void)level;
+    return (kernel_attn){attn_qk_ref, attn_wv_ref};
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 int kernel_level(void) {

@@ -90,4 +90,19 @@ kernel_dot kernel_get(int type, int level);
 /* kernel_get_axpy_h returns the f16 axpy at |level| (F16C from AVX2 on). */
 kernel_axpy_h kernel_get_axpy_h(int level);
 
+/* Attention for the query heads that share one KV head (grouped-query
+ * attention): keys and values are f16 rows |stride| halves apart, n
+ * positions; nq heads of D values each.
+ *   qk: sc[u * sstride + p] = scale * dot(key row p, q + u * D)
+ *   wv: o[u * D + i] += sum over p of sc[u * sstride + p] * value row p [i]
+ * Each key and value row is read and converted once for all nq heads. */
+typedef struct {
+    void (*qk)(const uint16_t *k, size_t stride, int n, const float *q, int nq, int D, float scale, float *sc,
+               size_t sstride);
+    void (*wv)(const uint16_t *v, size_t stride, int n, const float *sc, size_t sstride, int nq, int D, float *o);
+} kernel_attn;
+
+/* kernel_get_attn returns the attention kernels at |level|. */
+kernel_attn kernel_get_attn(int level);
+
 #endif

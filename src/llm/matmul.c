@@ -21,9 +21,19 @@ typedef struct {
     int8_t *qs;        /* or, for a several-rows kernel, by field: */
     float *d, *s;      /* kernel_xrows's layout */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
-    uint8_t *tiles;    /* with tiles: one per thread, tile_bytes each */
+    const uint8_t *tiled; /* per activation row: through tiles */
+    uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
     size_t tile_bytes;
 } matmul_job;
+
+/* The end of the run of activation rows from |t| on that go the same way
+ * (tiles or rows) as row t. */
+static int run_end(const matmul_job *j, int t) {
+    const int tiled = j->tiles && j->tiled[t];
+    while (++t < j->T && (j->tiles && j->tiled[t]) == tiled)
+        ;
+    return t;
+}
 
 static void quantize_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
@@ -42,39 +52,52 @@ static void quantize_worker(void *ctx, int ith, int nth) {
  * the core's L2 while each group of up to four activation rows passes over
  * them, so each weight byte comes from memory once per batch and each
  * unpacked block serves four rows. */
-enum { ROW_CHUNK = 16, ROW_GROUP = 4, TILE_MIN_ROWS = 12 };
+enum { ROW_CHUNK = 16, ROW_GROUP = 4 };
 
-static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1) {
+/* Weight rows r0 .. r1 with the activation rows not taken by tiles, or
+ * with all of them (|all|: the weight rows past the last whole tile). */
+static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1, int all) {
     const llm_tensor *w = j->w;
     const size_t N = (size_t)w->ne1;
     for (int64_t c0 = r0; c0 < r1; c0 += ROW_CHUNK) {
         int64_t c1 = c0 + ROW_CHUNK < r1 ? c0 + ROW_CHUNK : r1;
-        for (int t = 0; t < j->T; t += ROW_GROUP) {
-            int nt = j->T - t < ROW_GROUP ? j->T - t : ROW_GROUP;
-            for (int64_t r = c0; r < c1; r++) {
-                float o[ROW_GROUP];
-                j->k.qn(w->data + (size_t)r * w->row_bytes, &j->xr, t, nt, o);
-                for (int u = 0; u < nt; u++)
-                    j->y[(size_t)(t + u) * N + (size_t)r] = o[u];
+        for (int a = 0, b; a < j->T; a = b) {
+            b = all ? j->T : run_end(j, a);
+            if (!all && j->tiles && j->tiled[a])
+                continue;
+            for (int t = a; t < b; t += ROW_GROUP) {
+                int nt = b - t < ROW_GROUP ? b - t : ROW_GROUP;
+                for (int64_t r = c0; r < c1; r++) {
+                    float o[ROW_GROUP];
+                    j->k.qn(w->data + (size_t)r * w->row_bytes, &j->xr, t, nt, o);
+                    for (int u = 0; u < nt; u++)
+                        j->y[(size_t)(t + u) * N + (size_t)r] = o[u];
+                }
             }
         }
     }
 }
 
 /* With tiles: each 16 weight rows packed once, then multiplied by the
- * activation rows eight at a time; rows past the last whole tile go to
+ * flagged activation rows eight at a time; the other activation rows,
+ * and all of them for the weight rows past the last whole tile, go to
  * matmul_rows. */
 static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t r1) {
     const llm_tensor *w = j->w;
     const size_t N = (size_t)w->ne1;
-    for (; r0 + KERNEL_TILE_ROWS <= r1; r0 += KERNEL_TILE_ROWS) {
-        j->k.pack(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, w->ne0, tile);
-        for (int t = 0; t < j->T; t += KERNEL_TILE_XROWS) {
-            int nt = j->T - t < KERNEL_TILE_XROWS ? j->T - t : KERNEL_TILE_XROWS;
-            j->k.tile(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r0, N);
+    int64_t r = r0;
+    for (; r + KERNEL_TILE_ROWS <= r1; r += KERNEL_TILE_ROWS) {
+        j->k.pack(w->data + (size_t)r * w->row_bytes, w->row_bytes, w->ne0, tile);
+        for (int a = 0, b; a < j->T; a = b) {
+            b = run_end(j, a);
+            for (int t = a; j->tiled[a] && t < b; t += KERNEL_TILE_XROWS) {
+                int nt = b - t < KERNEL_TILE_XROWS ? b - t : KERNEL_TILE_XROWS;
+                j->k.tile(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r, N);
+            }
         }
     }
-    matmul_rows(j, r0, r1);
+    matmul_rows(j, r0, r, 0);
+    matmul_rows(j, r, r1, 1);
 }
 
 /* Each thread takes a contiguous range of weight rows (whole tiles where
@@ -92,7 +115,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         return;
     }
     if (j->k.qn) {
-        matmul_rows(j, r0, r1);
+        matmul_rows(j, r0, r1, 1);
         return;
     }
     const size_t N = (size_t)w->ne1, nb = (size_t)(w->ne0 / 32);
@@ -108,8 +131,8 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     }
 }
 
-void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y) {
-    matmul_job j = {.w = w, .x = x, .T = T, .y = y, .k = kernel_get(w->type, kernel_level())};
+void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y) {
+    matmul_job j = {.w = w, .x = x, .T = T, .y = y, .tiled = tiled, .k = kernel_get(w->type, kernel_level())};
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;
@@ -128,9 +151,10 @@ void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y) {
         else
             quantize_worker(&j, 0, 1);
     }
-    /* Packing a tile costs about what one activation row's products do,
-     * so tiles pay from a handful of rows on (bench/RESULTS.md). */
-    if (j.k.tile && T >= TILE_MIN_ROWS && w->row_bytes < ((size_t)1 << 26)) {
+    int any = 0;
+    for (int t = 0; tiled && t < T && !any; t++)
+        any = tiled[t];
+    if (j.k.tile && any && w->row_bytes < ((size_t)1 << 26)) {
         j.tile_bytes = (size_t)(w->ne0 / 32) * KERNEL_TILE_BLOCK;
         j.tiles = aligned_alloc(64, (size_t)pool_size(p) * j.tile_bytes);
         CAI_ASSERT(j.tiles != NULL);

@@ -21,8 +21,14 @@ typedef struct {
 } llm_tensor;
 
 /* matmul sets y[t * w->ne1 + n] = dot(row n of w, x + t * w->ne0) for
- * t < T, n < ne1, on every thread of |p|. */
-void matmul(pool *p, const llm_tensor *w, const float *x, int T, float *y);
+ * t < T, n < ne1, on every thread of |p|. Activation rows flagged in
+ * |tiled| (optional) go through the packed-tile kernels where the weight
+ * type has them, the others through the row kernels. The two round
+ * differently, so a row's result depends on its own flag only, never on
+ * the other rows of the batch. Tiles pay for their packing from about
+ * MATMUL_TILE_MIN flagged rows on. */
+enum { MATMUL_TILE_MIN = 12 };
+void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y);
 
 /* tensor_get_row dequantizes row |i| of |w| into |out| (ne0 floats). */
 void tensor_get_row(const llm_tensor *w, int64_t i, float *out);

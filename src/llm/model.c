@@ -244,6 +244,7 @@ struct llm_ctx {
     /* scratch for a batch of cap tokens */
     float *x, *xn, *q, *kq, *vq, *qkv, *att, *gate, *up, *logits;
     int32_t *pos;
+    uint8_t *tiled; /* [cap] per token, then [cap] per logits row: matmul's flags */
     int n_logits_cap;
 };
 
@@ -282,9 +283,10 @@ fail:
 
 static void free_scratch(llm_ctx *c) {
     free(c->x), free(c->xn), free(c->q), free(c->kq), free(c->vq), free(c->qkv);
-    free(c->att), free(c->gate), free(c->up), free(c->pos);
+    free(c->att), free(c->gate), free(c->up), free(c->pos), free(c->tiled);
     c->x = c->xn = c->q = c->kq = c->vq = c->qkv = c->att = c->gate = c->up = NULL;
     c->pos = NULL;
+    c->tiled = NULL;
     c->cap = 0;
 }
 
@@ -329,8 +331,9 @@ static cai_status reserve(llm_ctx *c, int T) {
     c->gate = malloc(t * (size_t)hp->n_ff * sizeof(float));
     c->up = malloc(t * (size_t)hp->n_ff * sizeof(float));
     c->pos = malloc(t * sizeof(int32_t));
+    c->tiled = malloc(2 * t);
     if (!c->x || !c->xn || !c->q || !c->kq || !c->vq || (hp->arch == LLM_ARCH_QWEN && !c->qkv) ||
-        !c->att || !c->gate || !c->up || !c->pos) {
+        !c->att || !c->gate || !c->up || !c->pos || !c->tiled) {
         free_scratch(c);
         return CAI_ERR_NOMEM;
     }
@@ -392,20 +395,14 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const int D = hp->head_dim, H = hp->n_head, HKV = hp->n_head_kv, group = H / HKV;
     const size_t kv_dim = (size_t)HKV * (size_t)D, n_ctx = (size_t)c->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
-    const kernel_dot_f dot = kernel_get(QUANT_F16, kernel_level()).f;
-    const kernel_axpy_h axpy = kernel_get_axpy_h(kernel_level());
+    const kernel_attn attn = kernel_get_attn(kernel_level());
     float *score = malloc((size_t)group * n_ctx * sizeof(float)); /* [head in group][position] */
     CAI_ASSERT(score != NULL);
     for (int w = ith; w < j->b->n * HKV; w += nth) {
         int t = w / HKV, g = w % HKV, s = j->b->seq[t], n = c->pos[t] + 1;
         size_t base = (((size_t)j->layer * (size_t)c->n_seq + (size_t)s) * n_ctx) * kv_dim + (size_t)g * (size_t)D;
         const size_t h0 = (size_t)t * (size_t)H + (size_t)g * (size_t)group; /* the group's first head */
-        const float *q = c->q + h0 * (size_t)D;
-        for (int p = 0; p < n; p++) {
-            const uint16_t *k = c->k + base + (size_t)p * kv_dim;
-            for (int u = 0; u < group; u++)
-                score[(size_t)u * n_ctx + (size_t)p] = dot(k, q + (size_t)u * (size_t)D, D) * scale;
-        }
+        attn.qk(c->k + base, kv_dim, n, c->q + h0 * (size_t)D, group, D, scale, score, n_ctx);
         for (int u = 0; u < group; u++) {
             float *sc = score + (size_t)u * n_ctx, max = -INFINITY, sum = 0;
             for (int p = 0; p < n; p++)
@@ -417,11 +414,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         }
         float *o = c->att + h0 * (size_t)D;
         memset(o, 0, (size_t)group * (size_t)D * sizeof(float));
-        for (int p = 0; p < n; p++) {
-            const uint16_t *v = c->v + base + (size_t)p * kv_dim;
-            for (int u = 0; u < group; u++)
-                axpy(score[(size_t)u * n_ctx + (size_t)p], v, o + (size_t)u * (size_t)D, D);
-        }
+        attn.wv(c->v + base, kv_dim, n, score, n_ctx, group, D, o);
     }
     free(score);
 }
@@ -463,6 +456,12 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
         c->n_logits_cap = n_out;
     }
 
+    uint8_t *tiled = c->tiled, *tiled_out = c->tiled + T;
+    for (int t = 0, r = 0; t < T; t++) {
+        tiled[t] = b->prefill ? b->prefill[t] != 0 : T >= MATMUL_TILE_MIN;
+        if (b->logits ? b->logits[t] : t == T - 1)
+            tiled_out[r++] = tiled[t];
+    }
     for (int t = 0; t < T; t++)
         tensor_get_row(&m->tok_embd, b->token[t], c->x + (size_t)t * (size_t)E);
     const size_t kv_dim = (size_t)KV;
@@ -472,7 +471,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
             rms_norm(c->xn + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->attn_norm.data,
                      E, hp->norm_eps);
         if (hp->arch == LLM_ARCH_QWEN) {
-            matmul(c->pool, &L->wqkv, c->xn, T, c->qkv);
+            matmul(c->pool, &L->wqkv, c->xn, T, tiled, c->qkv);
             add_bias(c->qkv, &L->bqkv, T, 3 * Q);
             for (int t = 0; t < T; t++) {
                 const float *r = c->qkv + (size_t)t * 3 * (size_t)Q;
@@ -481,9 +480,9 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
                 memcpy(c->vq + (size_t)t * KV, r + 2 * Q, (size_t)KV * sizeof(float));
             }
         } else {
-            matmul(c->pool, &L->wq, c->xn, T, c->q);
-            matmul(c->pool, &L->wk, c->xn, T, c->kq);
-            matmul(c->pool, &L->wv, c->xn, T, c->vq);
+            matmul(c->pool, &L->wq, c->xn, T, tiled, c->q);
+            matmul(c->pool, &L->wk, c->xn, T, tiled, c->kq);
+            matmul(c->pool, &L->wv, c->xn, T, tiled, c->vq);
             add_bias(c->q, &L->bq, T, Q);
             add_bias(c->kq, &L->bk, T, KV);
             add_bias(c->vq, &L->bv, T, KV);
@@ -506,20 +505,20 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
         }
         attn_job aj = {c, b, l};
         pool_run(c->pool, attn_worker, &aj);
-        matmul(c->pool, &L->wo, c->att, T, c->xn);
+        matmul(c->pool, &L->wo, c->att, T, tiled, c->xn);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++)
             c->x[i] += c->xn[i];
 
         for (int t = 0; t < T; t++)
             rms_norm(c->xn + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->ffn_norm.data,
                      E, hp->norm_eps);
-        matmul(c->pool, &L->gate, c->xn, T, c->gate);
-        matmul(c->pool, &L->up, c->xn, T, c->up);
+        matmul(c->pool, &L->gate, c->xn, T, tiled, c->gate);
+        matmul(c->pool, &L->up, c->xn, T, tiled, c->up);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = c->gate[i];
             c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
         }
-        matmul(c->pool, &L->down, c->gate, T, c->xn);
+        matmul(c->pool, &L->down, c->gate, T, tiled, c->xn);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++)
             c->x[i] += c->xn[i];
     }
@@ -532,7 +531,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
                  hp->norm_eps);
         r++;
     }
-    matmul(c->pool, &m->output, c->xn, n_out, c->logits);
+    matmul(c->pool, &m->output, c->xn, n_out, tiled_out, c->logits);
     for (int t = 0; t < T; t++)
         c->seq_len[b->seq[t]] = c->pos[t] + 1 > c->seq_len[b->seq[t]] ? c->pos[t] + 1
                                                                       : c->seq_len[b->seq[t]];

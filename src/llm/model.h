@@ -65,6 +65,13 @@ typedef struct {
     const int32_t *token;
     const int32_t *seq;       /* sequence of each token */
     const uint8_t *logits;    /* 1: return logits after this token (NULL: last only) */
+    /* 1: a prompt token, computed with the prefill (packed-tile) kernels,
+     * 0: with the decode kernels. The two round differently; a token's
+     * result depends on its own flag only, so a caller that flags tokens
+     * by what they are (not by what else shares the batch) decodes each
+     * sequence the same alone or batched. NULL: all flagged when the batch
+     * has at least MATMUL_TILE_MIN tokens, none otherwise. */
+    const uint8_t *prefill;
 } llm_batch;
 
 /* llm_decode appends the batch's tokens to their sequences (in order, each

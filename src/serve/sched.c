@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "llm/matmul.h"
 
 #define PREFILL_CHUNK 256 /* prompt tokens per step, across all slots */
 
@@ -42,6 +43,7 @@ struct sched {
     /* batch scratch */
     int32_t *tok, *seq;
     uint8_t *want;
+    uint8_t *prefill; /* llm_batch.prefill: by what each token is, never by load */
     float *work; /* a copy of one row of logits, for constrained sampling */
     int32_t *order;
     sched_req **owner;
@@ -161,7 +163,7 @@ static void step(sched *s) {
                 continue;
             int prefill = r->n_fed < r->p.n_prompt;
             if (pass == 0 && !prefill) {
-                s->tok[n] = r->last, s->seq[n] = i, s->want[n] = 1, s->owner[n++] = r;
+                s->tok[n] = r->last, s->seq[n] = i, s->want[n] = 1, s->prefill[n] = 0, s->owner[n++] = r;
             } else if (pass == 1 && prefill && budget > 0) {
                 int k = r->p.n_prompt - r->n_fed;
                 k = k < budget ? k : budget;
@@ -169,6 +171,7 @@ static void step(sched *s) {
                     s->tok[n] = r->prompt[r->n_fed + j];
                     s->seq[n] = i;
                     s->want[n] = r->n_fed + j == r->p.n_prompt - 1;
+                    s->prefill[n] = r->p.n_prompt >= MATMUL_TILE_MIN;
                     s->owner[n++] = r;
                 }
                 r->n_fed += k;
@@ -179,7 +182,7 @@ static void step(sched *s) {
     if (n == 0)
         return;
     const float *logits;
-    llm_batch b = {n, s->tok, s->seq, s->want};
+    llm_batch b = {n, s->tok, s->seq, s->want, s->prefill};
     cai_status st = llm_decode(s->ctx, &b, &logits);
     s->stats.steps++;
     if (st != CAI_OK) {
@@ -264,11 +267,12 @@ cai_status sched_new(llm_ctx *ctx, int n_slots, int max_queue, const int32_t *eo
     s->tok = malloc(cap * sizeof(int32_t));
     s->seq = malloc(cap * sizeof(int32_t));
     s->want = malloc(cap);
+    s->prefill = malloc(cap);
     s->owner = malloc(cap * sizeof(*s->owner));
     s->work = malloc((size_t)s->n_vocab * sizeof(float));
     s->order = malloc((size_t)s->n_vocab * sizeof(int32_t));
-    if (!s->eog || !s->slot || !s->tok || !s->seq || !s->want || !s->owner || !s->work || !s->order) {
-        free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->owner);
+    if (!s->eog || !s->slot || !s->tok || !s->seq || !s->want || !s->prefill || !s->owner || !s->work || !s->order) {
+        free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->prefill), free(s->owner);
         free(s->work), free(s->order);
         free(s);
         return CAI_ERR_NOMEM;
@@ -299,7 +303,7 @@ void sched_free(sched *s) {
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
-    free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->owner);
+    free(s->eog), free(s->slot), free(s->tok), free(s->seq), free(s->want), free(s->prefill), free(s->owner);
     free(s->work), free(s->order);
     free(s);
 }

@@ -197,22 +197,28 @@ static void test_tiles(void) {
         printf("  no tiles at this level (%s)\n", kernel_level_name(kernel_level()));
 }
 
-/* matmul as the engine calls it, for batch sizes on both sides of where
- * tiles start and a row count with a partial tile on each thread, against
- * the reference row dot products. */
+/* matmul as the engine calls it: batches with no rows, all rows and runs
+ * of rows flagged for tiles, and a row count with a partial tile on each
+ * thread, against the reference row dot products; and each row's result
+ * bit for bit what the row gets alone with the same flag (a sequence
+ * decodes the same whatever shares its batch). */
 static void test_matmul(void) {
     enum { N = 512, ROWS = 45, TMAX = 21 };
-    static float w[ROWS][N], x[TMAX][N], y[TMAX * ROWS];
+    static float w[ROWS][N], x[TMAX][N], y[TMAX * ROWS], y1[ROWS];
     static block_x8 xq[N / 32];
+    static uint8_t flags[3][TMAX];
     uint64_t seed = 17;
     pool *p = NULL;
     CHECK(pool_new(2, &p) == CAI_OK);
     for (int r = 0; r < ROWS; r++)
         for (int i = 0; i < N; i++)
             w[r][i] = frand(&seed);
-    for (int t = 0; t < TMAX; t++)
+    for (int t = 0; t < TMAX; t++) {
         for (int i = 0; i < N; i++)
             x[t][i] = frand(&seed) * 3;
+        flags[1][t] = 1;
+        flags[2][t] = t % 11 < 7; /* runs of 7 flagged, 4 not */
+    }
     const int types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K, QUANT_Q5_1};
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const int type = types[ti];
@@ -223,28 +229,76 @@ static void test_matmul(void) {
             CHECK(quant_quantize_row(type, w[r], data + rb * (size_t)r, N) == 0);
         llm_tensor t = {"w", type, N, ROWS, rb, data};
         kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
-        const int batches[] = {1, 3, 7, 8, 9, 16, 21};
-        for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
-            const int T = batches[bi];
-            matmul(p, &t, x[0], T, y);
-            for (int u = 0; u < T; u++) {
-                kernel_quantize_x8(x[u], xq, N);
-                for (int r = 0; r < ROWS; r++) {
-                    double mag = 0;
-                    for (int i = 0; i < N; i++)
-                        mag += fabs((double)w[r][i] * x[u][i]);
-                    float want = ref.q(data + rb * (size_t)r, xq, N), v = y[u * ROWS + r];
-                    if (fabs(v - want) > 1e-5 * mag + 1e-6) {
-                        printf("  %s matmul T=%d, row %d x %d: %g vs reference %g\n", quant_name(type), T, r, u,
-                               v, want);
-                        CHECK(0);
+        const int batches[] = {1, 3, 9, 16, 21};
+        for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++)
+            for (int f = 0; f < 3; f++) {
+                const int T = batches[bi];
+                matmul(p, &t, x[0], T, f ? flags[f] : NULL, y);
+                for (int u = 0; u < T; u++) {
+                    kernel_quantize_x8(x[u], xq, N);
+                    matmul(p, &t, x[u], 1, f ? &flags[f][u] : NULL, y1);
+                    for (int r = 0; r < ROWS; r++) {
+                        double mag = 0;
+                        for (int i = 0; i < N; i++)
+                            mag += fabs((double)w[r][i] * x[u][i]);
+                        float want = ref.q(data + rb * (size_t)r, xq, N), v = y[u * ROWS + r];
+                        if (fabs(v - want) > 1e-5 * mag + 1e-6 || v != y1[r]) {
+                            printf("  %s matmul T=%d flags %d, row %d x %d: %g vs reference %g, alone %g\n",
+                                   quant_name(type), T, f, r, u, v, want, y1[r]);
+                            CHECK(0);
+                        }
                     }
                 }
             }
-        }
         free(data);
     }
     pool_free(p);
+}
+
+/* The attention kernels at every level against the references, for the
+ * head sizes with unrolled loops and others, one head or a group. */
+static void test_attn(void) {
+    enum { NMAX = 130, DMAX = 256, QMAX = 7, STRIDE = 2 * DMAX + 3, SSTRIDE = NMAX + 5 };
+    static uint16_t kv[NMAX * STRIDE];
+    static float q[QMAX * DMAX], s0[QMAX * SSTRIDE], s1[QMAX * SSTRIDE], o0[QMAX * DMAX], o1[QMAX * DMAX];
+    uint64_t seed = 19;
+    for (int i = 0; i < NMAX * STRIDE; i++)
+        kv[i] = quant_float_to_half(frand(&seed) * 2);
+    for (int i = 0; i < QMAX * DMAX; i++)
+        q[i] = frand(&seed);
+    const int dims[] = {8, 48, 64, 128, 256}, ns[] = {1, 5, NMAX}, nqs[] = {1, QMAX};
+    kernel_attn ref = kernel_get_attn(KERNEL_SCALAR);
+    for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
+        kernel_attn k = kernel_get_attn(level);
+        for (size_t di = 0; di < 5; di++)
+            for (size_t ni = 0; ni < 3; ni++)
+                for (size_t qi = 0; qi < 2; qi++) {
+                    const int D = dims[di], n = ns[ni], nq = nqs[qi];
+                    ref.qk(kv, STRIDE, n, q, nq, D, 0.125f, s0, SSTRIDE);
+                    k.qk(kv, STRIDE, n, q, nq, D, 0.125f, s1, SSTRIDE);
+                    for (int u = 0; u < nq; u++)
+                        for (int p = 0; p < n; p++) {
+                            double mag = 0;
+                            for (int i = 0; i < D; i++)
+                                mag += fabs(quant_half_to_float(kv[p * STRIDE + i]) * q[u * D + i]) * 0.125;
+                            CHECK(fabs(s0[u * SSTRIDE + p] - s1[u * SSTRIDE + p]) <= 1e-5 * mag);
+                        }
+                    for (int i = 0; i < QMAX * DMAX; i++)
+                        o0[i] = o1[i] = (float)(i % 7);
+                    ref.wv(kv + DMAX, STRIDE, n, s0, SSTRIDE, nq, D, o0);
+                    k.wv(kv + DMAX, STRIDE, n, s0, SSTRIDE, nq, D, o1);
+                    for (int i = 0; i < QMAX * DMAX; i++) {
+                        double mag = i % 7;
+                        for (int p = 0; i < nq * D && p < n; p++)
+                            mag += fabs(s0[(i / D) * SSTRIDE + p] * quant_half_to_float(kv[DMAX + p * STRIDE + i % D]));
+                        if (fabs(o0[i] - o1[i]) > 1e-5 * mag) {
+                            printf("  attn %s D=%d n=%d nq=%d: o[%d] %g vs reference %g\n", kernel_level_name(level),
+                                   D, n, nq, i, o1[i], o0[i]);
+                            CHECK(0);
+                        }
+                    }
+                }
+    }
 }
 
 static void test_axpy_h(void) {
@@ -289,6 +343,7 @@ int main(void) {
     RUN(test_multi_row);
     RUN(test_tiles);
     RUN(test_matmul);
+    RUN(test_attn);
     RUN(test_axpy_h);
     return test_summary();
 }
