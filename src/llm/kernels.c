@@ -11,8 +11,10 @@
 
 static void quantize_block(const float *x, int8_t *qs, float *out_d, float *out_s) {
     float amax = 0;
-    for (int j = 0; j < 32; j++)
-        amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) { /* fmaxf's result (NaN skipped), without its libm call */
+        float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
+    }
     float d = amax / 127, id = d ? 1 / d : 0;
     int sum = 0;
     for (int j = 0; j < 32; j++) {

@@ -406,7 +406,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         for (int u = 0; u < group; u++) {
             float *sc = score + (size_t)u * n_ctx, max = -INFINITY, sum = 0;
             for (int p = 0; p < n; p++)
-                max = fmaxf(max, sc[p]);
+                max = sc[p] > max ? sc[p] : max; /* fmaxf without the call */
             for (int p = 0; p < n; p++)
                 sum += sc[p] = expf(sc[p] - max);
             for (int p = 0; p < n; p++)
