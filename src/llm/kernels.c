@@ -158,6 +158,9 @@ static float dot_q6_K_ref(const void *w, const block_x8 *x, int64_t n) {
     return s;
 }
 
+/* y[i] += a * x[i] for |n| halves |x| (the attention's f16 values). */
+typedef void (*kernel_axpy_h)(float a, const uint16_t *x, float *y, int64_t n);
+
 static void axpy_h_ref(float a, const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         y[i] += a * H(x[i]);
@@ -227,15 +230,6 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_h_avx2(float a, const 
         y[i] += a * _cvtsh_ss(x[i]);
 }
 #endif
-
-kernel_axpy_h kernel_get_axpy_h(int level) {
-#if defined(__x86_64__)
-    if (level >= KERNEL_AVX2)
-        return axpy_h_avx2;
-#endif
-    (void)level;
-    return axpy_h_ref;
-}
 
 /* ---- attention ---------------------------------------------------------------- */
 

@@ -72,8 +72,6 @@ typedef struct {
     kernel_tile_dot tile;  /* the packing and the tile product */
 } kernel_dot;
 
-/* y[i] += a * x[i] for |n| halves |x| (the attention's f16 values). */
-typedef void (*kernel_axpy_h)(float a, const uint16_t *x, float *y, int64_t n);
 
 enum { KERNEL_SCALAR = 0, KERNEL_AVX2 = 1, KERNEL_AVX512VNNI = 2 };
 
@@ -86,9 +84,6 @@ const char *kernel_level_name(int level);
  * lower levels where a version is missing); both members NULL if the type
  * has no kernel. */
 kernel_dot kernel_get(int type, int level);
-
-/* kernel_get_axpy_h returns the f16 axpy at |level| (F16C from AVX2 on). */
-kernel_axpy_h kernel_get_axpy_h(int level);
 
 /* Attention for the query heads that share one KV head (grouped-query
  * attention): keys and values are f16 rows |stride| halves apart, n

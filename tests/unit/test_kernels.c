@@ -301,26 +301,36 @@ static void test_attn(void) {
     }
 }
 
-static void test_axpy_h(void) {
-    enum { N = 133 };
-    float x[N], y0[N], y1[N];
-    uint16_t h[N];
+/* The attention references against plain arithmetic on the halves' values. */
+static void test_attn_reference(void) {
+    enum { N = 9, D = 40, Q = 3 };
+    static uint16_t k[N * D], v[N * D];
+    static float q[Q * D], sc[Q * N], o[Q * D];
     uint64_t seed = 5;
-    for (int i = 0; i < N; i++) {
-        x[i] = frand(&seed) * 8;
-        y0[i] = y1[i] = frand(&seed);
+    for (int i = 0; i < N * D; i++) {
+        k[i] = quant_float_to_half(frand(&seed) * 8);
+        v[i] = quant_float_to_half(frand(&seed) * 8);
     }
-    CHECK(quant_quantize_row(QUANT_F16, x, h, N) == 0);
-    kernel_get_axpy_h(KERNEL_SCALAR)(0.75f, h, y0, N);
-    for (int i = 0; i < N; i++) /* the reference: the halves' values, exactly */
-        CHECK(fabsf(y0[i] - (y1[i] + 0.75f * quant_half_to_float(h[i]))) <= 1e-6f);
-    for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
-        float y2[N];
-        for (int i = 0; i < N; i++)
-            y2[i] = y1[i];
-        kernel_get_axpy_h(level)(0.75f, h, y2, N);
-        for (int i = 0; i < N; i++)
-            CHECK(fabsf(y2[i] - y0[i]) <= 1e-6f * (1 + fabsf(y0[i])));
+    for (int i = 0; i < Q * D; i++)
+        q[i] = frand(&seed);
+    kernel_attn ref = kernel_get_attn(KERNEL_SCALAR);
+    ref.qk(k, D, N, q, Q, D, 0.5f, sc, N);
+    for (int i = 0; i < Q * D; i++)
+        o[i] = 1;
+    ref.wv(v, D, N, sc, N, Q, D, o);
+    for (int u = 0; u < Q; u++) {
+        for (int p = 0; p < N; p++) {
+            double want = 0;
+            for (int i = 0; i < D; i++)
+                want += (double)quant_half_to_float(k[p * D + i]) * q[u * D + i];
+            CHECK(fabs(sc[u * N + p] - 0.5 * want) <= 1e-5 * (1 + fabs(want)));
+        }
+        for (int i = 0; i < D; i++) {
+            double want = 1;
+            for (int p = 0; p < N; p++)
+                want += (double)sc[u * N + p] * quant_half_to_float(v[p * D + i]);
+            CHECK(fabs(o[u * D + i] - want) <= 1e-5 * (1 + fabs(want)));
+        }
     }
 }
 
@@ -344,6 +354,6 @@ int main(void) {
     RUN(test_tiles);
     RUN(test_matmul);
     RUN(test_attn);
-    RUN(test_axpy_h);
+    RUN(test_attn_reference);
     return test_summary();
 }
