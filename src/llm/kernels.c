@@ -30,9 +30,16 @@ void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n) {
         quantize_block(x + 32 * i, y[i].qs, &y[i].d, &y[i].s);
 }
 
-void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s) {
-    for (int64_t i = 0; i < n / 32; i++)
+void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s, float *s16) {
+    for (int64_t i = 0; i < n / 32; i++) {
         quantize_block(x + 32 * i, qs + 32 * i, d + i, s + i);
+        for (int h = 0; s16 && h < 2; h++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++)
+                sum += qs[32 * i + 16 * h + j];
+            s16[2 * i + h] = d[i] * (float)sum;
+        }
+    }
 }
 
 static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
@@ -439,6 +446,12 @@ kernel_dot kernel_get(int type, int level) {
                  : type == QUANT_Q4_K ? pack_q4_K_512
                                       : NULL;
         k.tile = k.pack ? tile_dot_512 : NULL;
+        k.tile_block = KERNEL_TILE_BLOCK;
+        if (type == QUANT_Q6_K) {
+            k.pack = pack_q6_K_512;
+            k.tile = tile_dot16_512;
+            k.tile_block = KERNEL_TILE_BLOCK16;
+        }
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)
     }

@@ -11,7 +11,8 @@
  * version against its reference. At the AVX-512 VNNI level, Q8_0, Q4_0,
  * Q4_K and Q6_K also have 512-bit kernels that take up to four activation
  * rows per pass over a weight row (prefill and batched decode reuse each
- * unpacked block); matmul uses them for one row too. */
+ * unpacked block); matmul uses them for one row too. The same four
+ * types have tiles (below) for products with many activation rows. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
@@ -33,16 +34,19 @@ typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
 
 /* Activation rows quantized as for block_x8 but stored by field, for the
  * several-rows kernels: row t's n values at qs + t * n, its n / 32 block
- * scales at d + t * (n / 32) and scaled sums at s + t * (n / 32). */
+ * scales at d + t * (n / 32) and scaled sums at s + t * (n / 32), and the
+ * scaled sums of each half block at s16 + t * (n / 16) (for Q6_K's tiles,
+ * whose scales cover 16 values). */
 typedef struct {
     const int8_t *qs;
-    const float *d, *s;
+    const float *d, *s, *s16;
     int64_t n;
 } kernel_xrows;
 
 /* kernel_quantize_xrow quantizes |n| floats (a multiple of 32) exactly as
- * kernel_quantize_x8 does, into |qs| (n bytes), |d| and |s| (n / 32 each). */
-void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s);
+ * kernel_quantize_x8 does, into |qs| (n bytes), |d| and |s| (n / 32 each)
+ * and, unless NULL, |s16| (n / 16). */
+void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s, float *s16);
 
 /* One weight row with activation rows t0 .. t0 + nt - 1 (nt 1..4) of |x|:
  * out[t] = dot(w, row t0 + t). Reads and unpacks the weights once. */
@@ -56,6 +60,9 @@ typedef void (*kernel_dot_qn)(const void *w, const kernel_xrows *x, int t0, int 
  * the 16 rows' float scales and float offsets (value = scale * q + offset).
  * A tile takes n / 32 * KERNEL_TILE_BLOCK bytes, 64-byte aligned. */
 enum { KERNEL_TILE_ROWS = 16, KERNEL_TILE_BLOCK = 640, KERNEL_TILE_XROWS = 8 };
+/* Q6_K's tiles: a scale per 16 values, so per block the quants, then the
+ * scales of the first and the second 16 values, then their offsets. */
+enum { KERNEL_TILE_BLOCK16 = 768 };
 
 /* Packs the 16 rows w, w + stride, ... of |n| values into |tile|. */
 typedef void (*kernel_tile_pack)(const uint8_t *w, size_t stride, int64_t n, uint8_t *tile);
@@ -69,7 +76,8 @@ typedef struct {
     kernel_dot_f f;   /* for F32/F16/BF16: activations as floats */
     kernel_dot_qn qn; /* where the level has one: several activation rows per pass */
     kernel_tile_pack pack; /* and where it has tiles (only with qn): */
-    kernel_tile_dot tile;  /* the packing and the tile product */
+    kernel_tile_dot tile;  /* the packing and the tile product, */
+    size_t tile_block;     /* KERNEL_TILE_BLOCK or KERNEL_TILE_BLOCK16 */
 } kernel_dot;
 
 

@@ -19,7 +19,7 @@ typedef struct {
     kernel_dot k;
     block_x8 *xq;      /* activations quantized, T rows of ne0/32 blocks */
     int8_t *qs;        /* or, for a several-rows kernel, by field: */
-    float *d, *s;      /* kernel_xrows's layout */
+    float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K's tiles only) */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
     const uint8_t *tiled; /* per activation row: through tiles */
     uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
@@ -42,7 +42,7 @@ static void quantize_worker(void *ctx, int ith, int nth) {
         const float *x = j->x + (size_t)t * (size_t)n;
         if (j->k.qn)
             kernel_quantize_xrow(x, n, j->qs + (size_t)t * (size_t)n, j->d + (size_t)t * (size_t)nb,
-                                 j->s + (size_t)t * (size_t)nb);
+                                 j->s + (size_t)t * (size_t)nb, j->s16 ? j->s16 + (size_t)t * 2 * (size_t)nb : NULL);
         else
             kernel_quantize_x8(x, j->xq + (size_t)t * (size_t)nb, n);
     }
@@ -136,26 +136,29 @@ void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;
+    int any = 0;
+    for (int t = 0; tiled && t < T && !any; t++)
+        any = tiled[t];
+    const int use_tiles = j.k.tile && any && w->row_bytes < ((size_t)1 << 26);
     void *buf = NULL;
     if (j.k.q) {
         const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
-        buf = malloc(j.k.qn ? blocks * (32 + 2 * sizeof(float)) : blocks * sizeof(block_x8));
+        const size_t s16 = use_tiles && j.k.tile_block == KERNEL_TILE_BLOCK16 ? 2 * blocks : 0;
+        buf = malloc(j.k.qn ? blocks * (32 + 2 * sizeof(float)) + s16 * sizeof(float) : blocks * sizeof(block_x8));
         CAI_ASSERT(buf != NULL);
         j.xq = buf;
         j.d = buf;
         j.s = j.d + blocks;
-        j.qs = (int8_t *)(j.s + blocks);
-        j.xr = (kernel_xrows){j.qs, j.d, j.s, w->ne0};
+        j.s16 = s16 ? j.s + blocks : NULL;
+        j.qs = (int8_t *)(j.s + blocks + s16);
+        j.xr = (kernel_xrows){j.qs, j.d, j.s, j.s16, w->ne0};
         if (T > 1)
             pool_run(p, quantize_worker, &j);
         else
             quantize_worker(&j, 0, 1);
     }
-    int any = 0;
-    for (int t = 0; tiled && t < T && !any; t++)
-        any = tiled[t];
-    if (j.k.tile && any && w->row_bytes < ((size_t)1 << 26)) {
-        j.tile_bytes = (size_t)(w->ne0 / 32) * KERNEL_TILE_BLOCK;
+    if (use_tiles) {
+        j.tile_bytes = (size_t)(w->ne0 / 32) * j.k.tile_block;
         j.tiles = aligned_alloc(64, (size_t)pool_size(p) * j.tile_bytes);
         CAI_ASSERT(j.tiles != NULL);
     }

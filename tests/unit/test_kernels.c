@@ -93,8 +93,8 @@ static void test_multi_row(void) {
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
             CHECK(ref.qn == NULL);
             for (int r = 0; r < ROWS; r++)
-                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32));
-            kernel_xrows xr = {qs, d, s, n};
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), NULL);
+            kernel_xrows xr = {qs, d, s, NULL, n};
             for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
                 kernel_dot k = kernel_get(type, level);
                 if (!k.qn)
@@ -135,10 +135,10 @@ static void test_tiles(void) {
     static uint8_t wq[W][N * 2];
     static block_x8 xq[ROWS][N / 32];
     static int8_t qs[ROWS * N];
-    static float d[ROWS * N / 32], s[ROWS * N / 32], out[KERNEL_TILE_XROWS * LDO];
+    static float d[ROWS * N / 32], s[ROWS * N / 32], s16[ROWS * N / 16], out[KERNEL_TILE_XROWS * LDO];
     uint64_t seed = 13;
     int tried = 0;
-    uint8_t *tile = aligned_alloc(64, N / 32 * KERNEL_TILE_BLOCK);
+    uint8_t *tile = aligned_alloc(64, N / 32 * KERNEL_TILE_BLOCK16);
     CHECK(tile != NULL);
     for (int trial = 0; trial < 4; trial++) {
         for (int r = 0; r < W; r++)
@@ -160,9 +160,9 @@ static void test_tiles(void) {
                 CHECK(quant_quantize_row(type, w[r], wq[r], n) == 0);
             for (int r = 0; r < ROWS; r++) {
                 kernel_quantize_x8(x[r], xq[r], n);
-                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32));
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), s16 + r * (n / 16));
             }
-            kernel_xrows xr = {qs, d, s, n};
+            kernel_xrows xr = {qs, d, s, s16, n};
             k.pack(wq[0], stride, n, tile);
             tried++;
             for (int t0 = 0; t0 < ROWS; t0++)
@@ -192,7 +192,7 @@ static void test_tiles(void) {
     }
     free(tile);
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 12); /* Q8_0, Q4_0 and Q4_K have them */
+        CHECK(tried == 16); /* Q8_0, Q4_0, Q4_K and Q6_K have them */
     else
         printf("  no tiles at this level (%s)\n", kernel_level_name(kernel_level()));
 }
