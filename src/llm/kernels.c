@@ -441,16 +441,16 @@ kernel_dot kernel_get(int type, int level) {
                : type == QUANT_Q4_K ? dotn_q4_K_512
                : type == QUANT_Q6_K ? dotn_q6_K_512
                                     : NULL;
-        k.pack = type == QUANT_Q4_0   ? pack_q4_0_512
-                 : type == QUANT_Q8_0 ? pack_q8_0_512
-                 : type == QUANT_Q4_K ? pack_q4_K_512
-                                      : NULL;
-        k.tile = k.pack ? tile_dot_512 : NULL;
-        k.tile_block = KERNEL_TILE_BLOCK;
-        if (type == QUANT_Q6_K) {
-            k.pack = pack_q6_K_512;
-            k.tile = tile_dot16_512;
-            k.tile_block = KERNEL_TILE_BLOCK16;
+        switch (type) {
+        case QUANT_Q4_0: k.pack = pack_q4_0_512; break;
+        case QUANT_Q8_0: k.pack = pack_q8_0_512; break;
+        case QUANT_Q4_K: k.pack = pack_q4_K_512; break;
+        case QUANT_Q6_K: k.pack = pack_q6_K_512; break;
+        default: break;
+        }
+        if (k.pack) {
+            k.tile = type == QUANT_Q6_K ? tile_dot16_512 : tile_dot_512;
+            k.tile_block = type == QUANT_Q6_K ? KERNEL_TILE_BLOCK16 : KERNEL_TILE_BLOCK;
         }
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)

@@ -457,11 +457,8 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
     }
 
     uint8_t *tiled = c->tiled, *tiled_out = c->tiled + T;
-    for (int t = 0, r = 0; t < T; t++) {
+    for (int t = 0; t < T; t++)
         tiled[t] = b->prefill ? b->prefill[t] != 0 : T >= MATMUL_TILE_MIN;
-        if (b->logits ? b->logits[t] : t == T - 1)
-            tiled_out[r++] = tiled[t];
-    }
     for (int t = 0; t < T; t++)
         tensor_get_row(&m->tok_embd, b->token[t], c->x + (size_t)t * (size_t)E);
     const size_t kv_dim = (size_t)KV;
@@ -529,7 +526,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
             continue;
         rms_norm(c->xn + (size_t)r * E, c->x + (size_t)t * E, (const float *)m->out_norm.data, E,
                  hp->norm_eps);
-        r++;
+        tiled_out[r++] = tiled[t];
     }
     matmul(c->pool, &m->output, c->xn, n_out, tiled_out, c->logits);
     for (int t = 0; t < T; t++)
