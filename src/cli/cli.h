@@ -36,6 +36,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * success, -1 on a malformed value. */
 int cli_parse_size(const char *s, uint64_t *out);
 
+/* cli_parse_duration parses "90", "90s", "10m", "2h", "1d" into seconds in
+ * [lo, hi]; 0 on success, -1 otherwise. */
+int cli_parse_duration(const char *s, long lo, long hi, long *out);
+
 /* cli_parse_int parses a decimal in [lo, hi]; 0 on success, -1 otherwise. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 
