@@ -19,6 +19,7 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 /* cmd_bench_attest runs `cai bench attest` (bench_attest.c). */
 int cmd_bench_attest(int argc, char **argv);
