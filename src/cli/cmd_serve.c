@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "attest/sim.h"
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/httpc.h"
@@ -52,6 +53,7 @@ static void serve_help(void) {
            "      --tls-cert FILE     an ordinary TLS certificate chain (PEM) instead, with\n"
            "      --tls-key FILE      its key\n"
            CLI_TEE_HELP
+           "      --sim-debug         with --tee sim: pretend to be a DEBUG TD (tests)\n"
            "                          With --tee, GET /v1/attestation?nonce=HEX returns\n"
            "                          evidence binding the nonce and the model's SHA-256\n"
            "                          (docs/ATTESTATION-API.md).\n"
@@ -138,10 +140,13 @@ int cmd_serve(int argc, char **argv) {
         {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
         {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
+        {"sim-debug", no_argument, NULL, 'G'},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1, .queue = 64};
     const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
     const char *download_dir = NULL, *sealed_ca = NULL, *tls_mode = NULL;
+    sim_td td = {0};
+    int sim_debug = 0;
     char fd_path[64], model_id[128];
     cli_tee_opts tee_opts = {0};
     attest_source tee;
@@ -184,6 +189,7 @@ int cmd_serve(int argc, char **argv) {
         case 'E': sealed_ca = optarg; break;
         case 'o': cfg.cors_origin = optarg; break;
         case 'L': tls_mode = optarg; break;
+        case 'G': sim_debug = 1; break;
         case 'C': cfg.tls_cert_file = optarg; break;
         case 'Y': cfg.tls_key_file = optarg; break;
         case 'F':
@@ -216,6 +222,12 @@ int cmd_serve(int argc, char **argv) {
     int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
+    if (sim_debug) {
+        if (!has_tee || tee.tee != ATTEST_TEE_SIM)
+            return cli_usage_error("serve", "--sim-debug goes with --tee sim");
+        td.td_attributes[0] = 1; /* DEBUG: for tests of the clients' refusal */
+        tee.sim_td = &td;
+    }
     if (cfg.tls_attested && !has_tee)
         return cli_usage_error("serve", "--tls attested needs --tee: the evidence its certificate carries");
     if (has_tee) {

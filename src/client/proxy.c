@@ -245,10 +245,15 @@ static void run_job(proxy *p, httpc *c, job *j) {
     long status = 0;
     cai_status st = httpc_stream(c, &rq, &sink, &status);
     char why[512] = "";
-    json_t *fresh = ratls_last_take(why, sizeof(why)); /* a handshake without a body */
-    if (fresh) {
+    /* What this transfer's handshake verified, if it got an answer: a
+     * certificate that verified in a handshake that then failed (a peer
+     * without its key) is no server of ours. */
+    json_t *fresh = ratls_last_take(why, sizeof(why));
+    if (fresh && (st == CAI_OK || x.started)) {
         json_decref(x.claims);
         x.claims = fresh;
+    } else {
+        json_decref(fresh);
     }
     if (x.claims)
         upstream_note(p, j->hostport, json_incref(x.claims));
@@ -264,6 +269,13 @@ static void run_job(proxy *p, httpc *c, job *j) {
         snprintf(msg, sizeof(msg), "cai proxy: the server at %s failed attested TLS verification, "
                  "nothing was sent to it: %s", j->hostport, why);
         reply_502(j->a, "attestation_failed", msg, j->hostport);
+    } else if (st == CAI_ERR_AUTH) {
+        char msg[1024];
+        log_warn("cai proxy: TLS handshake with %s failed: %s", j->hostport, cai_errmsg(st));
+        snprintf(msg, sizeof(msg), "cai proxy: the TLS handshake with %s failed (attested TLS "
+                 "needs TLS 1.3 and a server holding its certificate's key), nothing was sent "
+                 "to it: %s", j->hostport, cai_errmsg(st));
+        reply_502(j->a, "tls_handshake_failed", msg, j->hostport);
     } else {
         char msg[1024];
         snprintf(msg, sizeof(msg), "cai proxy: cannot reach %s over TLS: %s", j->hostport,

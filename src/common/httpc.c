@@ -216,15 +216,22 @@ cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sin
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s > 0 ? c->o.timeout_s : 0L);
     curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes as sent */
+    char err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
     CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     finish(c, hdr, auth, sizeof(auth));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (s.aborted)
         return cai_fail(CAI_ERR_IO, "http: %s %s: stopped", rq->method, rq->url);
+    if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
+        return cai_fail(CAI_ERR_AUTH, "http: %s %s: the TLS handshake failed: %s", rq->method,
+                        rq->url, err[0] ? err : curl_easy_strerror(rc));
     if (rc != CURLE_OK)
-        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url, curl_easy_strerror(rc));
+        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url,
+                        err[0] ? err : curl_easy_strerror(rc));
     return CAI_OK;
 }
 

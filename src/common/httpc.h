@@ -60,7 +60,8 @@ typedef struct {
 } httpc_sink;
 
 /* httpc_stream sends |rq| and streams the answer to |sink|; |*status| is
- * the HTTP status. rq->max_response does not apply (the sink judges). */
+ * the HTTP status. rq->max_response does not apply (the sink judges). A
+ * failed TLS handshake is CAI_ERR_AUTH (nothing of |rq| was sent). */
 cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sink,
                         long *status) CAI_WUR;
 
