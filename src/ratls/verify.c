@@ -262,5 +262,8 @@ cai_status ratls_ssl_ctx_setup(void *ssl_ctx, void *v) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, on_verify, v);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* Evidence with an event log can pass OpenSSL's 100 KiB default; our
+     * parser's limits govern (a larger certificate message is refused). */
+    SSL_CTX_set_max_cert_list(ctx, RATLS_EXT_MAX + 64 * 1024);
     return CAI_OK;
 }
