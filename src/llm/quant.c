@@ -1,4 +1,4 @@
-/* quant.c - ggml type traits and scalar reference (de)quantizers. */
+/* quant.c - scalar reference (de)quantizers for the ggml tensor types. */
 #include "llm/quant.h"
 
 #include <math.h>
@@ -6,50 +6,23 @@
 
 #include "common/status.h"
 
-typedef struct {
-    const char *name;
-    int block;
-    size_t size;
-    size_t align; /* the address alignment a row of this type needs */
-    int supported;
-} traits;
-
-static const traits TRAITS[QUANT_TYPE_COUNT] = {
-    [QUANT_F32] = {"f32", 1, 4, 4, 1},
-    [QUANT_F16] = {"f16", 1, 2, 2, 1},
-    [QUANT_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), _Alignof(block_q4_0), 1},
-    [QUANT_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), _Alignof(block_q4_1), 1},
-    [QUANT_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), _Alignof(block_q5_0), 1},
-    [QUANT_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), _Alignof(block_q5_1), 1},
-    [QUANT_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), _Alignof(block_q8_0), 1},
-    [QUANT_Q8_1] = {"q8_1", 32, 36, 4, 0},
-    [QUANT_Q2_K] = {"q2_k", QK_K, 84, 2, 0},
-    [QUANT_Q3_K] = {"q3_k", QK_K, 110, 2, 0},
-    [QUANT_Q4_K] = {"q4_k", QK_K, sizeof(block_q4_K), _Alignof(block_q4_K), 1},
-    [QUANT_Q5_K] = {"q5_k", QK_K, sizeof(block_q5_K), _Alignof(block_q5_K), 1},
-    [QUANT_Q6_K] = {"q6_k", QK_K, sizeof(block_q6_K), _Alignof(block_q6_K), 1},
-    [QUANT_Q8_K] = {"q8_k", QK_K, sizeof(block_q8_K), _Alignof(block_q8_K), 0},
-    [QUANT_BF16] = {"bf16", 1, 2, 2, 1},
-};
-
+/* The block structs must be ggml's layouts, as the file format's table
+ * (gguf/ggml_type.c) sizes them; test_quant checks size and alignment
+ * against that table for every type. */
 _Static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 &&
                sizeof(block_q5_1) == 24 && sizeof(block_q8_0) == 34 && sizeof(block_q4_K) == 144 &&
                sizeof(block_q5_K) == 176 && sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292,
                "block layouts must match ggml's");
 
-static const traits *get(int type) {
-    return type >= 0 && type < QUANT_TYPE_COUNT && TRAITS[type].name ? &TRAITS[type] : NULL;
-}
-
-const char *quant_name(int type) { return get(type) ? get(type)->name : NULL; }
-int quant_block_size(int type) { return get(type) ? get(type)->block : 0; }
-size_t quant_type_size(int type) { return get(type) ? get(type)->size : 0; }
-size_t quant_type_align(int type) { return get(type) ? get(type)->align : 0; }
-int quant_supported(int type) { return get(type) ? get(type)->supported : 0; }
-
-size_t quant_row_size(int type, int64_t n) {
-    const traits *t = get(type);
-    return t ? (size_t)(n / t->block) * t->size : 0;
+int quant_supported(int type) {
+    switch (type) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ---- half and bfloat16 ---------------------------------------------------- */

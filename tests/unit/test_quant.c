@@ -112,8 +112,40 @@ static void test_round_trips(void) {
     CHECK(quant_row_size(QUANT_Q4_K, 512) == 288 && quant_block_size(QUANT_Q8_0) == 32);
 }
 
+/* The engine's block structs against the file format's table (gguf/ggml_type.c):
+ * same bytes per block, same alignment, for every type the engine lays out. */
+static void test_layouts_match_format(void) {
+    static const struct { int type; size_t size, align; int block; } L[] = {
+        {GGML_TYPE_F32, sizeof(float), _Alignof(float), 1},
+        {GGML_TYPE_F16, sizeof(quant_half), _Alignof(quant_half), 1},
+        {GGML_TYPE_BF16, sizeof(uint16_t), _Alignof(uint16_t), 1},
+        {GGML_TYPE_Q4_0, sizeof(block_q4_0), _Alignof(block_q4_0), QK4_0},
+        {GGML_TYPE_Q4_1, sizeof(block_q4_1), _Alignof(block_q4_1), QK4_1},
+        {GGML_TYPE_Q5_0, sizeof(block_q5_0), _Alignof(block_q5_0), QK5_0},
+        {GGML_TYPE_Q5_1, sizeof(block_q5_1), _Alignof(block_q5_1), QK5_1},
+        {GGML_TYPE_Q8_0, sizeof(block_q8_0), _Alignof(block_q8_0), QK8_0},
+        {GGML_TYPE_Q4_K, sizeof(block_q4_K), _Alignof(block_q4_K), QK_K},
+        {GGML_TYPE_Q5_K, sizeof(block_q5_K), _Alignof(block_q5_K), QK_K},
+        {GGML_TYPE_Q6_K, sizeof(block_q6_K), _Alignof(block_q6_K), QK_K},
+        {GGML_TYPE_Q8_K, sizeof(block_q8_K), _Alignof(block_q8_K), QK_K},
+    };
+    for (size_t i = 0; i < sizeof(L) / sizeof(L[0]); i++) {
+        int t = L[i].type;
+        if (ggml_type_size(t) != L[i].size || ggml_type_align(t) != L[i].align ||
+            ggml_type_block_size(t) != L[i].block) {
+            printf("  %s: table %zu bytes, align %zu, block %d; struct %zu, %zu, %d\n", ggml_type_name(t),
+                   ggml_type_size(t), ggml_type_align(t), ggml_type_block_size(t), L[i].size, L[i].align,
+                   L[i].block);
+            CHECK(0);
+        }
+        CHECK(quant_supported(t) == (t != GGML_TYPE_Q8_K));
+    }
+    CHECK(ggml_type_name(GGML_TYPE_COUNT) == NULL && ggml_type_size(-1) == 0 && ggml_type_row_size(4, 32) == 0);
+}
+
 int main(void) {
     RUN(test_half);
+    RUN(test_layouts_match_format);
     RUN(test_known_blocks);
     RUN(test_round_trips);
     return test_summary();
