@@ -14,7 +14,7 @@
 
 typedef struct {
     const char *name;
-    int type;          /* a quant_type */
+    int type;          /* a ggml_type */
     int64_t ne0, ne1;  /* row length, rows */
     size_t row_bytes;
     const uint8_t *data;

@@ -102,12 +102,12 @@ static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
 }
 
 void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
-    const int64_t nb = n / (quant_block_size(type) ? quant_block_size(type) : 1);
+    const int64_t nb = n / (ggml_type_block_size(type) ? ggml_type_block_size(type) : 1);
     switch (type) {
-    case QUANT_F32:
+    case GGML_TYPE_F32:
         memcpy(y, src, (size_t)n * sizeof(float));
         break;
-    case QUANT_F16: {
+    case GGML_TYPE_F16: {
         const uint8_t *p = src;
         for (int64_t i = 0; i < n; i++) {
             quant_half h;
@@ -116,7 +116,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
         }
         break;
     }
-    case QUANT_BF16: {
+    case GGML_TYPE_BF16: {
         const uint8_t *p = src;
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
@@ -125,7 +125,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
         }
         break;
     }
-    case QUANT_Q4_0:
+    case GGML_TYPE_Q4_0:
         for (int64_t i = 0; i < nb; i++, y += QK4_0) {
             const block_q4_0 *b = (const block_q4_0 *)src + i;
             float d = H(b->d);
@@ -135,7 +135,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q4_1:
+    case GGML_TYPE_Q4_1:
         for (int64_t i = 0; i < nb; i++, y += QK4_1) {
             const block_q4_1 *b = (const block_q4_1 *)src + i;
             float d = H(b->d), m = H(b->m);
@@ -145,7 +145,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_0:
+    case GGML_TYPE_Q5_0:
         for (int64_t i = 0; i < nb; i++, y += QK5_0) {
             const block_q5_0 *b = (const block_q5_0 *)src + i;
             float d = H(b->d);
@@ -158,7 +158,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_1:
+    case GGML_TYPE_Q5_1:
         for (int64_t i = 0; i < nb; i++, y += QK5_1) {
             const block_q5_1 *b = (const block_q5_1 *)src + i;
             float d = H(b->d), m = H(b->m);
@@ -171,7 +171,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q8_0:
+    case GGML_TYPE_Q8_0:
         for (int64_t i = 0; i < nb; i++, y += QK8_0) {
             const block_q8_0 *b = (const block_q8_0 *)src + i;
             float d = H(b->d);
@@ -179,7 +179,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
                 y[j] = (float)b->qs[j] * d;
         }
         break;
-    case QUANT_Q4_K:
+    case GGML_TYPE_Q4_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q4_K *b = (const block_q4_K *)src + i;
             const uint8_t *q = b->qs;
@@ -197,7 +197,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_K:
+    case GGML_TYPE_Q5_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q5_K *b = (const block_q5_K *)src + i;
             const uint8_t *ql = b->qs, *qh = b->qh;
@@ -216,7 +216,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q6_K:
+    case GGML_TYPE_Q6_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q6_K *b = (const block_q6_K *)src + i;
             const uint8_t *ql = b->ql, *qh = b->qh;
@@ -314,17 +314,17 @@ static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant
 int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
     uint8_t *out = dst;
     switch (type) {
-    case QUANT_F32:
+    case GGML_TYPE_F32:
         memcpy(dst, x, (size_t)n * sizeof(float));
         return 0;
-    case QUANT_F16:
-    case QUANT_BF16:
+    case GGML_TYPE_F16:
+    case GGML_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = type == QUANT_F16 ? quant_float_to_half(x[i]) : quant_float_to_bf16(x[i]);
+            uint16_t h = type == GGML_TYPE_F16 ? quant_float_to_half(x[i]) : quant_float_to_bf16(x[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         return 0;
-    case QUANT_Q8_0:
+    case GGML_TYPE_Q8_0:
         for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
             block_q8_0 *b = (block_q8_0 *)dst + i;
             float d = amax(x, QK8_0, NULL) / 127, id = d ? 1 / d : 0;
@@ -333,9 +333,9 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
                 b->qs[j] = (int8_t)lrintf(x[j] * id);
         }
         return 0;
-    case QUANT_Q4_0:
-    case QUANT_Q5_0: {
-        int levels = type == QUANT_Q4_0 ? 8 : 16;
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q5_0: {
+        int levels = type == GGML_TYPE_Q4_0 ? 8 : 16;
         for (int64_t i = 0; i < n / 32; i++, x += 32) {
             float s, d;
             amax(x, 32, &s);
@@ -344,7 +344,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             int q[32];
             for (int j = 0; j < 32; j++)
                 q[j] = clampi((int)(x[j] * id + (float)levels + 0.5f), 0, 2 * levels - 1);
-            if (type == QUANT_Q4_0) {
+            if (type == GGML_TYPE_Q4_0) {
                 block_q4_0 *b = (block_q4_0 *)dst + i;
                 b->d = quant_float_to_half(d);
                 for (int j = 0; j < 16; j++)
@@ -363,9 +363,9 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
         }
         return 0;
     }
-    case QUANT_Q4_1:
-    case QUANT_Q5_1: {
-        int nmax = type == QUANT_Q4_1 ? 15 : 31;
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q5_1: {
+        int nmax = type == GGML_TYPE_Q4_1 ? 15 : 31;
         for (int64_t i = 0; i < n / 32; i++, x += 32) {
             float mn, mx;
             minmax(x, 32, &mn, &mx);
@@ -373,7 +373,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             int q[32];
             for (int j = 0; j < 32; j++)
                 q[j] = clampi((int)((x[j] - mn) * id + 0.5f), 0, nmax);
-            if (type == QUANT_Q4_1) {
+            if (type == GGML_TYPE_Q4_1) {
                 block_q4_1 *b = (block_q4_1 *)dst + i;
                 b->d = quant_float_to_half(d);
                 b->m = quant_float_to_half(mn);
@@ -394,7 +394,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
         }
         return 0;
     }
-    case QUANT_Q4_K:
+    case GGML_TYPE_Q4_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q4_K *b = (block_q4_K *)dst + i;
             uint8_t q[QK_K];
@@ -404,7 +404,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
                     b->qs[j / 2 + l] = (uint8_t)(q[j + l] | (q[j + 32 + l] << 4));
         }
         return 0;
-    case QUANT_Q5_K:
+    case GGML_TYPE_Q5_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q5_K *b = (block_q5_K *)dst + i;
             uint8_t q[QK_K];
@@ -423,7 +423,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             }
         }
         return 0;
-    case QUANT_Q6_K:
+    case GGML_TYPE_Q6_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q6_K *b = (block_q6_K *)dst + i;
             float sc[16], max_sc = 0;

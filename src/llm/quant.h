@@ -13,30 +13,6 @@
 
 #include "gguf/ggml_type.h"
 
-/* Transitional names (issue 17): the engine called the ggml types QUANT_*;
- * the next commit renames the uses and removes these. */
-typedef ggml_type quant_type;
-#define QUANT_F32 GGML_TYPE_F32
-#define QUANT_F16 GGML_TYPE_F16
-#define QUANT_Q4_0 GGML_TYPE_Q4_0
-#define QUANT_Q4_1 GGML_TYPE_Q4_1
-#define QUANT_Q5_0 GGML_TYPE_Q5_0
-#define QUANT_Q5_1 GGML_TYPE_Q5_1
-#define QUANT_Q8_0 GGML_TYPE_Q8_0
-#define QUANT_Q8_1 GGML_TYPE_Q8_1
-#define QUANT_Q2_K GGML_TYPE_Q2_K
-#define QUANT_Q3_K GGML_TYPE_Q3_K
-#define QUANT_Q4_K GGML_TYPE_Q4_K
-#define QUANT_Q5_K GGML_TYPE_Q5_K
-#define QUANT_Q6_K GGML_TYPE_Q6_K
-#define QUANT_Q8_K GGML_TYPE_Q8_K
-#define QUANT_BF16 GGML_TYPE_BF16
-#define quant_name ggml_type_name
-#define quant_block_size ggml_type_block_size
-#define quant_type_size ggml_type_size
-#define quant_type_align ggml_type_align
-#define quant_row_size ggml_type_row_size
-
 typedef uint16_t quant_half; /* IEEE 754 binary16 bits */
 
 typedef struct { quant_half d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
