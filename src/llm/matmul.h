@@ -1,4 +1,5 @@
-/* matmul.h - products of quantized weight matrices with float activations.
+/* matmul.h - products of quantized weight matrices with float activations
+ * (internal to llm).
  *
  * A weight matrix is stored as ggml does it: ne1 rows of ne0 values, each row
  * ne0 / block_size blocks of its type. matmul computes Y = X W^T for T rows

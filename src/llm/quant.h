@@ -1,5 +1,5 @@
 /* quant.h - the engine's side of the ggml tensor types: block layouts,
- * reference (de)quantizers, half and bfloat16 conversions.
+ * reference (de)quantizers, half and bfloat16 conversions (internal to llm).
  *
  * The type ids, names and sizes are the file format's (gguf/ggml_type.h);
  * the block structs here must match them bit for bit (quant.c asserts it).
