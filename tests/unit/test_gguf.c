@@ -321,7 +321,7 @@ static void test_rejections(void) {
 static void test_shared_models_open(void) {
     const char *dir = test_shared_data();
     if (dir == NULL) {
-        SKIP("shared_models_open", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     const char *names[] = {"qwen2-tiny-f16", "qwen2-tiny-q8_0", "qwen2-tiny-q4_0", "qwen-tiny-q8_0",
