@@ -24,7 +24,8 @@ static void proxy_help(void) {
            "  proxy mode (default)    export http_proxy=http://127.0.0.1:41000, then ask for\n"
            "                          http://HOST:PORT/v1/... as usual (curl, SDKs)\n"
            "  --to https://HOST:PORT  mapping mode: http://127.0.0.1:41000/ is that server\n"
-           "                          (a browser opens its web chat through the proxy)\n\n"
+           "                          (a browser opens its web chat through the proxy);\n"
+           "                          proxy requests keep working\n\n"
            "  --policy FILE           the policy servers must satisfy (its \"servers\" sets)\n"
            "  --collateral PATH       Intel TDX collateral (PCS JSON, or a folder)\n"
            "  --pccs URL              or fetch it from a PCS/PCCS v4 API\n"
@@ -129,9 +130,8 @@ int cmd_proxy(int argc, char **argv) {
         goto out;
     if (pc.to)
         printf("cai proxy: http://%s:%d/ is %s, over attested TLS\n", host, proxy_port(p), pc.to);
-    else
-        printf("cai proxy: listening on %s:%d; use it with\n  export http_proxy=http://%s:%d\n",
-               host, proxy_port(p), host, proxy_port(p));
+    printf("cai proxy: listening on %s:%d; use it with\n  export http_proxy=http://%s:%d\n",
+           host, proxy_port(p), host, proxy_port(p));
     fflush(stdout);
     st = proxy_run(p);
 out:

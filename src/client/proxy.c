@@ -338,11 +338,6 @@ static cai_status upstream_url(const proxy *p, const char *target, job *j) {
     if (u == NULL)
         return CAI_ERR_NOMEM;
     if (strncasecmp(target, "http://", 7) == 0) {
-        if (p->cfg.to) {
-            st = cai_fail(CAI_ERR_INVALID_ARG, "this cai proxy maps to %s: ask for paths, not "
-                          "URLs (no http_proxy)", p->cfg.to);
-            goto out;
-        }
         if (curl_url_set(u, CURLUPART_URL, target, 0) != CURLUE_OK) {
             st = cai_fail(CAI_ERR_INVALID_ARG, "cannot parse the URL %.200s", target);
             goto out;

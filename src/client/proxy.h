@@ -6,7 +6,8 @@
  *   proxy mode    clients set http_proxy=http://127.0.0.1:41000 and ask for
  *                 http://HOST:PORT/path; the proxy opens https://HOST:PORT
  *   mapping mode  |to| = "https://HOST:PORT": http://127.0.0.1:41000/path
- *                 is https://HOST:PORT/path (a browser opens the web chat)
+ *                 is https://HOST:PORT/path (a browser opens the web chat);
+ *                 proxy requests are still served
  *
  * Answers stream through unbuffered (server-sent events). Each answer from
  * a verified server carries X-Cai-Attested (what was verified);
