@@ -26,6 +26,7 @@ int cmd_bench_attest(int argc, char **argv);
 int cmd_kbs(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int bench_kbs(int argc, char **argv);
+int bench_ratls(int argc, char **argv);
 
 /* cli_fail prints "cai <cmd>: <message of st>" and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *cmd, cai_status st);
