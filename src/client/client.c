@@ -116,6 +116,8 @@ static cai_status request_init(client *c, request *r, const char *path, const ch
         curl_easy_setopt(r->h, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(r->h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
         curl_easy_setopt(r->h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+        curl_easy_setopt(r->h, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(r->h, CURLOPT_CAPATH, NULL);
         curl_easy_setopt(r->h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(r->h, CURLOPT_SSL_CTX_DATA, c);
     }

@@ -62,6 +62,8 @@ static void set_tls(httpc *c) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
         curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+        curl_easy_setopt(h, CURLOPT_CAINFO, NULL); /* no CA bundle to load per connection */
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
         curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
     } else {
