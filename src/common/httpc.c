@@ -33,8 +33,6 @@ cai_status httpc_new(const httpc_opts *o, httpc **out) {
     }
     if (o)
         c->o = *o;
-    if (c->o.timeout_s <= 0)
-        c->o.timeout_s = 30;
     *out = c;
     return CAI_OK;
 }
@@ -150,7 +148,7 @@ cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s > 0 ? c->o.timeout_s : 30L);
     CURLcode rc = curl_easy_perform(h);
     finish(c, hdr, auth, sizeof(auth));
     if (s.over)
@@ -216,7 +214,7 @@ cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sin
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s > 0 ? c->o.timeout_s : 0L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s); /* 0: none (a stream takes its time) */
     curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes as sent */
     char err[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
