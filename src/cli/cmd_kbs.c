@@ -44,7 +44,12 @@ static void kbs_help(void) {
            "  --pccs-insecure-http allow an http:// PCCS (INSECURE transport)\n"
            "  --trust-sim DIR      also accept quotes of the simulated TEE whose PKI is in\n"
            "                       DIR (INSECURE; the policy must list tee \"sim\" too)\n"
-           "  --session-ttl S      RCAR session and nonce lifetime (default 300)\n"
+           "  --session-ttl S      an attested session's lifetime (default 300); until it\n"
+           "                       attests, a session and its nonce live 30 s at most\n"
+           "  --max-sessions N     sessions held (default 10000; when full, the oldest not\n"
+           "                       yet attested is dropped)\n"
+           "  --sessions-per-client N  sessions not yet attested per client address\n"
+           "                       (default 32; beyond, /auth answers 429)\n"
            "  --token-ttl S        attestation token lifetime (default 300)\n"
            "  --rate N             requests per second per client address (default 100;\n"
            "                       0: unlimited)\n"
@@ -79,6 +84,8 @@ static int kbs_serve(int argc, char **argv) {
         {"log-level", required_argument, NULL, 'L'},   {"help", no_argument, NULL, 'h'},
         {"pccs", required_argument, NULL, 'U'},        {"pccs-cache", required_argument, NULL, 'D'},
         {"pccs-insecure-http", no_argument, NULL, 'X'},
+        {"max-sessions", required_argument, NULL, 'M'},
+        {"sessions-per-client", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0}};
     kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
     const char *master = NULL, *admin = NULL, *policy = NULL, *coll = NULL, *sim = NULL;
@@ -109,6 +116,15 @@ static int kbs_serve(int argc, char **argv) {
         case 's':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --session-ttl");
             cfg.session_ttl_s = (int)v;
+            break;
+        case 'M':
+            if (cli_parse_int(optarg, 1, 10000000, &v)) return cli_usage_error("kbs", "bad --max-sessions");
+            cfg.max_sessions = (size_t)v;
+            break;
+        case 'Q':
+            if (cli_parse_int(optarg, 1, 1000000, &v))
+                return cli_usage_error("kbs", "bad --sessions-per-client");
+            cfg.max_sessions_per_client = (size_t)v;
             break;
         case 't':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --token-ttl");
