@@ -458,6 +458,11 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
         goto out;
     }
+    if (st == CAI_ERR_AUTH) { /* the store's integrity or rollback check */
+        audit(s, r, "refuse", path, evd, clm, cai_errmsg(st));
+        reply_err(r, 500, "PluginInternalError", "%s", cai_errmsg(st));
+        goto out;
+    }
     if (st == CAI_OK)
         st = jose_jwe_encrypt(tee_key, alg, secret.data, secret.len, &jwe);
     if (st != CAI_OK) {
