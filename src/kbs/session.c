@@ -133,14 +133,12 @@ static void sweep(kbs_sessions *ss, time_t now) {
         }
 }
 
-/* Removes the expired pending sessions of |client| (its quota counts live
- * ones only). Pending sessions are few per client; the FIFO is walked. */
-static void sweep_client(kbs_sessions *ss, const char *client, time_t now) {
-    for (kbs_session *s = ss->oldest, *n; s && kbs_session_pending(ss, client) > 0; s = n) {
-        n = s->newer;
-        if (s->expires < now && strcmp(s->client, client) == 0)
-            kbs_session_remove(ss, s);
-    }
+/* Removes expired pending sessions from the old end of the FIFO. Pending
+ * sessions are given one lifetime, so the FIFO is in expiry order and this
+ * costs O(removed); one given a later expiry only delays those behind it. */
+static void sweep_pending(kbs_sessions *ss, time_t now) {
+    while (ss->oldest && ss->oldest->expires < now)
+        kbs_session_remove(ss, ss->oldest);
 }
 
 int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now) {
@@ -148,7 +146,7 @@ int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now) {
         client = "";
     if (kbs_session_pending(ss, client) < ss->per_client)
         return 0;
-    sweep_client(ss, client, now);
+    sweep_pending(ss, now);
     return kbs_session_pending(ss, client) >= ss->per_client;
 }
 
@@ -163,10 +161,15 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
         return cai_fail(CAI_ERR_LIMIT, "%s already has %zu attestation sessions in progress (the "
                         "most one address may hold); finish one or retry later", client,
                         ss->per_client);
+    /* Room: expired pending sessions go first, then the oldest pending one
+     * (both O(1) a session, as a flood keeps the table full); only a table
+     * without pending sessions is swept whole, for expired attested ones. */
+    if (ss->count >= ss->max)
+        sweep_pending(ss, now);
+    if (ss->count >= ss->max && ss->oldest)
+        kbs_session_remove(ss, ss->oldest);
     if (ss->count >= ss->max)
         sweep(ss, now);
-    if (ss->count >= ss->max && ss->oldest) /* evict the oldest pending session */
-        kbs_session_remove(ss, ss->oldest);
     if (ss->count >= ss->max)
         return cai_fail(CAI_ERR_LIMIT, "too many attested sessions held; retry later");
     client_count **cp = client_slot(ss, client);
