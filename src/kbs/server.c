@@ -560,9 +560,12 @@ static void on_policy(kbs_server *s, httpd_req *r) {
     if (strcmp(httpd_method(r), "GET") == 0) {
         char *doc = NULL;
         cai_status st = kbs_store_policy_get(s->store, &doc);
-        if (st != CAI_OK || doc == NULL) {
+        if (st != CAI_OK) { /* e.g. the policy or store check failed */
+            reply_err(r, 500, "PolicyEngineError", "%s", cai_errmsg(st));
+            return;
+        }
+        if (doc == NULL) {
             reply_err(r, 404, "PolicyEngineError", "no policy is set");
-            free(doc);
             return;
         }
         httpd_reply(r, 200, "application/json", doc, strlen(doc));

@@ -123,6 +123,8 @@ err=$(prod_agent kbs:///cai/model/key 2>&1 > got.bin)
 [ ! -s got.bin ] && echo "$err" | grep -q "500 PluginInternalError.*store check failed" &&
     pass row_rollback_release_refused || fail row_rollback_release_refused "$(od -An -tx1 got.bin | head -2) $err"
 admin audit --limit 5 | grep -q '"store check failed' && pass refusal_audited || fail refusal_audited "no refusal in the audit log"
+err=$(admin policy get 2>&1 >/dev/null)
+echo "$err" | grep -q "store check failed" && pass admin_policy_get_reports_check || fail admin_policy_get_reports_check "$err"
 stop_kbs
 refuses_start row_rollback_start_refused "store check failed"
 # ... with its version and generation edited to the current row's: the
