@@ -427,6 +427,9 @@ static void test_token(void) {
     CHECK(strcmp(json_string_value(json_object_get(v.claims, "tee")), "sim") == 0);
     kbs_token_cleanup(&v);
     CHECK_ST(kbs_token_verify(k, t, strlen(t), 1301, &v), CAI_ERR_AUTH);  /* expired */
+    /* The callee's detail wrapped intact (issue 15 item 7: it was garbled,
+     * "token: token: he token expired"). */
+    CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH), "token: jose: the token expired") == 0);
     CHECK_ST(kbs_token_verify(k, t, strlen(t), 999, &v), CAI_ERR_AUTH);   /* not yet */
     CHECK_ST(kbs_token_verify(other, t, strlen(t), 1100, &v), CAI_ERR_AUTH);
     CHECK_ST(kbs_token_verify(k, "a.b.c", 5, 1100, &v), CAI_ERR_AUTH);
