@@ -47,8 +47,8 @@ static void kbs_help(void) {
            "                       DIR (INSECURE; the policy must list tee \"sim\" too)\n"
            "  --session-ttl S      an attested session's lifetime (default 300); until it\n"
            "                       attests, a session and its nonce live 30 s at most\n"
-           "  --max-sessions N     sessions held (default 10000; when full, the oldest not\n"
-           "                       yet attested is dropped)\n"
+           "  --max-sessions N     sessions held (default 10000; when full, one not yet\n"
+           "                       attested is dropped, of the address holding the most)\n"
            "  --sessions-per-client N  sessions not yet attested per client address\n"
            "                       (default 32; beyond, /auth answers 429)\n"
            "  --token-ttl S        attestation token lifetime (default 300)\n"
@@ -123,7 +123,7 @@ static int kbs_serve(int argc, char **argv) {
             cfg.max_sessions = (size_t)v;
             break;
         case 'Q':
-            if (cli_parse_int(optarg, 1, 1000000, &v))
+            if (cli_parse_int(optarg, 1, 10000, &v))
                 return cli_usage_error("kbs", "bad --sessions-per-client");
             cfg.max_sessions_per_client = (size_t)v;
             break;

@@ -1,5 +1,7 @@
-/* session.c - RCAR sessions in a chained hash table, pending ones also in a
- * FIFO (oldest first) and counted per client address. */
+/* session.c - RCAR sessions in a chained hash table. Pending sessions are
+ * also kept in creation order (to expire them cheaply) and per client
+ * address, each address in a list by how many it holds (to evict from the
+ * one holding the most). */
 #include "kbs/session.h"
 
 #include <stdint.h>
@@ -12,16 +14,20 @@
 #define BUCKETS 4096
 #define CLIENT_BUCKETS 1024
 
-/* A client address and how many pending sessions it holds (freed at 0). */
-typedef struct client_count {
-    struct client_count *next;
+/* A client address with pending sessions (freed when it has none). */
+typedef struct kbs_client {
+    struct kbs_client *next;          /* hash chain */
+    struct kbs_client *lprev, *lnext; /* in by_count[pending] */
+    kbs_session *oldest, *newest;     /* its pending sessions */
     size_t pending;
     char addr[64];
-} client_count;
+} kbs_client;
 
 struct kbs_sessions {
     kbs_session *bucket[BUCKETS];
-    client_count *clients[CLIENT_BUCKETS];
+    kbs_client *clients[CLIENT_BUCKETS];
+    kbs_client **by_count;        /* [per_client + 1]: clients by pending count */
+    size_t top;                   /* no client holds more than this */
     kbs_session *oldest, *newest; /* pending sessions */
     size_t count, max, per_client;
 };
@@ -36,8 +42,8 @@ static size_t bucket_of(const char *id) {
     return h & (BUCKETS - 1);
 }
 
-/* Addresses are chosen by the clients: FNV-1a with a per-table random
- * seed, so nobody can aim many addresses at one chain. */
+/* Addresses are chosen by the clients: FNV-1a with a random seed, so that
+ * nobody can aim many addresses at one chain. */
 static uint64_t client_seed;
 
 static size_t client_bucket(const char *addr) {
@@ -47,32 +53,60 @@ static size_t client_bucket(const char *addr) {
     return (size_t)(h % CLIENT_BUCKETS);
 }
 
-static client_count **client_slot(kbs_sessions *ss, const char *addr) {
-    client_count **pp = &ss->clients[client_bucket(addr)];
+static kbs_client **client_slot(const kbs_sessions *ss, const char *addr) {
+    kbs_client *const *pp = &ss->clients[client_bucket(addr)];
     while (*pp && strcmp((*pp)->addr, addr) != 0)
         pp = &(*pp)->next;
-    return pp;
+    return (kbs_client **)pp;
 }
 
 size_t kbs_session_pending(const kbs_sessions *ss, const char *client) {
-    client_count **pp = client_slot((kbs_sessions *)ss, client ? client : "");
+    kbs_client **pp = client_slot(ss, client ? client : "");
     return *pp ? (*pp)->pending : 0;
 }
 
 cai_status kbs_sessions_new(size_t max, size_t per_client, kbs_sessions **out) {
-    *out = calloc(1, sizeof(**out));
-    if (*out == NULL)
+    *out = NULL;
+    kbs_sessions *ss = calloc(1, sizeof(*ss));
+    if (ss == NULL)
         return CAI_ERR_NOMEM;
-    (*out)->max = max ? max : KBS_SESSIONS_MAX_DEFAULT;
-    (*out)->per_client = per_client ? per_client : KBS_SESSIONS_PER_CLIENT_DEFAULT;
-    if (client_seed == 0 && secure_random((uint8_t *)&client_seed, sizeof(client_seed)) != CAI_OK)
-        client_seed = (uint64_t)(uintptr_t)*out; /* only spreads chains */
+    ss->max = max ? max : KBS_SESSIONS_MAX_DEFAULT;
+    ss->per_client = per_client ? per_client : KBS_SESSIONS_PER_CLIENT_DEFAULT;
+    if (ss->per_client > ss->max)
+        ss->per_client = ss->max;
+    if ((ss->by_count = calloc(ss->per_client + 1, sizeof(*ss->by_count))) == NULL) {
+        free(ss);
+        return CAI_ERR_NOMEM;
+    }
+    if (client_seed == 0 && secure_random(&client_seed, sizeof(client_seed)) != CAI_OK)
+        client_seed = (uint64_t)(uintptr_t)ss; /* only spreads chains */
+    *out = ss;
     return CAI_OK;
 }
 
-/* Takes pending |s| off the FIFO and its client's count. */
+static void count_unlink(kbs_sessions *ss, kbs_client *c) {
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        ss->by_count[c->pending] = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    c->lprev = c->lnext = NULL;
+}
+
+static void count_link(kbs_sessions *ss, kbs_client *c) {
+    c->lprev = NULL;
+    c->lnext = ss->by_count[c->pending];
+    if (c->lnext)
+        c->lnext->lprev = c;
+    ss->by_count[c->pending] = c;
+    if (c->pending > ss->top)
+        ss->top = c->pending;
+}
+
+/* Takes pending |s| off both orders and its client's tally. */
 static void unlink_pending(kbs_sessions *ss, kbs_session *s) {
-    if (s->state != KBS_SESSION_AUTHED)
+    if (s->state != KBS_SESSION_AUTHED || s->owner == NULL)
         return;
     if (s->older)
         s->older->newer = s->newer;
@@ -82,13 +116,25 @@ static void unlink_pending(kbs_sessions *ss, kbs_session *s) {
         s->newer->older = s->older;
     else
         ss->newest = s->older;
-    s->older = s->newer = NULL;
-    client_count **pp = client_slot(ss, s->client);
-    if (*pp && --(*pp)->pending == 0) {
-        client_count *c = *pp;
-        *pp = c->next;
-        free(c);
+    kbs_client *c = s->owner;
+    if (s->c_older)
+        s->c_older->c_newer = s->c_newer;
+    else
+        c->oldest = s->c_newer;
+    if (s->c_newer)
+        s->c_newer->c_older = s->c_older;
+    else
+        c->newest = s->c_older;
+    s->older = s->newer = s->c_older = s->c_newer = NULL;
+    s->owner = NULL;
+    count_unlink(ss, c);
+    if (--c->pending > 0) {
+        count_link(ss, c);
+        return;
     }
+    kbs_client **pp = client_slot(ss, c->addr);
+    *pp = c->next;
+    free(c);
 }
 
 static void session_free(kbs_session *s) {
@@ -111,10 +157,11 @@ void kbs_sessions_free(kbs_sessions *ss) {
             session_free(s);
         }
     for (size_t b = 0; b < CLIENT_BUCKETS; b++)
-        for (client_count *c = ss->clients[b], *n; c; c = n) {
+        for (kbs_client *c = ss->clients[b], *n; c; c = n) {
             n = c->next;
             free(c);
         }
+    free(ss->by_count);
     free(ss);
 }
 
@@ -133,12 +180,24 @@ static void sweep(kbs_sessions *ss, time_t now) {
         }
 }
 
-/* Removes expired pending sessions from the old end of the FIFO. Pending
- * sessions are given one lifetime, so the FIFO is in expiry order and this
- * costs O(removed); one given a later expiry only delays those behind it. */
+/* Removes expired pending sessions from the old end of the creation order.
+ * Pending sessions are given one lifetime, so that order is expiry order
+ * and this costs O(removed); one given a later expiry only delays the
+ * removal of those behind it. */
 static void sweep_pending(kbs_sessions *ss, time_t now) {
     while (ss->oldest && ss->oldest->expires < now)
         kbs_session_remove(ss, ss->oldest);
+}
+
+/* Evicts the oldest pending session of a client holding the most; 0 if no
+ * session is pending. O(per_client) at worst. */
+static int evict_pending(kbs_sessions *ss) {
+    while (ss->top > 0 && ss->by_count[ss->top] == NULL)
+        ss->top--;
+    if (ss->top == 0)
+        return 0;
+    kbs_session_remove(ss, ss->by_count[ss->top]->oldest);
+    return 1;
 }
 
 int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now) {
@@ -155,46 +214,45 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
     *out = NULL;
     if (client == NULL)
         client = "";
-    if (strlen(client) >= sizeof(((kbs_session *)0)->client))
+    size_t alen = strlen(client);
+    if (alen >= sizeof(((kbs_client *)0)->addr))
         return cai_fail(CAI_ERR_INVALID_ARG, "client address too long");
     if (kbs_session_over_quota(ss, client, now))
         return cai_fail(CAI_ERR_LIMIT, "%s already has %zu attestation sessions in progress (the "
                         "most one address may hold); finish one or retry later", client,
                         ss->per_client);
-    /* Room: expired pending sessions go first, then the oldest pending one
-     * (both O(1) a session, as a flood keeps the table full); only a table
-     * without pending sessions is swept whole, for expired attested ones. */
+    /* Room: expired pending sessions go first, then a pending one of the
+     * client holding the most (both cheap, as a flood keeps the table
+     * full); only a table without pending sessions is swept whole, for
+     * expired attested ones. */
     if (ss->count >= ss->max)
         sweep_pending(ss, now);
-    if (ss->count >= ss->max && ss->oldest)
-        kbs_session_remove(ss, ss->oldest);
+    if (ss->count >= ss->max)
+        (void)evict_pending(ss);
     if (ss->count >= ss->max)
         sweep(ss, now);
     if (ss->count >= ss->max)
         return cai_fail(CAI_ERR_LIMIT, "too many attested sessions held; retry later");
-    client_count **cp = client_slot(ss, client);
-    if (*cp == NULL) {
-        if ((*cp = calloc(1, sizeof(**cp))) == NULL)
-            return CAI_ERR_NOMEM;
-        memcpy((*cp)->addr, client, strlen(client) + 1);
-    }
     kbs_session *s = calloc(1, sizeof(*s));
     uint8_t rnd[16], nonce[KBS_NONCE_LEN];
     cai_status st = s ? secure_random(rnd, sizeof(rnd)) : CAI_ERR_NOMEM;
     if (st == CAI_OK)
         st = secure_random(nonce, sizeof(nonce));
+    kbs_client **cp = client_slot(ss, client);
+    if (st == CAI_OK && *cp == NULL) {
+        if ((*cp = calloc(1, sizeof(**cp))) == NULL)
+            st = CAI_ERR_NOMEM;
+        else
+            memcpy((*cp)->addr, client, alen + 1);
+    }
     if (st != CAI_OK) {
         free(s);
-        if ((*cp)->pending == 0) {
-            client_count *c = *cp;
-            *cp = c->next;
-            free(c);
-        }
         return st;
     }
+    kbs_client *c = *cp;
     hex_encode(s->id, rnd, sizeof(rnd));
     b64_encode(s->nonce, nonce, sizeof(nonce), B64_STD);
-    memcpy(s->client, client, strlen(client) + 1);
+    memcpy(s->client, client, alen + 1);
     s->state = KBS_SESSION_AUTHED;
     s->expires = expires;
     size_t b = bucket_of(s->id);
@@ -206,7 +264,17 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
     else
         ss->oldest = s;
     ss->newest = s;
-    (*cp)->pending++;
+    s->owner = c;
+    s->c_older = c->newest;
+    if (c->newest)
+        c->newest->c_newer = s;
+    else
+        c->oldest = s;
+    c->newest = s;
+    if (c->pending > 0)
+        count_unlink(ss, c);
+    c->pending++;
+    count_link(ss, c);
     ss->count++;
     *out = s;
     return CAI_OK;

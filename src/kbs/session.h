@@ -8,8 +8,10 @@
  * /auth costs nothing to ask for, so a session that has not attested yet
  * (pending) is cheap to lose: each client address holds at most a quota of
  * pending sessions, the broker gives them a short lifetime, and when the
- * table is full the oldest pending session is evicted to make room. Only a
- * table full of attested sessions refuses a new one. */
+ * table is full a pending session is evicted to make room: the oldest one
+ * of the address that holds the most, so that a flood from many addresses
+ * evicts its own sessions, not the one a legitimate agent is attesting
+ * with. Only a table full of attested sessions refuses a new one. */
 #ifndef CAI_KBS_SESSION_H
 #define CAI_KBS_SESSION_H
 
@@ -40,7 +42,10 @@ typedef struct kbs_session {
     char evidence_digest[65], claims_digest[65];
     char client[64];   /* the address that opened it */
     struct kbs_session *next;
-    struct kbs_session *older, *newer; /* pending sessions, in creation order */
+    /* Pending sessions only: all of them, and those of the same client, in
+     * creation order; the client's tally (session.c). */
+    struct kbs_session *older, *newer, *c_older, *c_newer;
+    struct kbs_client *owner;
 } kbs_session;
 
 typedef struct kbs_sessions kbs_sessions;
@@ -60,8 +65,8 @@ int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now);
 
 /* kbs_session_create adds a pending session for |client| with a fresh id and
  * nonce expiring at |expires| and returns it in |*out| (owned by the table).
- * A full table first loses its expired sessions, then its oldest pending
- * one. CAI_ERR_LIMIT when |client| is over its quota, or when the table is
+ * A full table first loses its expired sessions, then the oldest pending
+ * session of the client holding the most. CAI_ERR_LIMIT when |client| is over its quota, or when the table is
  * full of attested sessions. */
 cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, time_t expires,
                               kbs_session **out) CAI_WUR;

@@ -206,8 +206,9 @@ prod_agent kbs:///cai/model/key 2>agent.err | cmp -s - key1.bin && pass flood_ag
     fail flood_agent_served "$(cat agent.err)"
 stop_kbs
 # A small table (200 sessions, 8 pending per address) that forty addresses
-# overfill (320) again and again while a legitimate agent attests: the
-# oldest pending sessions are evicted, the agent is served each time.
+# overfill (320) again and again while a legitimate agent attests: pending
+# sessions of the addresses holding the most are evicted, never the agent's
+# one, and it is served each time.
 start_kbs --rate 0 --max-sessions 200 --sessions-per-client 8 --policy strict.json || fail start "$(cat start.log)"
 PORT=${K##*:}
 python3 flood.py "$PORT" 8 2 41 8 > flood.out &
