@@ -2,6 +2,7 @@
 #include "attest/verify.h"
 
 #include "attest/pck_ext.h"
+#include "attest/sim.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@
 #include "common/file.h"
 
 #define COLLATERAL_MAX (1u << 20)
+
+/* The subject CN of Intel's TCB Signing certificate, the one signer of TCB
+ * info and QE identity under Intel's root (QVL TCBSigningChain). */
+#define INTEL_TCB_SIGNING_CN "Intel SGX TCB Signing"
 
 /* SubjectPublicKeyInfo of Intel's SGX Root CA ("CN=Intel SGX Root CA,
  * O=Intel Corporation", SHA-256 fingerprint 44:A0:19:6B:...:74:D3). */
@@ -683,25 +688,46 @@ out:
     return st;
 }
 
-/* Verifies a signed collateral item: its issuer chain |ch| (parsed from
- * |chain_pem|, which must be exactly its PEM) to the root, then |sig| over
- * |text|. */
+/* Is the subject of |x| exactly one common name, and that |cn|? */
+static int subject_cn_is(X509 *x, const char *cn) {
+    X509_NAME *name = X509_get_subject_name(x);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return 0;
+    const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    return (size_t)ASN1_STRING_length(v) == strlen(cn) &&
+           memcmp(ASN1_STRING_get0_data(v), cn, strlen(cn)) == 0;
+}
+
+/* Verifies a signed collateral item as Intel's QVL does (TCBSigningChain):
+ * its issuer chain |ch| (parsed from |chain_pem|, which must be exactly its
+ * PEM) is exactly [signer, root], the signer is the TCB Signing certificate
+ * (subject CN |signer_cn|, not a CA) and chains to the pinned root; then
+ * |sig| over |text| verifies with the signer's key. */
 static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *chain_pem, const char *text,
-                                      const uint8_t sig[64], const uint8_t *root, size_t root_len,
+                                      const uint8_t sig[64], const char *signer_cn,
+                                      const uint8_t *root, size_t root_len,
                                       STACK_OF(X509_CRL) *crls, time_t now,
                                       tdx_verify_error sig_err, char *why, size_t cap) {
     tdx_verify_error e;
-    if (ch == NULL || sk_X509_num(ch) < 2) {
-        snprintf(why, cap, "issuer chain is not a PEM chain of two or more");
+    X509 *signer = ch ? sk_X509_value(ch, 0) : NULL;
+    if (ch == NULL || sk_X509_num(ch) != 2) {
+        snprintf(why, cap, "issuer chain is not two PEM certificates (the TCB Signing "
+                           "certificate and the root)");
         e = sig_err;
     } else if (!pem_canonical(ch, chain_pem, strlen(chain_pem))) {
         snprintf(why, cap, "issuer chain is not exactly the PEM of its certificates");
         e = sig_err;
+    } else if (!subject_cn_is(signer, signer_cn) || X509_check_ca(signer) != 0) {
+        snprintf(why, cap, "the signer is not the TCB Signing certificate (subject CN \"%s\", "
+                           "not a CA)", signer_cn);
+        e = sig_err;
     } else if ((e = verify_chain(ch, root, root_len, crls, now, sig_err, why, cap)) == 0 &&
-               !verify_raw(X509_get0_pubkey(sk_X509_value(ch, 0)), text, strlen(text), sig)) {
+               !verify_raw(X509_get0_pubkey(signer), text, strlen(text), sig)) {
         snprintf(why, cap, "signature does not verify");
         e = sig_err;
     }
+    ERR_clear_error();
     return e;
 }
 
@@ -837,11 +863,14 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     res->pce_svn = x.pce_svn;
 
     /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
-    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
-                      now, TDX_VERIFY_TCB_INFO_SIGNATURE, why, sizeof(why));
+    const char *signer_cn = sim ? SIM_TCB_SIGNING_CN : INTEL_TCB_SIGNING_CN;
+    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, signer_cn,
+                      root, root_len, root_only, now, TDX_VERIFY_TCB_INFO_SIGNATURE, why,
+                      sizeof(why));
     if (!e)
-        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, root, root_len,
-                          root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why, sizeof(why));
+        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, signer_cn,
+                          root, root_len, root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why,
+                          sizeof(why));
     if (e) {
         st = vfail(res, e, CAI_ERR_AUTH, why);
         goto out;
