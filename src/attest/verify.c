@@ -49,7 +49,7 @@ struct tdx_collateral {
     /* parsed once (immutable, shared by concurrent verifications); NULL if
      * malformed, which tdx_verify reports with the check it belongs to */
     X509_CRL *root_crl_x, *pck_crl_x;
-    STACK_OF(X509) *tcb_sk, *qe_sk;
+    STACK_OF(X509) *tcb_sk, *qe_sk, *pck_crl_sk;
     json_t *tcb_j, *qe_j;
 };
 
@@ -92,6 +92,7 @@ void tdx_collateral_free(tdx_collateral *c) {
     X509_CRL_free(c->pck_crl_x);
     sk_X509_pop_free(c->tcb_sk, X509_free);
     sk_X509_pop_free(c->qe_sk, X509_free);
+    sk_X509_pop_free(c->pck_crl_sk, X509_free);
     json_decref(c->tcb_j);
     json_decref(c->qe_j);
     free(c);
@@ -160,6 +161,7 @@ cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **o
     c->pck_crl_x = der_crl(&c->pck_crl);
     c->tcb_sk = pem_chain(c->tcb_chain, strlen(c->tcb_chain));
     c->qe_sk = pem_chain(c->qe_chain, strlen(c->qe_chain));
+    c->pck_crl_sk = pem_chain(c->pck_crl_chain, strlen(c->pck_crl_chain));
     c->tcb_j = json_loads(c->tcb_info, 0, &je);
     c->qe_j = json_loads(c->qe_identity, 0, &je);
     ERR_clear_error();
@@ -731,6 +733,49 @@ static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *chain_pem,
     return e;
 }
 
+/* Do |a| and |b| have the same subject and the same public key? */
+static int same_subject_and_key(X509 *a, X509 *b) {
+    return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+           EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
+}
+
+/* Checks the collateral's pck_crl_issuer_chain: exactly the canonical PEM of
+ * [CA, root], verified to the pinned root (with the root CA CRL); the CA is
+ * the one that issued the PCK leaf (|pck_ca|, subject and key), and it
+ * issued and signed the PCK CRL. */
+static tdx_verify_error verify_pck_crl_chain(const tdx_collateral *coll, X509 *pck_ca,
+                                             const uint8_t *root, size_t root_len,
+                                             STACK_OF(X509_CRL) *root_crls, time_t now,
+                                             char *why, size_t cap) {
+    STACK_OF(X509) *ch = coll->pck_crl_sk;
+    if (ch == NULL || sk_X509_num(ch) != 2 ||
+        !pem_canonical(ch, coll->pck_crl_chain, strlen(coll->pck_crl_chain))) {
+        snprintf(why, cap, "pck_crl_issuer_chain is not exactly the PEM of two certificates "
+                           "(the PCK CA and the root)");
+        return TDX_VERIFY_COLLATERAL_FORMAT;
+    }
+    char sub[200];
+    tdx_verify_error e = verify_chain(ch, root, root_len, root_crls, now, TDX_VERIFY_PCK_CHAIN,
+                                      sub, sizeof(sub));
+    if (e) {
+        snprintf(why, cap, "pck_crl_issuer_chain: %s", sub);
+        return e;
+    }
+    X509 *ca = sk_X509_value(ch, 0);
+    if (!same_subject_and_key(ca, pck_ca)) {
+        snprintf(why, cap, "pck_crl_issuer_chain is not the chain of the PCK certificate's CA");
+        e = TDX_VERIFY_PCK_CHAIN;
+    } else if (X509_NAME_cmp(X509_CRL_get_issuer(coll->pck_crl_x), X509_get_subject_name(ca)) !=
+                   0 ||
+               X509_CRL_verify(coll->pck_crl_x, X509_get0_pubkey(ca)) != 1) {
+        snprintf(why, cap, "the PCK CRL is not issued and signed by the CA of "
+                           "pck_crl_issuer_chain");
+        e = TDX_VERIFY_PCK_CHAIN;
+    }
+    ERR_clear_error();
+    return e;
+}
+
 /* Parses the one SGX extension of |pck| into |x|; on failure the reason is
  * in |why| (copied: later cai_fail calls reuse the message buffer). */
 static cai_status pck_extension(X509 *pck, pck_ext *x, char *why, size_t cap) {
@@ -817,6 +862,12 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
         goto out;
     }
     X509 *pck = sk_X509_value(chain, 0);
+    /* The collateral's PCK CRL issuer chain: the PCK leaf's CA to the root. */
+    if ((e = verify_pck_crl_chain(coll, sk_X509_value(chain, 1), root, root_len, root_only, now,
+                                  why, sizeof(why)))) {
+        st = vfail(res, e, CAI_ERR_AUTH, why);
+        goto out;
+    }
 
     /* 2. QE report signed by the PCK key, binding the attestation key. */
     if (!verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, TDX_SGX_REPORT_LEN,

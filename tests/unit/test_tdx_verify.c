@@ -825,10 +825,14 @@ static void test_refusal_table_collateral_bytes(void) {
                           {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
     const flip_row root = {"root CA CRL (DER)", 0, 0,
                            {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
+    const flip_row crl_chain = {"PCK CRL issuer chain (PEM)", 0, 0,
+                                {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN,
+                                 TDX_VERIFY_ROOT_UNTRUSTED}};
     flip_collateral(&tcb, "tcb_info_issuer_chain", 0, 256);
     flip_collateral(&qe, "qe_identity_issuer_chain", 0, 128);
     flip_collateral(&pck, "pck_crl", 1, 1024);
     flip_collateral(&root, "root_ca_crl", 1, 1024);
+    flip_collateral(&crl_chain, "pck_crl_issuer_chain", 0, 256);
 }
 
 /* A CRL is exactly one DER CRL: a byte after it is refused, not ignored. */
@@ -1229,6 +1233,71 @@ out:
     free(c_tcb3);
 }
 
+/* The collateral's pck_crl_issuer_chain is exactly [the PCK leaf's CA,
+ * root], chains to the pinned root, and its CA issued the PCK CRL. */
+static void test_pck_crl_issuer_chain(void) {
+    static const char *const plat_root[] = {SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const plat[] = {SIM_PLATFORM_CERT, NULL};
+    static const char *const tcb_root[] = {SIM_TCB_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const pck_plat_root[] = {SIM_PCK_CERT, SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    char other[] = "/tmp/cai-verify-crlchain-XXXXXX";
+    int have_other = mkdtemp(other) != NULL && sim_init(other) == CAI_OK;
+    char *c_ok = sim_chain(dir, plat_root), *c_one = sim_chain(dir, plat);
+    char *c_tcb = sim_chain(dir, tcb_root), *c_three = sim_chain(dir, pck_plat_root);
+    char *c_other = have_other ? sim_chain(other, plat_root) : NULL;
+    char *c_space = NULL;
+    CHECK(c_ok && c_one && c_tcb && c_three && c_other);
+    /* a blank line after the first certificate */
+    const char *cut = c_ok ? strstr(c_ok, "-----END CERTIFICATE-----\n") : NULL;
+    if (cut && (c_space = malloc(strlen(c_ok) + 2)) != NULL) {
+        size_t k = (size_t)(cut - c_ok) + strlen("-----END CERTIFICATE-----\n");
+        snprintf(c_space, strlen(c_ok) + 2, "%.*s\n%s", (int)k, c_ok, c_ok + k);
+    }
+    if (test_case_failed || c_space == NULL)
+        goto out;
+    { /* control */
+        const char *f[] = {"pck_crl_issuer_chain", c_ok, NULL};
+        tdx_verify_result r;
+        CHECK_OK(verify_with_fields(f, &r));
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_tcb, NULL};
+        refuse_row("PCK CRL chain of another CA", f, TDX_VERIFY_PCK_CHAIN);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_other, NULL};
+        refuse_row("PCK CRL chain to another root", f, TDX_VERIFY_ROOT_UNTRUSTED);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_one, NULL};
+        refuse_row("PCK CRL chain without the root", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_three, NULL};
+        refuse_row("PCK CRL chain of three", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_space, NULL};
+        refuse_row("PCK CRL chain, not canonical PEM", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", "", NULL};
+        refuse_row("PCK CRL chain empty", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+out:
+    free(c_ok);
+    free(c_one);
+    free(c_tcb);
+    free(c_three);
+    free(c_other);
+    free(c_space);
+    if (have_other) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 static void test_refusal_table_zero_accepted(void) {
     printf("  accepted: %d\n", accepted_total);
     CHECK(accepted_total == 0);
@@ -1284,6 +1353,7 @@ int main(void) {
     RUN(test_refusal_table_collateral);
     RUN(test_refusal_table_collateral_bytes);
     RUN(test_tcb_signer_is_tcb_signing);
+    RUN(test_pck_crl_issuer_chain);
     RUN(test_refusal_table_zero_accepted);
     cleanup();
     if (!have_sim) {
