@@ -22,13 +22,15 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "common/log.h"
 #include "common/secure.h"
 
 #define MAX_ROUTES 32
-#define RATE_BUCKETS 4096
 
 typedef struct conn {
     struct evhttp_connection *evcon;
@@ -37,8 +39,9 @@ typedef struct conn {
     httpd *h;
 } conn;
 
+/* A token bucket, shared by every client address whose keyed hash lands
+ * on it (t == 0: never used). */
 typedef struct {
-    uint64_t key;  /* hash of the client address */
     double tokens, t;
 } rate_bucket;
 
@@ -56,6 +59,7 @@ struct httpd {
     conn *conns;
     int n_conns;
     rate_bucket *rate;
+    uint8_t rate_key[32]; /* the rate buckets' hash key, random per server */
     char *(*error_body)(int status, const char *message);
 };
 
@@ -166,15 +170,21 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
         h->cfg.max_unsent = 4 << 20;
     if (h->cfg.rate_burst <= 0)
         h->cfg.rate_burst = 20;
+    if (h->cfg.rate_buckets <= 0)
+        h->cfg.rate_buckets = 4096;
     h->error_body = default_error_body;
     cai_status st = tls_setup(h);
     if (st != CAI_OK)
         goto fail;
     h->base = event_base_new();
     h->http = h->base ? evhttp_new(h->base) : NULL;
-    h->rate = calloc(RATE_BUCKETS, sizeof(*h->rate));
+    h->rate = calloc((size_t)h->cfg.rate_buckets, sizeof(*h->rate));
     if (!h->http || !h->rate) {
         st = CAI_ERR_NOMEM;
+        goto fail;
+    }
+    if (RAND_bytes(h->rate_key, sizeof(h->rate_key)) != 1) {
+        st = cai_fail(CAI_ERR_CRYPTO, "cannot draw the rate limiter's hash key");
         goto fail;
     }
     /* Bodies up to twice the limit are read and answered 413 (a client that
@@ -241,6 +251,7 @@ void httpd_free(httpd *h) {
     if (h->own_ssl_ctx)
         SSL_CTX_free(h->ssl_ctx);
     free(h->rate);
+    OPENSSL_cleanse(h->rate_key, sizeof(h->rate_key));
     free(h);
 }
 
@@ -375,23 +386,30 @@ static conn *conn_get(httpd *h, struct evhttp_connection *evcon) {
     return c;
 }
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t x = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        x = (x ^ (uint8_t)*s) * 0x100000001b3ull;
-    return x;
+/* The bucket of |client|: a keyed hash (HMAC-SHA256 under a random key
+ * drawn at start), so nobody outside can choose addresses that collide. */
+static rate_bucket *rate_bucket_of(httpd *h, const char *client) {
+    uint8_t mac[32];
+    unsigned int n = 0;
+    uint64_t k = 0;
+    if (HMAC(EVP_sha256(), h->rate_key, (int)sizeof(h->rate_key), (const unsigned char *)client,
+             strlen(client), mac, &n) != NULL && n >= 8)
+        memcpy(&k, mac, 8);
+    ERR_clear_error(); /* on failure every client shares bucket 0: limited, never unlimited */
+    return &h->rate[k % (uint64_t)h->cfg.rate_buckets];
 }
 
+/* Token bucket per client address. Addresses whose hash collides share one
+ * bucket and its budget: a new address on an occupied bucket takes what is
+ * left, it never refills it. A bucket starts full only on its first use. */
 static int rate_allow(httpd *h, const char *client) {
     if (h->cfg.rate_per_s <= 0)
         return 1;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-    uint64_t k = fnv1a(client);
-    rate_bucket *b = &h->rate[k % RATE_BUCKETS];
-    if (b->key != k || b->t == 0) { /* a new client (or a colliding one) */
-        b->key = k;
+    rate_bucket *b = rate_bucket_of(h, client);
+    if (b->t == 0) {
         b->tokens = h->cfg.rate_burst;
         b->t = now;
     }

@@ -6,6 +6,13 @@
  * header size (libevent's own HTML 400), concurrent connections (429),
  * per-client request rate (429), idle timeouts.
  *
+ * The rate limit is a token bucket per client address in a fixed table
+ * (rate_buckets). Addresses are hashed with a key drawn at random when the
+ * server starts, so a client cannot pick addresses that collide; those that
+ * do collide share one bucket and its budget: a new address landing on an
+ * occupied bucket takes what is left, it never refills it (a bucket starts
+ * full only on its first use).
+ *
  * Handlers run on the loop thread and must not block. Work that takes time
  * (generation) answers later from another thread through an httpd_async: a
  * deferred reply, or a stream of chunks (server-sent events). Writes to an
@@ -31,7 +38,9 @@ typedef struct {
     size_t max_headers;        /* default 16 KiB */
     int max_connections;       /* default 256 */
     double rate_per_s;         /* per client address; 0: no limit */
-    int rate_burst;
+    int rate_burst;            /* a bucket's size, default 20 */
+    int rate_buckets;          /* the rate table's size, default 4096 (tests: 1
+                                * makes every address collide) */
     int timeout_s;             /* idle read/write timeout, default 60 */
     size_t max_unsent;         /* a stream's bytes its client has not taken (beyond
                                 * the kernel's buffers): over it the client is

@@ -377,6 +377,101 @@ static void test_slow_client_dropped(void) {
     httpd_free(h);
 }
 
+/* ---- rate limit: colliding addresses share a bucket ---------------------- */
+
+/* GET |url| with the client socket bound to |from| (a loopback address). */
+static long get_from(const char *url, const char *from, buf *out) {
+    CURL *c = curl_easy_init();
+    char iface[64];
+    snprintf(iface, sizeof(iface), "host!%s", from);
+    out->len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long code = 0;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    buf_terminate(out);
+    return rc == CURLE_OK ? code : -(long)rc;
+}
+
+/* A server on an ephemeral port with |cfg| and the /echo route, running. */
+static httpd *start_with(httpd_config *cfg, pthread_t *t, char *url, size_t cap) {
+    httpd *h = NULL;
+    CHECK_OK(httpd_new(cfg, &h));
+    if (h == NULL)
+        return NULL;
+    httpd_set_error_body(h, openai_error);
+    httpd_route(h, "/echo", h_echo, NULL);
+    pthread_create(t, NULL, loop_of, h);
+    snprintf(url, cap, "http://127.0.0.1:%d/echo?x=hi", httpd_port(h));
+    return h;
+}
+
+static void stop(httpd *h, pthread_t t) {
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
+/* With one bucket every address collides: a second, third address gets
+ * what the first left (nothing), not a fresh burst, and does not refill the
+ * first's. (Before, a new address on an occupied bucket reset it to a full
+ * burst, so alternating two addresses was never limited.) */
+static void test_rate_limit_collisions_share(void) {
+    httpd_config cfg = {.port = 0, .rate_per_s = 0.001, .rate_burst = 3, .rate_buckets = 1};
+    pthread_t t;
+    char url[128];
+    httpd *h = start_with(&cfg, &t, url, sizeof(url));
+    if (h == NULL)
+        return;
+    buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(get_from(url, "127.0.0.1", &b) == 200);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    CHECK(get_from(url, "127.0.0.2", &b) == 429);
+    CHECK(strstr((char *)b.data, "slow down") != NULL);
+    CHECK(get_from(url, "127.0.0.3", &b) == 429);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    /* alternating addresses: still nothing */
+    int served = 0;
+    for (int i = 0; i < 20; i++)
+        served += get_from(url, i % 2 ? "127.0.0.4" : "127.0.0.5", &b) == 200;
+    CHECK(served == 0);
+    buf_free(&b);
+    stop(h, t);
+}
+
+/* With the default table, other addresses keep budgets of their own (the
+ * chance that one of eight lands on the first's bucket is 8 in 4096; all
+ * but one are required to be served). */
+static void test_rate_limit_per_address(void) {
+    httpd_config cfg = {.port = 0, .rate_per_s = 0.001, .rate_burst = 3};
+    pthread_t t;
+    char url[128];
+    httpd *h = start_with(&cfg, &t, url, sizeof(url));
+    if (h == NULL)
+        return;
+    buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(get_from(url, "127.0.0.1", &b) == 200);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    int served = 0;
+    for (int i = 2; i < 10; i++) {
+        char a[32];
+        snprintf(a, sizeof(a), "127.0.0.%d", i);
+        served += get_from(url, a, &b) == 200;
+    }
+    CHECK(served >= 7);
+    buf_free(&b);
+    stop(h, t);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_config cfg = {.port = 0, .max_body = 64 << 10, .rate_per_s = 20, .rate_burst = 100};
@@ -400,6 +495,8 @@ int main(void) {
     RUN(test_rate_limit);
     RUN(test_connection_limit);
     RUN(test_slow_client_dropped);
+    RUN(test_rate_limit_collisions_share);
+    RUN(test_rate_limit_per_address);
     httpd_stop(srv);
     pthread_join(t, NULL);
     usleep(50000); /* let detached workers finish writing to closed replies */
