@@ -421,6 +421,96 @@ static int rate_allow(httpd *h, const char *client) {
     return 1;
 }
 
+/* ---- request paths ------------------------------------------------------ */
+
+/* Is s[0..n) well-formed UTF-8: no stray continuation bytes, no truncated,
+ * overlong or surrogate sequences, nothing above U+10FFFF? */
+static int utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], cp, min;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the percent-encoding of the request path |raw| into |*out|
+ * (malloc'd, NUL-terminated). A path that would mean something else once
+ * decoded is refused, with the reason in |*why| and CAI_ERR_FORMAT: a '%'
+ * without two hex digits, an encoded NUL (it would cut the path short) or
+ * '/' (it would become a separator), any control character, bytes that are
+ * not UTF-8. CAI_ERR_NOMEM when out of memory. */
+static cai_status path_decode(const char *raw, char **out, const char **why) {
+    *out = NULL;
+    size_t n = strlen(raw), len = 0;
+    unsigned char *p = malloc(n + 1);
+    if (p == NULL)
+        return CAI_ERR_NOMEM;
+    *why = NULL;
+    for (size_t i = 0; i < n && *why == NULL; i++) {
+        int c = (unsigned char)raw[i];
+        if (c == '%') {
+            /* |raw| ends in a NUL, which is no hex digit: no read past it */
+            int hi = hex_digit(raw[i + 1]);
+            int lo = hi >= 0 ? hex_digit(raw[i + 2]) : -1;
+            if (lo < 0) {
+                *why = "the request path has a '%' that is not followed by two hex digits";
+                break;
+            }
+            c = hi << 4 | lo;
+            i += 2;
+            if (c == 0)
+                *why = "the request path has an encoded NUL (%00)";
+            else if (c == '/')
+                *why = "the request path has an encoded '/' (%2F)";
+        }
+        if (*why == NULL && (c < 0x20 || c == 0x7F))
+            *why = "the request path has a control character";
+        p[len++] = (unsigned char)c;
+    }
+    if (*why == NULL && !utf8_valid(p, len))
+        *why = "the request path is not valid UTF-8";
+    if (*why) {
+        free(p);
+        return CAI_ERR_FORMAT;
+    }
+    p[len] = '\0';
+    *out = (char *)p;
+    return CAI_OK;
+}
+
 /* ---- requests ---------------------------------------------------------- */
 
 /* Overwrites and empties |in| (libevent frees its chains without wiping). */
@@ -515,13 +605,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     conn *c = conn_get(h, evcon);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-    char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-    if (c == NULL || path == NULL) {
+    char *path = NULL;
+    const char *bad_path = "the request has no path";
+    cai_status pst = raw ? path_decode(raw, &path, &bad_path) : CAI_ERR_FORMAT;
+    if (c == NULL || pst == CAI_ERR_NOMEM) {
         send_reply(req, 500, "text/plain", "out of memory\n", 14);
         free(path);
         return;
     }
-    r.path = path;
+    r.path = path ? path : ""; /* a refused path is answered below, after the limits */
     if (h->n_conns > h->cfg.max_connections) {
         /* 429 as OpenAI's API answers an overloaded server: clients retry
          * it with backoff. The connection closes with the answer and frees
@@ -533,6 +625,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     if (!rate_allow(h, r.client)) {
         httpd_reply_error(&r, 429, "too many requests from this address: slow down");
+        goto out;
+    }
+    if (path == NULL) {
+        httpd_reply_error(&r, 400, bad_path);
         goto out;
     }
     const char *q = evhttp_uri_get_query(uri);
