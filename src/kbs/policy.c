@@ -86,6 +86,20 @@ static int pattern_valid(const char *p) {
     return n > 0 && n < 256 && (star == NULL || star == p + n - 1);
 }
 
+/* set_names: |list| is a list of names of sets defined in |rv|; |where|
+ * names it in a refusal. */
+static cai_status set_names(json_t *list, const char *field, const char *where, json_t *rv) {
+    cai_status st = string_list(list, field, NULL, 0);
+    if (st != CAI_OK)
+        return st;
+    size_t j;
+    json_t *s;
+    json_array_foreach(list, j, s)
+        if (!json_object_get(rv, json_string_value(s)))
+            return bad("%s: reference set '%.40s' is not defined", where, json_string_value(s));
+    return CAI_OK;
+}
+
 static cai_status check_resources(json_t *res, json_t *rv) {
     if (!json_is_array(res))
         return bad("'resources' must be an array of rules");
@@ -97,32 +111,12 @@ static cai_status check_resources(json_t *res, json_t *rv) {
             return bad("resources[%zu] must be {\"path\": ..., \"allow\": [set names]}", i);
         if (!pattern_valid(json_string_value(path)))
             return bad("resources[%zu]: path must be repo/type/tag, or a prefix ending in *", i);
-        cai_status st = string_list(allow, "allow", NULL, 0);
+        char where[32];
+        snprintf(where, sizeof(where), "resources[%zu]", i);
+        cai_status st = set_names(allow, "allow", where, rv);
         if (st != CAI_OK)
             return st;
-        size_t j;
-        json_t *s;
-        json_array_foreach(allow, j, s)
-            if (!json_object_get(rv, json_string_value(s)))
-                return bad("resources[%zu]: reference set '%.40s' is not defined", i,
-                           json_string_value(s));
     }
-    return CAI_OK;
-}
-
-/* "servers": the reference sets an attested server must match (cai proxy,
- * cai chat). */
-static cai_status check_servers(json_t *servers, json_t *rv) {
-    if (servers == NULL)
-        return CAI_OK;
-    cai_status st = string_list(servers, "servers", NULL, 0);
-    if (st != CAI_OK)
-        return st;
-    size_t i;
-    json_t *s;
-    json_array_foreach(servers, i, s)
-        if (!json_object_get(rv, json_string_value(s)))
-            return bad("servers: reference set '%.40s' is not defined", json_string_value(s));
     return CAI_OK;
 }
 
@@ -168,10 +162,13 @@ cai_status kbs_policy_parse(const char *json, size_t len, kbs_policy **out) {
         json_object_set_new(d, "tcb_status", json_pack("[s]", "UpToDate"));
     if (!json_object_get(d, "resources"))
         json_object_set_new(d, "resources", json_array());
+    /* "servers": the reference sets an attested server must match (cai
+     * proxy, cai chat). */
     if ((st = check_resources(json_object_get(d, "resources"),
                               json_object_get(d, "reference_values"))) != CAI_OK ||
-        (st = check_servers(json_object_get(d, "servers"),
-                            json_object_get(d, "reference_values"))) != CAI_OK)
+        (json_object_get(d, "servers") &&
+         (st = set_names(json_object_get(d, "servers"), "servers", "servers",
+                         json_object_get(d, "reference_values"))) != CAI_OK))
         goto fail;
     kbs_policy *p = malloc(sizeof(*p));
     if (p == NULL) {
