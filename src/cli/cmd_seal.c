@@ -105,7 +105,7 @@ int cmd_seal(int argc, char **argv) {
     seal_params p = {0};
     long n;
     int c;
-    while ((c = getopt_long(argc, argv, "o:k:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:k:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'k': key_file = optarg; break;
@@ -124,7 +124,7 @@ int cmd_seal(int argc, char **argv) {
             p.n_threads = (int)n;
             break;
         case 'h': seal_help(); return 0;
-        default: return cli_usage_error("seal", "unknown option");
+        default: return cli_getopt_error("seal", c, argv);
         }
     }
     if (optind != argc - 1)
@@ -263,12 +263,12 @@ int cmd_inspect(int argc, char **argv) {
                                          {NULL, 0, NULL, 0}};
     int as_json = 0, c;
     const char *key_file = NULL;
-    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': as_json = 1; break;
         case 'k': key_file = optarg; break;
         case 'h': inspect_help(); return 0;
-        default: return cli_usage_error("inspect", "unknown option");
+        default: return cli_getopt_error("inspect", c, argv);
         }
     }
     if (optind != argc - 1)
@@ -443,7 +443,7 @@ int cmd_unseal(int argc, char **argv) {
     const char *out = NULL, *key_file = NULL;
     int n_threads = 0, force = 0, c;
     long n;
-    while ((c = getopt_long(argc, argv, "o:k:t:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:k:t:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'k': key_file = optarg; break;
@@ -454,7 +454,7 @@ int cmd_unseal(int argc, char **argv) {
             n_threads = (int)n;
             break;
         case 'h': unseal_help(); return 0;
-        default: return cli_usage_error("unseal", "unknown option");
+        default: return cli_getopt_error("unseal", c, argv);
         }
     }
     if (optind != argc - 1 || out == NULL || key_file == NULL)

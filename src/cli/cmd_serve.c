@@ -150,7 +150,7 @@ int cmd_serve(int argc, char **argv) {
     long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:c:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': cfg.model_path = optarg; break;
         case 'S': cfg.sealed_path = optarg; break;
@@ -197,7 +197,7 @@ int cmd_serve(int argc, char **argv) {
         case CLI_OPT_TEE: tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
         case 'h': serve_help(); return 0;
-        default: return cli_usage_error("serve", "unknown option");
+        default: return cli_getopt_error("serve", c, argv);
         }
     }
     if (!!cfg.model_path + !!cfg.sealed_path != 1)
