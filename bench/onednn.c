@@ -82,7 +82,7 @@ static uint16_t to_bf16(float f) { /* round to nearest even */
  * matmul() over RUNS calls; |y| gets the product; *bytes the weight bytes. */
 static double cai_time(pool *p, int type, const float *w, int K, int N, const float *x, float *y,
                        size_t *bytes) {
-    llm_tensor t = {.name = "w", .type = type, .ne0 = K, .ne1 = N, .row_bytes = quant_row_size(type, K)};
+    llm_tensor t = {.name = "w", .type = type, .ne0 = K, .ne1 = N, .row_bytes = ggml_type_row_size(type, K)};
     uint8_t *data = xmalloc(t.row_bytes * (size_t)N);
     for (int n = 0; n < N; n++)
         quant_quantize_row(type, w + (size_t)n * K, data + (size_t)n * t.row_bytes, K);
@@ -192,12 +192,12 @@ int main(void) {
 
         /* Weights ~ U(-0.05, 0.05) rounded through Q8_0; activations ~ U(-1, 1). */
         float *w = xmalloc(KN * sizeof(float)), *x = xmalloc((size_t)M * K * sizeof(float));
-        uint8_t *q8 = xmalloc(quant_row_size(QUANT_Q8_0, K));
+        uint8_t *q8 = xmalloc(ggml_type_row_size(GGML_TYPE_Q8_0, K));
         for (size_t i = 0; i < KN; i++)
             w[i] = 0.05f * frand();
         for (int n = 0; n < N; n++) {
-            quant_quantize_row(QUANT_Q8_0, w + (size_t)n * K, q8, K);
-            quant_dequantize_row(QUANT_Q8_0, q8, w + (size_t)n * K, K);
+            quant_quantize_row(GGML_TYPE_Q8_0, w + (size_t)n * K, q8, K);
+            quant_dequantize_row(GGML_TYPE_Q8_0, q8, w + (size_t)n * K, K);
         }
         for (size_t i = 0; i < (size_t)M * K; i++)
             x[i] = frand();
@@ -233,8 +233,8 @@ int main(void) {
         const char *impl[METHODS] = {"", ""};
         for (int m = 0; m < METHODS; m++)
             y[m] = xmalloc((size_t)M * N * sizeof(float));
-        ms[CAI_Q4_0] = cai_time(p, QUANT_Q4_0, w, K, N, x, y[CAI_Q4_0], &bytes[CAI_Q4_0]);
-        ms[CAI_Q8_0] = cai_time(p, QUANT_Q8_0, w, K, N, x, y[CAI_Q8_0], &bytes[CAI_Q8_0]);
+        ms[CAI_Q4_0] = cai_time(p, GGML_TYPE_Q4_0, w, K, N, x, y[CAI_Q4_0], &bytes[CAI_Q4_0]);
+        ms[CAI_Q8_0] = cai_time(p, GGML_TYPE_Q8_0, w, K, N, x, y[CAI_Q8_0], &bytes[CAI_Q8_0]);
         ms[DNNL_F32] = dnnl_time(eng, st, dnnl_f32, x, dnnl_f32, dnnl_f32, w, NULL, K, N, y[DNNL_F32],
                                  &bytes[DNNL_F32], &impl[DNNL_F32]);
         ms[DNNL_BF16] = dnnl_time(eng, st, dnnl_bf16, xb, dnnl_bf16, dnnl_f32, w, NULL, K, N, y[DNNL_BF16],

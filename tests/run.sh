@@ -4,7 +4,8 @@
 #   tests/run.sh [--builds "build build-asan"] [--fuzz-seconds N] [FILTER]
 #
 # For each build directory: the unit test binaries (BUILD/tests/test_*), then
-# the end-to-end scripts (tests/e2e/*.sh) against BUILD/cai. Then each
+# the end-to-end scripts (tests/e2e/*.sh) against BUILD/cai. Then the include
+# graph check (tools/include_graph.py) and the known-answer vectors. Then each
 # libFuzzer target in build-fuzz/ for a short run on its committed corpus.
 # Every "PASS x"/"FAIL x" line counts; a suite that exits non-zero without
 # printing a FAIL line counts as one failure (a crash).
@@ -60,6 +61,11 @@ for b in $builds; do
         run_suite "$b/e2e/$(basename "$t" .sh)" env CAI="$PWD/$b/cai" bash "$t"
     done
 done
+
+# The include graph of src/ against the layer rule in docs/ARCHITECTURE.md.
+case "include_graph" in *"$filter"*)
+    run_suite "tools/include_graph.py" bash -c "python3 tools/include_graph.py && echo 'PASS include_graph'" ;;
+esac
 
 # The known-answer vectors, checked by an independent implementation.
 case "vectors" in *"$filter"*)

@@ -298,6 +298,34 @@ async function attest() {
   }
 }
 
+// ---- the channel ------------------------------------------------------------
+// Behind `cai proxy` (mapping mode) this page reaches the server over attested
+// TLS that the proxy verified before forwarding a byte; /.cai/proxy says what
+// it verified. Served directly, the channel is whatever the address bar says,
+// and nothing binds the attestation above to it.
+async function channel() {
+  const dd = $('attest-channel');
+  let info = null;
+  try {
+    const r = await fetch('/.cai/proxy', { cache: 'no-store' });
+    const j = r.ok ? await r.json() : null;
+    if (j && j.proxy === 'cai' && Array.isArray(j.servers)) info = j;
+  } catch (e) { /* not a proxy */ }
+  const v = info && info.servers.length ? info.servers[0].verified : null;
+  if (v && v.model_digest) {
+    dd.dataset.verified = 'proxy';
+    dd.textContent = 'Attested TLS, verified by cai proxy before forwarding: ' +
+      (v.tee === 'sim' ? 'simulated TEE (no security, development only)' : 'Intel TDX') +
+      ', TCB ' + v.tcb_status + ', MRTD ' + v.mr_td + ', model SHA-256 ' + v.model_digest +
+      ', certificate SHA-256 ' + v.cert_sha256 + ' (' + info.servers[0].server + ').';
+  } else {
+    dd.dataset.verified = 'none';
+    dd.textContent = 'Not behind a verifying proxy: this page talks to the server directly (' +
+      location.protocol.replace(':', '') + '), and nothing here ties the attestation above to this ' +
+      'connection. Use cai proxy (docs/RATLS.md) to have the channel itself verified.';
+  }
+}
+
 // ---- wiring ----------------------------------------------------------------
 function bindSetting(id, key) {
   const el = $(id);
@@ -323,3 +351,4 @@ fetch('/v1/models', { headers: headers() }).then((r) => r.json()).then((j) => {
 }).catch(() => {});
 render();
 attest();
+channel();

@@ -19,12 +19,14 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 /* cmd_bench_attest runs `cai bench attest` (bench_attest.c). */
 int cmd_bench_attest(int argc, char **argv);
 int cmd_kbs(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int bench_kbs(int argc, char **argv);
+int bench_ratls(int argc, char **argv);
 
 /* cli_fail prints "cai <cmd>: <message of st>" and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *cmd, cai_status st);
@@ -46,6 +48,10 @@ int cli_is_help(const char *arg);
 /* cli_parse_size parses "4096", "64K", "4M", "2G" (binary units); 0 on
  * success, -1 on a malformed value. */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/* cli_parse_duration parses "90", "90s", "10m", "2h", "1d" into seconds in
+ * [lo, hi]; 0 on success, -1 otherwise. */
+int cli_parse_duration(const char *s, long lo, long hi, long *out);
 
 /* cli_parse_int parses a decimal in [lo, hi]; 0 on success, -1 otherwise. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);

@@ -426,6 +426,8 @@ int cmd_bench(int argc, char **argv) {
         return cmd_bench_attest(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "kbs") == 0)
         return bench_kbs(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "ratls") == 0)
+        return bench_ratls(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-m") == 0 || strncmp(argv[i], "-m", 2) == 0)
             return bench_model(argc, argv);
@@ -433,5 +435,5 @@ int cmd_bench(int argc, char **argv) {
         bench_help();
         return 0;
     }
-    return cli_usage_error("bench", "expected 'seal', 'attest', 'kbs' or -m MODEL");
+    return cli_usage_error("bench", "expected 'seal', 'attest', 'kbs', 'ratls' or -m MODEL");
 }

@@ -29,7 +29,8 @@ static void kbs_help(void) {
            "encrypted to the TEE's ephemeral key. Speaks the KBS protocol of Trustee\n"
            "(docs/KBS-PROTOCOL.md). Resources are kept in one SQLite file, encrypted at\n"
            "rest under the master key; every release and refusal is audited.\n\n"
-           "  --db FILE            the database (created on first start)\n"
+           "  --db FILE            the database (created on first start), with FILE.state\n"
+           "                       beside it; back up both together (docs/KBS-STORE.md)\n"
            "  --master-key FILE    256-bit master key, mode 0600 (created if missing)\n"
            "  --host ADDR          listen address (default 127.0.0.1)\n"
            "  --port N             port (default 8080; 0: any free port)\n"
@@ -44,7 +45,12 @@ static void kbs_help(void) {
            "  --pccs-insecure-http allow an http:// PCCS (INSECURE transport)\n"
            "  --trust-sim DIR      also accept quotes of the simulated TEE whose PKI is in\n"
            "                       DIR (INSECURE; the policy must list tee \"sim\" too)\n"
-           "  --session-ttl S      RCAR session and nonce lifetime (default 300)\n"
+           "  --session-ttl S      an attested session's lifetime (default 300); until it\n"
+           "                       attests, a session and its nonce live 30 s at most\n"
+           "  --max-sessions N     sessions held (default 10000; when full, one not yet\n"
+           "                       attested is dropped, of the address holding the most)\n"
+           "  --sessions-per-client N  sessions not yet attested per client address\n"
+           "                       (default 32; beyond, /auth answers 429)\n"
            "  --token-ttl S        attestation token lifetime (default 300)\n"
            "  --rate N             requests per second per client address (default 100;\n"
            "                       0: unlimited)\n"
@@ -117,6 +123,8 @@ static int kbs_serve(int argc, char **argv) {
         {"log-level", required_argument, NULL, 'L'},   {"help", no_argument, NULL, 'h'},
         {"pccs", required_argument, NULL, 'U'},        {"pccs-cache", required_argument, NULL, 'D'},
         {"pccs-insecure-http", no_argument, NULL, 'X'},
+        {"max-sessions", required_argument, NULL, 'M'},
+        {"sessions-per-client", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0}};
     kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
     const char *master = NULL, *admin = NULL, *policy = NULL, *coll = NULL, *sim = NULL;
@@ -147,6 +155,15 @@ static int kbs_serve(int argc, char **argv) {
         case 's':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --session-ttl");
             cfg.session_ttl_s = (int)v;
+            break;
+        case 'M':
+            if (cli_parse_int(optarg, 1, 10000000, &v)) return cli_usage_error("kbs", "bad --max-sessions");
+            cfg.max_sessions = (size_t)v;
+            break;
+        case 'Q':
+            if (cli_parse_int(optarg, 1, 10000, &v))
+                return cli_usage_error("kbs", "bad --sessions-per-client");
+            cfg.max_sessions_per_client = (size_t)v;
             break;
         case 't':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --token-ttl");

@@ -153,7 +153,7 @@ static void fill_worker(void *ctx, int ith, int nth) {
     fill_job *j = ctx;
     const tdesc *d = j->d;
     float *row = malloc((size_t)d->ne0 * sizeof(float));
-    size_t rb = quant_row_size(d->type, d->ne0);
+    size_t rb = ggml_type_row_size(d->type, d->ne0);
     CAI_ASSERT(row != NULL);
     for (int64_t r = ith; r < d->ne1; r += nth) {
         uint64_t s = d->seed ^ ((uint64_t)r * 0x9e3779b97f4a7c15ull);
@@ -179,17 +179,17 @@ static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
  * are multiples of 256 and fall back as llama.cpp does (q4_k -> q5_0,
  * q6_k -> q8_0). */
 static int pick_type(const char *ftype, const char *name, int layer, int n_layer, int64_t ne0) {
-    if (strcmp(ftype, "f16") == 0) return QUANT_F16;
-    if (strcmp(ftype, "q8_0") == 0) return QUANT_Q8_0;
-    if (strcmp(ftype, "q4_0") == 0) return QUANT_Q4_0;
+    if (strcmp(ftype, "f16") == 0) return GGML_TYPE_F16;
+    if (strcmp(ftype, "q8_0") == 0) return GGML_TYPE_Q8_0;
+    if (strcmp(ftype, "q4_0") == 0) return GGML_TYPE_Q4_0;
     /* q4_k_m: Q6_K for the output and for attn_v/ffn_down in the layers that
      * matter most (first and last eighth, every third), Q4_K elsewhere. */
     int more = layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
     int q6 = strcmp(name, "output.weight") == 0 ||
              ((strstr(name, "attn_v.") || strstr(name, "ffn_down.")) && more);
     if (ne0 % QK_K != 0)
-        return q6 ? QUANT_Q8_0 : QUANT_Q5_0;
-    return q6 ? QUANT_Q6_K : QUANT_Q4_K;
+        return q6 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q5_0;
+    return q6 ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K;
 }
 
 #define SYNTH_USAGE                                                                        \
@@ -349,7 +349,7 @@ static int model_synth(int argc, char **argv) {
         s.n++;                                                                                \
     } while (0)
 #define W(nm, l, n0, n1) T(nm, pick_type(ftype, nm, l, sh->n_layer, n0), n0, n1, ws, 0)
-#define VEC(nm, n0, sc, off) T(nm, QUANT_F32, n0, 1, sc, off)
+#define VEC(nm, n0, sc, off) T(nm, GGML_TYPE_F32, n0, 1, sc, off)
     W("token_embd.weight", 0, E, V);
     VEC("output_norm.weight", E, 0.1f, 1.0f);
     if (!sh->tied)
@@ -431,7 +431,7 @@ static int model_inspect(int argc, char **argv) {
     printf("tensors: %.2f GB\n", (double)total / 1e9);
     for (size_t i = 0; i < gguf_n_tensors(g) && i < 12; i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
-        printf("  %-32s %-5s [%lld, %lld]\n", t->name, quant_name(t->type), (long long)t->ne[0],
+        printf("  %-32s %-5s [%lld, %lld]\n", t->name, ggml_type_name(t->type), (long long)t->ne[0],
                (long long)t->ne[1]);
     }
     if (gguf_n_tensors(g) > 12)

@@ -13,8 +13,11 @@
 #include "cli/cli.h"
 #include "attest/evidence.h"
 #include "attest/sim.h"
+#include "attest/trust.h"
 #include "attest/verify.h"
 #include "client/client.h"
+#include "kbs/policy.h"
+#include "ratls/verify.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/secure.h"
@@ -30,7 +33,7 @@ typedef struct {
     int max_tokens, threads, n_ctx, chat;
     sample_params sample;
     /* chat --url: a server, and how its attestation is checked */
-    const char *url, *api_key_file, *collateral, *trust_sim, *model_digest;
+    const char *url, *api_key_file, *collateral, *trust_sim, *model_digest, *policy;
     int insecure_no_attest;
     int set_temp, set_top_p, set_top_k, set_min_p, set_repeat, set_seed, set_local;
 } run_opts;
@@ -46,7 +49,8 @@ static const struct option RUN_OPTS[] = {
     {"url", required_argument, NULL, 'U'},       {"help", no_argument, NULL, 'h'},
     {"api-key-file", required_argument, NULL, 'A'}, {"collateral", required_argument, NULL, 'L'},
     {"trust-sim", required_argument, NULL, 'G'}, {"model-digest", required_argument, NULL, 'D'},
-    {"insecure-no-attest", no_argument, NULL, 'I'}, {NULL, 0, NULL, 0}};
+    {"insecure-no-attest", no_argument, NULL, 'I'}, {"policy", required_argument, NULL, 'Q'},
+    {NULL, 0, NULL, 0}};
 
 static const char SAMPLING_HELP[] =
     "  -n, --n-predict N      tokens to generate at most (default 256)\n"
@@ -120,12 +124,15 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
         case 'G': o->trust_sim = optarg; break;
         case 'D': o->model_digest = optarg; break;
         case 'I': o->insecure_no_attest = 1; break;
+        case 'Q': o->policy = optarg; break;
         case 'h': help(); return -1;
         default: return cli_getopt_error(cmd, c, argv);
         }
     }
     if (o->url && strcmp(cmd, "chat") != 0)
         return cli_usage_error(cmd, "--url is for cai chat");
+    if (o->policy && (!o->url || strncmp(o->url, "https://", 8) != 0))
+        return cli_usage_error(cmd, "--policy judges an attested TLS server: --url https://...");
     if (!o->url && (o->api_key_file || o->collateral || o->trust_sim || o->model_digest || o->insecure_no_attest))
         return cli_usage_error(cmd, "--api-key-file, --collateral, --trust-sim, --model-digest and "
                                "--insecure-no-attest are for cai chat --url");
@@ -271,7 +278,7 @@ int cmd_run(int argc, char **argv) {
 
 static void chat_help(void) {
     printf("usage: cai chat -m MODEL.gguf [options]\n"
-           "       cai chat --url http://HOST:PORT --collateral FILE | --trust-sim DIR [options]\n\n"
+           "       cai chat --url http(s)://HOST:PORT --collateral FILE | --trust-sim DIR [options]\n\n"
            "Chat in the terminal, with a local model or with a cai server (any\n"
            "OpenAI-compatible one with --insecure-no-attest). The conversation is kept\n"
            "until /clear; /exit or Ctrl-D leaves; Ctrl-C stops a reply.\n\n"
@@ -288,8 +295,13 @@ static void chat_help(void) {
            "      --model-digest HEX refuse a server that serves another model\n"
            "      --insecure-no-attest  talk to the server without checking it\n"
            "      --api-key-file FILE send 'Authorization: Bearer <its contents>'\n"
-           "The check is made once, over this connection's URL: plain HTTP does not\n"
-           "bind it to later requests (attested TLS will).\n"
+           "      --policy FILE      with https://: the policy the server must satisfy\n"
+           "                         (docs/POLICY.md \"servers\"; default: the trusted TEE,\n"
+           "                         TCB UpToDate, --model-digest if given)\n"
+           "With http:// the check is made once, over /v1/attestation: plain HTTP does not\n"
+           "bind it to later requests. With https:// the server must speak attested TLS\n"
+           "(cai serve --tls attested): every connection's certificate is verified before\n"
+           "a prompt is sent (docs/RATLS.md).\n"
            "  -h, --help             this help\n", SAMPLING_HELP);
 }
 
@@ -454,55 +466,91 @@ static void print_text(void *arg, const char *t, size_t n) {
     fflush(stdout);
 }
 
-/* Verifies the server's attestation as the options say; prints what was
- * checked. */
+static void print_attested(const json_t *claims, const char *model, int expected, const char *how) {
+    const char *tee = json_string_value(json_object_get(claims, "tee"));
+    printf("attested%s: %s, TCB %s, model %s sha256:%s%s\n", how,
+           tee && strcmp(tee, "sim") == 0 ? "simulated TEE (INSECURE, development only)" : "Intel TDX",
+           json_string_value(json_object_get(claims, "tcb_status")), model,
+           json_string_value(json_object_get(claims, "model_digest")),
+           expected ? " (as expected)" : "");
+    static const char *const keys[] = {"mr_td", "rtmr_0", "rtmr_1", "rtmr_2", "rtmr_3"};
+    static const char *const names[] = {"MRTD", "RTMR0", "RTMR1", "RTMR2", "RTMR3"};
+    for (int i = 0; i < 5; i++)
+        printf("  %-6s %s\n", names[i], json_string_value(json_object_get(claims, keys[i])));
+}
+
+/* Verifies the server's attestation over /v1/attestation (plain HTTP) as
+ * the options say; prints what was checked. */
 static cai_status remote_attest(const run_opts *o, client *c) {
-    tdx_collateral *tdx = NULL, *sim = NULL;
-    buf root;
-    buf_init(&root, 1 << 16);
+    attest_trust_opts to = {.collateral = o->collateral, .trust_sim = o->trust_sim};
+    attest_trust *t = NULL;
     json_t *claims = NULL;
-    cai_status st = CAI_OK;
-    attest_verifier v = {0};
-    if (o->collateral && (st = tdx_collateral_load(o->collateral, &tdx)) == CAI_OK)
-        v.tdx_collateral = tdx;
-    if (st == CAI_OK && o->trust_sim) {
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", o->trust_sim, SIM_ROOT_CERT);
-        if ((st = file_read_all(p, 1 << 16, &root)) == CAI_OK && (st = buf_terminate(&root)) == CAI_OK &&
-            (st = tdx_collateral_load(o->trust_sim, &sim)) == CAI_OK) {
-            v.sim_root_pem = (const char *)root.data;
-            v.sim_collateral = sim;
-            fprintf(stderr, "cai chat: INSECURE: --trust-sim accepts the simulated TEE of %s, whose "
-                    "keys anyone with that directory has\n", o->trust_sim);
-        }
-    }
+    cai_status st = attest_trust_new(&to, &t);
     if (st == CAI_OK)
-        st = client_attest(c, &v, time(NULL), &claims);
+        st = client_attest(c, attest_trust_verifier(t), time(NULL), &claims);
     const char *digest = json_string_value(json_object_get(claims, "model_digest"));
     if (st == CAI_OK && o->model_digest &&
         (strlen(o->model_digest) != 64 || strcasecmp(o->model_digest, digest) != 0))
         st = cai_fail(CAI_ERR_AUTH, "the server serves the model sha256:%s, not %s", digest, o->model_digest);
-    if (st == CAI_OK) {
-        const char *tee = json_string_value(json_object_get(claims, "tee"));
-        printf("attested: %s, TCB %s, model %s sha256:%s%s\n",
-               strcmp(tee, "sim") == 0 ? "simulated TEE (INSECURE, development only)" : "Intel TDX",
-               json_string_value(json_object_get(claims, "tcb_status")),
-               json_string_value(json_object_get(claims, "model")), digest,
-               o->model_digest ? " (as expected)" : "");
-        static const char *const keys[] = {"mr_td", "rtmr_0", "rtmr_1", "rtmr_2", "rtmr_3"};
-        static const char *const names[] = {"MRTD", "RTMR0", "RTMR1", "RTMR2", "RTMR3"};
-        for (int i = 0; i < 5; i++)
-            printf("  %-6s %s\n", names[i], json_string_value(json_object_get(claims, keys[i])));
-    }
+    if (st == CAI_OK)
+        print_attested(claims, json_string_value(json_object_get(claims, "model")),
+                       o->model_digest != NULL, "");
     json_decref(claims);
-    tdx_collateral_free(tdx);
-    tdx_collateral_free(sim);
-    buf_free(&root);
+    attest_trust_free(t);
     return st;
+}
+
+/* The attested TLS check of an https:// server: the policy file, or one
+ * made from the options (the trusted TEEs, the default TCB status, the
+ * model digest if given). */
+typedef struct {
+    attest_trust *trust;
+    kbs_policy *policy;
+    ratls_verifier *rv;
+} tls_check;
+
+static cai_status tls_check_new(const run_opts *o, tls_check *t) {
+    memset(t, 0, sizeof(*t));
+    attest_trust_opts to = {.collateral = o->collateral, .trust_sim = o->trust_sim};
+    buf doc;
+    buf_init(&doc, 1 << 20);
+    cai_status st = attest_trust_new(&to, &t->trust);
+    if (st == CAI_OK && o->policy) {
+        st = file_read_all(o->policy, 1 << 20, &doc);
+    } else if (st == CAI_OK) {
+        json_t *set = json_object(), *tees = json_array();
+        if (o->collateral)
+            json_array_append_new(tees, json_string("tdx"));
+        if (o->trust_sim)
+            json_array_append_new(tees, json_string("sim"));
+        if (o->model_digest)
+            json_object_set_new(set, "model_digest", json_pack("[s]", o->model_digest));
+        json_t *p = json_pack("{s:i, s:o, s:{s:o}, s:[s]}", "version", 1, "tee", tees,
+                              "reference_values", "server", set, "servers", "server");
+        char *d = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        st = d ? buf_append_str(&doc, d) : CAI_ERR_NOMEM;
+        free(d);
+    }
+    if (st == CAI_OK)
+        st = kbs_policy_parse((const char *)doc.data, doc.len, &t->policy);
+    buf_free(&doc);
+    if (st == CAI_OK) {
+        ratls_verifier_config rc = {.verifier = attest_trust_verifier(t->trust), .policy = t->policy};
+        st = ratls_verifier_new(&rc, &t->rv);
+    }
+    return st;
+}
+
+static void tls_check_cleanup(tls_check *t) {
+    ratls_verifier_free(t->rv);
+    kbs_policy_free(t->policy);
+    attest_trust_free(t->trust);
 }
 
 static int chat_remote(const run_opts *o) {
     client *c = NULL;
+    tls_check tc = {0};
     buf key;
     buf_init(&key, 4096);
     history h = {0};
@@ -520,12 +568,29 @@ static int chat_remote(const run_opts *o) {
             goto out;
         }
     }
-    if ((st = client_new(o->url, o->api_key_file ? (const char *)key.data : NULL, &c)) != CAI_OK ||
-        (st = client_model(c, model, sizeof(model))) != CAI_OK)
+    int tls = strncmp(o->url, "https://", 8) == 0 && !o->insecure_no_attest;
+    if ((st = client_new(o->url, o->api_key_file ? (const char *)key.data : NULL, &c)) != CAI_OK)
+        goto out;
+    if (tls) {
+        if ((st = tls_check_new(o, &tc)) != CAI_OK)
+            goto out;
+        client_set_tls(c, ratls_ssl_ctx_setup, tc.rv);
+    }
+    st = client_model(c, model, sizeof(model));
+    if (tls) {
+        char why[512];
+        json_t *claims = ratls_last_take(why, sizeof(why));
+        if (st != CAI_OK && why[0])
+            st = cai_fail(CAI_ERR_AUTH, "%s refused: %s", o->url, why);
+        else if (st == CAI_OK && claims)
+            print_attested(claims, model, o->model_digest != NULL, " (attested TLS)");
+        json_decref(claims);
+    }
+    if (st != CAI_OK)
         goto out;
     if (o->insecure_no_attest)
         fprintf(stderr, "cai chat: INSECURE: --insecure-no-attest: the server at %s is not checked\n", o->url);
-    else if ((st = remote_attest(o, c)) != CAI_OK)
+    else if (!tls && (st = remote_attest(o, c)) != CAI_OK)
         goto out;
     struct sigaction sa = {.sa_handler = on_sigint};
     sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: Ctrl-C interrupts reading too */
@@ -575,6 +640,7 @@ out:
     history_clear(&h, 0);
     free(h.m);
     client_free(c);
+    tls_check_cleanup(&tc);
     buf_free(&key);
     return st == CAI_OK ? 0 : cli_fail("chat", st);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "attest/sim.h"
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/httpc.h"
@@ -50,7 +51,15 @@ static void serve_help(void) {
            "      --chat-template T   chatml, qwen, llama3 or zephyr (default: the model's)\n"
            "      --api-key-file FILE require 'Authorization: Bearer <its contents>'\n"
            "      --cors ORIGIN       allow browsers from ORIGIN ('*' for any)\n"
+           "      --tls attested      attested TLS (with --tee): a key made in the TEE, a\n"
+           "                          certificate carrying a quote that binds the key and the\n"
+           "                          model digest (docs/RATLS.md); clients verify it with\n"
+           "                          cai proxy or cai chat --url https://...\n"
+           "      --tls-refresh DUR   a new attested key and certificate every DUR (10m)\n"
+           "      --tls-cert FILE     an ordinary TLS certificate chain (PEM) instead, with\n"
+           "      --tls-key FILE      its key\n"
            CLI_TEE_HELP
+           "      --sim-debug         with --tee sim: pretend to be a DEBUG TD (tests)\n"
            "                          With --tee, GET /v1/attestation?nonce=HEX returns\n"
            "                          evidence binding the nonce and the model's SHA-256\n"
            "                          (docs/ATTESTATION-API.md).\n"
@@ -137,12 +146,17 @@ int cmd_serve(int argc, char **argv) {
         {"cors", required_argument, NULL, 'o'},      {"help", no_argument, NULL, 'h'},
         {"kbs", required_argument, NULL, 'K'},      {"kbs-ca", required_argument, NULL, 'R'},
         {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
+        {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
+        {"sim-debug", no_argument, NULL, 'G'},
         {"alias", required_argument, NULL, OPT_ALIAS},
         {"max-tokens-default", required_argument, NULL, OPT_MAX_TOKENS_DEFAULT},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1, .queue = 64};
     const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
-    const char *download_dir = NULL, *sealed_ca = NULL;
+    const char *download_dir = NULL, *sealed_ca = NULL, *tls_mode = NULL;
+    sim_td td = {0};
+    int sim_debug = 0;
     char fd_path[64], model_id[128];
     cli_tee_opts tee_opts = {0};
     attest_source tee;
@@ -194,6 +208,15 @@ int cmd_serve(int argc, char **argv) {
         case 'D': download_dir = optarg; break;
         case 'E': sealed_ca = optarg; break;
         case 'o': cfg.cors_origin = optarg; break;
+        case 'L': tls_mode = optarg; break;
+        case 'G': sim_debug = 1; break;
+        case 'C': cfg.tls_cert_file = optarg; break;
+        case 'Y': cfg.tls_key_file = optarg; break;
+        case 'F':
+            if (cli_parse_duration(optarg, 10, 7 * 86400, &v))
+                return cli_usage_error("serve", "bad --tls-refresh (e.g. 10m, 600s, 1h; 10s..7d)");
+            cfg.tls_refresh_s = v;
+            break;
         case CLI_OPT_TEE: tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
         case 'h': serve_help(); return 0;
@@ -206,9 +229,27 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "--sealed needs --kbs URL (or, for development, --key-file)");
     if (!cfg.sealed_path && (key_file || kbs_url))
         return cli_usage_error("serve", "--kbs and --key-file go with --sealed");
+    if (tls_mode && strcmp(tls_mode, "attested") != 0)
+        return cli_usage_error("serve", "--tls takes 'attested' (for an ordinary certificate give "
+                               "--tls-cert and --tls-key)");
+    cfg.tls_attested = tls_mode != NULL;
+    if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
+        return cli_usage_error("serve", "--tls-cert and --tls-key go together");
+    if (cfg.tls_attested && cfg.tls_cert_file)
+        return cli_usage_error("serve", "--tls attested makes its own certificate: no --tls-cert");
+    if (cfg.tls_refresh_s && !cfg.tls_attested)
+        return cli_usage_error("serve", "--tls-refresh goes with --tls attested");
     int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
+    if (sim_debug) {
+        if (!has_tee || tee.tee != ATTEST_TEE_SIM)
+            return cli_usage_error("serve", "--sim-debug goes with --tee sim");
+        td.td_attributes[0] = 1; /* DEBUG: for tests of the clients' refusal */
+        tee.sim_td = &td;
+    }
+    if (cfg.tls_attested && !has_tee)
+        return cli_usage_error("serve", "--tls attested needs --tee: the evidence its certificate carries");
     if (has_tee) {
         if ((rc = cli_tee_probe("serve", &tee)) != 0)
             return rc;
@@ -260,8 +301,13 @@ int cmd_serve(int argc, char **argv) {
         buf_free(&api_key);
         return cli_fail("serve", st);
     }
-    printf("cai serve: listening on http://%s:%d/ (web chat), OpenAI API at /v1\n",
-           cfg.host ? cfg.host : "127.0.0.1", server_port(sv));
+    if (!cfg.tls_attested && !cfg.tls_cert_file && has_tee)
+        log_warn("INSECURE: plain HTTP: prompts and replies cross the network readable by the "
+                 "host; use --tls attested");
+    printf("cai serve: listening on %s://%s:%d/ (web chat), OpenAI API at /v1%s\n",
+           cfg.tls_attested || cfg.tls_cert_file ? "https" : "http",
+           cfg.host ? cfg.host : "127.0.0.1", server_port(sv),
+           cfg.tls_attested ? "; attested TLS once the model is loaded" : "");
     fflush(stdout);
     st = server_run(sv);
     log_info("stopping");

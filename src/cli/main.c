@@ -26,6 +26,7 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve a model: OpenAI API, web chat, metrics"},
     {"run", cmd_run, "complete a prompt with a GGUF model"},
     {"chat", cmd_chat, "chat in the terminal (with a local model, or a cai server)"},
+    {"proxy", cmd_proxy, "client side: verify cai servers' attested TLS, forward HTTP to them"},
     {"bench", cmd_bench, "measure performance (cai bench seal, cai bench -m MODEL)"},
 };
 

@@ -64,6 +64,23 @@ int cli_parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
+int cli_parse_duration(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *s == '-')
+        return -1;
+    long unit = *end == '\0' || strcmp(end, "s") == 0 ? 1
+                : strcmp(end, "m") == 0              ? 60
+                : strcmp(end, "h") == 0              ? 3600
+                : strcmp(end, "d") == 0              ? 86400
+                                                     : 0;
+    if (unit == 0 || v > hi / unit || v * unit < lo || v * unit > hi)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
 int cli_parse_size(const char *s, uint64_t *out) {
     char *end;
     errno = 0;

@@ -28,6 +28,10 @@ typedef struct client client;
  * CAI_ERR_INVALID_ARG for another URL. Free with client_free. */
 cai_status client_new(const char *url, const char *api_key, client **out) CAI_WUR;
 
+/* client_set_tls makes |c| check an https server with |setup| (attested
+ * TLS: ratls_ssl_ctx_setup) instead of CAs and its host name. */
+void client_set_tls(client *c, cai_status (*setup)(void *ssl_ctx, void *arg), void *arg);
+
 /* client_free frees |c|; NULL is fine. */
 void client_free(client *c);
 

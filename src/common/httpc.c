@@ -33,8 +33,6 @@ cai_status httpc_new(const httpc_opts *o, httpc **out) {
     }
     if (o)
         c->o = *o;
-    if (c->o.timeout_s <= 0)
-        c->o.timeout_s = 30;
     *out = c;
     return CAI_OK;
 }
@@ -46,13 +44,40 @@ void httpc_free(httpc *c) {
     free(c);
 }
 
+/* TLS for one transfer: CA and host name checks, or the caller's own. */
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *arg) {
+    (void)h;
+    httpc *c = arg;
+    return c->o.tls_setup(ssl_ctx, c->o.tls_setup_arg) == CAI_OK ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
+}
+
+static void set_tls(httpc *c) {
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    if (c->o.tls_setup) {
+        /* The peer check is tls_setup's (it keeps VERIFYPEER's effect: a
+         * refusal ends the handshake); no name to check, no resumption. */
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+        curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+        curl_easy_setopt(h, CURLOPT_CAINFO, NULL); /* no CA bundle to load per connection */
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
+    } else {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (c->o.ca_file)
+            curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_file);
+    }
+}
+
 typedef struct {
     buf *b;
     int over;
-} sink;
+} body_sink;
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg) {
-    sink *s = arg;
+    body_sink *s = arg;
     if (buf_append(s->b, p, size * n) != CAI_OK) {
         s->over = 1;
         return 0;
@@ -60,27 +85,30 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg) {
     return size * n;
 }
 
-cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) {
-    buf_init(resp, rq->max_response ? rq->max_response : 4u << 20);
-    *status = 0;
+/* The request's headers and options on c->curl; |auth| holds the bearer
+ * line (wiped by the caller). */
+static cai_status prepare(httpc *c, const httpc_request *rq, struct curl_slist **hdr,
+                          char auth[16 * 1024 + 32]) {
     CURL *h = c->curl;
-    struct curl_slist *hdr = NULL;
-    char auth[16 * 1024 + 32], ctype[128];
-    sink s = {resp, 0};
+    char ctype[128];
+    *hdr = NULL;
     if (rq->bearer) {
         if (strlen(rq->bearer) > 16 * 1024)
             return cai_fail(CAI_ERR_LIMIT, "http: token too long");
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", rq->bearer);
-        hdr = curl_slist_append(hdr, auth);
+        snprintf(auth, 16 * 1024 + 32, "Authorization: Bearer %s", rq->bearer);
+        *hdr = curl_slist_append(*hdr, auth);
     }
-    if (rq->body) {
-        snprintf(ctype, sizeof(ctype), "Content-Type: %s",
-                 rq->content_type ? rq->content_type : "application/json");
-        hdr = curl_slist_append(hdr, ctype);
+    if (rq->body && rq->content_type != NULL) {
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s", rq->content_type);
+        *hdr = curl_slist_append(*hdr, ctype);
+    } else if (rq->body && rq->headers == NULL) {
+        *hdr = curl_slist_append(*hdr, "Content-Type: application/json");
     }
     if (rq->header)
-        hdr = curl_slist_append(hdr, rq->header);
-    hdr = curl_slist_append(hdr, "Expect:");
+        *hdr = curl_slist_append(*hdr, rq->header);
+    for (size_t i = 0; rq->headers && rq->headers[i]; i++)
+        *hdr = curl_slist_append(*hdr, rq->headers[i]);
+    *hdr = curl_slist_append(*hdr, "Expect:");
     curl_easy_setopt(h, CURLOPT_URL, rq->url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
     curl_easy_setopt(h, CURLOPT_NOBODY, strcmp(rq->method, "HEAD") == 0 ? 1L : 0L);
@@ -89,30 +117,122 @@ cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
     curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (c->o.ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_file);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    set_tls(c);
+    return CAI_OK;
+}
+
+static void finish(httpc *c, struct curl_slist *hdr, char *auth, size_t auth_len) {
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
     curl_slist_free_all(hdr);
-    secure_wipe(auth, sizeof(auth));
+    secure_wipe(auth, auth_len);
+}
+
+cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) {
+    buf_init(resp, rq->max_response ? rq->max_response : 4u << 20);
+    *status = 0;
+    CURL *h = c->curl;
+    struct curl_slist *hdr = NULL;
+    char auth[16 * 1024 + 32];
+    body_sink s = {resp, 0};
+    cai_status st = prepare(c, rq, &hdr, auth);
+    if (st != CAI_OK)
+        return st;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s > 0 ? c->o.timeout_s : 30L);
+    CURLcode rc = curl_easy_perform(h);
+    finish(c, hdr, auth, sizeof(auth));
     if (s.over)
         return cai_fail(CAI_ERR_LIMIT, "http: the answer from %s is too large", rq->url);
     if (rc != CURLE_OK)
         return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url, curl_easy_strerror(rc));
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     return buf_terminate(resp);
+}
+
+typedef struct {
+    const httpc_sink *sink;
+    int in_final; /* the headers of the final response (not a 1xx) */
+    int aborted;
+} stream_state;
+
+static size_t on_stream_header(char *p, size_t size, size_t n, void *arg) {
+    stream_state *s = arg;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        s->in_final = !(len >= 12 && p[9] == '1'); /* "HTTP/1.1 1xx" */
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    if (s->in_final && len && s->sink->on_header && s->sink->on_header(s->sink->arg, p, len)) {
+        s->aborted = 1;
+        return 0;
+    }
+    return size * n;
+}
+
+static size_t on_stream_data(char *p, size_t size, size_t n, void *arg) {
+    stream_state *s = arg;
+    if (s->sink->on_data(s->sink->arg, p, size * n)) {
+        s->aborted = 1;
+        return 0;
+    }
+    return size * n;
+}
+
+static int on_stream_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+    (void)a, (void)b, (void)c, (void)d;
+    stream_state *s = arg;
+    if (s->sink->cancelled && s->sink->cancelled(s->sink->arg)) {
+        s->aborted = 1;
+        return 1;
+    }
+    return 0;
+}
+
+cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sink, long *status) {
+    *status = 0;
+    CURL *h = c->curl;
+    struct curl_slist *hdr = NULL;
+    char auth[16 * 1024 + 32];
+    stream_state s = {.sink = sink};
+    cai_status st = prepare(c, rq, &hdr, auth);
+    if (st != CAI_OK)
+        return st;
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_stream_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &s);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s); /* 0: none (a stream takes its time) */
+    curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes as sent */
+    char err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    finish(c, hdr, auth, sizeof(auth));
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (s.aborted)
+        return cai_fail(CAI_ERR_IO, "http: %s %s: stopped", rq->method, rq->url);
+    if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
+        return cai_fail(CAI_ERR_AUTH, "http: %s %s: the TLS handshake failed: %s", rq->method,
+                        rq->url, err[0] ? err : curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url,
+                        err[0] ? err : curl_easy_strerror(rc));
+    return CAI_OK;
 }
 
 typedef struct {
@@ -152,11 +272,8 @@ cai_status httpc_download(httpc *c, const char *url, int fd, int attempts, uint6
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-        if (c->o.ca_file)
-            curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_file);
+        set_tls(c);
         CURLcode rc = curl_easy_perform(h);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -19,7 +19,12 @@ typedef struct httpc httpc;
 
 typedef struct {
     const char *ca_file; /* PEM CA bundle for HTTPS peers; NULL: the system's */
-    long timeout_s;      /* whole request; default 30 */
+    long timeout_s;      /* whole request; default 30; 0 with httpc_stream: none */
+    /* Instead of CA and host name checks: |tls_setup| configures each new
+     * connection's OpenSSL SSL_CTX * (attested TLS installs its own peer
+     * check there, ratls/verify.h); TLS 1.3 only, no session reuse. */
+    cai_status (*tls_setup)(void *ssl_ctx, void *arg);
+    void *tls_setup_arg;
 } httpc_opts;
 
 /* httpc_new returns a client in |*out| (free with httpc_free). */
@@ -33,6 +38,7 @@ typedef struct {
     const char *bearer;       /* Authorization: Bearer, or NULL */
     const char *content_type; /* default application/json when a body is sent */
     const char *header;       /* one more header line ("Name: value"), or NULL */
+    const char *const *headers; /* more, NULL-terminated, or NULL */
     const void *body;
     size_t body_len;
     size_t max_response;      /* default 4 MiB; larger answers are CAI_ERR_LIMIT */
@@ -41,6 +47,23 @@ typedef struct {
 /* httpc_do sends |rq| and sets |*status| and |resp| (initialised here,
  * NUL-terminated; wiped on free). */
 cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) CAI_WUR;
+
+/* A streamed answer: |on_header| gets each header line of the final
+ * response (without CRLF; the status line first), |on_data| each piece of
+ * the body as it arrives. A non-zero return from either, or from
+ * |cancelled| (polled while waiting), ends the transfer: CAI_ERR_IO. */
+typedef struct {
+    int (*on_header)(void *arg, const char *line, size_t len);
+    int (*on_data)(void *arg, const void *data, size_t len);
+    int (*cancelled)(void *arg);
+    void *arg;
+} httpc_sink;
+
+/* httpc_stream sends |rq| and streams the answer to |sink|; |*status| is
+ * the HTTP status. rq->max_response does not apply (the sink judges). A
+ * failed TLS handshake is CAI_ERR_AUTH (nothing of |rq| was sent). */
+cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sink,
+                        long *status) CAI_WUR;
 
 /* httpc_download writes the body of GET |url| to |fd| from its current end,
  * resuming with a Range request after a transport failure, up to

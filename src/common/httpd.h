@@ -77,6 +77,13 @@ const char *httpd_query(const httpd_req *r, const char *name); /* or NULL */
 const char *httpd_header(const httpd_req *r, const char *name); /* or NULL */
 const char *httpd_body(const httpd_req *r, size_t *len);
 const char *httpd_client(const httpd_req *r); /* peer address */
+/* httpd_target returns the request-target as sent: "/path?query", or a
+ * proxy's absolute form "http://host:port/path?query". */
+const char *httpd_target(const httpd_req *r);
+/* httpd_header_each calls |fn| for each request header in order; a
+ * non-zero return stops. */
+void httpd_header_each(const httpd_req *r, int (*fn)(void *arg, const char *name, const char *value),
+                       void *arg);
 
 /* httpd_add_header adds a response header (before a reply). */
 void httpd_add_header(httpd_req *r, const char *name, const char *value);
@@ -108,6 +115,10 @@ cai_status httpd_async_reply(httpd_async *a, int status, const char *content_typ
 cai_status httpd_async_stream_start(httpd_async *a, int status, const char *content_type);
 cai_status httpd_async_write(httpd_async *a, const void *data, size_t len);
 cai_status httpd_async_end(httpd_async *a);
+
+/* httpd_async_add_header adds a response header to a reply not yet begun
+ * (any thread). CAI_ERR_INTERNAL once it has begun. */
+cai_status httpd_async_add_header(httpd_async *a, const char *name, const char *value);
 
 /* httpd_async_closed says whether the client went away. */
 int httpd_async_closed(httpd_async *a);

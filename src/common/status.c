@@ -27,17 +27,29 @@ const char *cai_strerror(cai_status st) {
     return "unknown error";
 }
 
+/* The new detail is formatted into a buffer of its own, then copied: an
+ * argument may be the current detail (`cai_fail(st, "x: %s", cai_errmsg(st))`
+ * wraps a callee's message), and formatting into the buffer it reads from
+ * would garble it (and is undefined behaviour for vsnprintf). */
 cai_status cai_fail(cai_status st, const char *fmt, ...) {
+    char tmp[sizeof(last_msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        tmp[0] = '\0';
+    memcpy(last_msg, tmp, sizeof(last_msg));
     last_st = st;
     return st;
 }
 
 void cai_errmsg_set(cai_status st, const char *msg) {
-    snprintf(last_msg, sizeof(last_msg), "%s", msg);
+    if (msg != last_msg) {
+        size_t n = strnlen(msg, sizeof(last_msg) - 1);
+        memmove(last_msg, msg, n); /* |msg| may lie inside last_msg */
+        last_msg[n] = '\0';
+    }
     last_st = st;
 }
 

@@ -32,7 +32,9 @@ typedef enum {
 const char *cai_strerror(cai_status st);
 
 /* cai_fail records a detail message for the calling thread and returns |st|,
- * so that `return cai_fail(CAI_ERR_FORMAT, "chunk %u: ...", i);` reads well. */
+ * so that `return cai_fail(CAI_ERR_FORMAT, "chunk %u: ...", i);` reads well.
+ * An argument may be the current detail: `cai_fail(st, "token: %s",
+ * cai_errmsg(st))` prefixes a callee's message (at most 511 bytes kept). */
 cai_status cai_fail(cai_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/cursor.h"
-#include "llm/quant.h"
+#include "gguf/ggml_type.h"
 
 typedef struct {
     char *key;
@@ -258,17 +258,17 @@ static cai_status read_tensors(gguf_file *g, cursor *c, uint64_t n) {
             break;
         }
         t->type = (int)type;
-        int bs = quant_block_size((int)type);
+        int bs = ggml_type_block_size((int)type);
         if (bs == 0) {
             st = cai_fail(CAI_ERR_UNSUPPORTED, "tensor %.80s has unknown type %u", nm, type);
             break;
         }
         if (t->ne[0] % bs != 0) {
             st = cai_fail(CAI_ERR_FORMAT, "tensor %.80s: row of %lld values is not a multiple "
-                          "of the %s block size %d", nm, (long long)t->ne[0], quant_name((int)type), bs);
+                          "of the %s block size %d", nm, (long long)t->ne[0], ggml_type_name((int)type), bs);
             break;
         }
-        uint64_t rows = (uint64_t)(count / t->ne[0]), row = quant_row_size((int)type, t->ne[0]);
+        uint64_t rows = (uint64_t)(count / t->ne[0]), row = ggml_type_row_size((int)type, t->ne[0]);
         if (row != 0 && rows > SIZE_MAX / row) {
             st = cai_fail(CAI_ERR_FORMAT, "tensor %.80s is too large", nm);
             break;
@@ -288,10 +288,10 @@ static cai_status read_tensors(gguf_file *g, cursor *c, uint64_t n) {
             gguf_tensor *t = &g->tensors[i];
             if (offsets[i] > g->len - start || t->nbytes > g->len - start - offsets[i])
                 st = cai_fail(CAI_ERR_TRUNCATED, "tensor %.80s lies past the end of the file", t->name);
-            else if ((uintptr_t)(g->map + start + offsets[i]) % quant_type_align(t->type) != 0)
+            else if ((uintptr_t)(g->map + start + offsets[i]) % ggml_type_align(t->type) != 0)
                 /* A general.alignment of 1 can put a block of halves at an odd address. */
                 st = cai_fail(CAI_ERR_FORMAT, "tensor %.80s: data is not aligned to the %zu bytes %s needs",
-                              t->name, quant_type_align(t->type), quant_name(t->type));
+                              t->name, ggml_type_align(t->type), ggml_type_name(t->type));
             else
                 t->data = g->map + start + offsets[i];
         }

@@ -43,7 +43,7 @@ typedef struct gguf_file gguf_file;
 
 typedef struct {
     const char *name;   /* NUL-terminated, owned by the file */
-    int type;           /* quant_type */
+    int type;           /* ggml_type (ggml_type.h) */
     int n_dims;
     int64_t ne[GGUF_MAX_DIMS]; /* unused dimensions are 1 */
     const uint8_t *data;

@@ -7,7 +7,7 @@
 
 #include "common/file.h"
 #include "gguf/gguf.h"
-#include "llm/quant.h"
+#include "gguf/ggml_type.h"
 
 typedef struct {
     char *name;
@@ -116,8 +116,8 @@ cai_status gguf_writer_nums(gguf_writer *w, const char *k, int type, const void 
 
 cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_dims,
                               const int64_t *ne, const void *data, gguf_fill_fn fill, void *arg) {
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || quant_block_size(type) == 0 ||
-        ne[0] % quant_block_size(type) != 0 || (data == NULL && fill == NULL))
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || ggml_type_block_size(type) == 0 ||
+        ne[0] % ggml_type_block_size(type) != 0 || (data == NULL && fill == NULL))
         return cai_fail(CAI_ERR_INVALID_ARG, "bad tensor %s", name);
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 64;
@@ -137,7 +137,7 @@ cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_
         if (d > 0)
             rows *= (size_t)t->ne[d];
     }
-    t->nbytes = quant_row_size(type, t->ne[0]) * rows;
+    t->nbytes = ggml_type_row_size(type, t->ne[0]) * rows;
     t->name = strdup(name);
     if (t->name == NULL)
         return CAI_ERR_NOMEM;

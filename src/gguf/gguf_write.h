@@ -32,7 +32,7 @@ cai_status gguf_writer_strs(gguf_writer *w, const char *key, const char *const *
 /* gguf_writer_nums writes an array of |n| numbers of GGUF type |type|. */
 cai_status gguf_writer_nums(gguf_writer *w, const char *key, int type, const void *v, size_t n);
 
-/* gguf_writer_tensor adds a tensor of quant type |type| and shape |ne|
+/* gguf_writer_tensor adds a tensor of ggml type |type| and shape |ne|
  * (n_dims values). |data| is copied if given; else |fill| produces it when
  * the file is written. */
 cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_dims,

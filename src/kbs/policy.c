@@ -110,6 +110,22 @@ static cai_status check_resources(json_t *res, json_t *rv) {
     return CAI_OK;
 }
 
+/* "servers": the reference sets an attested server must match (cai proxy,
+ * cai chat). */
+static cai_status check_servers(json_t *servers, json_t *rv) {
+    if (servers == NULL)
+        return CAI_OK;
+    cai_status st = string_list(servers, "servers", NULL, 0);
+    if (st != CAI_OK)
+        return st;
+    size_t i;
+    json_t *s;
+    json_array_foreach(servers, i, s)
+        if (!json_object_get(rv, json_string_value(s)))
+            return bad("servers: reference set '%.40s' is not defined", json_string_value(s));
+    return CAI_OK;
+}
+
 cai_status kbs_policy_parse(const char *json, size_t len, kbs_policy **out) {
     *out = NULL;
     json_error_t je;
@@ -136,7 +152,7 @@ cai_status kbs_policy_parse(const char *json, size_t len, kbs_policy **out) {
                 st = bad("'allow_debug' must be true or false");
         } else if (strcmp(k, "reference_values") == 0) {
             st = check_reference_values(v);
-        } else if (strcmp(k, "resources") == 0) {
+        } else if (strcmp(k, "resources") == 0 || strcmp(k, "servers") == 0) {
             continue; /* needs reference_values: checked below */
         } else {
             st = bad("unknown field '%.40s'", k);
@@ -153,7 +169,9 @@ cai_status kbs_policy_parse(const char *json, size_t len, kbs_policy **out) {
     if (!json_object_get(d, "resources"))
         json_object_set_new(d, "resources", json_array());
     if ((st = check_resources(json_object_get(d, "resources"),
-                              json_object_get(d, "reference_values"))) != CAI_OK)
+                              json_object_get(d, "reference_values"))) != CAI_OK ||
+        (st = check_servers(json_object_get(d, "servers"),
+                            json_object_get(d, "reference_values"))) != CAI_OK)
         goto fail;
     kbs_policy *p = malloc(sizeof(*p));
     if (p == NULL) {
@@ -239,6 +257,31 @@ static int set_matches(const json_t *set, const json_t *claims, const char **fai
     return 1;
 }
 
+/* allow_matches: |claims| match one of the reference sets named in |allow|,
+ * else the refusal names the first set's failing claim. */
+static cai_status allow_matches(const kbs_policy *p, const json_t *allow, const json_t *claims,
+                                const char *what, const char *name, char *why, size_t why_len) {
+    const json_t *sets = json_object_get(p->doc, "reference_values");
+    const char *failed = NULL, *failed_set = NULL;
+    size_t j;
+    json_t *s;
+    json_array_foreach(allow, j, s) {
+        const char *f = NULL;
+        if (set_matches(json_object_get(sets, json_string_value(s)), claims, &f))
+            return CAI_OK;
+        if (failed == NULL) {
+            failed = f;
+            failed_set = json_string_value(s);
+        }
+    }
+    if (failed == NULL)
+        return refuse(why, why_len, "%s %.80s allows no reference set", what, name);
+    const json_t *c = claim(claims, failed);
+    return refuse(why, why_len, "claim %.40s = %.24s%s does not match reference set '%.40s'",
+                  failed, json_is_string(c) ? json_string_value(c) : "(missing)",
+                  json_is_string(c) && strlen(json_string_value(c)) > 24 ? "..." : "", failed_set);
+}
+
 static int path_matches(const char *pattern, const char *path) {
     size_t n = strlen(pattern);
     if (n > 0 && pattern[n - 1] == '*')
@@ -264,31 +307,24 @@ cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const cha
     if (resource == NULL)
         return CAI_OK;
     const json_t *rules = json_object_get(p->doc, "resources");
-    const json_t *sets = json_object_get(p->doc, "reference_values");
     size_t i;
     json_t *r;
     json_array_foreach(rules, i, r) {
-        if (!path_matches(json_string_value(json_object_get(r, "path")), resource))
-            continue;
-        const char *failed = NULL, *failed_set = NULL;
-        size_t j;
-        json_t *s;
-        json_array_foreach(json_object_get(r, "allow"), j, s) {
-            const char *f = NULL;
-            if (set_matches(json_object_get(sets, json_string_value(s)), claims, &f))
-                return CAI_OK;
-            if (failed == NULL) {
-                failed = f;
-                failed_set = json_string_value(s);
-            }
-        }
-        if (failed == NULL)
-            return refuse(why, why_len, "the rule for %.80s allows no reference set", resource);
-        const json_t *c = claim(claims, failed);
-        return refuse(why, why_len, "claim %.40s = %.24s%s does not match reference set '%.40s'",
-                      failed, json_is_string(c) ? json_string_value(c) : "(missing)",
-                      json_is_string(c) && strlen(json_string_value(c)) > 24 ? "..." : "",
-                      failed_set);
+        if (path_matches(json_string_value(json_object_get(r, "path")), resource))
+            return allow_matches(p, json_object_get(r, "allow"), claims, "the rule for", resource,
+                                 why, why_len);
     }
     return refuse(why, why_len, "no policy rule allows resource %.80s", resource);
+}
+
+cai_status kbs_policy_check_server(const kbs_policy *p, const json_t *claims, char *why,
+                                   size_t why_len) {
+    cai_status st = kbs_policy_check(p, claims, NULL, why, why_len);
+    if (st != CAI_OK)
+        return st;
+    const json_t *servers = json_object_get(p->doc, "servers");
+    if (servers == NULL)
+        return refuse(why, why_len, "the policy names no \"servers\" reference sets: no attested "
+                      "server is allowed");
+    return allow_matches(p, servers, claims, "\"servers\" of", "the policy", why, why_len);
 }

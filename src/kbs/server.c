@@ -169,7 +169,16 @@ static void on_auth(kbs_server *s, httpd_req *r) {
     }
     time_t now = time(NULL);
     kbs_session *ses;
-    if ((st = kbs_session_create(s->sessions, now, now + s->cfg.session_ttl_s, &ses)) != CAI_OK) {
+    /* Until it attests, a session lives pending_ttl_s and counts against
+     * its address's quota (session.h). */
+    if (kbs_session_over_quota(s->sessions, httpd_client(r), now)) {
+        reply_err(r, 429, "AttestationError", "RCAR handshake Auth failed: %s already holds %zu "
+                  "attestation sessions in progress (the most one address may); attest or wait "
+                  "%d s", httpd_client(r), s->cfg.max_sessions_per_client, s->cfg.pending_ttl_s);
+        return;
+    }
+    if ((st = kbs_session_create(s->sessions, httpd_client(r), now, now + s->cfg.pending_ttl_s,
+                                 &ses)) != CAI_OK) {
         reply_err(r, 503, "AttestationError", "%s", cai_errmsg(st));
         return;
     }
@@ -300,7 +309,7 @@ static void on_attest(kbs_server *s, httpd_req *r) {
         reply_err(r, 401, "AttestationError", "RCAR handshake Attest failed: %s", why);
         return;
     }
-    ses->state = KBS_SESSION_ATTESTED;
+    kbs_session_attested(s->sessions, ses, time(NULL) + s->cfg.session_ttl_s);
     audit(s, r, "attest", NULL, evd, clm, NULL);
     log_info("attested %s: evidence %.16s claims %.16s", httpd_client(r), evd, clm);
     set_cookie(s, r, ses);
@@ -449,6 +458,11 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         reply_err(r, 404, "ResourceNotFound", "no resource %.80s", path);
         goto out;
     }
+    if (st == CAI_ERR_AUTH) { /* the store's integrity or rollback check */
+        audit(s, r, "refuse", path, evd, clm, cai_errmsg(st));
+        reply_err(r, 500, "PluginInternalError", "%s", cai_errmsg(st));
+        goto out;
+    }
     if (st == CAI_OK)
         st = jose_jwe_encrypt(tee_key, alg, secret.data, secret.len, &jwe);
     if (st != CAI_OK) {
@@ -546,9 +560,12 @@ static void on_policy(kbs_server *s, httpd_req *r) {
     if (strcmp(httpd_method(r), "GET") == 0) {
         char *doc = NULL;
         cai_status st = kbs_store_policy_get(s->store, &doc);
-        if (st != CAI_OK || doc == NULL) {
+        if (st != CAI_OK) { /* e.g. the policy or store check failed */
+            reply_err(r, 500, "PolicyEngineError", "%s", cai_errmsg(st));
+            return;
+        }
+        if (doc == NULL) {
             reply_err(r, 404, "PolicyEngineError", "no policy is set");
-            free(doc);
             return;
         }
         httpd_reply(r, 200, "application/json", doc, strlen(doc));
@@ -641,13 +658,22 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
         s->cfg.session_ttl_s = 300;
     if (!s->cfg.token_ttl_s)
         s->cfg.token_ttl_s = 300;
+    if (!s->cfg.pending_ttl_s)
+        s->cfg.pending_ttl_s = 30;
+    if (s->cfg.pending_ttl_s > s->cfg.session_ttl_s)
+        s->cfg.pending_ttl_s = s->cfg.session_ttl_s;
+    if (!s->cfg.max_sessions)
+        s->cfg.max_sessions = KBS_SESSIONS_MAX_DEFAULT;
+    if (!s->cfg.max_sessions_per_client)
+        s->cfg.max_sessions_per_client = KBS_SESSIONS_PER_CLIENT_DEFAULT;
     s->tls = cfg->tls_cert_file != NULL;
     s->tail = &s->head;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     cai_status st;
     if ((st = kbs_store_open(cfg->db_path, cfg->master_key, &s->store)) != CAI_OK ||
-        (st = kbs_sessions_new(cfg->max_sessions, &s->sessions)) != CAI_OK ||
+        (st = kbs_sessions_new(s->cfg.max_sessions, s->cfg.max_sessions_per_client,
+                               &s->sessions)) != CAI_OK ||
         (st = jose_key_generate(JOSE_KEY_EC_P256, &s->token_key)) != CAI_OK)
         goto fail;
     if (cfg->admin_pub_pem) {

@@ -31,9 +31,13 @@ typedef struct {
     attest_verifier verifier;  /* what evidence may verify to */
     const char *tls_cert_file; /* both NULL: plain HTTP */
     const char *tls_key_file;
-    int session_ttl_s;         /* default 300 */
+    int session_ttl_s;         /* an attested session's lifetime; default 300 */
+    int pending_ttl_s;         /* a session's until it attests; default 30 (at most
+                                  session_ttl_s) */
     int token_ttl_s;           /* default 300 */
-    size_t max_sessions;       /* default 10000 */
+    size_t max_sessions;       /* default 10000 (session.h: the oldest pending
+                                  session is evicted when full) */
+    size_t max_sessions_per_client; /* pending sessions per address; default 32 */
     double rate_per_s;         /* per client address; 0: unlimited */
     int rate_burst;
 } kbs_server_config;

@@ -3,7 +3,15 @@
  * (success or failure: a nonce is used once), then holding the token until
  * they expire. A fixed capacity bounds memory; expired sessions are swept
  * when room is needed. Not thread-safe: the broker uses it from its event
- * loop only. */
+ * loop only.
+ *
+ * /auth costs nothing to ask for, so a session that has not attested yet
+ * (pending) is cheap to lose: each client address holds at most a quota of
+ * pending sessions, the broker gives them a short lifetime, and when the
+ * table is full a pending session is evicted to make room: the oldest one
+ * of the address that holds the most, so that a flood from many addresses
+ * evicts its own sessions, not the one a legitimate agent is attesting
+ * with. Only a table full of attested sessions refuses a new one. */
 #ifndef CAI_KBS_SESSION_H
 #define CAI_KBS_SESSION_H
 
@@ -32,20 +40,40 @@ typedef struct kbs_session {
     jose_key *tee_key;
     char tee_alg[32];
     char evidence_digest[65], claims_digest[65];
+    char client[64];   /* the address that opened it */
     struct kbs_session *next;
+    /* Pending sessions only: all of them, and those of the same client, in
+     * creation order; the client's tally (session.c). */
+    struct kbs_session *older, *newer, *c_older, *c_newer;
+    struct kbs_client *owner;
 } kbs_session;
 
 typedef struct kbs_sessions kbs_sessions;
 
-/* kbs_sessions_new makes a table of at most |max| live sessions. */
-cai_status kbs_sessions_new(size_t max, kbs_sessions **out) CAI_WUR;
+#define KBS_SESSIONS_MAX_DEFAULT 10000
+#define KBS_SESSIONS_PER_CLIENT_DEFAULT 32
+
+/* kbs_sessions_new makes a table of at most |max| sessions (0: the
+ * default), of which at most |per_client| (0: the default) pending ones
+ * per client address. */
+cai_status kbs_sessions_new(size_t max, size_t per_client, kbs_sessions **out) CAI_WUR;
 void kbs_sessions_free(kbs_sessions *ss);
 
-/* kbs_session_create adds a session with a fresh id and nonce expiring at
- * |expires| and returns it in |*out| (owned by the table). CAI_ERR_LIMIT
- * when the table is full of live sessions. */
-cai_status kbs_session_create(kbs_sessions *ss, time_t now, time_t expires,
+/* kbs_session_over_quota returns 1 if |client| already holds its quota of
+ * live pending sessions at |now| (a create for it would be refused), else 0. */
+int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now);
+
+/* kbs_session_create adds a pending session for |client| with a fresh id and
+ * nonce expiring at |expires| and returns it in |*out| (owned by the table).
+ * A full table first loses its expired sessions, then the oldest pending
+ * session of the client holding the most. CAI_ERR_LIMIT when |client| is over its quota, or when the table is
+ * full of attested sessions. */
+cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, time_t expires,
                               kbs_session **out) CAI_WUR;
+
+/* kbs_session_attested marks pending |s| attested (it no longer counts
+ * against its client's quota, nor can it be evicted) and sets its expiry. */
+void kbs_session_attested(kbs_sessions *ss, kbs_session *s, time_t expires);
 
 /* kbs_session_find returns the live session with |id| (compared in
  * constant time), or NULL; an expired one is removed. */
@@ -56,5 +84,9 @@ void kbs_session_remove(kbs_sessions *ss, kbs_session *s);
 
 /* kbs_session_count returns the number of sessions held (live or not). */
 size_t kbs_session_count(const kbs_sessions *ss);
+
+/* kbs_session_pending returns the number of pending sessions |client| holds
+ * (live or not). */
+size_t kbs_session_pending(const kbs_sessions *ss, const char *client);
 
 #endif

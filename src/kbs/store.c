@@ -1,38 +1,68 @@
-/* store.c - SQLite storage for the key broker, resources encrypted at rest. */
+/* store.c - SQLite storage for the key broker: resources encrypted at rest,
+ * everything that decides a release authenticated under the master key and
+ * bound to a generation that a state file beside the database pins
+ * (docs/KBS-STORE.md). */
 #include "kbs/store.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
+#include "common/cursor.h"
+#include "common/file.h"
 #include "common/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
+
+#define SCHEMA_VERSION 2
+#define STORE_ID_LEN 16
+#define STATE_ROW_LEN (8 + KDF_SHA256_LEN)                        /* gen, MAC */
+#define STATE_FILE_MAGIC "CAIKBSST"
+#define STATE_FILE_LEN (8 + STORE_ID_LEN + 8 + KDF_SHA256_LEN)   /* magic, id, gen, MAC */
+#define AD_MAX 320
 
 struct kbs_store {
     sqlite3 *db;
     sqlite3 *audit_db; /* a second connection: kbs_store_audit_many's own transactions */
     aead *aead;
+    uint8_t policy_key[32], state_key[32]; /* HMAC keys, derived from the master key */
+    uint8_t store_id[STORE_ID_LEN];        /* random, made with the store */
+    uint64_t gen_seen;                     /* the highest generation seen by this process */
+    char *state_path;                      /* <db>.state */
 };
 
+/* A fresh database gets schema 2 at once; a schema-1 one (no version and
+ * gen columns, no MAC on the policy) is migrated at open. */
 static const char SCHEMA[] =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS resources(path TEXT PRIMARY KEY, nonce BLOB NOT NULL,"
-    " sealed BLOB NOT NULL, size INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    " sealed BLOB NOT NULL, size INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " version INTEGER NOT NULL DEFAULT 0, gen INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
     " event TEXT NOT NULL, resource TEXT, client TEXT, evidence_digest TEXT,"
     " claims_digest TEXT, detail TEXT);"
     "CREATE TABLE IF NOT EXISTS policy(id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " document TEXT NOT NULL, updated INTEGER NOT NULL);";
+    " document TEXT NOT NULL, updated INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0,"
+    " mac BLOB);";
+
+static const char MIGRATE_V1[] =
+    "ALTER TABLE resources ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE resources ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE policy ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE policy ADD COLUMN mac BLOB;";
 
 /* The key check: a MAC of a constant under a key derived from the master
- * key, so a wrong master key is caught at open, not at the first release. */
+ * key, so a wrong master key is caught at open, not at the first release.
+ * Each use of the master key has a key of its own (HKDF labels). */
 #define CHECK_INFO "cai-kbs/v1 master-key-check"
 #define RESOURCE_INFO "cai-kbs/v1 resource"
+#define POLICY_INFO "cai-kbs/v2 policy mac"
+#define STATE_INFO "cai-kbs/v2 state mac"
 
 static cai_status db_fail(kbs_store *s, const char *what) {
     return cai_fail(CAI_ERR_IO, "database: %s: %s", what, sqlite3_errmsg(s->db));
@@ -48,36 +78,432 @@ static cai_status derive(const uint8_t master[KBS_MASTER_KEY_LEN], const char *i
     return st;
 }
 
-static cai_status check_master_key(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_LEN]) {
-    uint8_t check[32];
-    cai_status st = derive(master, CHECK_INFO, check);
+/* ---- transactions and the meta table --------------------------------------- */
+
+static cai_status tx_begin(kbs_store *s, int write) {
+    if (sqlite3_exec(s->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "beginning a transaction");
+    return CAI_OK;
+}
+
+/* Commits if |st| is CAI_OK, else rolls back; returns the outcome. */
+static cai_status tx_end(kbs_store *s, cai_status st) {
+    if (st == CAI_OK && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        st = db_fail(s, "committing");
     if (st != CAI_OK)
-        return st;
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+}
+
+/* Reads meta |name| into |out| (exactly |len| bytes); *found = 0 if absent. */
+static cai_status meta_get(kbs_store *s, const char *name, void *out, size_t len, int *found) {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = 'key_check'", -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, "reading the key check");
+    cai_status st = CAI_OK;
+    *found = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = ?", -1, &q, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
+        st = db_fail(s, "reading the meta table");
         goto out;
     }
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        const void *v = sqlite3_column_blob(q, 0);
-        if (sqlite3_column_bytes(q, 0) != 32 || !secure_memeq(v, check, 32))
-            st = cai_fail(CAI_ERR_WRONG_KEY, "the master key does not match this database");
-    } else if (rc == SQLITE_DONE) {
-        sqlite3_finalize(q);
-        q = NULL;
-        if (sqlite3_prepare_v2(s->db, "INSERT INTO meta(name, value) VALUES('key_check', ?)", -1,
-                               &q, NULL) != SQLITE_OK ||
-            sqlite3_bind_blob(q, 1, check, 32, SQLITE_TRANSIENT) != SQLITE_OK ||
-            sqlite3_step(q) != SQLITE_DONE)
-            st = db_fail(s, "storing the key check");
-    } else {
-        st = db_fail(s, "reading the key check");
+        if (sqlite3_column_type(q, 0) != SQLITE_BLOB || (size_t)sqlite3_column_bytes(q, 0) != len) {
+            st = cai_fail(CAI_ERR_AUTH, "store check failed: meta '%s' is malformed (the "
+                          "database was altered)", name);
+            goto out;
+        }
+        memcpy(out, sqlite3_column_blob(q, 0), len);
+        *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        st = db_fail(s, "reading the meta table");
     }
 out:
     sqlite3_finalize(q);
+    return st;
+}
+
+static cai_status meta_put(kbs_store *s, const char *name, const void *v, size_t len) {
+    sqlite3_stmt *q = NULL;
+    cai_status st = CAI_OK;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(name, value) VALUES(?, ?)", -1, &q,
+                           NULL) != SQLITE_OK ||
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_blob(q, 2, v, (int)len, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_DONE)
+        st = db_fail(s, "writing the meta table");
+    sqlite3_finalize(q);
+    return st;
+}
+
+static void put_u64le(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64le(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- the authenticated state ----------------------------------------------
+ * The state row (meta 'state') is a generation G and a MAC over G, the
+ * store id, the policy row's generation and every resource row's (path,
+ * version, generation), in path order. Each change that can decide a release
+ * (a resource written or deleted, the policy set) moves G to G + 1 in its own
+ * transaction and stamps the row it writes with it; each row's own
+ * authentication (the resource's AEAD, the policy's MAC) covers its version
+ * and generation. So a row rolled back, replayed from another copy, added or
+ * removed no longer matches the state, and the state itself rolled back is
+ * caught by the state file (below). */
+
+static cai_status state_mac(kbs_store *s, uint64_t gen, uint8_t mac[KDF_SHA256_LEN]) {
+    buf b;
+    buf_init(&b, 0);
+    sqlite3_stmt *q = NULL;
+    cai_status st = buf_append_str(&b, "cai-kbs/v2 state");
+    if (st == CAI_OK)
+        st = buf_append_u8(&b, 0);
+    if (st == CAI_OK)
+        st = buf_append(&b, s->store_id, STORE_ID_LEN);
+    if (st == CAI_OK)
+        st = buf_append_u64le(&b, gen);
+    if (st != CAI_OK)
+        goto out;
+    if (sqlite3_prepare_v2(s->db, "SELECT gen FROM policy WHERE id = 1", -1, &q, NULL) != SQLITE_OK) {
+        st = db_fail(s, "reading the policy");
+        goto out;
+    }
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        st = buf_append_u8(&b, 1);
+    if (st == CAI_OK && rc == SQLITE_ROW)
+        st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 0));
+    else if (st == CAI_OK && rc == SQLITE_DONE)
+        st = buf_append_u8(&b, 0);
+    else if (st == CAI_OK)
+        st = db_fail(s, "reading the policy");
+    sqlite3_finalize(q);
+    q = NULL;
+    if (st != CAI_OK)
+        goto out;
+    if (sqlite3_prepare_v2(s->db, "SELECT path, version, gen FROM resources ORDER BY path", -1, &q,
+                           NULL) != SQLITE_OK) {
+        st = db_fail(s, "reading the resources");
+        goto out;
+    }
+    uint64_t n = 0;
+    while (st == CAI_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *path = sqlite3_column_text(q, 0);
+        uint64_t plen = (uint64_t)sqlite3_column_bytes(q, 0);
+        st = buf_append_u64le(&b, plen);
+        if (st == CAI_OK)
+            st = buf_append(&b, path ? path : (const unsigned char *)"", (size_t)plen);
+        if (st == CAI_OK)
+            st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 1));
+        if (st == CAI_OK)
+            st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 2));
+        n++;
+    }
+    if (st == CAI_OK && rc != SQLITE_DONE)
+        st = db_fail(s, "reading the resources");
+    if (st == CAI_OK)
+        st = buf_append_u64le(&b, n);
+    if (st == CAI_OK)
+        st = kdf_hmac_sha256(s->state_key, sizeof(s->state_key), b.data, b.len, mac);
+out:
+    sqlite3_finalize(q);
+    buf_free(&b);
+    return st;
+}
+
+static cai_status state_write(kbs_store *s, uint64_t gen) {
+    uint8_t row[STATE_ROW_LEN];
+    put_u64le(row, gen);
+    cai_status st = state_mac(s, gen, row + 8);
+    if (st == CAI_OK)
+        st = meta_put(s, "state", row, sizeof(row));
+    return st;
+}
+
+/* Checks the state row against the database's contents and against the
+ * generation this process saw last; its generation in |*gen|. Run inside a
+ * transaction, so that the contents are one snapshot. */
+static cai_status state_check(kbs_store *s, uint64_t *gen) {
+    uint8_t row[STATE_ROW_LEN], mac[KDF_SHA256_LEN];
+    int found;
+    cai_status st = meta_get(s, "state", row, sizeof(row), &found);
+    if (st != CAI_OK)
+        return st;
+    if (!found)
+        return cai_fail(CAI_ERR_AUTH, "store check failed: the database has no authenticated "
+                        "state (the meta row 'state' was removed)");
+    *gen = get_u64le(row);
+    if ((st = state_mac(s, *gen, mac)) != CAI_OK)
+        return st;
+    if (!secure_memeq(mac, row + 8, sizeof(mac)))
+        return cai_fail(CAI_ERR_AUTH, "store check failed: the resources or the policy in the "
+                        "database do not match its authenticated state (a row was added, "
+                        "removed, replaced or rolled back without the master key)");
+    if (*gen < s->gen_seen)
+        return cai_fail(CAI_ERR_AUTH, "rollback check failed: the database is at generation "
+                        "%llu, older than generation %llu this broker saw: it was replaced by "
+                        "an older copy", (unsigned long long)*gen,
+                        (unsigned long long)s->gen_seen);
+    return CAI_OK;
+}
+
+/* ---- the state file -------------------------------------------------------
+ * <db>.state holds the store id and the generation, with a MAC under the
+ * state key: a copy of the database restored from a backup (an older
+ * generation) is refused at open unless its state file is restored too. */
+
+static cai_status state_file_mac(kbs_store *s, uint64_t gen, uint8_t mac[KDF_SHA256_LEN]) {
+    uint8_t m[8 + STORE_ID_LEN + 8];
+    memcpy(m, STATE_FILE_MAGIC, 8);
+    memcpy(m + 8, s->store_id, STORE_ID_LEN);
+    put_u64le(m + 8 + STORE_ID_LEN, gen);
+    return kdf_hmac_sha256(s->state_key, sizeof(s->state_key), m, sizeof(m), mac);
+}
+
+static cai_status state_file_write(kbs_store *s, uint64_t gen) {
+    uint8_t f[STATE_FILE_LEN];
+    memcpy(f, STATE_FILE_MAGIC, 8);
+    memcpy(f + 8, s->store_id, STORE_ID_LEN);
+    put_u64le(f + 8 + STORE_ID_LEN, gen);
+    file_atomic fa;
+    cai_status st = state_file_mac(s, gen, f + 8 + STORE_ID_LEN + 8);
+    if (st == CAI_OK && (st = file_atomic_open(&fa, s->state_path, 0600)) == CAI_OK) {
+        st = file_write_full(fa.fd, f, sizeof(f));
+        if (st == CAI_OK)
+            st = file_atomic_commit(&fa);
+        else
+            file_atomic_abort(&fa);
+    }
+    if (st != CAI_OK)
+        return cai_fail(st, "cannot write the state file %s: %s", s->state_path, cai_errmsg(st));
+    return CAI_OK;
+}
+
+/* Reads the state file: its generation in |*gen|; CAI_ERR_NOT_FOUND if
+ * there is none; CAI_ERR_AUTH if it is not this store's or was altered. */
+static cai_status state_file_read(kbs_store *s, uint64_t *gen) {
+    buf b;
+    cai_status st = file_read_all(s->state_path, 4096, &b);
+    if (st != CAI_OK) {
+        buf_free(&b);
+        return st;
+    }
+    cursor c;
+    uint8_t magic[8], id[STORE_ID_LEN], tag[KDF_SHA256_LEN], mac[KDF_SHA256_LEN];
+    cursor_init(&c, b.data, b.len);
+    if (!cursor_copy(&c, magic, 8) || !cursor_copy(&c, id, STORE_ID_LEN) ||
+        !cursor_get_u64le(&c, gen) || !cursor_copy(&c, tag, sizeof(tag)) || cursor_len(&c) != 0 ||
+        memcmp(magic, STATE_FILE_MAGIC, 8) != 0) {
+        st = cai_fail(CAI_ERR_AUTH, "state file check failed: %s is not a cai kbs state file",
+                      s->state_path);
+    } else if ((st = state_file_mac(s, *gen, mac)) == CAI_OK &&
+               (memcmp(id, s->store_id, STORE_ID_LEN) != 0 || !secure_memeq(mac, tag, sizeof(mac)))) {
+        st = cai_fail(CAI_ERR_AUTH, "state file check failed: %s belongs to another database "
+                      "or was altered", s->state_path);
+    }
+    buf_free(&b);
+    return st;
+}
+
+/* ---- opening: create, migrate, check ------------------------------------- */
+
+/* Checks the master key against the key check; *fresh = 1 if there was none
+ * (a new database), after storing it. */
+static cai_status check_master_key(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_LEN],
+                                   int *fresh) {
+    uint8_t check[32], stored[32];
+    int found = 0;
+    *fresh = 0;
+    cai_status st = derive(master, CHECK_INFO, check);
+    if (st == CAI_OK)
+        st = meta_get(s, "key_check", stored, sizeof(stored), &found);
+    if (st == CAI_ERR_AUTH || (st == CAI_OK && found && !secure_memeq(stored, check, 32)))
+        st = cai_fail(CAI_ERR_WRONG_KEY, "the master key does not match this database");
+    else if (st == CAI_OK && !found) {
+        st = meta_put(s, "key_check", check, sizeof(check));
+        *fresh = 1;
+    }
     secure_wipe(check, sizeof(check));
     return st;
+}
+
+/* The associated data of a resource's AEAD: the row's identity (store, path)
+ * and its version and generation. */
+static size_t resource_ad(const kbs_store *s, const char *path, uint64_t version, uint64_t gen,
+                          uint8_t ad[AD_MAX]) {
+    static const char label[] = "cai-kbs/v2 resource"; /* with its NUL */
+    size_t n = 0, plen = strlen(path);
+    CAI_ASSERT(plen <= 255);
+    memcpy(ad, label, sizeof(label));
+    n += sizeof(label);
+    memcpy(ad + n, s->store_id, STORE_ID_LEN);
+    n += STORE_ID_LEN;
+    put_u64le(ad + n, version);
+    put_u64le(ad + n + 8, gen);
+    n += 16;
+    memcpy(ad + n, path, plen);
+    return n + plen;
+}
+
+/* Seals |len| bytes for |path| at (version, gen) and writes the row. */
+static cai_status resource_row_write(kbs_store *s, const char *path, const uint8_t *data,
+                                     size_t len, uint64_t version, uint64_t gen, int replace) {
+    uint8_t nonce[AEAD_NONCE_LEN], ad[AD_MAX];
+    uint8_t *sealed = malloc(len + AEAD_TAG_LEN);
+    sqlite3_stmt *q = NULL;
+    cai_status st = sealed ? secure_random(nonce, sizeof(nonce)) : CAI_ERR_NOMEM;
+    if (st == CAI_OK)
+        st = aead_seal(s->aead, nonce, ad, resource_ad(s, path, version, gen, ad), data, len,
+                       sealed, sealed + len);
+    if (st != CAI_OK)
+        goto out;
+    if (sqlite3_prepare_v2(s->db, replace ? "INSERT OR REPLACE INTO resources(path, nonce, sealed, "
+                                            "size, updated, version, gen) VALUES(?, ?, ?, ?, ?, ?, ?)"
+                                          : "INSERT INTO resources(path, nonce, sealed, size, "
+                                            "updated, version, gen) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_blob(q, 2, nonce, sizeof(nonce), SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_blob(q, 3, sealed, (int)(len + AEAD_TAG_LEN), SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)len) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 6, (sqlite3_int64)version) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 7, (sqlite3_int64)gen) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_DONE)
+        st = db_fail(s, "storing a resource");
+out:
+    sqlite3_finalize(q);
+    free(sealed); /* ciphertext only */
+    return st;
+}
+
+/* A schema-1 database: resources sealed with only their path as associated
+ * data, the policy unauthenticated. Each resource is opened (so a row that
+ * was altered stops the migration) and sealed again at version 1 of
+ * generation 1; the policy keeps no MAC, so it is refused until it is set
+ * again: nobody can say whether it was rewritten while it was unprotected. */
+static cai_status migrate_v1(kbs_store *s) {
+    if (sqlite3_exec(s->db, MIGRATE_V1, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, "migrating the schema");
+    buf plain;
+    buf_init(&plain, 0);
+    uint8_t schema = SCHEMA_VERSION;
+    cai_status st = secure_random(s->store_id, STORE_ID_LEN); /* in the new rows' AD */
+    if (st == CAI_OK && (st = meta_put(s, "store_id", s->store_id, STORE_ID_LEN)) == CAI_OK)
+        st = meta_put(s, "schema", &schema, 1);
+    if (st != CAI_OK)
+        return st;
+    for (;;) {
+        sqlite3_stmt *q = NULL;
+        char path[256];
+        if (sqlite3_prepare_v2(s->db, "SELECT path, nonce, sealed FROM resources WHERE gen = 0 "
+                               "LIMIT 1", -1, &q, NULL) != SQLITE_OK) {
+            st = db_fail(s, "migrating the resources");
+            break;
+        }
+        int rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            if (rc != SQLITE_DONE)
+                st = db_fail(s, "migrating the resources");
+            sqlite3_finalize(q);
+            break;
+        }
+        const char *p = (const char *)sqlite3_column_text(q, 0);
+        const uint8_t *nonce = sqlite3_column_blob(q, 1), *sealed = sqlite3_column_blob(q, 2);
+        int nn = sqlite3_column_bytes(q, 1), ns = sqlite3_column_bytes(q, 2);
+        if (p == NULL || !kbs_resource_path_valid(p) || nn != AEAD_NONCE_LEN ||
+            ns < AEAD_TAG_LEN || (size_t)ns > KBS_RESOURCE_MAX + AEAD_TAG_LEN) {
+            st = cai_fail(CAI_ERR_AUTH, "migration: a resource row is corrupt");
+            sqlite3_finalize(q);
+            break;
+        }
+        snprintf(path, sizeof(path), "%s", p);
+        size_t len = (size_t)ns - AEAD_TAG_LEN;
+        plain.len = 0;
+        if ((st = buf_reserve(&plain, len + 1)) == CAI_OK)
+            st = aead_open(s->aead, nonce, path, strlen(path), sealed, len, sealed + len,
+                           plain.data);
+        sqlite3_finalize(q);
+        if (st != CAI_OK) {
+            st = cai_fail(CAI_ERR_AUTH, "migration: resource %s does not decrypt: the database "
+                          "was altered", path);
+            break;
+        }
+        if ((st = resource_row_write(s, path, plain.data, len, 1, 1, 1)) != CAI_OK)
+            break;
+    }
+    buf_free(&plain);
+    return st == CAI_OK ? state_write(s, 1) : st;
+}
+
+/* Makes or migrates the schema (one write transaction) and checks the
+ * database against the state file; the generation in |*gen|. */
+static cai_status store_init(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_LEN],
+                             uint64_t *gen) {
+    int fresh = 0, found = 0, made = 0;
+    uint8_t schema = 0;
+    uint64_t fgen = 0;
+    cai_status st = tx_begin(s, 1);
+    if (st != CAI_OK)
+        return st;
+    if ((st = check_master_key(s, master, &fresh)) == CAI_OK)
+        st = meta_get(s, "schema", &schema, 1, &found);
+    if (st == CAI_OK && found && schema != SCHEMA_VERSION)
+        st = cai_fail(CAI_ERR_UNSUPPORTED, "the database has schema %u; this cai kbs reads "
+                      "schema %d", schema, SCHEMA_VERSION);
+    if (st == CAI_OK && !found) {
+        /* A new (or schema-1) database: there must be no state file yet,
+         * else the database was deleted or replaced by an older one. */
+        cai_status fst = state_file_read(s, &fgen);
+        if (fst != CAI_ERR_NOT_FOUND)
+            st = cai_fail(CAI_ERR_AUTH, "rollback check failed: the state file %s exists, but "
+                          "the database is %s: it was deleted or replaced by an older copy "
+                          "(restore the database that goes with the state file)",
+                          s->state_path, fresh ? "new" : "of schema 1");
+        else if (fresh) {
+            uint8_t v = SCHEMA_VERSION;
+            if ((st = secure_random(s->store_id, STORE_ID_LEN)) == CAI_OK &&
+                (st = meta_put(s, "store_id", s->store_id, STORE_ID_LEN)) == CAI_OK &&
+                (st = meta_put(s, "schema", &v, 1)) == CAI_OK)
+                st = state_write(s, 0);
+        } else {
+            st = migrate_v1(s);
+        }
+        made = 1;
+    }
+    if (st == CAI_OK && !made) {
+        if ((st = meta_get(s, "store_id", s->store_id, STORE_ID_LEN, &found)) == CAI_OK && !found)
+            st = cai_fail(CAI_ERR_AUTH, "store check failed: the database has no store id (the "
+                          "meta row 'store_id' was removed)");
+    }
+    if (st == CAI_OK)
+        st = state_check(s, gen);
+    if ((st = tx_end(s, st)) != CAI_OK)
+        return st;
+    if (made)
+        return state_file_write(s, *gen);
+    st = state_file_read(s, &fgen);
+    if (st == CAI_ERR_NOT_FOUND)
+        return cai_fail(CAI_ERR_AUTH, "state file check failed: %s is missing, but the database "
+                        "is at generation %llu: restore the state file that goes with this "
+                        "database (docs/KBS-STORE.md)", s->state_path, (unsigned long long)*gen);
+    if (st != CAI_OK)
+        return st;
+    if (*gen < fgen)
+        return cai_fail(CAI_ERR_AUTH, "rollback check failed: the database is at generation "
+                        "%llu, but the state file %s records generation %llu: the database was "
+                        "restored from an older copy (docs/KBS-STORE.md)",
+                        (unsigned long long)*gen, s->state_path, (unsigned long long)fgen);
+    /* A crash after a commit leaves the file one generation behind. */
+    return *gen > fgen ? state_file_write(s, *gen) : CAI_OK;
 }
 
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
@@ -88,6 +514,14 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
         return CAI_ERR_NOMEM;
     cai_status st = CAI_OK;
     uint8_t k[32];
+    uint64_t gen = 0;
+    size_t pl = strlen(path);
+    if ((s->state_path = malloc(pl + sizeof(".state"))) == NULL) {
+        st = CAI_ERR_NOMEM;
+        goto fail;
+    }
+    memcpy(s->state_path, path, pl);
+    memcpy(s->state_path + pl, ".state", sizeof(".state"));
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         st = cai_fail(CAI_ERR_IO, "cannot open the database %s: %s", path,
@@ -99,9 +533,13 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
         st = db_fail(s, "creating the schema");
         goto fail;
     }
-    if ((st = check_master_key(s, master_key)) != CAI_OK || (st = derive(master_key, RESOURCE_INFO, k)) != CAI_OK ||
-        (st = aead_new(k, &s->aead)) != CAI_OK)
+    if ((st = derive(master_key, RESOURCE_INFO, k)) != CAI_OK ||
+        (st = aead_new(k, &s->aead)) != CAI_OK ||
+        (st = derive(master_key, POLICY_INFO, s->policy_key)) != CAI_OK ||
+        (st = derive(master_key, STATE_INFO, s->state_key)) != CAI_OK ||
+        (st = store_init(s, master_key, &gen)) != CAI_OK)
         goto fail;
+    s->gen_seen = gen;
     if (sqlite3_open_v2(path, &s->audit_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(s->audit_db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK) {
@@ -124,6 +562,8 @@ void kbs_store_close(kbs_store *s) {
     sqlite3_close(s->db);
     sqlite3_close(s->audit_db);
     aead_free(s->aead);
+    free(s->state_path);
+    secure_wipe(s, sizeof(*s));
     free(s);
 }
 
@@ -157,43 +597,72 @@ static cai_status bad_path(const char *path) {
     return cai_fail(CAI_ERR_INVALID_ARG, "resource path '%.80s' is not repo/type/tag", path);
 }
 
+/* ---- changes: each one generation ------------------------------------------ */
+
+typedef cai_status (*change_fn)(kbs_store *s, uint64_t gen, void *arg);
+
+/* Runs |fn| in a write transaction that checks the state first, then moves
+ * it to the next generation, whose number |fn| stamps on what it writes;
+ * after the commit, the state file records it. */
+static cai_status change(kbs_store *s, change_fn fn, void *arg) {
+    uint64_t gen = 0;
+    cai_status st = tx_begin(s, 1);
+    if (st != CAI_OK)
+        return st;
+    if ((st = state_check(s, &gen)) == CAI_OK && gen == UINT64_MAX)
+        st = cai_fail(CAI_ERR_LIMIT, "the store's generation counter is exhausted");
+    if (st == CAI_OK)
+        st = fn(s, gen + 1, arg);
+    if (st == CAI_OK)
+        st = state_write(s, gen + 1);
+    if ((st = tx_end(s, st)) != CAI_OK)
+        return st;
+    s->gen_seen = gen + 1;
+    st = state_file_write(s, gen + 1);
+    if (st != CAI_OK)
+        return cai_fail(st, "the change is stored, but %s", cai_errmsg(st));
+    return CAI_OK;
+}
+
+typedef struct {
+    const char *path;
+    const uint8_t *data;
+    size_t len;
+    int create;
+} resource_write_args;
+
+static cai_status resource_write_fn(kbs_store *s, uint64_t gen, void *arg) {
+    const resource_write_args *w = arg;
+    sqlite3_stmt *q = NULL;
+    uint64_t version = 1;
+    cai_status st = CAI_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT version FROM resources WHERE path = ?", -1, &q, NULL) !=
+            SQLITE_OK ||
+        sqlite3_bind_text(q, 1, w->path, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        sqlite3_finalize(q);
+        return db_fail(s, "storing a resource");
+    }
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && w->create)
+        st = cai_fail(CAI_ERR_EXISTS, "there is already a resource at %s", w->path);
+    else if (rc == SQLITE_ROW)
+        version = (uint64_t)sqlite3_column_int64(q, 0) + 1;
+    else if (rc != SQLITE_DONE)
+        st = db_fail(s, "storing a resource");
+    sqlite3_finalize(q);
+    if (st == CAI_OK)
+        st = resource_row_write(s, w->path, w->data, w->len, version, gen, 1);
+    return st;
+}
+
 static cai_status store_write(kbs_store *s, const char *path, const uint8_t *data, size_t len,
                               int create) {
     if (!kbs_resource_path_valid(path))
         return bad_path(path);
     if (len > KBS_RESOURCE_MAX)
         return cai_fail(CAI_ERR_LIMIT, "a resource is at most %u bytes", KBS_RESOURCE_MAX);
-    uint8_t nonce[AEAD_NONCE_LEN];
-    uint8_t *sealed = malloc(len + AEAD_TAG_LEN);
-    sqlite3_stmt *q = NULL;
-    cai_status st = sealed ? secure_random(nonce, sizeof(nonce)) : CAI_ERR_NOMEM;
-    if (st == CAI_OK)
-        st = aead_seal(s->aead, nonce, path, strlen(path), data, len, sealed, sealed + len);
-    if (st != CAI_OK)
-        goto out;
-    if (sqlite3_prepare_v2(s->db, create ? "INSERT INTO resources(path, nonce, sealed, size, "
-                                           "updated) VALUES(?, ?, ?, ?, ?)"
-                                         : "INSERT OR REPLACE INTO resources(path, nonce, sealed, "
-                                           "size, updated) VALUES(?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 2, nonce, sizeof(nonce), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 3, sealed, (int)(len + AEAD_TAG_LEN), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)len) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
-        st = db_fail(s, "storing a resource");
-        goto out;
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_CONSTRAINT && create &&
-        sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-        st = cai_fail(CAI_ERR_EXISTS, "there is already a resource at %s", path);
-    else if (rc != SQLITE_DONE)
-        st = db_fail(s, "storing a resource");
-out:
-    sqlite3_finalize(q);
-    free(sealed); /* ciphertext only */
-    return st;
+    resource_write_args w = {.path = path, .data = data, .len = len, .create = create};
+    return change(s, resource_write_fn, &w);
 }
 
 cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, size_t len) {
@@ -204,13 +673,13 @@ cai_status kbs_store_create(kbs_store *s, const char *path, const uint8_t *data,
     return store_write(s, path, data, len, 1);
 }
 
-cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {
-    if (!kbs_resource_path_valid(path))
-        return bad_path(path);
+/* Reads and opens |path|'s row; inside the caller's transaction. */
+static cai_status resource_read(kbs_store *s, const char *path, uint64_t state_gen, buf *out) {
     sqlite3_stmt *q = NULL;
     cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "SELECT nonce, sealed FROM resources WHERE path = ?", -1, &q,
-                           NULL) != SQLITE_OK ||
+    uint8_t ad[AD_MAX];
+    if (sqlite3_prepare_v2(s->db, "SELECT nonce, sealed, version, gen FROM resources WHERE "
+                           "path = ?", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
         st = db_fail(s, "reading a resource");
         goto out;
@@ -226,28 +695,50 @@ cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {
     }
     const uint8_t *nonce = sqlite3_column_blob(q, 0), *sealed = sqlite3_column_blob(q, 1);
     int nn = sqlite3_column_bytes(q, 0), ns = sqlite3_column_bytes(q, 1);
-    if (nn != AEAD_NONCE_LEN || ns < AEAD_TAG_LEN || (size_t)ns > KBS_RESOURCE_MAX + AEAD_TAG_LEN) {
-        st = cai_fail(CAI_ERR_FORMAT, "resource %.80s is corrupt in the database", path);
+    uint64_t version = (uint64_t)sqlite3_column_int64(q, 2), gen = (uint64_t)sqlite3_column_int64(q, 3);
+    if (nn != AEAD_NONCE_LEN || ns < AEAD_TAG_LEN || (size_t)ns > KBS_RESOURCE_MAX + AEAD_TAG_LEN ||
+        gen > state_gen) {
+        st = cai_fail(CAI_ERR_AUTH, "resource %.80s is corrupt in the database", path);
         goto out;
     }
     size_t len = (size_t)ns - AEAD_TAG_LEN;
     out->len = 0;
     if ((st = buf_reserve(out, len + 1)) != CAI_OK)
         goto out;
-    st = aead_open(s->aead, nonce, path, strlen(path), sealed, len, sealed + len, out->data);
+    st = aead_open(s->aead, nonce, ad, resource_ad(s, path, version, gen, ad), sealed, len,
+                   sealed + len, out->data);
     if (st == CAI_OK)
         out->len = len;
     else if (st == CAI_ERR_AUTH)
-        st = cai_fail(CAI_ERR_AUTH, "resource %.80s does not decrypt: the database was "
-                      "altered", path);
+        st = cai_fail(CAI_ERR_AUTH, "resource check failed: %.80s does not decrypt at its "
+                      "version and generation: the database was altered", path);
 out:
     sqlite3_finalize(q);
     return st;
 }
 
-cai_status kbs_store_delete(kbs_store *s, const char *path) {
+cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {
     if (!kbs_resource_path_valid(path))
         return bad_path(path);
+    uint64_t gen = 0;
+    cai_status st = tx_begin(s, 0);
+    if (st != CAI_OK)
+        return st;
+    if ((st = state_check(s, &gen)) == CAI_OK)
+        st = resource_read(s, path, gen, out);
+    cai_status end = tx_end(s, st == CAI_ERR_NOT_FOUND ? CAI_OK : st);
+    if (st == CAI_OK && end != CAI_OK)
+        st = end;
+    if (st != CAI_OK)
+        out->len = 0;
+    else if (gen > s->gen_seen)
+        s->gen_seen = gen;
+    return st;
+}
+
+static cai_status resource_delete_fn(kbs_store *s, uint64_t gen, void *arg) {
+    CAI_UNUSED(gen);
+    const char *path = arg;
     sqlite3_stmt *q = NULL;
     cai_status st = CAI_OK;
     if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE path = ?", -1, &q, NULL) != SQLITE_OK ||
@@ -258,6 +749,12 @@ cai_status kbs_store_delete(kbs_store *s, const char *path) {
         st = cai_fail(CAI_ERR_NOT_FOUND, "no resource at %.80s", path);
     sqlite3_finalize(q);
     return st;
+}
+
+cai_status kbs_store_delete(kbs_store *s, const char *path) {
+    if (!kbs_resource_path_valid(path))
+        return bad_path(path);
+    return change(s, resource_delete_fn, (void *)path);
 }
 
 /* Rows of a query as a JSON array of objects, column names as keys. */
@@ -353,35 +850,105 @@ cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out) {
     return st;
 }
 
-cai_status kbs_store_policy_set(kbs_store *s, const char *json) {
+/* ---- the policy ------------------------------------------------------------ */
+
+/* The policy's MAC covers the row's identity (store, table, row 1), its
+ * generation and the document. */
+static cai_status policy_mac(kbs_store *s, uint64_t gen, const char *doc, size_t len,
+                             uint8_t mac[KDF_SHA256_LEN]) {
+    buf b;
+    buf_init(&b, 0);
+    static const char label[] = "cai-kbs/v2 policy\0policy/1"; /* with its NUL */
+    cai_status st = buf_append(&b, label, sizeof(label));
+    if (st == CAI_OK)
+        st = buf_append(&b, s->store_id, STORE_ID_LEN);
+    if (st == CAI_OK)
+        st = buf_append_u64le(&b, gen);
+    if (st == CAI_OK)
+        st = buf_append(&b, doc, len);
+    if (st == CAI_OK)
+        st = kdf_hmac_sha256(s->policy_key, sizeof(s->policy_key), b.data, b.len, mac);
+    buf_free(&b);
+    return st;
+}
+
+static cai_status policy_set_fn(kbs_store *s, uint64_t gen, void *arg) {
+    const char *json = arg;
+    uint8_t mac[KDF_SHA256_LEN];
     sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO policy(id, document, updated) "
-                           "VALUES(1, ?, ?)", -1, &q, NULL) != SQLITE_OK ||
+    cai_status st = policy_mac(s, gen, json, strlen(json), mac);
+    if (st != CAI_OK)
+        return st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO policy(id, document, updated, gen, mac) "
+                           "VALUES(1, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_int64(q, 2, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)gen) != SQLITE_OK ||
+        sqlite3_bind_blob(q, 4, mac, sizeof(mac), SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_DONE)
         st = db_fail(s, "storing the policy");
     sqlite3_finalize(q);
     return st;
 }
 
-cai_status kbs_store_policy_get(kbs_store *s, char **out) {
-    *out = NULL;
+cai_status kbs_store_policy_set(kbs_store *s, const char *json) {
+    return change(s, policy_set_fn, (void *)json);
+}
+
+static cai_status policy_read(kbs_store *s, char **out) {
     sqlite3_stmt *q = NULL;
     cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "SELECT document FROM policy WHERE id = 1", -1, &q, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT document, gen, mac FROM policy WHERE id = 1", -1, &q,
+                           NULL) != SQLITE_OK) {
         st = db_fail(s, "reading the policy");
-    } else {
-        int rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) {
-            *out = strdup((const char *)sqlite3_column_text(q, 0));
-            if (*out == NULL)
-                st = CAI_ERR_NOMEM;
-        } else if (rc != SQLITE_DONE) {
-            st = db_fail(s, "reading the policy");
-        }
+        goto out;
     }
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE)
+        goto out;
+    if (rc != SQLITE_ROW) {
+        st = db_fail(s, "reading the policy");
+        goto out;
+    }
+    const char *doc = (const char *)sqlite3_column_text(q, 0);
+    size_t len = (size_t)sqlite3_column_bytes(q, 0);
+    uint64_t gen = (uint64_t)sqlite3_column_int64(q, 1);
+    uint8_t mac[KDF_SHA256_LEN];
+    if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
+        st = cai_fail(CAI_ERR_AUTH, "policy check failed: the stored policy is not authenticated "
+                      "(an older cai kbs wrote it, unprotected); set it again with --policy FILE "
+                      "or `cai kbs admin policy set`");
+        goto out;
+    }
+    if (doc == NULL || memchr(doc, 0, len) != NULL ||
+        (st = policy_mac(s, gen, doc, len, mac)) != CAI_OK ||
+        sqlite3_column_bytes(q, 2) != KDF_SHA256_LEN ||
+        !secure_memeq(mac, sqlite3_column_blob(q, 2), sizeof(mac))) {
+        if (st == CAI_OK)
+            st = cai_fail(CAI_ERR_AUTH, "policy check failed: the stored policy fails its "
+                          "authentication under the master key (it was altered or swapped in "
+                          "the database)");
+        goto out;
+    }
+    if ((*out = strndup(doc, len)) == NULL)
+        st = CAI_ERR_NOMEM;
+out:
     sqlite3_finalize(q);
+    return st;
+}
+
+cai_status kbs_store_policy_get(kbs_store *s, char **out) {
+    *out = NULL;
+    uint64_t gen = 0;
+    cai_status st = tx_begin(s, 0);
+    if (st != CAI_OK)
+        return st;
+    if ((st = state_check(s, &gen)) == CAI_OK)
+        st = policy_read(s, out);
+    st = tx_end(s, st);
+    if (st != CAI_OK) {
+        free(*out);
+        *out = NULL;
+    }
     return st;
 }

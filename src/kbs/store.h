@@ -1,12 +1,23 @@
-/* store.h - the key broker's storage: one SQLite file in WAL mode.
+/* store.h - the key broker's storage: one SQLite file in WAL mode, and a
+ * small state file beside it (<db>.state). docs/KBS-STORE.md says what is
+ * protected against whom.
  *
  * Resources (keys and other secrets, addressed as repo/type/tag) are
  * encrypted at rest with AES-256-GCM under a key derived by HKDF from a
- * master key that lives outside the database (a 0600 file). The resource's
- * path is the associated data, so a row moved to another path, or a
- * database opened with the wrong master key, fails to decrypt. Each write is
- * one transaction. An audit table records every release and every refusal;
- * the policy (a JSON document) is stored too. */
+ * master key that lives outside the database (a 0600 file). Everything that
+ * decides a release is authenticated under keys derived from the master key:
+ * a resource's associated data is the store's id, its path, its version (a
+ * per-resource counter) and the store generation it was written at; the
+ * policy row carries a MAC over the same identity and its document. The
+ * store's state (its generation and a MAC over which version of which row
+ * is current) is checked on every read and write, so a row altered, moved,
+ * added, removed or rolled back is refused (CAI_ERR_AUTH, "store check
+ * failed", "policy check failed", "resource check failed"). Each change is
+ * one transaction that moves the generation on; the state file records the
+ * generation too (written atomically after the commit), so a database rolled
+ * back as a whole is refused at open ("rollback check failed"). An audit
+ * table records every release and every refusal (not authenticated: it
+ * decides nothing). */
 #ifndef CAI_KBS_STORE_H
 #define CAI_KBS_STORE_H
 
@@ -25,7 +36,11 @@ typedef struct kbs_store kbs_store;
 
 /* kbs_store_open opens (creating if needed) the database at |path|, checks
  * |master_key| against the key check stored at creation (a wrong key is
- * CAI_ERR_WRONG_KEY, before anything else happens). The key is copied. */
+ * CAI_ERR_WRONG_KEY, before anything else happens), migrates a schema-1
+ * database (its policy stays refused until set again), checks the store's
+ * state and compares its generation with |path|.state (created with the
+ * database; missing, altered, another store's or newer: CAI_ERR_AUTH). The
+ * key is copied. */
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
                           kbs_store **out);
 void kbs_store_close(kbs_store *s);
@@ -43,7 +58,8 @@ cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, si
 cai_status kbs_store_create(kbs_store *s, const char *path, const uint8_t *data, size_t len);
 
 /* kbs_store_get decrypts the resource at |path| into |out| (a buf, wiped on
- * free); CAI_ERR_NOT_FOUND if there is none. */
+ * free); CAI_ERR_NOT_FOUND if there is none; CAI_ERR_AUTH if the store's
+ * state or the row fails its check. */
 cai_status kbs_store_get(kbs_store *s, const char *path, buf *out);
 
 /* kbs_store_delete removes |path|; CAI_ERR_NOT_FOUND if there is none. */
@@ -71,7 +87,9 @@ cai_status kbs_store_audit_many(kbs_store *s, const kbs_audit_entry *e, size_t n
 /* kbs_store_audit_list returns the last |limit| records, newest first. */
 cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out);
 
-/* kbs_store_policy_set / _get keep the policy document (a JSON string). */
+/* kbs_store_policy_set / _get keep the policy document (a JSON string),
+ * authenticated: _get is CAI_ERR_AUTH ("policy check failed") for a row
+ * altered, swapped or written by a schema-1 broker. */
 cai_status kbs_store_policy_set(kbs_store *s, const char *json);
 cai_status kbs_store_policy_get(kbs_store *s, char **out); /* NULL if none; free() */
 

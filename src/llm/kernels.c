@@ -406,51 +406,51 @@ const char *kernel_level_name(int level) {
 kernel_dot kernel_get(int type, int level) {
     kernel_dot k = {0};
     switch (type) {
-    case QUANT_F32: k.f = dot_f32_ref; break;
-    case QUANT_F16: k.f = dot_f16_ref; break;
-    case QUANT_BF16: k.f = dot_bf16_ref; break;
-    case QUANT_Q8_0: k.q = dot_q8_0_ref; break;
-    case QUANT_Q4_0: k.q = dot_q4_0_ref; break;
-    case QUANT_Q4_1: k.q = dot_q4_1_ref; break;
-    case QUANT_Q5_0: k.q = dot_q5_0_ref; break;
-    case QUANT_Q5_1: k.q = dot_q5_1_ref; break;
-    case QUANT_Q4_K: k.q = dot_q4_K_ref; break;
-    case QUANT_Q5_K: k.q = dot_q5_K_ref; break;
-    case QUANT_Q6_K: k.q = dot_q6_K_ref; break;
+    case GGML_TYPE_F32: k.f = dot_f32_ref; break;
+    case GGML_TYPE_F16: k.f = dot_f16_ref; break;
+    case GGML_TYPE_BF16: k.f = dot_bf16_ref; break;
+    case GGML_TYPE_Q8_0: k.q = dot_q8_0_ref; break;
+    case GGML_TYPE_Q4_0: k.q = dot_q4_0_ref; break;
+    case GGML_TYPE_Q4_1: k.q = dot_q4_1_ref; break;
+    case GGML_TYPE_Q5_0: k.q = dot_q5_0_ref; break;
+    case GGML_TYPE_Q5_1: k.q = dot_q5_1_ref; break;
+    case GGML_TYPE_Q4_K: k.q = dot_q4_K_ref; break;
+    case GGML_TYPE_Q5_K: k.q = dot_q5_K_ref; break;
+    case GGML_TYPE_Q6_K: k.q = dot_q6_K_ref; break;
     default: return k;
     }
 #if defined(__x86_64__)
 #define PICK(suf)                                                                              \
     switch (type) {                                                                            \
-    case QUANT_F32: k.f = dot_f32_##suf; break;                                                \
-    case QUANT_F16: k.f = dot_f16_##suf; break;                                                \
-    case QUANT_Q8_0: k.q = dot_q8_0_##suf; break;                                              \
-    case QUANT_Q4_0: k.q = dot_q4_0_##suf; break;                                              \
-    case QUANT_Q4_1: k.q = dot_q4_1_##suf; break;                                              \
-    case QUANT_Q5_0: k.q = dot_q5_0_##suf; break;                                              \
-    case QUANT_Q5_1: k.q = dot_q5_1_##suf; break;                                              \
-    case QUANT_Q4_K: k.q = dot_q4_K_##suf; break;                                              \
-    case QUANT_Q5_K: k.q = dot_q5_K_##suf; break;                                              \
-    case QUANT_Q6_K: k.q = dot_q6_K_##suf; break;                                              \
+    case GGML_TYPE_F32: k.f = dot_f32_##suf; break;                                            \
+    case GGML_TYPE_F16: k.f = dot_f16_##suf; break;                                            \
+    case GGML_TYPE_Q8_0: k.q = dot_q8_0_##suf; break;                                          \
+    case GGML_TYPE_Q4_0: k.q = dot_q4_0_##suf; break;                                          \
+    case GGML_TYPE_Q4_1: k.q = dot_q4_1_##suf; break;                                          \
+    case GGML_TYPE_Q5_0: k.q = dot_q5_0_##suf; break;                                          \
+    case GGML_TYPE_Q5_1: k.q = dot_q5_1_##suf; break;                                          \
+    case GGML_TYPE_Q4_K: k.q = dot_q4_K_##suf; break;                                          \
+    case GGML_TYPE_Q5_K: k.q = dot_q5_K_##suf; break;                                          \
+    case GGML_TYPE_Q6_K: k.q = dot_q6_K_##suf; break;                                          \
     default: break;                                                                            \
     }
     if (level >= KERNEL_AVX512VNNI) {
         PICK(vnni)
-        k.qn = type == QUANT_Q4_0   ? dotn_q4_0_512
-               : type == QUANT_Q8_0 ? dotn_q8_0_512
-               : type == QUANT_Q4_K ? dotn_q4_K_512
-               : type == QUANT_Q6_K ? dotn_q6_K_512
+        k.qn = type == GGML_TYPE_Q4_0   ? dotn_q4_0_512
+               : type == GGML_TYPE_Q8_0 ? dotn_q8_0_512
+               : type == GGML_TYPE_Q4_K ? dotn_q4_K_512
+               : type == GGML_TYPE_Q6_K ? dotn_q6_K_512
                                     : NULL;
         switch (type) {
-        case QUANT_Q4_0: k.pack = pack_q4_0_512; break;
-        case QUANT_Q8_0: k.pack = pack_q8_0_512; break;
-        case QUANT_Q4_K: k.pack = pack_q4_K_512; break;
-        case QUANT_Q6_K: k.pack = pack_q6_K_512; break;
+        case GGML_TYPE_Q4_0: k.pack = pack_q4_0_512; break;
+        case GGML_TYPE_Q8_0: k.pack = pack_q8_0_512; break;
+        case GGML_TYPE_Q4_K: k.pack = pack_q4_K_512; break;
+        case GGML_TYPE_Q6_K: k.pack = pack_q6_K_512; break;
         default: break;
         }
         if (k.pack) {
-            k.tile = type == QUANT_Q6_K ? tile_dot16_512 : tile_dot_512;
-            k.tile_block = type == QUANT_Q6_K ? KERNEL_TILE_BLOCK16 : KERNEL_TILE_BLOCK;
+            k.tile = type == GGML_TYPE_Q6_K ? tile_dot16_512 : tile_dot_512;
+            k.tile_block = type == GGML_TYPE_Q6_K ? KERNEL_TILE_BLOCK16 : KERNEL_TILE_BLOCK;
         }
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)

@@ -1,4 +1,4 @@
-/* kernels.h - dot products of weight rows with activations.
+/* kernels.h - dot products of weight rows with activations (internal to llm).
  *
  * Activations are quantized once per matrix product into blocks of 32
  * int8 values with a float scale and the scaled sum (block_x8); every

@@ -1,4 +1,5 @@
-/* matmul.h - products of quantized weight matrices with float activations.
+/* matmul.h - products of quantized weight matrices with float activations
+ * (internal to llm).
  *
  * A weight matrix is stored as ggml does it: ne1 rows of ne0 values, each row
  * ne0 / block_size blocks of its type. matmul computes Y = X W^T for T rows
@@ -14,7 +15,7 @@
 
 typedef struct {
     const char *name;
-    int type;          /* a quant_type */
+    int type;          /* a ggml_type */
     int64_t ne0, ne1;  /* row length, rows */
     size_t row_bytes;
     const uint8_t *data;

@@ -82,12 +82,12 @@ static cai_status tensor(const gguf_file *g, llm_model *m, const char *suffix, i
         (t.n_dims > 3 && t.ne[3] != 1))
         return cai_fail(CAI_ERR_FORMAT, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
                         name, (long long)t.ne[0], (long long)t1, (long long)ne0, (long long)ne1);
-    if (ne1 == 1 && t.type != QUANT_F32)
+    if (ne1 == 1 && t.type != GGML_TYPE_F32)
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: norms and biases must be F32", name);
     if (!quant_supported(t.type))
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: type %d is not supported", name, t.type);
     *out = (llm_tensor){.name = t.name, .type = t.type, .ne0 = ne0, .ne1 = ne1,
-                        .row_bytes = quant_row_size(t.type, ne0), .data = t.data};
+                        .row_bytes = ggml_type_row_size(t.type, ne0), .data = t.data};
     m->n_params += (uint64_t)ne0 * (uint64_t)ne1;
     return CAI_OK;
 }
@@ -496,8 +496,8 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
             rope(m, k, HKV, c->pos[t]);
             size_t at = (((size_t)l * (size_t)c->n_seq + (size_t)b->seq[t]) * (size_t)c->n_ctx +
                          (size_t)c->pos[t]) * kv_dim;
-            int bad = quant_quantize_row(QUANT_F16, k, c->k + at, (int64_t)kv_dim) |
-                      quant_quantize_row(QUANT_F16, c->vq + (size_t)t * KV, c->v + at, (int64_t)kv_dim);
+            int bad = quant_quantize_row(GGML_TYPE_F16, k, c->k + at, (int64_t)kv_dim) |
+                      quant_quantize_row(GGML_TYPE_F16, c->vq + (size_t)t * KV, c->v + at, (int64_t)kv_dim);
             CAI_ASSERT(bad == 0);
         }
         attn_job aj = {c, b, l};

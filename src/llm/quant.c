@@ -1,4 +1,4 @@
-/* quant.c - ggml type traits and scalar reference (de)quantizers. */
+/* quant.c - scalar reference (de)quantizers for the ggml tensor types. */
 #include "llm/quant.h"
 
 #include <math.h>
@@ -6,50 +6,23 @@
 
 #include "common/status.h"
 
-typedef struct {
-    const char *name;
-    int block;
-    size_t size;
-    size_t align; /* the address alignment a row of this type needs */
-    int supported;
-} traits;
-
-static const traits TRAITS[QUANT_TYPE_COUNT] = {
-    [QUANT_F32] = {"f32", 1, 4, 4, 1},
-    [QUANT_F16] = {"f16", 1, 2, 2, 1},
-    [QUANT_Q4_0] = {"q4_0", QK4_0, sizeof(block_q4_0), _Alignof(block_q4_0), 1},
-    [QUANT_Q4_1] = {"q4_1", QK4_1, sizeof(block_q4_1), _Alignof(block_q4_1), 1},
-    [QUANT_Q5_0] = {"q5_0", QK5_0, sizeof(block_q5_0), _Alignof(block_q5_0), 1},
-    [QUANT_Q5_1] = {"q5_1", QK5_1, sizeof(block_q5_1), _Alignof(block_q5_1), 1},
-    [QUANT_Q8_0] = {"q8_0", QK8_0, sizeof(block_q8_0), _Alignof(block_q8_0), 1},
-    [QUANT_Q8_1] = {"q8_1", 32, 36, 4, 0},
-    [QUANT_Q2_K] = {"q2_k", QK_K, 84, 2, 0},
-    [QUANT_Q3_K] = {"q3_k", QK_K, 110, 2, 0},
-    [QUANT_Q4_K] = {"q4_k", QK_K, sizeof(block_q4_K), _Alignof(block_q4_K), 1},
-    [QUANT_Q5_K] = {"q5_k", QK_K, sizeof(block_q5_K), _Alignof(block_q5_K), 1},
-    [QUANT_Q6_K] = {"q6_k", QK_K, sizeof(block_q6_K), _Alignof(block_q6_K), 1},
-    [QUANT_Q8_K] = {"q8_k", QK_K, sizeof(block_q8_K), _Alignof(block_q8_K), 0},
-    [QUANT_BF16] = {"bf16", 1, 2, 2, 1},
-};
-
+/* The block structs must be ggml's layouts, as the file format's table
+ * (gguf/ggml_type.c) sizes them; test_quant checks size and alignment
+ * against that table for every type. */
 _Static_assert(sizeof(block_q4_0) == 18 && sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 &&
                sizeof(block_q5_1) == 24 && sizeof(block_q8_0) == 34 && sizeof(block_q4_K) == 144 &&
                sizeof(block_q5_K) == 176 && sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292,
                "block layouts must match ggml's");
 
-static const traits *get(int type) {
-    return type >= 0 && type < QUANT_TYPE_COUNT && TRAITS[type].name ? &TRAITS[type] : NULL;
-}
-
-const char *quant_name(int type) { return get(type) ? get(type)->name : NULL; }
-int quant_block_size(int type) { return get(type) ? get(type)->block : 0; }
-size_t quant_type_size(int type) { return get(type) ? get(type)->size : 0; }
-size_t quant_type_align(int type) { return get(type) ? get(type)->align : 0; }
-int quant_supported(int type) { return get(type) ? get(type)->supported : 0; }
-
-size_t quant_row_size(int type, int64_t n) {
-    const traits *t = get(type);
-    return t ? (size_t)(n / t->block) * t->size : 0;
+int quant_supported(int type) {
+    switch (type) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ---- half and bfloat16 ---------------------------------------------------- */
@@ -129,12 +102,12 @@ static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
 }
 
 void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
-    const int64_t nb = n / (quant_block_size(type) ? quant_block_size(type) : 1);
+    const int64_t nb = n / (ggml_type_block_size(type) ? ggml_type_block_size(type) : 1);
     switch (type) {
-    case QUANT_F32:
+    case GGML_TYPE_F32:
         memcpy(y, src, (size_t)n * sizeof(float));
         break;
-    case QUANT_F16: {
+    case GGML_TYPE_F16: {
         const uint8_t *p = src;
         for (int64_t i = 0; i < n; i++) {
             quant_half h;
@@ -143,7 +116,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
         }
         break;
     }
-    case QUANT_BF16: {
+    case GGML_TYPE_BF16: {
         const uint8_t *p = src;
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
@@ -152,7 +125,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
         }
         break;
     }
-    case QUANT_Q4_0:
+    case GGML_TYPE_Q4_0:
         for (int64_t i = 0; i < nb; i++, y += QK4_0) {
             const block_q4_0 *b = (const block_q4_0 *)src + i;
             float d = H(b->d);
@@ -162,7 +135,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q4_1:
+    case GGML_TYPE_Q4_1:
         for (int64_t i = 0; i < nb; i++, y += QK4_1) {
             const block_q4_1 *b = (const block_q4_1 *)src + i;
             float d = H(b->d), m = H(b->m);
@@ -172,7 +145,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_0:
+    case GGML_TYPE_Q5_0:
         for (int64_t i = 0; i < nb; i++, y += QK5_0) {
             const block_q5_0 *b = (const block_q5_0 *)src + i;
             float d = H(b->d);
@@ -185,7 +158,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_1:
+    case GGML_TYPE_Q5_1:
         for (int64_t i = 0; i < nb; i++, y += QK5_1) {
             const block_q5_1 *b = (const block_q5_1 *)src + i;
             float d = H(b->d), m = H(b->m);
@@ -198,7 +171,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q8_0:
+    case GGML_TYPE_Q8_0:
         for (int64_t i = 0; i < nb; i++, y += QK8_0) {
             const block_q8_0 *b = (const block_q8_0 *)src + i;
             float d = H(b->d);
@@ -206,7 +179,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
                 y[j] = (float)b->qs[j] * d;
         }
         break;
-    case QUANT_Q4_K:
+    case GGML_TYPE_Q4_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q4_K *b = (const block_q4_K *)src + i;
             const uint8_t *q = b->qs;
@@ -224,7 +197,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q5_K:
+    case GGML_TYPE_Q5_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q5_K *b = (const block_q5_K *)src + i;
             const uint8_t *ql = b->qs, *qh = b->qh;
@@ -243,7 +216,7 @@ void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
             }
         }
         break;
-    case QUANT_Q6_K:
+    case GGML_TYPE_Q6_K:
         for (int64_t i = 0; i < nb; i++) {
             const block_q6_K *b = (const block_q6_K *)src + i;
             const uint8_t *ql = b->ql, *qh = b->qh;
@@ -341,17 +314,17 @@ static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant
 int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
     uint8_t *out = dst;
     switch (type) {
-    case QUANT_F32:
+    case GGML_TYPE_F32:
         memcpy(dst, x, (size_t)n * sizeof(float));
         return 0;
-    case QUANT_F16:
-    case QUANT_BF16:
+    case GGML_TYPE_F16:
+    case GGML_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) {
-            uint16_t h = type == QUANT_F16 ? quant_float_to_half(x[i]) : quant_float_to_bf16(x[i]);
+            uint16_t h = type == GGML_TYPE_F16 ? quant_float_to_half(x[i]) : quant_float_to_bf16(x[i]);
             memcpy(out + 2 * i, &h, 2);
         }
         return 0;
-    case QUANT_Q8_0:
+    case GGML_TYPE_Q8_0:
         for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
             block_q8_0 *b = (block_q8_0 *)dst + i;
             float d = amax(x, QK8_0, NULL) / 127, id = d ? 1 / d : 0;
@@ -360,9 +333,9 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
                 b->qs[j] = (int8_t)lrintf(x[j] * id);
         }
         return 0;
-    case QUANT_Q4_0:
-    case QUANT_Q5_0: {
-        int levels = type == QUANT_Q4_0 ? 8 : 16;
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q5_0: {
+        int levels = type == GGML_TYPE_Q4_0 ? 8 : 16;
         for (int64_t i = 0; i < n / 32; i++, x += 32) {
             float s, d;
             amax(x, 32, &s);
@@ -371,7 +344,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             int q[32];
             for (int j = 0; j < 32; j++)
                 q[j] = clampi((int)(x[j] * id + (float)levels + 0.5f), 0, 2 * levels - 1);
-            if (type == QUANT_Q4_0) {
+            if (type == GGML_TYPE_Q4_0) {
                 block_q4_0 *b = (block_q4_0 *)dst + i;
                 b->d = quant_float_to_half(d);
                 for (int j = 0; j < 16; j++)
@@ -390,9 +363,9 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
         }
         return 0;
     }
-    case QUANT_Q4_1:
-    case QUANT_Q5_1: {
-        int nmax = type == QUANT_Q4_1 ? 15 : 31;
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q5_1: {
+        int nmax = type == GGML_TYPE_Q4_1 ? 15 : 31;
         for (int64_t i = 0; i < n / 32; i++, x += 32) {
             float mn, mx;
             minmax(x, 32, &mn, &mx);
@@ -400,7 +373,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             int q[32];
             for (int j = 0; j < 32; j++)
                 q[j] = clampi((int)((x[j] - mn) * id + 0.5f), 0, nmax);
-            if (type == QUANT_Q4_1) {
+            if (type == GGML_TYPE_Q4_1) {
                 block_q4_1 *b = (block_q4_1 *)dst + i;
                 b->d = quant_float_to_half(d);
                 b->m = quant_float_to_half(mn);
@@ -421,7 +394,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
         }
         return 0;
     }
-    case QUANT_Q4_K:
+    case GGML_TYPE_Q4_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q4_K *b = (block_q4_K *)dst + i;
             uint8_t q[QK_K];
@@ -431,7 +404,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
                     b->qs[j / 2 + l] = (uint8_t)(q[j + l] | (q[j + 32 + l] << 4));
         }
         return 0;
-    case QUANT_Q5_K:
+    case GGML_TYPE_Q5_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q5_K *b = (block_q5_K *)dst + i;
             uint8_t q[QK_K];
@@ -450,7 +423,7 @@ int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
             }
         }
         return 0;
-    case QUANT_Q6_K:
+    case GGML_TYPE_Q6_K:
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
             block_q6_K *b = (block_q6_K *)dst + i;
             float sc[16], max_sc = 0;

@@ -20,6 +20,7 @@
 #include "attest/binding.h"
 #include "llm/engine.h"
 #include "llm/jsonc.h"
+#include "ratls/server.h"
 #include "seal/seal.h"
 #include "serve/api.h"
 #include "serve/attestation.h"
@@ -51,6 +52,7 @@ struct server {
     attest_source tee; /* valid when has_tee */
     int has_tee;
     attestation *att;
+    ratls_server *ratls; /* with tls_attested */
     time_t created;
     /* metrics */
     atomic_ullong http[6][5]; /* endpoint (EP_*) x status class (2xx..5xx, other) */
@@ -766,6 +768,13 @@ static void *loader_main(void *arg) {
         atomic_store(&sv->state, -1);
         return NULL;
     }
+    if (st == CAI_OK && sv->ratls)
+        st = ratls_server_start(sv->ratls, &sv->tee, sv->digest_raw, sv->cfg.tls_refresh_s);
+    if (st != CAI_OK) {
+        log_error("cannot serve attested TLS: %s", cai_errmsg(st));
+        atomic_store(&sv->state, -1);
+        return NULL;
+    }
     if (sv->model_id[0] == '\0')
         snprintf(sv->model_id, sizeof(sv->model_id), "%s", sv->e->name);
     log_info("model ready: %s (%s, %d layers), %d slots of %d tokens", sv->model_id,
@@ -801,9 +810,24 @@ cai_status server_start(const serve_config *cfg, server **out) {
             *dot = '\0';
     }
     httpd_config hc = {.host = cfg->host, .port = cfg->port, .max_body = sv->cfg.max_body,
-                       .max_connections = 512, .timeout_s = 600};
-    cai_status st = httpd_new(&hc, &sv->h);
-    if (st != CAI_OK) {
+                       .max_connections = 512, .timeout_s = 600,
+                       .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file};
+    cai_status st = CAI_OK;
+    if (cfg->tls_attested) {
+        if (cfg->tee == NULL) {
+            free(sv);
+            return cai_fail(CAI_ERR_INVALID_ARG, "attested TLS needs a TEE to attest (--tee)");
+        }
+        if (!sv->cfg.tls_refresh_s)
+            sv->cfg.tls_refresh_s = RATLS_REFRESH_DEFAULT;
+        if ((st = ratls_server_new(&sv->ratls)) != CAI_OK) {
+            free(sv);
+            return st;
+        }
+        hc.ssl_ctx = ratls_server_ssl_ctx(sv->ratls);
+    }
+    if ((st = httpd_new(&hc, &sv->h)) != CAI_OK) {
+        ratls_server_free(sv->ratls);
         free(sv);
         return st;
     }
@@ -812,6 +836,7 @@ cai_status server_start(const serve_config *cfg, server **out) {
         sv->has_tee = 1;
         if ((st = attestation_new(&sv->tee, 16, on_attestation_reply, sv, &sv->att)) != CAI_OK) {
             httpd_free(sv->h);
+            ratls_server_free(sv->ratls);
             free(sv);
             return st;
         }
@@ -847,6 +872,7 @@ void server_free(server *sv) {
     sched_free(sv->s); /* finishes running requests as cancelled */
     attestation_free(sv->att); /* drops waiting requests */
     httpd_free(sv->h);
+    ratls_server_free(sv->ratls); /* after httpd: its SSL_CTX served the connections */
     llm_ctx_free(sv->ctx);
     llm_engine_free(sv->e);
     if (sv->cfg.sealed_path && sv->cfg.model_fd >= 0)

@@ -38,6 +38,13 @@ typedef struct {
     int n_ctx;                 /* context per slot (default 4096) */
     int threads;               /* 0: one per CPU */
     size_t max_body;           /* default 4 MiB */
+    /* TLS: an ordinary certificate (PEM files), or attested TLS: a key made
+     * in this TEE, its certificate carrying a quote that binds the key and
+     * the model digest, renewed every tls_refresh_s (docs/RATLS.md; needs
+     * |tee|). Neither: plain HTTP. */
+    const char *tls_cert_file, *tls_key_file;
+    int tls_attested;
+    long tls_refresh_s;        /* default RATLS_REFRESH_DEFAULT */
 } serve_config;
 
 typedef struct server server;

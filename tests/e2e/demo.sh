@@ -1,8 +1,10 @@
 # The README's main job, run as a user runs it: `./run demo` builds, starts the
 # key broker, seals a synthetic 0.5B model and serves it from the simulated
-# TEE. While it starts, /health is polled from the start: it answers 503
-# (loading) before its first 200. Then the README's curl lines work as printed
-# (on a free port instead of 7860), and Ctrl-C leaves no process behind.
+# TEE over attested TLS, with cai proxy in front for the client. While it
+# starts, /health is polled from the start: no TLS handshake succeeds before
+# the model is loaded (there is nothing to attest yet), never plain HTTP,
+# then 200. Then the README's lines work as printed through the proxy (on
+# free ports instead of 7860 and 41000), and Ctrl-C leaves no process behind.
 #
 # The demo builds and uses build/cai itself, so this runs once, for the plain
 # build.
@@ -25,64 +27,52 @@ for _ in $(seq 1 50); do
         2>/dev/null && break
 done
 U=http://127.0.0.1:$P
+PP=$(free_port)
+X=http://127.0.0.1:$PP
 
-# /health from the start: every answer, in order, until the first 200.
-python3 - "$P" > health.txt <<'PY' &
-import json, socket, sys, time
-port, seen = int(sys.argv[1]), []
-deadline = time.time() + 900
-while time.time() < deadline:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    except OSError:
-        time.sleep(0.01)
-        continue
-    try:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-    except OSError:
-        continue
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    seen.append((int(head.split(b" ", 2)[1]), json.loads(body)["status"]))
-    if seen[-1][0] == 200 or seen[-1][1] == "failed":
-        break
-    time.sleep(0.01)
-print(json.dumps(seen))
-PY
+# /health from the start: every answer (HTTP code, 000 for a failed
+# handshake) in order, until the first 200; and plain HTTP, which must never answer.
+(
+    for _ in $(seq 1 9000); do
+        code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$P/health")
+        plain=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P/health")
+        echo "$code $plain"
+        [ "$code" = 200 ] && break
+        sleep 0.1
+    done
+) > health.txt &
 POLL=$!
 
 # A session of its own, as in a terminal: Ctrl-C reaches the whole group.
 # (A background job starts with SIGINT ignored; the launcher restores it.)
 python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' \
-    "$ROOT/run" demo --port "$P" > demo.out 2>&1 < /dev/null &
+    "$ROOT/run" demo --port "$P" --proxy-port "$PP" > demo.out 2>&1 < /dev/null &
 DEMO=$!
 trap 'kill -TERM -- -$DEMO 2>/dev/null; kill $POLL 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 
 ready=0
 for _ in $(seq 1 6000); do
-    grep -q 'Its attestation, checked' demo.out && { ready=1; break; }
+    grep -q 'cai chat checks the same' demo.out && { ready=1; break; }
     kill -0 $DEMO 2>/dev/null || break
     sleep 0.1
 done
 [ "$ready" = 1 ] && pass demo_ready || fail demo_ready "$(tail -20 demo.out)"
-grep -q "Ready. Web chat: $U/" demo.out && grep -q "\$ curl $U/v1/chat/completions" demo.out \
+grep -q "Ready. Web chat: $X/" demo.out && grep -q "\$ export http_proxy=$X" demo.out &&
+    grep -q "\$ curl $U/v1/chat/completions" demo.out \
     && pass demo_prints_url_and_curl || fail demo_prints_url_and_curl "$(tail -8 demo.out)"
+grep -q "cai proxy verified https://127.0.0.1:$P: simulated TEE" demo.out && pass demo_proxy_verified ||
+    fail demo_proxy_verified "$(tail -8 demo.out)"
 
 wait $POLL
-python3 - health.txt <<'PY' && pass health_503_while_loading || fail health_503_while_loading "$(cat health.txt)"
-import json, sys
-seen = json.load(open(sys.argv[1]))
-assert seen and seen[0] == [503, "loading"] and seen[-1] == [200, "ok"], seen
-assert all(s == [503, "loading"] for s in seen[:-1]), seen
-PY
+# Every line but the last: no handshake (000) and no plain HTTP answer; the last: 200.
+if [ "$(tail -n 1 health.txt | cut -d' ' -f1)" = 200 ] && [ "$(wc -l < health.txt)" -ge 2 ] &&
+    ! head -n -1 health.txt | grep -qv '^000 000$' && ! grep -q ' [1-9]' health.txt; then
+    pass health_no_tls_until_loaded
+else
+    fail health_no_tls_until_loaded "$(sort health.txt | uniq -c)"
+fi
 
+export http_proxy=$X
 out=$(curl -s "$U/v1/models")
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["data"][0]["id"] == "qwen"' \
     && pass demo_models || fail demo_models "$out"
@@ -112,6 +102,9 @@ code=$(curl -s -o other.json -w '%{http_code}' "$U/v1/chat/completions" \
 # The README's curl lines, as printed (the port aside): each answers 200.
 awk '/^## Try the API/ {on = 1} on && /^```sh/ {inb = 1; next} inb && /^```/ {exit} inb && /^curl / {print}' \
     "$ROOT/README.md" | sed "s|127.0.0.1:7860|127.0.0.1:$P|g" > readme.sh
+proxy_line=$(awk '/^## Try the API/ {on = 1} on && /^export http_proxy=/ {print; exit}' "$ROOT/README.md")
+[ "$proxy_line" = "export http_proxy=http://127.0.0.1:41000" ] && pass readme_sets_http_proxy ||
+    fail readme_sets_http_proxy "'$proxy_line'"
 n=0 ok=0
 while IFS= read -r line; do
     n=$((n + 1))
@@ -132,8 +125,10 @@ for _ in $(seq 1 300); do
 done
 [ "$gone" = 1 ] && pass demo_processes_gone || fail demo_processes_gone "$(ps -o pid,args -g $DEMO)"
 wait $DEMO 2>/dev/null
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/health")" = 000 ] &&
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((P + 1))/kbs/v0/x")" = 000 ] \
-    && pass demo_ports_closed || fail demo_ports_closed "something still listens on $P or $((P + 1))"
+unset http_proxy
+[ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$P/health")" = 000 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((P + 1))/kbs/v0/x")" = 000 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$X/.cai/proxy")" = 000 ] \
+    && pass demo_ports_closed || fail demo_ports_closed "something still listens on $P, $((P + 1)) or $PP"
 [ -n "$DEMO_DIR" ] && [ ! -e "$DEMO_DIR" ] && pass demo_dir_removed || fail demo_dir_removed "'$DEMO_DIR' remains"
 finish

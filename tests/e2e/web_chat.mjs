@@ -9,7 +9,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, modelDigest, artifacts] = process.argv.slice(2);
+const [base, modelDigest, artifacts, proxyBase] = process.argv.slice(2);
 let failed = 0;
 const assert = (c, m) => { if (!c) throw new Error(m); };
 async function check(name, fn) {
@@ -218,6 +218,28 @@ try {
     assert(await page.inputValue('#max-tokens') === '12', 'the max tokens setting was not kept');
   });
 
+  await check('web_channel_says_not_behind_proxy', async () => {
+    await page.waitForSelector('#attest-channel:not([data-verified="pending"])', { state: 'attached', timeout: 30000 });
+    assert(await page.getAttribute('#attest-channel', 'data-verified') === 'none', 'a direct page claims a verified channel');
+    assert(/Not behind a verifying proxy/.test(await page.textContent('#attest-channel')), await page.textContent('#attest-channel'));
+  });
+
+  // Through cai proxy (mapping mode) to an attested TLS server: the panel
+  // shows what the proxy verified.
+  if (proxyBase) {
+    await check('web_channel_verified_by_proxy', async () => {
+      const p3 = await context.newPage();
+      await p3.goto(proxyBase + '/', { waitUntil: 'load' });
+      await p3.waitForSelector('#attest-channel:not([data-verified="pending"])', { state: 'attached', timeout: 30000 });
+      assert(await p3.getAttribute('#attest-channel', 'data-verified') === 'proxy', await p3.textContent('#attest-channel'));
+      const text = await p3.textContent('#attest-channel');
+      assert(text.includes('verified by cai proxy') && text.includes(modelDigest), text);
+      await p3.click('#attest-toggle');
+      await p3.screenshot({ path: join(artifacts, 'web_chat_proxy.png') });
+      await p3.close();
+    });
+  }
+
   await check('web_no_page_errors', async () => assert(errors.length === 0, errors.join('; ')));
 
   // The browser check can fail: a tampered answer (another model's digest).
@@ -238,7 +260,8 @@ try {
   });
 
   await check('web_no_external_requests', async () => {
-    const outside = requests.filter((u) => !u.startsWith(base + '/') && !u.startsWith('data:'));
+    const outside = requests.filter((u) => !u.startsWith(base + '/') && !u.startsWith('data:') &&
+      !(proxyBase && u.startsWith(proxyBase + '/')));
     assert(requests.length > 0, 'no requests seen');
     assert(outside.length === 0, 'requests outside the server: ' + outside.join(', '));
   });

@@ -1,12 +1,17 @@
 /* test.h - the unit-test harness: each test binary runs its cases and prints
- * one line per case, "PASS name" or "FAIL name: why"; tests/run counts them.
+ * one line per case, "PASS name", "FAIL name" (after the failed checks) or
+ * "SKIP name: why"; tests/run.sh counts them.
  *
  *   static void test_round_trip(void) { CHECK(x == 1); CHECK_OK(f()); }
  *   int main(void) { RUN(test_round_trip); return test_summary(); }
- */
+ *
+ * A case that cannot run here (its data is absent) calls SKIP("why") and
+ * returns: it is reported and counted as skipped, never as passed. A case
+ * that failed a check before skipping still fails. */
 #ifndef CAI_TEST_H
 #define CAI_TEST_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,8 @@
 
 static int test_failed_cases;
 static int test_case_failed;
+static int test_case_skipped;
+static char test_skip_why[256];
 
 #define CHECK(cond)                                                            \
     do {                                                                       \
@@ -50,15 +57,35 @@ static int test_case_failed;
 #define RUN(fn)                                                                \
     do {                                                                       \
         test_case_failed = 0;                                                  \
+        test_case_skipped = 0;                                                 \
         fn();                                                                  \
-        printf("%s %s\n", test_case_failed ? "FAIL" : "PASS", #fn);            \
+        if (test_case_failed)                                                  \
+            printf("FAIL %s\n", #fn);                                          \
+        else if (test_case_skipped)                                            \
+            printf("SKIP %s: %s\n", #fn, test_skip_why);                       \
+        else                                                                   \
+            printf("PASS %s\n", #fn);                                          \
         fflush(stdout);                                                        \
         test_failed_cases += test_case_failed;                                 \
     } while (0)
 
+/* SKIP marks the running case as skipped, with a printf-style reason (the
+ * first one given is kept); the caller returns. */
+#define SKIP(...) test_skip(__VA_ARGS__)
+
+__attribute__((format(printf, 1, 2))) static inline void test_skip(const char *fmt, ...) {
+    if (test_case_skipped)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(test_skip_why, sizeof(test_skip_why), fmt, ap);
+    va_end(ap);
+    test_case_skipped = 1;
+}
+
 /* test_shared_data returns the team's shared test data folder
  * ($CAI_SHARED_DATA, else ../shared/data from the repository root), or NULL
- * when it is absent: tests that need it then print SKIP and pass. */
+ * when it is absent: tests that need it then SKIP. */
 static inline const char *test_shared_data(void) {
     const char *d = getenv("CAI_SHARED_DATA");
     if (d == NULL || d[0] == '\0')
@@ -71,8 +98,6 @@ static inline const char *test_shared_data(void) {
     fclose(f);
     return d;
 }
-
-#define SKIP(name, why) printf("SKIP %s: %s\n", name, why)
 
 static inline int test_summary(void) { return test_failed_cases ? 1 : 0; }
 

@@ -227,6 +227,32 @@ static void test_status_messages(void) {
     CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH), cai_strerror(CAI_ERR_AUTH)) == 0);
 }
 
+/* A detail that wraps the previous one (`cai_fail(st, "token: %s",
+ * cai_errmsg(st))`, as kbs/token.c does) reads its own buffer while writing
+ * it: the result must be the prefix followed by the old detail, intact. */
+static void test_status_wraps_own_detail(void) {
+    cai_fail(CAI_ERR_AUTH, "the token expired");
+    cai_status st = cai_fail(CAI_ERR_AUTH, "token: %s", cai_errmsg(CAI_ERR_AUTH));
+    CHECK(st == CAI_ERR_AUTH);
+    CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH), "token: the token expired") == 0);
+    /* Twice over, and with the old detail in the middle of the new one. */
+    cai_fail(CAI_ERR_AUTH, "[%s] (%s)", cai_errmsg(CAI_ERR_AUTH), cai_errmsg(CAI_ERR_AUTH));
+    CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH),
+                 "[token: the token expired] (token: the token expired)") == 0);
+    /* A detail that fills the buffer, wrapped: truncated, never garbled. */
+    char big[600];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    cai_fail(CAI_ERR_FORMAT, "%s", big);
+    cai_fail(CAI_ERR_FORMAT, "p: %s", cai_errmsg(CAI_ERR_FORMAT));
+    const char *m = cai_errmsg(CAI_ERR_FORMAT);
+    CHECK(strncmp(m, "p: xxx", 6) == 0 && strlen(m) == 511 && strspn(m + 3, "x") == 508);
+    /* cai_errmsg_set with this thread's own detail keeps it. */
+    cai_fail(CAI_ERR_IO, "disk full");
+    cai_errmsg_set(CAI_ERR_IO, cai_errmsg(CAI_ERR_IO));
+    CHECK(strcmp(cai_errmsg(CAI_ERR_IO), "disk full") == 0);
+}
+
 int main(void) {
     RUN(test_cursor_getters);
     RUN(test_cursor_prefixed);
@@ -239,5 +265,6 @@ int main(void) {
     RUN(test_memfd_seal);
     RUN(test_secure);
     RUN(test_status_messages);
+    RUN(test_status_wraps_own_detail);
     return test_summary();
 }

@@ -24,10 +24,10 @@ static void build_valid(buf *out) {
     for (int i = 0; i < 64; i++)
         v[i] = (float)i * 0.25f - 4;
     int64_t ne1[1] = {64}, ne2[2] = {32, 2};
-    CHECK_OK(gguf_writer_tensor(w, "norm.weight", QUANT_F32, 1, ne1, v, NULL, NULL));
+    CHECK_OK(gguf_writer_tensor(w, "norm.weight", GGML_TYPE_F32, 1, ne1, v, NULL, NULL));
     block_q8_0 q[2];
-    CHECK(quant_quantize_row(QUANT_Q8_0, v, q, 64) == 0);
-    CHECK_OK(gguf_writer_tensor(w, "w.weight", QUANT_Q8_0, 2, ne2, q, NULL, NULL));
+    CHECK(quant_quantize_row(GGML_TYPE_Q8_0, v, q, 64) == 0);
+    CHECK_OK(gguf_writer_tensor(w, "w.weight", GGML_TYPE_Q8_0, 2, ne2, q, NULL, NULL));
     buf_init(out, 0);
     CHECK_OK(gguf_writer_to_buf(w, out));
     gguf_writer_free(w);
@@ -66,10 +66,10 @@ static void test_round_trip(void) {
         CHECK(a.n == 3 && gguf_arr_i64(&a, 2) == 6);
         gguf_tensor t;
         CHECK_OK(gguf_find_tensor(g, "w.weight", &t));
-        CHECK(t.type == QUANT_Q8_0 && t.n_dims == 2 && t.ne[0] == 32 && t.ne[1] == 2 && t.nbytes == 68);
+        CHECK(t.type == GGML_TYPE_Q8_0 && t.n_dims == 2 && t.ne[0] == 32 && t.ne[1] == 2 && t.nbytes == 68);
         CHECK(((uintptr_t)(t.data - b.data)) % 32 == 0);
         float back[64];
-        quant_dequantize_row(QUANT_Q8_0, t.data, back, 64);
+        quant_dequantize_row(GGML_TYPE_Q8_0, t.data, back, 64);
         for (int k = 0; k < 64; k++)
             CHECK(fabsf(back[k] - ((float)k * 0.25f - 4)) < 0.05f); /* half a step of 11.75/127 */
         CHECK_ST(gguf_find_tensor(g, "nope", &t), CAI_ERR_NOT_FOUND);
@@ -254,19 +254,19 @@ static void test_rejections(void) {
     expect("alignment_wrong_type", &b, CAI_ERR_FORMAT, "power of two");
 
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 0, ne, QUANT_F32, 0);
+    tinfo(&b, "t", 0, ne, GGML_TYPE_F32, 0);
     data(&b, 128);
     expect("zero_dims", &b, CAI_ERR_FORMAT, "0 dimensions");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 5, (uint64_t[5]){32, 1, 1, 1, 1}, QUANT_F32, 0);
+    tinfo(&b, "t", 5, (uint64_t[5]){32, 1, 1, 1, 1}, GGML_TYPE_F32, 0);
     data(&b, 128);
     expect("five_dims", &b, CAI_ERR_FORMAT, "5 dimensions");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 2, (uint64_t[2]){32, 0}, QUANT_F32, 0);
+    tinfo(&b, "t", 2, (uint64_t[2]){32, 0}, GGML_TYPE_F32, 0);
     data(&b, 128);
     expect("zero_extent", &b, CAI_ERR_FORMAT, "dimensions");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 4, (uint64_t[4]){1u << 20, 1u << 20, 1u << 20, 1u << 20}, QUANT_F32, 0);
+    tinfo(&b, "t", 4, (uint64_t[4]){1u << 20, 1u << 20, 1u << 20, 1u << 20}, GGML_TYPE_F32, 0);
     data(&b, 128);
     expect("dims_overflow", &b, CAI_ERR_FORMAT, "overflowing");
     hdr(&b, 3, 1, 0);
@@ -274,42 +274,42 @@ static void test_rejections(void) {
     data(&b, 128);
     expect("unknown_tensor_type", &b, CAI_ERR_UNSUPPORTED, "unknown type 99");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 1, (uint64_t[1]){33}, QUANT_Q8_0, 0);
+    tinfo(&b, "t", 1, (uint64_t[1]){33}, GGML_TYPE_Q8_0, 0);
     data(&b, 128);
     expect("row_not_block_multiple", &b, CAI_ERR_FORMAT, "block size");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 1, ne, QUANT_F32, 16);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, 16);
     data(&b, 256);
     expect("misaligned_offset", &b, CAI_ERR_FORMAT, "not aligned");
     /* general.alignment 1 lets a tensor start at any byte (the data section starts at
      * byte 90 here); its blocks must still sit where their type can be read. */
     hdr(&b, 3, 1, 1);
     kv_u32(&b, "general.alignment", 1);
-    tinfo(&b, "t", 1, ne, QUANT_Q4_1, 1);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_Q4_1, 1);
     CHECK(b.len == 90);
     data(&b, 64);
     expect("q4_1_at_odd_address", &b, CAI_ERR_FORMAT, "not aligned to the 2 bytes q4_1 needs");
     hdr(&b, 3, 1, 1);
     kv_u32(&b, "general.alignment", 1);
-    tinfo(&b, "t", 1, ne, QUANT_F32, 4);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, 4);
     data(&b, 192);
     expect("f32_at_address_2_mod_4", &b, CAI_ERR_FORMAT, "not aligned to the 4 bytes f32 needs");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 1, ne, QUANT_F32, 0);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, 0);
     data(&b, 127);
     expect("tensor_past_end", &b, CAI_ERR_TRUNCATED, "past the end");
     hdr(&b, 3, 1, 0);
-    tinfo(&b, "t", 1, ne, QUANT_F32, (uint64_t)1 << 62);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, (uint64_t)1 << 62);
     data(&b, 128);
     expect("offset_huge", &b, CAI_ERR_TRUNCATED, "past the end");
     hdr(&b, 3, 2, 0);
-    tinfo(&b, "t", 1, ne, QUANT_F32, 0);
-    tinfo(&b, "t", 1, ne, QUANT_F32, 128);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, 0);
+    tinfo(&b, "t", 1, ne, GGML_TYPE_F32, 128);
     data(&b, 256);
     expect("duplicate_tensor", &b, CAI_ERR_FORMAT, "appears twice");
     hdr(&b, 3, 2, 0);
-    tinfo(&b, "a", 1, ne, QUANT_F32, 0);
-    tinfo(&b, "b", 1, ne, QUANT_F32, 64);
+    tinfo(&b, "a", 1, ne, GGML_TYPE_F32, 0);
+    tinfo(&b, "b", 1, ne, GGML_TYPE_F32, 64);
     data(&b, 256);
     expect("overlapping_tensors", &b, CAI_ERR_FORMAT, "overlap");
     hdr(&b, 3, 1, 0);
@@ -321,7 +321,7 @@ static void test_rejections(void) {
 static void test_shared_models_open(void) {
     const char *dir = test_shared_data();
     if (dir == NULL) {
-        SKIP("shared_models_open", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     const char *names[] = {"qwen2-tiny-f16", "qwen2-tiny-q8_0", "qwen2-tiny-q4_0", "qwen-tiny-q8_0",

@@ -323,20 +323,21 @@ static void test_resource_uri(void) {
 static void test_sessions(void) {
     kbs_sessions *ss = NULL;
     kbs_session *a, *b, *c;
-    CHECK_OK(kbs_sessions_new(2, &ss));
-    CHECK_OK(kbs_session_create(ss, 100, 200, &a));
-    CHECK_OK(kbs_session_create(ss, 100, 150, &b));
+    CHECK_OK(kbs_sessions_new(2, 0, &ss));
+    CHECK_OK(kbs_session_create(ss, "10.0.0.1", 100, 200, &a));
+    CHECK_OK(kbs_session_create(ss, "10.0.0.1", 100, 150, &b));
     CHECK(strlen(a->id) == 32 && strcmp(a->id, b->id) != 0 && strcmp(a->nonce, b->nonce) != 0);
     CHECK(strlen(a->nonce) == 44 && a->state == KBS_SESSION_AUTHED);
     CHECK(kbs_session_find(ss, a->id, 120) == a);
-    /* Full of live sessions: refused. */
-    CHECK_ST(kbs_session_create(ss, 120, 300, &c), CAI_ERR_LIMIT);
+    kbs_session_attested(ss, a, 400);
+    CHECK(a->state == KBS_SESSION_ATTESTED && a->expires == 400);
+    CHECK(kbs_session_pending(ss, "10.0.0.1") == 1);
     /* b expired: found no more, and its room is reused. */
     char bid[33];
     strcpy(bid, b->id);
     CHECK(kbs_session_find(ss, bid, 151) == NULL);
-    CHECK(kbs_session_count(ss) == 1);
-    CHECK_OK(kbs_session_create(ss, 160, 300, &c));
+    CHECK(kbs_session_count(ss) == 1 && kbs_session_pending(ss, "10.0.0.1") == 0);
+    CHECK_OK(kbs_session_create(ss, "10.0.0.2", 160, 300, &c));
     char wrong[33];
     strcpy(wrong, a->id);
     wrong[31] = wrong[31] == '0' ? '1' : '0';
@@ -346,6 +347,72 @@ static void test_sessions(void) {
     CHECK(kbs_session_find(ss, NULL, 160) == NULL);
     kbs_session_remove(ss, a);
     CHECK(kbs_session_count(ss) == 1);
+    kbs_session_remove(ss, c);
+    CHECK(kbs_session_count(ss) == 0 && kbs_session_pending(ss, "10.0.0.2") == 0);
+    /* Full of attested sessions: refused. */
+    CHECK_OK(kbs_session_create(ss, "10.0.0.1", 100, 200, &a));
+    CHECK_OK(kbs_session_create(ss, "10.0.0.1", 100, 200, &b));
+    kbs_session_attested(ss, a, 500);
+    kbs_session_attested(ss, b, 500);
+    CHECK_ST(kbs_session_create(ss, "10.0.0.3", 120, 300, &c), CAI_ERR_LIMIT);
+    kbs_sessions_free(ss);
+}
+
+/* Issue 15 item 3: twenty addresses asking /auth over and over once filled
+ * the table (10,000 sessions held 300 s), and every /auth then failed. Now
+ * each address holds a quota of pending sessions, and a full table evicts
+ * the oldest pending session of the address holding the most: a legitimate
+ * agent's /auth succeeds, and its one session survives the flood until it
+ * attests. */
+static void test_sessions_flood(void) {
+    kbs_sessions *ss = NULL;
+    CHECK_OK(kbs_sessions_new(100, 4, &ss));
+    if (ss == NULL)
+        return;
+    kbs_session *s, *agent = NULL, *done = NULL;
+    char addr[32];
+    /* An agent attested before the flood keeps its session throughout. */
+    CHECK_OK(kbs_session_create(ss, "192.168.1.1", 0, 30, &done));
+    if (done)
+        kbs_session_attested(ss, done, 300);
+    int refused = 0;
+    for (int i = 0; i < 30; i++) /* bursts of 10 /auth from each address */
+        for (int burst = 0; burst < 10; burst++) {
+            snprintf(addr, sizeof(addr), "127.0.0.%d", i + 2);
+            cai_status st = kbs_session_create(ss, addr, 1, 31, &s);
+            if (st == CAI_ERR_LIMIT)
+                refused++;
+            else
+                CHECK_OK(st);
+            CHECK(kbs_session_pending(ss, addr) <= 4);
+        }
+    /* 30 addresses x 4 pending = 120 > 100: the table is full (its oldest
+     * pending sessions evicted), and the addresses met their quota. */
+    CHECK(kbs_session_count(ss) == 100);
+    CHECK(refused == 30 * 6);
+    /* The legitimate agent is served, evicting the oldest pending session. */
+    CHECK_OK(kbs_session_create(ss, "10.1.1.1", 2, 32, &agent));
+    CHECK(agent != NULL && kbs_session_count(ss) == 100);
+    char agent_id[33] = "";
+    if (agent)
+        strcpy(agent_id, agent->id);
+    /* The flood goes on, round after round (each address below its quota
+     * again after the evictions), and the agent's session becomes the
+     * oldest, yet it survives: evictions hit the addresses holding most. */
+    for (int round = 0; round < 20; round++)
+        for (int i = 0; i < 30; i++) {
+            snprintf(addr, sizeof(addr), "127.0.0.%d", i + 2);
+            cai_status st = kbs_session_create(ss, addr, 2, 32, &s);
+            CHECK(st == CAI_OK || st == CAI_ERR_LIMIT);
+        }
+    CHECK(kbs_session_count(ss) == 100);
+    CHECK(kbs_session_find(ss, agent_id, 3) == agent);
+    if (agent)
+        kbs_session_attested(ss, agent, 302);
+    CHECK(kbs_session_find(ss, done->id, 3) == done);
+    /* Pending sessions expire on their own schedule; attested ones stay. */
+    CHECK(kbs_session_find(ss, agent_id, 100) == agent);
+    CHECK(!kbs_session_over_quota(ss, "127.0.0.2", 100));
     kbs_sessions_free(ss);
 }
 
@@ -364,6 +431,9 @@ static void test_token(void) {
     CHECK(strcmp(json_string_value(json_object_get(v.claims, "tee")), "sim") == 0);
     kbs_token_cleanup(&v);
     CHECK_ST(kbs_token_verify(k, t, strlen(t), 1301, &v), CAI_ERR_AUTH);  /* expired */
+    /* The callee's detail wrapped intact (issue 15 item 7: it was garbled,
+     * "token: token: he token expired"). */
+    CHECK(strcmp(cai_errmsg(CAI_ERR_AUTH), "token: jose: the token expired") == 0);
     CHECK_ST(kbs_token_verify(k, t, strlen(t), 999, &v), CAI_ERR_AUTH);   /* not yet */
     CHECK_ST(kbs_token_verify(other, t, strlen(t), 1100, &v), CAI_ERR_AUTH);
     CHECK_ST(kbs_token_verify(k, "a.b.c", 5, 1100, &v), CAI_ERR_AUTH);
@@ -391,6 +461,7 @@ int main(void) {
     RUN(test_kbs_types_fixtures);
     RUN(test_resource_uri);
     RUN(test_sessions);
+    RUN(test_sessions_flood);
     RUN(test_token);
     return test_summary();
 }

@@ -14,8 +14,9 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) & 0xffffff) / (float)(1 << 24) - 0.5f;
 }
 
-static const int TYPES[] = {QUANT_F32, QUANT_F16, QUANT_BF16, QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_1,
-                            QUANT_Q5_0, QUANT_Q5_1, QUANT_Q4_K, QUANT_Q5_K, QUANT_Q6_K};
+static const int TYPES[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q8_0,
+                            GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                            GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
 
 static void test_all_levels_agree(void) {
     enum { N = 1024 };
@@ -47,20 +48,20 @@ static void test_all_levels_agree(void) {
             }
             float r = ref.q ? ref.q(wq, xq, N) : ref.f(wq, x, N);
             if (fabs(r - exact) > 1e-4 * mag + 1e-6) {
-                printf("  %s reference: %g vs float %g\n", quant_name(type), r, exact);
+                printf("  %s reference: %g vs float %g\n", ggml_type_name(type), r, exact);
                 CHECK(0);
             }
             for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
                 kernel_dot k = kernel_get(type, level);
                 float v = k.q ? k.q(wq, xq, N) : k.f(wq, x, N);
                 if (fabs(v - r) > 1e-5 * mag + 1e-6) {
-                    printf("  %s %s: %g vs reference %g\n", quant_name(type), kernel_level_name(level), v, r);
+                    printf("  %s %s: %g vs reference %g\n", ggml_type_name(type), kernel_level_name(level), v, r);
                     CHECK(0);
                 }
             }
         }
     }
-    kernel_dot none = kernel_get(QUANT_Q2_K, kernel_level());
+    kernel_dot none = kernel_get(GGML_TYPE_Q2_K, kernel_level());
     CHECK(!none.q && !none.f);
 }
 
@@ -87,7 +88,7 @@ static void test_multi_row(void) {
         for (size_t t = 0; t < sizeof(TYPES) / sizeof(TYPES[0]); t++) {
             int type = TYPES[t];
             int64_t n = N / QK_K * QK_K;
-            if (type == QUANT_Q4_0 || type == QUANT_Q8_0)
+            if (type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q8_0)
                 n = N;
             CHECK(quant_quantize_row(type, w, wq, n) == 0);
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
@@ -111,7 +112,7 @@ static void test_multi_row(void) {
                                 mag += fabs((double)w[i] * x[r][i]);
                             float want = ref.q(wq, xq[r], n);
                             if (fabs(out[u] - want) > 1e-5 * mag + 1e-6) {
-                                printf("  %s %s rows %d..%d, row %d: %g vs reference %g\n", quant_name(type),
+                                printf("  %s %s rows %d..%d, row %d: %g vs reference %g\n", ggml_type_name(type),
                                        kernel_level_name(level), t0, t0 + nt - 1, r, out[u], want);
                                 CHECK(0);
                             }
@@ -154,7 +155,7 @@ static void test_tiles(void) {
             if (!k.pack)
                 continue;
             CHECK(k.tile && k.qn);
-            const int64_t n = type == QUANT_Q4_0 || type == QUANT_Q8_0 ? N : N / QK_K * QK_K;
+            const int64_t n = type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q8_0 ? N : N / QK_K * QK_K;
             const size_t stride = sizeof(wq[0]);
             for (int r = 0; r < W; r++)
                 CHECK(quant_quantize_row(type, w[r], wq[r], n) == 0);
@@ -183,7 +184,7 @@ static void test_tiles(void) {
                             float want = ref.q(wq[l], xq[t0 + t], n);
                             if (fabs(v - want) > 1e-5 * mag + 1e-6) {
                                 printf("  %s tile, rows %d..%d, weight row %d x row %d: %g vs reference %g\n",
-                                       quant_name(type), t0, t0 + nt - 1, l, t0 + t, v, want);
+                                       ggml_type_name(type), t0, t0 + nt - 1, l, t0 + t, v, want);
                                 CHECK(0);
                             }
                         }
@@ -219,10 +220,10 @@ static void test_matmul(void) {
         flags[1][t] = 1;
         flags[2][t] = t % 11 < 7; /* runs of 7 flagged, 4 not */
     }
-    const int types[] = {QUANT_Q8_0, QUANT_Q4_0, QUANT_Q4_K, QUANT_Q6_K, QUANT_Q5_1};
+    const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q5_1};
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const int type = types[ti];
-        const size_t rb = quant_row_size(type, N);
+        const size_t rb = ggml_type_row_size(type, N);
         uint8_t *data = malloc(rb * ROWS);
         CHECK(data != NULL);
         for (int r = 0; r < ROWS; r++)
@@ -244,7 +245,7 @@ static void test_matmul(void) {
                         float want = ref.q(data + rb * (size_t)r, xq, N), v = y[u * ROWS + r];
                         if (fabs(v - want) > 1e-5 * mag + 1e-6 || v != y1[r]) {
                             printf("  %s matmul T=%d flags %d, row %d x %d: %g vs reference %g, alone %g\n",
-                                   quant_name(type), T, f, r, u, v, want, y1[r]);
+                                   ggml_type_name(type), T, f, r, u, v, want, y1[r]);
                             CHECK(0);
                         }
                     }

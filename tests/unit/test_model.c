@@ -139,7 +139,7 @@ out:
 static void test_engine_agrees(void) {
     const char *dir = test_shared_data();
     if (dir == NULL) {
-        SKIP("engine_agrees", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -152,8 +152,10 @@ static void test_engine_agrees(void) {
 
 static void test_context_limit(void) {
     const char *dir = test_shared_data();
-    if (dir == NULL)
+    if (dir == NULL) {
+        SKIP("../shared/data absent");
         return;
+    }
     char path[4096];
     snprintf(path, sizeof(path), "%s/engine/qwen2-tiny-f16.gguf", dir);
     gguf_file *g = NULL;

@@ -206,7 +206,7 @@ static void real(const char *name, const uint8_t fmspc[6]) {
     char path[512];
     snprintf(path, sizeof(path), "%s/tdx/%s", d ? d : "../shared/data", name);
     if (access(path, R_OK) != 0) {
-        printf("SKIP %s: ../shared/data absent\n", name);
+        SKIP("%s: ../shared/data absent", name);
         return;
     }
     buf b;

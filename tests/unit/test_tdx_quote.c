@@ -169,7 +169,7 @@ static int shared_path(char *out, size_t cap, const char *name) {
 static void real_quote(const char *name, uint16_t version, uint16_t body_type) {
     char path[512];
     if (!shared_path(path, sizeof(path), name)) {
-        printf("SKIP %s: ../shared/data absent\n", name);
+        SKIP("%s: ../shared/data absent", name);
         return;
     }
     buf b;

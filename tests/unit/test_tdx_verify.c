@@ -38,7 +38,7 @@ static void real(const char *qname, const char *cname, time_t inside, time_t aft
                  const char *fmspc_hex, tdx_verify_error level_err) {
     char qp[512], cp[512];
     if (!shared_path(qp, sizeof(qp), qname) || !shared_path(cp, sizeof(cp), cname)) {
-        printf("SKIP %s: ../shared/data absent\n", qname);
+        SKIP("%s: ../shared/data absent", qname);
         return;
     }
     buf qb;

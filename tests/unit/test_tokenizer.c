@@ -43,7 +43,7 @@ static void decode_all(const tokenizer *t, const int32_t *ids, size_t n, buf *ou
 static void test_qwen2_vocab_cases(void) {
     const char *dir = test_shared_data();
     if (!dir) {
-        SKIP("qwen2_vocab_cases", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     gguf_file *g = NULL;
@@ -104,7 +104,7 @@ out:
 static void test_engine_prompts(void) {
     const char *dir = test_shared_data();
     if (!dir) {
-        SKIP("engine_prompts", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     const char *models[] = {"qwen2-tiny-f16", "qwen3-tiny-q8_0", "stories260K"};
@@ -148,7 +148,7 @@ static void test_engine_prompts(void) {
 static void test_special_and_streaming(void) {
     const char *dir = test_shared_data();
     if (!dir) {
-        SKIP("special_and_streaming", "../shared/data absent");
+        SKIP("../shared/data absent");
         return;
     }
     gguf_file *g = NULL;

@@ -1,0 +1,240 @@
+# Attested TLS end to end, real processes on loopback: cai serve --tee sim
+# --tls attested, cai proxy in both modes (curl through http_proxy as the
+# tutorial does, curl and the official openai SDK through mapping mode, the
+# web chat page), cai chat --url https:// in tmux; then the refusal table,
+# each row asserting the 502 names the failed check AND that the upstream
+# received nothing.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+
+if ! synth_model m.gguf --arch qwen2 --shape tiny --type q8_0; then
+    echo "SKIP ratls: node_modules absent (run ./run setup)"
+    exit 0
+fi
+"$CAI" attest sim-init sim >/dev/null && "$CAI" attest sim-init other >/dev/null
+DIGEST=$(sha m.gguf)
+ZERO=$(printf '0%.0s' $(seq 96))
+PIDS=""
+trap 'kill $PIDS 2>/dev/null; wait $PIDS 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
+
+# wait_port PORT: until something listens on PORT.
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# wait_https URL: until an https (any certificate) URL answers 200.
+wait_https() {
+    for _ in $(seq 1 300); do
+        [ "$(curl -sk -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# serve NAME ARGS...: cai serve --tls attested on a free port; sets PORT_NAME.
+serve() {
+    local name="$1" port; shift
+    port=$(free_port)
+    "$CAI" serve -m m.gguf --model-id qwen --port "$port" --tee sim --tls attested "$@" > "serve-$name.log" 2>&1 &
+    PIDS="$PIDS $!"
+    eval "PORT_$name=$port"
+    wait_https "https://127.0.0.1:$port/health"
+}
+# policy FILE SET-JSON: a policy trusting sim whose one server set is SET-JSON.
+policy() {
+    printf '{"version": 1, "tee": ["sim"], "reference_values": {"td": %s}, "servers": ["td"]}\n' "$2" > "$1"
+}
+# proxy NAME ARGS...: cai proxy on a free port; sets PP_NAME.
+proxy() {
+    local name="$1" port; shift
+    port=$(free_port)
+    "$CAI" proxy --listen "127.0.0.1:$port" "$@" > "proxy-$name.log" 2>&1 &
+    PIDS="$PIDS $!"
+    eval "PP_$name=$port"
+    wait_http "http://127.0.0.1:$port/.cai/proxy" 10
+}
+chat_count() { # chat completions the server at port $1 answered
+    curl -sk "https://127.0.0.1:$1/metrics" |
+        awk '/^cai_http_requests_total\{endpoint="chat_completions"/ { n += $2 } END { print n + 0 }'
+}
+ASK='{"model": "qwen", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 8, "seed": 1}'
+
+serve main --sim-dir sim && pass server_up || fail server_up "$(cat serve-main.log)"
+S=https://127.0.0.1:$PORT_main
+grep -q "attested TLS: new certificate sha256:" serve-main.log && pass server_logs_certificate ||
+    fail server_logs_certificate "$(cat serve-main.log)"
+
+# The server speaks TLS 1.3 only, with an attested certificate.
+curl -s -o /dev/null "http://127.0.0.1:$PORT_main/health" && fail plain_http_refused "answered plain HTTP" ||
+    pass plain_http_refused
+out=$(openssl s_client -connect "127.0.0.1:$PORT_main" -tls1_2 </dev/null 2>&1)
+echo "$out" | grep -qi 'alert protocol version' && pass server_refuses_tls12 ||
+    fail server_refuses_tls12 "$(echo "$out" | tail -3)"
+openssl s_client -connect "127.0.0.1:$PORT_main" -tls1_3 </dev/null 2>/dev/null | openssl x509 > served.pem
+openssl x509 -in served.pem -noout -text | grep -q '2.23.133.5.4.9' && pass certificate_carries_evidence ||
+    fail certificate_carries_evidence "$(openssl x509 -in served.pem -noout -text | head -30)"
+
+policy good.json "{\"mr_td\": [\"$ZERO\"], \"model_digest\": [\"$DIGEST\"]}"
+proxy main --policy good.json --trust-sim sim && pass proxy_up || fail proxy_up "$(cat proxy-main.log)"
+P=http://127.0.0.1:$PP_main
+
+# The tutorial's client: http_proxy set, plain http:// URL to the TD.
+out=$(http_proxy=$P curl -s -D headers.txt "http://127.0.0.1:$PORT_main/v1/chat/completions" \
+    -H 'Content-Type: application/json' -d "$ASK")
+echo "$out" | grep -q '"object":"chat.completion"' && pass http_proxy_chat || fail http_proxy_chat "$out"
+grep -qi "^X-Cai-Attested: tee=sim; tcb_status=UpToDate; mr_td=$ZERO; model_digest=$DIGEST" headers.txt &&
+    pass header_names_what_was_verified || fail header_names_what_was_verified "$(cat headers.txt)"
+out=$(http_proxy=$P curl -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" \
+    -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true}')
+[ "$(echo "$out" | grep -c '^data: {')" -ge 2 ] && echo "$out" | tail -n 2 | grep -q '^data: \[DONE\]' &&
+    pass http_proxy_stream || fail http_proxy_stream "$out"
+[ "$(grep -c "verified https://127.0.0.1:$PORT_main: simulated TEE" proxy-main.log)" = 1 ] &&
+    grep -q "model sha256:$DIGEST" proxy-main.log && pass proxy_prints_once_per_server ||
+    fail proxy_prints_once_per_server "$(cat proxy-main.log)"
+out=$(curl -s "$P/.cai/proxy")
+echo "$out" | grep -q "\"model_digest\":\"$DIGEST\"" && pass proxy_status_json || fail proxy_status_json "$out"
+out=$(curl -s -x "$P" -o /dev/null -w '%{http_connect}' "https://127.0.0.1:$PORT_main/v1/models")
+case "$out" in 405|501) pass connect_refused ;; *) fail connect_refused "CONNECT answered $out" ;; esac
+
+# Mapping mode: a browser or an SDK talks to the proxy as if it were the server.
+proxy map --policy good.json --trust-sim sim --to "$S" || fail proxy_map_up "$(cat proxy-map.log)"
+M=http://127.0.0.1:$PP_map
+curl -s "$M/" | grep -qi '<html' && pass mapping_web_chat_page || fail mapping_web_chat_page "$(curl -s "$M/" | head -5)"
+out=$(curl -s "$M/v1/models")
+echo "$out" | grep -q '"id":"qwen"' && pass mapping_models || fail mapping_models "$out"
+if command -v node >/dev/null && [ -d "$ROOT/node_modules/openai" ]; then
+    (cd "$ROOT" && node tests/e2e/openai_sdk.mjs "$M" qwen) 2>&1 | sed 's/^PASS /PASS via_proxy_/; s/^FAIL /FAIL via_proxy_/'
+else
+    fail openai_sdk "node or the openai package is missing (./run setup)"
+fi
+
+# cai chat --url https://: verified before the first prompt, then a conversation.
+if command -v tmux >/dev/null; then
+    screen() { tmux capture-pane -p -t chat; }
+    wait_for() { for _ in $(seq 1 150); do screen | grep -q -- "$1" && return 0; sleep 0.1; done; return 1; }
+    tmux new-session -d -s chat -x 200 -y 50 "'$CAI' chat --url $S --trust-sim sim --model-digest $DIGEST -n 6 --seed 1 --temp 0; echo CHAT-EXITED rc=\$?; sleep 30"
+    wait_for 'attested (attested TLS): simulated TEE' && screen | grep -q "sha256:$DIGEST (as expected)" &&
+        pass chat_https_attested || fail chat_https_attested "$(screen)"
+    n0=$(chat_count "$PORT_main")
+    tmux send-keys -t chat 'Hello there' Enter
+    for _ in $(seq 1 100); do [ "$(chat_count "$PORT_main")" -gt "$n0" ] && break; sleep 0.1; done
+    [ "$(chat_count "$PORT_main")" -gt "$n0" ] && pass chat_https_reply || fail chat_https_reply "$(screen)"
+    tmux send-keys -t chat '/exit' Enter
+    wait_for 'CHAT-EXITED rc=0' && pass chat_https_exit || fail chat_https_exit "$(screen)"
+else
+    fail chat_https "tmux is missing (./run setup)"
+fi
+refuses chat_https_other_digest "claim model_digest" \
+    "$CAI" chat --url "$S" --trust-sim sim --model-digest "$(printf 'f%.0s' $(seq 64))"
+
+# ---- refusal table: 502 naming the check, nothing reaches the server ----
+# refused NAME PROXY-URL TARGET-PORT PATTERN COUNT-CMD: a chat request through
+# the proxy gets 502 matching PATTERN, and COUNT-CMD prints the same before and after.
+refused() {
+    local name="$1" purl="$2" port="$3" pattern="$4" count="$5" before after code body
+    before=$($count)
+    body=$(http_proxy=$purl curl -s -w '\n%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" \
+        -H 'Content-Type: application/json' -d "$ASK")
+    code=$(echo "$body" | tail -n 1)
+    after=$($count)
+    if [ "$code" = 502 ] && echo "$body" | grep -qE "$pattern" && [ "$before" = "$after" ]; then
+        pass "$name"
+    else
+        fail "$name" "HTTP $code, requests $before -> $after: $(echo "$body" | head -n 1)"
+    fi
+}
+recorded() { cat "$1" 2>/dev/null | wc -c; } # bytes a test peer received
+
+# An ordinary self-signed certificate (OpenSSL's own server, echoing what it gets).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout plain.key -out plain.pem \
+    -subj /CN=plain -days 1 2>/dev/null
+port_plain=$(free_port)
+openssl s_server -accept "$port_plain" -cert plain.pem -key plain.key -tls1_3 -quiet > got-plain.txt 2>/dev/null &
+PIDS="$PIDS $!"
+wait_port "$port_plain"
+refused ordinary_certificate "$P" "$port_plain" 'no evidence extension' "recorded got-plain.txt"
+
+# A certificate whose quote binds another key: the TD's evidence copied into a
+# certificate for a key the copier holds.
+ext_hex=$(python3 - served.pem <<'PY'
+import subprocess, sys, re
+der = subprocess.run(['openssl', 'x509', '-in', sys.argv[1], '-outform', 'DER'], capture_output=True).stdout
+out = subprocess.run(['openssl', 'asn1parse', '-inform', 'DER'], input=der, capture_output=True).stdout.decode().splitlines()
+for i, l in enumerate(out):
+    if '2.23.133.5.4.9' in l:
+        n = out[i + 1]
+        off = int(n.split(':')[0]); hl = int(re.search(r'hl=\s*(\d+)', n).group(1))
+        ln = int(re.search(r'l=\s*(\d+)', n.split('hl=')[1]).group(1))
+        print(der[off + hl:off + hl + ln].hex())
+PY
+)
+forge() { # forge NAME HEX: a self-signed certificate with HEX as the evidence extension
+    printf '[req]\ndistinguished_name = dn\n[dn]\n[ext]\n2.23.133.5.4.9 = DER:%s\n' "$2" > "$1.cnf"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
+        -subj "/CN=$1" -days 1 -config "$1.cnf" -extensions ext 2>/dev/null
+}
+serve_forged() { # serve_forged NAME: OpenSSL's server with that certificate; sets port_NAME
+    local port
+    port=$(free_port)
+    openssl s_server -accept "$port" -cert "$1.pem" -key "$1.key" -tls1_3 -quiet > "got-$1.txt" 2>/dev/null &
+    PIDS="$PIDS $!"
+    eval "port_$1=$port"
+    wait_port "$port"
+}
+forge copied "$ext_hex" && serve_forged copied
+refused quote_binds_another_key "$P" "$port_copied" 'key binding' "recorded got-copied.txt"
+forge malformed "deadbeef" && serve_forged malformed
+refused malformed_extension "$P" "$port_malformed" 'RA-TLS evidence' "recorded got-malformed.txt"
+forge truncated "${ext_hex:0:$(( ${#ext_hex} / 4 * 2 ))}" && serve_forged truncated
+refused truncated_extension "$P" "$port_truncated" 'RA-TLS evidence' "recorded got-truncated.txt"
+forge oversized "$(head -c 600000 /dev/zero | od -An -tx1 -v | tr -d ' \n')" && serve_forged oversized
+refused oversized_extension "$P" "$port_oversized" 'larger than|excessive message size' "recorded got-oversized.txt"
+
+# The TD's own certificate served by a peer without its private key.
+if cc -o impostor "$ROOT/tests/e2e/tls_impostor.c" -lssl -lcrypto 2>cc.log; then
+    port_imp=$(free_port)
+    ./impostor "$port_imp" served.pem got-impostor.txt > impostor.log 2>&1 &
+    PIDS="$PIDS $!"
+    wait_port "$port_imp"
+    refused replayed_certificate_without_key "$P" "$port_imp" 'handshake .*failed.*bad signature' \
+        "recorded got-impostor.txt"
+    ! grep -q "verified https://127.0.0.1:$port_imp" proxy-main.log && pass impostor_not_recorded ||
+        fail impostor_not_recorded "$(cat proxy-main.log)"
+else
+    fail replayed_certificate_without_key "cannot build the impostor: $(cat cc.log)"
+fi
+
+# TLS 1.2 offered by the server.
+port_tls12=$(free_port)
+openssl s_server -accept "$port_tls12" -cert plain.pem -key plain.key -tls1_2 -quiet > got-tls12.txt 2>/dev/null &
+PIDS="$PIDS $!"
+wait_port "$port_tls12"
+refused tls12_offered "$P" "$port_tls12" 'handshake .*failed.*protocol version' "recorded got-tls12.txt"
+
+# Real cai servers the policy or the trust roots refuse.
+count_main() { chat_count "$PORT_main"; }
+proxy untrusted --policy good.json --trust-sim other
+refused untrusted_sim_root "http://127.0.0.1:$PP_untrusted" "$PORT_main" 'quote.*(root|does not verify)' count_main
+policy mrtd.json "{\"mr_td\": [\"$(printf '01%.0s' $(seq 48))\"]}"
+proxy mrtd --policy mrtd.json --trust-sim sim
+refused wrong_mrtd "http://127.0.0.1:$PP_mrtd" "$PORT_main" 'claim mr_td' count_main
+policy digest.json "{\"model_digest\": [\"$(printf 'ab%.0s' $(seq 32))\"]}"
+proxy digest --policy digest.json --trust-sim sim
+refused other_model_digest "http://127.0.0.1:$PP_digest" "$PORT_main" 'claim model_digest' count_main
+serve debug --sim-dir sim --sim-debug || fail debug_server_up "$(cat serve-debug.log)"
+count_debug() { chat_count "$PORT_debug"; }
+refused debug_td "$P" "$PORT_debug" 'DEBUG' count_debug
+# Stale: a window of 10 s, and a certificate issued longer ago than that.
+proxy stale --policy good.json --trust-sim sim --max-age 10s
+nb=$(curl -s "$P/.cai/proxy" | python3 -c 'import json,sys; print(json.load(sys.stdin)["servers"][0]["verified"]["cert_not_before"])')
+while [ $(( $(date +%s) - nb )) -le 11 ]; do sleep 1; done
+refused stale_certificate "http://127.0.0.1:$PP_stale" "$PORT_main" 'stale' count_main
+
+# The servers still serve, and shut down cleanly.
+http_proxy=$P curl -s "http://127.0.0.1:$PORT_main/v1/models" | grep -q qwen && pass still_serving ||
+    fail still_serving "$(tail -5 serve-main.log)"
+! grep -qE 'Sanitizer|runtime error' serve-*.log proxy-*.log && pass no_sanitizer_reports ||
+    fail no_sanitizer_reports "$(grep -E -A5 'Sanitizer|runtime error' serve-*.log proxy-*.log | head -20)"
+finish
