@@ -23,13 +23,15 @@ static void bench_help(void) {
     printf("usage: cai bench seal [--size SIZE] [--threads LIST] [--repeat N] [--dir DIR]\n"
            "       cai bench -m MODEL.gguf [-p 64] [-n 16] [-t THREADS] [-r 3] [-c CTX] [--mmap]\n"
            "       cai bench attest [--seconds N] [--quote FILE --collateral FILE --at TIME]\n"
-           "       cai bench kbs --kbs URL --sim-dir DIR --path REPO/TYPE/TAG [options]\n\n"
+           "       cai bench kbs --kbs URL --sim-dir DIR --path REPO/TYPE/TAG [options]\n"
+           "       cai bench ratls --url https://HOST:PORT --policy FILE (--collateral F | --trust-sim DIR)\n\n"
            "Measure performance (bench/RESULTS.md has the figures of this machine):\n"
            "  seal    sealing and unsealing throughput, GB/s (bench/seal.sh)\n"
            "  -m      a model's prefill and decode tokens/s, peak RSS, and decode's share of\n"
            "          the memory-bandwidth bound\n"
            "  attest  TDX quote verifications per second (bench/attest.sh)\n"
-           "  kbs     key releases per second against a running key broker (bench/kbs.sh)\n\n"
+           "  kbs     key releases per second against a running key broker (bench/kbs.sh)\n"
+           "  ratls   what attested TLS costs a new connection (bench/ratls.sh)\n\n"
            "'cai bench SUBCOMMAND --help' (and 'cai bench -m MODEL --help') describes one.\n");
 }
 

@@ -9,8 +9,8 @@ mkdir "$T/cwd" && cd "$T/cwd"
 # help must contain (a command's help names all its subcommands). -h is
 # tried too, in place of each --help.
 HELP_TABLE='
---help|usage: cai <command>|seal unseal inspect attest kbs agent model serve run chat bench
-help|usage: cai <command>|seal unseal inspect attest kbs agent model serve run chat bench
+--help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy run chat bench
+help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy run chat bench
 help seal|usage: cai seal|
 seal --help|usage: cai seal|--key-file --kbs
 seal in -o out.sealed --key-file k --help|usage: cai seal|
@@ -47,15 +47,20 @@ model inspect --help|usage: cai model inspect|
 model tokenize --help|usage: cai model tokenize|--special
 serve --help|usage: cai serve|--alias --max-tokens-default --model-id
 serve -m m.gguf --port 0 --help|usage: cai serve|
+serve -m m.gguf --tls attested --help|usage: cai serve|--tls
+proxy --help|usage: cai proxy|--policy
+proxy --policy p.json --trust-sim dir --help|usage: cai proxy|
 run --help|usage: cai run|--prompt
 run -m m.gguf -p hi --help|usage: cai run|
 chat --help|usage: cai chat|--url
 chat --url http://127.0.0.1:1 --help|usage: cai chat|
-bench --help|usage: cai bench|seal attest kbs -m
+bench --help|usage: cai bench|seal attest kbs ratls -m
 bench seal --help|usage: cai bench seal|--size
 bench seal --size 1M --help|usage: cai bench seal|
 bench attest --help|usage: cai bench attest|--seconds
 bench kbs --help|usage: cai bench kbs|--clients
+bench ratls --help|usage: cai bench ratls|--url
+bench ratls --url https://127.0.0.1:1 --help|usage: cai bench ratls|
 bench -m x --help|usage: cai bench -m|--mmap
 bench -m x.gguf -p 8 --help|usage: cai bench -m|
 '
@@ -127,6 +132,11 @@ model tokenize --bogus m.gguf|unknown option .--bogus.
 bench seal --size|option .--size. needs a value
 bench attest --seconds|option .--seconds. needs a value
 bench kbs --kbs|option .--kbs. needs a value
+bench ratls --url|option .--url. needs a value
+bench ratls --bogus|unknown option .--bogus.
+proxy --policy|option .--policy. needs a value
+proxy --bogus|unknown option .--bogus.
+serve --tls|option .--tls. needs a value
 bench -m|option .-m. needs a value
 bench -m x.gguf --bogus|unknown option .--bogus.
 '
