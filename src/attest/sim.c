@@ -438,7 +438,7 @@ cai_status sim_init(const char *dir) {
                         &plat)) ||
         (st = make_cert("cai sim SGX PCK Certificate", plat, plat_k, pck_k, 0, 0, 3, &ext,
                         &pck)) ||
-        (st = make_cert("cai sim SGX TCB Signing", root, root_k, tcb_k, 0, 0, 4, NULL, &tcb)))
+        (st = make_cert(SIM_TCB_SIGNING_CN, root, root_k, tcb_k, 0, 0, 4, NULL, &tcb)))
         goto out;
     buf_free(&root_pem);
     buf_free(&plat_pem);

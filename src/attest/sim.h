@@ -28,6 +28,11 @@
 #define SIM_QE_IDENTITY "qe_identity.json" /* {"enclaveIdentity":{...},"signature":..} */
 #define SIM_COLLATERAL "collateral.json"   /* all of it, shared/data/tdx format */
 
+/* The subject CN of the sim PKI's TCB signing certificate (Intel's is
+ * "Intel SGX TCB Signing"): the verifier requires it of the TCB info and QE
+ * identity signer under the sim root. */
+#define SIM_TCB_SIGNING_CN "cai sim SGX TCB Signing"
+
 /* The platform the sim PKI describes. */
 extern const uint8_t sim_fmspc[6];
 extern const uint8_t sim_pce_id[2];

@@ -2,6 +2,7 @@
 #include "attest/verify.h"
 
 #include "attest/pck_ext.h"
+#include "attest/sim.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +25,10 @@
 
 #define COLLATERAL_MAX (1u << 20)
 
+/* The subject CN of Intel's TCB Signing certificate, the one signer of TCB
+ * info and QE identity under Intel's root (QVL TCBSigningChain). */
+#define INTEL_TCB_SIGNING_CN "Intel SGX TCB Signing"
+
 /* SubjectPublicKeyInfo of Intel's SGX Root CA ("CN=Intel SGX Root CA,
  * O=Intel Corporation", SHA-256 fingerprint 44:A0:19:6B:...:74:D3). */
 static const uint8_t intel_root_spki[91] = {
@@ -44,7 +49,7 @@ struct tdx_collateral {
     /* parsed once (immutable, shared by concurrent verifications); NULL if
      * malformed, which tdx_verify reports with the check it belongs to */
     X509_CRL *root_crl_x, *pck_crl_x;
-    STACK_OF(X509) *tcb_sk, *qe_sk;
+    STACK_OF(X509) *tcb_sk, *qe_sk, *pck_crl_sk;
     json_t *tcb_j, *qe_j;
 };
 
@@ -87,6 +92,7 @@ void tdx_collateral_free(tdx_collateral *c) {
     X509_CRL_free(c->pck_crl_x);
     sk_X509_pop_free(c->tcb_sk, X509_free);
     sk_X509_pop_free(c->qe_sk, X509_free);
+    sk_X509_pop_free(c->pck_crl_sk, X509_free);
     json_decref(c->tcb_j);
     json_decref(c->qe_j);
     free(c);
@@ -155,6 +161,7 @@ cai_status tdx_collateral_parse(const char *json, size_t len, tdx_collateral **o
     c->pck_crl_x = der_crl(&c->pck_crl);
     c->tcb_sk = pem_chain(c->tcb_chain, strlen(c->tcb_chain));
     c->qe_sk = pem_chain(c->qe_chain, strlen(c->qe_chain));
+    c->pck_crl_sk = pem_chain(c->pck_crl_chain, strlen(c->pck_crl_chain));
     c->tcb_j = json_loads(c->tcb_info, 0, &je);
     c->qe_j = json_loads(c->qe_identity, 0, &je);
     ERR_clear_error();
@@ -683,25 +690,89 @@ out:
     return st;
 }
 
-/* Verifies a signed collateral item: its issuer chain |ch| (parsed from
- * |chain_pem|, which must be exactly its PEM) to the root, then |sig| over
- * |text|. */
+/* Is the subject of |x| exactly one common name, and that |cn|? */
+static int subject_cn_is(X509 *x, const char *cn) {
+    X509_NAME *name = X509_get_subject_name(x);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return 0;
+    const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    return (size_t)ASN1_STRING_length(v) == strlen(cn) &&
+           memcmp(ASN1_STRING_get0_data(v), cn, strlen(cn)) == 0;
+}
+
+/* Verifies a signed collateral item as Intel's QVL does (TCBSigningChain):
+ * its issuer chain |ch| (parsed from |chain_pem|, which must be exactly its
+ * PEM) is exactly [signer, root], the signer is the TCB Signing certificate
+ * (subject CN |signer_cn|, not a CA) and chains to the pinned root; then
+ * |sig| over |text| verifies with the signer's key. */
 static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *chain_pem, const char *text,
-                                      const uint8_t sig[64], const uint8_t *root, size_t root_len,
+                                      const uint8_t sig[64], const char *signer_cn,
+                                      const uint8_t *root, size_t root_len,
                                       STACK_OF(X509_CRL) *crls, time_t now,
                                       tdx_verify_error sig_err, char *why, size_t cap) {
     tdx_verify_error e;
-    if (ch == NULL || sk_X509_num(ch) < 2) {
-        snprintf(why, cap, "issuer chain is not a PEM chain of two or more");
+    X509 *signer = ch ? sk_X509_value(ch, 0) : NULL;
+    if (ch == NULL || sk_X509_num(ch) != 2) {
+        snprintf(why, cap, "issuer chain is not two PEM certificates (the TCB Signing "
+                           "certificate and the root)");
         e = sig_err;
     } else if (!pem_canonical(ch, chain_pem, strlen(chain_pem))) {
         snprintf(why, cap, "issuer chain is not exactly the PEM of its certificates");
         e = sig_err;
+    } else if (!subject_cn_is(signer, signer_cn) || X509_check_ca(signer) != 0) {
+        snprintf(why, cap, "the signer is not the TCB Signing certificate (subject CN \"%s\", "
+                           "not a CA)", signer_cn);
+        e = sig_err;
     } else if ((e = verify_chain(ch, root, root_len, crls, now, sig_err, why, cap)) == 0 &&
-               !verify_raw(X509_get0_pubkey(sk_X509_value(ch, 0)), text, strlen(text), sig)) {
+               !verify_raw(X509_get0_pubkey(signer), text, strlen(text), sig)) {
         snprintf(why, cap, "signature does not verify");
         e = sig_err;
     }
+    ERR_clear_error();
+    return e;
+}
+
+/* Do |a| and |b| have the same subject and the same public key? */
+static int same_subject_and_key(X509 *a, X509 *b) {
+    return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+           EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
+}
+
+/* Checks the collateral's pck_crl_issuer_chain: exactly the canonical PEM of
+ * [CA, root], verified to the pinned root (with the root CA CRL); the CA is
+ * the one that issued the PCK leaf (|pck_ca|, subject and key), and it
+ * issued and signed the PCK CRL. */
+static tdx_verify_error verify_pck_crl_chain(const tdx_collateral *coll, X509 *pck_ca,
+                                             const uint8_t *root, size_t root_len,
+                                             STACK_OF(X509_CRL) *root_crls, time_t now,
+                                             char *why, size_t cap) {
+    STACK_OF(X509) *ch = coll->pck_crl_sk;
+    if (ch == NULL || sk_X509_num(ch) != 2 ||
+        !pem_canonical(ch, coll->pck_crl_chain, strlen(coll->pck_crl_chain))) {
+        snprintf(why, cap, "pck_crl_issuer_chain is not exactly the PEM of two certificates "
+                           "(the PCK CA and the root)");
+        return TDX_VERIFY_COLLATERAL_FORMAT;
+    }
+    char sub[200];
+    tdx_verify_error e = verify_chain(ch, root, root_len, root_crls, now, TDX_VERIFY_PCK_CHAIN,
+                                      sub, sizeof(sub));
+    if (e) {
+        snprintf(why, cap, "pck_crl_issuer_chain: %s", sub);
+        return e;
+    }
+    X509 *ca = sk_X509_value(ch, 0);
+    if (!same_subject_and_key(ca, pck_ca)) {
+        snprintf(why, cap, "pck_crl_issuer_chain is not the chain of the PCK certificate's CA");
+        e = TDX_VERIFY_PCK_CHAIN;
+    } else if (X509_NAME_cmp(X509_CRL_get_issuer(coll->pck_crl_x), X509_get_subject_name(ca)) !=
+                   0 ||
+               X509_CRL_verify(coll->pck_crl_x, X509_get0_pubkey(ca)) != 1) {
+        snprintf(why, cap, "the PCK CRL is not issued and signed by the CA of "
+                           "pck_crl_issuer_chain");
+        e = TDX_VERIFY_PCK_CHAIN;
+    }
+    ERR_clear_error();
     return e;
 }
 
@@ -791,6 +862,12 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
         goto out;
     }
     X509 *pck = sk_X509_value(chain, 0);
+    /* The collateral's PCK CRL issuer chain: the PCK leaf's CA to the root. */
+    if ((e = verify_pck_crl_chain(coll, sk_X509_value(chain, 1), root, root_len, root_only, now,
+                                  why, sizeof(why)))) {
+        st = vfail(res, e, CAI_ERR_AUTH, why);
+        goto out;
+    }
 
     /* 2. QE report signed by the PCK key, binding the attestation key. */
     if (!verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, TDX_SGX_REPORT_LEN,
@@ -837,11 +914,14 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     res->pce_svn = x.pce_svn;
 
     /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
-    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, root, root_len, root_only,
-                      now, TDX_VERIFY_TCB_INFO_SIGNATURE, why, sizeof(why));
+    const char *signer_cn = sim ? SIM_TCB_SIGNING_CN : INTEL_TCB_SIGNING_CN;
+    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, signer_cn,
+                      root, root_len, root_only, now, TDX_VERIFY_TCB_INFO_SIGNATURE, why,
+                      sizeof(why));
     if (!e)
-        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, root, root_len,
-                          root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why, sizeof(why));
+        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, signer_cn,
+                          root, root_len, root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why,
+                          sizeof(why));
     if (e) {
         st = vfail(res, e, CAI_ERR_AUTH, why);
         goto out;

@@ -20,6 +20,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
+int cmd_receipt(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 /* cmd_bench_attest runs `cai bench attest` (bench_attest.c). */
 int cmd_bench_attest(int argc, char **argv);
@@ -84,6 +85,23 @@ int cli_tee_source(const char *cmd, const cli_tee_opts *o, attest_source *out, i
  * that does not work is found at start-up: 0, or prints why and returns
  * CLI_EXIT_FAIL. */
 int cli_tee_probe(const char *cmd, const attest_source *src);
+
+/* The attested TLS check a client command makes (cai chat --url https://,
+ * cai receipt verify): trust roots from --collateral/--trust-sim, and the
+ * policy file, or one made from them (the trusted TEEs, TCB UpToDate, any
+ * measurements, --model-digest if given). */
+typedef struct {
+    const char *collateral, *trust_sim, *policy, *model_digest;
+} cli_tls_opts;
+
+typedef struct {
+    struct attest_trust *trust;
+    struct kbs_policy *policy;
+    struct ratls_verifier *rv;
+} cli_tls_check;
+
+cai_status cli_tls_check_new(const cli_tls_opts *o, cli_tls_check *t) CAI_WUR;
+void cli_tls_check_cleanup(cli_tls_check *t);
 
 /* cli_now returns a monotonic time in seconds. */
 double cli_now(void);

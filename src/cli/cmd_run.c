@@ -500,57 +500,10 @@ static cai_status remote_attest(const run_opts *o, client *c) {
     return st;
 }
 
-/* The attested TLS check of an https:// server: the policy file, or one
- * made from the options (the trusted TEEs, the default TCB status, the
- * model digest if given). */
-typedef struct {
-    attest_trust *trust;
-    kbs_policy *policy;
-    ratls_verifier *rv;
-} tls_check;
-
-static cai_status tls_check_new(const run_opts *o, tls_check *t) {
-    memset(t, 0, sizeof(*t));
-    attest_trust_opts to = {.collateral = o->collateral, .trust_sim = o->trust_sim};
-    buf doc;
-    buf_init(&doc, 1 << 20);
-    cai_status st = attest_trust_new(&to, &t->trust);
-    if (st == CAI_OK && o->policy) {
-        st = file_read_all(o->policy, 1 << 20, &doc);
-    } else if (st == CAI_OK) {
-        json_t *set = json_object(), *tees = json_array();
-        if (o->collateral)
-            json_array_append_new(tees, json_string("tdx"));
-        if (o->trust_sim)
-            json_array_append_new(tees, json_string("sim"));
-        if (o->model_digest)
-            json_object_set_new(set, "model_digest", json_pack("[s]", o->model_digest));
-        json_t *p = json_pack("{s:i, s:o, s:{s:o}, s:[s]}", "version", 1, "tee", tees,
-                              "reference_values", "server", set, "servers", "server");
-        char *d = p ? json_dumps(p, JSON_COMPACT) : NULL;
-        json_decref(p);
-        st = d ? buf_append_str(&doc, d) : CAI_ERR_NOMEM;
-        free(d);
-    }
-    if (st == CAI_OK)
-        st = kbs_policy_parse((const char *)doc.data, doc.len, &t->policy);
-    buf_free(&doc);
-    if (st == CAI_OK) {
-        ratls_verifier_config rc = {.verifier = attest_trust_verifier(t->trust), .policy = t->policy};
-        st = ratls_verifier_new(&rc, &t->rv);
-    }
-    return st;
-}
-
-static void tls_check_cleanup(tls_check *t) {
-    ratls_verifier_free(t->rv);
-    kbs_policy_free(t->policy);
-    attest_trust_free(t->trust);
-}
 
 static int chat_remote(const run_opts *o) {
     client *c = NULL;
-    tls_check tc = {0};
+    cli_tls_check tc = {0};
     buf key;
     buf_init(&key, 4096);
     history h = {0};
@@ -572,7 +525,9 @@ static int chat_remote(const run_opts *o) {
     if ((st = client_new(o->url, o->api_key_file ? (const char *)key.data : NULL, &c)) != CAI_OK)
         goto out;
     if (tls) {
-        if ((st = tls_check_new(o, &tc)) != CAI_OK)
+        cli_tls_opts to = {.collateral = o->collateral, .trust_sim = o->trust_sim,
+                           .policy = o->policy, .model_digest = o->model_digest};
+        if ((st = cli_tls_check_new(&to, &tc)) != CAI_OK)
             goto out;
         client_set_tls(c, ratls_ssl_ctx_setup, tc.rv);
     }
@@ -640,7 +595,7 @@ out:
     history_clear(&h, 0);
     free(h.m);
     client_free(c);
-    tls_check_cleanup(&tc);
+    cli_tls_check_cleanup(&tc);
     buf_free(&key);
     return st == CAI_OK ? 0 : cli_fail("chat", st);
 }

@@ -56,6 +56,8 @@ static void serve_help(void) {
            "                          model digest (docs/RATLS.md); clients verify it with\n"
            "                          cai proxy or cai chat --url https://...\n"
            "      --tls-refresh DUR   a new attested key and certificate every DUR (10m)\n"
+           "      --receipts          every completion carries a receipt signed by the\n"
+           "                          attested key (cai receipt verify checks it offline)\n"
            "      --tls-cert FILE     an ordinary TLS certificate chain (PEM) instead, with\n"
            "      --tls-key FILE      its key\n"
            CLI_TEE_HELP
@@ -148,7 +150,7 @@ int cmd_serve(int argc, char **argv) {
         {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
         {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
-        {"sim-debug", no_argument, NULL, 'G'},
+        {"sim-debug", no_argument, NULL, 'G'},      {"receipts", no_argument, NULL, 'Z'},
         {"alias", required_argument, NULL, OPT_ALIAS},
         {"max-tokens-default", required_argument, NULL, OPT_MAX_TOKENS_DEFAULT},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
@@ -210,6 +212,7 @@ int cmd_serve(int argc, char **argv) {
         case 'o': cfg.cors_origin = optarg; break;
         case 'L': tls_mode = optarg; break;
         case 'G': sim_debug = 1; break;
+        case 'Z': cfg.receipts = 1; break;
         case 'C': cfg.tls_cert_file = optarg; break;
         case 'Y': cfg.tls_key_file = optarg; break;
         case 'F':
@@ -237,6 +240,8 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "--tls-cert and --tls-key go together");
     if (cfg.tls_attested && cfg.tls_cert_file)
         return cli_usage_error("serve", "--tls attested makes its own certificate: no --tls-cert");
+    if (cfg.receipts && !cfg.tls_attested)
+        return cli_usage_error("serve", "--receipts are signed by the attested TLS key: add --tls attested");
     if (cfg.tls_refresh_s && !cfg.tls_attested)
         return cli_usage_error("serve", "--tls-refresh goes with --tls attested");
     int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);

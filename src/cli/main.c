@@ -27,6 +27,7 @@ static const command commands[] = {
     {"run", cmd_run, "complete a prompt with a GGUF model"},
     {"chat", cmd_chat, "chat in the terminal (with a local model, or a cai server)"},
     {"proxy", cmd_proxy, "client side: verify cai servers' attested TLS, forward HTTP to them"},
+    {"receipt", cmd_receipt, "verify a receipt signed by an attested server, offline"},
     {"bench", cmd_bench, "measure performance (cai bench seal, cai bench -m MODEL)"},
 };
 

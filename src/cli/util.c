@@ -11,7 +11,11 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/file.h"
 #include "common/log.h"
+#include "attest/trust.h"
+#include "kbs/policy.h"
+#include "ratls/verify.h"
 
 int cli_fail(const char *cmd, cai_status st) {
     fprintf(stderr, "cai %s: %s\n", cmd, cai_errmsg(st));
@@ -168,4 +172,46 @@ int cli_tee_probe(const char *cmd, const attest_source *src) {
         return 0;
     fprintf(stderr, "cai %s: --tee %s: %s\n", cmd, attest_tee_name(src->tee), cai_errmsg(st));
     return CLI_EXIT_FAIL;
+}
+
+cai_status cli_tls_check_new(const cli_tls_opts *o, cli_tls_check *t) {
+    memset(t, 0, sizeof(*t));
+    attest_trust_opts to = {.collateral = o->collateral, .trust_sim = o->trust_sim};
+    buf doc;
+    buf_init(&doc, 1 << 20);
+    cai_status st = attest_trust_new(&to, &t->trust);
+    if (st == CAI_OK && o->policy) {
+        st = file_read_all(o->policy, 1 << 20, &doc);
+    } else if (st == CAI_OK) {
+        json_t *set = json_object(), *tees = json_array();
+        if (o->collateral)
+            json_array_append_new(tees, json_string("tdx"));
+        if (o->trust_sim)
+            json_array_append_new(tees, json_string("sim"));
+        if (o->model_digest)
+            json_object_set_new(set, "model_digest", json_pack("[s]", o->model_digest));
+        json_t *p = json_pack("{s:i, s:o, s:{s:o}, s:[s]}", "version", 1, "tee", tees,
+                              "reference_values", "server", set, "servers", "server");
+        char *d = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        st = d ? buf_append_str(&doc, d) : CAI_ERR_NOMEM;
+        free(d);
+    }
+    if (st == CAI_OK)
+        st = kbs_policy_parse((const char *)doc.data, doc.len, &t->policy);
+    buf_free(&doc);
+    if (st == CAI_OK) {
+        ratls_verifier_config rc = {.verifier = attest_trust_verifier(t->trust), .policy = t->policy};
+        st = ratls_verifier_new(&rc, &t->rv);
+    }
+    if (st != CAI_OK)
+        cli_tls_check_cleanup(t);
+    return st;
+}
+
+void cli_tls_check_cleanup(cli_tls_check *t) {
+    ratls_verifier_free(t->rv);
+    kbs_policy_free(t->policy);
+    attest_trust_free(t->trust);
+    memset(t, 0, sizeof(*t));
 }

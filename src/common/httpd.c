@@ -22,13 +22,15 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "common/log.h"
 #include "common/secure.h"
 
 #define MAX_ROUTES 32
-#define RATE_BUCKETS 4096
 
 typedef struct conn {
     struct evhttp_connection *evcon;
@@ -37,8 +39,9 @@ typedef struct conn {
     httpd *h;
 } conn;
 
+/* A token bucket, shared by every client address whose keyed hash lands
+ * on it (t == 0: never used). */
 typedef struct {
-    uint64_t key;  /* hash of the client address */
     double tokens, t;
 } rate_bucket;
 
@@ -56,6 +59,7 @@ struct httpd {
     conn *conns;
     int n_conns;
     rate_bucket *rate;
+    uint8_t rate_key[32]; /* the rate buckets' hash key, random per server */
     char *(*error_body)(int status, const char *message);
 };
 
@@ -166,15 +170,21 @@ cai_status httpd_new(const httpd_config *cfg, httpd **out) {
         h->cfg.max_unsent = 4 << 20;
     if (h->cfg.rate_burst <= 0)
         h->cfg.rate_burst = 20;
+    if (h->cfg.rate_buckets <= 0)
+        h->cfg.rate_buckets = 4096;
     h->error_body = default_error_body;
     cai_status st = tls_setup(h);
     if (st != CAI_OK)
         goto fail;
     h->base = event_base_new();
     h->http = h->base ? evhttp_new(h->base) : NULL;
-    h->rate = calloc(RATE_BUCKETS, sizeof(*h->rate));
+    h->rate = calloc((size_t)h->cfg.rate_buckets, sizeof(*h->rate));
     if (!h->http || !h->rate) {
         st = CAI_ERR_NOMEM;
+        goto fail;
+    }
+    if (RAND_bytes(h->rate_key, sizeof(h->rate_key)) != 1) {
+        st = cai_fail(CAI_ERR_CRYPTO, "cannot draw the rate limiter's hash key");
         goto fail;
     }
     /* Bodies up to twice the limit are read and answered 413 (a client that
@@ -241,6 +251,7 @@ void httpd_free(httpd *h) {
     if (h->own_ssl_ctx)
         SSL_CTX_free(h->ssl_ctx);
     free(h->rate);
+    OPENSSL_cleanse(h->rate_key, sizeof(h->rate_key));
     free(h);
 }
 
@@ -375,23 +386,30 @@ static conn *conn_get(httpd *h, struct evhttp_connection *evcon) {
     return c;
 }
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t x = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        x = (x ^ (uint8_t)*s) * 0x100000001b3ull;
-    return x;
+/* The bucket of |client|: a keyed hash (HMAC-SHA256 under a random key
+ * drawn at start), so nobody outside can choose addresses that collide. */
+static rate_bucket *rate_bucket_of(httpd *h, const char *client) {
+    uint8_t mac[32];
+    unsigned int n = 0;
+    uint64_t k = 0;
+    if (HMAC(EVP_sha256(), h->rate_key, (int)sizeof(h->rate_key), (const unsigned char *)client,
+             strlen(client), mac, &n) != NULL && n >= 8)
+        memcpy(&k, mac, 8);
+    ERR_clear_error(); /* on failure every client shares bucket 0: limited, never unlimited */
+    return &h->rate[k % (uint64_t)h->cfg.rate_buckets];
 }
 
+/* Token bucket per client address. Addresses whose hash collides share one
+ * bucket and its budget: a new address on an occupied bucket takes what is
+ * left, it never refills it. A bucket starts full only on its first use. */
 static int rate_allow(httpd *h, const char *client) {
     if (h->cfg.rate_per_s <= 0)
         return 1;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-    uint64_t k = fnv1a(client);
-    rate_bucket *b = &h->rate[k % RATE_BUCKETS];
-    if (b->key != k || b->t == 0) { /* a new client (or a colliding one) */
-        b->key = k;
+    rate_bucket *b = rate_bucket_of(h, client);
+    if (b->t == 0) {
         b->tokens = h->cfg.rate_burst;
         b->t = now;
     }
@@ -401,6 +419,96 @@ static int rate_allow(httpd *h, const char *client) {
         return 0;
     b->tokens -= 1;
     return 1;
+}
+
+/* ---- request paths ------------------------------------------------------ */
+
+/* Is s[0..n) well-formed UTF-8: no stray continuation bytes, no truncated,
+ * overlong or surrogate sequences, nothing above U+10FFFF? */
+static int utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], cp, min;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the percent-encoding of the request path |raw| into |*out|
+ * (malloc'd, NUL-terminated). A path that would mean something else once
+ * decoded is refused, with the reason in |*why| and CAI_ERR_FORMAT: a '%'
+ * without two hex digits, an encoded NUL (it would cut the path short) or
+ * '/' (it would become a separator), any control character, bytes that are
+ * not UTF-8. CAI_ERR_NOMEM when out of memory. */
+static cai_status path_decode(const char *raw, char **out, const char **why) {
+    *out = NULL;
+    size_t n = strlen(raw), len = 0;
+    unsigned char *p = malloc(n + 1);
+    if (p == NULL)
+        return CAI_ERR_NOMEM;
+    *why = NULL;
+    for (size_t i = 0; i < n && *why == NULL; i++) {
+        int c = (unsigned char)raw[i];
+        if (c == '%') {
+            /* |raw| ends in a NUL, which is no hex digit: no read past it */
+            int hi = hex_digit(raw[i + 1]);
+            int lo = hi >= 0 ? hex_digit(raw[i + 2]) : -1;
+            if (lo < 0) {
+                *why = "the request path has a '%' that is not followed by two hex digits";
+                break;
+            }
+            c = hi << 4 | lo;
+            i += 2;
+            if (c == 0)
+                *why = "the request path has an encoded NUL (%00)";
+            else if (c == '/')
+                *why = "the request path has an encoded '/' (%2F)";
+        }
+        if (*why == NULL && (c < 0x20 || c == 0x7F))
+            *why = "the request path has a control character";
+        p[len++] = (unsigned char)c;
+    }
+    if (*why == NULL && !utf8_valid(p, len))
+        *why = "the request path is not valid UTF-8";
+    if (*why) {
+        free(p);
+        return CAI_ERR_FORMAT;
+    }
+    p[len] = '\0';
+    *out = (char *)p;
+    return CAI_OK;
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -497,13 +605,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     conn *c = conn_get(h, evcon);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-    char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-    if (c == NULL || path == NULL) {
+    char *path = NULL;
+    const char *bad_path = "the request has no path";
+    cai_status pst = raw ? path_decode(raw, &path, &bad_path) : CAI_ERR_FORMAT;
+    if (c == NULL || pst == CAI_ERR_NOMEM) {
         send_reply(req, 500, "text/plain", "out of memory\n", 14);
         free(path);
         return;
     }
-    r.path = path;
+    r.path = path ? path : ""; /* a refused path is answered below, after the limits */
     if (h->n_conns > h->cfg.max_connections) {
         /* 429 as OpenAI's API answers an overloaded server: clients retry
          * it with backoff. The connection closes with the answer and frees
@@ -515,6 +625,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     if (!rate_allow(h, r.client)) {
         httpd_reply_error(&r, 429, "too many requests from this address: slow down");
+        goto out;
+    }
+    if (path == NULL) {
+        httpd_reply_error(&r, 400, bad_path);
         goto out;
     }
     const char *q = evhttp_uri_get_query(uri);

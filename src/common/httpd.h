@@ -6,6 +6,21 @@
  * header size (libevent's own HTML 400), concurrent connections (429),
  * per-client request rate (429), idle timeouts.
  *
+ * The rate limit is a token bucket per client address in a fixed table
+ * (rate_buckets). Addresses are hashed with a key drawn at random when the
+ * server starts, so a client cannot pick addresses that collide; those that
+ * do collide share one bucket and its budget: a new address landing on an
+ * occupied bucket takes what is left, it never refills it (a bucket starts
+ * full only on its first use).
+ *
+ * Paths are percent-decoded once, here, and handlers see only the decoded
+ * path. A path whose decoding would change its meaning is refused with 400
+ * (in the error-body shape) before any handler runs: a '%' without two hex
+ * digits, an encoded NUL (%00, which would cut the path short), an encoded
+ * '/' (%2F, which would become a separator), any control character (encoded
+ * or not), and bytes that are not valid UTF-8. The refusal's message never
+ * echoes the path.
+ *
  * Handlers run on the loop thread and must not block. Work that takes time
  * (generation) answers later from another thread through an httpd_async: a
  * deferred reply, or a stream of chunks (server-sent events). Writes to an
@@ -31,7 +46,9 @@ typedef struct {
     size_t max_headers;        /* default 16 KiB */
     int max_connections;       /* default 256 */
     double rate_per_s;         /* per client address; 0: no limit */
-    int rate_burst;
+    int rate_burst;            /* a bucket's size, default 20 */
+    int rate_buckets;          /* the rate table's size, default 4096 (tests: 1
+                                * makes every address collide) */
     int timeout_s;             /* idle read/write timeout, default 60 */
     size_t max_unsent;         /* a stream's bytes its client has not taken (beyond
                                 * the kernel's buffers): over it the client is
@@ -54,8 +71,8 @@ int httpd_port(const httpd *h);
  * when it ends in '/') to |fn|; first match wins; unrouted paths get 404. */
 cai_status httpd_route(httpd *h, const char *path, httpd_handler fn, void *arg);
 
-/* httpd_set_error_body sets how refusals made by httpd itself (404, 413,
- * 429, 500) are rendered: fn(status, message) returns a malloc'd JSON body. */
+/* httpd_set_error_body sets how refusals made by httpd itself (400, 404,
+ * 413, 429, 500) are rendered: fn(status, message) returns a malloc'd JSON body. */
 void httpd_set_error_body(httpd *h, char *(*fn)(int status, const char *message));
 
 /* httpd_run runs the event loop until httpd_stop (thread-safe, and safe to
@@ -72,7 +89,8 @@ cai_status httpd_drain(httpd *h, int timeout_ms);
 
 /* Request accessors (loop thread). The body is NUL-terminated. */
 const char *httpd_method(const httpd_req *r); /* "GET", "POST", ... */
-const char *httpd_path(const httpd_req *r);   /* decoded path, no query */
+const char *httpd_path(const httpd_req *r);   /* decoded path (valid UTF-8, no NUL, no
+                                               * control character), no query */
 const char *httpd_query(const httpd_req *r, const char *name); /* or NULL */
 const char *httpd_header(const httpd_req *r, const char *name); /* or NULL */
 const char *httpd_body(const httpd_req *r, size_t *len);

@@ -790,15 +790,25 @@ out:
     return st;
 }
 
+/* time_before_sum says whether t <= a + b as exact integers: the sum of
+ * a time from the token and the leeway may not fit in 64 bits (checked
+ * arithmetic; when it overflows, b's sign says which side it lies on). */
+static int time_before_sum(long long t, long long a, long long b) {
+    long long sum;
+    if (__builtin_add_overflow(a, b, &sum))
+        return b > 0;
+    return t <= sum;
+}
+
 cai_status jose_jwt_check_time(const json_t *claims, time_t now, long leeway, int require_exp) {
     const json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
     if ((exp && !json_is_integer(exp)) || (nbf && !json_is_integer(nbf)))
         return cai_fail(CAI_ERR_FORMAT, "jose: exp and nbf must be integers");
     if (exp == NULL && require_exp)
         return cai_fail(CAI_ERR_AUTH, "jose: the token has no expiry (exp)");
-    if (exp && (long long)now > (long long)json_integer_value(exp) + leeway)
+    if (exp && !time_before_sum((long long)now, (long long)json_integer_value(exp), leeway))
         return cai_fail(CAI_ERR_AUTH, "jose: the token expired");
-    if (nbf && (long long)now + leeway < (long long)json_integer_value(nbf))
+    if (nbf && !time_before_sum((long long)json_integer_value(nbf), (long long)now, leeway))
         return cai_fail(CAI_ERR_AUTH, "jose: the token is not valid yet");
     return CAI_OK;
 }

@@ -109,7 +109,8 @@ cai_status jose_jws_verify(const jose_key *k, const char *jws, size_t len,
 
 /* jose_jwt_check_time checks the JWT claims "exp" and "nbf" (integers,
  * seconds) against |now| with |leeway| seconds; "exp" must be present when
- * |require_exp|. CAI_ERR_AUTH with the reason when outside. */
+ * |require_exp|. CAI_ERR_AUTH with the reason when outside. The sums with
+ * the leeway are compared exactly, also where they do not fit in 64 bits. */
 cai_status jose_jwt_check_time(const json_t *claims, time_t now, long leeway,
                                int require_exp) CAI_WUR;
 

@@ -17,9 +17,11 @@
 #include "common/log.h"
 #include "common/pool.h"
 #include "common/secure.h"
+#include "crypto/kdf.h"
 #include "attest/binding.h"
 #include "llm/engine.h"
 #include "llm/jsonc.h"
+#include "ratls/receipt.h"
 #include "ratls/server.h"
 #include "seal/seal.h"
 #include "serve/api.h"
@@ -174,6 +176,7 @@ typedef struct {
     jsonc json;  /* response_format json_object: the text so far, as JSON */
     int n_prompt;
     double t0;
+    json_t *receipt; /* --receipts: the receipt's fields known at the request */
 } gen;
 
 static void gen_release(gen *g) {
@@ -185,6 +188,7 @@ static void gen_release(gen *g) {
         free(g->stop[i]);
     buf_free(&g->text);
     json_decref(g->lp);
+    json_decref(g->receipt);
     free(g);
 }
 
@@ -371,6 +375,35 @@ static int on_token(void *arg, int32_t tok, const float *logits) {
     return stop;
 }
 
+/* The signed receipt of a finished generation (--receipts), or NULL with a
+ * log line when it cannot be made (the answer goes out without it). */
+static json_t *make_receipt(gen *g, const sched_usage *u) {
+    server *sv = g->sv;
+    buf clean;
+    buf_init(&clean, 0);
+    uint8_t h[32];
+    char hex[65];
+    json_t *out = NULL;
+    ratls_identity *id = ratls_server_current(sv->ratls);
+    cai_status st = id ? CAI_OK : cai_fail(CAI_ERR_INTERNAL, "no attested identity");
+    if (st == CAI_OK && g->text.len)
+        st = utf8_sanitize(g->text.data, g->text.len, &clean); /* the text as the answer carries it */
+    if (st == CAI_OK)
+        st = kdf_sha256(clean.data ? clean.data : (const uint8_t *)"", clean.len, h);
+    if (st == CAI_OK) {
+        hex_encode(hex, h, sizeof(h));
+        json_object_set_new(g->receipt, "response_sha256", json_string(hex));
+        json_object_set_new(g->receipt, "usage", json_pack("{s:i, s:i}", "prompt_tokens",
+                            u->prompt_tokens, "completion_tokens", u->completion_tokens));
+        st = ratls_receipt_sign(id, g->receipt, &out);
+    }
+    if (st != CAI_OK)
+        log_warn("no receipt for %s: %s", g->id, cai_errmsg(st));
+    ratls_identity_free(id);
+    buf_free(&clean);
+    return out;
+}
+
 static void on_done(void *arg, sched_finish why, const sched_usage *u) {
     gen *g = arg;
     server *sv = g->sv;
@@ -417,11 +450,26 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
             json_decref(usage);
         }
         (void)httpd_async_write(g->a, "data: [DONE]\n\n", 14);
+        /* After [DONE], which OpenAI clients stop at: a named event. */
+        json_t *rc = g->receipt ? make_receipt(g, u) : NULL;
+        char *rs = rc ? json_dumps(rc, JSON_COMPACT) : NULL;
+        buf b;
+        buf_init(&b, 0);
+        if (rs && buf_printf(&b, "event: cai-receipt\ndata: %s\n\n", rs) == CAI_OK)
+            (void)httpd_async_write(g->a, b.data, b.len);
+        buf_free(&b);
+        free(rs);
+        json_decref(rc);
         (void)httpd_async_end(g->a);
         count(sv, ep, 200);
     } else {
         json_t *j = envelope(g, json_pack("[o]", choice(g, (const char *)g->text.data, g->text.len, finish, 1)));
         json_object_set_new(j, "usage", usage);
+        if (g->receipt) {
+            json_t *rc = make_receipt(g, u);
+            if (rc)
+                json_object_set_new(j, "cai_receipt", rc);
+        }
         char *s = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (s)
@@ -513,6 +561,28 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
                       .allow = req.json_mode ? json_allow : NULL};
     if (!req.has_seed && secure_random((uint8_t *)&p.sample.seed, sizeof(p.sample.seed)) != CAI_OK)
         p.sample.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)g;
+    if (sv->cfg.receipts) {
+        uint8_t h[32];
+        char rh[65];
+        if (kdf_sha256(body, len, h) == CAI_OK) {
+            hex_encode(rh, h, sizeof(h));
+            /* The parameters the sampler ran with (floats as sent to it),
+             * the seed it used (the server's own when the request gave none). */
+            g->receipt = json_pack(
+                "{s:i, s:s, s:I, s:s, s:s, s:s, s:{s:f, s:f, s:i, s:f, s:f, s:f, s:f, s:s, s:i}}",
+                "version", 1, "id", g->id, "created", (json_int_t)g->created, "model", sv->model_id,
+                "model_digest", sv->digest, "request_sha256", rh, "params",
+                "temperature", (double)p.sample.temperature, "top_p", (double)p.sample.top_p,
+                "top_k", p.sample.top_k, "min_p", (double)p.sample.min_p,
+                "repetition_penalty", (double)p.sample.repeat_penalty,
+                "presence_penalty", (double)p.sample.presence_penalty,
+                "frequency_penalty", (double)p.sample.frequency_penalty,
+                "seed", "", "max_tokens", p.max_tokens);
+            char seed[24];
+            snprintf(seed, sizeof(seed), "%llu", (unsigned long long)p.sample.seed);
+            json_object_set_new(json_object_get(g->receipt, "params"), "seed", json_string(seed));
+        }
+    }
     api_request_free(&req);
     g->a = httpd_async_new(r, on_end, g);
     if (g->a == NULL) { /* answered 500 already */

@@ -45,6 +45,9 @@ typedef struct {
     const char *tls_cert_file, *tls_key_file;
     int tls_attested;
     long tls_refresh_s;        /* default RATLS_REFRESH_DEFAULT */
+    int receipts;              /* with tls_attested: every completion carries a
+                                * receipt signed by the attested key
+                                * (ratls/receipt.h) */
 } serve_config;
 
 typedef struct server server;

@@ -61,7 +61,7 @@ chat_count() { # chat completions the server at port $1 answered
 }
 ASK='{"model": "qwen", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 8, "seed": 1}'
 
-serve main --sim-dir sim && pass server_up || fail server_up "$(cat serve-main.log)"
+serve main --sim-dir sim --receipts && pass server_up || fail server_up "$(cat serve-main.log)"
 S=https://127.0.0.1:$PORT_main
 grep -q "attested TLS: new certificate sha256:" serve-main.log && pass server_logs_certificate ||
     fail server_logs_certificate "$(cat serve-main.log)"
@@ -88,8 +88,9 @@ grep -qi "^X-Cai-Attested: tee=sim; tcb_status=UpToDate; mr_td=$ZERO; model_dige
     pass header_names_what_was_verified || fail header_names_what_was_verified "$(cat headers.txt)"
 out=$(http_proxy=$P curl -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" \
     -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true}')
-[ "$(echo "$out" | grep -c '^data: {')" -ge 2 ] && echo "$out" | tail -n 2 | grep -q '^data: \[DONE\]' &&
-    pass http_proxy_stream || fail http_proxy_stream "$out"
+[ "$(echo "$out" | grep -c '^data: {')" -ge 2 ] && echo "$out" | grep -q '^data: \[DONE\]' &&
+    echo "$out" | tail -n 3 | grep -q '^event: cai-receipt' &&
+    pass http_proxy_stream_with_receipt || fail http_proxy_stream_with_receipt "$(echo "$out" | tail -n 4 | cut -c1-200)"
 [ "$(grep -c "verified https://127.0.0.1:$PORT_main: simulated TEE" proxy-main.log)" = 1 ] &&
     grep -q "model sha256:$DIGEST" proxy-main.log && pass proxy_prints_once_per_server ||
     fail proxy_prints_once_per_server "$(cat proxy-main.log)"
@@ -128,6 +129,47 @@ else
 fi
 refuses chat_https_other_digest "claim model_digest" \
     "$CAI" chat --url "$S" --trust-sim sim --model-digest "$(printf 'f%.0s' $(seq 64))"
+
+# ---- receipts: signed by the attested key, verified offline ----
+printf '%s' '{"model": "qwen", "messages": [{"role": "user", "content": "Tell me"}], "max_tokens": 8, "seed": 7, "temperature": 0.5}' > req.json
+http_proxy=$P curl -s "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @req.json > resp.json
+python3 -c 'import json,sys; d=json.load(open("resp.json")); sys.stdout.write(d["choices"][0]["message"]["content"])' > text.txt
+check receipt_verifies "$CAI" receipt verify resp.json --request req.json --response text.txt --trust-sim sim
+printf '%s' '{"model": "qwen", "messages": [{"role": "user", "content": "Tell me"}], "max_tokens": 8, "seed": 7, "stream": true}' > sreq.json
+http_proxy=$P curl -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @sreq.json > stream.txt
+python3 - <<'PY'
+import json
+text, receipt, done = "", None, False
+event = None
+for line in open("stream.txt", encoding="utf-8"):
+    line = line.rstrip("\n")
+    if line.startswith("event: "):
+        event = line[7:]
+    elif line == "data: [DONE]":
+        done = True
+    elif line.startswith("data: ") and event == "cai-receipt":
+        receipt = line[6:]
+    elif line.startswith("data: "):
+        d = json.loads(line[6:])
+        for c in d["choices"]:
+            text += c["delta"].get("content") or ""
+    elif line == "":
+        event = None
+assert done and receipt, "no [DONE] or no receipt event after it"
+open("stext.txt", "w", encoding="utf-8").write(text)
+open("sreceipt.json", "w").write(receipt)
+PY
+check receipt_stream_verifies "$CAI" receipt verify sreceipt.json --request sreq.json --response stext.txt --trust-sim sim
+printf 'x' >> text.txt
+refuses receipt_changed_response "response_sha256" "$CAI" receipt verify resp.json --request req.json --response text.txt --trust-sim sim
+sed 's/"Tell me"/"Tell me!"/' req.json > req2.json
+refuses receipt_changed_request "request_sha256" "$CAI" receipt verify resp.json --request req2.json --trust-sim sim
+sed 's/"temperature":0.5[0-9]*/"temperature":0.9/' resp.json > resp-param.json
+! cmp -s resp.json resp-param.json && pass receipt_param_edited || fail receipt_param_edited "sed changed nothing"
+refuses receipt_changed_parameter "signature" "$CAI" receipt verify resp-param.json --trust-sim sim
+sed "s/\"model_digest\":\"$DIGEST\"/\"model_digest\":\"$(printf 'ab%.0s' $(seq 32))\"/" resp.json > resp-model.json
+refuses receipt_changed_model_digest "signature|model_digest" "$CAI" receipt verify resp-model.json --trust-sim sim
+refuses receipt_other_root "certificate" "$CAI" receipt verify resp.json --trust-sim other
 
 # ---- refusal table: 502 naming the check, nothing reaches the server ----
 # refused NAME PROXY-URL TARGET-PORT PATTERN COUNT-CMD: a chat request through

@@ -31,7 +31,7 @@ static tokenizer *build(void) {
         text[b] = store[b];
         type[b] = TOKEN_NORMAL;
     }
-    static const char *extra[] = {"ab", "abc", "\xc4\xa0" "a", "\xc4\xa0\xc4\xa0", "\xc4\x8a\xc4\x8a",
+    static const char *extra[] = {"ab", "abc", "\xc4\xa0\x61", "\xc4\xa0\xc4\xa0", "\xc4\x8a\xc4\x8a",
                                   "\xc3\xa4\xc2\xb8", "<|x|>", "<u>"};
     for (int i = 0; i < 8; i++) {
         text[256 + i] = extra[i];

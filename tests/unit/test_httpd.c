@@ -377,6 +377,201 @@ static void test_slow_client_dropped(void) {
     httpd_free(h);
 }
 
+/* ---- rate limit: colliding addresses share a bucket ---------------------- */
+
+/* GET |url| with the client socket bound to |from| (a loopback address). */
+static long get_from(const char *url, const char *from, buf *out) {
+    CURL *c = curl_easy_init();
+    char iface[64];
+    snprintf(iface, sizeof(iface), "host!%s", from);
+    out->len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long code = 0;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    buf_terminate(out);
+    return rc == CURLE_OK ? code : -(long)rc;
+}
+
+/* A server on an ephemeral port with |cfg| and the /echo route, running. */
+static httpd *start_with(httpd_config *cfg, pthread_t *t, char *url, size_t cap) {
+    httpd *h = NULL;
+    CHECK_OK(httpd_new(cfg, &h));
+    if (h == NULL)
+        return NULL;
+    httpd_set_error_body(h, openai_error);
+    httpd_route(h, "/echo", h_echo, NULL);
+    pthread_create(t, NULL, loop_of, h);
+    snprintf(url, cap, "http://127.0.0.1:%d/echo?x=hi", httpd_port(h));
+    return h;
+}
+
+static void stop(httpd *h, pthread_t t) {
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
+/* With one bucket every address collides: a second, third address gets
+ * what the first left (nothing), not a fresh burst, and does not refill the
+ * first's. (Before, a new address on an occupied bucket reset it to a full
+ * burst, so alternating two addresses was never limited.) */
+static void test_rate_limit_collisions_share(void) {
+    httpd_config cfg = {.port = 0, .rate_per_s = 0.001, .rate_burst = 3, .rate_buckets = 1};
+    pthread_t t;
+    char url[128];
+    httpd *h = start_with(&cfg, &t, url, sizeof(url));
+    if (h == NULL)
+        return;
+    buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(get_from(url, "127.0.0.1", &b) == 200);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    CHECK(get_from(url, "127.0.0.2", &b) == 429);
+    CHECK(strstr((char *)b.data, "slow down") != NULL);
+    CHECK(get_from(url, "127.0.0.3", &b) == 429);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    /* alternating addresses: still nothing */
+    int served = 0;
+    for (int i = 0; i < 20; i++)
+        served += get_from(url, i % 2 ? "127.0.0.4" : "127.0.0.5", &b) == 200;
+    CHECK(served == 0);
+    buf_free(&b);
+    stop(h, t);
+}
+
+/* With the default table, other addresses keep budgets of their own (the
+ * chance that one of eight lands on the first's bucket is 8 in 4096; all
+ * but one are required to be served). */
+static void test_rate_limit_per_address(void) {
+    httpd_config cfg = {.port = 0, .rate_per_s = 0.001, .rate_burst = 3};
+    pthread_t t;
+    char url[128];
+    httpd *h = start_with(&cfg, &t, url, sizeof(url));
+    if (h == NULL)
+        return;
+    buf b;
+    buf_init(&b, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(get_from(url, "127.0.0.1", &b) == 200);
+    CHECK(get_from(url, "127.0.0.1", &b) == 429);
+    int served = 0;
+    for (int i = 2; i < 10; i++) {
+        char a[32];
+        snprintf(a, sizeof(a), "127.0.0.%d", i);
+        served += get_from(url, a, &b) == 200;
+    }
+    CHECK(served >= 7);
+    buf_free(&b);
+    stop(h, t);
+}
+
+/* ---- request paths are refused when decoding would change them ----------- */
+
+static void h_path(httpd_req *r, void *arg) {
+    (void)arg;
+    const char *p = httpd_path(r);
+    httpd_reply(r, 200, "text/plain", p, strlen(p));
+}
+
+/* Sends |target| as the request target of a GET over a raw socket (bytes as
+ * given, no client-side encoding) and reads the reply into |reply|. */
+static void raw_get(int port, const char *target, char *reply, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char req[512];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                     target);
+    size_t got = 0;
+    reply[0] = '\0';
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && write(fd, req, (size_t)n) == n) {
+        ssize_t k;
+        while (got + 1 < cap && (k = read(fd, reply + got, cap - 1 - got)) > 0)
+            got += (size_t)k;
+        reply[got] = '\0';
+    }
+    close(fd);
+}
+
+static void test_path_refusals(void) {
+    httpd *h = NULL;
+    httpd_config cfg = {.port = 0};
+    CHECK_OK(httpd_new(&cfg, &h));
+    if (h == NULL)
+        return;
+    httpd_set_error_body(h, openai_error);
+    httpd_route(h, "/r/", h_path, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, loop_of, h);
+    int port = httpd_port(h);
+    static const struct {
+        const char *target, *why;
+    } bad[] = {
+        {"/r/x%00y", "encoded NUL"},
+        {"/r/x%00", "encoded NUL"},
+        {"/r/a%2fb", "encoded '/'"},
+        {"/r/a%2Fb", "encoded '/'"},
+        {"/r/%ff", "UTF-8"},
+        {"/r/a\xff", "UTF-8"},              /* a raw byte, not encoded */
+        {"/r/%c0%af", "UTF-8"},             /* overlong '/' */
+        {"/r/%e0%80%af", "UTF-8"},          /* overlong '/', three bytes */
+        {"/r/%ed%a0%80", "UTF-8"},          /* a surrogate */
+        {"/r/%f4%90%80%80", "UTF-8"},       /* above U+10FFFF */
+        {"/r/%c3", "UTF-8"},                /* truncated */
+        {"/r/%80", "UTF-8"},                /* a lone continuation byte */
+        {"/r/a%0ab", "control character"},  /* a log line of its own */
+        {"/r/a%7fb", "control character"},
+        {"/r/%zz", "two hex digits"},
+        {"/r/%4", "two hex digits"},
+        {"/r/%", "two hex digits"},
+    };
+    char reply[4096];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        raw_get(port, bad[i].target, reply, sizeof(reply));
+        const char *body = strstr(reply, "\r\n\r\n");
+        json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        int ok = strncmp(reply, "HTTP/1.1 400", 12) == 0 && msg && strstr(msg, bad[i].why);
+        if (!ok)
+            printf("  %s: %.60s / %s\n", bad[i].target, reply, msg ? msg : "(no error message)");
+        CHECK(ok);
+        json_decref(j);
+    }
+    static const struct {
+        const char *target, *path;
+    } good[] = {
+        {"/r/plain", "/r/plain"},
+        {"/r/a%20b", "/r/a b"},
+        {"/r/%41%42", "/r/AB"},
+        {"/r/caf%c3%a9", "/r/caf\xc3\xa9"},
+        {"/r/caf\xc3\xa9", "/r/caf\xc3\xa9"},
+        {"/r/%f0%9f%98%80", "/r/\xf0\x9f\x98\x80"},
+        {"/r/a+b", "/r/a+b"},
+        {"/r/%25", "/r/%"},
+        {"/r/a/b/c", "/r/a/b/c"},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        raw_get(port, good[i].target, reply, sizeof(reply));
+        const char *body = strstr(reply, "\r\n\r\n");
+        int ok = strncmp(reply, "HTTP/1.1 200", 12) == 0 && body && strcmp(body + 4, good[i].path) == 0;
+        if (!ok)
+            printf("  %s: %.60s\n", good[i].target, reply);
+        CHECK(ok);
+    }
+    httpd_stop(h);
+    pthread_join(t, NULL);
+    httpd_free(h);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_config cfg = {.port = 0, .max_body = 64 << 10, .rate_per_s = 20, .rate_burst = 100};
@@ -400,6 +595,9 @@ int main(void) {
     RUN(test_rate_limit);
     RUN(test_connection_limit);
     RUN(test_slow_client_dropped);
+    RUN(test_rate_limit_collisions_share);
+    RUN(test_rate_limit_per_address);
+    RUN(test_path_refusals);
     httpd_stop(srv);
     pthread_join(t, NULL);
     usleep(50000); /* let detached workers finish writing to closed replies */

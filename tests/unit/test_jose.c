@@ -354,6 +354,34 @@ static void test_jwt_time(void) {
     json_decref(c);
 }
 
+/* exp and nbf at the ends of the integer range: the sums with the leeway
+ * are computed with checked arithmetic and compared as exact integers (a
+ * plain sum overflows, which aborts the UBSan build and elsewhere wraps an
+ * expiry into the past or a start into the future). */
+static void test_jwt_time_extremes(void) {
+    json_t *c = json_pack("{s:I}", "exp", (json_int_t)INT64_MAX);
+    CHECK_OK(jose_jwt_check_time(c, 950, 0, 1));
+    CHECK_OK(jose_jwt_check_time(c, 950, 60, 1)); /* exp + 60 is past INT64_MAX */
+    json_object_set_new(c, "exp", json_integer(INT64_MAX - 30));
+    CHECK_OK(jose_jwt_check_time(c, 950, 60, 1));
+    json_object_set_new(c, "exp", json_integer(INT64_MIN));
+    CHECK_ST(jose_jwt_check_time(c, 950, 0, 1), CAI_ERR_AUTH);
+    CHECK_ST(jose_jwt_check_time(c, 950, -1, 1), CAI_ERR_AUTH); /* below INT64_MIN */
+    json_object_set_new(c, "exp", json_integer(2000));
+    json_object_set_new(c, "nbf", json_integer(INT64_MAX));
+    CHECK_ST(jose_jwt_check_time(c, 950, 60, 1), CAI_ERR_AUTH);
+    json_object_set_new(c, "nbf", json_integer(INT64_MIN));
+    CHECK_OK(jose_jwt_check_time(c, 950, 60, 1));
+    /* |now| plus the leeway out of range */
+    json_object_del(c, "exp");
+    json_object_set_new(c, "nbf", json_integer(900));
+    CHECK_OK(jose_jwt_check_time(c, (time_t)INT64_MAX - 10, 60, 0));
+    CHECK_ST(jose_jwt_check_time(c, (time_t)INT64_MIN + 10, -60, 0), CAI_ERR_AUTH);
+    json_object_set_new(c, "exp", json_integer(2000));
+    CHECK_ST(jose_jwt_check_time(c, (time_t)INT64_MAX - 10, 60, 0), CAI_ERR_AUTH);
+    json_decref(c);
+}
+
 static void test_pem_round_trip(void) {
     jose_key *k = NULL, *k2 = NULL, *pub = NULL;
     buf priv, pubpem;
@@ -401,6 +429,7 @@ int main(void) {
     RUN(test_jws_rfc8037_eddsa);
     RUN(test_jws_round_trip_and_refusals);
     RUN(test_jwt_time);
+    RUN(test_jwt_time_extremes);
     RUN(test_pem_round_trip);
     return test_summary();
 }

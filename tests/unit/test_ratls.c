@@ -15,7 +15,9 @@
 #include "common/codec.h"
 #include "kbs/policy.h"
 #include "ratls/cbor.h"
+#include "crypto/kdf.h"
 #include "ratls/evidence.h"
+#include "ratls/receipt.h"
 #include "ratls/server.h"
 #include "ratls/verify.h"
 #include "test.h"
@@ -421,6 +423,49 @@ static void test_identity_sign(void) {
     ratls_identity_free(id);
 }
 
+/* A receipt signs what it says; every edit breaks it, and the files it
+ * names must hash to it. */
+static void test_receipt(void) {
+    verifier vf;
+    verifier_new(&vf, sim_dir, "", 0);
+    ratls_identity *id = identity(sim_dir, NULL, DIGEST);
+    char md[65], rq[65], rs[65];
+    uint8_t h[32];
+    hex_encode(md, DIGEST, 32);
+    CHECK_OK(kdf_sha256("request", 7, h));
+    hex_encode(rq, h, 32);
+    CHECK_OK(kdf_sha256("answer", 6, h));
+    hex_encode(rs, h, 32);
+    json_t *r = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:{s:f}}", "version", 1, "id", "x",
+                          "created", (json_int_t)time(NULL), "model", "m", "model_digest", md,
+                          "request_sha256", rq, "response_sha256", rs, "params", "temperature", 0.5);
+    json_t *signed_r = NULL;
+    CHECK_OK(ratls_receipt_sign(id, r, &signed_r));
+    char *doc = json_dumps(signed_r, JSON_COMPACT);
+    CHECK_OK(ratls_receipt_verify(vf.v, doc, strlen(doc), "request", 7, "answer", 6, NULL, NULL));
+    cai_status st = ratls_receipt_verify(vf.v, doc, strlen(doc), "request", 7, "answer!", 7, NULL, NULL);
+    CHECK(st == CAI_ERR_AUTH && msg_has(st, "response_sha256"));
+    st = ratls_receipt_verify(vf.v, doc, strlen(doc), "Request", 7, NULL, 0, NULL, NULL);
+    CHECK(st == CAI_ERR_AUTH && msg_has(st, "request_sha256"));
+    /* every byte of the receipt object flipped: refused (or not JSON) */
+    char *rs_at = strstr(doc, "\"receipt\":");
+    char *end = strstr(doc, ",\"signature\"");
+    CHECK(rs_at && end);
+    for (char *p = rs_at + 11; p && end && p < end; p++) {
+        if (*p == '"' || *p == '\\')
+            continue;
+        char was = *p;
+        *p ^= 1;
+        CHECK(ratls_receipt_verify(vf.v, doc, strlen(doc), NULL, 0, NULL, 0, NULL, NULL) != CAI_OK);
+        *p = was;
+    }
+    free(doc);
+    json_decref(signed_r);
+    json_decref(r);
+    ratls_identity_free(id);
+    verifier_free(&vf);
+}
+
 int main(void) {
     snprintf(sim_dir, sizeof(sim_dir), "/tmp/cai-ratls-sim.XXXXXX");
     snprintf(other_dir, sizeof(other_dir), "/tmp/cai-ratls-other.XXXXXX");
@@ -437,6 +482,7 @@ int main(void) {
     RUN(test_verify_accepts);
     RUN(test_verify_refusals);
     RUN(test_identity_sign);
+    RUN(test_receipt);
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", sim_dir, other_dir);
     if (system(cmd) != 0)

@@ -287,10 +287,10 @@ static void test_collateral_format(void) {
 
 /* ---- semantic checks with re-signed collateral ---------------------------- */
 
-/* Signs |text| with the sim TCB signing key, hex r||s into |hex|. */
-static int resign(const char *text, char hex[129]) {
+/* Signs |text| with the sim private key in file |key|, hex r||s into |hex|. */
+static int sign_with(const char *key, const char *text, char hex[129]) {
     char p[300];
-    snprintf(p, sizeof(p), "%s/%s", dir, SIM_TCB_KEY);
+    snprintf(p, sizeof(p), "%s/%s", dir, key);
     FILE *f = fopen(p, "r");
     EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
     if (f)
@@ -313,6 +313,9 @@ static int resign(const char *text, char hex[129]) {
     EVP_PKEY_free(k);
     return ok;
 }
+
+/* Signs |text| with the sim TCB signing key, hex r||s into |hex|. */
+static int resign(const char *text, char hex[129]) { return sign_with(SIM_TCB_KEY, text, hex); }
 
 /* Replaces |from| by |to| (same length) in the collateral's |field| text,
  * re-signs it, and expects verification of a sim quote to fail with |want|. */
@@ -822,10 +825,14 @@ static void test_refusal_table_collateral_bytes(void) {
                           {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
     const flip_row root = {"root CA CRL (DER)", 0, 0,
                            {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN}};
+    const flip_row crl_chain = {"PCK CRL issuer chain (PEM)", 0, 0,
+                                {TDX_VERIFY_COLLATERAL_FORMAT, TDX_VERIFY_PCK_CHAIN,
+                                 TDX_VERIFY_ROOT_UNTRUSTED}};
     flip_collateral(&tcb, "tcb_info_issuer_chain", 0, 256);
     flip_collateral(&qe, "qe_identity_issuer_chain", 0, 128);
     flip_collateral(&pck, "pck_crl", 1, 1024);
     flip_collateral(&root, "root_ca_crl", 1, 1024);
+    flip_collateral(&crl_chain, "pck_crl_issuer_chain", 0, 256);
 }
 
 /* A CRL is exactly one DER CRL: a byte after it is refused, not ignored. */
@@ -1088,6 +1095,209 @@ static void test_refusal_table_collateral(void) {
     sim_cleanup(&s);
 }
 
+/* ---- who signs the collateral, the PCK CRL's issuer chain ---------------- */
+
+/* The PEM chain of the sim certificate files |names| (NULL-terminated), read
+ * from |d| (as sim_init wrote them: canonical PEM); malloc'd, or NULL. */
+static char *sim_chain(const char *d, const char *const *names) {
+    buf all;
+    buf_init(&all, 0);
+    for (size_t i = 0; names[i]; i++) {
+        char p[300];
+        buf b;
+        snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+        if (file_read_all(p, 1 << 16, &b) != CAI_OK) {
+            buf_free(&all);
+            return NULL;
+        }
+        int r = buf_append(&all, b.data, b.len);
+        buf_free(&b);
+        if (r) {
+            buf_free(&all);
+            return NULL;
+        }
+    }
+    if (buf_terminate(&all)) {
+        buf_free(&all);
+        return NULL;
+    }
+    return (char *)all.data;
+}
+
+/* Verifies the sim quote with the sim collateral whose string fields
+ * |fields| (name, value pairs, NULL-terminated) are replaced; |r| gets the
+ * result. CAI_ERR_INTERNAL when the test could not build the collateral. */
+static cai_status verify_with_fields(const char *const *fields, tdx_verify_result *r) {
+    char p[300];
+    snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+    json_error_t e;
+    json_t *c = json_load_file(p, 0, &e);
+    cai_status st = CAI_ERR_INTERNAL;
+    r->error = TDX_VERIFY_OK;
+    for (size_t i = 0; c && fields[i]; i += 2)
+        if (fields[i + 1] == NULL || json_object_set_new(c, fields[i], json_string(fields[i + 1]))) {
+            json_decref(c);
+            return CAI_ERR_INTERNAL;
+        }
+    char *doc = c ? json_dumps(c, 0) : NULL;
+    sim_case s;
+    sim_setup(&s);
+    tdx_collateral *fc = NULL;
+    if (doc && s.q && tdx_collateral_parse(doc, strlen(doc), &fc) == CAI_OK) {
+        tdx_trust t = {.sim_root_pem = (const char *)s.root.data};
+        st = tdx_verify(s.quote.data, s.quote.len, fc, &t, time(NULL), r);
+    }
+    tdx_collateral_free(fc);
+    sim_cleanup(&s);
+    free(doc);
+    json_decref(c);
+    return st;
+}
+
+/* One refusal row: |fields| replaced must be refused with |want|. */
+static void refuse_row(const char *name, const char *const *fields, tdx_verify_error want) {
+    tdx_verify_result r;
+    cai_status st = verify_with_fields(fields, &r);
+    if (st == CAI_OK || r.error != want)
+        printf("  %s: got %s (%s)\n", name, tdx_verify_error_str(r.error),
+               st == CAI_OK ? "accepted" : cai_errmsg(st));
+    report_row(name, 1, st != CAI_OK && st != CAI_ERR_INTERNAL, r.error == want,
+               tdx_verify_error_str(want));
+}
+
+/* The sim collateral's |field| text (TCB info or QE identity). */
+static char *collateral_text(const char *field) {
+    char p[300];
+    snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
+    json_error_t e;
+    json_t *c = json_load_file(p, 0, &e);
+    const char *v = json_string_value(json_object_get(c, field));
+    char *out = v ? strdup(v) : NULL;
+    json_decref(c);
+    return out;
+}
+
+/* TCB info and QE identity are signed by the TCB Signing certificate and by
+ * nothing else (Intel QVL: the chain is exactly [TCB Signing, root] and the
+ * signer's subject is the TCB Signing name). A PCK CA key (or the PCK leaf,
+ * or the root itself) that chains to the pinned root signs them in vain. */
+static void test_tcb_signer_is_tcb_signing(void) {
+    static const char *const plat_root[] = {SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const pck_plat_root[] = {SIM_PCK_CERT, SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const root_root[] = {SIM_ROOT_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const tcb_root[] = {SIM_TCB_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const tcb_plat_root[] = {SIM_TCB_CERT, SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    char *tcb = collateral_text("tcb_info"), *qe = collateral_text("qe_identity");
+    char *c_plat = sim_chain(dir, plat_root), *c_pck = sim_chain(dir, pck_plat_root);
+    char *c_root = sim_chain(dir, root_root), *c_tcb = sim_chain(dir, tcb_root);
+    char *c_tcb3 = sim_chain(dir, tcb_plat_root);
+    char s_plat[129], s_pck[129], s_root[129], s_tcb[129], q_plat[129];
+    CHECK(tcb && qe && c_plat && c_pck && c_root && c_tcb && c_tcb3);
+    CHECK(tcb && sign_with(SIM_PLATFORM_KEY, tcb, s_plat) && sign_with(SIM_PCK_KEY, tcb, s_pck) &&
+          sign_with(SIM_ROOT_KEY, tcb, s_root) && sign_with(SIM_TCB_KEY, tcb, s_tcb));
+    CHECK(qe && sign_with(SIM_PLATFORM_KEY, qe, q_plat));
+    if (test_case_failed)
+        goto out;
+    { /* control: the TCB Signing key and its chain, re-signed here */
+        const char *f[] = {"tcb_info_signature", s_tcb, "tcb_info_issuer_chain", c_tcb, NULL};
+        tdx_verify_result r;
+        CHECK_OK(verify_with_fields(f, &r));
+    }
+    {
+        const char *f[] = {"tcb_info_signature", s_plat, "tcb_info_issuer_chain", c_plat, NULL};
+        refuse_row("TCB info signed by the PCK CA", f, TDX_VERIFY_TCB_INFO_SIGNATURE);
+    }
+    {
+        const char *f[] = {"qe_identity_signature", q_plat, "qe_identity_issuer_chain", c_plat, NULL};
+        refuse_row("QE identity signed by the PCK CA", f, TDX_VERIFY_QE_IDENTITY_SIGNATURE);
+    }
+    {
+        const char *f[] = {"tcb_info_signature", s_pck, "tcb_info_issuer_chain", c_pck, NULL};
+        refuse_row("TCB info signed by the PCK leaf", f, TDX_VERIFY_TCB_INFO_SIGNATURE);
+    }
+    {
+        const char *f[] = {"tcb_info_signature", s_root, "tcb_info_issuer_chain", c_root, NULL};
+        refuse_row("TCB info signed by the root", f, TDX_VERIFY_TCB_INFO_SIGNATURE);
+    }
+    { /* the right signer, under an intermediate it does not have */
+        const char *f[] = {"tcb_info_issuer_chain", c_tcb3, NULL};
+        refuse_row("TCB Signing chain of three", f, TDX_VERIFY_TCB_INFO_SIGNATURE);
+    }
+out:
+    free(tcb);
+    free(qe);
+    free(c_plat);
+    free(c_pck);
+    free(c_root);
+    free(c_tcb);
+    free(c_tcb3);
+}
+
+/* The collateral's pck_crl_issuer_chain is exactly [the PCK leaf's CA,
+ * root], chains to the pinned root, and its CA issued the PCK CRL. */
+static void test_pck_crl_issuer_chain(void) {
+    static const char *const plat_root[] = {SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const plat[] = {SIM_PLATFORM_CERT, NULL};
+    static const char *const tcb_root[] = {SIM_TCB_CERT, SIM_ROOT_CERT, NULL};
+    static const char *const pck_plat_root[] = {SIM_PCK_CERT, SIM_PLATFORM_CERT, SIM_ROOT_CERT, NULL};
+    char other[] = "/tmp/cai-verify-crlchain-XXXXXX";
+    int have_other = mkdtemp(other) != NULL && sim_init(other) == CAI_OK;
+    char *c_ok = sim_chain(dir, plat_root), *c_one = sim_chain(dir, plat);
+    char *c_tcb = sim_chain(dir, tcb_root), *c_three = sim_chain(dir, pck_plat_root);
+    char *c_other = have_other ? sim_chain(other, plat_root) : NULL;
+    char *c_space = NULL;
+    CHECK(c_ok && c_one && c_tcb && c_three && c_other);
+    /* a blank line after the first certificate */
+    const char *cut = c_ok ? strstr(c_ok, "-----END CERTIFICATE-----\n") : NULL;
+    if (cut && (c_space = malloc(strlen(c_ok) + 2)) != NULL) {
+        size_t k = (size_t)(cut - c_ok) + strlen("-----END CERTIFICATE-----\n");
+        snprintf(c_space, strlen(c_ok) + 2, "%.*s\n%s", (int)k, c_ok, c_ok + k);
+    }
+    if (test_case_failed || c_space == NULL)
+        goto out;
+    { /* control */
+        const char *f[] = {"pck_crl_issuer_chain", c_ok, NULL};
+        tdx_verify_result r;
+        CHECK_OK(verify_with_fields(f, &r));
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_tcb, NULL};
+        refuse_row("PCK CRL chain of another CA", f, TDX_VERIFY_PCK_CHAIN);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_other, NULL};
+        refuse_row("PCK CRL chain to another root", f, TDX_VERIFY_ROOT_UNTRUSTED);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_one, NULL};
+        refuse_row("PCK CRL chain without the root", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_three, NULL};
+        refuse_row("PCK CRL chain of three", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", c_space, NULL};
+        refuse_row("PCK CRL chain, not canonical PEM", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+    {
+        const char *f[] = {"pck_crl_issuer_chain", "", NULL};
+        refuse_row("PCK CRL chain empty", f, TDX_VERIFY_COLLATERAL_FORMAT);
+    }
+out:
+    free(c_ok);
+    free(c_one);
+    free(c_tcb);
+    free(c_three);
+    free(c_other);
+    free(c_space);
+    if (have_other) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 static void test_refusal_table_zero_accepted(void) {
     printf("  accepted: %d\n", accepted_total);
     CHECK(accepted_total == 0);
@@ -1142,6 +1352,8 @@ int main(void) {
     RUN(test_refusal_table_quote_bytes);
     RUN(test_refusal_table_collateral);
     RUN(test_refusal_table_collateral_bytes);
+    RUN(test_tcb_signer_is_tcb_signing);
+    RUN(test_pck_crl_issuer_chain);
     RUN(test_refusal_table_zero_accepted);
     cleanup();
     if (!have_sim) {
