@@ -9,8 +9,8 @@ mkdir "$T/cwd" && cd "$T/cwd"
 # help must contain (a command's help names all its subcommands). -h is
 # tried too, in place of each --help.
 HELP_TABLE='
---help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy run chat bench
-help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy run chat bench
+--help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
+help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
 help seal|usage: cai seal|
 seal --help|usage: cai seal|--key-file --kbs
 seal in -o out.sealed --key-file k --help|usage: cai seal|
@@ -50,6 +50,10 @@ serve -m m.gguf --port 0 --help|usage: cai serve|
 serve -m m.gguf --tls attested --help|usage: cai serve|--tls
 proxy --help|usage: cai proxy|--policy
 proxy --policy p.json --trust-sim dir --help|usage: cai proxy|
+receipt --help|usage: cai receipt verify|--request
+receipt verify --help|usage: cai receipt verify|--response
+receipt verify r.json --trust-sim dir --help|usage: cai receipt verify|
+serve -m m.gguf --receipts --help|usage: cai serve|--receipts
 run --help|usage: cai run|--prompt
 run -m m.gguf -p hi --help|usage: cai run|
 chat --help|usage: cai chat|--url
@@ -136,6 +140,8 @@ bench ratls --url|option .--url. needs a value
 bench ratls --bogus|unknown option .--bogus.
 proxy --policy|option .--policy. needs a value
 proxy --bogus|unknown option .--bogus.
+receipt verify r.json --policy|option .--policy. needs a value
+receipt verify --bogus r.json|unknown option .--bogus.
 serve --tls|option .--tls. needs a value
 bench -m|option .-m. needs a value
 bench -m x.gguf --bogus|unknown option .--bogus.
