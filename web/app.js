@@ -110,8 +110,10 @@ function headers() {
 
 async function complete() {
   const system = $('system').value.trim();
+  // No "model" until /v1/models has named it: the server then serves its
+  // own (a made-up name would get 404 model_not_found).
   const body = {
-    model: model || 'default',
+    ...(model ? { model } : {}),
     messages: (system ? [{ role: 'system', content: system }] : []).concat(messages),
     stream: true,
     temperature: Number($('temperature').value),

@@ -1,5 +1,6 @@
 /* bench_attest.c - cai bench attest: quote verifications per second with the
  * collateral already in memory (as a verifier with a warm cache runs). */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,12 @@ static void help(void) {
            "collateral provider's cache. Default quote: a fresh simulated-TEE quote\n"
            "(same checks, sim root); --quote/--collateral/--at: e.g. a real Intel quote\n"
            "at a time inside its collateral window (TIME in seconds since 1970).\n"
-           "bench/attest.sh prints the figures next to `openssl speed ecdsap256`.\n");
+           "bench/attest.sh prints the figures next to `openssl speed ecdsap256`.\n\n"
+           "  --seconds N        how long to verify (default 3, at most 600)\n"
+           "  --quote FILE       the quote (default: a fresh simulated-TEE quote)\n"
+           "  --collateral FILE  its collateral\n"
+           "  --at TIME          the verification time, seconds since 1970\n"
+           "  -h, --help         this help\n");
 }
 
 /* Runs verifications of |q| with |v| for |secs|; returns the rate or -1. */
@@ -39,26 +45,33 @@ static double rate(const attest_verifier *v, const buf *q, time_t at, double sec
 }
 
 int cmd_bench_attest(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"seconds", required_argument, NULL, 's'}, {"quote", required_argument, NULL, 'q'},
+        {"collateral", required_argument, NULL, 'c'}, {"at", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     long secs = 3, at_l = 0;
     const char *qpath = NULL, *cpath = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--seconds") == 0 && v && cli_parse_int(v, 1, 600, &secs) == 0)
-            i++;
-        else if (strcmp(argv[i], "--quote") == 0 && v)
-            qpath = v, i++;
-        else if (strcmp(argv[i], "--collateral") == 0 && v)
-            cpath = v, i++;
-        else if (strcmp(argv[i], "--at") == 0 && v && cli_parse_int(v, 0, 1L << 40, &at_l) == 0)
-            i++;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            help();
-            return 0;
-        } else
-            return cli_usage_error("bench", "attest: unexpected argument '%s'", argv[i]);
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            if (cli_parse_int(optarg, 1, 600, &secs) != 0)
+                return cli_usage_error("bench attest", "--seconds wants 1..600");
+            break;
+        case 'q': qpath = optarg; break;
+        case 'c': cpath = optarg; break;
+        case 'a':
+            if (cli_parse_int(optarg, 0, 1L << 40, &at_l) != 0)
+                return cli_usage_error("bench attest", "--at wants seconds since 1970");
+            break;
+        case 'h': help(); return 0;
+        default: return cli_getopt_error("bench attest", opt, argv);
+        }
     }
+    if (optind < argc)
+        return cli_usage_error("bench attest", "unexpected argument '%s'", argv[optind]);
     if ((qpath != NULL) != (cpath != NULL))
-        return cli_usage_error("bench", "attest: --quote and --collateral go together");
+        return cli_usage_error("bench attest", "--quote and --collateral go together");
     char dir[] = "/tmp/cai-bench-attest-XXXXXX";
     buf q, root;
     buf_init(&q, 0);

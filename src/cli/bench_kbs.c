@@ -1,6 +1,7 @@
 /* bench_kbs.c - cai bench kbs: key releases per second and latency against
  * a running key broker, with concurrent agents using sim TDX quotes. */
 #include <pthread.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,41 +109,54 @@ static int run(const agent_config *cfg, const char *path, int rcar, int clients,
     return rc;
 }
 
+static void bench_kbs_help(void) {
+    printf("usage: cai bench kbs --kbs URL --sim-dir DIR --path REPO/TYPE/TAG\n"
+           "                    [--clients 1,32] [--seconds 5] [--mode release|rcar|both]\n\n"
+           "Concurrent agents against a running key broker, with sim TDX quotes:\n"
+           "'release' attests once per client and then fetches the resource again and\n"
+           "again (JWE decrypted each time); 'rcar' makes every release a whole\n"
+           "handshake (auth, a new key, a new quote, attest, fetch), as `cai agent`\n"
+           "does. Prints releases/s and p50/p99 latency per client count.\n\n"
+           "  --kbs URL          the key broker\n"
+           "  --sim-dir DIR      the simulated TEE's PKI (its policy must allow tee \"sim\")\n"
+           "  --path P           the resource to fetch, repo/type/tag\n"
+           "  --clients LIST     comma-separated client counts (default 1,32)\n"
+           "  --seconds N        per figure (default 5)\n"
+           "  --mode M           release, rcar or both (default both)\n"
+           "  -h, --help         this help\n");
+}
+
 int bench_kbs(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"kbs", required_argument, NULL, 'K'},     {"sim-dir", required_argument, NULL, 'S'},
+        {"path", required_argument, NULL, 'p'},    {"clients", required_argument, NULL, 'c'},
+        {"mode", required_argument, NULL, 'm'},    {"seconds", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     agent_config cfg = {.source = {.tee = ATTEST_TEE_SIM}, .attempts = 1};
     const char *path = NULL, *clients = "1,32", *mode = "both";
     double seconds = 5;
     long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--kbs") == 0 && val)
-            cfg.kbs_url = val, i++;
-        else if (strcmp(a, "--sim-dir") == 0 && val)
-            cfg.source.sim_dir = val, i++;
-        else if (strcmp(a, "--path") == 0 && val)
-            path = val, i++;
-        else if (strcmp(a, "--clients") == 0 && val)
-            clients = val, i++;
-        else if (strcmp(a, "--mode") == 0 && val)
-            mode = val, i++;
-        else if (strcmp(a, "--seconds") == 0 && val) {
-            if (cli_parse_int(val, 1, 3600, &v))
-                return cli_usage_error("bench", "bad --seconds");
-            seconds = (double)v, i++;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: cai bench kbs --kbs URL --sim-dir DIR --path REPO/TYPE/TAG\n"
-                   "                    [--clients 1,32] [--seconds 5] [--mode release|rcar|both]\n\n"
-                   "Concurrent agents against a running key broker, with sim TDX quotes:\n"
-                   "'release' attests once per client and then fetches the resource again and\n"
-                   "again (JWE decrypted each time); 'rcar' makes every release a whole\n"
-                   "handshake (auth, a new key, a new quote, attest, fetch), as `cai agent`\n"
-                   "does. Prints releases/s and p50/p99 latency per client count.\n");
-            return 0;
-        } else
-            return cli_usage_error("bench", "unexpected argument '%s'", a);
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'K': cfg.kbs_url = optarg; break;
+        case 'S': cfg.source.sim_dir = optarg; break;
+        case 'p': path = optarg; break;
+        case 'c': clients = optarg; break;
+        case 'm': mode = optarg; break;
+        case 's':
+            if (cli_parse_int(optarg, 1, 3600, &v))
+                return cli_usage_error("bench kbs", "bad --seconds");
+            seconds = (double)v;
+            break;
+        case 'h': bench_kbs_help(); return 0;
+        default: return cli_getopt_error("bench kbs", c, argv);
+        }
     }
+    if (optind < argc)
+        return cli_usage_error("bench kbs", "unexpected argument '%s'", argv[optind]);
     if (!cfg.kbs_url || !cfg.source.sim_dir || !path)
-        return cli_usage_error("bench", "kbs needs --kbs URL, --sim-dir DIR and --path");
+        return cli_usage_error("bench kbs", "needs --kbs URL, --sim-dir DIR and --path");
     int rc = 0;
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         int rcar = pass == 1;
@@ -152,7 +166,7 @@ int bench_kbs(int argc, char **argv) {
             char *end;
             long n = strtol(p, &end, 10);
             if (end == p || n < 1 || n > 1024)
-                return cli_usage_error("bench", "--clients is a list like 1,32");
+                return cli_usage_error("bench kbs", "--clients is a list like 1,32");
             rc = run(&cfg, path, rcar, (int)n, seconds);
             p = *end == ',' ? end + 1 : end;
         }

@@ -21,7 +21,13 @@ static void help(void) {
            "(a plain TLS handshake), the first connection of a fresh verifier (quote\n"
            "verification and policy: what a client pays once per server certificate),\n"
            "and later connections of the same verifier (its cache answers). Prints the\n"
-           "median and the minimum in milliseconds (bench/ratls.sh).\n");
+           "median and the minimum in milliseconds (bench/ratls.sh).\n\n"
+           "  --url URL          the server, https://HOST:PORT\n"
+           "  --policy FILE      the client's policy (docs/POLICY.md)\n"
+           "  --collateral FILE  Intel TDX collateral, or\n"
+           "  --trust-sim DIR    trust the simulated TEE of DIR (INSECURE: tests only)\n"
+           "  -n N               connections per figure (default 20)\n"
+           "  -h, --help         this help\n");
 }
 
 static int accept_any(X509_STORE_CTX *xs, void *arg) {
@@ -78,21 +84,21 @@ int bench_ratls(int argc, char **argv) {
     long n = 20;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u': url = optarg; break;
         case 'p': policy_file = optarg; break;
         case 'c': to.collateral = optarg; break;
         case 's': to.trust_sim = optarg; break;
         case 'n':
-            if (cli_parse_int(optarg, 3, 10000, &n)) return cli_usage_error("bench", "ratls: bad -n");
+            if (cli_parse_int(optarg, 3, 10000, &n)) return cli_usage_error("bench ratls", "bad -n");
             break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("bench", "ratls: unknown option");
+        default: return cli_getopt_error("bench ratls", c, argv);
         }
     }
     if (!url || strncmp(url, "https://", 8) != 0 || !policy_file)
-        return cli_usage_error("bench", "ratls: give --url https://HOST:PORT and --policy FILE");
+        return cli_usage_error("bench ratls", "give --url https://HOST:PORT and --policy FILE");
     char health[1024];
     snprintf(health, sizeof(health), "%s/health", url);
     buf doc;

@@ -35,6 +35,17 @@ int cli_fail(const char *cmd, cai_status st);
 /* cli_usage_error prints a message and a pointer to --help; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* cli_getopt_error turns getopt_long's error returns into one usage error
+ * naming the option: ':' -> "option '--url' needs a value", '?' -> "unknown
+ * option '--x'" (or "option '--json' takes no value"); returns 2. Every
+ * option string starts with ':' so that a missing value is told apart, and
+ * main() sets opterr = 0 so that getopt prints nothing itself. |argv| is the
+ * vector given to getopt_long. */
+int cli_getopt_error(const char *cmd, int c, char **argv);
+
+/* cli_is_help is 1 when |arg| is --help or -h. */
+int cli_is_help(const char *arg);
+
 /* cli_parse_size parses "4096", "64K", "4M", "2G" (binary units); 0 on
  * success, -1 on a malformed value. */
 int cli_parse_size(const char *s, uint64_t *out);

@@ -1,4 +1,5 @@
 /* cmd_agent.c - cai agent: the TEE side of the KBS protocol. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 #include "common/file.h"
 #include "common/log.h"
 
+/* `cai agent --help` and `cai agent get-resource --help`: its one subcommand. */
 static void agent_help(void) {
     printf("usage: cai agent get-resource kbs:///REPO/TYPE/TAG --kbs URL [--tee tdx|sim]\n"
-           "                [--kbs-ca FILE] [--rsa] [--sim-dir DIR] [--sim-mrtd HEX]\n"
-           "                [--sim-rtmr N=HEX] [--sim-mrconfigid HEX] [--sim-debug]\n\n"
+           "                [--kbs-ca FILE] [--rsa] [--attempts N] [--sim-dir DIR]\n"
+           "                [--sim-mrtd HEX] [--sim-rtmr N=HEX] [--sim-mrconfigid HEX]\n"
+           "                [--sim-debug]\n\n"
            "Attest this TD to the key broker at URL (KBS protocol: auth, evidence bound to\n"
            "the nonce and an ephemeral key, attest) and write the released secret to\n"
            "stdout. The secret arrives encrypted to the ephemeral key, which never leaves\n"
@@ -26,7 +29,8 @@ static void agent_help(void) {
            "  --rsa              an RSA-3072 key (RSA-OAEP-256) instead of EC P-256\n"
            "  --sim-mrtd HEX, --sim-rtmr N=HEX, --sim-mrconfigid HEX, --sim-debug\n"
            "                     the measurements and DEBUG bit the simulated TD reports\n"
-           "  --attempts N       tries on network errors (default 5)\n");
+           "  --attempts N       tries on network errors (default 5)\n"
+           "  -h, --help         this help\n");
 }
 
 static int parse_mr(const char *hex, uint8_t out[48]) {
@@ -35,57 +39,69 @@ static int parse_mr(const char *hex, uint8_t out[48]) {
 }
 
 int cmd_agent(int argc, char **argv) {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    if (argc >= 2 && cli_is_help(argv[1])) {
         agent_help();
         return 0;
     }
     if (argc < 2 || strcmp(argv[1], "get-resource") != 0)
         return cli_usage_error("agent", "expected: get-resource kbs:///repo/type/tag --kbs URL");
+    argc--, argv++; /* get-resource's options */
+    static const struct option opts[] = {
+        {"kbs", required_argument, NULL, 'K'},       {"kbs-ca", required_argument, NULL, 'R'},
+        {"tee", required_argument, NULL, 'T'},       {"sim-dir", required_argument, NULL, 'S'},
+        {"rsa", no_argument, NULL, 'r'},             {"attempts", required_argument, NULL, 'a'},
+        {"sim-mrtd", required_argument, NULL, 'M'},  {"sim-mrconfigid", required_argument, NULL, 'C'},
+        {"sim-rtmr", required_argument, NULL, 'X'},  {"sim-debug", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     agent_config cfg = {.source = {.tee = ATTEST_TEE_TDX}};
     const char *uri = NULL;
     sim_td td;
     memset(&td, 0, sizeof(td));
-    int custom_td = 0;
+    int custom_td = 0, c;
     long v;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--kbs") == 0 && val) {
-            cfg.kbs_url = val, i++;
-        } else if (strcmp(a, "--kbs-ca") == 0 && val) {
-            cfg.ca_file = val, i++;
-        } else if (strcmp(a, "--tee") == 0 && val) {
-            if (attest_tee_parse(val, &cfg.source.tee) != CAI_OK)
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'K': cfg.kbs_url = optarg; break;
+        case 'R': cfg.ca_file = optarg; break;
+        case 'T':
+            if (attest_tee_parse(optarg, &cfg.source.tee) != CAI_OK)
                 return cli_usage_error("agent", "--tee is tdx or sim");
-            i++;
-        } else if (strcmp(a, "--sim-dir") == 0 && val) {
-            cfg.source.sim_dir = val, i++;
-        } else if (strcmp(a, "--rsa") == 0) {
-            cfg.key_type = JOSE_KEY_RSA;
-        } else if (strcmp(a, "--attempts") == 0 && val) {
-            if (cli_parse_int(val, 1, 100, &v))
+            break;
+        case 'S': cfg.source.sim_dir = optarg; break;
+        case 'r': cfg.key_type = JOSE_KEY_RSA; break;
+        case 'a':
+            if (cli_parse_int(optarg, 1, 100, &v))
                 return cli_usage_error("agent", "bad --attempts");
-            cfg.attempts = (int)v, i++;
-        } else if (strcmp(a, "--sim-mrtd") == 0 && val) {
-            if (parse_mr(val, td.mr_td))
+            cfg.attempts = (int)v;
+            break;
+        case 'M':
+            if (parse_mr(optarg, td.mr_td))
                 return cli_usage_error("agent", "--sim-mrtd wants 48 bytes of hex");
-            custom_td = 1, i++;
-        } else if (strcmp(a, "--sim-mrconfigid") == 0 && val) {
-            if (parse_mr(val, td.mr_config_id))
+            custom_td = 1;
+            break;
+        case 'C':
+            if (parse_mr(optarg, td.mr_config_id))
                 return cli_usage_error("agent", "--sim-mrconfigid wants 48 bytes of hex");
-            custom_td = 1, i++;
-        } else if (strcmp(a, "--sim-rtmr") == 0 && val) {
-            if (val[0] < '0' || val[0] > '3' || val[1] != '=' || parse_mr(val + 2, td.rtmr[val[0] - '0']))
+            custom_td = 1;
+            break;
+        case 'X':
+            if (optarg[0] < '0' || optarg[0] > '3' || optarg[1] != '=' ||
+                parse_mr(optarg + 2, td.rtmr[optarg[0] - '0']))
                 return cli_usage_error("agent", "--sim-rtmr wants N=HEX (N 0..3, 48 bytes)");
-            custom_td = 1, i++;
-        } else if (strcmp(a, "--sim-debug") == 0) {
+            custom_td = 1;
+            break;
+        case 'd':
             td.td_attributes[0] |= 1;
             custom_td = 1;
-        } else if (!uri && a[0] != '-') {
-            uri = a;
-        } else {
-            return cli_usage_error("agent", "unexpected argument '%s'", a);
+            break;
+        case 'h': agent_help(); return 0;
+        default: return cli_getopt_error("agent", c, argv);
         }
     }
+    if (optind < argc)
+        uri = argv[optind];
+    if (optind + 1 < argc)
+        return cli_usage_error("agent", "expected one kbs:/// URI, not also '%s'", argv[optind + 1]);
     if (!uri || !cfg.kbs_url)
         return cli_usage_error("agent", "get-resource needs a kbs:/// URI and --kbs URL");
     if (cfg.source.tee == ATTEST_TEE_SIM) {

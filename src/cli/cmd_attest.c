@@ -1,5 +1,6 @@
 /* cmd_attest.c - cai attest: TDX quotes for the simulated TEE, inspected and
  * verified with DCAP. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +19,81 @@
 #include "common/file.h"
 #include "kbs/policy.h"
 
+/* One usage per subcommand; `cai attest --help` prints them all. */
+#define SIM_INIT_USAGE "cai attest sim-init DIR\n"
+#define QUOTE_USAGE \
+    "cai attest quote [--tee tdx|sim] [--sim DIR [--sim-debug]] [--report-data HEX] -o FILE\n"
+#define INSPECT_USAGE "cai attest inspect QUOTE [--json]\n"
+#define VERIFY_USAGE                                                                        \
+    "cai attest verify QUOTE [--collateral FILE|DIR | --pccs URL [--cache DIR]]\n"         \
+    "                 [--trust-sim DIR] [--at TIME] [--report-data HEX] [--policy FILE]\n" \
+    "                 [--allow-debug] [--json]\n"
+
 static void attest_help(void) {
-    printf("usage: cai attest sim-init DIR\n"
-           "       cai attest quote [--tee tdx|sim] [--sim DIR [--sim-debug]] [--report-data HEX] -o FILE\n"
-           "       cai attest inspect QUOTE [--json]\n"
-           "       cai attest verify QUOTE [--collateral FILE|DIR | --pccs URL [--cache DIR]]\n"
-           "                 [--trust-sim DIR] [--at TIME] [--report-data HEX] [--policy FILE]\n"
-           "                 [--allow-debug] [--json]\n\n"
-           "sim-init create a throw-away test DCAP PKI (root CA, PCK CA, PCK leaf, TCB\n"
-           "         signing, CRLs, signed TCB info and QE identity) for the simulated TEE.\n"
-           "         INSECURE by design: its private keys are in DIR.\n"
-           "quote    a TDX quote over REPORTDATA (HEX, zero-padded to 64 bytes): --tee tdx\n"
-           "         (default) asks the guest kernel (configfs-tsm, else /dev/tdx_guest;\n"
-           "         $CAI_TSM_REPORT_DIR / $CAI_TDX_GUEST_DEVICE override the paths);\n"
-           "         --tee sim signs one through the sim PKI in DIR (--sim-debug: with the\n"
-           "         TD's DEBUG attribute set, to test that verifiers refuse it)\n"
-           "inspect  parse a quote and print its fields: NOT a verification\n"
-           "verify   DCAP verification at TIME (RFC 3339 or seconds since 1970; default\n"
-           "         now): PCK chain to Intel's SGX Root CA (pinned) with CRLs, QE report,\n"
-           "         quote signature, TCB info, TDX module and QE identity, one merged TCB\n"
-           "         status with advisory IDs (docs/ATTESTATION.md). Collateral: a file, a\n"
-           "         directory with collateral.json, an offline directory of\n"
-           "         tdx-FMSPC-CA.json files, or fetched from a PCS/PCCS v4 API (e.g.\n"
-           "         " PCCS_INTEL_PCS ") and cached in --cache DIR until\n"
-           "         it expires (--pccs-insecure-http allows http://). --report-data: the\n"
-           "         REPORTDATA the quote must carry. --policy FILE: a key release policy\n"
-           "         (docs/POLICY.md) evaluated on the claims; exit 1 unless allowed.\n"
-           "         A DEBUG TD (its host can read its memory) is refused unless\n"
-           "         --allow-debug or the policy's \"allow_debug\": true.\n"
-           "         --trust-sim DIR also trusts that sim PKI's root (tests only).\n");
+    printf("usage: " SIM_INIT_USAGE "       " QUOTE_USAGE "       " INSPECT_USAGE
+           "       " VERIFY_USAGE "\n"
+           "Intel TDX quotes (docs/ATTESTATION.md):\n"
+           "  sim-init  a throw-away test DCAP PKI for the simulated TEE (INSECURE)\n"
+           "  quote     a TDX quote over REPORTDATA, from the guest kernel or the sim\n"
+           "  inspect   parse a quote and print its fields: NOT a verification\n"
+           "  verify    DCAP verification: PCK chain, CRLs, TCB info, QE identity, policy\n\n"
+           "'cai attest SUBCOMMAND --help' describes one.\n");
+}
+
+static void sim_init_help(void) {
+    printf("usage: " SIM_INIT_USAGE "\n"
+           "Create a throw-away test DCAP PKI for the simulated TEE in DIR (mode 0700; it\n"
+           "may exist but must be empty): a root CA (DIR/root_ca.pem: the trust root that\n"
+           "--trust-sim DIR options read), a PCK platform CA, a PCK leaf, a TCB signing\n"
+           "certificate, CRLs, signed TCB info and QE identity, and DIR/collateral.json.\n"
+           "INSECURE by design: their private keys (DIR/*.key) are in DIR, so anyone who\n"
+           "can read it can forge quotes that verify against that root.\n");
+}
+
+static void quote_help(void) {
+    printf("usage: " QUOTE_USAGE "\n"
+           "Write a TDX quote over REPORTDATA (HEX, zero-padded to 64 bytes) to FILE\n"
+           "(which must not exist).\n"
+           "  --tee tdx         (default) ask the guest kernel: configfs-tsm, else\n"
+           "                    /dev/tdx_guest ($CAI_TSM_REPORT_DIR and\n"
+           "                    $CAI_TDX_GUEST_DEVICE override the paths)\n"
+           "  --tee sim         sign one through the sim PKI in --sim DIR (INSECURE)\n"
+           "  --sim-debug       with --tee sim: set the TD's DEBUG attribute, to test\n"
+           "                    that verifiers refuse it\n"
+           "  --report-data HEX the REPORTDATA (default zeros)\n"
+           "  -o, --output FILE the quote to write\n"
+           "  -h, --help        this help\n");
+}
+
+static void inspect_help(void) {
+    printf("usage: " INSPECT_USAGE "\n"
+           "Parse a quote and print its fields (measurements, attributes, REPORTDATA,\n"
+           "header): NOT a verification; 'cai attest verify' checks it.\n"
+           "  --json      print one JSON object\n"
+           "  -h, --help  this help\n");
+}
+
+static void verify_help(void) {
+    printf("usage: " VERIFY_USAGE "\n"
+           "DCAP verification at TIME (RFC 3339 or seconds since 1970; default now): PCK\n"
+           "chain to Intel's SGX Root CA (pinned) with CRLs, QE report, quote signature,\n"
+           "TCB info, TDX module and QE identity, one merged TCB status with advisory IDs\n"
+           "(docs/ATTESTATION.md). Exit 0 only if it verifies (and the policy allows it).\n\n"
+           "  --collateral FILE|DIR  a collateral file, a directory with collateral.json,\n"
+           "                    or an offline directory of tdx-FMSPC-CA.json files\n"
+           "  --pccs URL        fetch it from a PCS/PCCS v4 API (e.g.\n"
+           "                    " PCCS_INTEL_PCS ")\n"
+           "  --cache DIR       with --pccs: keep it in DIR until it expires\n"
+           "  --pccs-insecure-http  allow an http:// PCCS (INSECURE transport)\n"
+           "  --report-data HEX the REPORTDATA the quote must carry\n"
+           "  --policy FILE     a key release policy (docs/POLICY.md) evaluated on the\n"
+           "                    claims; exit 1 unless allowed\n"
+           "  --allow-debug     accept a DEBUG TD (its host can read its memory); also the\n"
+           "                    policy's \"allow_debug\": true\n"
+           "  --trust-sim DIR   also trust that sim PKI's root, DIR/root_ca.pem (tests only)\n"
+           "  --at TIME         verify as of TIME\n"
+           "  --json            print the claims as one JSON object\n"
+           "  -h, --help        this help\n");
 }
 
 static cai_status read_file(const char *path, buf *b) {
@@ -80,18 +127,20 @@ static void print_claims(json_t *c, int as_json) {
 }
 
 static int attest_inspect(int argc, char **argv) {
-    const char *path = NULL;
-    int as_json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            as_json = 1;
-        else if (!path && argv[i][0] != '-')
-            path = argv[i];
-        else
-            return cli_usage_error("attest", "unexpected argument '%s'", argv[i]);
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int as_json = 0, opt;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j': as_json = 1; break;
+        case 'h': inspect_help(); return 0;
+        default: return cli_getopt_error("attest inspect", opt, argv);
+        }
     }
-    if (!path)
-        return cli_usage_error("attest", "inspect needs a quote file");
+    if (optind != argc - 1)
+        return cli_usage_error("attest inspect", "expected one quote file");
+    const char *path = argv[optind];
     buf b;
     tdx_quote *q = NULL;
     json_t *c = NULL;
@@ -142,51 +191,53 @@ static int is_dir(const char *p) {
 }
 
 static int attest_verify(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},           {"pccs-insecure-http", no_argument, NULL, 'I'},
+        {"allow-debug", no_argument, NULL, 'D'},    {"collateral", required_argument, NULL, 'C'},
+        {"pccs", required_argument, NULL, 'P'},     {"cache", required_argument, NULL, 'c'},
+        {"trust-sim", required_argument, NULL, 'S'}, {"policy", required_argument, NULL, 'p'},
+        {"report-data", required_argument, NULL, 'r'}, {"at", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *path = NULL, *coll_path = NULL, *sim_dir = NULL, *pccs_url = NULL,
                *cache_dir = NULL, *policy_path = NULL, *rd_hex = NULL;
-    int as_json = 0, insecure_http = 0, allow_debug = 0;
+    int as_json = 0, insecure_http = 0, allow_debug = 0, opt;
     time_t now = time(NULL);
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--json") == 0)
-            as_json = 1;
-        else if (strcmp(argv[i], "--pccs-insecure-http") == 0)
-            insecure_http = 1;
-        else if (strcmp(argv[i], "--allow-debug") == 0)
-            allow_debug = 1;
-        else if (strcmp(argv[i], "--collateral") == 0 && v)
-            coll_path = v, i++;
-        else if (strcmp(argv[i], "--pccs") == 0 && v)
-            pccs_url = v, i++;
-        else if (strcmp(argv[i], "--cache") == 0 && v)
-            cache_dir = v, i++;
-        else if (strcmp(argv[i], "--trust-sim") == 0 && v)
-            sim_dir = v, i++;
-        else if (strcmp(argv[i], "--policy") == 0 && v)
-            policy_path = v, i++;
-        else if (strcmp(argv[i], "--report-data") == 0 && v)
-            rd_hex = v, i++;
-        else if (strcmp(argv[i], "--at") == 0 && v) {
-            if (parse_time(v, &now) != 0)
-                return cli_usage_error("attest", "--at wants RFC 3339 UTC or seconds");
-            i++;
-        } else if (!path && argv[i][0] != '-')
-            path = argv[i];
-        else
-            return cli_usage_error("attest", "unexpected argument '%s'", argv[i]);
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j': as_json = 1; break;
+        case 'I': insecure_http = 1; break;
+        case 'D': allow_debug = 1; break;
+        case 'C': coll_path = optarg; break;
+        case 'P': pccs_url = optarg; break;
+        case 'c': cache_dir = optarg; break;
+        case 'S': sim_dir = optarg; break;
+        case 'p': policy_path = optarg; break;
+        case 'r': rd_hex = optarg; break;
+        case 'a':
+            if (parse_time(optarg, &now) != 0)
+                return cli_usage_error("attest verify", "--at wants RFC 3339 UTC or seconds");
+            break;
+        case 'h': verify_help(); return 0;
+        default: return cli_getopt_error("attest verify", opt, argv);
+        }
     }
+    if (optind == argc - 1)
+        path = argv[optind];
+    else if (optind < argc)
+        return cli_usage_error("attest verify", "expected one quote file, not also '%s'",
+                               argv[optind + 1]);
     if (!path)
-        return cli_usage_error("attest", "verify needs a quote file");
+        return cli_usage_error("attest verify", "expected a quote file");
     if (coll_path && pccs_url)
-        return cli_usage_error("attest", "--collateral and --pccs exclude each other");
+        return cli_usage_error("attest verify", "--collateral and --pccs exclude each other");
     if (cache_dir && !pccs_url)
-        return cli_usage_error("attest", "--cache is for --pccs (an offline directory is --collateral DIR)");
+        return cli_usage_error("attest verify", "--cache is for --pccs (an offline directory is --collateral DIR)");
     if (!coll_path && !pccs_url && !sim_dir)
-        return cli_usage_error("attest", "verify needs --collateral FILE|DIR or --pccs URL");
+        return cli_usage_error("attest verify", "needs --collateral FILE|DIR or --pccs URL");
     uint8_t rd[64] = {0};
     size_t rd_n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &rd_n) != CAI_OK)
-        return cli_usage_error("attest", "--report-data must be up to 64 bytes of hex");
+        return cli_usage_error("attest verify", "--report-data must be up to 64 bytes of hex");
 
     buf qb, root, pol_text;
     buf_init(&qb, 0);
@@ -298,38 +349,41 @@ static int attest_verify(int argc, char **argv) {
 }
 
 static int attest_quote(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"tee", required_argument, NULL, 't'},   {"sim", required_argument, NULL, 's'},
+        {"output", required_argument, NULL, 'o'}, {"report-data", required_argument, NULL, 'r'},
+        {"sim-debug", no_argument, NULL, 'd'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL;
-    int sim_debug = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--tee") == 0 && v)
-            tee = v, i++;
-        else if (strcmp(argv[i], "--sim") == 0 && v)
-            dir = v, i++;
-        else if (strcmp(argv[i], "-o") == 0 && v)
-            out = v, i++;
-        else if (strcmp(argv[i], "--report-data") == 0 && v)
-            rd_hex = v, i++;
-        else if (strcmp(argv[i], "--sim-debug") == 0)
-            sim_debug = 1;
-        else
-            return cli_usage_error("attest", "unexpected argument '%s'", argv[i]);
+    int sim_debug = 0, c;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': tee = optarg; break;
+        case 's': dir = optarg; break;
+        case 'o': out = optarg; break;
+        case 'r': rd_hex = optarg; break;
+        case 'd': sim_debug = 1; break;
+        case 'h': quote_help(); return 0;
+        default: return cli_getopt_error("attest quote", c, argv);
+        }
     }
+    if (optind < argc)
+        return cli_usage_error("attest quote", "unexpected argument '%s'", argv[optind]);
     sim_td td = {0};
     td.td_attributes[0] = 0x01; /* DEBUG */
     attest_source src = {.sim_dir = dir, .sim_td = sim_debug ? &td : NULL};
     if (attest_tee_parse(tee, &src.tee) != CAI_OK)
-        return cli_usage_error("attest", "--tee must be tdx or sim");
+        return cli_usage_error("attest quote", "--tee must be tdx or sim");
     if (!out)
-        return cli_usage_error("attest", "quote needs -o FILE");
+        return cli_usage_error("attest quote", "quote needs -o FILE");
     if (src.tee == ATTEST_TEE_SIM && !dir)
-        return cli_usage_error("attest", "--tee sim needs --sim DIR (made by cai attest sim-init)");
+        return cli_usage_error("attest quote", "--tee sim needs --sim DIR (made by cai attest sim-init)");
     if (src.tee == ATTEST_TEE_TDX && (dir || sim_debug))
-        return cli_usage_error("attest", "--sim and --sim-debug are for --tee sim only");
+        return cli_usage_error("attest quote", "--sim and --sim-debug are for --tee sim only");
     uint8_t rd[64] = {0};
     size_t n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &n) != CAI_OK)
-        return cli_usage_error("attest", "--report-data must be up to 64 bytes of hex");
+        return cli_usage_error("attest quote", "--report-data must be up to 64 bytes of hex");
     if (src.tee == ATTEST_TEE_SIM)
         fprintf(stderr, "cai attest: WARNING: the simulated TEE proves nothing; for tests only\n");
     buf q;
@@ -342,21 +396,37 @@ static int attest_quote(int argc, char **argv) {
     return st == CAI_OK ? 0 : cli_fail("attest", st);
 }
 
-int cmd_attest(int argc, char **argv) {
-    if (argc >= 3 && strcmp(argv[1], "sim-init") == 0) {
-        cai_status st = sim_init(argv[2]);
-        if (st != CAI_OK)
-            return cli_fail("attest", st);
-        printf("created a test DCAP PKI in %s (INSECURE: for the simulated TEE only)\n", argv[2]);
-        return 0;
+static int attest_sim_init(int argc, char **argv) {
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            sim_init_help();
+            return 0;
+        }
+        return cli_getopt_error("attest sim-init", c, argv);
     }
-    if (argc >= 2 && strcmp(argv[1], "quote") == 0)
-        return attest_quote(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
-        return attest_inspect(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "verify") == 0)
-        return attest_verify(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    if (optind != argc - 1)
+        return cli_usage_error("attest sim-init", "needs a directory (and only one)");
+    cai_status st = sim_init(argv[optind]);
+    if (st != CAI_OK)
+        return cli_fail("attest", st);
+    printf("created a test DCAP PKI in %s (INSECURE: for the simulated TEE only)\n", argv[optind]);
+    return 0;
+}
+
+int cmd_attest(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+    } subs[] = {{"sim-init", attest_sim_init},
+                {"quote", attest_quote},
+                {"inspect", attest_inspect},
+                {"verify", attest_verify}};
+    for (size_t i = 0; argc >= 2 && i < sizeof(subs) / sizeof(subs[0]); i++)
+        if (strcmp(argv[1], subs[i].name) == 0)
+            return subs[i].fn(argc - 1, argv + 1);
+    if (argc >= 2 && cli_is_help(argv[1])) {
         attest_help();
         return 0;
     }

@@ -1,4 +1,5 @@
-/* cmd_bench.c - cai bench seal: sealing and unsealing throughput. */
+/* cmd_bench.c - cai bench: seal (sealing and unsealing throughput) and -m
+ * (a model's tokens/s); attest and kbs are in bench_attest.c, bench_kbs.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,6 +20,22 @@
 #include "seal/seal.h"
 
 static void bench_help(void) {
+    printf("usage: cai bench seal [--size SIZE] [--threads LIST] [--repeat N] [--dir DIR]\n"
+           "       cai bench -m MODEL.gguf [-p 64] [-n 16] [-t THREADS] [-r 3] [-c CTX] [--mmap]\n"
+           "       cai bench attest [--seconds N] [--quote FILE --collateral FILE --at TIME]\n"
+           "       cai bench kbs --kbs URL --sim-dir DIR --path REPO/TYPE/TAG [options]\n"
+           "       cai bench ratls --url https://HOST:PORT --policy FILE (--collateral F | --trust-sim DIR)\n\n"
+           "Measure performance (bench/RESULTS.md has the figures of this machine):\n"
+           "  seal    sealing and unsealing throughput, GB/s (bench/seal.sh)\n"
+           "  -m      a model's prefill and decode tokens/s, peak RSS, and decode's share of\n"
+           "          the memory-bandwidth bound\n"
+           "  attest  TDX quote verifications per second (bench/attest.sh)\n"
+           "  kbs     key releases per second against a running key broker (bench/kbs.sh)\n"
+           "  ratls   what attested TLS costs a new connection (bench/ratls.sh)\n\n"
+           "'cai bench SUBCOMMAND --help' (and 'cai bench -m MODEL --help') describes one.\n");
+}
+
+static void bench_seal_help(void) {
     printf("usage: cai bench seal [--size SIZE] [--threads LIST] [--repeat N] [--dir DIR]\n\n"
            "Seal a generated file and unseal it into a sealed memfd, printing GB/s\n"
            "(10^9 bytes per second of plaintext) for each thread count, best of N runs.\n"
@@ -122,26 +139,26 @@ static int bench_seal(int argc, char **argv) {
     const char *threads = "1,2", *dir = "/tmp";
     long repeat = 3;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (cli_parse_size(optarg, &size) != 0 || size == 0)
-                return cli_usage_error("bench", "bad --size");
+                return cli_usage_error("bench seal", "bad --size");
             break;
         case 't': threads = optarg; break;
         case 'r':
             if (cli_parse_int(optarg, 1, 100, &repeat) != 0)
-                return cli_usage_error("bench", "bad --repeat");
+                return cli_usage_error("bench seal", "bad --repeat");
             break;
         case 'd': dir = optarg; break;
-        case 'h': bench_help(); return 0;
-        default: return cli_usage_error("bench", "unknown option");
+        case 'h': bench_seal_help(); return 0;
+        default: return cli_getopt_error("bench seal", c, argv);
         }
     }
     char in[4096], out[4096];
     if (snprintf(in, sizeof(in), "%s/cai-bench-%d.bin", dir, (int)getpid()) >= (int)sizeof(in) ||
         snprintf(out, sizeof(out), "%s/cai-bench-%d.sealed", dir, (int)getpid()) >= (int)sizeof(out))
-        return cli_usage_error("bench", "--dir is too long");
+        return cli_usage_error("bench seal", "--dir is too long");
     uint8_t key[SEAL_KEY_LEN], digest[SEAL_DIGEST_LEN];
     cai_status st = secure_random(key, sizeof(key));
     if (st == CAI_OK)
@@ -244,7 +261,15 @@ static void bench_model_help(void) {
            "The model is first copied into memory (a sealed memfd), where cai serve\n"
            "--sealed keeps its weights; --mmap maps the file instead (its page cache).\n"
            "-c CTX then fills a context of CTX tokens (batches of -p) and decodes -n\n"
-           "more at that depth; the peak RSS printed includes that KV cache.\n");
+           "more at that depth; the peak RSS printed includes that KV cache.\n\n"
+           "  -m FILE      the GGUF model\n"
+           "  -p N         prompt tokens, prefilled in one batch (default 64)\n"
+           "  -n N         tokens decoded one by one (default 16)\n"
+           "  -t N         threads (default: one per CPU)\n"
+           "  -r N         runs, the best is printed (default 3)\n"
+           "  -c CTX       also fill a context of CTX tokens and decode at that depth\n"
+           "  --mmap       map the file instead of copying it into a sealed memfd\n"
+           "  -h, --help   this help\n");
 }
 
 /* The model's bytes in a sealed memfd, as the confidential boot leaves them. */
@@ -281,9 +306,11 @@ static int bench_model(int argc, char **argv) {
     const char *model = NULL;
     long p = 64, n = 16, threads = 0, repeat = 3, fill = 0;
     int c, use_mmap = 0, mfd = -1;
-    static const struct option longopts[] = {{"mmap", no_argument, NULL, 'M'}, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"mmap", no_argument, NULL, 'M'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:r:c:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:n:t:r:c:h", longopts, NULL)) != -1) {
         long *dst = c == 'p' ? &p : c == 'n' ? &n : c == 't' ? &threads : c == 'r' ? &repeat : c == 'c' ? &fill : NULL;
         if (c == 'm')
             model = optarg;
@@ -291,9 +318,13 @@ static int bench_model(int argc, char **argv) {
             use_mmap = 1;
         else if (c == 'h')
             return bench_model_help(), 0;
-        else if (dst == NULL || cli_parse_int(optarg, 1, 1 << 16, dst) != 0)
-            return cli_usage_error("bench", "bad option");
+        else if (dst == NULL)
+            return cli_getopt_error("bench", c, argv);
+        else if (cli_parse_int(optarg, 1, 1 << 16, dst) != 0)
+            return cli_usage_error("bench", "-%c wants a number from 1 to 65536", c);
     }
+    if (optind < argc)
+        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
     if (model == NULL)
         return cli_usage_error("bench", "-m MODEL is required");
     llm_engine *e = NULL;
@@ -402,7 +433,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-m") == 0 || strncmp(argv[i], "-m", 2) == 0)
             return bench_model(argc, argv);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    if (argc >= 2 && cli_is_help(argv[1])) {
         bench_help();
         return 0;
     }

@@ -54,14 +54,52 @@ static void kbs_help(void) {
            "  --token-ttl S        attestation token lifetime (default 300)\n"
            "  --rate N             requests per second per client address (default 100;\n"
            "                       0: unlimited)\n"
-           "  --log-level L        error, warn, info (default), debug\n\n"
-           "admin commands (authenticated with a 5-minute EdDSA token from --key):\n"
-           "  put PATH FILE|-      store a resource (repo/type/tag), e.g. a model key\n"
-           "  delete PATH          remove it\n"
-           "  list                 list resources (paths, sizes; never the values)\n"
-           "  policy set FILE      replace the release policy\n"
-           "  policy get           print it\n"
-           "  audit [--limit N]    the latest audit records\n");
+           "  --log-level L        error, warn, info (default), debug\n"
+           "  -h, --help           this help\n\n"
+           "'cai kbs admin --help' describes the admin client.\n");
+}
+
+/* The admin client's commands: `cai kbs admin --help` prints them all,
+ * `cai kbs admin COMMAND --help` one. */
+static const struct {
+    const char *name, *usage, *what;
+    int remote; /* talks to the broker: --url, --key, --ca */
+} ADMIN_CMDS[] = {
+    {"keygen", "cai kbs admin keygen -o PREFIX",
+     "Write a new Ed25519 admin key pair: PREFIX.key (private, mode 0600) and\n"
+     "PREFIX.pub (give it to cai kbs --admin-pub)", 0},
+    {"token", "cai kbs admin token --key FILE [--ttl SECONDS]",
+     "Print an admin token (EdDSA-signed, as Trustee's; default lifetime 300 s) for\n"
+     "another HTTP client", 0},
+    {"put", "cai kbs admin --url URL --key FILE [--ca FILE] put PATH FILE|-",
+     "Store a resource at PATH (repo/type/tag), e.g. a model key; - reads it from\n"
+     "standard input", 1},
+    {"delete", "cai kbs admin --url URL --key FILE [--ca FILE] delete PATH", "Remove a resource", 1},
+    {"list", "cai kbs admin --url URL --key FILE [--ca FILE] list",
+     "List the resources (paths, sizes; never the values)", 1},
+    {"policy", "cai kbs admin --url URL --key FILE [--ca FILE] policy set FILE | policy get",
+     "Replace the release policy (docs/POLICY.md), or print it", 1},
+    {"audit", "cai kbs admin --url URL --key FILE [--ca FILE] audit [--limit N]",
+     "Print the latest audit records (default 100), newest first", 1},
+};
+#define N_ADMIN_CMDS (sizeof(ADMIN_CMDS) / sizeof(ADMIN_CMDS[0]))
+
+static void admin_help(const char *cmd) {
+    for (size_t i = 0; cmd && i < N_ADMIN_CMDS; i++)
+        if (strcmp(cmd, ADMIN_CMDS[i].name) == 0) {
+            printf("usage: %s\n\n%s.\n", ADMIN_CMDS[i].usage, ADMIN_CMDS[i].what);
+            if (ADMIN_CMDS[i].remote)
+                printf("\n  --url URL    the key broker\n"
+                       "  --key FILE   the admin's Ed25519 private key (cai kbs admin keygen)\n"
+                       "  --ca FILE    CA of the broker's HTTPS certificate\n");
+            return;
+        }
+    printf("usage: cai kbs admin [--url URL] [--key FILE] [--ca FILE] COMMAND [ARGS]\n\n"
+           "The key broker's admin client: each request carries a 5-minute EdDSA token\n"
+           "signed with --key, which the broker checks against its --admin-pub.\n\n");
+    for (size_t i = 0; i < N_ADMIN_CMDS; i++)
+        printf("  %s\n", ADMIN_CMDS[i].usage);
+    printf("\n'cai kbs admin COMMAND --help' describes one.\n");
 }
 
 static cai_status read_text(const char *path, size_t max, buf *b) {
@@ -95,7 +133,7 @@ static int kbs_serve(int argc, char **argv) {
     long v;
     log_level lvl;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': cfg.db_path = optarg; break;
         case 'm': master = optarg; break;
@@ -141,7 +179,7 @@ static int kbs_serve(int argc, char **argv) {
             log_set_level(lvl);
             break;
         case 'h': kbs_help(); return 0;
-        default: return cli_usage_error("kbs", "unknown option");
+        default: return cli_getopt_error("kbs", c, argv);
         }
     }
     if (optind < argc)
@@ -238,52 +276,57 @@ static int admin_print(cai_status st, buf *resp) {
 }
 
 static int kbs_admin_cmd(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},   {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'c'},    {"output", required_argument, NULL, 'o'},
+        {"ttl", required_argument, NULL, 't'},   {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     const char *url = NULL, *keyp = NULL, *ca = NULL, *out = NULL;
     long ttl = KBS_ADMIN_TOKEN_TTL, limit = 100;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--url") == 0 && v)
-            url = v, i++;
-        else if (strcmp(argv[i], "--key") == 0 && v)
-            keyp = v, i++;
-        else if (strcmp(argv[i], "--ca") == 0 && v)
-            ca = v, i++;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            kbs_help();
-            return 0;
-        } else
-            return cli_usage_error("kbs admin", "unexpected option '%s'", argv[i]);
+    int c, help = 0;
+    /* Options anywhere (before or after the command); --help wins over
+     * whatever follows it. */
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        if (help)
+            continue;
+        switch (c) {
+        case 'u': url = optarg; break;
+        case 'k': keyp = optarg; break;
+        case 'c': ca = optarg; break;
+        case 'o': out = optarg; break;
+        case 't':
+            if (cli_parse_int(optarg, -86400, 86400, &ttl))
+                return cli_usage_error("kbs admin", "bad --ttl");
+            break;
+        case 'l':
+            if (cli_parse_int(optarg, 1, 100000, &limit))
+                return cli_usage_error("kbs admin", "bad --limit");
+            break;
+        case 'h': help = 1; break;
+        default: return cli_getopt_error("kbs admin", c, argv);
+        }
     }
-    if (i >= argc)
+    const char *cmd = optind < argc ? argv[optind] : NULL;
+    if (help) {
+        admin_help(cmd);
+        return 0;
+    }
+    if (cmd == NULL)
         return cli_usage_error("kbs admin", "expected a command (keygen, token, put, delete, "
                                             "list, policy, audit)");
-    const char *cmd = argv[i++];
-    /* Options after the command. */
-    int a0 = i;
-    for (int j = i; j < argc; j++) {
-        const char *v = j + 1 < argc ? argv[j + 1] : NULL;
-        if (strcmp(argv[j], "-o") == 0 && v)
-            out = v, j++;
-        else if (strcmp(argv[j], "--key") == 0 && v)
-            keyp = v, j++;
-        else if (strcmp(argv[j], "--ttl") == 0 && v) {
-            if (cli_parse_int(v, -86400, 86400, &ttl))
-                return cli_usage_error("kbs admin", "bad --ttl");
-            j++;
-        } else if (strcmp(argv[j], "--limit") == 0 && v) {
-            if (cli_parse_int(v, 1, 100000, &limit))
-                return cli_usage_error("kbs admin", "bad --limit");
-            j++;
-        } else
-            continue;
-        argv[j] = argv[j - 1] = NULL; /* consumed */
-    }
+    size_t known = 0;
+    while (known < N_ADMIN_CMDS && strcmp(cmd, ADMIN_CMDS[known].name) != 0)
+        known++;
+    if (known == N_ADMIN_CMDS)
+        return cli_usage_error("kbs admin", "unknown admin command '%s' (keygen, token, put, "
+                                            "delete, list, policy, audit)", cmd);
     const char *arg[3] = {NULL, NULL, NULL};
     int na = 0;
-    for (int j = a0; j < argc; j++)
-        if (argv[j] && na < 3)
+    for (int j = optind + 1; j < argc; j++)
+        if (na < 3)
             arg[na++] = argv[j];
+        else
+            return cli_usage_error("kbs admin", "too many arguments for %s", cmd);
 
     if (strcmp(cmd, "keygen") == 0) {
         if (!out)
@@ -352,7 +395,8 @@ static int kbs_admin_cmd(int argc, char **argv) {
         snprintf(what, sizeof(what), "audit?limit=%ld", limit);
         rc = admin_print(kbs_admin_call(&a, "GET", what, NULL, 0, NULL, &resp), &resp);
     } else {
-        rc = cli_usage_error("kbs admin", "unknown command or wrong arguments: %s", cmd);
+        rc = cli_usage_error("kbs admin", "wrong arguments for %s; usage: %s", cmd,
+                             ADMIN_CMDS[known].usage);
     }
     buf_free(&data);
     buf_free(&resp);

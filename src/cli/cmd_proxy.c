@@ -66,7 +66,6 @@ int cmd_proxy(int argc, char **argv) {
     long v, max_age = 0;
     char host[256];
     optind = 1;
-    opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case O_POLICY: policy_file = optarg; break;
@@ -86,8 +85,7 @@ int cmd_proxy(int argc, char **argv) {
             pc.workers = (int)v;
             break;
         case 'h': proxy_help(); return 0;
-        case ':': return cli_usage_error("proxy", "%s needs a value", argv[optind - 1]);
-        default: return cli_usage_error("proxy", "unknown option %s", argv[optind - 1]);
+        default: return cli_getopt_error("proxy", c, argv);
         }
     }
     if (optind < argc)

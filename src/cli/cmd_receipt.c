@@ -25,7 +25,8 @@ static void receipt_help(void) {
            "  --collateral F     Intel TDX collateral valid at the receipt's time\n"
            "  --trust-sim DIR    trust the simulated TEE of DIR (INSECURE: tests only)\n"
            "  --policy FILE      the policy the server had to satisfy (default: the\n"
-           "                     trusted TEE, TCB UpToDate, any measurements)\n");
+           "                     trusted TEE, TCB UpToDate, any measurements)\n"
+           "  -h, --help         this help\n");
 }
 
 int cmd_receipt(int argc, char **argv) {
@@ -44,7 +45,6 @@ int cmd_receipt(int argc, char **argv) {
     cli_tls_opts to = {0};
     int c;
     optind = 1;
-    opterr = 0;
     argc--, argv++;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -54,8 +54,7 @@ int cmd_receipt(int argc, char **argv) {
         case 's': to.trust_sim = optarg; break;
         case 'p': to.policy = optarg; break;
         case 'h': receipt_help(); return 0;
-        case ':': return cli_usage_error("receipt", "%s needs a value", argv[optind - 1]);
-        default: return cli_usage_error("receipt", "unknown option %s", argv[optind - 1]);
+        default: return cli_getopt_error("receipt verify", c, argv);
         }
     }
     if (optind != argc - 1)

@@ -83,7 +83,7 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
     int c;
     long v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", RUN_OPTS, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:n:t:c:h", RUN_OPTS, NULL)) != -1) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'p': o->prompt = optarg; break;
@@ -126,7 +126,7 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
         case 'I': o->insecure_no_attest = 1; break;
         case 'Q': o->policy = optarg; break;
         case 'h': help(); return -1;
-        default: return cli_usage_error(cmd, "unknown option");
+        default: return cli_getopt_error(cmd, c, argv);
         }
     }
     if (o->url && strcmp(cmd, "chat") != 0)

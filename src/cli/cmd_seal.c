@@ -105,7 +105,7 @@ int cmd_seal(int argc, char **argv) {
     seal_params p = {0};
     long n;
     int c;
-    while ((c = getopt_long(argc, argv, "o:k:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:k:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'k': key_file = optarg; break;
@@ -124,7 +124,7 @@ int cmd_seal(int argc, char **argv) {
             p.n_threads = (int)n;
             break;
         case 'h': seal_help(); return 0;
-        default: return cli_usage_error("seal", "unknown option");
+        default: return cli_getopt_error("seal", c, argv);
         }
     }
     if (optind != argc - 1)
@@ -263,12 +263,12 @@ int cmd_inspect(int argc, char **argv) {
                                          {NULL, 0, NULL, 0}};
     int as_json = 0, c;
     const char *key_file = NULL;
-    while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': as_json = 1; break;
         case 'k': key_file = optarg; break;
         case 'h': inspect_help(); return 0;
-        default: return cli_usage_error("inspect", "unknown option");
+        default: return cli_getopt_error("inspect", c, argv);
         }
     }
     if (optind != argc - 1)
@@ -328,14 +328,18 @@ int cmd_inspect(int argc, char **argv) {
 /* ---- cai unseal --------------------------------------------------------- */
 
 static void unseal_help(void) {
-    printf("usage: cai unseal IN --key-file KEY -o OUT [--threads N]\n\n"
+    printf("usage: cai unseal IN --key-file KEY -o OUT [--threads N] [--force]\n\n"
            "Decrypt a sealed file to OUT (a file, or a new directory for a sealed\n"
            "directory) after verifying every chunk and the model digest. For the trusted\n"
            "side and tests: inside the TEE, cai serve decrypts into memory instead.\n"
-           "Nothing is written at OUT unless everything verifies.\n\n"
+           "Nothing is written at OUT unless everything verifies: the plaintext goes to\n"
+           "an unnamed file in OUT's folder, which is named OUT only at the end. OUT\n"
+           "must not exist; a symbolic link there is never written through.\n\n"
            "  -o, --output OUT     where to write the plaintext\n"
            "  -k, --key-file KEY   the 256-bit key\n"
            "  -t, --threads N      decryption threads (default: one per CPU)\n"
+           "  -f, --force          replace an existing regular file OUT (in one step; never\n"
+           "                       a directory, and never through a symbolic link)\n"
            "  -h, --help           this help\n");
 }
 
@@ -394,33 +398,63 @@ static cai_status write_tree(const seal_header *h, int fd, const char *out) {
             st = cai_fail(CAI_ERR_IO, "cannot finish %s: %s", path, strerror(errno));
         close(ofd);
     }
-    if (st == CAI_OK && rename(staging, out) != 0)
-        st = cai_fail(CAI_ERR_IO, "cannot create %s: %s", out, strerror(errno));
+    /* RENAME_NOREPLACE: never over anything that appeared at |out| meanwhile
+     * (rename alone would replace an empty directory). */
+    if (st == CAI_OK && renameat2(AT_FDCWD, staging, AT_FDCWD, out, RENAME_NOREPLACE) != 0)
+        st = errno == EEXIST ? cai_fail(CAI_ERR_EXISTS, "%s already exists; a sealed directory "
+                                        "is unsealed into a new directory", out)
+                             : cai_fail(CAI_ERR_IO, "cannot create %s: %s", out, strerror(errno));
     if (st != CAI_OK)
         nftw(staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return st;
+}
+
+/* check_output refuses an |out| that exists, before any work: a symbolic
+ * link always (lstat: the link itself, dangling or not), anything but a
+ * regular file even with |force|, and a regular file unless |force|. The
+ * final commit checks again, in one step with naming the file. */
+static cai_status check_output(const char *out, int force) {
+    struct stat sb;
+    if (lstat(out, &sb) != 0) {
+        if (errno == ENOENT)
+            return CAI_OK;
+        return cai_fail(CAI_ERR_IO, "cannot check %s: %s", out, strerror(errno));
+    }
+    if (S_ISLNK(sb.st_mode))
+        return cai_fail(CAI_ERR_EXISTS, "%s is a symbolic link: cai unseal never writes "
+                        "through one, nor replaces it (even with --force); remove it or "
+                        "choose another -o", out);
+    if (!force)
+        return cai_fail(CAI_ERR_EXISTS, "%s already exists; give --force to replace it "
+                        "(a regular file only)", out);
+    if (!S_ISREG(sb.st_mode))
+        return cai_fail(CAI_ERR_EXISTS, "%s already exists and is not a regular file: "
+                        "--force replaces only a regular file", out);
+    return CAI_OK;
 }
 
 int cmd_unseal(int argc, char **argv) {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"key-file", required_argument, NULL, 'k'},
                                          {"threads", required_argument, NULL, 't'},
+                                         {"force", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *out = NULL, *key_file = NULL;
-    int n_threads = 0, c;
+    int n_threads = 0, force = 0, c;
     long n;
-    while ((c = getopt_long(argc, argv, "o:k:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:k:t:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'k': key_file = optarg; break;
+        case 'f': force = 1; break;
         case 't':
             if (cli_parse_int(optarg, 1, 1024, &n) != 0)
                 return cli_usage_error("unseal", "--threads must be 1..1024");
             n_threads = (int)n;
             break;
         case 'h': unseal_help(); return 0;
-        default: return cli_usage_error("unseal", "unknown option");
+        default: return cli_getopt_error("unseal", c, argv);
         }
     }
     if (optind != argc - 1 || out == NULL || key_file == NULL)
@@ -430,10 +464,13 @@ int cmd_unseal(int argc, char **argv) {
     seal_reader *r = NULL;
     file_atomic fa = {.fd = -1};
     cli_progress prog;
+    cai_status st = check_output(out, force);
+    if (st != CAI_OK)
+        return cli_fail("unseal", st);
     int fd = open(in, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cli_fail("unseal", cai_fail(CAI_ERR_IO, "cannot open %s: %s", in, strerror(errno)));
-    cai_status st = keyfile_read(key_file, key);
+    st = keyfile_read(key_file, key);
     if (st == CAI_OK)
         st = seal_reader_open(fd, key, &r);
     secure_wipe(key, sizeof(key));
@@ -441,7 +478,7 @@ int cmd_unseal(int argc, char **argv) {
         goto out;
     const seal_header *h = seal_reader_header(r);
     struct stat sb;
-    if (h->kind == SEAL_KIND_DIR && stat(out, &sb) == 0) {
+    if (h->kind == SEAL_KIND_DIR && lstat(out, &sb) == 0) {
         st = cai_fail(CAI_ERR_EXISTS, "%s already exists; a sealed directory is "
                       "unsealed into a new directory", out);
         goto out;
@@ -463,8 +500,13 @@ int cmd_unseal(int argc, char **argv) {
         goto out;
     if (h->kind == SEAL_KIND_DIR)
         st = write_tree(h, fa.fd, out);
+    else if (force)
+        st = file_atomic_commit(&fa); /* rename: replaces a file, follows no link */
     else
-        st = file_atomic_commit(&fa);
+        st = file_atomic_commit_new(&fa); /* refused if OUT appeared meanwhile */
+    if (st == CAI_ERR_EXISTS && h->kind == SEAL_KIND_FILE)
+        st = cai_fail(st, "%s already exists (it appeared while unsealing); nothing was "
+                      "written. Give --force to replace it", out);
     if (st == CAI_OK) {
         char hex[2 * SEAL_DIGEST_LEN + 1];
         hex_encode(hex, digest, sizeof(digest));

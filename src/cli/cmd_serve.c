@@ -42,6 +42,12 @@ static void serve_help(void) {
            "  -c, --ctx N             context per generation (default 4096)\n"
            "  -t, --threads N         threads (default: one per CPU)\n"
            "      --model-id ID       the model name clients use (default: the file name)\n"
+           "      --alias NAME        another name requests may give the model (repeatable;\n"
+           "                          /v1/models lists only the id). Any other \"model\" gets\n"
+           "                          404 model_not_found; a request without one is served\n"
+           "      --max-tokens-default N  max_tokens of a request that gives none (default,\n"
+           "                          as OpenAI: none for chat, which then runs until the\n"
+           "                          context is full; 16 for completions)\n"
            "      --chat-template T   chatml, qwen, llama3 or zephyr (default: the model's)\n"
            "      --api-key-file FILE require 'Authorization: Bearer <its contents>'\n"
            "      --cors ORIGIN       allow browsers from ORIGIN ('*' for any)\n"
@@ -129,6 +135,8 @@ static cai_status fetch_key(const agent_config *ac, const char *path, unsigned c
     return st;
 }
 
+enum { OPT_ALIAS = 0x180, OPT_MAX_TOKENS_DEFAULT };
+
 int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},     {"sealed", required_argument, NULL, 'S'},
@@ -143,6 +151,8 @@ int cmd_serve(int argc, char **argv) {
         {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
         {"sim-debug", no_argument, NULL, 'G'},      {"receipts", no_argument, NULL, 'Z'},
+        {"alias", required_argument, NULL, OPT_ALIAS},
+        {"max-tokens-default", required_argument, NULL, OPT_MAX_TOKENS_DEFAULT},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
     serve_config cfg = {.port = 7860, .model_fd = -1, .queue = 64};
     const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
@@ -156,7 +166,7 @@ int cmd_serve(int argc, char **argv) {
     long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:c:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': cfg.model_path = optarg; break;
         case 'S': cfg.sealed_path = optarg; break;
@@ -183,6 +193,16 @@ int cmd_serve(int argc, char **argv) {
             cfg.threads = (int)v;
             break;
         case 'i': cfg.model_id = optarg; break;
+        case OPT_ALIAS:
+            if (!optarg[0] || strlen(optarg) > 127 || cfg.n_aliases == SERVE_MAX_ALIASES)
+                return cli_usage_error("serve", "--alias wants a name of 1..127 bytes, at most %d "
+                                       "times", SERVE_MAX_ALIASES);
+            cfg.aliases[cfg.n_aliases++] = optarg;
+            break;
+        case OPT_MAX_TOKENS_DEFAULT:
+            if (cli_parse_int(optarg, 1, 1 << 24, &v)) return cli_usage_error("serve", "bad --max-tokens-default");
+            cfg.max_tokens_default = (int)v;
+            break;
         case 'T': cfg.chat_template = optarg; break;
         case 'a': api_key_file = optarg; break;
         case 'K': kbs_url = optarg; break;
@@ -203,7 +223,7 @@ int cmd_serve(int argc, char **argv) {
         case CLI_OPT_TEE: tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
         case 'h': serve_help(); return 0;
-        default: return cli_usage_error("serve", "unknown option");
+        default: return cli_getopt_error("serve", c, argv);
         }
     }
     if (!!cfg.model_path + !!cfg.sealed_path != 1)

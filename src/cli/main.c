@@ -1,4 +1,5 @@
 /* main.c - `cai`: one program, git-style subcommands. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    opterr = 0; /* the commands report option errors (cli_getopt_error) */
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

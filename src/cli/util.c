@@ -1,6 +1,8 @@
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,32 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\nTry 'cai %s --help'.\n", cmd);
     return CLI_EXIT_USAGE;
 }
+
+int cli_getopt_error(const char *cmd, int c, char **argv) {
+    /* glibc leaves the offending word at argv[optind - 1], except for an
+     * unknown short option inside a cluster (-xk): then optopt names it.
+     * A long option's word is "--name" or "--name=value"; optopt is 0 for
+     * an unknown long option, its value for one given a value it refuses. */
+    const char *word = optind > 0 ? argv[optind - 1] : "";
+    char name[96];
+    int is_long = strncmp(word, "--", 2) == 0, has_value = is_long && strchr(word, '=');
+    int short_opt = optopt > 0 && optopt < 128 && isprint(optopt);
+    if (c == '?' && optopt != 0 && !has_value)
+        is_long = 0; /* an unknown short option, perhaps inside a cluster */
+    if (is_long)
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(word, "="), word);
+    else if (short_opt)
+        snprintf(name, sizeof(name), "-%c", optopt);
+    else
+        snprintf(name, sizeof(name), "%.80s", word);
+    if (c == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", name);
+    if (is_long && optopt != 0)
+        return cli_usage_error(cmd, "option '%s' takes no value", name);
+    return cli_usage_error(cmd, "unknown option '%s'", name);
+}
+
+int cli_is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
 
 int cli_parse_int(const char *s, long lo, long hi, long *out) {
     char *end;

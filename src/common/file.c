@@ -162,17 +162,31 @@ cai_status file_atomic_open(file_atomic *fa, const char *path, mode_t mode) {
     return CAI_OK;
 }
 
-cai_status file_atomic_commit(file_atomic *fa) {
+/* Names the committed file: |replace| renames over anything at the path;
+ * otherwise the name is created only where nothing is (linkat and
+ * renameat2 RENAME_NOREPLACE fail with EEXIST, and follow no symlink). */
+static cai_status atomic_commit(file_atomic *fa, int replace) {
     cai_status st = CAI_OK;
     if (fsync(fa->fd) != 0) {
         st = cai_fail(CAI_ERR_IO, "cannot sync %s: %s", fa->path, strerror(errno));
         goto fail;
     }
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fa->fd);
+    if (fa->tmp[0] == '\0' && !replace) {
+        /* The unnamed file gets its final name directly. */
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, fa->path, AT_SYMLINK_FOLLOW) != 0) {
+            st = errno == EEXIST ? cai_fail(CAI_ERR_EXISTS, "%s already exists", fa->path)
+                                 : cai_fail(CAI_ERR_IO, "cannot create %s: %s", fa->path,
+                                            strerror(errno));
+            goto fail;
+        }
+        goto done;
+    }
     if (fa->tmp[0] == '\0') {
         /* Give the unnamed file a temporary name, then rename it into place
          * (linkat cannot replace an existing file). */
-        char proc[64], dir[4096], base[4096];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fa->fd);
+        char dir[4096], base[4096];
         dir_of(fa->path, dir, sizeof(dir));
         snprintf(base, sizeof(base), "%s", fa->path);
         for (int attempt = 0; attempt < 16; attempt++) {
@@ -197,11 +211,20 @@ cai_status file_atomic_commit(file_atomic *fa) {
             goto fail;
         }
     }
-    if (rename(fa->tmp, fa->path) != 0) {
-        st = cai_fail(CAI_ERR_IO, "cannot rename to %s: %s", fa->path, strerror(errno));
+    int r = replace ? rename(fa->tmp, fa->path)
+                    : renameat2(AT_FDCWD, fa->tmp, AT_FDCWD, fa->path, RENAME_NOREPLACE);
+    if (r != 0 && !replace && errno == EINVAL && link(fa->tmp, fa->path) == 0) {
+        r = 0; /* a file system without RENAME_NOREPLACE: link, then drop the temporary */
+        unlink(fa->tmp);
+    }
+    if (r != 0) {
+        st = errno == EEXIST && !replace
+                 ? cai_fail(CAI_ERR_EXISTS, "%s already exists", fa->path)
+                 : cai_fail(CAI_ERR_IO, "cannot rename to %s: %s", fa->path, strerror(errno));
         goto fail;
     }
     fa->tmp[0] = '\0';
+done:
     close(fa->fd);
     fa->fd = -1;
     return CAI_OK;
@@ -209,6 +232,10 @@ fail:
     file_atomic_abort(fa);
     return st;
 }
+
+cai_status file_atomic_commit(file_atomic *fa) { return atomic_commit(fa, 1); }
+
+cai_status file_atomic_commit_new(file_atomic *fa) { return atomic_commit(fa, 0); }
 
 void file_atomic_abort(file_atomic *fa) {
     if (fa->fd >= 0)

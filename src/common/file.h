@@ -48,8 +48,16 @@ typedef struct {
 cai_status file_atomic_open(file_atomic *fa, const char *path, mode_t mode) CAI_WUR;
 
 /* file_atomic_commit fsyncs, names the file |path| (replacing any old file)
- * and closes it. On failure the file is discarded. */
+ * and closes it. On failure the file is discarded. A symbolic link at |path|
+ * is replaced itself, never followed. */
 cai_status file_atomic_commit(file_atomic *fa) CAI_WUR;
+
+/* file_atomic_commit_new is file_atomic_commit for a path that must still be
+ * free: it names the file |path| only if nothing (no file, directory or
+ * symbolic link, dangling or not) is there at that moment, in one step with
+ * the check, and fails with CAI_ERR_EXISTS otherwise. On failure the file is
+ * discarded and whatever was at |path| is untouched. */
+cai_status file_atomic_commit_new(file_atomic *fa) CAI_WUR;
 
 /* file_atomic_abort discards the file. Safe after commit and on a zeroed or
  * failed-to-open file_atomic whose fd is -1. */

@@ -32,6 +32,33 @@ char *api_error_json(const api_error *e) {
     return s;
 }
 
+/* The length of the longest prefix of |s| of at most |max| bytes that ends
+ * at a character boundary (so that a cut UTF-8 string stays valid). */
+static size_t utf8_prefix(const char *s, size_t max) {
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+cai_status api_check_model(const char *requested, const char *id, const char *const *aliases,
+                           size_t n_aliases, api_error *err) {
+    if (requested == NULL || strcmp(requested, id) == 0)
+        return CAI_OK;
+    for (size_t i = 0; i < n_aliases; i++)
+        if (strcmp(requested, aliases[i]) == 0)
+            return CAI_OK;
+    size_t n = utf8_prefix(requested, 96), m = utf8_prefix(id, 96);
+    api_error_set(err, 404, "model", "The model '%.*s%s' does not exist: this server serves "
+                  "'%.*s%s'", (int)n, requested, requested[n] ? "..." : "", (int)m, id,
+                  id[m] ? "..." : "");
+    snprintf(err->code, sizeof(err->code), "model_not_found");
+    return CAI_ERR_NOT_FOUND;
+}
+
 void api_request_free(api_request *r) {
     json_decref(r->root);
     free(r->messages);
@@ -179,6 +206,7 @@ static cai_status parse_common(const char *k, json_t *v, api_request *r, api_err
              json_is_null(json_object_get(r->root, "max_completion_tokens")) ||
              !json_object_get(r->root, "max_completion_tokens")))
             r->max_tokens = (int)i;
+        r->max_tokens_set = st == CAI_OK;
     } else if (strcmp(k, "temperature") == 0) {
         if ((st = want_number(v, k, 0, 2, &d, err)) == CAI_OK)
             p->temperature = (float)d;

@@ -45,6 +45,7 @@ typedef struct {
     const char *user;
     int stream, include_usage;
     int max_tokens;            /* 0: until the context is full */
+    int max_tokens_set;        /* the client gave max_tokens or max_completion_tokens */
     sample_params sample;
     int has_seed;
     const char *stop[API_MAX_STOP];
@@ -61,6 +62,15 @@ typedef struct {
 cai_status api_parse_chat(const char *body, size_t len, api_request *req, api_error *err);
 cai_status api_parse_completion(const char *body, size_t len, api_request *req, api_error *err);
 void api_request_free(api_request *req);
+
+/* api_check_model checks the request's "model" against the served model's
+ * |id| and its |n_aliases| |aliases| (exact, case-sensitive, as OpenAI
+ * compares names): CAI_OK when it names one of them or when |requested| is
+ * NULL (no "model": the served one, as vLLM and llama.cpp's server do);
+ * otherwise CAI_ERR_NOT_FOUND with OpenAI's 404 in |err| (type
+ * invalid_request_error, param "model", code "model_not_found"). */
+cai_status api_check_model(const char *requested, const char *id, const char *const *aliases,
+                           size_t n_aliases, api_error *err);
 
 /* api_error_set fills |err|; returns CAI_ERR_INVALID_ARG for chaining. */
 cai_status api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)

@@ -502,8 +502,13 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
     api_error err;
     cai_status st = kind == API_CHAT ? api_parse_chat(body, len, &req, &err)
                                      : api_parse_completion(body, len, &req, &err);
+    if (st == CAI_OK && (st = api_check_model(req.model, sv->model_id, sv->cfg.aliases,
+                                              (size_t)sv->cfg.n_aliases, &err)) != CAI_OK)
+        api_request_free(&req);
     if (st != CAI_OK)
         return reply_api_error(sv, r, ep, &err);
+    if (!req.max_tokens_set && sv->cfg.max_tokens_default > 0)
+        req.max_tokens = sv->cfg.max_tokens_default;
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     st = kind == API_CHAT ? llm_engine_chat_prompt(sv->e, req.messages, req.n_messages, &ids, &n, &cap)
@@ -624,9 +629,12 @@ static void h_models(httpd_req *r, void *arg) {
                           (json_int_t)sv->created, "owned_by", "cai");
     const char *path = httpd_path(r);
     if (strncmp(path, "/v1/models/", 11) == 0) {
-        if (strcmp(path + 11, sv->model_id) != 0) {
+        /* A name the server answers to (its id or an alias): the model. */
+        api_error e;
+        if (api_check_model(path + 11, sv->model_id, sv->cfg.aliases,
+                            (size_t)sv->cfg.n_aliases, &e) != CAI_OK) {
             json_decref(m);
-            return reply_error(sv, r, EP_MODELS, 404, "model", "no such model");
+            return reply_api_error(sv, r, EP_MODELS, &e);
         }
         count(sv, EP_MODELS, 200);
         return httpd_reply_json(r, 200, m);

@@ -13,6 +13,8 @@
 #include "attest/evidence.h"
 #include "common/status.h"
 
+#define SERVE_MAX_ALIASES 16
+
 typedef struct {
     const char *host;          /* default 127.0.0.1 */
     int port;                  /* default 7860; 0: ephemeral */
@@ -21,6 +23,10 @@ typedef struct {
     const char *sealed_path;   /* a sealed model, decrypted into a sealed memfd */
     unsigned char key[32];     /* its key (wiped once used) */
     const char *model_id;      /* the id /v1/models reports (default: the file name) */
+    const char *aliases[SERVE_MAX_ALIASES]; /* other names requests may give the model */
+    int n_aliases;
+    int max_tokens_default;    /* max_tokens of a request that gives none; 0: OpenAI's
+                                  (chat: until the context is full; completions: 16) */
     const attest_source *tee;  /* where /v1/attestation gets evidence; NULL: no TEE
                                   (the endpoint answers 501) */
     const char *chat_template; /* override, or NULL */

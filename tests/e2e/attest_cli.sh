@@ -78,6 +78,35 @@ echo '{"tee":["sim"],"allow_debug":true}' > allow_debug.json
 refuses collateral_not_yet_valid "collateral not yet valid" "$CAI" attest verify q.bin --trust-sim sim --at $(( $(date +%s) - 86400 ))
 refuses collateral_expired "collateral expired" "$CAI" attest verify q.bin --trust-sim sim --at $(( $(date +%s) + 40 * 86400 ))
 
+# docs/ATTESTATION-API.md's offsets (from the start of the quote) and trust
+# root, checked against real bytes: doc_offsets QUOTE VERSION.
+doc_offsets() {
+    python3 - "$ROOT/docs/ATTESTATION-API.md" "$CAI" "$1" "$2" <<'PY'
+import json, re, subprocess, sys
+doc, cai, path, version = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], int(sys.argv[4])
+q = open(path, "rb").read()
+assert int.from_bytes(q[0:2], "little") == version, "not a v%d quote" % version
+c = json.loads(subprocess.run([cai, "attest", "inspect", path, "--json"], capture_output=True, check=True).stdout)
+col = 3 if version == 4 else 4
+def offsets(name):
+    row = [l for l in doc.splitlines() if l.startswith("| " + name) or l.startswith("| **" + name)]
+    assert len(row) == 1, "no table row for " + name
+    return [int(x) for x in re.findall(r"\d+", row[0].split("|")[col + 1])]
+for name, key, n in (("REPORTDATA", "report_data", 64), ("MRTD", "mr_td", 48), ("XFAM", "xfam", 8),
+                     ("TDATTRIBUTES", "td_attributes", 8), ("MRCONFIGID", "mr_config_id", 48)):
+    (off,) = offsets(name)
+    assert q[off:off + n].hex() == c[key], "%s: the doc says %d" % (name, off)
+for i, off in enumerate(offsets("RTMR0")):
+    assert q[off:off + 48].hex() == c["rtmr_%d" % i], "RTMR%d: the doc says %d" % (i, off)
+(off,) = offsets("`tee_type`")
+assert q[off:off + 4] == bytes([0x81, 0, 0, 0]), "tee_type"
+PY
+}
+out=$(doc_offsets q.bin 4 2>&1) && pass doc_offsets_v4 || fail doc_offsets_v4 "$(echo "$out" | tail -n 1)"
+grep -q '`root_ca.pem` in the folder' "$ROOT/docs/ATTESTATION-API.md" && [ -f sim/root_ca.pem ] &&
+    openssl x509 -in sim/root_ca.pem -noout -subject >/dev/null 2>&1 &&
+    pass doc_sim_trust_root || fail doc_sim_trust_root "the doc does not name DIR/root_ca.pem, or it is not there"
+
 D=$ROOT/../shared/data/tdx
 [ -n "${CAI_SHARED_DATA:-}" ] && D=$CAI_SHARED_DATA/tdx
 if [ -f "$D/tdx_quote" ]; then
@@ -93,6 +122,8 @@ assert c["fmspc"] == "b0c06f000000" and c["tdx_module_tcb_status"] == "UpToDate"
     # the v5 sample: every signature verifies, but by Intel's level matching no
     # TCB level admits its PCK certificate's SGX components (see test_tdx_verify)
     refuses intel_v5_tcb_not_supported "TCB not supported" "$CAI" attest verify "$D/tdx_quote_outdated" --collateral "$D/tdx_quote_outdated_collateral.json" --at 2026-02-19T10:58:51Z
+    out=$(doc_offsets "$D/tdx_quote" 4 2>&1) && pass doc_offsets_intel_v4 || fail doc_offsets_intel_v4 "$(echo "$out" | tail -n 1)"
+    out=$(doc_offsets "$D/tdx_quote_outdated" 5 2>&1) && pass doc_offsets_intel_v5 || fail doc_offsets_intel_v5 "$(echo "$out" | tail -n 1)"
     refuses intel_v4_expired "expired" "$CAI" attest verify "$D/tdx_quote" --collateral "$D/tdx_quote_collateral.json" --at 2025-08-01T00:00:00Z
 else
     echo "SKIP intel_quotes: ../shared/data absent"

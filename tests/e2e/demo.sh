@@ -84,6 +84,21 @@ d = json.load(sys.stdin)
 assert d["object"] == "chat.completion" and d["model"] == "qwen" and d["usage"]["completion_tokens"] >= 1, d
 ' && pass demo_chat_completion || fail demo_chat_completion "$out"
 
+# The tutorial's own request: the model named "Qwen" (an alias the demo
+# gives), no max_tokens: served, and it ends after the demo's default of 64
+# tokens instead of running until the context is full.
+out=$(curl -s --max-time 120 "$U/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"model": "Qwen", "messages": [{"role": "user", "content": "Hello!"}]}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); u = d["usage"]
+assert d["model"] == "qwen" and 1 <= u["completion_tokens"] <= 64, d
+' && pass demo_tutorial_request || fail demo_tutorial_request "$(echo "$out" | head -c 600)"
+code=$(curl -s -o other.json -w '%{http_code}' "$U/v1/chat/completions" \
+    -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]}')
+[ "$code" = 404 ] && grep -q model_not_found other.json && pass demo_unknown_model_404 \
+    || fail demo_unknown_model_404 "HTTP $code $(cat other.json)"
+
 # The README's curl lines, as printed (the port aside): each answers 200.
 awk '/^## Try the API/ {on = 1} on && /^```sh/ {inb = 1; next} inb && /^```/ {exit} inb && /^curl / {print}' \
     "$ROOT/README.md" | sed "s|127.0.0.1:7860|127.0.0.1:$P|g" > readme.sh

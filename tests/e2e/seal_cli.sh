@@ -42,6 +42,31 @@ check dir_seal "$CAI" seal hf -o hf.sealed -k k
 "$CAI" inspect hf.sealed | grep -q 'directory, 4 files' && pass dir_inspect || fail dir_inspect "$("$CAI" inspect hf.sealed)"
 check dir_unseal_equal sh -c "'$CAI' unseal hf.sealed -k k -o hf2 >/dev/null && diff -r hf hf2"
 refuses dir_unseal_refuses_existing "already exists" "$CAI" unseal hf.sealed -k k -o hf2
+ln -s hf2 hf-link
+refuses dir_unseal_refuses_symlink "symbolic link" "$CAI" unseal hf.sealed -k k -o hf-link --force
+
+# An existing OUT: refused unless --force, which replaces a regular file in
+# one step; a symbolic link is never written through (or replaced), dangling
+# or not; a directory is never replaced.
+echo precious > victim && cp victim victim.orig
+echo old > existing
+refuses unseal_refuses_existing "existing already exists; give --force" "$CAI" unseal model.sealed -k k -o existing
+[ "$(cat existing)" = old ] && pass unseal_existing_untouched || fail unseal_existing_untouched "$(head -c 100 existing)"
+ln -s victim link
+refuses unseal_refuses_symlink "symbolic link" "$CAI" unseal model.sealed -k k -o link
+refuses unseal_force_refuses_symlink "symbolic link" "$CAI" unseal model.sealed -k k -o link --force
+cmp -s victim victim.orig && [ -L link ] && [ "$(readlink link)" = victim ] &&
+    pass unseal_symlink_target_untouched || fail unseal_symlink_target_untouched "$(ls -l link victim)"
+ln -s not-there dangling
+refuses unseal_refuses_dangling_symlink "symbolic link" "$CAI" unseal model.sealed -k k -o dangling
+[ ! -e not-there ] && pass unseal_dangling_not_created || fail unseal_dangling_not_created "not-there created"
+mkdir adir
+refuses unseal_force_refuses_dir "not a regular file" "$CAI" unseal model.sealed -k k -o adir --force
+ln existing hardlink
+check unseal_force_replaces "$CAI" unseal model.sealed -k k -o existing --force
+cmp -s existing model.gguf && [ "$(cat hardlink)" = old ] && [ "$(stat -c %a existing)" = 600 ] &&
+    pass unseal_force_atomic || fail unseal_force_atomic "not a new file: $(stat -c '%a %h' existing)"
+[ -z "$(ls -A | grep -E '^\.(existing|link|dangling)')" ] && pass unseal_no_temporaries || fail unseal_no_temporaries "$(ls -A)"
 
 # Tampering: refused, with a clear message, and nothing written.
 cp model.sealed t.sealed && flip_byte t.sealed 40

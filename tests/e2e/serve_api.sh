@@ -48,6 +48,40 @@ u = d["usage"]; assert u["completion_tokens"] <= 6 and u["total_tokens"] == u["p
 ' && pass chat_completion || fail chat_completion "$out"
 text1=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])')
 
+# The model a request names: the served id, or nothing (the served model, as
+# vLLM and llama.cpp answer); any other name is OpenAI's 404 model_not_found,
+# on both endpoints, streamed or not, and from /v1/models/NAME.
+# model_not_found FILE NAME: FILE is that 404's body for model NAME.
+model_not_found() {
+    python3 - "$@" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))["error"]
+assert set(e) == {"message", "type", "param", "code"}, e
+assert e["type"] == "invalid_request_error" and e["param"] == "model" and e["code"] == "model_not_found", e
+assert sys.argv[2][:20] in e["message"] and "does not exist" in e["message"], e
+PY
+}
+for ep in chat/completions completions; do
+    [ "$ep" = completions ] && what='"prompt":"Hi"' || what='"messages":[{"role":"user","content":"Hi"}]'
+    for stream in false true; do
+        code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/$ep" -d "{\"model\":\"gpt-4o\",$what,\"max_tokens\":2,\"stream\":$stream}")
+        [ "$code" = 404 ] && model_not_found nm.json gpt-4o && pass "unknown_model_404_${ep%%/*}_stream_$stream" \
+            || fail "unknown_model_404_${ep%%/*}_stream_$stream" "HTTP $code $(cat nm.json)"
+    done
+    code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/$ep" -d "{$what,\"max_tokens\":2}")
+    [ "$code" = 200 ] && grep -q '"model":"m"' nm.json && pass "no_model_served_${ep%%/*}" \
+        || fail "no_model_served_${ep%%/*}" "HTTP $code $(cat nm.json)"
+done
+code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/chat/completions" -d '{"model":"M","messages":[{"role":"user","content":"Hi"}],"max_tokens":2}')
+[ "$code" = 404 ] && model_not_found nm.json M && pass model_name_case_sensitive || fail model_name_case_sensitive "HTTP $code $(cat nm.json)"
+long=$(python3 -c 'print("\u00e9" * 300)')
+code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/chat/completions" -d "{\"model\":\"$long\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}")
+[ "$code" = 404 ] && model_not_found nm.json "$long" && pass unknown_long_utf8_model_404 || fail unknown_long_utf8_model_404 "HTTP $code $(head -c 300 nm.json)"
+code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/models/m")
+[ "$code" = 200 ] && grep -q '"id":"m"' nm.json && pass model_retrieve || fail model_retrieve "HTTP $code $(cat nm.json)"
+code=$(curl -s -o nm.json -w '%{http_code}' "$U/v1/models/gpt-4o")
+[ "$code" = 404 ] && model_not_found nm.json gpt-4o && pass model_retrieve_unknown_404 || fail model_retrieve_unknown_404 "HTTP $code $(cat nm.json)"
+
 # Streamed: SSE chunks, then usage, then [DONE]; same seed -> same text.
 out=$(curl -sN "$U/v1/chat/completions" -d '{"model":"m","messages":[{"role":"user","content":"Hi"}],"max_tokens":6,"seed":7,"stream":true,"stream_options":{"include_usage":true}}')
 echo "$out" | python3 -c '
@@ -268,6 +302,43 @@ stop_extra() {
 }
 LONG='{"prompt":"x","max_tokens":100000,"stream":true}'
 HI='"messages":[{"role":"user","content":"Hi"}],"max_tokens":2'
+
+# --alias and --max-tokens-default, as ./run demo starts the server: the
+# tutorial's own request (model "Qwen", no max_tokens) is served and ends
+# after the default; /v1/models lists the id only; an explicit max_tokens is
+# the client's; other names are still refused.
+extra_serve alias.log --alias Qwen --alias gpt-4o-mini --max-tokens-default 5 || fail alias_server "$(cat alias.log)"
+out=$(curl -s "$XU/v1/chat/completions" -H 'Content-Type: application/json' -d '{"model": "Qwen", "messages": [{"role": "user", "content": "Hello!"}]}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); u = d["usage"]; c = d["choices"][0]
+assert d["model"] == "m", d["model"]
+assert u["completion_tokens"] <= 5 and (c["finish_reason"] == "length") == (u["completion_tokens"] == 5), d
+' && pass alias_tutorial_request || fail alias_tutorial_request "$out"
+out=$(curl -s "$XU/v1/completions" -d '{"model": "gpt-4o-mini", "prompt": "Once upon a time"}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); assert d["model"] == "m" and d["usage"]["completion_tokens"] <= 5, d
+' && pass alias_completion_default_cap || fail alias_completion_default_cap "$out"
+out=$(curl -s "$XU/v1/chat/completions" -d '{"model": "Qwen", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 12, "temperature": 0}')
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); u = d["usage"]; c = d["choices"][0]
+assert u["completion_tokens"] > 5 or c["finish_reason"] == "stop", d
+' && pass alias_explicit_max_tokens || fail alias_explicit_max_tokens "$out"
+out=$(curl -s "$XU/v1/models")
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); assert [m["id"] for m in d["data"]] == ["m"], d
+' && pass alias_models_lists_id || fail alias_models_lists_id "$out"
+code=$(curl -s -o nm.json -w '%{http_code}' "$XU/v1/models/Qwen")
+[ "$code" = 200 ] && grep -q '"id":"m"' nm.json && pass alias_model_retrieve || fail alias_model_retrieve "HTTP $code $(cat nm.json)"
+code=$(curl -s -o nm.json -w '%{http_code}' "$XU/v1/chat/completions" -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hello!"}]}')
+[ "$code" = 404 ] && model_not_found nm.json qwen && pass alias_other_name_404 || fail alias_other_name_404 "HTTP $code $(cat nm.json)"
+stop_extra alias.log
+timeout 20 "$CAI" serve -m m.gguf --port 0 --alias "" 2>/dev/null; [ $? = 2 ] && pass alias_empty_usage_error || fail alias_empty_usage_error "not exit 2"
+timeout 20 "$CAI" serve -m m.gguf --port 0 --max-tokens-default 0 2>/dev/null; [ $? = 2 ] && pass max_tokens_default_0_usage_error \
+    || fail max_tokens_default_0_usage_error "not exit 2"
 
 # Refusals by the scheduler are real HTTP answers in OpenAI's shape, streamed
 # or not: one slot, a queue of one, both taken (a 32768-token generation

@@ -11,7 +11,7 @@ NODE_PATH="$ROOT/node_modules" node "$ROOT/tests/e2e/openai_sdk.mjs" "$U" m 2>&1
 
 # The curl examples of the README, as printed there (port and model swapped in).
 # (-sf: quiet, and a failure exit status on any HTTP error)
-sed -n '/^curl /,/^$/p' "$ROOT/README.md" | sed "s/7860/$PORT/g; s/\"qwen\"/\"m\"/g; s/^curl /curl -sf /" > readme_curl.sh
+sed -n '/^curl /,/^$/p' "$ROOT/README.md" | grep '^curl ' | sed "s/7860/$PORT/g; s/\"qwen\"/\"m\"/g; s/^curl /curl -sf /" > readme_curl.sh
 n=$(grep -c '^curl ' readme_curl.sh)
 if [ "$n" -gt 0 ] && bash -e readme_curl.sh > readme_out.txt 2>&1; then
     pass "readme_curl_examples_$n"

@@ -11,7 +11,7 @@ static void test_chat_minimal(void) {
     api_error e;
     CHECK(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &r, &e));
     CHECK(r.n_messages == 1 && strcmp(r.messages[0].content, "Hi") == 0);
-    CHECK(strcmp(r.model, "m") == 0 && r.stream == 0 && r.max_tokens == 0);
+    CHECK(strcmp(r.model, "m") == 0 && r.stream == 0 && r.max_tokens == 0 && !r.max_tokens_set);
     CHECK(r.sample.temperature == 1.0f && r.sample.top_p == 1.0f && r.sample.top_k == 0);
     CHECK(!r.has_seed && r.n_stop == 0);
     api_request_free(&r);
@@ -34,7 +34,7 @@ static void test_chat_all_fields(void) {
         CHECK(strcmp(r.messages[0].role, "system") == 0);
         CHECK(strcmp(r.messages[1].content, "ab") == 0);
     }
-    CHECK(r.stream && r.include_usage && r.max_tokens == 7);
+    CHECK(r.stream && r.include_usage && r.max_tokens == 7 && r.max_tokens_set);
     CHECK(r.sample.temperature == 0.5f && r.sample.top_p == 0.9f && r.sample.top_k == 5);
     CHECK(r.n_stop == 2 && strcmp(r.stop[1], "yy") == 0);
     CHECK(r.has_seed && r.sample.seed == (uint64_t)-3);
@@ -112,7 +112,11 @@ static void test_completion(void) {
     api_request_free(&r);
     b = "{\"prompt\":\"x\"}";
     CHECK_OK(api_parse_completion(b, strlen(b), &r, &e));
-    CHECK(r.max_tokens == 16); /* OpenAI's default for completions */
+    CHECK(r.max_tokens == 16 && !r.max_tokens_set); /* OpenAI's default for completions */
+    api_request_free(&r);
+    b = "{\"prompt\":\"x\",\"max_tokens\":null}"; /* null is "not given" */
+    CHECK_OK(api_parse_completion(b, strlen(b), &r, &e));
+    CHECK(r.max_tokens == 16 && !r.max_tokens_set);
     api_request_free(&r);
     const char *bad[] = {"{}", "{\"prompt\":[1,2]}", "{\"prompt\":\"x\",\"echo\":true}",
                          "{\"prompt\":\"x\",\"logprobs\":6}", "{\"prompt\":\"x\",\"messages\":[]}",
@@ -140,11 +144,41 @@ static void test_error_json(void) {
     free(s);
 }
 
+/* The model a request names: the id, an alias, or none; else OpenAI's 404. */
+static void test_check_model(void) {
+    const char *aliases[] = {"Qwen", "gpt-4o-mini"};
+    api_error e;
+    CHECK_OK(api_check_model(NULL, "qwen", aliases, 2, &e));
+    CHECK_OK(api_check_model("qwen", "qwen", aliases, 2, &e));
+    CHECK_OK(api_check_model("Qwen", "qwen", aliases, 2, &e));
+    CHECK_OK(api_check_model("gpt-4o-mini", "qwen", aliases, 2, &e));
+    CHECK_ST(api_check_model("Qwen", "qwen", NULL, 0, &e), CAI_ERR_NOT_FOUND);
+    CHECK_ST(api_check_model("QWEN", "qwen", aliases, 2, &e), CAI_ERR_NOT_FOUND);
+    CHECK_ST(api_check_model("", "qwen", aliases, 2, &e), CAI_ERR_NOT_FOUND);
+    CHECK_ST(api_check_model("gpt-4o", "qwen", aliases, 2, &e), CAI_ERR_NOT_FOUND);
+    CHECK(e.status == 404);
+    char *s = api_error_json(&e);
+    CHECK(s && strcmp(s, "{\"error\":{\"message\":\"The model 'gpt-4o' does not exist: this "
+                         "server serves 'qwen'\",\"type\":\"invalid_request_error\",\"param\":"
+                         "\"model\",\"code\":\"model_not_found\"}}") == 0);
+    free(s);
+    /* A long name is cut at a character boundary: the message stays UTF-8. */
+    char name[602] = "x"; /* then 2-byte characters: byte 96 is inside one */
+    for (int i = 0; i < 300; i++)
+        strcat(name, "\xc3\xa9");
+    CHECK_ST(api_check_model(name, name + 1, NULL, 0, &e), CAI_ERR_NOT_FOUND);
+    s = api_error_json(&e);
+    CHECK(s && strstr(s, "\xc3\xa9...' does not exist") && strstr(s, "\xc3\xa9...'\"") &&
+          strstr(s, "model_not_found"));
+    free(s);
+}
+
 int main(void) {
     RUN(test_chat_minimal);
     RUN(test_chat_all_fields);
     RUN(test_chat_refusals);
     RUN(test_completion);
     RUN(test_error_json);
+    RUN(test_check_model);
     return test_summary();
 }

@@ -153,6 +153,37 @@ static void test_file_atomic(void) {
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     CHECK_ST(file_write_new(path, "x", 1, 0600), CAI_ERR_EXISTS);
+    /* commit_new: never over an existing file, nor through a symlink. */
+    CHECK_OK(file_atomic_open(&fa, path, 0600));
+    CHECK_OK(file_write_full(fa.fd, "new", 3));
+    CHECK_ST(file_atomic_commit_new(&fa), CAI_ERR_EXISTS);
+    CHECK(fa.fd == -1);
+    CHECK_OK(file_read_all(path, 3, &b));
+    CHECK(b.len == 3 && memcmp(b.data, "abc", 3) == 0);
+    buf_free(&b);
+    char link[300], fresh[300];
+    snprintf(link, sizeof(link), "%s/link", dir);
+    snprintf(fresh, sizeof(fresh), "%s/fresh", dir);
+    CHECK(symlink("fresh", link) == 0); /* dangling: commit_new must not create "fresh" */
+    CHECK_OK(file_atomic_open(&fa, link, 0600));
+    CHECK_OK(file_write_full(fa.fd, "new", 3));
+    CHECK_ST(file_atomic_commit_new(&fa), CAI_ERR_EXISTS);
+    CHECK(access(fresh, F_OK) != 0);
+    CHECK_OK(file_atomic_open(&fa, fresh, 0600));
+    CHECK_OK(file_write_full(fa.fd, "new", 3));
+    CHECK_OK(file_atomic_commit_new(&fa));
+    CHECK_OK(file_read_all(fresh, 3, &b));
+    CHECK(b.len == 3 && memcmp(b.data, "new", 3) == 0);
+    buf_free(&b);
+    /* commit replaces the link itself, never its target. */
+    CHECK_OK(file_atomic_open(&fa, link, 0600));
+    CHECK_OK(file_write_full(fa.fd, "xy", 2));
+    CHECK_OK(file_atomic_commit(&fa));
+    CHECK(lstat(link, &sb) == 0 && S_ISREG(sb.st_mode));
+    CHECK_OK(file_read_all(fresh, 3, &b));
+    CHECK(b.len == 3 && memcmp(b.data, "new", 3) == 0);
+    buf_free(&b);
+    CHECK(unlink(link) == 0 && unlink(fresh) == 0);
     /* The directory holds exactly the one file: no temporaries left. */
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "test $(ls -A %s | wc -l) -eq 1", dir);
