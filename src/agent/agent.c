@@ -70,7 +70,8 @@ cai_status agent_session_open(const agent_config *cfg, agent_session **out) {
         return CAI_ERR_NOMEM;
     memcpy(s->base, cfg->kbs_url, base);
     char url[1100];
-    httpc_opts o = {.ca_file = cfg->ca_file};
+    httpc_opts o = {.ca_file = cfg->ca_file, .tls_setup = cfg->tls_setup,
+                    .tls_setup_arg = cfg->tls_setup_arg};
     json_t *jwk = NULL, *pub = NULL, *ch = NULL;
     buf resp, quote;
     buf_init(&resp, 0);

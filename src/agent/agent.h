@@ -21,6 +21,10 @@ typedef struct {
     const char *ca_file;    /* CA of its HTTPS certificate, or NULL: system CAs */
     attest_source source;   /* where evidence comes from */
     jose_key_type key_type; /* 0: EC P-256 (ECDH-ES+A256KW); or JOSE_KEY_RSA (RSA-OAEP-256) */
+    /* An attested TLS broker (a key broker in a TEE): |tls_setup| checks
+     * its certificate instead of |ca_file| (ratls_ssl_ctx_setup). */
+    cai_status (*tls_setup)(void *ssl_ctx, void *arg);
+    void *tls_setup_arg;
     int attempts;           /* per step, default 5 */
     double backoff_s;       /* first retry delay, doubling; default 0.5 */
 } agent_config;

@@ -103,6 +103,16 @@ typedef struct {
 cai_status cli_tls_check_new(const cli_tls_opts *o, cli_tls_check *t) CAI_WUR;
 void cli_tls_check_cleanup(cli_tls_check *t);
 
+/* cli_kbs_tls checks the --kbs-policy/--kbs-trust-sim/--kbs-collateral
+ * options of a command that talks to a key broker at |url|: 0, or a usage
+ * error's exit code. */
+int cli_kbs_tls(const char *cmd, const char *url, const cli_tls_opts *o);
+
+/* cli_tls_refusal returns |st|, or, when it is a failure and the calling
+ * thread's last attested TLS check refused |url|'s certificate, a
+ * CAI_ERR_AUTH naming that check. */
+cai_status cli_tls_refusal(cai_status st, const char *url);
+
 /* cli_now returns a monotonic time in seconds. */
 double cli_now(void);
 

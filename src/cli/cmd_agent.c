@@ -11,6 +11,7 @@
 #include "common/codec.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "ratls/verify.h"
 
 /* `cai agent --help` and `cai agent get-resource --help`: its one subcommand. */
 static void agent_help(void) {
@@ -24,6 +25,9 @@ static void agent_help(void) {
            "this process. Network errors are retried with backoff; refusals are not.\n\n"
            "  --kbs URL          the key broker, http(s)://host:port\n"
            "  --kbs-ca FILE      CA certificate of its HTTPS certificate\n"
+           "  --kbs-policy FILE  a broker in a TEE (cai kbs --tls attested): verify its\n"
+           "                     attested TLS against this policy (\"servers\") instead of\n"
+           "                     a CA, with --kbs-collateral F or --kbs-trust-sim DIR\n"
            "  --tee tdx|sim      where evidence comes from (default tdx); sim: the\n"
            "                     simulated TEE of --sim-dir (INSECURE, tests only)\n"
            "  --rsa              an RSA-3072 key (RSA-OAEP-256) instead of EC P-256\n"
@@ -52,8 +56,12 @@ int cmd_agent(int argc, char **argv) {
         {"rsa", no_argument, NULL, 'r'},             {"attempts", required_argument, NULL, 'a'},
         {"sim-mrtd", required_argument, NULL, 'M'},  {"sim-mrconfigid", required_argument, NULL, 'C'},
         {"sim-rtmr", required_argument, NULL, 'X'},  {"sim-debug", no_argument, NULL, 'd'},
+        {"kbs-policy", required_argument, NULL, 'P'},
+        {"kbs-trust-sim", required_argument, NULL, 'G'},
+        {"kbs-collateral", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     agent_config cfg = {.source = {.tee = ATTEST_TEE_TDX}};
+    cli_tls_opts kt = {0};
     const char *uri = NULL;
     sim_td td;
     memset(&td, 0, sizeof(td));
@@ -94,6 +102,9 @@ int cmd_agent(int argc, char **argv) {
             td.td_attributes[0] |= 1;
             custom_td = 1;
             break;
+        case 'P': kt.policy = optarg; break;
+        case 'G': kt.trust_sim = optarg; break;
+        case 'L': kt.collateral = optarg; break;
         case 'h': agent_help(); return 0;
         default: return cli_getopt_error("agent", c, argv);
         }
@@ -113,10 +124,22 @@ int cmd_agent(int argc, char **argv) {
     } else if (custom_td || cfg.source.sim_dir) {
         return cli_usage_error("agent", "the --sim-* options go with --tee sim");
     }
+    int rc = cli_kbs_tls("agent", cfg.kbs_url, &kt);
+    if (rc)
+        return rc;
+    cli_tls_check tc = {0};
     buf secret;
-    cai_status st = agent_get_resource(&cfg, uri, &secret);
+    buf_init(&secret, 0);
+    cai_status st = CAI_OK;
+    if (kt.policy && (st = cli_tls_check_new(&kt, &tc)) == CAI_OK) {
+        cfg.tls_setup = ratls_ssl_ctx_setup;
+        cfg.tls_setup_arg = tc.rv;
+    }
+    if (st == CAI_OK)
+        st = cli_tls_refusal(agent_get_resource(&cfg, uri, &secret), cfg.kbs_url);
     if (st == CAI_OK)
         st = file_write_full(STDOUT_FILENO, secret.data, secret.len);
     buf_free(&secret);
+    cli_tls_check_cleanup(&tc);
     return st == CAI_OK ? 0 : cli_fail("agent", st);
 }

@@ -14,6 +14,7 @@
 #include "kbs/admin.h"
 #include "attest/pccs.h"
 #include "kbs/server.h"
+#include "ratls/server.h"
 #include "seal/keyfile.h"
 
 static void kbs_help(void) {
@@ -35,6 +36,10 @@ static void kbs_help(void) {
            "  --host ADDR          listen address (default 127.0.0.1)\n"
            "  --port N             port (default 8080; 0: any free port)\n"
            "  --tls-cert/--tls-key PEM certificate chain and key for HTTPS\n"
+           "  --tls attested       in a TEE (--tee): attested TLS, as cai serve makes it\n"
+           "                       (docs/RATLS.md; it binds no model: a digest of zeros);\n"
+           "                       agents check it with --kbs-policy\n"
+           CLI_TEE_HELP
            "  --insecure-http      plain HTTP (tests and development only)\n"
            "  --admin-pub FILE     the admin's Ed25519 public key (admin API off without)\n"
            "  --policy FILE        set the release policy at start (else the stored one)\n"
@@ -125,11 +130,14 @@ static int kbs_serve(int argc, char **argv) {
         {"pccs-insecure-http", no_argument, NULL, 'X'},
         {"max-sessions", required_argument, NULL, 'M'},
         {"sessions-per-client", required_argument, NULL, 'Q'},
+        {"tls", required_argument, NULL, 'A'},         CLI_TEE_OPTIONS,
         {NULL, 0, NULL, 0}};
     kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
     const char *master = NULL, *admin = NULL, *policy = NULL, *coll = NULL, *sim = NULL;
-    const char *pccs_url = NULL, *pccs_cache = NULL;
-    int insecure = 0, pccs_http = 0, c;
+    const char *pccs_url = NULL, *pccs_cache = NULL, *tls_mode = NULL;
+    cli_tee_opts tee_opts = {0};
+    attest_source tee;
+    int insecure = 0, pccs_http = 0, has_tee = 0, c;
     long v;
     log_level lvl;
     optind = 1;
@@ -178,6 +186,9 @@ static int kbs_serve(int argc, char **argv) {
             if (log_parse_level(optarg, &lvl)) return cli_usage_error("kbs", "bad --log-level");
             log_set_level(lvl);
             break;
+        case 'A': tls_mode = optarg; break;
+        case CLI_OPT_TEE: tee_opts.tee = optarg; break;
+        case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
         case 'h': kbs_help(); return 0;
         default: return cli_getopt_error("kbs", c, argv);
         }
@@ -188,11 +199,18 @@ static int kbs_serve(int argc, char **argv) {
         return cli_usage_error("kbs", "--db and --master-key are required");
     if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
         return cli_usage_error("kbs", "--tls-cert and --tls-key go together");
-    if (!cfg.tls_cert_file && !insecure)
-        return cli_usage_error("kbs", "give --tls-cert/--tls-key, or --insecure-http for plain "
-                                      "HTTP (development only)");
-    if (cfg.tls_cert_file && insecure)
-        return cli_usage_error("kbs", "--insecure-http and --tls-cert exclude each other");
+    if (tls_mode && strcmp(tls_mode, "attested") != 0)
+        return cli_usage_error("kbs", "--tls takes 'attested'");
+    if (!cfg.tls_cert_file && !insecure && !tls_mode)
+        return cli_usage_error("kbs", "give --tls-cert/--tls-key, --tls attested (in a TEE), or "
+                                      "--insecure-http for plain HTTP (development only)");
+    if (!!cfg.tls_cert_file + insecure + !!tls_mode > 1)
+        return cli_usage_error("kbs", "--insecure-http, --tls-cert and --tls attested exclude each other");
+    int rc = cli_tee_source("kbs", &tee_opts, &tee, &has_tee);
+    if (rc)
+        return rc;
+    if (!!tls_mode != has_tee)
+        return cli_usage_error("kbs", "--tls attested and --tee go together (a key broker in a TEE)");
     if (pccs_url && coll)
         return cli_usage_error("kbs", "--collateral and --pccs exclude each other");
     if (pccs_cache && !pccs_url)
@@ -205,6 +223,7 @@ static int kbs_serve(int argc, char **argv) {
     tdx_collateral *tdx_coll = NULL, *sim_coll = NULL;
     pccs *provider = NULL;
     kbs_server *s = NULL;
+    ratls_server *rs = NULL;
     cai_status st = keyfile_read(master, cfg.master_key);
     if (st == CAI_ERR_NOT_FOUND) {
         st = keyfile_create(master, cfg.master_key);
@@ -232,6 +251,11 @@ static int kbs_serve(int argc, char **argv) {
             cfg.verifier.sim_collateral = sim_coll;
         }
     }
+    /* A broker in a TEE: attested TLS binding no model (a digest of zeros). */
+    static const uint8_t no_model[ATTEST_DIGEST_LEN];
+    if (st == CAI_OK && tls_mode && (st = ratls_server_new(&rs)) == CAI_OK &&
+        (st = ratls_server_start(rs, &tee, no_model, RATLS_REFRESH_DEFAULT)) == CAI_OK)
+        cfg.ssl_ctx = ratls_server_ssl_ctx(rs);
     if (st == CAI_OK)
         st = kbs_server_new(&cfg, &s);
     secure_wipe(cfg.master_key, sizeof(cfg.master_key));
@@ -247,13 +271,14 @@ static int kbs_serve(int argc, char **argv) {
         log_warn("no --collateral or --pccs: Intel TDX quotes will be refused");
     if (!admin)
         log_info("no --admin-pub: the admin API is off");
-    printf("cai kbs: listening on %s://%s:%d%s\n", cfg.tls_cert_file ? "https" : "http",
+    printf("cai kbs: listening on %s://%s:%d%s\n", cfg.tls_cert_file || rs ? "https" : "http",
            cfg.host ? cfg.host : "127.0.0.1", kbs_server_port(s), "/kbs/v0");
     fflush(stdout);
     st = kbs_server_run(s);
     log_info("stopping");
 out:
     kbs_server_free(s);
+    ratls_server_free(rs); /* after the server: its SSL_CTX served the connections */
     tdx_collateral_free(tdx_coll);
     tdx_collateral_free(sim_coll);
     pccs_free(provider);

@@ -9,6 +9,7 @@
 
 #include "agent/agent.h"
 #include "attest/sim.h"
+#include "ratls/verify.h"
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/httpc.h"
@@ -34,6 +35,10 @@ static void serve_help(void) {
            "      --kbs URL           the key broker: attest this TEE (--tee) to it and\n"
            "                          receive the sealed model's key (its key id)\n"
            "      --kbs-ca FILE       CA of the key broker's HTTPS certificate\n"
+           "      --kbs-policy FILE   a broker in a TEE (cai kbs --tls attested): verify its\n"
+           "                          attested TLS against this policy instead of a CA, with\n"
+           "      --kbs-collateral F  Intel TDX collateral, or\n"
+           "      --kbs-trust-sim DIR the simulated TEE of DIR (INSECURE: tests only)\n"
            "      --key-file FILE     the key from a file instead (INSECURE: development)\n"
            "      --host ADDR         listen address (default 127.0.0.1)\n"
            "      --port N            port (default 7860)\n"
@@ -150,7 +155,10 @@ int cmd_serve(int argc, char **argv) {
         {"download-dir", required_argument, NULL, 'D'}, {"sealed-ca", required_argument, NULL, 'E'},
         {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
-        {"sim-debug", no_argument, NULL, 'G'},      {"receipts", no_argument, NULL, 'Z'},
+        {"sim-debug", no_argument, NULL, 'G'},
+        {"kbs-policy", required_argument, NULL, 0x301},
+        {"kbs-trust-sim", required_argument, NULL, 0x302},
+        {"kbs-collateral", required_argument, NULL, 0x303},      {"receipts", no_argument, NULL, 'Z'},
         {"alias", required_argument, NULL, OPT_ALIAS},
         {"max-tokens-default", required_argument, NULL, OPT_MAX_TOKENS_DEFAULT},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
@@ -159,6 +167,7 @@ int cmd_serve(int argc, char **argv) {
     const char *download_dir = NULL, *sealed_ca = NULL, *tls_mode = NULL;
     sim_td td = {0};
     int sim_debug = 0;
+    cli_tls_opts kt = {0};
     char fd_path[64], model_id[128];
     cli_tee_opts tee_opts = {0};
     attest_source tee;
@@ -212,6 +221,9 @@ int cmd_serve(int argc, char **argv) {
         case 'o': cfg.cors_origin = optarg; break;
         case 'L': tls_mode = optarg; break;
         case 'G': sim_debug = 1; break;
+        case 0x301: kt.policy = optarg; break;
+        case 0x302: kt.trust_sim = optarg; break;
+        case 0x303: kt.collateral = optarg; break;
         case 'Z': cfg.receipts = 1; break;
         case 'C': cfg.tls_cert_file = optarg; break;
         case 'Y': cfg.tls_key_file = optarg; break;
@@ -232,6 +244,9 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "--sealed needs --kbs URL (or, for development, --key-file)");
     if (!cfg.sealed_path && (key_file || kbs_url))
         return cli_usage_error("serve", "--kbs and --key-file go with --sealed");
+    int rc = cli_kbs_tls("serve", kbs_url, &kt);
+    if (rc)
+        return rc;
     if (tls_mode && strcmp(tls_mode, "attested") != 0)
         return cli_usage_error("serve", "--tls takes 'attested' (for an ordinary certificate give "
                                "--tls-cert and --tls-key)");
@@ -244,7 +259,7 @@ int cmd_serve(int argc, char **argv) {
         return cli_usage_error("serve", "--receipts are signed by the attested TLS key: add --tls attested");
     if (cfg.tls_refresh_s && !cfg.tls_attested)
         return cli_usage_error("serve", "--tls-refresh goes with --tls attested");
-    int rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
+    rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
     if (sim_debug) {
@@ -287,7 +302,15 @@ int cmd_serve(int argc, char **argv) {
     }
     if (kbs_url) {
         agent_config ac = {.kbs_url = kbs_url, .ca_file = kbs_ca, .source = tee};
-        if ((st = fetch_key(&ac, cfg.sealed_path, cfg.key)) != CAI_OK) {
+        cli_tls_check tc = {0};
+        if (kt.policy && (st = cli_tls_check_new(&kt, &tc)) == CAI_OK) {
+            ac.tls_setup = ratls_ssl_ctx_setup;
+            ac.tls_setup_arg = tc.rv;
+        }
+        if (st == CAI_OK)
+            st = cli_tls_refusal(fetch_key(&ac, cfg.sealed_path, cfg.key), kbs_url);
+        cli_tls_check_cleanup(&tc);
+        if (st != CAI_OK) {
             buf_free(&api_key);
             return cli_fail("serve", st);
         }

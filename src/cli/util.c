@@ -215,3 +215,24 @@ void cli_tls_check_cleanup(cli_tls_check *t) {
     attest_trust_free(t->trust);
     memset(t, 0, sizeof(*t));
 }
+
+cai_status cli_tls_refusal(cai_status st, const char *url) {
+    char why[512];
+    json_decref(ratls_last_take(why, sizeof(why)));
+    if (st != CAI_OK && why[0])
+        return cai_fail(CAI_ERR_AUTH, "%s failed attested TLS verification, nothing was sent to it: %s",
+                        url, why);
+    return st;
+}
+
+int cli_kbs_tls(const char *cmd, const char *url, const cli_tls_opts *o) {
+    if (!o->policy && (o->trust_sim || o->collateral))
+        return cli_usage_error(cmd, "--kbs-trust-sim and --kbs-collateral go with --kbs-policy");
+    if (!o->policy)
+        return 0;
+    if (!o->trust_sim && !o->collateral)
+        return cli_usage_error(cmd, "--kbs-policy needs --kbs-collateral FILE or --kbs-trust-sim DIR");
+    if (url == NULL || strncmp(url, "https://", 8) != 0)
+        return cli_usage_error(cmd, "--kbs-policy checks an attested TLS broker: --kbs https://...");
+    return 0;
+}

@@ -127,6 +127,23 @@ static cai_status prepare(httpc *c, const httpc_request *rq, struct curl_slist *
     return CAI_OK;
 }
 
+/* Runs the prepared transfer: a failed TLS handshake is CAI_ERR_AUTH (a
+ * refusal: nothing of the request was sent), other transport failures
+ * CAI_ERR_IO, with curl's own detail. */
+static cai_status perform(httpc *c, const httpc_request *rq) {
+    char err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, err);
+    CURLcode rc = curl_easy_perform(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+    if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
+        return cai_fail(CAI_ERR_AUTH, "http: %s %s: the TLS handshake failed: %s", rq->method,
+                        rq->url, err[0] ? err : curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url,
+                        err[0] ? err : curl_easy_strerror(rc));
+    return CAI_OK;
+}
+
 static void finish(httpc *c, struct curl_slist *hdr, char *auth, size_t auth_len) {
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
@@ -149,12 +166,12 @@ cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) 
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s > 0 ? c->o.timeout_s : 30L);
-    CURLcode rc = curl_easy_perform(h);
+    st = perform(c, rq);
     finish(c, hdr, auth, sizeof(auth));
     if (s.over)
         return cai_fail(CAI_ERR_LIMIT, "http: the answer from %s is too large", rq->url);
-    if (rc != CURLE_OK)
-        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url, curl_easy_strerror(rc));
+    if (st != CAI_OK)
+        return st;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     return buf_terminate(resp);
 }
@@ -216,23 +233,14 @@ cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sin
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, c->o.timeout_s); /* 0: none (a stream takes its time) */
     curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* bytes as sent */
-    char err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    st = perform(c, rq);
     finish(c, hdr, auth, sizeof(auth));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (s.aborted)
         return cai_fail(CAI_ERR_IO, "http: %s %s: stopped", rq->method, rq->url);
-    if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
-        return cai_fail(CAI_ERR_AUTH, "http: %s %s: the TLS handshake failed: %s", rq->method,
-                        rq->url, err[0] ? err : curl_easy_strerror(rc));
-    if (rc != CURLE_OK)
-        return cai_fail(CAI_ERR_IO, "http: %s %s: %s", rq->method, rq->url,
-                        err[0] ? err : curl_easy_strerror(rc));
-    return CAI_OK;
+    return st;
 }
 
 typedef struct {

@@ -3,9 +3,11 @@
  *
  * One httpc keeps one connection pool and, as the KBS protocol needs, a
  * cookie jar in memory (never on disk). TLS verifies the peer against the
- * system CAs or a given CA file. A transport failure (no connection, reset,
- * timeout) is CAI_ERR_IO, which callers may retry; any HTTP answer is
- * CAI_OK with its status, for the caller to judge. */
+ * system CAs or a given CA file, or with the caller's check (attested TLS).
+ * A transport failure (no connection, reset, timeout) is CAI_ERR_IO, which
+ * callers may retry; a refused TLS handshake is CAI_ERR_AUTH, which they
+ * should not; any HTTP answer is CAI_OK with its status, for the caller to
+ * judge. */
 #ifndef CAI_COMMON_HTTPC_H
 #define CAI_COMMON_HTTPC_H
 
@@ -45,7 +47,8 @@ typedef struct {
 } httpc_request;
 
 /* httpc_do sends |rq| and sets |*status| and |resp| (initialised here,
- * NUL-terminated; wiped on free). */
+ * NUL-terminated; wiped on free). A failed TLS handshake (the peer's
+ * certificate refused) is CAI_ERR_AUTH: nothing of |rq| was sent. */
 cai_status httpc_do(httpc *c, const httpc_request *rq, long *status, buf *resp) CAI_WUR;
 
 /* A streamed answer: |on_header| gets each header line of the final
@@ -61,7 +64,7 @@ typedef struct {
 
 /* httpc_stream sends |rq| and streams the answer to |sink|; |*status| is
  * the HTTP status. rq->max_response does not apply (the sink judges). A
- * failed TLS handshake is CAI_ERR_AUTH (nothing of |rq| was sent). */
+ * failed TLS handshake is CAI_ERR_AUTH, as for httpc_do. */
 cai_status httpc_stream(httpc *c, const httpc_request *rq, const httpc_sink *sink,
                         long *status) CAI_WUR;
 

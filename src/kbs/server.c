@@ -666,7 +666,7 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
         s->cfg.max_sessions = KBS_SESSIONS_MAX_DEFAULT;
     if (!s->cfg.max_sessions_per_client)
         s->cfg.max_sessions_per_client = KBS_SESSIONS_PER_CLIENT_DEFAULT;
-    s->tls = cfg->tls_cert_file != NULL;
+    s->tls = cfg->tls_cert_file != NULL || cfg->ssl_ctx != NULL;
     s->tail = &s->head;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -703,7 +703,8 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     httpd_config hc = {.host = cfg->host, .port = cfg->port, .max_body = BODY_MAX,
                        .max_connections = 1024, .rate_per_s = cfg->rate_per_s,
                        .rate_burst = cfg->rate_burst, .timeout_s = 30,
-                       .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file};
+                       .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file,
+                       .ssl_ctx = cfg->ssl_ctx};
     if ((st = httpd_new(&hc, &s->h)) != CAI_OK)
         goto fail;
     httpd_set_error_body(s->h, httpd_error_body);

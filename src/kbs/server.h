@@ -31,6 +31,8 @@ typedef struct {
     attest_verifier verifier;  /* what evidence may verify to */
     const char *tls_cert_file; /* both NULL: plain HTTP */
     const char *tls_key_file;
+    void *ssl_ctx;             /* or a ready OpenSSL SSL_CTX * (attested TLS, made
+                                  by the caller: ratls/server.h) */
     int session_ttl_s;         /* an attested session's lifetime; default 300 */
     int pending_ttl_s;         /* a session's until it attests; default 30 (at most
                                   session_ttl_s) */
