@@ -134,7 +134,7 @@ cai_status b64_decode(const char *in, size_t in_len, uint8_t *out, size_t cap,
 }
 
 /* The length of the valid UTF-8 character at |p| (|n| bytes left), or 0. */
-static size_t utf8_valid(const uint8_t *p, size_t n) {
+static size_t utf8_char(const uint8_t *p, size_t n) {
     uint8_t c = p[0];
     size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     if (len == 0 || len > n)
@@ -151,11 +151,32 @@ static size_t utf8_valid(const uint8_t *p, size_t n) {
     return len;
 }
 
+int utf8_valid(const void *in, size_t n) {
+    const uint8_t *p = in;
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = utf8_char(p + i, n - i)) == 0)
+            return 0;
+    return 1;
+}
+
+int hex_byte(const char *s) {
+    int v = 0;
+    for (int i = 0; i < 2; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1; /* also at a NUL: no read past the end of a string */
+        v = v << 4 | d;
+    }
+    return v;
+}
+
 cai_status utf8_sanitize(const void *in, size_t n, buf *out) {
     const uint8_t *p = in;
     cai_status st = CAI_OK;
     for (size_t i = 0; i < n && st == CAI_OK;) {
-        size_t k = utf8_valid(p + i, n - i);
+        size_t k = utf8_char(p + i, n - i);
         st = k ? buf_append(out, p + i, k) : buf_append(out, "\xef\xbf\xbd", 3);
         i += k ? k : 1;
     }

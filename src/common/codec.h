@@ -42,6 +42,15 @@ cai_status b64_decode(const char *in, size_t in_len, uint8_t *out, size_t cap,
  * characters. */
 size_t b64_decoded_max(size_t in_len);
 
+/* utf8_valid says whether the |n| bytes at |in| are well-formed UTF-8 (no
+ * stray, truncated, overlong or surrogate sequence, nothing above U+10FFFF). */
+int utf8_valid(const void *in, size_t n);
+
+/* hex_byte returns the byte the two hex digits at |s| (either case) spell,
+ * or -1; it stops at the first non-digit, so a NUL-terminated |s| is never
+ * read past its end. */
+int hex_byte(const char *s);
+
 /* utf8_sanitize appends |n| bytes to |out| with every invalid UTF-8
  * sequence (bad, overlong, surrogate, truncated) replaced by U+FFFD. */
 cai_status utf8_sanitize(const void *in, size_t n, buf *out);

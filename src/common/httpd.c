@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "common/codec.h"
 #include "common/log.h"
 #include "common/secure.h"
 
@@ -423,49 +424,6 @@ static int rate_allow(httpd *h, const char *client) {
 
 /* ---- request paths ------------------------------------------------------ */
 
-/* Is s[0..n) well-formed UTF-8: no stray continuation bytes, no truncated,
- * overlong or surrogate sequences, nothing above U+10FFFF? */
-static int utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i], cp, min;
-        size_t len;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the percent-encoding of the request path |raw| into |*out|
  * (malloc'd, NUL-terminated). A path that would mean something else once
  * decoded is refused, with the reason in |*why| and CAI_ERR_FORMAT: a '%'
@@ -482,14 +440,10 @@ static cai_status path_decode(const char *raw, char **out, const char **why) {
     for (size_t i = 0; i < n && *why == NULL; i++) {
         int c = (unsigned char)raw[i];
         if (c == '%') {
-            /* |raw| ends in a NUL, which is no hex digit: no read past it */
-            int hi = hex_digit(raw[i + 1]);
-            int lo = hi >= 0 ? hex_digit(raw[i + 2]) : -1;
-            if (lo < 0) {
+            if ((c = hex_byte(raw + i + 1)) < 0) {
                 *why = "the request path has a '%' that is not followed by two hex digits";
                 break;
             }
-            c = hi << 4 | lo;
             i += 2;
             if (c == 0)
                 *why = "the request path has an encoded NUL (%00)";

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/codec.h"
+
 /* Next UTF-16 code unit of the UTF-8 string |*p|..|end|, with |*pending|
  * holding a low surrogate still to deliver. Returns -1 on invalid UTF-8. */
 static int32_t next_unit(const unsigned char **p, const unsigned char *end, int32_t *pending) {
@@ -45,15 +47,6 @@ static int32_t next_unit(const unsigned char **p, const unsigned char *end, int3
     cp -= 0x10000;
     *pending = (int32_t)(0xdc00 + (cp & 0x3ff));
     return (int32_t)(0xd800 + (cp >> 10));
-}
-
-static int utf8_valid(const char *a) {
-    const unsigned char *p = (const unsigned char *)a, *e = p + strlen(a);
-    int32_t q = 0;
-    while (p < e || q)
-        if (next_unit(&p, e, &q) < 0)
-            return 0;
-    return 1;
 }
 
 /* Compares two valid UTF-8 names by their UTF-16 code units. */
@@ -184,7 +177,7 @@ static cai_status put_value(buf *out, const json_t *v, int depth) {
         json_t *m;
         int bad = 0;
         json_object_foreach((json_t *)v, k, m) {
-            bad |= !utf8_valid(k);
+            bad |= !utf8_valid(k, strlen(k));
             keys[i++] = k;
         }
         if (!bad && n > 1)
