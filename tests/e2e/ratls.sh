@@ -17,6 +17,18 @@ ZERO=$(printf '0%.0s' $(seq 96))
 PIDS=""
 trap 'kill $PIDS 2>/dev/null; wait $PIDS 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
 
+# s_server OUT ARGS...: OpenSSL's test server, writing what clients send to
+# OUT. It quits when its standard input ends, so that is a FIFO this shell
+# holds open until it exits.
+s_server() {
+    local out="$1" fifo
+    shift
+    fifo=$(mktemp -u "$T/stdin.XXXXXX")
+    mkfifo "$fifo"
+    openssl s_server "$@" -quiet < "$fifo" > "$out" 2>/dev/null &
+    PIDS="$PIDS $!"
+    exec {HOLD}>"$fifo"
+}
 # wait_port PORT: until something listens on PORT, seen in /proc/net/tcp*
 # without connecting (OpenSSL's s_server serves one connection at a time, and
 # a probe's would count as a client).
@@ -203,8 +215,7 @@ recorded() { cat "$1" 2>/dev/null | wc -c; } # bytes a test peer received
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout plain.key -out plain.pem \
     -subj /CN=plain -days 1 2>/dev/null
 port_plain=$(free_port)
-openssl s_server -accept "$port_plain" -cert plain.pem -key plain.key -tls1_3 -quiet > got-plain.txt 2>/dev/null &
-PIDS="$PIDS $!"
+s_server got-plain.txt -accept "$port_plain" -cert plain.pem -key plain.key -tls1_3
 wait_port "$port_plain"
 refused ordinary_certificate "$P" "$port_plain" 'no evidence extension' "recorded got-plain.txt"
 
@@ -230,8 +241,7 @@ forge() { # forge NAME HEX: a self-signed certificate with HEX as the evidence e
 serve_forged() { # serve_forged NAME: OpenSSL's server with that certificate; sets port_NAME
     local port
     port=$(free_port)
-    openssl s_server -accept "$port" -cert "$1.pem" -key "$1.key" -tls1_3 -quiet > "got-$1.txt" 2>/dev/null &
-    PIDS="$PIDS $!"
+    s_server "got-$1.txt" -accept "$port" -cert "$1.pem" -key "$1.key" -tls1_3
     eval "port_$1=$port"
     wait_port "$port"
 }
@@ -260,8 +270,7 @@ fi
 
 # TLS 1.2 offered by the server.
 port_tls12=$(free_port)
-openssl s_server -accept "$port_tls12" -cert plain.pem -key plain.key -tls1_2 -quiet > got-tls12.txt 2>/dev/null &
-PIDS="$PIDS $!"
+s_server got-tls12.txt -accept "$port_tls12" -cert plain.pem -key plain.key -tls1_2
 wait_port "$port_tls12"
 refused tls12_offered "$P" "$port_tls12" 'handshake .*failed.*protocol version' "recorded got-tls12.txt"
 
