@@ -23,19 +23,21 @@ static void global_init(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* One lock per kind of shared data: libcurl may hold one kind (the share
+ * itself) while it takes another (the connection cache). */
 struct httpc_share {
     CURLSH *sh;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu[CURL_LOCK_DATA_LAST];
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *arg) {
-    (void)h, (void)d, (void)a;
-    pthread_mutex_lock(&((httpc_share *)arg)->mu);
+    (void)h, (void)a;
+    pthread_mutex_lock(&((httpc_share *)arg)->mu[d]);
 }
 
 static void share_unlock(CURL *h, curl_lock_data d, void *arg) {
-    (void)h, (void)d;
-    pthread_mutex_unlock(&((httpc_share *)arg)->mu);
+    (void)h;
+    pthread_mutex_unlock(&((httpc_share *)arg)->mu[d]);
 }
 
 cai_status httpc_share_new(httpc_share **out) {
@@ -46,7 +48,8 @@ cai_status httpc_share_new(httpc_share **out) {
         free(s);
         return CAI_ERR_NOMEM;
     }
-    pthread_mutex_init(&s->mu, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&s->mu[i], NULL);
     curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, share_lock);
     curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
     curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s);
@@ -62,7 +65,8 @@ void httpc_share_free(httpc_share *s) {
     if (s == NULL)
         return;
     curl_share_cleanup(s->sh);
-    pthread_mutex_destroy(&s->mu);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&s->mu[i]);
     free(s);
 }
 
