@@ -268,6 +268,10 @@ int cmd_serve(int argc, char **argv) {
         td.td_attributes[0] = 1; /* DEBUG: for tests of the clients' refusal */
         tee.sim_td = &td;
     }
+    if (cfg.tls_refresh_s > RATLS_MAX_AGE_DEFAULT)
+        log_warn("--tls-refresh %lds: clients refuse certificates issued more than their --max-age "
+                 "ago (default %d s), so some will refuse this server between renewals",
+                 cfg.tls_refresh_s, RATLS_MAX_AGE_DEFAULT);
     if (cfg.tls_attested && !has_tee)
         return cli_usage_error("serve", "--tls attested needs --tee: the evidence its certificate carries");
     if (has_tee) {
