@@ -38,7 +38,6 @@ typedef struct {
 struct proxy {
     proxy_config cfg;
     httpd *h;
-    httpc_share *share; /* the workers' upstream connections, kept warm for all */
     pthread_t *th;
     int n_th;
     pthread_mutex_t mu; /* the queue and the upstreams */
@@ -290,7 +289,7 @@ static void *worker_main(void *arg) {
     proxy *p = arg;
     httpc *c = NULL;
     httpc_opts o = {.timeout_s = 0, .tls_setup = ratls_ssl_ctx_setup,
-                    .tls_setup_arg = p->cfg.verifier, .share = p->share};
+                    .tls_setup_arg = p->cfg.verifier};
     if (httpc_new(&o, &c) != CAI_OK)
         return NULL;
     for (;;) {
@@ -476,9 +475,7 @@ cai_status proxy_new(const proxy_config *c, proxy **out) {
     pthread_cond_init(&p->cv, NULL);
     httpd_config hc = {.host = c->host, .port = c->port, .max_body = p->cfg.max_body,
                        .max_connections = 512, .timeout_s = 600};
-    cai_status st = httpc_share_new(&p->share);
-    if (st == CAI_OK)
-        st = httpd_new(&hc, &p->h);
+    cai_status st = httpd_new(&hc, &p->h);
     if (st != CAI_OK) {
         proxy_free(p);
         return st;
@@ -518,7 +515,6 @@ void proxy_free(proxy *p) {
         job_free(j);
     }
     httpd_free(p->h);
-    httpc_share_free(p->share); /* after the workers' clients */
     for (size_t i = 0; i < p->n_up; i++)
         json_decref(p->up[i].claims);
     pthread_cond_destroy(&p->cv);

@@ -23,53 +23,6 @@ static void global_init(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* One lock per kind of shared data: libcurl may hold one kind (the share
- * itself) while it takes another (the connection cache). */
-struct httpc_share {
-    CURLSH *sh;
-    pthread_mutex_t mu[CURL_LOCK_DATA_LAST];
-};
-
-static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *arg) {
-    (void)h, (void)a;
-    pthread_mutex_lock(&((httpc_share *)arg)->mu[d]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data d, void *arg) {
-    (void)h;
-    pthread_mutex_unlock(&((httpc_share *)arg)->mu[d]);
-}
-
-cai_status httpc_share_new(httpc_share **out) {
-    pthread_once(&global_once, global_init);
-    *out = NULL;
-    httpc_share *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->sh = curl_share_init()) == NULL) {
-        free(s);
-        return CAI_ERR_NOMEM;
-    }
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&s->mu[i], NULL);
-    curl_share_setopt(s->sh, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(s->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(s->sh, CURLSHOPT_USERDATA, s);
-    if (curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
-        httpc_share_free(s);
-        return cai_fail(CAI_ERR_UNSUPPORTED, "http: libcurl cannot share connections");
-    }
-    *out = s;
-    return CAI_OK;
-}
-
-void httpc_share_free(httpc_share *s) {
-    if (s == NULL)
-        return;
-    curl_share_cleanup(s->sh);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&s->mu[i]);
-    free(s);
-}
-
 cai_status httpc_new(const httpc_opts *o, httpc **out) {
     pthread_once(&global_once, global_init);
     *out = NULL;
@@ -80,8 +33,6 @@ cai_status httpc_new(const httpc_opts *o, httpc **out) {
     }
     if (o)
         c->o = *o;
-    if (c->o.share)
-        curl_easy_setopt(c->curl, CURLOPT_SHARE, c->o.share->sh);
     *out = c;
     return CAI_OK;
 }

@@ -19,14 +19,6 @@
 
 typedef struct httpc httpc;
 
-/* Open connections shared by the clients of several threads (libcurl's
- * connection cache in a share object, locked): a warm connection one
- * client made serves the next request of any. */
-typedef struct httpc_share httpc_share;
-
-cai_status httpc_share_new(httpc_share **out) CAI_WUR;
-void httpc_share_free(httpc_share *s); /* after every client using it; NULL is fine */
-
 typedef struct {
     const char *ca_file; /* PEM CA bundle for HTTPS peers; NULL: the system's */
     long timeout_s;      /* whole request; default 30; 0 with httpc_stream: none */
@@ -35,7 +27,6 @@ typedef struct {
      * check there, ratls/verify.h); TLS 1.3 only, no session reuse. */
     cai_status (*tls_setup)(void *ssl_ctx, void *arg);
     void *tls_setup_arg;
-    httpc_share *share;  /* connections shared with other clients, or NULL */
 } httpc_opts;
 
 /* httpc_new returns a client in |*out| (free with httpc_free). */
