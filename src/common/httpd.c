@@ -852,6 +852,10 @@ cai_status httpd_async_write(httpd_async *a, const void *data, size_t len) {
 
 cai_status httpd_async_end(httpd_async *a) { return async_post(a, 0, 0, 1, 0, NULL, NULL, 0); }
 
+cai_status httpd_async_write_end(httpd_async *a, const void *data, size_t len) {
+    return async_post(a, 0, 0, 1, 0, NULL, data, len);
+}
+
 cai_status httpd_async_add_header(httpd_async *a, const char *name, const char *value) {
     pthread_mutex_lock(&a->mu);
     int begun = a->want_full || a->want_start || a->started;

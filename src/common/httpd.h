@@ -133,6 +133,9 @@ cai_status httpd_async_reply(httpd_async *a, int status, const char *content_typ
 cai_status httpd_async_stream_start(httpd_async *a, int status, const char *content_type);
 cai_status httpd_async_write(httpd_async *a, const void *data, size_t len);
 cai_status httpd_async_end(httpd_async *a);
+/* httpd_async_write_end sends a last chunk and ends, in one step (the last
+ * chunk and the end then leave together). */
+cai_status httpd_async_write_end(httpd_async *a, const void *data, size_t len);
 
 /* httpd_async_add_header adds a response header to a reply not yet begun
  * (any thread). CAI_ERR_INTERNAL once it has begun. */

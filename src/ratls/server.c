@@ -240,6 +240,7 @@ cai_status ratls_server_new(ratls_server **out) {
     /* No session tickets: every connection shows (and a client verifies or
      * finds in its cache) the current certificate. */
     SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(s->ctx, 0); /* TLS 1.3 sends tickets despite NO_TICKET */
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_cert_cb(s->ctx, on_cert, s);
     pthread_mutex_init(&s->mu, NULL);

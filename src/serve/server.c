@@ -449,18 +449,19 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
         } else {
             json_decref(usage);
         }
-        (void)httpd_async_write(g->a, "data: [DONE]\n\n", 14);
-        /* After [DONE], which OpenAI clients stop at: a named event. */
+        /* [DONE], then, after it (OpenAI clients stop reading there), the
+         * receipt as a named event; the last chunk and the end in one step. */
         json_t *rc = g->receipt ? make_receipt(g, u) : NULL;
         char *rs = rc ? json_dumps(rc, JSON_COMPACT) : NULL;
         buf b;
         buf_init(&b, 0);
-        if (rs && buf_printf(&b, "event: cai-receipt\ndata: %s\n\n", rs) == CAI_OK)
-            (void)httpd_async_write(g->a, b.data, b.len);
+        cai_status bst = buf_append_str(&b, "data: [DONE]\n\n");
+        if (bst == CAI_OK && rs)
+            bst = buf_printf(&b, "event: cai-receipt\ndata: %s\n\n", rs);
+        (void)httpd_async_write_end(g->a, b.data, bst == CAI_OK ? b.len : 0);
         buf_free(&b);
         free(rs);
         json_decref(rc);
-        (void)httpd_async_end(g->a);
         count(sv, ep, 200);
     } else {
         json_t *j = envelope(g, json_pack("[o]", choice(g, (const char *)g->text.data, g->text.len, finish, 1)));

@@ -108,7 +108,7 @@ proxy_line=$(awk '/^## Try the API/ {on = 1} on && /^export http_proxy=/ {print;
 n=0 ok=0
 while IFS= read -r line; do
     n=$((n + 1))
-    code=$(eval "$line -s -o readme.$n.out -w '%{http_code}'" < /dev/null)
+    code=$(eval "$line -s --max-time 60 -o readme.$n.out -w '%{http_code}'" < /dev/null)
     if [ "$code" = 200 ] && [ -s "readme.$n.out" ]; then ok=$((ok + 1)); else echo "  HTTP $code: $line"; fi
 done < readme.sh
 [ "$n" -ge 5 ] && [ "$ok" = "$n" ] && pass readme_curl_lines || fail readme_curl_lines "$ok of $n answered 200"

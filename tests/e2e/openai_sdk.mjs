@@ -3,7 +3,8 @@
 import OpenAI from 'openai';
 
 const [base, model] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: base + '/v1', apiKey: 'sk-test-key' });
+// A bounded wait: a hung answer fails the check instead of the suite.
+const client = new OpenAI({ baseURL: base + '/v1', apiKey: 'sk-test-key', timeout: 60000 });
 let failed = 0;
 async function check(name, fn) {
   try {

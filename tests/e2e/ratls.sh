@@ -15,6 +15,16 @@ fi
 DIGEST=$(sha m.gguf)
 ZERO=$(printf '0%.0s' $(seq 96))
 PIDS=""
+# No request may hang the suite: a stream over TLS sometimes stalls before
+# its end (an open bug, see docs/RATLS.md "Known problems").
+curl() { command curl --max-time 60 "$@"; }
+# stream_get OUT ARGS...: a streamed request, tried again once if it stalled.
+stream_get() {
+    local out="$1"; shift
+    command curl --max-time 20 "$@" > "$out" && return 0
+    echo "  (a stream stalled: trying once more)" >&2
+    command curl --max-time 20 "$@" > "$out"
+}
 trap 'kill $PIDS 2>/dev/null; wait $PIDS 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
 
 # s_server OUT ARGS...: OpenSSL's test server, writing what clients send to
@@ -25,7 +35,7 @@ s_server() {
     shift
     fifo=$(mktemp -u "$T/stdin.XXXXXX")
     mkfifo "$fifo"
-    openssl s_server "$@" -quiet < "$fifo" > "$out" 2>/dev/null &
+    openssl s_server "$@" -quiet < "$fifo" > "$out" 2>>s_server.err &
     PIDS="$PIDS $!"
     exec {HOLD}>"$fifo"
 }
@@ -40,6 +50,7 @@ wait_port() {
             return 0
         sleep 0.1
     done
+    echo "  nothing listens on port $1: $(tail -n 3 s_server.err 2>/dev/null)"
     return 1
 }
 # wait_https URL: until an https (any certificate) URL answers 200.
@@ -103,8 +114,9 @@ out=$(http_proxy=$P curl -s -D headers.txt "http://127.0.0.1:$PORT_main/v1/chat/
 echo "$out" | grep -q '"object":"chat.completion"' && pass http_proxy_chat || fail http_proxy_chat "$out"
 grep -qi "^X-Cai-Attested: tee=sim; tcb_status=UpToDate; mr_td=$ZERO; model_digest=$DIGEST" headers.txt &&
     pass header_names_what_was_verified || fail header_names_what_was_verified "$(cat headers.txt)"
-out=$(http_proxy=$P curl -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" \
-    -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true}')
+http_proxy=$P stream_get stream0.txt -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" \
+    -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true}'
+out=$(cat stream0.txt)
 [ "$(echo "$out" | grep -c '^data: {')" -ge 2 ] && echo "$out" | grep -q '^data: \[DONE\]' &&
     echo "$out" | tail -n 3 | grep -q '^event: cai-receipt' &&
     pass http_proxy_stream_with_receipt || fail http_proxy_stream_with_receipt "$(echo "$out" | tail -n 4 | cut -c1-200)"
@@ -158,7 +170,7 @@ http_proxy=$P curl -s "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-b
 python3 -c 'import json,sys; d=json.load(open("resp.json")); sys.stdout.write(d["choices"][0]["message"]["content"])' > text.txt
 check receipt_verifies "$CAI" receipt verify resp.json --request req.json --response text.txt --trust-sim sim
 printf '%s' '{"model": "qwen", "messages": [{"role": "user", "content": "Tell me"}], "max_tokens": 8, "seed": 7, "stream": true}' > sreq.json
-http_proxy=$P curl -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @sreq.json > stream.txt
+http_proxy=$P stream_get stream.txt -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @sreq.json
 python3 - <<'PY'
 import json
 text, receipt, done = "", None, False
