@@ -27,17 +27,24 @@ stream_get() {
 }
 trap 'kill $PIDS 2>/dev/null; wait $PIDS 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
 
-# s_server OUT ARGS...: OpenSSL's test server, writing what clients send to
-# OUT. It quits when its standard input ends, so that is a FIFO this shell
-# holds open until it exits.
+# s_server NAME OUT ARGS...: OpenSSL's test server on a free port (set in
+# port_NAME), writing what clients send to OUT. It quits when its standard
+# input ends, so that is a FIFO this shell holds open until it exits. A port
+# taken meanwhile (by a client's own end of a connection) is tried again.
 s_server() {
-    local out="$1" fifo
-    shift
-    fifo=$(mktemp -u "$T/stdin.XXXXXX")
-    mkfifo "$fifo"
-    openssl s_server "$@" -quiet < "$fifo" > "$out" 2>>s_server.err &
-    PIDS="$PIDS $!"
-    exec {HOLD}>"$fifo"
+    local name="$1" out="$2" fifo port
+    shift 2
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        fifo=$(mktemp -u "$T/stdin.XXXXXX")
+        mkfifo "$fifo"
+        openssl s_server -accept "$port" "$@" -quiet < "$fifo" > "$out" 2>>s_server.err &
+        PIDS="$PIDS $!"
+        exec {HOLD}>"$fifo"
+        eval "port_$name=$port"
+        wait_port "$port" && return 0
+    done
+    return 1
 }
 # wait_port PORT: until something listens on PORT, seen in /proc/net/tcp*
 # without connecting (OpenSSL's s_server serves one connection at a time, and
@@ -226,9 +233,7 @@ recorded() { cat "$1" 2>/dev/null | wc -c; } # bytes a test peer received
 # An ordinary self-signed certificate (OpenSSL's own server, echoing what it gets).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout plain.key -out plain.pem \
     -subj /CN=plain -days 1 2>/dev/null
-port_plain=$(free_port)
-s_server got-plain.txt -accept "$port_plain" -cert plain.pem -key plain.key -tls1_3
-wait_port "$port_plain"
+s_server plain got-plain.txt -cert plain.pem -key plain.key -tls1_3
 refused ordinary_certificate "$P" "$port_plain" 'no evidence extension' "recorded got-plain.txt"
 
 # A certificate whose quote binds another key: the TD's evidence copied into a
@@ -251,11 +256,7 @@ forge() { # forge NAME HEX: a self-signed certificate with HEX as the evidence e
         -subj "/CN=$1" -days 1 -config "$1.cnf" -extensions ext 2>/dev/null
 }
 serve_forged() { # serve_forged NAME: OpenSSL's server with that certificate; sets port_NAME
-    local port
-    port=$(free_port)
-    s_server "got-$1.txt" -accept "$port" -cert "$1.pem" -key "$1.key" -tls1_3
-    eval "port_$1=$port"
-    wait_port "$port"
+    s_server "$1" "got-$1.txt" -cert "$1.pem" -key "$1.key" -tls1_3
 }
 forge copied "$ext_hex" && serve_forged copied
 refused quote_binds_another_key "$P" "$port_copied" 'key binding' "recorded got-copied.txt"
@@ -281,9 +282,7 @@ else
 fi
 
 # TLS 1.2 offered by the server.
-port_tls12=$(free_port)
-s_server got-tls12.txt -accept "$port_tls12" -cert plain.pem -key plain.key -tls1_2
-wait_port "$port_tls12"
+s_server tls12 got-tls12.txt -cert plain.pem -key plain.key -tls1_2
 refused tls12_offered "$P" "$port_tls12" 'handshake .*failed.*protocol version' "recorded got-tls12.txt"
 
 # Real cai servers the policy or the trust roots refuse.
