@@ -38,7 +38,7 @@ s_server() {
         port=$(free_port)
         fifo=$(mktemp -u "$T/stdin.XXXXXX")
         mkfifo "$fifo"
-        openssl s_server -accept "$port" "$@" -quiet < "$fifo" > "$out" 2>>s_server.err &
+        openssl s_server -accept "127.0.0.1:$port" "$@" -quiet < "$fifo" > "$out" 2>>s_server.err &
         PIDS="$PIDS $!"
         exec {HOLD}>"$fifo"
         eval "port_$name=$port"
