@@ -8,7 +8,6 @@
 
 #include "attest/trust.h"
 #include "cli/cli.h"
-#include "common/file.h"
 #include "common/httpc.h"
 #include "kbs/policy.h"
 #include "ratls/verify.h"
@@ -79,15 +78,15 @@ int bench_ratls(int argc, char **argv) {
         {"url", required_argument, NULL, 'u'},        {"policy", required_argument, NULL, 'p'},
         {"collateral", required_argument, NULL, 'c'}, {"trust-sim", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-    const char *url = NULL, *policy_file = NULL;
-    attest_trust_opts to = {0};
+    const char *url = NULL;
+    cli_tls_opts to = {0};
     long n = 20;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u': url = optarg; break;
-        case 'p': policy_file = optarg; break;
+        case 'p': to.policy = optarg; break;
         case 'c': to.collateral = optarg; break;
         case 's': to.trust_sim = optarg; break;
         case 'n':
@@ -97,31 +96,23 @@ int bench_ratls(int argc, char **argv) {
         default: return cli_getopt_error("bench ratls", c, argv);
         }
     }
-    if (!url || strncmp(url, "https://", 8) != 0 || !policy_file)
+    if (!url || strncmp(url, "https://", 8) != 0 || !to.policy)
         return cli_usage_error("bench ratls", "give --url https://HOST:PORT and --policy FILE");
     char health[1024];
     snprintf(health, sizeof(health), "%s/health", url);
-    buf doc;
-    buf_init(&doc, 1 << 20);
-    kbs_policy *pol = NULL;
-    attest_trust *t = NULL;
+    cli_tls_check tc = {0};
     double *plain = calloc((size_t)n, sizeof(double)), *first = calloc((size_t)n, sizeof(double)),
            *cached = calloc((size_t)n, sizeof(double));
     cai_status st = plain && first && cached ? CAI_OK : CAI_ERR_NOMEM;
-    if (st == CAI_OK && (st = file_read_all(policy_file, 1 << 20, &doc)) == CAI_OK &&
-        (st = kbs_policy_parse((const char *)doc.data, doc.len, &pol)) == CAI_OK)
-        st = attest_trust_new(&to, &t);
+    if (st == CAI_OK)
+        st = cli_tls_check_new(&to, &tc); /* its verifier is the warm one */
     int rc = CLI_EXIT_FAIL;
     if (st != CAI_OK) {
         rc = cli_fail("bench", st);
         goto out;
     }
-    ratls_verifier_config rc_cfg = {.verifier = attest_trust_verifier(t), .policy = pol};
-    ratls_verifier *warm = NULL;
-    if ((st = ratls_verifier_new(&rc_cfg, &warm)) != CAI_OK) {
-        rc = cli_fail("bench", st);
-        goto out;
-    }
+    ratls_verifier_config rc_cfg = {.verifier = attest_trust_verifier(tc.trust), .policy = tc.policy};
+    ratls_verifier *warm = tc.rv;
     /* Interleaved, so the three see the same machine. */
     for (long i = 0; i < n; i++) {
         ratls_verifier *fresh = NULL;
@@ -130,13 +121,11 @@ int bench_ratls(int argc, char **argv) {
             (first[i] = one(health, ratls_ssl_ctx_setup, fresh)) < 0 ||
             (cached[i] = one(health, ratls_ssl_ctx_setup, warm)) < 0) {
             ratls_verifier_free(fresh);
-            ratls_verifier_free(warm);
             goto out;
         }
         json_decref(ratls_last_take(NULL, 0));
         ratls_verifier_free(fresh);
     }
-    ratls_verifier_free(warm);
     printf("cai bench ratls: %ld new connections each (TCP + TLS 1.3 + GET /health) to %s\n", n, url);
     printf("%-44s %8s %8s\n", "ms per connection", "median", "min");
     report("plain TLS handshake (no certificate check)", plain, (int)n);
@@ -147,8 +136,6 @@ out:
     free(plain);
     free(first);
     free(cached);
-    attest_trust_free(t);
-    kbs_policy_free(pol);
-    buf_free(&doc);
+    cli_tls_check_cleanup(&tc);
     return rc;
 }
