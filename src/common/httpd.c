@@ -92,6 +92,9 @@ struct httpd_async {
     size_t max_unsent; /* a stream's bytes not yet taken by the client, at most */
     size_t unsent;     /* the connection's output buffer, when the loop last looked */
     int overflow;      /* over max_unsent: the loop drops the connection */
+    /* loop thread only */
+    int armed;      /* stream chunks went out with on_flushed as their callback */
+    int end_wanted; /* the stream's terminator waits for its output to drain */
 };
 
 /* ---- setup ------------------------------------------------------------- */
@@ -247,8 +250,13 @@ void httpd_free(httpd *h) {
         h->conns = c->next;
         free(c);
     }
-    if (h->base)
+    /* What libevent deferred to the next loop iteration runs now: a TLS
+     * connection's last write callback holds its bufferevent (and SSL), and
+     * a stream's end may wait on a timer. */
+    if (h->base) {
+        event_base_loop(h->base, EVLOOP_NONBLOCK);
         event_base_free(h->base);
+    }
     if (h->own_ssl_ctx)
         SSL_CTX_free(h->ssl_ctx);
     free(h->rate);
@@ -692,10 +700,61 @@ static void async_drop(httpd_async *a, struct evhttp_request *req, size_t unsent
     httpd_async_release(a);
 }
 
-static size_t conn_unsent(struct evhttp_request *req) {
+static size_t req_unsent(struct evhttp_request *req) {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* The end of a stream (loop thread). libevent's TLS bufferevent runs its
+ * write callback deferred, a loop iteration after the output drained, and
+ * evhttp takes that callback, once evhttp_send_reply_end has been called,
+ * as "the reply is out": it then stops writing. A callback still pending
+ * from an earlier chunk's drain would end the reply with the last chunk and
+ * the terminator unsent, and the client would wait forever (about one TLS
+ * stream in fifty did). So the terminator is written only when no such
+ * callback can be pending: from a write callback that finds the output
+ * empty, or while the output has not drained since the headers. */
+static void stream_end_now(httpd_async *a) {
+    a->end_wanted = 0;
+    evhttp_send_reply_end(a->req);
+    async_finish(a);
+}
+
+static void on_flushed(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    httpd_async *a = arg;
+    if (a->end_wanted && a->req && req_unsent(a->req) == 0)
+        stream_end_now(a);
+}
+
+static void on_end_later(evutil_socket_t fd, short ev, void *arg) {
+    (void)fd, (void)ev;
+    httpd_async *a = arg;
+    if (a->end_wanted && a->req) /* the connection may have closed meanwhile */
+        stream_end_now(a);
+    httpd_async_release(a);
+}
+
+static void stream_end(httpd_async *a, struct evhttp_request *req) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    a->end_wanted = 1;
+    if (a->armed) {
+        /* on_flushed runs after the output drains; if it has drained
+         * already, this asks for one more run (merged with a pending one). */
+        bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    } else if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        stream_end_now(a); /* the headers alone, not drained: nothing pending */
+    } else {
+        /* Only headers, drained: their callback (which reaches no one) runs
+         * before a timer due now, in the next loop iteration. */
+        const struct timeval now = {0, 0};
+        atomic_fetch_add(&a->refs, 1);
+        if (event_base_once(bufferevent_get_base(bev), -1, EV_TIMEOUT, on_end_later, a, &now) != 0) {
+            httpd_async_release(a);
+            stream_end_now(a);
+        }
+    }
 }
 
 static void on_wake(evutil_socket_t fd, short ev, void *arg) {
@@ -753,29 +812,32 @@ static void on_wake(evutil_socket_t fd, short ev, void *arg) {
             evhttp_add_header(hd, "X-Accel-Buffering", "no");
             evhttp_send_reply_start(req, status, reason(status));
         }
-        if (evbuffer_get_length(data))
-            evhttp_send_reply_chunk(req, data);
+        if (evbuffer_get_length(data)) {
+            evhttp_send_reply_chunk_with_cb(req, data, on_flushed, a);
+            a->armed = 1;
+        }
         if (end) {
-            evhttp_send_reply_end(req);
-        } else {
-            /* A client that does not read: what it has not taken stays in
-             * the connection's output buffer. Bounded, not without end. */
-            size_t unsent = conn_unsent(req);
-            pthread_mutex_lock(&a->mu);
-            a->unsent = unsent;
-            int over = unsent > a->max_unsent;
-            if (over)
-                a->closed = 1;
-            pthread_mutex_unlock(&a->mu);
-            if (over) {
-                evbuffer_free(data);
-                async_drop(a, req, unsent);
-                return;
-            }
+            evbuffer_free(data);
+            stream_end(a, req);
+            return;
+        }
+        /* A client that does not read: what it has not taken stays in the
+         * connection's output buffer. Bounded, not without end. */
+        size_t unsent = req_unsent(req);
+        pthread_mutex_lock(&a->mu);
+        a->unsent = unsent;
+        int over = unsent > a->max_unsent;
+        if (over)
+            a->closed = 1;
+        pthread_mutex_unlock(&a->mu);
+        if (over) {
+            evbuffer_free(data);
+            async_drop(a, req, unsent);
+            return;
         }
     }
     evbuffer_free(data);
-    if (full || end)
+    if (full)
         async_finish(a);
 }
 
