@@ -15,16 +15,8 @@ fi
 DIGEST=$(sha m.gguf)
 ZERO=$(printf '0%.0s' $(seq 96))
 PIDS=""
-# No request may hang the suite: a stream over TLS sometimes stalls before
-# its end (an open bug, see docs/RATLS.md "Known problems").
+# No request may hang the suite.
 curl() { command curl --max-time 60 "$@"; }
-# stream_get OUT ARGS...: a streamed request, tried again once if it stalled.
-stream_get() {
-    local out="$1"; shift
-    command curl --max-time 20 "$@" > "$out" && return 0
-    echo "  (a stream stalled: trying once more)" >&2
-    command curl --max-time 20 "$@" > "$out"
-}
 trap 'kill $PIDS 2>/dev/null; wait $PIDS 2>/dev/null; tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
 
 # s_server NAME OUT ARGS...: OpenSSL's test server on a free port (set in
@@ -121,7 +113,7 @@ out=$(http_proxy=$P curl -s -D headers.txt "http://127.0.0.1:$PORT_main/v1/chat/
 echo "$out" | grep -q '"object":"chat.completion"' && pass http_proxy_chat || fail http_proxy_chat "$out"
 grep -qi "^X-Cai-Attested: tee=sim; tcb_status=UpToDate; mr_td=$ZERO; model_digest=$DIGEST" headers.txt &&
     pass header_names_what_was_verified || fail header_names_what_was_verified "$(cat headers.txt)"
-http_proxy=$P stream_get stream0.txt -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" \
+http_proxy=$P curl -sN -o stream0.txt "http://127.0.0.1:$PORT_main/v1/chat/completions" \
     -d '{"model": "qwen", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": true}'
 out=$(cat stream0.txt)
 [ "$(echo "$out" | grep -c '^data: {')" -ge 2 ] && echo "$out" | grep -q '^data: \[DONE\]' &&
@@ -177,7 +169,7 @@ http_proxy=$P curl -s "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-b
 python3 -c 'import json,sys; d=json.load(open("resp.json")); sys.stdout.write(d["choices"][0]["message"]["content"])' > text.txt
 check receipt_verifies "$CAI" receipt verify resp.json --request req.json --response text.txt --trust-sim sim
 printf '%s' '{"model": "qwen", "messages": [{"role": "user", "content": "Tell me"}], "max_tokens": 8, "seed": 7, "stream": true}' > sreq.json
-http_proxy=$P stream_get stream.txt -sN "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @sreq.json
+http_proxy=$P curl -sN -o stream.txt "http://127.0.0.1:$PORT_main/v1/chat/completions" --data-binary @sreq.json
 python3 - <<'PY'
 import json
 text, receipt, done = "", None, False
