@@ -630,6 +630,22 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
                        ? TOKEN_CONTROL
                        : TOKEN_USER_DEFINED;
     }
+    /* every byte needs its token, or text with that byte could not encode */
+    for (int b = 0; b < 256; b++) {
+        uint8_t byte = (uint8_t)b;
+        buf one;
+        buf_init(&one, 0);
+        st = byte_level_append(&one, &byte, 1);
+        int32_t found = st == CAI_OK ? map_get(&texts, (const char *)one.data, one.len) : -1;
+        buf_free(&one);
+        if (st != CAI_OK)
+            goto out;
+        if (found < 0) {
+            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.vocab has no token for byte 0x%02x (a byte-level BPE "
+                                          "needs all 256)", b);
+            goto out;
+        }
+    }
     if ((st = vocab_new(TOKJSON, n, json_array_size(merges), &v)) != CAI_OK)
         goto out;
     for (size_t i = 0; st == CAI_OK && i < n; i++) {
