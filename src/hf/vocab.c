@@ -90,19 +90,17 @@ static int32_t map_get(const strmap *m, const char *k, size_t n) {
 
 /* ---- GPT-2's byte <-> printable code point mapping -------------------------- */
 
-/* The code point byte |b| is written as in a byte-level BPE token. */
-static uint32_t byte_cp(int b) {
-    static uint32_t cp[256];
-    static int ready; /* a benign race: every thread computes the same table */
-    if (!ready) {
-        uint32_t next = 256;
-        for (int i = 0; i < 256; i++) {
-            int printable = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF);
-            cp[i] = printable ? (uint32_t)i : next++;
-        }
-        ready = 1;
-    }
-    return cp[b];
+/* byte_cp returns the code point byte |b| is written as in a byte-level BPE
+ * token: the 188 printable bytes stand for themselves, the other 68 (0x00..
+ * 0x20, 0x7F..0xA0, 0xAD) become U+0100..U+0143 in byte order. */
+static uint32_t byte_cp(uint8_t b) {
+    if (b <= 0x20)
+        return 0x100u + b;
+    if (b >= 0x7F && b <= 0xA0)
+        return 0x100u + 0x21 + (uint32_t)(b - 0x7F);
+    if (b == 0xAD)
+        return 0x143;
+    return b;
 }
 
 /* byte_level_append appends the byte-level text of |n| bytes to |out|. */
@@ -125,13 +123,6 @@ static cai_status byte_level_append(buf *out, const uint8_t *p, size_t n) {
 /* is_byte_level says whether the UTF-8 text |s| uses only the 256 code
  * points of the byte-level mapping (what a regular BPE token must be). */
 static int is_byte_level(const char *s, size_t n) {
-    static uint8_t ok[0x144];
-    static int ready;
-    if (!ready) {
-        for (int b = 0; b < 256; b++)
-            ok[byte_cp(b)] = 1;
-        ready = 1;
-    }
     const uint8_t *p = (const uint8_t *)s;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
@@ -144,7 +135,8 @@ static int is_byte_level(const char *s, size_t n) {
         } else {
             return 0;
         }
-        if (cp >= sizeof(ok) || !ok[cp])
+        int mapped = cp >= 0x100 ? cp <= 0x143 : byte_cp((uint8_t)cp) == cp;
+        if (!mapped)
             return 0;
     }
     return 1;
