@@ -30,9 +30,15 @@ typedef struct job {
     httpd_async *a;
 } job;
 
+/* Certificates remembered per upstream: one address may be several servers
+ * (replicas behind a TCP load balancer), each with its own certificate. */
+#define CERTS_SEEN 8
+
 typedef struct {
     char hostport[256];
     json_t *claims; /* what its newest verified certificate showed */
+    char seen[CERTS_SEEN][65]; /* certificates already printed (SHA-256, hex) */
+    size_t next_seen;
 } upstream;
 
 struct proxy {
@@ -72,8 +78,8 @@ static const char *str(const json_t *claims, const char *k) {
     return s ? s : "?";
 }
 
-/* Remembers |claims| for |hostport| and prints them when the certificate
- * is new. Takes the reference. */
+/* Remembers |claims| for |hostport| and prints them the first time its
+ * certificate is seen there. Takes the reference. */
 static void upstream_note(proxy *p, const char *hostport, json_t *claims) {
     pthread_mutex_lock(&p->mu);
     upstream *u = NULL;
@@ -83,10 +89,15 @@ static void upstream_note(proxy *p, const char *hostport, json_t *claims) {
     if (u == NULL) {
         u = &p->up[p->n_up < UPSTREAMS_MAX ? p->n_up++ : p->next_up++ % UPSTREAMS_MAX];
         json_decref(u->claims);
-        u->claims = NULL;
+        memset(u, 0, sizeof(*u));
         snprintf(u->hostport, sizeof(u->hostport), "%s", hostport);
     }
-    int fresh = u->claims == NULL || strcmp(str(u->claims, "cert_sha256"), str(claims, "cert_sha256")) != 0;
+    const char *cert = str(claims, "cert_sha256");
+    int fresh = 1;
+    for (size_t i = 0; i < CERTS_SEEN && fresh; i++)
+        fresh = strcmp(u->seen[i], cert) != 0;
+    if (fresh)
+        snprintf(u->seen[u->next_seen++ % CERTS_SEEN], sizeof(u->seen[0]), "%s", cert);
     json_decref(u->claims);
     u->claims = claims;
     if (fresh) {
