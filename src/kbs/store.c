@@ -850,3 +850,13 @@ out:
     buf_free(&pem);
     return st;
 }
+
+cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) {
+    int found = 0;
+    *gen = 0;
+    cai_status st = tx_begin(s, 0);
+    if (st != CAI_OK)
+        return st;
+    st = s->ops->policy_gen(s->db, &found, gen);
+    return tx_end(s, st);
+}

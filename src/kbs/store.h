@@ -100,6 +100,12 @@ cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out);
 cai_status kbs_store_policy_set(kbs_store *s, const char *json);
 cai_status kbs_store_policy_get(kbs_store *s, char **out); /* NULL if none; free() */
 
+/* kbs_store_policy_generation returns the stored policy row's generation
+ * (0 if there is none), unchecked: a broker compares it with the one it
+ * loaded to see that another broker set a new policy, then loads that with
+ * kbs_store_policy_get (which checks it). */
+cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) CAI_WUR;
+
 /* kbs_store_shared returns 1 if several brokers may share the store
  * (PostgreSQL): sessions and nonces must then be kept in it, with the
  * functions below; 0 for SQLite (they return CAI_ERR_UNSUPPORTED there). */

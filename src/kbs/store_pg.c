@@ -58,13 +58,25 @@ static int lost(PGconn *c) {
     return PQstatus(c) != CONNECTION_OK;
 }
 
+/* libpq's message on one line (they end in, and may hold, newlines). */
+static const char *one_line(const char *msg, char out[256]) {
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n < 255; p++)
+        out[n++] = *p == '\n' || *p == '\t' ? ' ' : *p;
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    return n ? out : "failed";
+}
+
 static cai_status pg_fail(kbs_db *d, PGconn *c, const char *what, const PGresult *r) {
+    char m[256];
     if (lost(c))
-        return cai_fail(CAI_ERR_IO, "database: %s: the connection to %s was lost (%.200s); this "
+        return cai_fail(CAI_ERR_IO, "database: %s: the connection to %s was lost (%s); this "
                         "request fails, the next one reconnects", what, d->where,
-                        PQerrorMessage(c));
-    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
-    return cai_fail(CAI_ERR_IO, "database: %s: %.300s", what, msg && *msg ? msg : "failed");
+                        one_line(PQerrorMessage(c), m));
+    return cai_fail(CAI_ERR_IO, "database: %s: %s", what,
+                    one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(c), m));
 }
 
 /* Makes sure |c| is connected: drains what the server sent while it was
@@ -74,9 +86,10 @@ static cai_status pg_ready(kbs_db *d, PGconn *c, const char *what) {
         (void)PQconsumeInput(c);
     if (lost(c)) {
         PQreset(c);
+        char m[256];
         if (lost(c))
-            return cai_fail(CAI_ERR_IO, "database: %s: cannot reach %s: %.200s", what, d->where,
-                            PQerrorMessage(c));
+            return cai_fail(CAI_ERR_IO, "database: %s: cannot reach %s: %s", what, d->where,
+                            one_line(PQerrorMessage(c), m));
     }
     return CAI_OK;
 }
@@ -547,11 +560,10 @@ static cai_status connect_one(const char *conninfo, const char *password, PGconn
         return CAI_ERR_NOMEM;
     if (PQstatus(*out) == CONNECTION_OK)
         return CAI_OK;
-    char msg[300];
-    snprintf(msg, sizeof(msg), "%s", PQerrorMessage(*out));
-    msg[strcspn(msg, "\n")] = '\0';
-    if (password && *password && strstr(msg, password))
-        snprintf(msg, sizeof(msg), "(the message quoted the password: withheld)");
+    char m[256];
+    const char *msg = one_line(PQerrorMessage(*out), m);
+    if (password && *password && strstr(PQerrorMessage(*out), password))
+        msg = "(the message quoted the password: withheld)";
     return cai_fail(CAI_ERR_IO, "cannot connect to PostgreSQL: %s", msg);
 }
 
