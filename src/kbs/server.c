@@ -72,9 +72,17 @@ static void reply_err(httpd_req *r, int status, const char *variant, const char 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    /* The detail may quote what the client sent, cut at a byte count:
+     * JSON needs it valid UTF-8. */
+    buf clean;
+    buf_init(&clean, 0);
+    if (utf8_sanitize(detail, strlen(detail), &clean) != CAI_OK || buf_terminate(&clean) != CAI_OK)
+        clean.len = 0;
+    const char *d = clean.len ? (const char *)clean.data : "";
     log_info("%s %s from %s: %d %s: %s", httpd_method(r), httpd_path(r), httpd_client(r), status,
-             variant, detail);
-    reply_json_str(r, status, kbs_error_json(variant, detail));
+             variant, d);
+    reply_json_str(r, status, kbs_error_json(variant, d));
+    buf_free(&clean);
 }
 
 static char *httpd_error_body(int status, const char *message) {
@@ -249,7 +257,7 @@ static int nonce_take(kbs_server *s, httpd_req *r, const char *id, time_t now,
     if (st != CAI_OK) {
         if (*ses)
             kbs_session_remove(s->sessions, *ses);
-        reply_err(r, st == CAI_ERR_IO ? 503 : 500, "AttestationError",
+        reply_err(r, st == CAI_ERR_IO || st == CAI_ERR_LIMIT ? 503 : 500, "AttestationError",
                   "RCAR handshake Attest failed: %s", cai_errmsg(st));
         return 0;
     }

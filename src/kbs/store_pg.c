@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/codec.h"
 #include "crypto/aead.h"
 #include "kbs/store_db.h"
 
@@ -404,18 +405,42 @@ out:
     return st;
 }
 
+/* A copy of |s| that PostgreSQL's text accepts: audit details may quote
+ * what a client sent, cut at a byte count; invalid UTF-8 becomes U+FFFD.
+ * NULL if |s| is, or out of memory. */
+static char *text_safe(const char *s) {
+    buf b;
+    buf_init(&b, 0);
+    if (s == NULL || utf8_sanitize(s, strlen(s), &b) != CAI_OK || buf_terminate(&b) != CAI_OK) {
+        buf_free(&b);
+        return NULL;
+    }
+    char *c = strndup(b.data ? (const char *)b.data : "", b.len);
+    buf_free(&b);
+    return c;
+}
+
 static cai_status audit_insert(kbs_db *d, PGconn *c, const kbs_audit_entry *e, int first) {
     char t[24];
     fmt_i64(t, (long long)time(NULL));
     const char *v[6] = {e->event, e->resource, e->client, e->evidence_digest, e->claims_digest,
                         e->detail};
+    char *safe[6] = {NULL};
     pg_arg a[7] = {TXT(t)};
-    for (int i = 0; i < 6; i++)
-        a[i + 1] = v[i] ? TXT(v[i]) : NUL;
+    cai_status st = CAI_OK;
+    for (int i = 0; i < 6; i++) {
+        if (v[i] && (safe[i] = text_safe(v[i])) == NULL)
+            st = CAI_ERR_NOMEM;
+        a[i + 1] = safe[i] ? TXT(safe[i]) : NUL;
+    }
     static const char sql[] = "INSERT INTO audit(time, event, resource, client, evidence_digest, "
                               "claims_digest, detail) VALUES($1, $2, $3, $4, $5, $6, $7)";
-    return first ? pg_first(d, c, "writing the audit log", sql, 7, a, NULL)
-                 : pg_exec(d, c, "writing the audit log", sql, 7, a, NULL);
+    if (st == CAI_OK)
+        st = first ? pg_first(d, c, "writing the audit log", sql, 7, a, NULL)
+                   : pg_exec(d, c, "writing the audit log", sql, 7, a, NULL);
+    for (int i = 0; i < 6; i++)
+        free(safe[i]);
+    return st;
 }
 
 static cai_status pgb_audit(kbs_db *d, const kbs_audit_entry *e) {

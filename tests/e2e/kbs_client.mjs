@@ -392,6 +392,13 @@ async function shared(url2, n) {
   expect('session_cookie_honoured_by_other_broker', c.status === 200 && plain === 'shared-value', `${c.status} ${c.text.slice(0, 200)}`);
   const b = await new Session(url2).req('GET', '/kbs/v0/resource/pub/shared/key', undefined, { authorization: `Bearer ${attest.json.token}` });
   expect('token_honoured_by_other_broker', b.status === 200 && b.json?.protected, `${b.status} ${b.text.slice(0, 200)}`);
+  // A refusal quoting what the client sent, cut inside a UTF-8 sequence
+  // (the alg at 32 bytes), is refused and audited all the same.
+  const s3 = new Session(url2), k3 = teeKey();
+  const a3 = await s3.req('POST', '/kbs/v0/auth', request);
+  const jwk3 = { ...k3.jwk, alg: 'A'.repeat(31) + '\u00e9' };
+  const r3 = await s3.req('POST', '/kbs/v0/attest', attestation(a3.json.nonce, jwk3, simQuote(reportData(a3.json.nonce, jwk3))));
+  expect('cut_utf8_alg_refused', r3.status === 401, `${r3.status} ${r3.text.slice(0, 200)}`);
 }
 
 try {

@@ -100,6 +100,8 @@ curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOK" --data-binary 'shar
 if [ -d "$ROOT/node_modules/jose" ] && command -v node >/dev/null; then
     CAI="$CAI" SIM=sim ADMIN_KEY=admin.key node "$ROOT/tests/e2e/kbs_client.mjs" shared "$KA" "$KB" 8 > shared.out 2>&1
     cat shared.out
+    [ "$(sql "SELECT count(*) FROM audit WHERE event = 'refuse' AND detail LIKE '%AAAAAAA' || chr(65533) || '''%'")" = 1 ] &&
+        pass refusal_with_cut_utf8_audited || fail refusal_with_cut_utf8_audited "$(sql "SELECT detail FROM audit WHERE event = 'refuse'"; grep audit b.log | tail -n 2)"
 else
     fail shared_sessions "node or node_modules/jose absent: run ./run setup"
 fi
@@ -135,6 +137,14 @@ grep -qE "the connection to PostgreSQL at 127.0.0.1:$PGPORT/kbs was lost|cannot 
 # Every release answered is on record (the audit commit comes first).
 rel=$(sql "SELECT count(*) FROM audit WHERE event = 'release' AND resource = 'cai/model/key'")
 [ "$rel" -ge 49 ] && pass every_answered_release_audited || fail every_answered_release_audited "$rel audited release records for 49 answered"
+
+# Restarted while the brokers are idle: their connections were closed by
+# the server; the first request after it is served (noticed and reopened).
+pg_up -m fast restart
+TOK=$("$CAI" kbs admin token --key admin.key)
+code=$(curl -s -m 20 -o idle.json -w '%{http_code}' -H "Authorization: Bearer $TOK" "$KA/kbs/v0/resource")
+agent "$KB" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>idle.err | cmp -s - key.bin &&
+    [ "$code" = 200 ] && pass db_restart_idle_first_request_served || fail db_restart_idle_first_request_served "$code $(cat idle.json idle.err)"
 
 # The database down: a request fails at once with a clear 503; back up, the
 # next request is served (the broker reconnects).
