@@ -195,4 +195,12 @@ sql "SELECT document FROM policy" | grep -q '"cai/\*", "allow": \["any"\]' || fa
 err=$("$CAI" kbs --db "$DB" --master-key master.key --port 0 --insecure-http --trust-sim sim 2>&1); rc=$?
 [ "$rc" = 1 ] && echo "$err" | grep -q "policy check failed" && pass tampered_policy_refused_at_start ||
     fail tampered_policy_refused_at_start "rc $rc: $err"
+
+# Both brokers stop cleanly (under ASan: no leak, no error reported).
+kill -TERM $KBSA $KBSB
+wait $KBSA; ra=$?
+wait $KBSB; rb=$?
+KBSA= KBSB=
+[ "$ra" = 0 ] && [ "$rb" = 0 ] && ! grep -q "Sanitizer" a.log b.log && pass brokers_stop_cleanly ||
+    fail brokers_stop_cleanly "exit $ra $rb: $(grep -A5 Sanitizer a.log b.log | head -n 12)"
 finish
