@@ -40,6 +40,7 @@ struct kbs_db {
     PGconn *audit_conn; /* the audit writer's own */
     char where[160];    /* "PostgreSQL at host:port/db", for messages (no secrets) */
     unsigned adds;
+    int in_tx;          /* conn is inside a transaction begin() opened */
 };
 
 /* ---- statements -------------------------------------------------------------- */
@@ -130,9 +131,13 @@ static cai_status pg_cmd(kbs_db *d, PGconn *c, const char *what, const char *sql
 
 /* A statement that opens a unit of work: if the connection turns out to
  * have been lost while idle (the database restarted), it reconnects and
- * tries once more, as nothing was done on it yet. */
+ * tries once more, as nothing was done on it yet. Inside a transaction it
+ * is a plain statement: a transaction lost is lost (never carried on,
+ * piecemeal, on a new connection). */
 static cai_status pg_first(kbs_db *d, PGconn *c, const char *what, const char *sql, int n,
                            const pg_arg *a, PGresult **out) {
+    if (c == d->conn && d->in_tx)
+        return pg_exec(d, c, what, sql, n, a, out);
     cai_status st = pg_ready(d, c, what);
     if (st != CAI_OK)
         return st;
@@ -181,16 +186,23 @@ static cai_status pgb_begin(kbs_db *d, int write) {
                              0, NULL, NULL);
     if (st == CAI_OK && write &&
         (st = pg_cmd(d, d->conn, "locking the store", "LOCK TABLE meta IN SHARE ROW EXCLUSIVE "
-                     "MODE")) != CAI_OK)
-        (void)PQexec(d->conn, "ROLLBACK");
+                     "MODE")) != CAI_OK && !lost(d->conn))
+        PQclear(PQexec(d->conn, "ROLLBACK"));
+    d->in_tx = st == CAI_OK;
     return st;
 }
 
 static cai_status pgb_end(kbs_db *d, cai_status st) {
+    /* A COMMIT outside a transaction (the connection was lost and made
+     * again) would succeed with a warning: refuse it. */
+    if (st == CAI_OK && PQtransactionStatus(d->conn) != PQTRANS_INTRANS)
+        st = cai_fail(CAI_ERR_IO, "database: committing: the transaction was lost (%s)",
+                      d->where);
     if (st == CAI_OK)
         st = pg_cmd(d, d->conn, "committing", "COMMIT");
     if (st != CAI_OK && !lost(d->conn) && PQtransactionStatus(d->conn) != PQTRANS_IDLE)
         PQclear(PQexec(d->conn, "ROLLBACK"));
+    d->in_tx = 0;
     return st;
 }
 
