@@ -854,9 +854,5 @@ out:
 cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) {
     int found = 0;
     *gen = 0;
-    cai_status st = tx_begin(s, 0);
-    if (st != CAI_OK)
-        return st;
-    st = s->ops->policy_gen(s->db, &found, gen);
-    return tx_end(s, st);
+    return s->ops->policy_gen(s->db, &found, gen); /* one statement: no transaction */
 }

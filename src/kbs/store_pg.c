@@ -243,8 +243,8 @@ static cai_status pgb_meta_add(kbs_db *d, const char *name, const void *v, size_
 static cai_status pgb_policy_gen(kbs_db *d, int *found, uint64_t *gen) {
     PGresult *r = NULL;
     *found = 0;
-    cai_status st = pg_exec(d, d->conn, "reading the policy", "SELECT gen FROM policy WHERE id = 1",
-                            0, NULL, &r);
+    cai_status st = pg_first(d, d->conn, "reading the policy",
+                             "SELECT gen FROM policy WHERE id = 1", 0, NULL, &r);
     if (st == CAI_OK && PQntuples(r) == 1 && (st = get_u64(d, r, 0, 0, gen)) == CAI_OK)
         *found = 1;
     PQclear(r);

@@ -146,6 +146,21 @@ code=$(curl -s -m 20 -o idle.json -w '%{http_code}' -H "Authorization: Bearer $T
 agent "$KB" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>idle.err | cmp -s - key.bin &&
     [ "$code" = 200 ] && pass db_restart_idle_first_request_served || fail db_restart_idle_first_request_served "$code $(cat idle.json idle.err)"
 
+# An admin write in flight when its connection dies (terminated while it
+# waits for the writers' lock): a clean 503, nothing half-written, the
+# store still passes its checks; the broker's next request reconnects.
+psql -X -q "$URL/kbs" -c "BEGIN; LOCK TABLE meta IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT" >/dev/null &
+HOLD=$!
+sleep 0.5
+code=$(curl -s -m 20 -o inflight.json -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" --data-binary 'lost' "$KA/kbs/v0/resource/pub/inflight/key" &
+       sleep 1; sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE meta%'" > killed.txt; wait)
+wait $HOLD
+[ "$code" = 503 ] && grep -q "was lost" inflight.json && [ "$(cat killed.txt)" = 1 ] &&
+    [ "$(sql "SELECT count(*) FROM resources WHERE path = 'pub/inflight/key'")" = 0 ] &&
+    "$CAI" kbs admin --url "$KA" --key admin.key list > list.json 2>&1 && ! grep -q inflight list.json &&
+    agent "$KA" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
+    pass write_in_flight_connection_lost_clean || fail write_in_flight_connection_lost_clean "$code $(cat inflight.json killed.txt list.json)"
+
 # The database down: a request fails at once with a clear 503; back up, the
 # next request is served (the broker reconnects).
 pg pg_ctl -D "$PGD/data" -m fast -w stop >/dev/null
