@@ -232,6 +232,13 @@ static void reply_store_err(httpd_req *r, cai_status st) {
     reply_err(r, st == CAI_ERR_IO ? 503 : 500, "PluginInternalError", "%s", cai_errmsg(st));
 }
 
+/* A session id as kbs_session_create makes them (the cookie is the
+ * client's to send: nothing else goes to the database). */
+static int session_id_ok(const char *id) {
+    return id && strlen(id) == KBS_SESSION_ID_LEN &&
+           strspn(id, "0123456789abcdef") == KBS_SESSION_ID_LEN;
+}
+
 /* On a shared store, takes session |id|'s nonce for this attempt, once
  * across every broker; a session another broker opened is adopted into
  * |*ses|. 0 if answered (refused). */
@@ -357,7 +364,8 @@ static void on_attest(kbs_server *s, httpd_req *r) {
     time_t now = time(NULL);
     const char *cid = cookie_session(r, id, sizeof(id));
     kbs_session *ses = kbs_session_find(s->sessions, cid, now);
-    if (kbs_store_shared(s->store) && cid && (ses == NULL || ses->state == KBS_SESSION_AUTHED)) {
+    if (kbs_store_shared(s->store) && session_id_ok(cid) &&
+        (ses == NULL || ses->state == KBS_SESSION_AUTHED)) {
         if (!nonce_take(s, r, cid, now, &ses))
             return;
         cai_status pst = policy_refresh(s);
@@ -522,7 +530,7 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
     } else {
         const char *tok = bearer(r);
         /* A session another broker attested: its token, from the store. */
-        if (tok == NULL && cid && ses == NULL && kbs_store_shared(s->store)) {
+        if (tok == NULL && session_id_ok(cid) && ses == NULL && kbs_store_shared(s->store)) {
             st = kbs_store_session_get_token(s->store, cid, time(NULL), &shared_tok);
             if (st != CAI_OK && st != CAI_ERR_NOT_FOUND) {
                 reply_store_err(r, st);

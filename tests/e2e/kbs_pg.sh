@@ -106,6 +106,14 @@ else
     fail shared_sessions "node or node_modules/jose absent: run ./run setup"
 fi
 
+# A cookie that is no session id of ours is refused without a database
+# round trip (it is not UTF-8: PostgreSQL would fail the statement).
+for c in "$(printf 'kbs-session-id=\xff\xfe%030d' 0)" "kbs-session-id=0123456789abcdef0123456789abcdeg"; do
+    code=$(curl -s -o junk.json -w '%{http_code}' -X POST -H "Cookie: $c" -H 'content-type: application/json' --data '{}' "$KB/kbs/v0/attest")
+    [ "$code" = 401 ] || break
+done
+[ "$code" = 401 ] && pass malformed_cookie_refused_401 || fail malformed_cookie_refused_401 "$code $(cat junk.json)"
+
 # A policy set through one broker is the one the other applies.
 "$CAI" kbs admin --url "$KA" --key admin.key policy set policy-no-sim.json >/dev/null
 err=$(agent "$KB" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>&1 >/dev/null)
