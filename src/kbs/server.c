@@ -795,7 +795,8 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     cai_status st;
-    if ((st = kbs_store_open(cfg->db_path, cfg->master_key, &s->store)) != CAI_OK ||
+    if ((st = kbs_store_open_state(cfg->db_path, cfg->state_path, cfg->master_key,
+                                   &s->store)) != CAI_OK ||
         (st = kbs_sessions_new(s->cfg.max_sessions, s->cfg.max_sessions_per_client,
                                &s->sessions)) != CAI_OK)
         goto fail;

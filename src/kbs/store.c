@@ -31,7 +31,7 @@ struct kbs_store {
     uint8_t policy_key[32], state_key[32]; /* HMAC keys, derived from the master key */
     uint8_t store_id[STORE_ID_LEN];        /* random, made with the store */
     uint64_t gen_seen;                     /* the highest generation seen by this process */
-    char *state_path;                      /* <db>.state; NULL: none (PostgreSQL) */
+    char *state_path;                      /* <db>.state; PostgreSQL: given, or NULL */
 };
 
 /* The key check: a MAC of a constant under a key derived from the master
@@ -405,6 +405,10 @@ static cai_status store_init(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_L
     if (made || s->state_path == NULL)
         return state_file_write(s, *gen);
     st = state_file_read(s, &fgen);
+    /* Brokers sharing a store each pin what they saw: one joining an
+     * existing store starts its state file now. */
+    if (st == CAI_ERR_NOT_FOUND && s->ops->shared)
+        return state_file_write(s, *gen);
     if (st == CAI_ERR_NOT_FOUND)
         return cai_fail(CAI_ERR_AUTH, "state file check failed: %s is missing, but the database "
                         "is at generation %llu: restore the state file that goes with this "
@@ -427,7 +431,15 @@ static int is_pg_uri(const char *path) {
 
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
                           kbs_store **out) {
+    return kbs_store_open_state(path, NULL, master_key, out);
+}
+
+cai_status kbs_store_open_state(const char *path, const char *state_path,
+                                const uint8_t master_key[KBS_MASTER_KEY_LEN], kbs_store **out) {
     *out = NULL;
+    if (state_path && !is_pg_uri(path))
+        return cai_fail(CAI_ERR_INVALID_ARG, "a SQLite store's state file is always %s.state",
+                        path);
     kbs_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return CAI_ERR_NOMEM;
@@ -435,8 +447,12 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
     uint8_t k[32];
     uint64_t gen = 0;
     if (is_pg_uri(path)) {
-        /* Shared by several brokers, maybe on several hosts: no state file
-         * (docs/KBS-STORE.md says what that leaves to the operator). */
+        /* Shared by several brokers, maybe on several hosts: a state file
+         * only if given, this broker's (docs/KBS-STORE.md). */
+        if (state_path && (s->state_path = strdup(state_path)) == NULL) {
+            st = CAI_ERR_NOMEM;
+            goto fail;
+        }
         if ((st = kbs_db_pg_open(path, &s->db, &s->ops)) != CAI_OK)
             goto fail;
     } else {

@@ -50,6 +50,15 @@ typedef struct kbs_store kbs_store;
  * key is copied. */
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
                           kbs_store **out);
+
+/* kbs_store_open_state is kbs_store_open with a state file at |state_path|
+ * for a PostgreSQL store (NULL: none; a SQLite store's is always
+ * <path>.state, and |state_path| must be NULL). Brokers sharing a store
+ * each keep their own: one missing is started at the store's generation
+ * (a broker joining), one that records a newer generation than the
+ * database's refuses it ("rollback check failed"). */
+cai_status kbs_store_open_state(const char *path, const char *state_path,
+                                const uint8_t master_key[KBS_MASTER_KEY_LEN], kbs_store **out);
 void kbs_store_close(kbs_store *s);
 
 /* kbs_resource_path_valid checks "repo/type/tag": three non-empty parts of

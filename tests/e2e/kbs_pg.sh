@@ -72,7 +72,7 @@ start_kbs() {
     done
     return 1
 }
-start_kbs A a.log --policy policy.json && start_kbs B b.log &&
+start_kbs A a.log --policy policy.json --state-file a.state && start_kbs B b.log &&
     pass two_brokers_one_database || fail two_brokers_one_database "$(tail -n 3 a.log b.log)"
 [ "$(sql 'SELECT max(version) FROM schema_version')" = 1 ] && [ "$(sql 'SELECT count(*) FROM meta')" -ge 3 ] &&
     pass schema_versioned || fail schema_versioned "$(sql 'SELECT * FROM schema_version' 2>&1)"
@@ -88,6 +88,7 @@ if agent "$KB" kbs:///cai/model/key --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" > key
 else
     fail release_through_other_broker "$(cat agent.err)"
 fi
+pg_dump "$URL/kbs" > early.sql # a backup, restored at the end
 [ "$(sql "SELECT count(*) FROM audit WHERE event = 'release' AND resource = 'cai/model/key'")" = 1 ] &&
     pass release_audited_in_database || fail release_audited_in_database "$(sql 'SELECT event, resource FROM audit')"
 sql "SELECT encode(sealed, 'hex') FROM resources" > sealed.hex
@@ -226,4 +227,20 @@ wait $KBSB; rb=$?
 KBSA= KBSB=
 [ "$ra" = 0 ] && [ "$rb" = 0 ] && ! grep -q "Sanitizer" a.log b.log && pass brokers_stop_cleanly ||
     fail brokers_stop_cleanly "exit $ra $rb: $(grep -A5 Sanitizer a.log b.log | head -n 12)"
+
+# The whole database restored from the early backup: refused by a broker
+# whose state file pinned a later generation (one without: not detected,
+# docs/KBS-STORE.md); the database emptied: refused too.
+psql -X -q "$URL/postgres" -c "DROP DATABASE kbs" -c "CREATE DATABASE kbs" >/dev/null &&
+    psql -X -q "$URL/kbs" -f early.sql >/dev/null 2>&1
+err=$("$CAI" kbs --db "$DB" --state-file a.state --master-key master.key --port 0 --insecure-http 2>&1); rc=$?
+[ "$(stat -c %a a.state)" = 600 ] && [ "$rc" = 1 ] && echo "$err" | grep -q "rollback check failed: the database is at generation [0-9]*, but the state file" &&
+    pass db_restored_from_backup_refused || fail db_restored_from_backup_refused "rc $rc: $err"
+psql -X -q "$URL/postgres" -c "DROP DATABASE kbs" -c "CREATE DATABASE kbs" >/dev/null
+err=$("$CAI" kbs --db "$DB" --state-file a.state --master-key master.key --port 0 --insecure-http 2>&1); rc=$?
+[ "$rc" = 1 ] && echo "$err" | grep -q "rollback check failed: the state file a.state exists, but the database is new" &&
+    pass db_emptied_refused || fail db_emptied_refused "rc $rc: $err"
+err=$("$CAI" kbs --db kbs.db --state-file a.state --master-key master.key --insecure-http 2>&1); rc=$?
+[ "$rc" = 2 ] && echo "$err" | grep -q "state-file goes with --db postgresql" && pass state_file_only_with_postgres ||
+    fail state_file_only_with_postgres "rc $rc: $err"
 finish
