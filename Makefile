@@ -36,8 +36,11 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(HARDEN) $(WARN) -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -levent_openssl -levent_pthreads -levent -lcurl -lssl -lcrypto -ljansson -lsqlite3 -lpthread -lm $(LDLIBS)
+LDLIBS_ALL := -levent_openssl -levent_pthreads -levent -lcurl -lssl -lcrypto -ljansson -lsqlite3 -lpq -lpthread -lm $(LDLIBS)
 LDFLAGS_ALL := -pthread $(SANLD) $(HARDENLD) $(LDFLAGS)
+# libpq's header (Debian's libpq-dev) is outside the default path: only the
+# PostgreSQL backend of the key broker includes it.
+PQ_CFLAGS   := -I/usr/include/postgresql
 
 LIB_SRC   := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
@@ -62,9 +65,10 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' > $@
 
+$(BUILD)/src/kbs/store_pg.o: OBJ_CFLAGS := $(PQ_CFLAGS)
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(OBJ_CFLAGS) -c $< -o $@
 
 # The web chat, embedded in the binary.
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
@@ -97,9 +101,10 @@ fuzz: $(FUZZ_BIN)
 $(FUZZ_STAMP): FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(FUZZ_CFLAGS)' | cmp -s - $@ || echo '$(FUZZ_CFLAGS)' > $@
+build-fuzz/obj/src/kbs/store_pg.o: OBJ_CFLAGS := $(PQ_CFLAGS)
 build-fuzz/obj/%.o: %.c $(FUZZ_STAMP)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(OBJ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 build-fuzz/gen/web_assets.c: $(WEB_FILES) tools/embed_web.sh
 	@mkdir -p $(dir $@)
 	tools/embed_web.sh $(WEB_FILES) > $@

@@ -18,7 +18,7 @@
 #include "seal/keyfile.h"
 
 static void kbs_help(void) {
-    printf("usage: cai kbs --db FILE --master-key FILE (--tls-cert F --tls-key F | --insecure-http)\n"
+    printf("usage: cai kbs --db FILE|URI --master-key FILE (--tls-cert F --tls-key F | --insecure-http)\n"
            "               [--host ADDR] [--port N] [--admin-pub FILE] [--policy FILE]\n"
            "               [--collateral FILE|DIR | --pccs URL [--pccs-cache DIR]] [--trust-sim DIR]\n"
            "               [options]\n"
@@ -28,10 +28,18 @@ static void kbs_help(void) {
            "The key broker: releases a resource (a model key) to a TEE only after its\n"
            "TDX attestation verifies and the policy (docs/POLICY.md) allows it, as a JWE\n"
            "encrypted to the TEE's ephemeral key. Speaks the KBS protocol of Trustee\n"
-           "(docs/KBS-PROTOCOL.md). Resources are kept in one SQLite file, encrypted at\n"
-           "rest under the master key; every release and refusal is audited.\n\n"
+           "(docs/KBS-PROTOCOL.md). Resources are kept in one SQLite file (or a\n"
+           "PostgreSQL database several brokers share), encrypted at rest under the\n"
+           "master key; every release and refusal is audited.\n\n"
            "  --db FILE            the database (created on first start), with FILE.state\n"
            "                       beside it; back up both together (docs/KBS-STORE.md)\n"
+           "  --db postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?connect_timeout=5...]\n"
+           "                       instead, PostgreSQL (libpq's URI; schema migrated at\n"
+           "                       start): brokers on one database share keys, policy,\n"
+           "                       sessions and nonces, the audit log. The URI is a secret\n"
+           "                       (never logged): prefer a ~/.pgpass file to a password\n"
+           "  --state-file FILE    with PostgreSQL: this broker's state file (the store's\n"
+           "                       generation, pinned: a database rolled back is refused)\n"
            "  --master-key FILE    256-bit master key, mode 0600 (created if missing)\n"
            "  --host ADDR          listen address (default 127.0.0.1)\n"
            "  --port N             port (default 8080; 0: any free port)\n"
@@ -130,6 +138,7 @@ static int kbs_serve(int argc, char **argv) {
         {"pccs-insecure-http", no_argument, NULL, 'X'},
         {"max-sessions", required_argument, NULL, 'M'},
         {"sessions-per-client", required_argument, NULL, 'Q'},
+        {"state-file", required_argument, NULL, 'F'},
         {"tls", required_argument, NULL, 'A'},         CLI_TEE_OPTIONS,
         {NULL, 0, NULL, 0}};
     kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
@@ -144,6 +153,7 @@ static int kbs_serve(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': cfg.db_path = optarg; break;
+        case 'F': cfg.state_path = optarg; break;
         case 'm': master = optarg; break;
         case 'H': cfg.host = optarg; break;
         case 'p':
@@ -197,6 +207,10 @@ static int kbs_serve(int argc, char **argv) {
         return cli_usage_error("kbs", "unexpected argument '%s'", argv[optind]);
     if (!cfg.db_path || !master)
         return cli_usage_error("kbs", "--db and --master-key are required");
+    if (cfg.state_path && strncmp(cfg.db_path, "postgresql://", 13) != 0 &&
+        strncmp(cfg.db_path, "postgres://", 11) != 0)
+        return cli_usage_error("kbs", "--state-file goes with --db postgresql://... (a SQLite "
+                                      "store's is FILE.state)");
     if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
         return cli_usage_error("kbs", "--tls-cert and --tls-key go together");
     if (tls_mode && strcmp(tls_mode, "attested") != 0)

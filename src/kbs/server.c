@@ -45,6 +45,7 @@ struct kbs_server {
     httpd *h;
     kbs_store *store;
     kbs_policy *policy;       /* NULL: nothing is released */
+    uint64_t policy_gen;      /* the stored policy's generation it was loaded at */
     kbs_sessions *sessions;
     jose_key *token_key;      /* in memory only */
     jose_key *admin_key;      /* NULL: admin API off */
@@ -71,9 +72,17 @@ static void reply_err(httpd_req *r, int status, const char *variant, const char 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    /* The detail may quote what the client sent, cut at a byte count:
+     * JSON needs it valid UTF-8. */
+    buf clean;
+    buf_init(&clean, 0);
+    if (utf8_sanitize(detail, strlen(detail), &clean) != CAI_OK || buf_terminate(&clean) != CAI_OK)
+        clean.len = 0;
+    const char *d = clean.len ? (const char *)clean.data : "";
     log_info("%s %s from %s: %d %s: %s", httpd_method(r), httpd_path(r), httpd_client(r), status,
-             variant, detail);
-    reply_json_str(r, status, kbs_error_json(variant, detail));
+             variant, d);
+    reply_json_str(r, status, kbs_error_json(variant, d));
+    buf_free(&clean);
 }
 
 static char *httpd_error_body(int status, const char *message) {
@@ -182,8 +191,84 @@ static void on_auth(kbs_server *s, httpd_req *r) {
         reply_err(r, 503, "AttestationError", "%s", cai_errmsg(st));
         return;
     }
+    /* On a shared store, any broker may take the nonce (once, in all). */
+    if (kbs_store_shared(s->store) &&
+        (st = kbs_store_session_add(s->store, ses->id, ses->nonce, httpd_client(r), ses->expires,
+                                    now)) != CAI_OK) {
+        kbs_session_remove(s->sessions, ses);
+        reply_err(r, 503, "AttestationError", "RCAR handshake Auth failed: %s", cai_errmsg(st));
+        return;
+    }
     set_cookie(s, r, ses);
     reply_json_str(r, 200, kbs_challenge_json(ses->nonce));
+}
+
+/* On a shared store, brings the policy up to the one another broker may
+ * have set (its generation moved); else nothing. */
+static cai_status policy_refresh(kbs_server *s) {
+    uint64_t gen = 0;
+    char *doc = NULL;
+    kbs_policy *p = NULL;
+    if (!kbs_store_shared(s->store))
+        return CAI_OK;
+    cai_status st = kbs_store_policy_generation(s->store, &gen);
+    if (st != CAI_OK || gen == s->policy_gen)
+        return st;
+    if ((st = kbs_store_policy_get(s->store, &doc)) == CAI_OK && doc)
+        st = kbs_policy_parse(doc, strlen(doc), &p);
+    free(doc);
+    if (st != CAI_OK)
+        return st;
+    kbs_policy_free(s->policy);
+    s->policy = p;
+    s->policy_gen = gen;
+    log_info("loaded the policy another broker set (generation %llu)", (unsigned long long)gen);
+    return CAI_OK;
+}
+
+/* Answers a failure of the store: 503 if the database could not be
+ * reached (retry), else 500 (a check failed). */
+static void reply_store_err(httpd_req *r, cai_status st) {
+    reply_err(r, st == CAI_ERR_IO ? 503 : 500, "PluginInternalError", "%s", cai_errmsg(st));
+}
+
+/* A session id as kbs_session_create makes them (the cookie is the
+ * client's to send: nothing else goes to the database). */
+static int session_id_ok(const char *id) {
+    return id && strlen(id) == KBS_SESSION_ID_LEN &&
+           strspn(id, "0123456789abcdef") == KBS_SESSION_ID_LEN;
+}
+
+/* On a shared store, takes session |id|'s nonce for this attempt, once
+ * across every broker; a session another broker opened is adopted into
+ * |*ses|. 0 if answered (refused). */
+static int nonce_take(kbs_server *s, httpd_req *r, const char *id, time_t now,
+                      kbs_session **ses) {
+    char nonce[64], client[64];
+    cai_status st = kbs_store_nonce_take(s->store, id, now, nonce, client);
+    if (st == CAI_ERR_NOT_FOUND) {
+        if (*ses)
+            kbs_session_remove(s->sessions, *ses);
+        audit(s, r, "refuse", NULL, NULL, NULL, "attest: nonce replayed or session unknown");
+        reply_err(r, 401, "AttestationError",
+                  "RCAR handshake Attest failed: this session's nonce was already used (or no "
+                  "such session); POST %s/auth again", KBS_PREFIX);
+        return 0;
+    }
+    if (st == CAI_OK && *ses == NULL)
+        st = kbs_session_adopt(s->sessions, id, nonce, client, now, now + s->cfg.pending_ttl_s,
+                               ses);
+    else if (st == CAI_OK && strcmp((*ses)->nonce, nonce) != 0)
+        st = cai_fail(CAI_ERR_AUTH, "the session's nonce differs in the database");
+    secure_wipe(nonce, sizeof(nonce));
+    if (st != CAI_OK) {
+        if (*ses)
+            kbs_session_remove(s->sessions, *ses);
+        reply_err(r, st == CAI_ERR_IO || st == CAI_ERR_LIMIT ? 503 : 500, "AttestationError",
+                  "RCAR handshake Attest failed: %s", cai_errmsg(st));
+        return 0;
+    }
+    return 1;
 }
 
 /* Checks an Attestation for session |ses|: evidence verified, bound to the
@@ -277,7 +362,19 @@ out:
 static void on_attest(kbs_server *s, httpd_req *r) {
     char id[64];
     time_t now = time(NULL);
-    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), now);
+    const char *cid = cookie_session(r, id, sizeof(id));
+    kbs_session *ses = kbs_session_find(s->sessions, cid, now);
+    if (kbs_store_shared(s->store) && session_id_ok(cid) &&
+        (ses == NULL || ses->state == KBS_SESSION_AUTHED)) {
+        if (!nonce_take(s, r, cid, now, &ses))
+            return;
+        cai_status pst = policy_refresh(s);
+        if (pst != CAI_OK) {
+            kbs_session_remove(s->sessions, ses);
+            reply_store_err(r, pst);
+            return;
+        }
+    }
     if (ses == NULL) {
         reply_err(r, 401, "AttestationError",
                   "RCAR handshake Attest failed: no session (cookie %s missing or expired); "
@@ -310,6 +407,10 @@ static void on_attest(kbs_server *s, httpd_req *r) {
         return;
     }
     kbs_session_attested(s->sessions, ses, time(NULL) + s->cfg.session_ttl_s);
+    if (kbs_store_shared(s->store) &&
+        (st = kbs_store_session_set_token(s->store, ses->id, ses->token, ses->expires)) != CAI_OK)
+        log_warn("attest: the session is not shared with the other brokers (its token still "
+                 "serves as a Bearer token): %s", cai_errmsg(st));
     audit(s, r, "attest", NULL, evd, clm, NULL);
     log_info("attested %s: evidence %.16s claims %.16s", httpd_client(r), evd, clm);
     set_cookie(s, r, ses);
@@ -410,10 +511,16 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
     kbs_token t = {0};
     jose_key *bearer_key = NULL;
     json_t *jwe = NULL;
+    char *shared_tok = NULL;
     buf secret;
     buf_init(&secret, 0);
     cai_status st;
-    kbs_session *ses = kbs_session_find(s->sessions, cookie_session(r, id, sizeof(id)), time(NULL));
+    const char *cid = cookie_session(r, id, sizeof(id));
+    kbs_session *ses = kbs_session_find(s->sessions, cid, time(NULL));
+    if (kbs_store_shared(s->store) && (st = policy_refresh(s)) != CAI_OK) {
+        reply_store_err(r, st);
+        return;
+    }
     if (ses && ses->state == KBS_SESSION_ATTESTED) {
         claims = ses->claims;
         tee_key = ses->tee_key;
@@ -422,6 +529,15 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         clm = ses->claims_digest;
     } else {
         const char *tok = bearer(r);
+        /* A session another broker attested: its token, from the store. */
+        if (tok == NULL && session_id_ok(cid) && ses == NULL && kbs_store_shared(s->store)) {
+            st = kbs_store_session_get_token(s->store, cid, time(NULL), &shared_tok);
+            if (st != CAI_OK && st != CAI_ERR_NOT_FOUND) {
+                reply_store_err(r, st);
+                return;
+            }
+            tok = shared_tok;
+        }
         if (tok == NULL) {
             reply_err(r, 401, "TokenNotFound", "Attestation Token not found");
             return;
@@ -463,6 +579,10 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         reply_err(r, 500, "PluginInternalError", "%s", cai_errmsg(st));
         goto out;
     }
+    if (st == CAI_ERR_IO) { /* the database is unreachable: nothing released */
+        reply_store_err(r, st);
+        goto out;
+    }
     if (st == CAI_OK)
         st = jose_jwe_encrypt(tee_key, alg, secret.data, secret.len, &jwe);
     if (st != CAI_OK) {
@@ -473,6 +593,7 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
     if ((st = release(s, r, path, evd, clm, jwe)) != CAI_OK)
         reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
 out:
+    free(shared_tok);
     json_decref(jwe);
     jose_key_free(bearer_key);
     buf_free(&secret);
@@ -532,7 +653,8 @@ static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int
         return;
     }
     if (st != CAI_OK) {
-        reply_err(r, st == CAI_ERR_LIMIT ? 413 : 500, "PluginInternalError", "%s", cai_errmsg(st));
+        reply_err(r, st == CAI_ERR_LIMIT ? 413 : st == CAI_ERR_IO ? 503 : 500,
+                  "PluginInternalError", "%s", cai_errmsg(st));
         return;
     }
     audit(s, r, del ? "delete" : "put", path, NULL, NULL, NULL);
@@ -548,6 +670,8 @@ static cai_status policy_set(kbs_server *s, const char *json, size_t len) {
         kbs_policy_free(s->policy);
         s->policy = p;
         p = NULL;
+        if (kbs_store_shared(s->store))
+            st = kbs_store_policy_generation(s->store, &s->policy_gen);
     }
     kbs_policy_free(p);
     free(doc);
@@ -614,7 +738,7 @@ static void on_list(kbs_server *s, httpd_req *r, int audit_log) {
         st = kbs_store_list(s->store, &j);
     }
     if (st != CAI_OK) {
-        reply_err(r, 500, "PluginInternalError", "%s", cai_errmsg(st));
+        reply_store_err(r, st);
         return;
     }
     httpd_reply_json(r, 200, j);
@@ -671,10 +795,16 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     cai_status st;
-    if ((st = kbs_store_open(cfg->db_path, cfg->master_key, &s->store)) != CAI_OK ||
+    if ((st = kbs_store_open_state(cfg->db_path, cfg->state_path, cfg->master_key,
+                                   &s->store)) != CAI_OK ||
         (st = kbs_sessions_new(s->cfg.max_sessions, s->cfg.max_sessions_per_client,
-                               &s->sessions)) != CAI_OK ||
-        (st = jose_key_generate(JOSE_KEY_EC_P256, &s->token_key)) != CAI_OK)
+                               &s->sessions)) != CAI_OK)
+        goto fail;
+    /* Brokers sharing a store sign tokens with one key, kept in it sealed
+     * under the master key, so each honours the others' tokens. */
+    if ((st = kbs_store_shared(s->store) ? kbs_store_token_key(s->store, &s->token_key)
+                                          : jose_key_generate(JOSE_KEY_EC_P256, &s->token_key)) !=
+        CAI_OK)
         goto fail;
     if (cfg->admin_pub_pem) {
         if ((st = jose_key_from_pem(cfg->admin_pub_pem, strlen(cfg->admin_pub_pem),
@@ -690,6 +820,9 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
             goto fail;
     } else {
         char *doc = NULL;
+        if (kbs_store_shared(s->store) &&
+            (st = kbs_store_policy_generation(s->store, &s->policy_gen)) != CAI_OK)
+            goto fail;
         if ((st = kbs_store_policy_get(s->store, &doc)) != CAI_OK)
             goto fail;
         if (doc)

@@ -24,7 +24,9 @@
 typedef struct {
     const char *host;    /* default 127.0.0.1 */
     int port;            /* 0: ephemeral */
-    const char *db_path; /* the SQLite file, created on first start */
+    const char *db_path; /* the SQLite file, created on first start, or a
+                            postgresql:// URI (store.h; a secret: never logged) */
+    const char *state_path; /* PostgreSQL: this broker's state file, or NULL */
     uint8_t master_key[KBS_MASTER_KEY_LEN]; /* copied; the caller wipes its own */
     const char *admin_pub_pem; /* the admin's Ed25519 public key; NULL: admin API off */
     const char *policy_json;   /* a policy to set at start, or NULL: the stored one */

@@ -209,7 +209,10 @@ int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now) {
     return kbs_session_pending(ss, client) >= ss->per_client;
 }
 
-cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, time_t expires,
+/* Adds a pending session: a fresh id and nonce, or |id| and |nonce| when
+ * given (a session another broker opened); |quota| checks the client's. */
+static cai_status session_add(kbs_sessions *ss, const char *client, time_t now, time_t expires,
+                              const char *id, const char *nonce_b64, int quota,
                               kbs_session **out) {
     *out = NULL;
     if (client == NULL)
@@ -217,7 +220,9 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
     size_t alen = strlen(client);
     if (alen >= sizeof(((kbs_client *)0)->addr))
         return cai_fail(CAI_ERR_INVALID_ARG, "client address too long");
-    if (kbs_session_over_quota(ss, client, now))
+    if (nonce_b64 && strlen(nonce_b64) >= sizeof(((kbs_session *)0)->nonce))
+        return cai_fail(CAI_ERR_INVALID_ARG, "nonce too long");
+    if (quota && kbs_session_over_quota(ss, client, now))
         return cai_fail(CAI_ERR_LIMIT, "%s already has %zu attestation sessions in progress (the "
                         "most one address may hold); finish one or retry later", client,
                         ss->per_client);
@@ -250,8 +255,15 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
         return st;
     }
     kbs_client *c = *cp;
-    hex_encode(s->id, rnd, sizeof(rnd));
-    b64_encode(s->nonce, nonce, sizeof(nonce), B64_STD);
+    if (id)
+        memcpy(s->id, id, KBS_SESSION_ID_LEN + 1);
+    else
+        hex_encode(s->id, rnd, sizeof(rnd));
+    if (nonce_b64)
+        memcpy(s->nonce, nonce_b64, strlen(nonce_b64) + 1);
+    else
+        b64_encode(s->nonce, nonce, sizeof(nonce), B64_STD);
+    secure_wipe(nonce, sizeof(nonce));
     memcpy(s->client, client, alen + 1);
     s->state = KBS_SESSION_AUTHED;
     s->expires = expires;
@@ -278,6 +290,21 @@ cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, 
     ss->count++;
     *out = s;
     return CAI_OK;
+}
+
+cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, time_t expires,
+                              kbs_session **out) {
+    return session_add(ss, client, now, expires, NULL, NULL, 1, out);
+}
+
+static int id_wellformed(const char *id);
+
+cai_status kbs_session_adopt(kbs_sessions *ss, const char *id, const char *nonce,
+                             const char *client, time_t now, time_t expires, kbs_session **out) {
+    *out = NULL;
+    if (id == NULL || !id_wellformed(id))
+        return cai_fail(CAI_ERR_INVALID_ARG, "session id is malformed");
+    return session_add(ss, client, now, expires, id, nonce, 0, out);
 }
 
 void kbs_session_attested(kbs_sessions *ss, kbs_session *s, time_t expires) {

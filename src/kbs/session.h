@@ -71,6 +71,14 @@ int kbs_session_over_quota(kbs_sessions *ss, const char *client, time_t now);
 cai_status kbs_session_create(kbs_sessions *ss, const char *client, time_t now, time_t expires,
                               kbs_session **out) CAI_WUR;
 
+/* kbs_session_adopt adds pending session |id| with |nonce| for |client|,
+ * as another broker sharing the store opened it (kbs_store_nonce_take gave
+ * them), expiring at |expires|; no quota applies (it is about to attest).
+ * CAI_ERR_INVALID_ARG for a malformed id, CAI_ERR_LIMIT when full. */
+cai_status kbs_session_adopt(kbs_sessions *ss, const char *id, const char *nonce,
+                             const char *client, time_t now, time_t expires,
+                             kbs_session **out) CAI_WUR;
+
 /* kbs_session_attested marks pending |s| attested (it no longer counts
  * against its client's quota, nor can it be evicted) and sets its expiry. */
 void kbs_session_attested(kbs_sessions *ss, kbs_session *s, time_t expires);

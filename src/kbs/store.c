@@ -1,7 +1,8 @@
-/* store.c - SQLite storage for the key broker: resources encrypted at rest,
+/* store.c - the key broker's storage: resources encrypted at rest,
  * everything that decides a release authenticated under the master key and
  * bound to a generation that a state file beside the database pins
- * (docs/KBS-STORE.md). */
+ * (docs/KBS-STORE.md). The rows live in SQLite or PostgreSQL (store_db.h):
+ * what they mean, and every check, is here, the same for both. */
 #include "kbs/store.h"
 
 #include <fcntl.h>
@@ -9,13 +10,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "common/cursor.h"
 #include "common/file.h"
 #include "common/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
+#include "kbs/store_db.h"
 
 #define SCHEMA_VERSION 2
 #define STORE_ID_LEN 16
@@ -25,36 +25,14 @@
 #define AD_MAX 320
 
 struct kbs_store {
-    sqlite3 *db;
-    sqlite3 *audit_db; /* a second connection: kbs_store_audit_many's own transactions */
+    kbs_db *db;
+    const kbs_db_ops *ops;
     aead *aead;
     uint8_t policy_key[32], state_key[32]; /* HMAC keys, derived from the master key */
     uint8_t store_id[STORE_ID_LEN];        /* random, made with the store */
     uint64_t gen_seen;                     /* the highest generation seen by this process */
-    char *state_path;                      /* <db>.state */
+    char *state_path;                      /* <db>.state; PostgreSQL: given, or NULL */
 };
-
-/* A fresh database gets schema 2 at once; a schema-1 one (no version and
- * gen columns, no MAC on the policy) is migrated at open. */
-static const char SCHEMA[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
-    "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS resources(path TEXT PRIMARY KEY, nonce BLOB NOT NULL,"
-    " sealed BLOB NOT NULL, size INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    " version INTEGER NOT NULL DEFAULT 0, gen INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
-    " event TEXT NOT NULL, resource TEXT, client TEXT, evidence_digest TEXT,"
-    " claims_digest TEXT, detail TEXT);"
-    "CREATE TABLE IF NOT EXISTS policy(id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " document TEXT NOT NULL, updated INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0,"
-    " mac BLOB);";
-
-static const char MIGRATE_V1[] =
-    "ALTER TABLE resources ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE resources ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE policy ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE policy ADD COLUMN mac BLOB;";
 
 /* The key check: a MAC of a constant under a key derived from the master
  * key, so a wrong master key is caught at open, not at the first release.
@@ -64,9 +42,7 @@ static const char MIGRATE_V1[] =
 #define POLICY_INFO "cai-kbs/v2 policy mac"
 #define STATE_INFO "cai-kbs/v2 state mac"
 
-static cai_status db_fail(kbs_store *s, const char *what) {
-    return cai_fail(CAI_ERR_IO, "database: %s: %s", what, sqlite3_errmsg(s->db));
-}
+#define TOKEN_KEY_INFO "cai-kbs/v2 token key"
 
 static cai_status derive(const uint8_t master[KBS_MASTER_KEY_LEN], const char *info,
                          uint8_t out[32]) {
@@ -81,59 +57,30 @@ static cai_status derive(const uint8_t master[KBS_MASTER_KEY_LEN], const char *i
 /* ---- transactions and the meta table --------------------------------------- */
 
 static cai_status tx_begin(kbs_store *s, int write) {
-    if (sqlite3_exec(s->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, "beginning a transaction");
-    return CAI_OK;
+    return s->ops->begin(s->db, write);
 }
 
 /* Commits if |st| is CAI_OK, else rolls back; returns the outcome. */
 static cai_status tx_end(kbs_store *s, cai_status st) {
-    if (st == CAI_OK && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        st = db_fail(s, "committing");
-    if (st != CAI_OK)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return st;
+    return s->ops->end(s->db, st);
 }
 
 /* Reads meta |name| into |out| (exactly |len| bytes); *found = 0 if absent. */
 static cai_status meta_get(kbs_store *s, const char *name, void *out, size_t len, int *found) {
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    *found = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = ?", -1, &q, NULL) !=
-            SQLITE_OK ||
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
-        st = db_fail(s, "reading the meta table");
-        goto out;
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        if (sqlite3_column_type(q, 0) != SQLITE_BLOB || (size_t)sqlite3_column_bytes(q, 0) != len) {
-            st = cai_fail(CAI_ERR_AUTH, "store check failed: meta '%s' is malformed (the "
-                          "database was altered)", name);
-            goto out;
-        }
-        memcpy(out, sqlite3_column_blob(q, 0), len);
-        *found = 1;
-    } else if (rc != SQLITE_DONE) {
-        st = db_fail(s, "reading the meta table");
-    }
-out:
-    sqlite3_finalize(q);
+    buf b;
+    buf_init(&b, 0);
+    cai_status st = s->ops->meta_get(s->db, name, &b, found);
+    if (st == CAI_OK && *found && b.len != len)
+        st = cai_fail(CAI_ERR_AUTH, "store check failed: meta '%s' is malformed (the "
+                      "database was altered)", name);
+    else if (st == CAI_OK && *found)
+        memcpy(out, b.data, len);
+    buf_free(&b);
     return st;
 }
 
 static cai_status meta_put(kbs_store *s, const char *name, const void *v, size_t len) {
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(name, value) VALUES(?, ?)", -1, &q,
-                           NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 2, v, (int)len, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_DONE)
-        st = db_fail(s, "writing the meta table");
-    sqlite3_finalize(q);
-    return st;
+    return s->ops->meta_put(s->db, name, v, len);
 }
 
 static void put_u64le(uint8_t *p, uint64_t v) {
@@ -159,10 +106,31 @@ static uint64_t get_u64le(const uint8_t *p) {
  * removed no longer matches the state, and the state itself rolled back is
  * caught by the state file (below). */
 
+typedef struct {
+    buf *b;
+    uint64_t n;
+} state_rows;
+
+static cai_status state_row(void *arg, const char *path, size_t plen, uint64_t version,
+                            uint64_t gen) {
+    state_rows *r = arg;
+    cai_status st = buf_append_u64le(r->b, (uint64_t)plen);
+    if (st == CAI_OK)
+        st = buf_append(r->b, path, plen);
+    if (st == CAI_OK)
+        st = buf_append_u64le(r->b, version);
+    if (st == CAI_OK)
+        st = buf_append_u64le(r->b, gen);
+    r->n++;
+    return st;
+}
+
 static cai_status state_mac(kbs_store *s, uint64_t gen, uint8_t mac[KDF_SHA256_LEN]) {
     buf b;
     buf_init(&b, 0);
-    sqlite3_stmt *q = NULL;
+    int has_policy = 0;
+    uint64_t pgen = 0;
+    state_rows rows = {.b = &b};
     cai_status st = buf_append_str(&b, "cai-kbs/v2 state");
     if (st == CAI_OK)
         st = buf_append_u8(&b, 0);
@@ -170,51 +138,18 @@ static cai_status state_mac(kbs_store *s, uint64_t gen, uint8_t mac[KDF_SHA256_L
         st = buf_append(&b, s->store_id, STORE_ID_LEN);
     if (st == CAI_OK)
         st = buf_append_u64le(&b, gen);
-    if (st != CAI_OK)
-        goto out;
-    if (sqlite3_prepare_v2(s->db, "SELECT gen FROM policy WHERE id = 1", -1, &q, NULL) != SQLITE_OK) {
-        st = db_fail(s, "reading the policy");
-        goto out;
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW)
-        st = buf_append_u8(&b, 1);
-    if (st == CAI_OK && rc == SQLITE_ROW)
-        st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 0));
-    else if (st == CAI_OK && rc == SQLITE_DONE)
-        st = buf_append_u8(&b, 0);
-    else if (st == CAI_OK)
-        st = db_fail(s, "reading the policy");
-    sqlite3_finalize(q);
-    q = NULL;
-    if (st != CAI_OK)
-        goto out;
-    if (sqlite3_prepare_v2(s->db, "SELECT path, version, gen FROM resources ORDER BY path", -1, &q,
-                           NULL) != SQLITE_OK) {
-        st = db_fail(s, "reading the resources");
-        goto out;
-    }
-    uint64_t n = 0;
-    while (st == CAI_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const unsigned char *path = sqlite3_column_text(q, 0);
-        uint64_t plen = (uint64_t)sqlite3_column_bytes(q, 0);
-        st = buf_append_u64le(&b, plen);
-        if (st == CAI_OK)
-            st = buf_append(&b, path ? path : (const unsigned char *)"", (size_t)plen);
-        if (st == CAI_OK)
-            st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 1));
-        if (st == CAI_OK)
-            st = buf_append_u64le(&b, (uint64_t)sqlite3_column_int64(q, 2));
-        n++;
-    }
-    if (st == CAI_OK && rc != SQLITE_DONE)
-        st = db_fail(s, "reading the resources");
     if (st == CAI_OK)
-        st = buf_append_u64le(&b, n);
+        st = s->ops->policy_gen(s->db, &has_policy, &pgen);
+    if (st == CAI_OK)
+        st = buf_append_u8(&b, has_policy ? 1 : 0);
+    if (st == CAI_OK && has_policy)
+        st = buf_append_u64le(&b, pgen);
+    if (st == CAI_OK)
+        st = s->ops->resource_rows(s->db, state_row, &rows);
+    if (st == CAI_OK)
+        st = buf_append_u64le(&b, rows.n);
     if (st == CAI_OK)
         st = kdf_hmac_sha256(s->state_key, sizeof(s->state_key), b.data, b.len, mac);
-out:
-    sqlite3_finalize(q);
     buf_free(&b);
     return st;
 }
@@ -269,6 +204,8 @@ static cai_status state_file_mac(kbs_store *s, uint64_t gen, uint8_t mac[KDF_SHA
 }
 
 static cai_status state_file_write(kbs_store *s, uint64_t gen) {
+    if (s->state_path == NULL)
+        return CAI_OK;
     uint8_t f[STATE_FILE_LEN];
     memcpy(f, STATE_FILE_MAGIC, 8);
     memcpy(f + 8, s->store_id, STORE_ID_LEN);
@@ -353,34 +290,22 @@ static size_t resource_ad(const kbs_store *s, const char *path, uint64_t version
     return n + plen;
 }
 
-/* Seals |len| bytes for |path| at (version, gen) and writes the row. */
+/* Seals |len| bytes for |path| at (version, gen) and writes the row,
+ * replacing one at the same path if |replace|, else CAI_ERR_EXISTS. */
 static cai_status resource_row_write(kbs_store *s, const char *path, const uint8_t *data,
                                      size_t len, uint64_t version, uint64_t gen, int replace) {
     uint8_t nonce[AEAD_NONCE_LEN], ad[AD_MAX];
     uint8_t *sealed = malloc(len + AEAD_TAG_LEN);
-    sqlite3_stmt *q = NULL;
     cai_status st = sealed ? secure_random(nonce, sizeof(nonce)) : CAI_ERR_NOMEM;
     if (st == CAI_OK)
         st = aead_seal(s->aead, nonce, ad, resource_ad(s, path, version, gen, ad), data, len,
                        sealed, sealed + len);
-    if (st != CAI_OK)
-        goto out;
-    if (sqlite3_prepare_v2(s->db, replace ? "INSERT OR REPLACE INTO resources(path, nonce, sealed, "
-                                            "size, updated, version, gen) VALUES(?, ?, ?, ?, ?, ?, ?)"
-                                          : "INSERT INTO resources(path, nonce, sealed, size, "
-                                            "updated, version, gen) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 2, nonce, sizeof(nonce), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 3, sealed, (int)(len + AEAD_TAG_LEN), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 4, (sqlite3_int64)len) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 6, (sqlite3_int64)version) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 7, (sqlite3_int64)gen) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_DONE)
-        st = db_fail(s, "storing a resource");
-out:
-    sqlite3_finalize(q);
+    if (st == CAI_OK) {
+        kbs_db_resource r = {.path = path, .nonce = nonce, .sealed = sealed,
+                             .sealed_len = len + AEAD_TAG_LEN, .size = len, .version = version,
+                             .gen = gen};
+        st = s->ops->resource_write(s->db, &r, replace);
+    }
     free(sealed); /* ciphertext only */
     return st;
 }
@@ -391,56 +316,45 @@ out:
  * generation 1; the policy keeps no MAC, so it is refused until it is set
  * again: nobody can say whether it was rewritten while it was unprotected. */
 static cai_status migrate_v1(kbs_store *s) {
-    if (sqlite3_exec(s->db, MIGRATE_V1, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, "migrating the schema");
-    buf plain;
-    buf_init(&plain, 0);
-    uint8_t schema = SCHEMA_VERSION;
-    cai_status st = secure_random(s->store_id, STORE_ID_LEN); /* in the new rows' AD */
-    if (st == CAI_OK && (st = meta_put(s, "store_id", s->store_id, STORE_ID_LEN)) == CAI_OK)
-        st = meta_put(s, "schema", &schema, 1);
+    if (s->ops->v1_upgrade == NULL)
+        return cai_fail(CAI_ERR_AUTH, "store check failed: the %s database has a master key "
+                        "check but no schema (the meta row 'schema' was removed)", s->ops->name);
+    cai_status st = s->ops->v1_upgrade(s->db);
     if (st != CAI_OK)
         return st;
-    for (;;) {
-        sqlite3_stmt *q = NULL;
+    buf plain, nonce, sealed;
+    buf_init(&plain, 0);
+    buf_init(&nonce, 0);
+    buf_init(&sealed, 0);
+    uint8_t schema = SCHEMA_VERSION;
+    st = secure_random(s->store_id, STORE_ID_LEN); /* in the new rows' AD */
+    if (st == CAI_OK && (st = meta_put(s, "store_id", s->store_id, STORE_ID_LEN)) == CAI_OK)
+        st = meta_put(s, "schema", &schema, 1);
+    while (st == CAI_OK) {
         char path[256];
-        if (sqlite3_prepare_v2(s->db, "SELECT path, nonce, sealed FROM resources WHERE gen = 0 "
-                               "LIMIT 1", -1, &q, NULL) != SQLITE_OK) {
-            st = db_fail(s, "migrating the resources");
+        int found = 0;
+        if ((st = s->ops->v1_next(s->db, path, &nonce, &sealed, &found)) != CAI_OK || !found)
             break;
-        }
-        int rc = sqlite3_step(q);
-        if (rc != SQLITE_ROW) {
-            if (rc != SQLITE_DONE)
-                st = db_fail(s, "migrating the resources");
-            sqlite3_finalize(q);
-            break;
-        }
-        const char *p = (const char *)sqlite3_column_text(q, 0);
-        const uint8_t *nonce = sqlite3_column_blob(q, 1), *sealed = sqlite3_column_blob(q, 2);
-        int nn = sqlite3_column_bytes(q, 1), ns = sqlite3_column_bytes(q, 2);
-        if (p == NULL || !kbs_resource_path_valid(p) || nn != AEAD_NONCE_LEN ||
-            ns < AEAD_TAG_LEN || (size_t)ns > KBS_RESOURCE_MAX + AEAD_TAG_LEN) {
+        if (nonce.len != AEAD_NONCE_LEN || sealed.len < AEAD_TAG_LEN ||
+            sealed.len > KBS_RESOURCE_MAX + AEAD_TAG_LEN) {
             st = cai_fail(CAI_ERR_AUTH, "migration: a resource row is corrupt");
-            sqlite3_finalize(q);
             break;
         }
-        snprintf(path, sizeof(path), "%s", p);
-        size_t len = (size_t)ns - AEAD_TAG_LEN;
+        size_t len = sealed.len - AEAD_TAG_LEN;
         plain.len = 0;
         if ((st = buf_reserve(&plain, len + 1)) == CAI_OK)
-            st = aead_open(s->aead, nonce, path, strlen(path), sealed, len, sealed + len,
-                           plain.data);
-        sqlite3_finalize(q);
+            st = aead_open(s->aead, nonce.data, path, strlen(path), sealed.data, len,
+                           sealed.data + len, plain.data);
         if (st != CAI_OK) {
             st = cai_fail(CAI_ERR_AUTH, "migration: resource %s does not decrypt: the database "
                           "was altered", path);
             break;
         }
-        if ((st = resource_row_write(s, path, plain.data, len, 1, 1, 1)) != CAI_OK)
-            break;
+        st = resource_row_write(s, path, plain.data, len, 1, 1, 1);
     }
     buf_free(&plain);
+    buf_free(&nonce);
+    buf_free(&sealed);
     return st == CAI_OK ? state_write(s, 1) : st;
 }
 
@@ -462,7 +376,7 @@ static cai_status store_init(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_L
     if (st == CAI_OK && !found) {
         /* A new (or schema-1) database: there must be no state file yet,
          * else the database was deleted or replaced by an older one. */
-        cai_status fst = state_file_read(s, &fgen);
+        cai_status fst = s->state_path ? state_file_read(s, &fgen) : CAI_ERR_NOT_FOUND;
         if (fst != CAI_ERR_NOT_FOUND)
             st = cai_fail(CAI_ERR_AUTH, "rollback check failed: the state file %s exists, but "
                           "the database is %s: it was deleted or replaced by an older copy "
@@ -488,9 +402,13 @@ static cai_status store_init(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_L
         st = state_check(s, gen);
     if ((st = tx_end(s, st)) != CAI_OK)
         return st;
-    if (made)
+    if (made || s->state_path == NULL)
         return state_file_write(s, *gen);
     st = state_file_read(s, &fgen);
+    /* Brokers sharing a store each pin what they saw: one joining an
+     * existing store starts its state file now. */
+    if (st == CAI_ERR_NOT_FOUND && s->ops->shared)
+        return state_file_write(s, *gen);
     if (st == CAI_ERR_NOT_FOUND)
         return cai_fail(CAI_ERR_AUTH, "state file check failed: %s is missing, but the database "
                         "is at generation %llu: restore the state file that goes with this "
@@ -506,32 +424,47 @@ static cai_status store_init(kbs_store *s, const uint8_t master[KBS_MASTER_KEY_L
     return *gen > fgen ? state_file_write(s, *gen) : CAI_OK;
 }
 
+/* A PostgreSQL connection URI (libpq's forms). */
+static int is_pg_uri(const char *path) {
+    return strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0;
+}
+
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
                           kbs_store **out) {
+    return kbs_store_open_state(path, NULL, master_key, out);
+}
+
+cai_status kbs_store_open_state(const char *path, const char *state_path,
+                                const uint8_t master_key[KBS_MASTER_KEY_LEN], kbs_store **out) {
     *out = NULL;
+    if (state_path && !is_pg_uri(path))
+        return cai_fail(CAI_ERR_INVALID_ARG, "a SQLite store's state file is always %s.state",
+                        path);
     kbs_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return CAI_ERR_NOMEM;
     cai_status st = CAI_OK;
     uint8_t k[32];
     uint64_t gen = 0;
-    size_t pl = strlen(path);
-    if ((s->state_path = malloc(pl + sizeof(".state"))) == NULL) {
-        st = CAI_ERR_NOMEM;
-        goto fail;
-    }
-    memcpy(s->state_path, path, pl);
-    memcpy(s->state_path + pl, ".state", sizeof(".state"));
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        NULL) != SQLITE_OK) {
-        st = cai_fail(CAI_ERR_IO, "cannot open the database %s: %s", path,
-                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
-    if (sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
-        st = db_fail(s, "creating the schema");
-        goto fail;
+    if (is_pg_uri(path)) {
+        /* Shared by several brokers, maybe on several hosts: a state file
+         * only if given, this broker's (docs/KBS-STORE.md). */
+        if (state_path && (s->state_path = strdup(state_path)) == NULL) {
+            st = CAI_ERR_NOMEM;
+            goto fail;
+        }
+        if ((st = kbs_db_pg_open(path, &s->db, &s->ops)) != CAI_OK)
+            goto fail;
+    } else {
+        size_t pl = strlen(path);
+        if ((s->state_path = malloc(pl + sizeof(".state"))) == NULL) {
+            st = CAI_ERR_NOMEM;
+            goto fail;
+        }
+        memcpy(s->state_path, path, pl);
+        memcpy(s->state_path + pl, ".state", sizeof(".state"));
+        if ((st = kbs_db_sqlite_open(path, &s->db, &s->ops)) != CAI_OK)
+            goto fail;
     }
     if ((st = derive(master_key, RESOURCE_INFO, k)) != CAI_OK ||
         (st = aead_new(k, &s->aead)) != CAI_OK ||
@@ -540,13 +473,6 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
         (st = store_init(s, master_key, &gen)) != CAI_OK)
         goto fail;
     s->gen_seen = gen;
-    if (sqlite3_open_v2(path, &s->audit_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-            SQLITE_OK ||
-        sqlite3_exec(s->audit_db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK) {
-        st = cai_fail(CAI_ERR_IO, "cannot open the database %s for the audit log", path);
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->audit_db, 5000);
     secure_wipe(k, sizeof(k));
     *out = s;
     return CAI_OK;
@@ -559,8 +485,8 @@ fail:
 void kbs_store_close(kbs_store *s) {
     if (s == NULL)
         return;
-    sqlite3_close(s->db);
-    sqlite3_close(s->audit_db);
+    if (s->ops)
+        s->ops->close(s->db);
     aead_free(s->aead);
     free(s->state_path);
     secure_wipe(s, sizeof(*s));
@@ -633,25 +559,18 @@ typedef struct {
 
 static cai_status resource_write_fn(kbs_store *s, uint64_t gen, void *arg) {
     const resource_write_args *w = arg;
-    sqlite3_stmt *q = NULL;
-    uint64_t version = 1;
-    cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "SELECT version FROM resources WHERE path = ?", -1, &q, NULL) !=
-            SQLITE_OK ||
-        sqlite3_bind_text(q, 1, w->path, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        sqlite3_finalize(q);
-        return db_fail(s, "storing a resource");
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW && w->create)
+    uint64_t version = 0;
+    int found = 0;
+    cai_status st = s->ops->resource_version(s->db, w->path, &found, &version);
+    if (st == CAI_OK && found && w->create)
         st = cai_fail(CAI_ERR_EXISTS, "there is already a resource at %s", w->path);
-    else if (rc == SQLITE_ROW)
-        version = (uint64_t)sqlite3_column_int64(q, 0) + 1;
-    else if (rc != SQLITE_DONE)
-        st = db_fail(s, "storing a resource");
-    sqlite3_finalize(q);
+    if (st == CAI_OK && found && version == UINT64_MAX)
+        st = cai_fail(CAI_ERR_LIMIT, "resource %s: its version counter is exhausted", w->path);
+    /* A create inserts: the path's unique key refuses a row that another
+     * writer added meanwhile, whatever the transaction saw. */
     if (st == CAI_OK)
-        st = resource_row_write(s, w->path, w->data, w->len, version, gen, 1);
+        st = resource_row_write(s, w->path, w->data, w->len, found ? version + 1 : 1, gen,
+                                !w->create);
     return st;
 }
 
@@ -675,45 +594,33 @@ cai_status kbs_store_create(kbs_store *s, const char *path, const uint8_t *data,
 
 /* Reads and opens |path|'s row; inside the caller's transaction. */
 static cai_status resource_read(kbs_store *s, const char *path, uint64_t state_gen, buf *out) {
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
+    buf nonce, sealed;
+    buf_init(&nonce, 0);
+    buf_init(&sealed, 0);
     uint8_t ad[AD_MAX];
-    if (sqlite3_prepare_v2(s->db, "SELECT nonce, sealed, version, gen FROM resources WHERE "
-                           "path = ?", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        st = db_fail(s, "reading a resource");
+    uint64_t version = 0, gen = 0;
+    cai_status st = s->ops->resource_read(s->db, path, &nonce, &sealed, &version, &gen);
+    if (st != CAI_OK)
         goto out;
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) {
-        st = cai_fail(CAI_ERR_NOT_FOUND, "no resource at %.80s", path);
-        goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        st = db_fail(s, "reading a resource");
-        goto out;
-    }
-    const uint8_t *nonce = sqlite3_column_blob(q, 0), *sealed = sqlite3_column_blob(q, 1);
-    int nn = sqlite3_column_bytes(q, 0), ns = sqlite3_column_bytes(q, 1);
-    uint64_t version = (uint64_t)sqlite3_column_int64(q, 2), gen = (uint64_t)sqlite3_column_int64(q, 3);
-    if (nn != AEAD_NONCE_LEN || ns < AEAD_TAG_LEN || (size_t)ns > KBS_RESOURCE_MAX + AEAD_TAG_LEN ||
-        gen > state_gen) {
+    if (nonce.len != AEAD_NONCE_LEN || sealed.len < AEAD_TAG_LEN ||
+        sealed.len > KBS_RESOURCE_MAX + AEAD_TAG_LEN || gen > state_gen) {
         st = cai_fail(CAI_ERR_AUTH, "resource %.80s is corrupt in the database", path);
         goto out;
     }
-    size_t len = (size_t)ns - AEAD_TAG_LEN;
+    size_t len = sealed.len - AEAD_TAG_LEN;
     out->len = 0;
     if ((st = buf_reserve(out, len + 1)) != CAI_OK)
         goto out;
-    st = aead_open(s->aead, nonce, ad, resource_ad(s, path, version, gen, ad), sealed, len,
-                   sealed + len, out->data);
+    st = aead_open(s->aead, nonce.data, ad, resource_ad(s, path, version, gen, ad), sealed.data,
+                   len, sealed.data + len, out->data);
     if (st == CAI_OK)
         out->len = len;
     else if (st == CAI_ERR_AUTH)
         st = cai_fail(CAI_ERR_AUTH, "resource check failed: %.80s does not decrypt at its "
                       "version and generation: the database was altered", path);
 out:
-    sqlite3_finalize(q);
+    buf_free(&nonce);
+    buf_free(&sealed);
     return st;
 }
 
@@ -738,17 +645,7 @@ cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {
 
 static cai_status resource_delete_fn(kbs_store *s, uint64_t gen, void *arg) {
     CAI_UNUSED(gen);
-    const char *path = arg;
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE path = ?", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, path, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_DONE)
-        st = db_fail(s, "deleting a resource");
-    else if (sqlite3_changes(s->db) == 0)
-        st = cai_fail(CAI_ERR_NOT_FOUND, "no resource at %.80s", path);
-    sqlite3_finalize(q);
-    return st;
+    return s->ops->resource_delete(s->db, (const char *)arg);
 }
 
 cai_status kbs_store_delete(kbs_store *s, const char *path) {
@@ -757,97 +654,20 @@ cai_status kbs_store_delete(kbs_store *s, const char *path) {
     return change(s, resource_delete_fn, (void *)path);
 }
 
-/* Rows of a query as a JSON array of objects, column names as keys. */
-static cai_status rows_json(kbs_store *s, sqlite3_stmt *q, json_t **out) {
-    json_t *a = json_array();
-    int rc;
-    while (a && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = json_object();
-        for (int i = 0; o && i < sqlite3_column_count(q); i++) {
-            json_t *v = sqlite3_column_type(q, i) == SQLITE_INTEGER
-                            ? json_integer(sqlite3_column_int64(q, i))
-                        : sqlite3_column_type(q, i) == SQLITE_NULL
-                            ? json_null()
-                            : json_string((const char *)sqlite3_column_text(q, i));
-            json_object_set_new(o, sqlite3_column_name(q, i), v);
-        }
-        json_array_append_new(a, o);
-    }
-    if (a == NULL)
-        return CAI_ERR_NOMEM;
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return db_fail(s, "listing");
-    }
-    *out = a;
-    return CAI_OK;
-}
-
 cai_status kbs_store_list(kbs_store *s, json_t **out) {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT path, size, updated FROM resources ORDER BY path", -1,
-                           &q, NULL) != SQLITE_OK)
-        return db_fail(s, "listing resources");
-    cai_status st = rows_json(s, q, out);
-    sqlite3_finalize(q);
-    return st;
-}
-
-static cai_status audit_insert(sqlite3 *db, const kbs_audit_entry *e) {
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    const char *v[6] = {e->event, e->resource, e->client, e->evidence_digest, e->claims_digest,
-                        e->detail};
-    if (sqlite3_prepare_v2(db, "INSERT INTO audit(time, event, resource, client, "
-                           "evidence_digest, claims_digest, detail) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 1, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
-        st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    for (int i = 0; i < 6; i++) {
-        if ((v[i] ? sqlite3_bind_text(q, i + 2, v[i], -1, SQLITE_TRANSIENT)
-                  : sqlite3_bind_null(q, i + 2)) != SQLITE_OK) {
-            st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
-            goto out;
-        }
-    }
-    if (sqlite3_step(q) != SQLITE_DONE)
-        st = cai_fail(CAI_ERR_IO, "database: writing the audit log: %s", sqlite3_errmsg(db));
-out:
-    sqlite3_finalize(q);
-    return st;
+    return s->ops->resource_list(s->db, out);
 }
 
 cai_status kbs_store_audit(kbs_store *s, const kbs_audit_entry *e) {
-    return audit_insert(s->db, e);
+    return s->ops->audit(s->db, e);
 }
 
 cai_status kbs_store_audit_many(kbs_store *s, const kbs_audit_entry *e, size_t n) {
-    if (sqlite3_exec(s->audit_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return cai_fail(CAI_ERR_IO, "database: audit: %s", sqlite3_errmsg(s->audit_db));
-    cai_status st = CAI_OK;
-    for (size_t i = 0; i < n && st == CAI_OK; i++)
-        st = audit_insert(s->audit_db, &e[i]);
-    if (st == CAI_OK && sqlite3_exec(s->audit_db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        st = cai_fail(CAI_ERR_IO, "database: audit commit: %s", sqlite3_errmsg(s->audit_db));
-    if (st != CAI_OK)
-        sqlite3_exec(s->audit_db, "ROLLBACK", NULL, NULL, NULL);
-    return st;
+    return s->ops->audit_many(s->db, e, n);
 }
 
 cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out) {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, time, event, resource, client, evidence_digest, "
-                           "claims_digest, detail FROM audit ORDER BY id DESC LIMIT ?", -1, &q,
-                           NULL) != SQLITE_OK ||
-        sqlite3_bind_int(q, 1, limit) != SQLITE_OK) {
-        sqlite3_finalize(q);
-        return db_fail(s, "reading the audit log");
-    }
-    cai_status st = rows_json(s, q, out);
-    sqlite3_finalize(q);
-    return st;
+    return s->ops->audit_list(s->db, limit, out);
 }
 
 /* ---- the policy ------------------------------------------------------------ */
@@ -875,19 +695,9 @@ static cai_status policy_mac(kbs_store *s, uint64_t gen, const char *doc, size_t
 static cai_status policy_set_fn(kbs_store *s, uint64_t gen, void *arg) {
     const char *json = arg;
     uint8_t mac[KDF_SHA256_LEN];
-    sqlite3_stmt *q = NULL;
     cai_status st = policy_mac(s, gen, json, strlen(json), mac);
-    if (st != CAI_OK)
-        return st;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO policy(id, document, updated, gen, mac) "
-                           "VALUES(1, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_bind_text(q, 1, json, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)time(NULL)) != SQLITE_OK ||
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)gen) != SQLITE_OK ||
-        sqlite3_bind_blob(q, 4, mac, sizeof(mac), SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_DONE)
-        st = db_fail(s, "storing the policy");
-    sqlite3_finalize(q);
+    if (st == CAI_OK)
+        st = s->ops->policy_write(s->db, json, gen, mac, sizeof(mac));
     return st;
 }
 
@@ -896,44 +706,36 @@ cai_status kbs_store_policy_set(kbs_store *s, const char *json) {
 }
 
 static cai_status policy_read(kbs_store *s, char **out) {
-    sqlite3_stmt *q = NULL;
-    cai_status st = CAI_OK;
-    if (sqlite3_prepare_v2(s->db, "SELECT document, gen, mac FROM policy WHERE id = 1", -1, &q,
-                           NULL) != SQLITE_OK) {
-        st = db_fail(s, "reading the policy");
-        goto out;
-    }
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE)
-        goto out;
-    if (rc != SQLITE_ROW) {
-        st = db_fail(s, "reading the policy");
-        goto out;
-    }
-    const char *doc = (const char *)sqlite3_column_text(q, 0);
-    size_t len = (size_t)sqlite3_column_bytes(q, 0);
-    uint64_t gen = (uint64_t)sqlite3_column_int64(q, 1);
+    char *doc = NULL;
+    size_t len = 0;
+    uint64_t gen = 0;
+    int found = 0, has_mac = 0;
     uint8_t mac[KDF_SHA256_LEN];
-    if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
+    buf stored;
+    buf_init(&stored, 0);
+    cai_status st = s->ops->policy_read(s->db, &found, &doc, &len, &gen, &stored, &has_mac);
+    if (st != CAI_OK || !found)
+        goto out;
+    if (!has_mac) {
         st = cai_fail(CAI_ERR_AUTH, "policy check failed: the stored policy is not authenticated "
                       "(an older cai kbs wrote it, unprotected); set it again with --policy FILE "
                       "or `cai kbs admin policy set`");
         goto out;
     }
     if (doc == NULL || memchr(doc, 0, len) != NULL ||
-        (st = policy_mac(s, gen, doc, len, mac)) != CAI_OK ||
-        sqlite3_column_bytes(q, 2) != KDF_SHA256_LEN ||
-        !secure_memeq(mac, sqlite3_column_blob(q, 2), sizeof(mac))) {
+        (st = policy_mac(s, gen, doc, len, mac)) != CAI_OK || stored.len != KDF_SHA256_LEN ||
+        !secure_memeq(mac, stored.data, sizeof(mac))) {
         if (st == CAI_OK)
             st = cai_fail(CAI_ERR_AUTH, "policy check failed: the stored policy fails its "
                           "authentication under the master key (it was altered or swapped in "
                           "the database)");
         goto out;
     }
-    if ((*out = strndup(doc, len)) == NULL)
-        st = CAI_ERR_NOMEM;
+    *out = doc;
+    doc = NULL;
 out:
-    sqlite3_finalize(q);
+    free(doc);
+    buf_free(&stored);
     return st;
 }
 
@@ -951,4 +753,122 @@ cai_status kbs_store_policy_get(kbs_store *s, char **out) {
         *out = NULL;
     }
     return st;
+}
+
+/* ---- a shared store: sessions and the token key ------------------------------ */
+
+int kbs_store_shared(const kbs_store *s) {
+    return s->ops->shared;
+}
+
+static cai_status not_shared(const kbs_store *s) {
+    return cai_fail(CAI_ERR_UNSUPPORTED, "the %s store is not shared between brokers",
+                    s->ops->name);
+}
+
+cai_status kbs_store_session_add(kbs_store *s, const char *id, const char *nonce,
+                                 const char *client, time_t expires, time_t now) {
+    if (s->ops->session_add == NULL)
+        return not_shared(s);
+    return s->ops->session_add(s->db, id, nonce, client ? client : "", expires, now);
+}
+
+cai_status kbs_store_nonce_take(kbs_store *s, const char *id, time_t now, char nonce[64],
+                                char client[64]) {
+    if (s->ops->nonce_take == NULL)
+        return not_shared(s);
+    return s->ops->nonce_take(s->db, id, now, nonce, client);
+}
+
+cai_status kbs_store_session_set_token(kbs_store *s, const char *id, const char *token,
+                                       time_t expires) {
+    if (s->ops->session_set_token == NULL)
+        return not_shared(s);
+    return s->ops->session_set_token(s->db, id, token, expires);
+}
+
+cai_status kbs_store_session_get_token(kbs_store *s, const char *id, time_t now, char **token) {
+    *token = NULL;
+    if (s->ops->session_get_token == NULL)
+        return not_shared(s);
+    return s->ops->session_get_token(s->db, id, now, token);
+}
+
+/* The token key's row: nonce ‖ AES-256-GCM(PKCS#8 PEM) ‖ tag, under the
+ * resource key with its own associated data (the store id, the label). */
+static size_t token_key_ad(const kbs_store *s, uint8_t ad[64]) {
+    static const char label[] = "cai-kbs/v2 token key"; /* with its NUL */
+    memcpy(ad, label, sizeof(label));
+    memcpy(ad + sizeof(label), s->store_id, STORE_ID_LEN);
+    return sizeof(label) + STORE_ID_LEN;
+}
+
+static cai_status token_key_seal(kbs_store *s, buf *row) {
+    jose_key *k = NULL;
+    buf pem;
+    buf_init(&pem, 0);
+    uint8_t ad[64];
+    size_t adl = token_key_ad(s, ad);
+    cai_status st = jose_key_generate(JOSE_KEY_EC_P256, &k);
+    if (st == CAI_OK)
+        st = jose_key_to_pem(k, 1, &pem);
+    if (st == CAI_OK)
+        st = buf_reserve(row, AEAD_NONCE_LEN + pem.len + AEAD_TAG_LEN);
+    if (st == CAI_OK)
+        st = secure_random(row->data, AEAD_NONCE_LEN);
+    if (st == CAI_OK)
+        st = aead_seal(s->aead, row->data, ad, adl, pem.data, pem.len, row->data + AEAD_NONCE_LEN,
+                       row->data + AEAD_NONCE_LEN + pem.len);
+    if (st == CAI_OK)
+        row->len = AEAD_NONCE_LEN + pem.len + AEAD_TAG_LEN;
+    jose_key_free(k);
+    buf_free(&pem);
+    return st;
+}
+
+cai_status kbs_store_token_key(kbs_store *s, jose_key **out) {
+    *out = NULL;
+    if (!s->ops->shared)
+        return not_shared(s);
+    buf row, pem;
+    buf_init(&row, 0);
+    buf_init(&pem, 0);
+    int found = 0, added = 0;
+    uint8_t ad[64];
+    size_t adl = token_key_ad(s, ad);
+    /* The first broker makes it; the others (racing or later) read it. */
+    cai_status st = s->ops->meta_get(s->db, "token_key", &row, &found);
+    if (st == CAI_OK && !found && (st = token_key_seal(s, &row)) == CAI_OK)
+        st = s->ops->meta_add(s->db, "token_key", row.data, row.len, &added);
+    if (st == CAI_OK && !found && !added)
+        st = s->ops->meta_get(s->db, "token_key", &row, &found);
+    if (st != CAI_OK)
+        goto out;
+    if (row.len < AEAD_NONCE_LEN + AEAD_TAG_LEN) {
+        st = cai_fail(CAI_ERR_AUTH, "token key check failed: the stored token key is malformed "
+                      "(the database was altered)");
+        goto out;
+    }
+    size_t len = row.len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
+    if ((st = buf_reserve(&pem, len + 1)) != CAI_OK)
+        goto out;
+    st = aead_open(s->aead, row.data, ad, adl, row.data + AEAD_NONCE_LEN, len,
+                   row.data + AEAD_NONCE_LEN + len, pem.data);
+    if (st == CAI_ERR_AUTH)
+        st = cai_fail(CAI_ERR_AUTH, "token key check failed: the stored token key does not "
+                      "decrypt (the database was altered, or holds another store's)");
+    if (st == CAI_OK) {
+        pem.len = len;
+        st = jose_key_from_pem((const char *)pem.data, pem.len, out);
+    }
+out:
+    buf_free(&row);
+    buf_free(&pem);
+    return st;
+}
+
+cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) {
+    int found = 0;
+    *gen = 0;
+    return s->ops->policy_gen(s->db, &found, gen); /* one statement: no transaction */
 }

@@ -1,6 +1,8 @@
-/* store.h - the key broker's storage: one SQLite file in WAL mode, and a
- * small state file beside it (<db>.state). docs/KBS-STORE.md says what is
- * protected against whom.
+/* store.h - the key broker's storage: one SQLite file in WAL mode with a
+ * small state file beside it (<db>.state), or a PostgreSQL database that
+ * several brokers share (then sessions, single-use nonces and the token
+ * signing key live there too, and there is no state file).
+ * docs/KBS-STORE.md says what is protected against whom.
  *
  * Resources (keys and other secrets, addressed as repo/type/tag) are
  * encrypted at rest with AES-256-GCM under a key derived by HKDF from a
@@ -23,18 +25,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "common/buf.h"
 #include "common/status.h"
+#include "crypto/jose.h"
 
 #define KBS_MASTER_KEY_LEN 32
 #define KBS_RESOURCE_MAX (1u << 20) /* bytes of one resource */
 
 typedef struct kbs_store kbs_store;
 
-/* kbs_store_open opens (creating if needed) the database at |path|, checks
+/* kbs_store_open opens (creating if needed) the database at |path|: a
+ * SQLite file, or a PostgreSQL connection URI ("postgresql://..." or
+ * "postgres://...", libpq's form; never logged: it may carry a password),
+ * whose schema is migrated to the current version first. It checks
  * |master_key| against the key check stored at creation (a wrong key is
  * CAI_ERR_WRONG_KEY, before anything else happens), migrates a schema-1
  * database (its policy stays refused until set again), checks the store's
@@ -43,6 +50,15 @@ typedef struct kbs_store kbs_store;
  * key is copied. */
 cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_KEY_LEN],
                           kbs_store **out);
+
+/* kbs_store_open_state is kbs_store_open with a state file at |state_path|
+ * for a PostgreSQL store (NULL: none; a SQLite store's is always
+ * <path>.state, and |state_path| must be NULL). Brokers sharing a store
+ * each keep their own: one missing is started at the store's generation
+ * (a broker joining), one that records a newer generation than the
+ * database's refuses it ("rollback check failed"). */
+cai_status kbs_store_open_state(const char *path, const char *state_path,
+                                const uint8_t master_key[KBS_MASTER_KEY_LEN], kbs_store **out);
 void kbs_store_close(kbs_store *s);
 
 /* kbs_resource_path_valid checks "repo/type/tag": three non-empty parts of
@@ -92,5 +108,45 @@ cai_status kbs_store_audit_list(kbs_store *s, int limit, json_t **out);
  * altered, swapped or written by a schema-1 broker. */
 cai_status kbs_store_policy_set(kbs_store *s, const char *json);
 cai_status kbs_store_policy_get(kbs_store *s, char **out); /* NULL if none; free() */
+
+/* kbs_store_policy_generation returns the stored policy row's generation
+ * (0 if there is none), unchecked: a broker compares it with the one it
+ * loaded to see that another broker set a new policy, then loads that with
+ * kbs_store_policy_get (which checks it). */
+cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) CAI_WUR;
+
+/* kbs_store_shared returns 1 if several brokers may share the store
+ * (PostgreSQL): sessions and nonces must then be kept in it, with the
+ * functions below; 0 for SQLite (they return CAI_ERR_UNSUPPORTED there). */
+int kbs_store_shared(const kbs_store *s);
+
+/* kbs_store_session_add records a pending session |id| with its |nonce|
+ * (both from kbs_session_create) for |client|, live until |expires|;
+ * sessions expired at |now| are removed now and then. */
+cai_status kbs_store_session_add(kbs_store *s, const char *id, const char *nonce,
+                                 const char *client, time_t expires, time_t now) CAI_WUR;
+
+/* kbs_store_nonce_take consumes session |id|'s nonce, once across every
+ * broker on the store (one UPDATE ... WHERE NOT used RETURNING): its nonce
+ * and client in |nonce| and |client|; CAI_ERR_NOT_FOUND if no such session
+ * is live or its nonce was already taken (by any broker). */
+cai_status kbs_store_nonce_take(kbs_store *s, const char *id, time_t now, char nonce[64],
+                                char client[64]) CAI_WUR;
+
+/* kbs_store_session_set_token records the token an attested session |id|
+ * holds, live until |expires|, so that any broker honours its cookie. */
+cai_status kbs_store_session_set_token(kbs_store *s, const char *id, const char *token,
+                                       time_t expires) CAI_WUR;
+
+/* kbs_store_session_get_token returns session |id|'s token (malloc'd) if it
+ * is attested and live at |now|; CAI_ERR_NOT_FOUND otherwise. */
+cai_status kbs_store_session_get_token(kbs_store *s, const char *id, time_t now,
+                                       char **token) CAI_WUR;
+
+/* kbs_store_token_key returns the attestation-token signing key every
+ * broker on a shared store uses (an EC P-256 key made by the first one,
+ * stored sealed under the master key); the caller frees it. CAI_ERR_AUTH
+ * ("token key check failed") if the stored key does not open. */
+cai_status kbs_store_token_key(kbs_store *s, jose_key **out) CAI_WUR;
 
 #endif

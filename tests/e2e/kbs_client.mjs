@@ -7,6 +7,9 @@
 //   node kbs_client.mjs write URL N ACKFILE      admin writes dur/w/<i>, one ACK line each
 //   node kbs_client.mjs check URL ACKFILE        every ACKed write readable after attestation
 //   node kbs_client.mjs shutdown URL PID N DB OUT  N releases in flight, SIGTERM to PID
+//   node kbs_client.mjs shared URL URL2 N      two brokers on one store: N nonces and N
+//                                              create-only writes raced at both, sessions
+//                                              and tokens of one honoured by the other
 //
 // Env: CAI (the cai binary), SIM (the sim PKI dir), ADMIN_KEY (admin PEM).
 // Prints PASS/FAIL lines for tests/run.sh.
@@ -28,12 +31,12 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kbs-client-'));
 
 // A session: the kbs-session-id cookie, as Trustee's reqwest client keeps it.
 class Session {
-  constructor() { this.cookie = null; }
+  constructor(base = url) { this.cookie = null; this.base = base; }
   async req(method, p, body, headers = {}) {
     const h = { ...headers };
     if (this.cookie) h.cookie = this.cookie;
     if (body !== undefined) h['content-type'] = 'application/json';
-    const r = await fetch(url + p, { method, headers: h, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
+    const r = await fetch(this.base + p, { method, headers: h, body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)) });
     const sc = r.headers.get('set-cookie');
     if (sc) this.cookie = sc.split(';')[0];
     const text = await r.text();
@@ -344,8 +347,63 @@ async function check(ackFile) {
   console.log(`  ${acks.length} acknowledged writes checked`);
 }
 
+// Two brokers (url, url2) on one PostgreSQL store.
+async function shared(url2, n) {
+  const other = (u) => (u === url ? url2 : url);
+  // A nonce taken at both brokers at once is accepted by exactly one.
+  let once = 0;
+  const seen = [];
+  for (let i = 0; i < n; i++) {
+    const at = i % 2 ? url2 : url;
+    const s = new Session(at), key = teeKey();
+    const a = await s.req('POST', '/kbs/v0/auth', request);
+    if (a.status !== 200) return fail('shared_auth', `${a.status} ${a.text}`);
+    const att = attestation(a.json.nonce, key.jwk, simQuote(reportData(a.json.nonce, key.jwk)));
+    const s2 = new Session(other(at));
+    s2.cookie = s.cookie;
+    const rs = await Promise.all([s.req('POST', '/kbs/v0/attest', att), s2.req('POST', '/kbs/v0/attest', att)]);
+    const codes = rs.map((r) => r.status).sort().join(',');
+    seen.push(codes);
+    if (codes === '200,401' && rs.some((r) => /already used/.test(r.json?.detail ?? ''))) once++;
+  }
+  expect('nonce_raced_at_two_brokers_accepted_once', once === n, `answers per race: ${seen.join(' ')}`);
+  // A create-only write raced at both brokers: one stores it, one is refused.
+  let oneWins = 0;
+  const wseen = [];
+  for (let i = 0; i < n; i++) {
+    const h = { authorization: `Bearer ${adminToken()}`, 'if-none-match': '*' };
+    const p = `/kbs/v0/resource/race/create/k${i}`;
+    const rs = await Promise.all([url, url2].map((u, j) =>
+      fetch(u + p, { method: 'POST', headers: h, body: `value-${j}` }).then(async (r) => ({ status: r.status, text: await r.text() }))));
+    const codes = rs.map((r) => r.status).sort().join(',');
+    wseen.push(codes);
+    if (codes === '200,409' && rs.some((r) => /ResourceExists/.test(r.text))) oneWins++;
+  }
+  expect('create_only_raced_at_two_brokers_one_wins', oneWins === n, `answers per race: ${wseen.join(' ')}`);
+  // A session attested at one broker serves its cookie and its token at the other.
+  const s = new Session(url), key = teeKey();
+  const { attest } = await rcar(s, key);
+  if (attest.status !== 200) return fail('shared_attest', attest.text);
+  const viaCookie = new Session(url2);
+  viaCookie.cookie = s.cookie;
+  const c = await viaCookie.req('GET', '/kbs/v0/resource/pub/shared/key');
+  let plain = '';
+  try { plain = Buffer.from((await jose.flattenedDecrypt(c.json, key.privateKey)).plaintext).toString(); } catch { /* below */ }
+  expect('session_cookie_honoured_by_other_broker', c.status === 200 && plain === 'shared-value', `${c.status} ${c.text.slice(0, 200)}`);
+  const b = await new Session(url2).req('GET', '/kbs/v0/resource/pub/shared/key', undefined, { authorization: `Bearer ${attest.json.token}` });
+  expect('token_honoured_by_other_broker', b.status === 200 && b.json?.protected, `${b.status} ${b.text.slice(0, 200)}`);
+  // A refusal quoting what the client sent, cut inside a UTF-8 sequence
+  // (the alg at 32 bytes), is refused and audited all the same.
+  const s3 = new Session(url2), k3 = teeKey();
+  const a3 = await s3.req('POST', '/kbs/v0/auth', request);
+  const jwk3 = { ...k3.jwk, alg: 'A'.repeat(31) + '\u00e9' };
+  const r3 = await s3.req('POST', '/kbs/v0/attest', attestation(a3.json.nonce, jwk3, simQuote(reportData(a3.json.nonce, jwk3))));
+  expect('cut_utf8_alg_refused', r3.status === 401, `${r3.status} ${r3.text.slice(0, 200)}`);
+}
+
 try {
   if (mode === 'interop') await interop();
+  else if (mode === 'shared') await shared(rest[0], Number(rest[1]));
   else if (mode === 'refusals') await refusals();
   else if (mode === 'expired') await expired();
   else if (mode === 'shutdown') await shutdown(Number(rest[0]), Number(rest[1]), rest[2], rest[3]);
