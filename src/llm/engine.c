@@ -102,3 +102,8 @@ int llm_engine_is_eog(const llm_engine *e, int32_t id) {
             return 1;
     return 0;
 }
+
+const llm_model *llm_engine_model(const llm_engine *e) { return e->model; }
+const tokenizer *llm_engine_tokenizer(const llm_engine *e) { return e->tok; }
+const char *llm_engine_name(const llm_engine *e) { return e->name; }
+chat_format llm_engine_chat_format(const llm_engine *e) { return e->tmpl.format; }

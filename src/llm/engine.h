@@ -41,6 +41,18 @@ cai_status llm_engine_chat_prompt(const llm_engine *e, const chat_message *msgs,
 cai_status llm_engine_text_prompt(const llm_engine *e, const char *text, int32_t **ids,
                                   size_t *n_ids, size_t *cap);
 
+/* llm_engine_model and llm_engine_tokenizer return the engine's model and
+ * tokenizer (owned by the engine). */
+const llm_model *llm_engine_model(const llm_engine *e);
+const tokenizer *llm_engine_tokenizer(const llm_engine *e);
+
+/* llm_engine_name returns general.name, or the architecture's name. */
+const char *llm_engine_name(const llm_engine *e);
+
+/* llm_engine_chat_format returns the chat template's format (CHAT_NONE:
+ * completions only). */
+chat_format llm_engine_chat_format(const llm_engine *e);
+
 /* llm_engine_is_eog says whether |id| ends a reply. */
 int llm_engine_is_eog(const llm_engine *e, int32_t id);
 

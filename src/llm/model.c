@@ -240,6 +240,7 @@ struct llm_ctx {
     pool *pool;
     int n_ctx, n_seq, cap; /* cap: tokens per batch the scratch holds */
     int *seq_len;
+    int32_t *tokens;   /* [seq][pos]: the token each cached position holds */
     quant_half *k, *v; /* [layer][seq][pos][kv_dim], f16 as llama.cpp keeps them */
     /* scratch for a batch of cap tokens */
     float *x, *xn, *q, *kq, *vq, *qkv, *att, *gate, *up, *logits;
@@ -267,9 +268,10 @@ cai_status llm_ctx_new(const llm_model *m, int n_ctx, int n_seq, int n_threads, 
     if (st != CAI_OK)
         goto fail;
     c->seq_len = calloc((size_t)n_seq, sizeof(int));
+    c->tokens = malloc((size_t)n_seq * (size_t)n_ctx * sizeof(int32_t));
     c->k = malloc(cache * sizeof(quant_half));
     c->v = malloc(cache * sizeof(quant_half));
-    if (!c->seq_len || !c->k || !c->v) {
+    if (!c->seq_len || !c->tokens || !c->k || !c->v) {
         st = cai_fail(CAI_ERR_NOMEM, "cannot allocate a KV cache of %zu MiB",
                       cache * 2 * sizeof(quant_half) >> 20);
         goto fail;
@@ -297,6 +299,7 @@ void llm_ctx_free(llm_ctx *c) {
     free_scratch(c);
     free(c->logits);
     free(c->seq_len);
+    free(c->tokens);
     free(c->k);
     free(c->v);
     free(c);
@@ -307,6 +310,10 @@ const llm_model *llm_ctx_model(const llm_ctx *c) { return c->m; }
 
 int llm_seq_len(const llm_ctx *c, int seq) {
     return seq >= 0 && seq < c->n_seq ? c->seq_len[seq] : 0;
+}
+
+const int32_t *llm_seq_tokens(const llm_ctx *c, int seq) {
+    return seq >= 0 && seq < c->n_seq ? c->tokens + (size_t)seq * (size_t)c->n_ctx : NULL;
 }
 
 void llm_seq_truncate(llm_ctx *c, int seq, int len) {
@@ -529,9 +536,11 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
         tiled_out[r++] = tiled[t];
     }
     matmul(c->pool, &m->output, c->xn, n_out, tiled_out, c->logits);
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
+        c->tokens[(size_t)b->seq[t] * (size_t)c->n_ctx + (size_t)c->pos[t]] = b->token[t];
         c->seq_len[b->seq[t]] = c->pos[t] + 1 > c->seq_len[b->seq[t]] ? c->pos[t] + 1
                                                                       : c->seq_len[b->seq[t]];
+    }
     *out_logits = c->logits;
     return CAI_OK;
 }
