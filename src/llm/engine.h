@@ -53,6 +53,14 @@ const char *llm_engine_name(const llm_engine *e);
  * completions only). */
 chat_format llm_engine_chat_format(const llm_engine *e);
 
+/* llm_engine_weight_bytes returns the bytes of weights one decode step
+ * reads: every tensor, but of the token embedding (when the output does
+ * not share it) only one row. */
+uint64_t llm_engine_weight_bytes(const llm_engine *e);
+
+/* llm_engine_kernels_name names the kernels this CPU runs ("avx2", ...). */
+const char *llm_engine_kernels_name(void);
+
 /* llm_engine_is_eog says whether |id| ends a reply. */
 int llm_engine_is_eog(const llm_engine *e, int32_t id);
 
