@@ -8,8 +8,10 @@
  * as the scheduler does) make the same tokens and text; a stop string cuts
  * the text where it first occurs and the streamed deltas never show it;
  * max_tokens, a full context and a constraint end a generation as they
- * should; the cache's prefix is reused; bad requests are refused. */
+ * should; the cache's prefix is reused; bad requests are refused; the
+ * scheduler (llm/sched.h) gives each request what it gives alone. */
 #include <math.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "common/file.h"
@@ -17,6 +19,7 @@
 #include "gguf/gguf_write.h"
 #include "llm/engine.h"
 #include "llm/quant.h"
+#include "llm/sched.h"
 #include "llm/session.h"
 #include "test.h"
 
@@ -434,11 +437,109 @@ static void test_bad_requests(void) {
     llm_engine_free(e);
 }
 
+/* ---- the scheduler ---------------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    run r;
+    int done, tokens_after_end;
+    sched_usage u;
+} sched_out;
+
+static int sched_tok(void *arg, const llm_delta *d) {
+    sched_out *o = arg;
+    pthread_mutex_lock(o->mu);
+    o->tokens_after_end += o->r.finish != LLM_FINISH_NONE;
+    if (o->r.n < MAX_GEN) {
+        o->r.logits_hash[o->r.n] = fnv(d->logits, N_VOCAB * sizeof(float));
+        o->r.tok[o->r.n++] = d->token;
+    }
+    CHECK_OK(buf_append(&o->r.text, d->text, d->len));
+    o->r.finish = d->finish;
+    pthread_mutex_unlock(o->mu);
+    return 0;
+}
+
+static void sched_done(void *arg, llm_finish why, const char *text, size_t len, const sched_usage *u) {
+    sched_out *o = arg;
+    pthread_mutex_lock(o->mu);
+    /* what on_token streamed is a prefix of the final text */
+    CHECK(o->r.text.len <= len && memcmp(o->r.text.data ? (char *)o->r.text.data : "", text, o->r.text.len) == 0);
+    o->r.text.len = 0;
+    CHECK_OK(buf_append(&o->r.text, text, len));
+    o->r.finish = why;
+    o->u = *u;
+    o->done = 1;
+    pthread_cond_broadcast(o->cv);
+    pthread_mutex_unlock(o->mu);
+}
+
+/* Four requests through a scheduler of two slots (so two wait in the
+ * queue), one with a stop string: each gives the tokens and text it gives
+ * alone, and its usage counts them. */
+static void test_sched_equals_solo(void) {
+    llm_engine *e = tiny_engine();
+    if (e == NULL)
+        return;
+    enum { N = 4 };
+    static const int len[N] = {5, 14, 30, 9};
+    int32_t prompt[N][32];
+    llm_gen_params p[N];
+    run alone[N];
+    sched_out out[N];
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    const char *stops[] = {"\xef\xbf\xbd"}; /* U+FFFD: random bytes make many */
+    for (int i = 0; i < N; i++) {
+        prompt_of(prompt[i], len[i], 10 + i);
+        p[i] = params(200 + (uint64_t)i, 12);
+        if (i == 3)
+            p[i].stop = stops, p[i].n_stop = 1;
+        solo(e, &p[i], prompt[i], len[i], 64, &alone[i]);
+        out[i] = (sched_out){.mu = &mu, .cv = &cv};
+        buf_init(&out[i].r.text, 0);
+    }
+    llm_ctx *ctx = NULL;
+    sched *sc = NULL;
+    sched_req *req[N] = {0};
+    CHECK_OK(llm_ctx_new(llm_engine_model(e), 64, 2, 2, &ctx));
+    if (ctx)
+        CHECK_OK(sched_new(e, ctx, 2, 2, &sc));
+    for (int i = 0; i < N && sc; i++) {
+        sched_params sp = {.prompt = prompt[i], .n_prompt = len[i], .gen = p[i], .want_logits = 1,
+                           .on_token = sched_tok, .on_done = sched_done, .arg = &out[i]};
+        CHECK_OK(sched_submit(sc, &sp, &req[i]));
+    }
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < N && sc; i++)
+        while (!out[i].done)
+            pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < N; i++) {
+        CHECK(out[i].done && out[i].r.finish == alone[i].finish);
+        CHECK(out[i].r.n == alone[i].n && memcmp(out[i].r.tok, alone[i].tok, (size_t)alone[i].n * 4) == 0);
+        CHECK(memcmp(out[i].r.logits_hash, alone[i].logits_hash, (size_t)alone[i].n * 8) == 0);
+        CHECK(out[i].r.text.len == alone[i].text.len &&
+              memcmp(out[i].r.text.data, alone[i].text.data, alone[i].text.len) == 0);
+        CHECK(out[i].u.prompt_tokens == len[i] && out[i].u.completion_tokens == alone[i].n);
+        CHECK(out[i].tokens_after_end == 0);
+        sched_req_release(req[i]);
+        buf_free(&out[i].r.text);
+        buf_free(&alone[i].text);
+    }
+    CHECK(alone[3].finish == LLM_FINISH_STOP && alone[3].n < 12); /* the stop string mattered */
+    sched_free(sc);
+    llm_ctx_free(ctx);
+    llm_engine_free(e);
+}
+
 int main(void) {
     RUN(test_batched_equals_solo);
     RUN(test_stop_string);
     RUN(test_limits);
     RUN(test_prefix_reuse);
     RUN(test_bad_requests);
+    RUN(test_sched_equals_solo);
     return test_summary();
 }
