@@ -6,6 +6,18 @@
 
 #include "llm/kernels.h"
 
+#define LLM_MAX_EOG 8
+
+struct llm_engine {
+    gguf_file *gguf;
+    llm_model *model;
+    tokenizer *tok;
+    chat_template tmpl;
+    int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
+    int n_eog;
+    char name[128];           /* general.name, or the architecture */
+};
+
 static void add_eog(llm_engine *e, int32_t id) {
     if (id < 0 || e->n_eog == LLM_MAX_EOG)
         return;

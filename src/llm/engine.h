@@ -1,7 +1,9 @@
 /* engine.h - a loaded model: GGUF mapping, weights, tokenizer, chat format.
  *
  * What `cai run`, `cai chat -m`, `cai bench -m` and `cai serve` open. The
- * file may be a path or an fd (the sealed memfd: nothing is copied). */
+ * file may be a path or an fd (the sealed memfd: nothing is copied). The
+ * engine is opaque: callers ask it for its model, tokenizer, name and chat
+ * format, and generate with llm/session.h. */
 #ifndef CAI_LLM_ENGINE_H
 #define CAI_LLM_ENGINE_H
 
@@ -13,17 +15,7 @@
 #include "llm/model.h"
 #include "llm/tokenizer.h"
 
-#define LLM_MAX_EOG 8
-
-typedef struct {
-    gguf_file *gguf;
-    llm_model *model;
-    tokenizer *tok;
-    chat_template tmpl;
-    int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
-    int n_eog;
-    char name[128];           /* general.name, or the architecture */
-} llm_engine;
+typedef struct llm_engine llm_engine;
 
 /* llm_engine_open loads |path| (or |fd| when path is NULL). |template_name|
  * (may be NULL) overrides the chat template the file names. */
