@@ -519,8 +519,15 @@ static int chat_remote(const run_opts *o) {
             st = CAI_ERR_NOMEM;
             break;
         }
+        client_message *msgs = calloc(h.n, sizeof(*msgs));
+        if (msgs == NULL) {
+            st = CAI_ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; i < h.n; i++)
+            msgs[i] = (client_message){h.m[i].role, h.m[i].content};
         client_chat_req req = {
-            .model = model, .messages = h.m, .n_messages = h.n, .max_tokens = o->max_tokens,
+            .model = model, .messages = msgs, .n_messages = h.n, .max_tokens = o->max_tokens,
             .has_temperature = o->set_temp, .temperature = o->sample.temperature,
             .has_top_p = o->set_top_p, .top_p = o->sample.top_p,
             .has_top_k = o->set_top_k, .top_k = o->sample.top_k,
@@ -532,6 +539,7 @@ static int chat_remote(const run_opts *o) {
         int stopped = 0;
         interrupted = 0;
         cai_status rst = client_chat_stream(c, &req, print_text, NULL, &interrupted, &reply, &stopped);
+        free(msgs);
         printf(stopped ? " [stopped]\n" : "\n");
         if (rst != CAI_OK) {
             fprintf(stderr, "cai chat: %s\n", cai_errmsg(rst));
