@@ -68,6 +68,11 @@ cai_status llm_session_new(const llm_engine *e, const llm_gen_params *p, const i
     cai_status st = s->prompt ? sampler_new(&p->sample, hp->n_vocab, &s->smp) : CAI_ERR_NOMEM;
     if (st == CAI_OK)
         memcpy(s->prompt, prompt, (size_t)n_prompt * sizeof(int32_t));
+    if (st == CAI_OK && p->allow) { /* constrained sampling's copies, made once */
+        s->work = malloc((size_t)hp->n_vocab * sizeof(float));
+        s->order = malloc((size_t)hp->n_vocab * sizeof(int32_t));
+        st = s->work && s->order ? CAI_OK : CAI_ERR_NOMEM;
+    }
     for (int i = 0; st == CAI_OK && i < p->n_stop; i++) {
         size_t k = strlen(p->stop[i]);
         if (k == 0)
@@ -150,12 +155,10 @@ static int cmp_logit_desc(const void *a, const void *b, void *arg) {
 
 /* The first allowed token: the sample if allowed, else up to 16 redraws
  * without the refused ones, else the most likely allowed token; -1 if none
- * is allowed (or out of memory). */
+ * is allowed. */
 static int32_t constrained(llm_session *s, const float *l, int32_t t) {
     if (allowed(s, t))
         return t;
-    if (s->work == NULL && (s->work = malloc((size_t)s->n_vocab * sizeof(float))) == NULL)
-        return -1;
     memcpy(s->work, l, (size_t)s->n_vocab * sizeof(float));
     for (int i = 0; i < 16; i++) {
         s->work[t] = -INFINITY;
@@ -163,8 +166,6 @@ static int32_t constrained(llm_session *s, const float *l, int32_t t) {
         if (s->work[t] != -INFINITY && allowed(s, t))
             return t;
     }
-    if (s->order == NULL && (s->order = malloc((size_t)s->n_vocab * sizeof(int32_t))) == NULL)
-        return -1;
     for (int32_t i = 0; i < s->n_vocab; i++)
         s->order[i] = i;
     qsort_r(s->order, (size_t)s->n_vocab, sizeof(int32_t), cmp_logit_desc, s->work);
@@ -229,7 +230,9 @@ void llm_session_end(llm_session *s, llm_finish why, llm_delta *out) {
 }
 
 cai_status llm_session_sample(llm_session *s, const float *logits, llm_delta *out) {
-    *out = (llm_delta){.token = -1, .text = ""};
+    *out = (llm_delta){.token = -1, .text = "", .finish = s->finish};
+    if (s->finish != LLM_FINISH_NONE)
+        return CAI_OK;
     int32_t t = sampler_sample(s->smp, logits);
     if ((s->p.allow && (t = constrained(s, logits, t)) < 0) || is_eog(s, t)) {
         llm_session_end(s, LLM_FINISH_STOP, out);
@@ -269,11 +272,13 @@ cai_status llm_session_step(llm_session *s, llm_delta *out) {
     if (s->ctx == NULL)
         return cai_fail(CAI_ERR_INVALID_ARG, "the session is not bound to a context");
     int n = llm_session_prefilling(s) ? s->n_prompt - s->n_fed : 1;
-    int32_t *tok = malloc((size_t)n * (sizeof(int32_t) * 2 + 2));
+    int32_t one[2];
+    uint8_t one_flags[2];
+    int32_t *tok = n == 1 ? one : malloc((size_t)n * (sizeof(int32_t) * 2 + 2));
     if (tok == NULL)
         return CAI_ERR_NOMEM;
     int32_t *seq = tok + n;
-    uint8_t *want = (uint8_t *)(seq + n), *prefill = want + n;
+    uint8_t *want = n == 1 ? one_flags : (uint8_t *)(seq + n), *prefill = want + n;
     int fed = s->n_fed, last_fed = s->last_fed;
     n = llm_session_next_tokens(s, n, tok, want, prefill);
     for (int i = 0; i < n; i++)
@@ -282,7 +287,8 @@ cai_status llm_session_step(llm_session *s, llm_delta *out) {
     llm_batch b = {n, tok, seq, want, prefill};
     cai_status st = n > 0 ? llm_decode(s->ctx, &b, &logits)
                           : cai_fail(CAI_ERR_INTERNAL, "the session has no token to feed");
-    free(tok);
+    if (tok != one)
+        free(tok);
     if (st != CAI_OK) { /* nothing was fed */
         s->n_fed = fed, s->last_fed = last_fed;
         return st;

@@ -105,7 +105,8 @@ int llm_session_next_tokens(llm_session *s, int max, int32_t *token, uint8_t *lo
  * end-of-generation one) and its text; finish is LLM_FINISH_STOP when an
  * end-of-generation token came, no token was allowed or a stop string
  * matched (the text then holds everything left). Limits are not checked
- * here (llm_session_limit). Fails only out of memory. */
+ * here (llm_session_limit). An ended session samples nothing. Fails only
+ * out of memory. */
 cai_status llm_session_sample(llm_session *s, const float *logits, llm_delta *out);
 
 /* llm_session_limit returns LLM_FINISH_CONTEXT when the context cannot take
