@@ -15,7 +15,7 @@
 #include "common/file.h"
 #include "common/pool.h"
 #include "llm/engine.h"
-#include "llm/kernels.h"
+#include "llm/session.h"
 #include "common/secure.h"
 #include "seal/seal.h"
 
@@ -329,47 +329,39 @@ static int bench_model(int argc, char **argv) {
         return cli_usage_error("bench", "-m MODEL is required");
     llm_engine *e = NULL;
     llm_ctx *ctx = NULL;
+    llm_session *s = NULL;
     int32_t *tok = malloc((size_t)(p > n ? p : n) * sizeof(int32_t));
-    int32_t *seq = calloc((size_t)(p > n ? p : n), sizeof(int32_t));
-    cai_status st = tok && seq ? CAI_OK : CAI_ERR_NOMEM;
+    cai_status st = tok ? CAI_OK : CAI_ERR_NOMEM;
     if (st == CAI_OK && !use_mmap)
         st = load_memfd(model, &mfd);
     if (st == CAI_OK)
         st = llm_engine_open(use_mmap ? model : NULL, mfd, NULL, &e);
     if (st == CAI_OK)
-        st = llm_ctx_new(e->model, (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
+        st = llm_ctx_new(llm_engine_model(e), (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
     if (st != CAI_OK)
         goto out;
-    const llm_hparams *hp = llm_model_hparams(e->model);
-    uint64_t weights = 0, embd_row = 0;
-    for (size_t i = 0; i < gguf_n_tensors(e->gguf); i++) {
-        const gguf_tensor *t = gguf_tensor_at(e->gguf, i);
-        int is_embd = strcmp(t->name, "token_embd.weight") == 0;
-        int tied = is_embd && gguf_find_tensor(e->gguf, "output.weight", &(gguf_tensor){0}) != CAI_OK;
-        if (is_embd && !tied)
-            embd_row = t->nbytes / (uint64_t)t->ne[1];
-        else
-            weights += t->nbytes;
-    }
-    weights += embd_row;
+    const llm_hparams *hp = llm_model_hparams(llm_engine_model(e));
+    uint64_t weights = llm_engine_weight_bytes(e);
     uint64_t rng = 12345;
     for (long i = 0; i < (p > n ? p : n); i++) {
         rng = rng * 6364136223846793005ull + 1;
         tok[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
     }
+    /* A session only to feed the sequence: random tokens, nothing sampled. */
+    llm_gen_params gp = {0};
+    sample_params_default(&gp.sample);
+    if ((st = llm_session_new(e, &gp, tok, (int)p, &s)) != CAI_OK)
+        goto out;
     const float *logits;
     double best_pp = 0, best_tg = 0;
     for (long r = 0; r < repeat && st == CAI_OK; r++) {
-        llm_seq_truncate(ctx, 0, 0);
-        llm_batch b = {(int)p, tok, seq, NULL};
+        llm_session_bind(s, ctx, 0, 0);
         double t0 = cli_now();
-        st = llm_decode(ctx, &b, &logits);
+        st = llm_session_feed(s, tok, (int)p, &logits);
         double pp = (double)p / (cli_now() - t0);
         t0 = cli_now();
-        for (long i = 0; i < n && st == CAI_OK; i++) {
-            llm_batch one = {1, &tok[i], seq, NULL};
-            st = llm_decode(ctx, &one, &logits);
-        }
+        for (long i = 0; i < n && st == CAI_OK; i++)
+            st = llm_session_feed(s, &tok[i], 1, &logits);
         double tg = (double)n / (cli_now() - t0);
         best_pp = pp > best_pp ? pp : best_pp;
         best_tg = tg > best_tg ? tg : best_tg;
@@ -377,18 +369,14 @@ static int bench_model(int argc, char **argv) {
     /* -c: a context filled to CTX - n - 1 tokens, then n decoded at that depth. */
     double fill_s = 0, deep_tg = 0;
     if (st == CAI_OK && fill > p + n + 8) {
-        llm_seq_truncate(ctx, 0, 0);
+        llm_session_bind(s, ctx, 0, 0);
         double t0 = cli_now();
-        for (long done = 0; done < fill - n - 1 && st == CAI_OK; done += p) {
-            llm_batch b = {(int)(fill - n - 1 - done < p ? fill - n - 1 - done : p), tok, seq, NULL};
-            st = llm_decode(ctx, &b, &logits);
-        }
+        for (long done = 0; done < fill - n - 1 && st == CAI_OK; done += p)
+            st = llm_session_feed(s, tok, (int)(fill - n - 1 - done < p ? fill - n - 1 - done : p), &logits);
         fill_s = cli_now() - t0;
         t0 = cli_now();
-        for (long i = 0; i < n && st == CAI_OK; i++) {
-            llm_batch one = {1, &tok[i], seq, NULL};
-            st = llm_decode(ctx, &one, &logits);
-        }
+        for (long i = 0; i < n && st == CAI_OK; i++)
+            st = llm_session_feed(s, &tok[i], 1, &logits);
         deep_tg = (double)n / (cli_now() - t0);
     }
     if (st != CAI_OK)
@@ -397,9 +385,9 @@ static int bench_model(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     int nt = threads ? (int)threads : pool_cpu_count();
     double bw = read_bandwidth(nt), bound = bw * 1e9 / (double)weights;
-    printf("model    %s (%s, %d layers, %d wide, vocab %d), %.2f GB of weights\n", e->name,
+    printf("model    %s (%s, %d layers, %d wide, vocab %d), %.2f GB of weights\n", llm_engine_name(e),
            hp->arch_name, hp->n_layer, hp->n_embd, hp->n_vocab, (double)weights / 1e9);
-    printf("threads  %d; kernels %s; weights %s\n", nt, kernel_level_name(kernel_level()),
+    printf("threads  %d; kernels %s; weights %s\n", nt, llm_engine_kernels_name(),
            use_mmap ? "mapped from the file" : "in a memfd");
     printf("prefill  %8.2f tokens/s  (%ld tokens in one batch, best of %ld)\n", best_pp, p, repeat);
     printf("decode   %8.2f tokens/s  (%ld tokens)\n", best_tg, n);
@@ -413,7 +401,7 @@ static int bench_model(int argc, char **argv) {
            "bound_share=%.3f\n", best_pp, best_tg, (double)ru.ru_maxrss / 1024, bw, bound, best_tg / bound);
 out:
     free(tok);
-    free(seq);
+    llm_session_free(s);
     llm_ctx_free(ctx);
     llm_engine_free(e);
     if (mfd >= 0)

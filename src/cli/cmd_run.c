@@ -23,6 +23,7 @@
 #include "common/secure.h"
 #include "llm/engine.h"
 #include "llm/sample.h"
+#include "llm/session.h"
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { (void)sig, interrupted = 1; }
@@ -156,74 +157,49 @@ static int parse_run_opts(const char *cmd, int argc, char **argv, run_opts *o, v
     return 0;
 }
 
-/* generate feeds |ids[from..n)| (the first |from| are already in the cache),
- * then samples up to max_tokens, writing text to |out| as it comes. The
- * generated tokens are appended to |ids|. */
-static cai_status generate(llm_ctx *ctx, const llm_engine *e, sampler *smp, int32_t **ids,
-                           size_t *n, size_t *cap, size_t from, int max_tokens, FILE *out,
-                           int *n_gen) {
-    if (from > (size_t)llm_seq_len(ctx, 0))
-        from = (size_t)llm_seq_len(ctx, 0); /* the last sampled token was never fed */
-    llm_seq_truncate(ctx, 0, (int)from);
-    buf text;
-    buf_init(&text, 0);
-    detok d;
-    detok_init(&d);
-    const float *logits;
-    int32_t seq0[1] = {0};
-    int32_t *seq = calloc(*n - from + 1, sizeof(int32_t));
-    if (seq == NULL)
-        return CAI_ERR_NOMEM;
-    llm_batch b = {(int)(*n - from), *ids + from, seq, NULL};
-    cai_status st = b.n > 0 ? llm_decode(ctx, &b, &logits) : cai_fail(CAI_ERR_INVALID_ARG, "empty prompt");
-    free(seq);
+/* generate runs |n| prompt tokens on sequence 0 of |ctx| (reusing what the
+ * cache holds of them when |reuse|), writing the text to |out| as it comes,
+ * until the reply ends, max_tokens or Ctrl-C. The reply's text is appended
+ * to |reply| when given. */
+static cai_status generate(llm_ctx *ctx, const llm_engine *e, const sample_params *sp,
+                           const int32_t *ids, size_t n, int reuse, int max_tokens, FILE *out,
+                           buf *reply, int *n_gen) {
+    llm_gen_params p = {.sample = *sp, .max_tokens = max_tokens};
+    llm_session *s = NULL;
     *n_gen = 0;
-    while (st == CAI_OK && *n_gen < max_tokens && !interrupted) {
-        int32_t t = sampler_sample(smp, logits);
-        if (llm_engine_is_eog(e, t))
-            break;
-        sampler_accept(smp, t);
-        (*n_gen)++;
-        text.len = 0;
-        if ((st = detok_push(&d, e->tok, t, &text)) != CAI_OK)
-            break;
-        fwrite(text.data, 1, text.len, out);
-        fflush(out);
-        if (*n == *cap) {
-            int32_t *v = realloc(*ids, 2 * *cap * sizeof(int32_t));
-            if (v == NULL) {
-                st = CAI_ERR_NOMEM;
-                break;
-            }
-            *ids = v;
-            *cap *= 2;
+    cai_status st = llm_session_new(e, &p, ids, (int)n, &s);
+    if (st != CAI_OK)
+        return st;
+    llm_session_bind(s, ctx, 0, reuse);
+    llm_delta d = {0};
+    while (st == CAI_OK && d.finish == LLM_FINISH_NONE && !interrupted) {
+        if ((st = llm_session_step(s, &d)) == CAI_OK) {
+            fwrite(d.text, 1, d.len, out);
+            fflush(out);
         }
-        (*ids)[(*n)++] = t;
-        if (llm_seq_len(ctx, 0) >= llm_ctx_n_ctx(ctx)) {
-            fprintf(stderr, "\n[the context is full]\n");
-            break;
-        }
-        llm_batch one = {1, &t, seq0, NULL};
-        st = llm_decode(ctx, &one, &logits);
     }
-    text.len = 0;
-    if (st == CAI_OK && detok_flush(&d, &text) == CAI_OK)
-        fwrite(text.data, 1, text.len, out);
-    buf_free(&text);
+    if (st == CAI_OK && d.finish == LLM_FINISH_NONE) { /* interrupted */
+        llm_session_end(s, LLM_FINISH_STOP, &d);
+        fwrite(d.text, 1, d.len, out);
+    }
+    if (st == CAI_OK && d.finish == LLM_FINISH_CONTEXT)
+        fprintf(stderr, "\n[the context is full]\n");
+    size_t len;
+    const char *text = llm_session_text(s, &len);
+    if (st == CAI_OK && reply)
+        st = buf_append(reply, text, len);
+    *n_gen = llm_session_n_generated(s);
+    llm_session_free(s);
     return st;
 }
 
-static cai_status open_all(const run_opts *o, llm_engine **e, llm_ctx **ctx, sampler **smp) {
+static cai_status open_all(const run_opts *o, llm_engine **e, llm_ctx **ctx) {
     cai_status st = llm_engine_open(o->model, -1, o->template_name, e);
     if (st != CAI_OK)
         return st;
-    int n_ctx = o->n_ctx < llm_model_hparams((*e)->model)->n_ctx_train
-                    ? o->n_ctx
-                    : llm_model_hparams((*e)->model)->n_ctx_train;
-    st = llm_ctx_new((*e)->model, n_ctx, 1, o->threads, ctx);
-    if (st == CAI_OK)
-        st = sampler_new(&o->sample, llm_model_hparams((*e)->model)->n_vocab, smp);
-    return st;
+    const llm_model *m = llm_engine_model(*e);
+    int n_ctx = o->n_ctx < llm_model_hparams(m)->n_ctx_train ? o->n_ctx : llm_model_hparams(m)->n_ctx_train;
+    return llm_ctx_new(m, n_ctx, 1, o->threads, ctx);
 }
 
 static void run_help(void) {
@@ -245,10 +221,9 @@ int cmd_run(int argc, char **argv) {
         return cli_usage_error("run", "-p PROMPT is required");
     llm_engine *e = NULL;
     llm_ctx *ctx = NULL;
-    sampler *smp = NULL;
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
-    cai_status st = open_all(&o, &e, &ctx, &smp);
+    cai_status st = open_all(&o, &e, &ctx);
     if (st == CAI_OK && o.chat) {
         chat_message m[2] = {{"system", o.system}, {"user", o.prompt}};
         st = o.system ? llm_engine_chat_prompt(e, m, 2, &ids, &n, &cap)
@@ -262,13 +237,12 @@ int cmd_run(int argc, char **argv) {
     if (st == CAI_OK) {
         if (!o.chat)
             fputs(o.prompt, stdout);
-        st = generate(ctx, e, smp, &ids, &n, &cap, 0, o.max_tokens, stdout, &n_gen);
+        st = generate(ctx, e, &o.sample, ids, n, 0, o.max_tokens, stdout, NULL, &n_gen);
         printf("\n");
     }
     if (st == CAI_OK && isatty(STDERR_FILENO))
         fprintf(stderr, "[%d tokens in %.2f s]\n", n_gen, cli_now() - t0);
     free(ids);
-    sampler_free(smp);
     llm_ctx_free(ctx);
     llm_engine_free(e);
     return st == CAI_OK ? 0 : cli_fail("run", st);
@@ -372,8 +346,7 @@ int cmd_chat(int argc, char **argv) {
         return chat_remote(&o);
     llm_engine *e = NULL;
     llm_ctx *ctx = NULL;
-    sampler *smp = NULL;
-    cai_status st = open_all(&o, &e, &ctx, &smp);
+    cai_status st = open_all(&o, &e, &ctx);
     if (st != CAI_OK) {
         llm_ctx_free(ctx);
         llm_engine_free(e);
@@ -385,10 +358,10 @@ int cmd_chat(int argc, char **argv) {
     size_t keep = 0;
     if (o.system && history_add(&h, "system", o.system) == 0)
         keep = 1;
-    int32_t *ids = NULL, *cached = NULL;
-    size_t n = 0, cap = 0, n_cached = 0;
-    printf("cai chat: %s (%s). /clear starts over, /exit leaves.\n", e->name,
-           chat_format_name(e->tmpl.format));
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    printf("cai chat: %s (%s). /clear starts over, /exit leaves.\n", llm_engine_name(e),
+           chat_format_name(llm_engine_chat_format(e)));
     char *line = NULL;
     size_t line_cap = 0;
     for (;;) {
@@ -397,7 +370,7 @@ int cmd_chat(int argc, char **argv) {
             break;
         if (in == CHAT_CLEAR) {
             history_clear(&h, keep);
-            n_cached = 0;
+            llm_seq_truncate(ctx, 0, 0);
             printf("(conversation cleared)\n");
             continue;
         }
@@ -412,47 +385,28 @@ int cmd_chat(int argc, char **argv) {
             history_clear(&h, h.n - 1);
             continue;
         }
-        /* Reuse the cache for the part of the conversation already seen. */
-        size_t same = 0;
-        while (same < n_cached && same + 1 < n && cached[same] == ids[same])
-            same++;
-        size_t prompt_len = n;
+        /* The cache keeps the part of the conversation already seen; the
+         * reply joins the history as text. */
         int n_gen = 0;
         interrupted = 0;
-        sampler_reset(smp);
-        st = generate(ctx, e, smp, &ids, &n, &cap, same, o.max_tokens, stdout, &n_gen);
+        buf reply;
+        buf_init(&reply, 0);
+        st = generate(ctx, e, &o.sample, ids, n, 1, o.max_tokens, stdout, &reply, &n_gen);
         printf(interrupted ? " [stopped]\n" : "\n");
         if (st != CAI_OK) {
             fprintf(stderr, "cai chat: %s\n", cai_errmsg(st));
             history_clear(&h, h.n - 1);
-            n_cached = 0;
-            continue;
-        }
-        /* The reply joins the history as text. */
-        buf reply;
-        buf_init(&reply, 0);
-        detok d;
-        detok_init(&d);
-        for (size_t i = prompt_len; i < n; i++)
-            (void)detok_push(&d, e->tok, ids[i], &reply);
-        (void)detok_flush(&d, &reply);
-        (void)buf_terminate(&reply);
-        if (history_add(&h, "assistant", reply.len ? (char *)reply.data : "") != 0)
+            llm_seq_truncate(ctx, 0, 0);
+        } else if (buf_terminate(&reply) != CAI_OK ||
+                   history_add(&h, "assistant", reply.len ? (char *)reply.data : "") != 0) {
             st = CAI_ERR_NOMEM;
-        buf_free(&reply);
-        int32_t *c = realloc(cached, n * sizeof(int32_t));
-        if (c) {
-            cached = c;
-            memcpy(cached, ids, n * sizeof(int32_t));
-            n_cached = n;
         }
+        buf_free(&reply);
     }
     free(line);
     history_clear(&h, 0);
     free(h.m);
     free(ids);
-    free(cached);
-    sampler_free(smp);
     llm_ctx_free(ctx);
     llm_engine_free(e);
     return 0;
@@ -565,8 +519,15 @@ static int chat_remote(const run_opts *o) {
             st = CAI_ERR_NOMEM;
             break;
         }
+        client_message *msgs = calloc(h.n, sizeof(*msgs));
+        if (msgs == NULL) {
+            st = CAI_ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; i < h.n; i++)
+            msgs[i] = (client_message){h.m[i].role, h.m[i].content};
         client_chat_req req = {
-            .model = model, .messages = h.m, .n_messages = h.n, .max_tokens = o->max_tokens,
+            .model = model, .messages = msgs, .n_messages = h.n, .max_tokens = o->max_tokens,
             .has_temperature = o->set_temp, .temperature = o->sample.temperature,
             .has_top_p = o->set_top_p, .top_p = o->sample.top_p,
             .has_top_k = o->set_top_k, .top_k = o->sample.top_k,
@@ -578,6 +539,7 @@ static int chat_remote(const run_opts *o) {
         int stopped = 0;
         interrupted = 0;
         cai_status rst = client_chat_stream(c, &req, print_text, NULL, &interrupted, &reply, &stopped);
+        free(msgs);
         printf(stopped ? " [stopped]\n" : "\n");
         if (rst != CAI_OK) {
             fprintf(stderr, "cai chat: %s\n", cai_errmsg(rst));

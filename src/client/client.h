@@ -15,7 +15,6 @@
 #include "attest/evidence.h"
 #include "common/buf.h"
 #include "common/status.h"
-#include "llm/chat.h"
 
 #define CLIENT_MAX_BODY (4u << 20)  /* named limit: a non-streamed answer */
 #define CLIENT_MAX_REPLY (16u << 20) /* named limit: a streamed reply's text */
@@ -50,9 +49,15 @@ cai_status client_model(client *c, char *out, size_t cap) CAI_WUR;
  * a check fails, with the reason in cai_errmsg. */
 cai_status client_attest(client *c, const attest_verifier *v, time_t now, json_t **out) CAI_WUR;
 
+/* One message of a conversation, as the OpenAI API carries it. */
+typedef struct {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* NULL sends "" */
+} client_message;
+
 typedef struct {
     const char *model;
-    const chat_message *messages;
+    const client_message *messages;
     size_t n_messages;
     int max_tokens;              /* 0: the server's default */
     /* Sampling: sent only when the has_ flag is set (else the server's). */

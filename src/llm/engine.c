@@ -4,6 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/kernels.h"
+
+#define LLM_MAX_EOG 8
+
+struct llm_engine {
+    gguf_file *gguf;
+    llm_model *model;
+    tokenizer *tok;
+    chat_template tmpl;
+    int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
+    int n_eog;
+    char name[128];           /* general.name, or the architecture */
+};
+
 static void add_eog(llm_engine *e, int32_t id) {
     if (id < 0 || e->n_eog == LLM_MAX_EOG)
         return;
@@ -102,3 +116,24 @@ int llm_engine_is_eog(const llm_engine *e, int32_t id) {
             return 1;
     return 0;
 }
+
+const llm_model *llm_engine_model(const llm_engine *e) { return e->model; }
+const tokenizer *llm_engine_tokenizer(const llm_engine *e) { return e->tok; }
+const char *llm_engine_name(const llm_engine *e) { return e->name; }
+chat_format llm_engine_chat_format(const llm_engine *e) { return e->tmpl.format; }
+
+uint64_t llm_engine_weight_bytes(const llm_engine *e) {
+    uint64_t weights = 0, embd_row = 0;
+    gguf_tensor out;
+    int tied = gguf_find_tensor(e->gguf, "output.weight", &out) != CAI_OK;
+    for (size_t i = 0; i < gguf_n_tensors(e->gguf); i++) {
+        const gguf_tensor *t = gguf_tensor_at(e->gguf, i);
+        if (strcmp(t->name, "token_embd.weight") == 0 && !tied)
+            embd_row = t->nbytes / (uint64_t)t->ne[1];
+        else
+            weights += t->nbytes;
+    }
+    return weights + embd_row;
+}
+
+const char *llm_engine_kernels_name(void) { return kernel_level_name(kernel_level()); }

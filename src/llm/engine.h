@@ -1,7 +1,9 @@
 /* engine.h - a loaded model: GGUF mapping, weights, tokenizer, chat format.
  *
  * What `cai run`, `cai chat -m`, `cai bench -m` and `cai serve` open. The
- * file may be a path or an fd (the sealed memfd: nothing is copied). */
+ * file may be a path or an fd (the sealed memfd: nothing is copied). The
+ * engine is opaque: callers ask it for its model, tokenizer, name and chat
+ * format, and generate with llm/session.h. */
 #ifndef CAI_LLM_ENGINE_H
 #define CAI_LLM_ENGINE_H
 
@@ -13,17 +15,7 @@
 #include "llm/model.h"
 #include "llm/tokenizer.h"
 
-#define LLM_MAX_EOG 8
-
-typedef struct {
-    gguf_file *gguf;
-    llm_model *model;
-    tokenizer *tok;
-    chat_template tmpl;
-    int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
-    int n_eog;
-    char name[128];           /* general.name, or the architecture */
-} llm_engine;
+typedef struct llm_engine llm_engine;
 
 /* llm_engine_open loads |path| (or |fd| when path is NULL). |template_name|
  * (may be NULL) overrides the chat template the file names. */
@@ -40,6 +32,26 @@ cai_status llm_engine_chat_prompt(const llm_engine *e, const chat_message *msgs,
  * the model wants it; special tokens are not parsed. */
 cai_status llm_engine_text_prompt(const llm_engine *e, const char *text, int32_t **ids,
                                   size_t *n_ids, size_t *cap);
+
+/* llm_engine_model and llm_engine_tokenizer return the engine's model and
+ * tokenizer (owned by the engine). */
+const llm_model *llm_engine_model(const llm_engine *e);
+const tokenizer *llm_engine_tokenizer(const llm_engine *e);
+
+/* llm_engine_name returns general.name, or the architecture's name. */
+const char *llm_engine_name(const llm_engine *e);
+
+/* llm_engine_chat_format returns the chat template's format (CHAT_NONE:
+ * completions only). */
+chat_format llm_engine_chat_format(const llm_engine *e);
+
+/* llm_engine_weight_bytes returns the bytes of weights one decode step
+ * reads: every tensor, but of the token embedding (when the output does
+ * not share it) only one row. */
+uint64_t llm_engine_weight_bytes(const llm_engine *e);
+
+/* llm_engine_kernels_name names the kernels this CPU runs ("avx2", ...). */
+const char *llm_engine_kernels_name(void);
 
 /* llm_engine_is_eog says whether |id| ends a reply. */
 int llm_engine_is_eog(const llm_engine *e, int32_t id);

@@ -131,7 +131,26 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     }
 }
 
-void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y) {
+/* The layout of the activation scratch for |T| rows of |w| with kernel |k|:
+ * its bytes, and where s16 starts (0: none). */
+static size_t x_layout(const llm_tensor *w, const kernel_dot *k, int T, int tiles16, size_t *s16) {
+    const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
+    *s16 = tiles16 ? 2 * blocks : 0;
+    return k->qn ? blocks * (32 + 2 * sizeof(float)) + *s16 * sizeof(float) : k->q ? blocks * sizeof(block_x8) : 0;
+}
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+void matmul_scratch_need(const llm_tensor *w, int T, int n_threads, size_t *x_bytes, size_t *tile_bytes) {
+    kernel_dot k = kernel_get(w->type, kernel_level());
+    size_t s16, x = round64(x_layout(w, &k, T, k.tile && k.tile_block == KERNEL_TILE_BLOCK16, &s16));
+    size_t t = k.tile ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k.tile_block) : 0;
+    *x_bytes = x > *x_bytes ? x : *x_bytes;
+    *tile_bytes = t > *tile_bytes ? t : *tile_bytes;
+}
+
+void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled,
+                 const matmul_scratch *s, float *y) {
     matmul_job j = {.w = w, .x = x, .T = T, .y = y, .tiled = tiled, .k = kernel_get(w->type, kernel_level())};
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
@@ -140,14 +159,12 @@ void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *
     for (int t = 0; tiled && t < T && !any; t++)
         any = tiled[t];
     const int use_tiles = j.k.tile && any && w->row_bytes < ((size_t)1 << 26);
-    void *buf = NULL;
     if (j.k.q) {
         const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
-        const size_t s16 = use_tiles && j.k.tile_block == KERNEL_TILE_BLOCK16 ? 2 * blocks : 0;
-        buf = malloc(j.k.qn ? blocks * (32 + 2 * sizeof(float)) + s16 * sizeof(float) : blocks * sizeof(block_x8));
-        CAI_ASSERT(buf != NULL);
-        j.xq = buf;
-        j.d = buf;
+        size_t s16;
+        CAI_ASSERT(x_layout(w, &j.k, T, use_tiles && j.k.tile_block == KERNEL_TILE_BLOCK16, &s16) <= s->x_bytes);
+        j.xq = s->x;
+        j.d = s->x;
         j.s = j.d + blocks;
         j.s16 = s16 ? j.s + blocks : NULL;
         j.qs = (int8_t *)(j.s + blocks + s16);
@@ -159,10 +176,21 @@ void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *
     }
     if (use_tiles) {
         j.tile_bytes = (size_t)(w->ne0 / 32) * j.k.tile_block;
-        j.tiles = aligned_alloc(64, (size_t)pool_size(p) * j.tile_bytes);
-        CAI_ASSERT(j.tiles != NULL);
+        j.tiles = s->tiles;
+        CAI_ASSERT((size_t)pool_size(p) * j.tile_bytes <= s->tile_bytes);
     }
     pool_run(p, matmul_worker, &j);
-    free(j.tiles);
-    free(buf);
+}
+
+cai_status matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y) {
+    matmul_scratch s = {0};
+    matmul_scratch_need(w, T > 0 ? T : 1, pool_size(p), &s.x_bytes, &s.tile_bytes);
+    s.x = s.x_bytes ? aligned_alloc(64, s.x_bytes) : NULL;
+    s.tiles = s.tile_bytes ? aligned_alloc(64, s.tile_bytes) : NULL;
+    cai_status st = (s.x_bytes && !s.x) || (s.tile_bytes && !s.tiles) ? CAI_ERR_NOMEM : CAI_OK;
+    if (st == CAI_OK)
+        matmul_with(p, w, x, T, tiled, &s, y);
+    free(s.x);
+    free(s.tiles);
+    return st;
 }

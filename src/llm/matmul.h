@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/pool.h"
+#include "common/status.h"
 
 typedef struct {
     const char *name;
@@ -29,7 +30,30 @@ typedef struct {
  * the other rows of the batch. Tiles pay for their packing from about
  * MATMUL_TILE_MIN flagged rows on. */
 enum { MATMUL_TILE_MIN = 12 };
-void matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y);
+
+/* Scratch for matmul_with: the activations quantized (x, 64-byte aligned)
+ * and one packed tile per thread (tiles, 64-byte aligned). */
+typedef struct {
+    void *x;
+    size_t x_bytes;
+    uint8_t *tiles;
+    size_t tile_bytes;
+} matmul_scratch;
+
+/* matmul_scratch_need adds to |x_bytes| and |tile_bytes| (max, not sum)
+ * what a product of up to |T| rows with |w| needs on |n_threads|
+ * threads, tiles or not; both stay multiples of 64. */
+void matmul_scratch_need(const llm_tensor *w, int T, int n_threads, size_t *x_bytes, size_t *tile_bytes);
+
+/* matmul_with computes the product with |s|, which must hold what
+ * matmul_scratch_need asked for |w|, T and pool_size(p): nothing is
+ * allocated, nothing can fail. */
+void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled,
+                 const matmul_scratch *s, float *y);
+
+/* matmul is matmul_with on scratch of its own (tests and benchmarks):
+ * CAI_ERR_NOMEM when that cannot be had, y then unchanged. */
+cai_status matmul(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled, float *y);
 
 /* tensor_get_row dequantizes row |i| of |w| into |out| (ne0 floats). */
 void tensor_get_row(const llm_tensor *w, int64_t i, float *out);

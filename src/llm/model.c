@@ -240,11 +240,14 @@ struct llm_ctx {
     pool *pool;
     int n_ctx, n_seq, cap; /* cap: tokens per batch the scratch holds */
     int *seq_len;
+    int32_t *tokens;   /* [seq][pos]: the token each cached position holds */
     quant_half *k, *v; /* [layer][seq][pos][kv_dim], f16 as llama.cpp keeps them */
     /* scratch for a batch of cap tokens */
     float *x, *xn, *q, *kq, *vq, *qkv, *att, *gate, *up, *logits;
     int32_t *pos;
     uint8_t *tiled; /* [cap] per token, then [cap] per logits row: matmul's flags */
+    matmul_scratch mm; /* for any product of up to cap rows */
+    float *score;   /* attention: [thread][head in group][position] */
     int n_logits_cap;
 };
 
@@ -267,9 +270,12 @@ cai_status llm_ctx_new(const llm_model *m, int n_ctx, int n_seq, int n_threads, 
     if (st != CAI_OK)
         goto fail;
     c->seq_len = calloc((size_t)n_seq, sizeof(int));
+    c->tokens = malloc((size_t)n_seq * (size_t)n_ctx * sizeof(int32_t));
     c->k = malloc(cache * sizeof(quant_half));
     c->v = malloc(cache * sizeof(quant_half));
-    if (!c->seq_len || !c->k || !c->v) {
+    c->score = malloc((size_t)pool_size(c->pool) * (size_t)(hp->n_head / hp->n_head_kv) *
+                      (size_t)n_ctx * sizeof(float));
+    if (!c->seq_len || !c->tokens || !c->k || !c->v || !c->score) {
         st = cai_fail(CAI_ERR_NOMEM, "cannot allocate a KV cache of %zu MiB",
                       cache * 2 * sizeof(quant_half) >> 20);
         goto fail;
@@ -284,9 +290,11 @@ fail:
 static void free_scratch(llm_ctx *c) {
     free(c->x), free(c->xn), free(c->q), free(c->kq), free(c->vq), free(c->qkv);
     free(c->att), free(c->gate), free(c->up), free(c->pos), free(c->tiled);
+    free(c->mm.x), free(c->mm.tiles);
     c->x = c->xn = c->q = c->kq = c->vq = c->qkv = c->att = c->gate = c->up = NULL;
     c->pos = NULL;
     c->tiled = NULL;
+    c->mm = (matmul_scratch){0};
     c->cap = 0;
 }
 
@@ -297,6 +305,8 @@ void llm_ctx_free(llm_ctx *c) {
     free_scratch(c);
     free(c->logits);
     free(c->seq_len);
+    free(c->tokens);
+    free(c->score);
     free(c->k);
     free(c->v);
     free(c);
@@ -309,9 +319,26 @@ int llm_seq_len(const llm_ctx *c, int seq) {
     return seq >= 0 && seq < c->n_seq ? c->seq_len[seq] : 0;
 }
 
+const int32_t *llm_seq_tokens(const llm_ctx *c, int seq) {
+    return seq >= 0 && seq < c->n_seq ? c->tokens + (size_t)seq * (size_t)c->n_ctx : NULL;
+}
+
 void llm_seq_truncate(llm_ctx *c, int seq, int len) {
     if (seq >= 0 && seq < c->n_seq && len >= 0 && len < c->seq_len[seq])
         c->seq_len[seq] = len;
+}
+
+/* The matmul scratch for products of up to |T| rows with any weight of
+ * |m| (the output's included) on |n_threads| threads. */
+static void mm_need(const llm_model *m, int T, int n_threads, matmul_scratch *s) {
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const llm_layer *L = &m->layers[l];
+        const llm_tensor *w[] = {&L->wq, &L->wk, &L->wv, &L->wqkv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+            if (w[i]->data)
+                matmul_scratch_need(w[i], T, n_threads, &s->x_bytes, &s->tile_bytes);
+    }
+    matmul_scratch_need(&m->output, T, n_threads, &s->x_bytes, &s->tile_bytes);
 }
 
 static cai_status reserve(llm_ctx *c, int T) {
@@ -332,8 +359,12 @@ static cai_status reserve(llm_ctx *c, int T) {
     c->up = malloc(t * (size_t)hp->n_ff * sizeof(float));
     c->pos = malloc(t * sizeof(int32_t));
     c->tiled = malloc(2 * t);
+    mm_need(c->m, T, pool_size(c->pool), &c->mm);
+    c->mm.x = c->mm.x_bytes ? aligned_alloc(64, c->mm.x_bytes) : NULL;
+    c->mm.tiles = c->mm.tile_bytes ? aligned_alloc(64, c->mm.tile_bytes) : NULL;
     if (!c->x || !c->xn || !c->q || !c->kq || !c->vq || (hp->arch == LLM_ARCH_QWEN && !c->qkv) ||
-        !c->att || !c->gate || !c->up || !c->pos || !c->tiled) {
+        !c->att || !c->gate || !c->up || !c->pos || !c->tiled || (c->mm.x_bytes && !c->mm.x) ||
+        (c->mm.tile_bytes && !c->mm.tiles)) {
         free_scratch(c);
         return CAI_ERR_NOMEM;
     }
@@ -396,8 +427,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const size_t kv_dim = (size_t)HKV * (size_t)D, n_ctx = (size_t)c->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
     const kernel_attn attn = kernel_get_attn(kernel_level());
-    float *score = malloc((size_t)group * n_ctx * sizeof(float)); /* [head in group][position] */
-    CAI_ASSERT(score != NULL);
+    float *score = c->score + (size_t)ith * (size_t)group * n_ctx; /* [head in group][position] */
     for (int w = ith; w < j->b->n * HKV; w += nth) {
         int t = w / HKV, g = w % HKV, s = j->b->seq[t], n = c->pos[t] + 1;
         size_t base = (((size_t)j->layer * (size_t)c->n_seq + (size_t)s) * n_ctx) * kv_dim + (size_t)g * (size_t)D;
@@ -416,7 +446,6 @@ static void attn_worker(void *ctx, int ith, int nth) {
         memset(o, 0, (size_t)group * (size_t)D * sizeof(float));
         attn.wv(c->v + base, kv_dim, n, score, n_ctx, group, D, o);
     }
-    free(score);
 }
 
 cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) {
@@ -468,7 +497,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
             rms_norm(c->xn + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->attn_norm.data,
                      E, hp->norm_eps);
         if (hp->arch == LLM_ARCH_QWEN) {
-            matmul(c->pool, &L->wqkv, c->xn, T, tiled, c->qkv);
+            matmul_with(c->pool, &L->wqkv, c->xn, T, tiled, &c->mm, c->qkv);
             add_bias(c->qkv, &L->bqkv, T, 3 * Q);
             for (int t = 0; t < T; t++) {
                 const float *r = c->qkv + (size_t)t * 3 * (size_t)Q;
@@ -477,9 +506,9 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
                 memcpy(c->vq + (size_t)t * KV, r + 2 * Q, (size_t)KV * sizeof(float));
             }
         } else {
-            matmul(c->pool, &L->wq, c->xn, T, tiled, c->q);
-            matmul(c->pool, &L->wk, c->xn, T, tiled, c->kq);
-            matmul(c->pool, &L->wv, c->xn, T, tiled, c->vq);
+            matmul_with(c->pool, &L->wq, c->xn, T, tiled, &c->mm, c->q);
+            matmul_with(c->pool, &L->wk, c->xn, T, tiled, &c->mm, c->kq);
+            matmul_with(c->pool, &L->wv, c->xn, T, tiled, &c->mm, c->vq);
             add_bias(c->q, &L->bq, T, Q);
             add_bias(c->kq, &L->bk, T, KV);
             add_bias(c->vq, &L->bv, T, KV);
@@ -502,20 +531,20 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
         }
         attn_job aj = {c, b, l};
         pool_run(c->pool, attn_worker, &aj);
-        matmul(c->pool, &L->wo, c->att, T, tiled, c->xn);
+        matmul_with(c->pool, &L->wo, c->att, T, tiled, &c->mm, c->xn);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++)
             c->x[i] += c->xn[i];
 
         for (int t = 0; t < T; t++)
             rms_norm(c->xn + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->ffn_norm.data,
                      E, hp->norm_eps);
-        matmul(c->pool, &L->gate, c->xn, T, tiled, c->gate);
-        matmul(c->pool, &L->up, c->xn, T, tiled, c->up);
+        matmul_with(c->pool, &L->gate, c->xn, T, tiled, &c->mm, c->gate);
+        matmul_with(c->pool, &L->up, c->xn, T, tiled, &c->mm, c->up);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = c->gate[i];
             c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
         }
-        matmul(c->pool, &L->down, c->gate, T, tiled, c->xn);
+        matmul_with(c->pool, &L->down, c->gate, T, tiled, &c->mm, c->xn);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++)
             c->x[i] += c->xn[i];
     }
@@ -528,10 +557,12 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
                  hp->norm_eps);
         tiled_out[r++] = tiled[t];
     }
-    matmul(c->pool, &m->output, c->xn, n_out, tiled_out, c->logits);
-    for (int t = 0; t < T; t++)
+    matmul_with(c->pool, &m->output, c->xn, n_out, tiled_out, &c->mm, c->logits);
+    for (int t = 0; t < T; t++) {
+        c->tokens[(size_t)b->seq[t] * (size_t)c->n_ctx + (size_t)c->pos[t]] = b->token[t];
         c->seq_len[b->seq[t]] = c->pos[t] + 1 > c->seq_len[b->seq[t]] ? c->pos[t] + 1
                                                                       : c->seq_len[b->seq[t]];
+    }
     *out_logits = c->logits;
     return CAI_OK;
 }

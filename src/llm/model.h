@@ -57,6 +57,11 @@ const llm_model *llm_ctx_model(const llm_ctx *c);
 /* llm_seq_len returns how many positions sequence |seq| holds. */
 int llm_seq_len(const llm_ctx *c, int seq);
 
+/* llm_seq_tokens returns the llm_seq_len(c, seq) tokens sequence |seq|
+ * holds, in order (NULL for a sequence out of range); valid until the next
+ * llm_decode. */
+const int32_t *llm_seq_tokens(const llm_ctx *c, int seq);
+
 /* llm_seq_truncate keeps the first |len| positions of |seq| (0 clears it). */
 void llm_seq_truncate(llm_ctx *c, int seq, int len);
 

@@ -21,12 +21,12 @@
 #include "attest/binding.h"
 #include "llm/engine.h"
 #include "llm/jsonc.h"
+#include "llm/sched.h"
 #include "ratls/receipt.h"
 #include "ratls/server.h"
 #include "seal/seal.h"
 #include "serve/api.h"
 #include "serve/attestation.h"
-#include "serve/sched.h"
 #include "serve/web.h"
 
 #define N_BUCKETS 10
@@ -165,11 +165,6 @@ typedef struct {
     int stream, include_usage, logprobs, top_logprobs, sent_role;
     char id[48];
     time_t created;
-    char *stop[API_MAX_STOP];
-    int n_stop;
-    size_t max_stop;
-    detok d;
-    buf text;    /* all generated text */
     size_t sent; /* bytes of text already streamed */
     json_t *lp;  /* logprob entries not yet sent (stream) or all (non-stream) */
     int json_mode;
@@ -184,9 +179,6 @@ static void gen_release(gen *g) {
         return;
     httpd_async_release(g->a);
     sched_req_release(g->req);
-    for (int i = 0; i < g->n_stop; i++)
-        free(g->stop[i]);
-    buf_free(&g->text);
     json_decref(g->lp);
     json_decref(g->receipt);
     free(g);
@@ -206,7 +198,7 @@ static json_t *token_logprob(const gen *g, int32_t tok, float lp) {
     buf tb;
     buf_init(&tb, 0);
     json_t *bytes = json_array(), *text = NULL;
-    if (tokenizer_token_bytes(g->sv->e->tok, tok, &tb) == CAI_OK) {
+    if (tokenizer_token_bytes(llm_engine_tokenizer(g->sv->e), tok, &tb) == CAI_OK) {
         for (size_t i = 0; i < tb.len; i++)
             json_array_append_new(bytes, json_integer(tb.data[i]));
         text = lossy_string(tb.data, tb.len);
@@ -217,7 +209,7 @@ static json_t *token_logprob(const gen *g, int32_t tok, float lp) {
 }
 
 static void add_logprobs(gen *g, int32_t tok, const float *logits) {
-    const int V = llm_model_hparams(g->sv->e->model)->n_vocab;
+    const int V = llm_model_hparams(llm_engine_model(g->sv->e))->n_vocab;
     sample_logprob top[API_MAX_TOP_LOGPROBS];
     int n_top = g->kind == API_CHAT ? g->top_logprobs : g->logprobs;
     float lp = sample_logprobs(logits, V, tok, n_top, top);
@@ -308,76 +300,49 @@ static void send_event(gen *g, json_t *j) {
     free(s);
 }
 
-/* Bytes of text that may be streamed: all but a tail that could still grow
- * into a stop string, and never half a character. */
-static size_t safe_len(const gen *g) {
-    size_t n = g->text.len;
-    if (g->max_stop > 1)
-        n = n > g->max_stop - 1 ? n - (g->max_stop - 1) : 0;
-    while (n > g->sent && n < g->text.len && (g->text.data[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
-static int find_stop(gen *g) {
-    size_t from = g->sent > g->max_stop ? g->sent - g->max_stop : 0;
-    for (int i = 0; i < g->n_stop; i++) {
-        size_t k = strlen(g->stop[i]);
-        for (size_t p = from; p + k <= g->text.len; p++) {
-            if (memcmp(g->text.data + p, g->stop[i], k) == 0) {
-                g->text.len = p;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
 /* response_format json_object: a token may come next only if the text
  * stays a prefix of a JSON object; the reply ends when the object does. */
 static int json_allow(void *arg, int32_t tok, int is_eog) {
     gen *g = arg;
     if (is_eog)
         return jsonc_done(&g->json);
-    if (tokenizer_is_control(g->sv->e->tok, tok))
+    const tokenizer *tk = llm_engine_tokenizer(g->sv->e);
+    if (tokenizer_is_control(tk, tok))
         return 0;
     buf b;
     buf_init(&b, 0);
     jsonc t = g->json;
-    int ok = tokenizer_token_bytes(g->sv->e->tok, tok, &b) == CAI_OK && b.len > 0 &&
+    int ok = tokenizer_token_bytes(tk, tok, &b) == CAI_OK && b.len > 0 &&
              jsonc_feed(&t, b.data, b.len);
     buf_free(&b);
     return ok;
 }
 
-static int on_token(void *arg, int32_t tok, const float *logits) {
+/* Each token: its logprobs kept, its text streamed unless it ends the
+ * reply (then the rest goes out with the finish reason, in on_done). */
+static int on_token(void *arg, const llm_delta *d) {
     gen *g = arg;
     if (g->json_mode) {
         buf b;
         buf_init(&b, 0);
-        if (tokenizer_token_bytes(g->sv->e->tok, tok, &b) == CAI_OK)
+        if (tokenizer_token_bytes(llm_engine_tokenizer(g->sv->e), d->token, &b) == CAI_OK)
             (void)jsonc_feed(&g->json, b.data, b.len);
         buf_free(&b);
     }
-    if (detok_push(&g->d, g->sv->e->tok, tok, &g->text) != CAI_OK)
-        return 1;
-    if (logits && g->logprobs)
-        add_logprobs(g, tok, logits);
-    int stop = (g->n_stop && find_stop(g)) || (g->json_mode && jsonc_done(&g->json));
-    if (g->stream && !stop) {
-        size_t n = safe_len(g);
-        if (n > g->sent || (!g->sent_role && g->kind == API_CHAT)) {
-            send_event(g, envelope(g, json_pack("[o]", choice(g, (const char *)g->text.data + g->sent,
-                                                               n - g->sent, NULL, 0))));
-            g->sent = n;
-        }
+    if (d->logits && g->logprobs)
+        add_logprobs(g, d->token, d->logits);
+    int stop = g->json_mode && jsonc_done(&g->json);
+    if (g->stream && !stop && d->finish == LLM_FINISH_NONE &&
+        (d->len || (!g->sent_role && g->kind == API_CHAT))) {
+        send_event(g, envelope(g, json_pack("[o]", choice(g, d->text, d->len, NULL, 0))));
+        g->sent += d->len;
     }
     return stop;
 }
 
 /* The signed receipt of a finished generation (--receipts), or NULL with a
  * log line when it cannot be made (the answer goes out without it). */
-static json_t *make_receipt(gen *g, const sched_usage *u) {
+static json_t *make_receipt(gen *g, const char *text, size_t len, const sched_usage *u) {
     server *sv = g->sv;
     buf clean;
     buf_init(&clean, 0);
@@ -386,8 +351,8 @@ static json_t *make_receipt(gen *g, const sched_usage *u) {
     json_t *out = NULL;
     ratls_identity *id = ratls_server_current(sv->ratls);
     cai_status st = id ? CAI_OK : cai_fail(CAI_ERR_INTERNAL, "no attested identity");
-    if (st == CAI_OK && g->text.len)
-        st = utf8_sanitize(g->text.data, g->text.len, &clean); /* the text as the answer carries it */
+    if (st == CAI_OK && len)
+        st = utf8_sanitize((const uint8_t *)text, len, &clean); /* the text as the answer carries it */
     if (st == CAI_OK)
         st = kdf_sha256(clean.data ? clean.data : (const uint8_t *)"", clean.len, h);
     if (st == CAI_OK) {
@@ -404,16 +369,11 @@ static json_t *make_receipt(gen *g, const sched_usage *u) {
     return out;
 }
 
-static void on_done(void *arg, sched_finish why, const sched_usage *u) {
+static void on_done(void *arg, llm_finish why, const char *text, size_t len, const sched_usage *u) {
     gen *g = arg;
     server *sv = g->sv;
     int ep = g->kind == API_CHAT ? EP_CHAT : EP_COMPLETIONS;
-    if (why != SCHED_CANCELLED && why != SCHED_ERROR) {
-        (void)detok_flush(&g->d, &g->text);
-        if (g->n_stop && find_stop(g))
-            why = SCHED_STOP;
-    }
-    const char *finish = why == SCHED_LENGTH ? "length" : "stop";
+    const char *finish = why == LLM_FINISH_LENGTH || why == LLM_FINISH_CONTEXT ? "length" : "stop";
     atomic_fetch_add(&sv->prompt_tokens, (unsigned long long)u->prompt_tokens);
     atomic_fetch_add(&sv->completion_tokens, (unsigned long long)u->completion_tokens);
     observe(&sv->latency, u->total_s);
@@ -421,10 +381,10 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
         observe(&sv->ttft, u->queue_s + u->prefill_s);
     json_t *usage = json_pack("{s:i, s:i, s:i}", "prompt_tokens", u->prompt_tokens, "completion_tokens",
                               u->completion_tokens, "total_tokens", u->prompt_tokens + u->completion_tokens);
-    if (why == SCHED_CANCELLED) {
+    if (why == LLM_FINISH_CANCELLED) {
         json_decref(usage);
         count(sv, ep, 499);
-    } else if (why == SCHED_ERROR) {
+    } else if (why == LLM_FINISH_ERROR) {
         json_decref(usage);
         char *s = openai_error_body(500, "generation failed");
         if (g->stream) {
@@ -440,7 +400,7 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
         free(s);
         count(sv, ep, 500);
     } else if (g->stream) {
-        json_t *last = choice(g, (const char *)g->text.data + g->sent, g->text.len - g->sent, finish, 1);
+        json_t *last = choice(g, text + g->sent, len - g->sent, finish, 1);
         send_event(g, envelope(g, json_pack("[o]", last)));
         if (g->include_usage) {
             json_t *j = envelope(g, json_array());
@@ -451,7 +411,7 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
         }
         /* [DONE], then, after it (OpenAI clients stop reading there), the
          * receipt as a named event; the last chunk and the end in one step. */
-        json_t *rc = g->receipt ? make_receipt(g, u) : NULL;
+        json_t *rc = g->receipt ? make_receipt(g, text, len, u) : NULL;
         char *rs = rc ? json_dumps(rc, JSON_COMPACT) : NULL;
         buf b;
         buf_init(&b, 0);
@@ -464,10 +424,10 @@ static void on_done(void *arg, sched_finish why, const sched_usage *u) {
         json_decref(rc);
         count(sv, ep, 200);
     } else {
-        json_t *j = envelope(g, json_pack("[o]", choice(g, (const char *)g->text.data, g->text.len, finish, 1)));
+        json_t *j = envelope(g, json_pack("[o]", choice(g, text, len, finish, 1)));
         json_object_set_new(j, "usage", usage);
         if (g->receipt) {
-            json_t *rc = make_receipt(g, u);
+            json_t *rc = make_receipt(g, text, len, u);
             if (rc)
                 json_object_set_new(j, "cai_receipt", rc);
         }
@@ -540,28 +500,21 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
     g->lp = json_array();
     g->json_mode = req.json_mode;
     jsonc_init(&g->json);
-    buf_init(&g->text, 0);
-    detok_init(&g->d);
-    g->d.first = kind == API_CHAT; /* SPM: a completion keeps the space that continues the prompt */
     uint8_t rnd[12] = {0};
     char hex[25];
     if (secure_random(rnd, sizeof(rnd)) != CAI_OK)
         log_warn("no randomness for a completion id");
     hex_encode(hex, rnd, sizeof(rnd));
     snprintf(g->id, sizeof(g->id), "%s-%s", kind == API_CHAT ? "chatcmpl" : "cmpl", hex);
-    for (int i = 0; i < req.n_stop; i++) {
-        g->stop[g->n_stop] = strdup(req.stop[i]);
-        if (g->stop[g->n_stop]) {
-            size_t k = strlen(g->stop[g->n_stop++]);
-            g->max_stop = k > g->max_stop ? k : g->max_stop;
-        }
-    }
-    sched_params p = {.prompt = ids, .n_prompt = (int)n, .sample = req.sample,
-                      .max_tokens = req.max_tokens, .want_logits = req.logprobs > 0,
-                      .on_token = on_token, .on_done = on_done, .arg = g,
-                      .allow = req.json_mode ? json_allow : NULL};
-    if (!req.has_seed && secure_random((uint8_t *)&p.sample.seed, sizeof(p.sample.seed)) != CAI_OK)
-        p.sample.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)g;
+    /* SPM: a completion keeps the space that continues the prompt. */
+    sched_params p = {.prompt = ids, .n_prompt = (int)n,
+                      .gen = {.sample = req.sample, .max_tokens = req.max_tokens, .stop = req.stop,
+                              .n_stop = req.n_stop, .continues_prompt = kind == API_COMPLETION,
+                              .allow = req.json_mode ? json_allow : NULL, .allow_arg = g},
+                      .want_logits = req.logprobs > 0, .on_token = on_token, .on_done = on_done,
+                      .arg = g};
+    if (!req.has_seed && secure_random((uint8_t *)&p.gen.sample.seed, sizeof(p.gen.sample.seed)) != CAI_OK)
+        p.gen.sample.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)g;
     if (sv->cfg.receipts) {
         uint8_t h[32];
         char rh[65];
@@ -573,20 +526,20 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
                 "{s:i, s:s, s:I, s:s, s:s, s:s, s:{s:f, s:f, s:i, s:f, s:f, s:f, s:f, s:s, s:i}}",
                 "version", 1, "id", g->id, "created", (json_int_t)g->created, "model", sv->model_id,
                 "model_digest", sv->digest, "request_sha256", rh, "params",
-                "temperature", (double)p.sample.temperature, "top_p", (double)p.sample.top_p,
-                "top_k", p.sample.top_k, "min_p", (double)p.sample.min_p,
-                "repetition_penalty", (double)p.sample.repeat_penalty,
-                "presence_penalty", (double)p.sample.presence_penalty,
-                "frequency_penalty", (double)p.sample.frequency_penalty,
-                "seed", "", "max_tokens", p.max_tokens);
+                "temperature", (double)p.gen.sample.temperature, "top_p", (double)p.gen.sample.top_p,
+                "top_k", p.gen.sample.top_k, "min_p", (double)p.gen.sample.min_p,
+                "repetition_penalty", (double)p.gen.sample.repeat_penalty,
+                "presence_penalty", (double)p.gen.sample.presence_penalty,
+                "frequency_penalty", (double)p.gen.sample.frequency_penalty,
+                "seed", "", "max_tokens", p.gen.max_tokens);
             char seed[24];
-            snprintf(seed, sizeof(seed), "%llu", (unsigned long long)p.sample.seed);
+            snprintf(seed, sizeof(seed), "%llu", (unsigned long long)p.gen.sample.seed);
             json_object_set_new(json_object_get(g->receipt, "params"), "seed", json_string(seed));
         }
     }
-    api_request_free(&req);
     g->a = httpd_async_new(r, on_end, g);
     if (g->a == NULL) { /* answered 500 already */
+        api_request_free(&req);
         free(ids);
         atomic_store(&g->refs, 1);
         gen_release(g);
@@ -596,7 +549,8 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
      * real 429/400 and not an error inside a 200 stream. The stream's
      * headers go out after: events the engine writes meanwhile wait in the
      * async until then (httpd sends no chunk before the status line). */
-    st = sched_submit(sv->s, &p, &g->req);
+    st = sched_submit(sv->s, &p, &g->req); /* copies the prompt and the stop strings */
+    api_request_free(&req);
     free(ids);
     if (st != CAI_OK) {
         int status = st == CAI_ERR_LIMIT ? 429 : st == CAI_ERR_NOMEM ? 500 : 400;
@@ -828,12 +782,12 @@ static void *loader_main(void *arg) {
     if (st == CAI_OK)
         st = open_plain(sv);
     if (st == CAI_OK) {
-        const llm_hparams *hp = llm_model_hparams(sv->e->model);
+        const llm_hparams *hp = llm_model_hparams(llm_engine_model(sv->e));
         int n_ctx = sv->cfg.n_ctx < hp->n_ctx_train ? sv->cfg.n_ctx : hp->n_ctx_train;
-        st = llm_ctx_new(sv->e->model, n_ctx, sv->cfg.slots, sv->cfg.threads, &sv->ctx);
+        st = llm_ctx_new(llm_engine_model(sv->e), n_ctx, sv->cfg.slots, sv->cfg.threads, &sv->ctx);
     }
     if (st == CAI_OK)
-        st = sched_new(sv->ctx, sv->cfg.slots, sv->cfg.queue, sv->e->eog, sv->e->n_eog, &sv->s);
+        st = sched_new(sv->e, sv->ctx, sv->cfg.slots, sv->cfg.queue, &sv->s);
     if (st != CAI_OK) {
         log_error("cannot load the model: %s", cai_errmsg(st));
         atomic_store(&sv->state, -1);
@@ -847,9 +801,9 @@ static void *loader_main(void *arg) {
         return NULL;
     }
     if (sv->model_id[0] == '\0')
-        snprintf(sv->model_id, sizeof(sv->model_id), "%s", sv->e->name);
+        snprintf(sv->model_id, sizeof(sv->model_id), "%s", llm_engine_name(sv->e));
     log_info("model ready: %s (%s, %d layers), %d slots of %d tokens", sv->model_id,
-             llm_model_hparams(sv->e->model)->arch_name, llm_model_hparams(sv->e->model)->n_layer,
+             llm_model_hparams(llm_engine_model(sv->e))->arch_name, llm_model_hparams(llm_engine_model(sv->e))->n_layer,
              sv->cfg.slots, llm_ctx_n_ctx(sv->ctx));
     atomic_store(&sv->state, 1);
     return NULL;

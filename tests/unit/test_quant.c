@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "llm/quant.h"
+#include "llm/quantize.h"
 #include "test.h"
 
 #define HALF(x) quant_float_to_half(x)
@@ -143,10 +144,35 @@ static void test_layouts_match_format(void) {
     CHECK(ggml_type_name(GGML_TYPE_COUNT) == NULL && ggml_type_size(-1) == 0 && ggml_type_row_size(4, 32) == 0);
 }
 
+/* The public quantizer writes the reference's bytes, and refuses what the
+ * reference cannot make (a type, a partial block) with a status. */
+static void test_public_quantize(void) {
+    float x[512];
+    for (int i = 0; i < 512; i++)
+        x[i] = sinf((float)i * 0.37f) * 3.0f;
+    static const int types[] = {GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        uint8_t a[2048], b[2048];
+        size_t rb = ggml_type_row_size(types[t], 512);
+        CAI_ASSERT(rb <= sizeof(a));
+        memset(a, 0xa5, sizeof(a));
+        memset(b, 0x5a, sizeof(b));
+        CHECK_OK(quantize_row(types[t], x, a, 512));
+        CHECK(quant_quantize_row(types[t], x, b, 512) == 0);
+        CHECK(memcmp(a, b, rb) == 0);
+    }
+    uint8_t out[2048];
+    CHECK_ST(quantize_row(GGML_TYPE_Q2_K, x, out, 256), CAI_ERR_UNSUPPORTED);
+    CHECK_ST(quantize_row(GGML_TYPE_COUNT + 3, x, out, 256), CAI_ERR_UNSUPPORTED);
+    CHECK_ST(quantize_row(GGML_TYPE_Q8_0, x, out, 48), CAI_ERR_INVALID_ARG);
+    CHECK_ST(quantize_row(GGML_TYPE_Q4_K, x, out, 32), CAI_ERR_INVALID_ARG);
+}
+
 int main(void) {
     RUN(test_half);
     RUN(test_layouts_match_format);
     RUN(test_known_blocks);
     RUN(test_round_trips);
+    RUN(test_public_quantize);
     return test_summary();
 }

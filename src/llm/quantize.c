@@ -1,0 +1,16 @@
+/* quantize.c - the public quantizer: quant.c's reference, with checks. */
+#include "llm/quantize.h"
+
+#include "gguf/ggml_type.h"
+#include "llm/quant.h"
+
+cai_status quantize_row(int type, const float *src, void *dst, int64_t n) {
+    int64_t block = (int64_t)ggml_type_block_size(type);
+    if (block <= 0 || n < 0 || n % block != 0)
+        return block <= 0 ? cai_fail(CAI_ERR_UNSUPPORTED, "cannot quantize to ggml type %d", type)
+                          : cai_fail(CAI_ERR_INVALID_ARG, "%lld values are not whole blocks of %s",
+                                     (long long)n, ggml_type_name(type));
+    if (quant_quantize_row(type, src, dst, n) != 0)
+        return cai_fail(CAI_ERR_UNSUPPORTED, "cannot quantize to %s", ggml_type_name(type));
+    return CAI_OK;
+}
