@@ -171,8 +171,9 @@ static cai_status parse_config(json_t *j, hf_config *c) {
                             "num_attention_heads %d", F, c->n_embd, c->n_head);
         c->head_dim = c->n_embd / c->n_head;
         if ((st = get_int(j, F, "kv_channels", c->head_dim, 1, 1 << 16, &kv_channels)) != CAI_OK ||
-            (st = get_int(j, F, "seq_length", 2048, 1, 1 << 24, &seq)) != CAI_OK ||
-            (st = get_int(j, F, "max_position_embeddings", seq, 1, 1 << 24, &c->n_ctx)) != CAI_OK ||
+            (st = get_int(j, F, "max_position_embeddings", 2048, 1, 1 << 24, &seq)) != CAI_OK ||
+            /* seq_length: the context trained; past it Qwen's code needs dynamic NTK */
+            (st = get_int(j, F, "seq_length", seq, 1, 1 << 24, &c->n_ctx)) != CAI_OK ||
             (st = get_num(j, F, "rotary_emb_base", 10000, 0, 1, 1e12, &c->rope_base, NULL)) != CAI_OK ||
             (st = get_num(j, F, "layer_norm_epsilon", 1e-6, 0, 1, 1, &c->norm_eps, NULL)) != CAI_OK ||
             (st = get_num(j, F, "rotary_pct", 1.0, 0, 1, 1, &pct, NULL)) != CAI_OK ||
@@ -190,6 +191,12 @@ static cai_status parse_config(json_t *j, hf_config *c) {
                             "width in Qwen's code)", F, ff);
         c->n_ff = ff / 2;
         c->n_ff_gguf = ff;
+        if (json_is_true(json_object_get(j, "use_dynamic_ntk")))
+            c->caveat[c->n_caveats++] = "use_dynamic_ntk: Qwen's code stretches RoPE past "
+                                        "seq_length; cai stops at the context length instead";
+        if (json_is_true(json_object_get(j, "use_logn_attn")))
+            c->caveat[c->n_caveats++] = "use_logn_attn: Qwen's code scales attention past "
+                                        "seq_length; cai stops at the context length instead";
     } else {
         if ((st = get_int(j, F, "num_key_value_heads", c->n_head, 1, 4096, &c->n_head_kv)) != CAI_OK ||
             (st = get_int(j, F, "max_position_embeddings", -1, 1, 1 << 24, &c->n_ctx)) != CAI_OK ||

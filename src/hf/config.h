@@ -44,6 +44,10 @@ typedef struct {
     int tied;              /* tie_word_embeddings: output = token_embd */
     char torch_dtype[16];
     hf_generation gen;
+    /* What the model's own code does that cai does not, without changing
+     * answers within n_ctx (static strings, for `cai model inspect`). */
+    const char *caveat[4];
+    size_t n_caveats;
 } hf_config;
 
 /* hf_config_parse checks config.json (|cfg|, |cfg_len| bytes) and, if
