@@ -426,6 +426,10 @@ static void fmt_eta(char *out, size_t n, double s) {
 /* A bar on a terminal (tensor, bytes, rate, ETA); a line per tensor else. */
 static void import_progress(void *arg, const hf_progress *p) {
     import_view *v = arg;
+    if (p->bytes_done == 0) { /* rates count from here, not from reading the tokenizer */
+        v->t0 = cli_now();
+        return;
+    }
     double now = cli_now(), dt = now - v->t0;
     int last = p->tensor_done && p->tensor + 1 == p->n_tensors;
     if (v->tty && now - v->last < 0.1 && !last)
@@ -478,7 +482,8 @@ static int model_import(int argc, char **argv) {
     hf_import_opts o = {.threads = (int)threads, .cancel = &import_stop};
     if (hf_ftype_parse(type, &o.ftype) != CAI_OK)
         return cli_usage_error("model import", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
-    import_view view = {cli_now(), 0, isatty(STDERR_FILENO)};
+    double start = cli_now();
+    import_view view = {start, 0, isatty(STDERR_FILENO)};
     o.progress = import_progress;
     o.progress_arg = &view;
     struct sigaction sa, old_int, old_term;
@@ -496,11 +501,12 @@ static int model_import(int argc, char **argv) {
     if (view.tty && st != CAI_OK)
         fprintf(stderr, "\n");
     if (st == CAI_OK) {
-        double dt = cli_now() - view.t0;
+        double now = cli_now(), dt = now - view.t0;
         uint64_t bytes = hf_import_source_bytes(imp);
-        printf("wrote %s: %s %s, %zu tensors, %.2f GB read in %.1f s (%.2f GB/s)\n", out,
-               hf_import_config(imp)->gguf_arch, hf_ftype_name(o.ftype), hf_import_n_tensors(imp),
-               (double)bytes / 1e9, dt, dt > 0 ? (double)bytes / 1e9 / dt : 0);
+        printf("wrote %s: %s %s, %zu tensors, %.2f GB converted in %.1f s (%.2f GB/s), %.1f s in "
+               "all\n", out, hf_import_config(imp)->gguf_arch, hf_ftype_name(o.ftype),
+               hf_import_n_tensors(imp), (double)bytes / 1e9, dt,
+               dt > 0 ? (double)bytes / 1e9 / dt : 0, now - start);
     }
     hf_import_free(imp);
     if (st != CAI_OK && import_stop) {

@@ -9,6 +9,7 @@
 #include "gguf/gguf.h"
 #include "gguf/ggml_type.h"
 #include "hf/safetensors.h"
+#include "hf/vocab.h"
 #include "llm/quant.h"
 
 #define CHUNK_BYTES (16u << 20) /* input read and converted at a time */
@@ -389,6 +390,10 @@ static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
                      ggml_type_row_size(m->type, m->info.ne[0])};
     CAI_ASSERT(j.row_out * rows == nbytes);
     size_t per = CHUNK_BYTES / j.row_in ? CHUNK_BYTES / j.row_in : 1;
+    if (fa->i == 0 && o->progress) { /* the conversion starts */
+        hf_progress p0 = {0, imp->n, m->gguf, 0, imp->src_bytes, 0};
+        o->progress(o->progress_arg, &p0);
+    }
     for (size_t r0 = 0; r0 < rows; r0 += per) {
         if (o->cancel && *o->cancel)
             return cai_fail(CAI_ERR_IO, "interrupted");
@@ -448,11 +453,18 @@ cai_status hf_import_add_tensors(hf_import *imp, gguf_writer *w, const hf_import
     return st;
 }
 
-/* The tokenizer: tokenizer.ggml.* and the chat template. */
+/* The tokenizer: tokenizer.ggml.* and the chat template (hf/vocab), padded
+ * to the embedding rows. */
 static cai_status add_tokenizer(hf_import *imp, gguf_writer *w) {
-    (void)w;
-    return cai_fail(CAI_ERR_UNSUPPORTED, "%s: importing the tokenizer (qwen.tiktoken, "
-                    "tokenizer.json) is not built yet", imp->dir);
+    hf_vocab *v = NULL;
+    cai_status st = hf_vocab_load(imp->dir, (size_t)imp->cfg.n_vocab, &v);
+    if (st == CAI_OK && hf_vocab_n_tokens(v) != (size_t)imp->cfg.n_vocab)
+        st = cai_fail(CAI_ERR_FORMAT, "%s: the tokenizer has %zu tokens, config.json's vocab_size "
+                      "is %d", imp->dir, hf_vocab_n_tokens(v), imp->cfg.n_vocab);
+    if (st == CAI_OK)
+        st = hf_vocab_write_gguf(v, w);
+    hf_vocab_free(v);
+    return st;
 }
 
 cai_status hf_import_write(hf_import *imp, const char *out_path, const hf_import_opts *opts) {

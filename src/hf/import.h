@@ -76,8 +76,8 @@ typedef struct {
 typedef struct {
     hf_ftype ftype;
     int threads;                /* 0: one per CPU */
-    /* progress, if not NULL, is called after each chunk (from the calling
-     * thread only). */
+    /* progress, if not NULL, is called once with bytes_done 0 when the
+     * conversion starts, then after each chunk (from the calling thread). */
     void (*progress)(void *arg, const hf_progress *p);
     void *progress_arg;
     /* cancel, if not NULL, is polled between chunks: when it becomes non-zero

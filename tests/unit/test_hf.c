@@ -490,22 +490,42 @@ static void test_import_cancel(void) {
 
 /* ---- the shared folders against their GGUFs ------------------------------------- */
 
-/* Imports |folder| as |ftype| (tensors and hyperparameters: the tokenizer is
- * not needed to compare tensors or logits) into |out|. */
-static int import_tensors(const char *folder, hf_ftype ftype, const char *out) {
+/* Imports |folder| as |ftype| into |out| as `cai model import` does. */
+static int import_folder(const char *folder, hf_ftype ftype, const char *out) {
     hf_import *imp = NULL;
-    gguf_writer *w = NULL;
     hf_import_opts o = {.ftype = ftype, .threads = 2};
     CHECK_OK(hf_import_open(folder, &imp));
-    CHECK_OK(gguf_writer_new(&w));
-    if (imp && w) {
-        CHECK_OK(hf_write_hparams(w, hf_import_config(imp), "oracle"));
-        CHECK_OK(hf_import_add_tensors(imp, w, &o));
-        CHECK_OK(gguf_writer_write(w, out));
-    }
-    gguf_writer_free(w);
+    if (imp)
+        CHECK_OK(hf_import_write(imp, out, &o));
     hf_import_free(imp);
     return !test_case_failed;
+}
+
+/* The hyperparameters and tokenizer ids of |want| are those of |got|. */
+static void same_metadata(const char *got_path, const char *want_path) {
+    gguf_file *got = NULL, *want = NULL;
+    CHECK_OK(gguf_open_path(got_path, &got));
+    CHECK_OK(gguf_open_path(want_path, &want));
+    for (size_t i = 0; got && want && i < gguf_n_kv(want); i++) {
+        const char *k = gguf_kv_key(want, i);
+        uint64_t a, b;
+        float f, g;
+        gguf_arr x, y;
+        if (strncmp(k, "general.", 8) == 0 || strcmp(k, "tokenizer.chat_template") == 0)
+            continue; /* names and file types differ; templates come from the folders */
+        if (gguf_get_uint(want, k, &b) == CAI_OK) {
+            int ok = gguf_get_uint(got, k, &a) == CAI_OK && a == b;
+            if (!ok)
+                printf("  %s differs\n", k);
+            CHECK(ok);
+        } else if (gguf_get_float(want, k, &g) == CAI_OK) {
+            CHECK(gguf_get_float(got, k, &f) == CAI_OK && f == g);
+        } else if (gguf_get_arr(want, k, &y) == CAI_OK) {
+            CHECK(gguf_get_arr(got, k, &x) == CAI_OK && x.n == y.n);
+        }
+    }
+    gguf_close(got);
+    gguf_close(want);
 }
 
 /* Every tensor of |want| is in |got| with the same type, shape and bytes. */
@@ -548,17 +568,19 @@ static void oracle(const char *folder, hf_ftype ftype, const char *gguf, float t
     snprintf(want, sizeof(want), "%s/engine/%s.gguf", dir, gguf);
     snprintf(expected, sizeof(expected), "%s/engine/%s.expected.jsonl", dir, gguf);
     snprintf(out, sizeof(out), "%s/%s.gguf", tmp, gguf);
-    if (!import_tensors(in, ftype, out))
+    if (!import_folder(in, ftype, out))
         return;
     same_tensors(out, want);
+    same_metadata(out, want);
     expected_check(out, expected, folder, tol);
     unlink(out);
 }
 
-/* qwen-7b-chat-tiny: sharded F32, re-quantized to Q8_0 = the GGUF's bytes. */
+/* qwen-7b-chat-tiny: sharded F32 + qwen.tiktoken, re-quantized to Q8_0 =
+ * the GGUF's bytes. */
 static void test_oracle_qwen_q8_0(void) { oracle("qwen-7b-chat-tiny", HF_FTYPE_Q8_0, "qwen-tiny-q8_0", 0.25f); }
 
-/* qwen2.5-tiny: F16 weights and F32 norms copied. */
+/* qwen2.5-tiny: F16 weights and F32 norms copied, tokenizer.json. */
 static void test_oracle_qwen2_f16(void) { oracle("qwen2.5-tiny", HF_FTYPE_F16, "qwen2-tiny-f16", 0.02f); }
 
 static void test_oracle_config(void) {
