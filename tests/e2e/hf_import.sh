@@ -1,0 +1,87 @@
+# cai model import / inspect on Hugging Face folders, as a user runs them:
+# the two tiny folders of ../shared/data/hf (Qwen-7B-Chat's sharded layout
+# with qwen.tiktoken, Qwen2.5's with tokenizer.json) become GGUFs that
+# tokenize and run like the engine's own files; a pickle folder is refused;
+# an interrupted import leaves no file.
+. "$(dirname "$0")/lib.sh"
+DATA="${CAI_SHARED_DATA:-$ROOT/../shared/data}"
+if [ ! -f "$DATA/hf/README.md" ]; then
+    echo "SKIP hf_import: $DATA/hf absent"
+    exit 0
+fi
+cd "$T"
+QWEN="$DATA/hf/qwen-7b-chat-tiny" QWEN2="$DATA/hf/qwen2.5-tiny"
+
+# inspect a folder: what will be imported, before importing it
+out=$("$CAI" model inspect "$QWEN" 2>&1)
+if echo "$out" | grep -q 'QWenLMHeadModel (GGUF qwen)' && echo "$out" | grep -q 'tokenizer *qwen.tiktoken' &&
+    echo "$out" | grep -q 'top_p 0.8 *top_k 0 *repetition_penalty 1.1 *max_window_size 6144' &&
+    echo "$out" | grep -q 'blk.0.ffn_gate.weight *<- transformer.h.0.mlp.w2.weight' &&
+    echo "$out" | grep -q 'model-00001-of-00002.safetensors' && echo "$out" | grep -q 'use_dynamic_ntk'; then
+    pass inspect_qwen_folder
+else
+    fail inspect_qwen_folder "$out"
+fi
+
+# import both layouts; stderr is not a terminal: one plain line per tensor
+for m in "qwen-7b-chat-tiny q8_0 qwen-tiny-q8_0" "qwen2.5-tiny f16 qwen2-tiny-f16"; do
+    set -- $m
+    if "$CAI" model import "$DATA/hf/$1" -o "$1.gguf" --type "$2" -t 2 >"$1.out" 2>"$1.err" &&
+        grep -q "^wrote $1.gguf: .* $2, [0-9]* tensors" "$1.out" &&
+        grep -q '^\[1/[0-9]*\] token_embd.weight .* GB/s  ETA' "$1.err" && ! grep -q $'\r' "$1.err"; then
+        pass "import_$1"
+    else
+        fail "import_$1" "$(cat "$1.out" "$1.err" | tail -3)"
+    fi
+    # the same ids as the engine's GGUF made from the same weights and vocabulary
+    text='Hello world, this is a test. 你好，世界！ <|im_start|>user'
+    a=$(printf '%s' "$text" | "$CAI" model tokenize "$1.gguf" --special 2>&1)
+    b=$(printf '%s' "$text" | "$CAI" model tokenize "$DATA/engine/$3.gguf" --special 2>&1)
+    [ -n "$a" ] && [ "$a" = "$b" ] && pass "tokenize_$1" || fail "tokenize_$1" "$a vs $b"
+    # greedy decoding of the imported file = the engine's file
+    a=$("$CAI" run -m "$1.gguf" -p 'Hello world' -n 8 --temp 0 -t 1 2>/dev/null)
+    b=$("$CAI" run -m "$DATA/engine/$3.gguf" -p 'Hello world' -n 8 --temp 0 -t 1 2>/dev/null)
+    [ -n "$a" ] && [ "$a" = "$b" ] && pass "run_$1" || fail "run_$1" "'$a' vs '$b'"
+done
+
+# the generation defaults and the template are in the GGUF metadata
+out=$("$CAI" model inspect qwen-7b-chat-tiny.gguf)
+if echo "$out" | grep -q 'cai.generation.top_p  *0.8' && echo "$out" | grep -q 'cai.generation.max_window_size  *6144' &&
+    echo "$out" | grep -q 'cai.generation.stop_token_ids  *\[3 x i32\]' && echo "$out" | grep -q 'general.file_type  *7'; then
+    pass inspect_imported_defaults
+else
+    fail inspect_imported_defaults "$out"
+fi
+"$CAI" model inspect qwen2.5-tiny.gguf | grep -q 'tokenizer.chat_template' &&
+    pass inspect_imported_template || fail inspect_imported_template "no chat template"
+
+# a PyTorch pickle folder is refused; nothing is written
+mkdir pickle && cp "$QWEN2/config.json" pickle/ && printf 'PK\003\004' > pickle/pytorch_model.bin
+refuses refuses_pickle "never unpickles" "$CAI" model import pickle -o pickle.gguf
+[ ! -e pickle.gguf ] && pass pickle_no_file || fail pickle_no_file "pickle.gguf exists"
+out=$("$CAI" model inspect pickle 2>&1)
+echo "$out" | grep -q 'unsupported.*pytorch_model.bin' && pass inspect_pickle || fail inspect_pickle "$out"
+
+# a folder naming a shard that is not there
+mkdir broken && for f in "$QWEN"/*; do ln -s "$f" broken/; done && rm broken/model-00001-of-00002.safetensors
+refuses refuses_missing_shard "model-00001-of-00002.safetensors.*is missing" \
+    "$CAI" model import broken -o broken.gguf
+
+# an interrupted import (Ctrl-C, or SIGTERM) leaves no file, not even a temporary one
+for sig in INT TERM; do
+    mkdir "out_$sig"
+    "$CAI" model import "$QWEN2" -o "out_$sig/m.gguf" --type q8_0 -t 1 >/dev/null 2>"stop_$sig.err" &
+    pid=$!
+    sleep 0.5
+    kill -s "$sig" "$pid"
+    wait "$pid"
+    rc=$?
+    if [ "$rc" -eq 130 ] && grep -q 'interrupted; out_'"$sig"'/m.gguf was not written' "stop_$sig.err" &&
+        [ -z "$(ls -A "out_$sig")" ]; then
+        pass "interrupt_$sig"
+    else
+        fail "interrupt_$sig" "exit $rc, $(cat "stop_$sig.err" | tail -2), left: $(ls -A "out_$sig")"
+    fi
+done
+
+finish
