@@ -19,6 +19,7 @@
 #include "gguf/gguf_write.h"
 #include "hf/import.h"
 #include "hf/safetensors.h"
+#include "hf/vocab.h"
 #include "llm/quant.h"
 #include "llm/tokenizer.h"
 
@@ -518,17 +519,27 @@ static int model_import(int argc, char **argv) {
 
 /* ---- inspect a folder ------------------------------------------------------- */
 
-/* The tokenizer files a folder holds, as the importer would use them. */
-static const char *folder_tokenizer(const char *dir) {
-    static const char *const files[] = {"tokenizer.json", "qwen.tiktoken"};
-    char p[4096];
-    struct stat sb;
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-        if (stat(p, &sb) == 0)
-            return files[i];
+/* The tokenizer as the import will write it, on one or two lines. */
+static int inspect_tokenizer(const char *dir, int n_vocab) {
+    hf_vocab *v = NULL;
+    cai_status st = hf_vocab_load(dir, (size_t)n_vocab, &v);
+    if (st != CAI_OK) {
+        printf("  tokenizer       unsupported: %s\n", cai_errmsg(st));
+        return CLI_EXIT_FAIL;
     }
-    return NULL;
+    printf("  tokenizer       %s: %zu tokens, %zu merges, bos %d, eos %d, pad %d\n",
+           hf_vocab_source(v), hf_vocab_n_tokens(v), hf_vocab_n_merges(v), hf_vocab_bos(v),
+           hf_vocab_eos(v), hf_vocab_pad(v));
+    const char *t = hf_vocab_chat_template(v);
+    if (t) {
+        size_t n = strcspn(t, "\n");
+        printf("  chat template   %zu bytes: %.*s%s\n", strlen(t), (int)(n < 60 ? n : 60), t,
+               n > 60 || t[n] ? " ..." : "");
+    } else {
+        printf("  chat template   none\n");
+    }
+    hf_vocab_free(v);
+    return 0;
 }
 
 static int inspect_folder(const char *dir) {
@@ -546,8 +557,7 @@ static int inspect_folder(const char *dir) {
            c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab);
     printf("  context         %d, rope base %g, norm eps %g, embeddings %s\n", c->n_ctx,
            (double)c->rope_base, (double)c->norm_eps, c->tied ? "tied" : "untied");
-    const char *tok = folder_tokenizer(dir);
-    printf("  tokenizer       %s\n", tok ? tok : "none found (qwen.tiktoken or tokenizer.json)");
+    int rc = inspect_tokenizer(dir, c->n_vocab);
     const hf_generation *g = &c->gen;
     printf("  generation      ");
     if (g->has_top_p) printf("top_p %g  ", (double)g->top_p);
@@ -585,11 +595,11 @@ static int inspect_folder(const char *dir) {
         printf("    %-28s <- %-44s %-4s %-14s %s\n", t->gguf_name, t->hf_name,
                safetensors_dtype_name(t->src_dtype), dims, t->shard);
     }
-    printf("  unsupported     %s\n", c->n_caveats ? "" : "nothing");
+    printf("  unsupported     %s\n", rc ? "the tokenizer (above)" : c->n_caveats ? "" : "nothing");
     for (size_t i = 0; i < c->n_caveats; i++)
         printf("    %s\n", c->caveat[i]);
     hf_import_free(imp);
-    return 0;
+    return rc;
 }
 
 static int model_inspect(int argc, char **argv) {
