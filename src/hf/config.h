@@ -61,4 +61,9 @@ cai_status hf_config_parse(const char *cfg, size_t cfg_len, const char *gen, siz
  * latter optional) and parses them as hf_config_parse. */
 cai_status hf_config_load(const char *dir, hf_config *out);
 
+/* hf_config_to_json returns config.json for |c| as the model's own code
+ * writes it (the keys hf_config_parse reads back to the same |c|), in
+ * |out| (free() it). For cai model synth --format hf. */
+cai_status hf_config_to_json(const hf_config *c, char **out);
+
 #endif

@@ -167,6 +167,24 @@ static const name_map LAYER[] = {
 #undef QL
 #undef ML
 
+cai_status hf_import_hf_name(hf_arch arch, const char *gguf, char *out, size_t n) {
+    int layer, used = 0;
+    if (sscanf(gguf, "blk.%d.%n", &layer, &used) == 1 && used > 0 && layer >= 0) {
+        for (size_t i = 0; i < sizeof(LAYER) / sizeof(LAYER[0]); i++)
+            if (strcmp(LAYER[i].gguf, gguf + used) == 0 && LAYER[i].hf[arch]) {
+                snprintf(out, n, "%s%d.%s", LAYER_PREFIX[arch], layer, LAYER[i].hf[arch]);
+                return CAI_OK;
+            }
+    } else {
+        for (size_t i = 0; i < sizeof(GLOBAL) / sizeof(GLOBAL[0]); i++)
+            if (strcmp(GLOBAL[i].gguf, gguf) == 0) {
+                snprintf(out, n, "%s", GLOBAL[i].hf[arch]);
+                return CAI_OK;
+            }
+    }
+    return cai_fail(CAI_ERR_NOT_FOUND, "%s has no Hugging Face name", gguf);
+}
+
 /* The GGUF shape [ne0, ne1] of |gguf| (a layer suffix or global name);
  * ne1 == 0 for a vector. */
 static void expected_shape(const hf_config *c, const char *g, int64_t *ne0, int64_t *ne1) {

@@ -62,6 +62,11 @@ cai_status hf_write_hparams(gguf_writer *w, const hf_config *c, const char *name
  * keys (docs/MODELS.md): only the values the folder sets. */
 cai_status hf_write_generation(gguf_writer *w, const hf_config *c);
 
+/* hf_import_hf_name writes to |out| (|n| bytes) the checkpoint name of GGUF
+ * tensor |gguf| ("blk.3.ffn_up.weight") in architecture |arch| (the name
+ * map, for cai model synth --format hf). CAI_ERR_NOT_FOUND if it has none. */
+cai_status hf_import_hf_name(hf_arch arch, const char *gguf, char *out, size_t n);
+
 /* ---- import ----------------------------------------------------------------- */
 
 typedef struct hf_import hf_import;

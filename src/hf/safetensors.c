@@ -586,3 +586,120 @@ cai_status safetensors_dir_open(const char *dir, safetensors_dir **out) {
     *out = d;
     return CAI_OK;
 }
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static uint64_t entry_bytes(const safetensors_entry *e) {
+    uint64_t n = e->dtype == GGML_TYPE_F32 ? 4 : 2;
+    for (int d = 0; d < e->n_dims; d++)
+        n *= (uint64_t)e->shape[d];
+    return n;
+}
+
+/* One file with entries [a, b). */
+static cai_status write_file(const char *path, const safetensors_entry *e, size_t a, size_t b,
+                             safetensors_fill_fn fill, void *arg) {
+    json_t *h = json_object();
+    uint64_t off = 0;
+    cai_status st = h ? CAI_OK : CAI_ERR_NOMEM;
+    if (st == CAI_OK)
+        json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    for (size_t i = a; st == CAI_OK && i < b; i++) {
+        json_t *shape = json_array();
+        for (int d = 0; d < e[i].n_dims; d++)
+            json_array_append_new(shape, json_integer(e[i].shape[d]));
+        uint64_t nb = entry_bytes(&e[i]);
+        if (json_object_set_new(h, e[i].name, json_pack("{s:s,s:o,s:[I,I]}", "dtype",
+                                                        safetensors_dtype_name(e[i].dtype), "shape",
+                                                        shape, "data_offsets", (json_int_t)off,
+                                                        (json_int_t)(off + nb))) != 0)
+            st = CAI_ERR_NOMEM;
+        off += nb;
+    }
+    char *js = st == CAI_OK ? json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(h);
+    if (st == CAI_OK && js == NULL)
+        st = CAI_ERR_NOMEM;
+    buf head;
+    buf_init(&head, 0);
+    if (st == CAI_OK) {
+        size_t len = strlen(js), padded = (len + 7) / 8 * 8;
+        st = buf_append_u64le(&head, padded);
+        if (st == CAI_OK)
+            st = buf_append(&head, js, len);
+        while (st == CAI_OK && head.len < 8 + padded)
+            st = buf_append_u8(&head, ' ');
+    }
+    free(js);
+    file_atomic fa;
+    fa.fd = -1;
+    if (st == CAI_OK)
+        st = file_atomic_open(&fa, path, 0644);
+    if (st == CAI_OK)
+        st = file_write_full(fa.fd, head.data, head.len);
+    buf_free(&head);
+    for (size_t i = a; st == CAI_OK && i < b; i++) {
+        size_t nb = (size_t)entry_bytes(&e[i]);
+        uint8_t *d = malloc(nb ? nb : 1);
+        st = d ? fill(arg, i, d, nb) : CAI_ERR_NOMEM;
+        if (st == CAI_OK)
+            st = file_write_full(fa.fd, d, nb);
+        free(d);
+    }
+    if (st == CAI_OK)
+        return file_atomic_commit(&fa);
+    file_atomic_abort(&fa);
+    return st;
+}
+
+cai_status safetensors_write_dir(const char *dir, const safetensors_entry *e, size_t n,
+                                 uint64_t shard_bytes, safetensors_fill_fn fill, void *arg) {
+    /* Shards: consecutive entries up to shard_bytes each (at least one). */
+    size_t *start = calloc(n + 1, sizeof(*start)), n_shards = 0;
+    uint64_t total = 0, cur = 0;
+    if (start == NULL)
+        return CAI_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t nb = entry_bytes(&e[i]);
+        if (i == 0 || (shard_bytes && cur + nb > shard_bytes && cur > 0)) {
+            start[n_shards++] = i;
+            cur = 0;
+        }
+        cur += nb;
+        total += nb;
+    }
+    start[n_shards] = n;
+    char path[4096], name[64];
+    cai_status st = CAI_OK;
+    json_t *map = json_object();
+    for (size_t s = 0; st == CAI_OK && s < n_shards; s++) {
+        if (n_shards == 1)
+            snprintf(name, sizeof(name), "model.safetensors");
+        else
+            snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", s + 1, n_shards);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        st = write_file(path, e, start[s], start[s + 1], fill, arg);
+        for (size_t i = start[s]; st == CAI_OK && i < start[s + 1]; i++)
+            json_object_set_new(map, e[i].name, json_string(name));
+    }
+    if (st == CAI_OK && n_shards > 1) {
+        json_t *index = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total,
+                                  "weight_map", map);
+        char *js = index ? json_dumps(index, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+        file_atomic fa;
+        fa.fd = -1;
+        st = js ? file_atomic_open(&fa, path, 0644) : CAI_ERR_NOMEM;
+        if (st == CAI_OK)
+            st = file_write_full(fa.fd, js, strlen(js));
+        if (st == CAI_OK)
+            st = file_atomic_commit(&fa);
+        else
+            file_atomic_abort(&fa);
+        free(js);
+        json_decref(index);
+    }
+    json_decref(map);
+    free(start);
+    return st;
+}

@@ -106,4 +106,26 @@ size_t safetensors_dir_n_files(const safetensors_dir *d);
 const char *safetensors_dir_file_name(const safetensors_dir *d, size_t i);
 const safetensors *safetensors_dir_file(const safetensors_dir *d, size_t i);
 
+/* ---- writing (cai model synth --format hf) -------------------------------- */
+
+typedef struct {
+    const char *name;
+    int dtype;          /* GGML_TYPE_F32, GGML_TYPE_F16 or GGML_TYPE_BF16 */
+    int n_dims;
+    int64_t shape[SAFETENSORS_MAX_DIMS]; /* outermost first */
+} safetensors_entry;
+
+/* Fills |dst| (|nbytes|) with the data of entry |index|. */
+typedef cai_status (*safetensors_fill_fn)(void *arg, size_t index, uint8_t *dst, size_t nbytes);
+
+/* safetensors_write_dir writes the |n| tensors |e| into the existing folder
+ * |dir|: model.safetensors, or, when their data exceeds |shard_bytes| (0:
+ * never), shards model-0000I-of-0000N.safetensors of about that size and
+ * model.safetensors.index.json, as Hugging Face writes them. Data is
+ * contiguous in the order given; fill produces each tensor when its turn
+ * comes (one tensor in memory at a time). Each file appears atomically.
+ * Returns CAI_OK or the first error. */
+cai_status safetensors_write_dir(const char *dir, const safetensors_entry *e, size_t n,
+                                 uint64_t shard_bytes, safetensors_fill_fn fill, void *arg);
+
 #endif

