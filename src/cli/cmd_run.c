@@ -59,6 +59,8 @@ static const char SAMPLING_HELP[] =
     "      --temp X           temperature, 0 = greedy (default 0.8)\n"
     "      --top-k N          (default 40)   --top-p X (default 0.95)   --min-p X (default 0.05)\n"
     "      --repeat-penalty X (default 1.0)  --seed N (default: random)\n"
+    "                         a model imported with cai model import brings its own\n"
+    "                         defaults for these (its generation_config.json)\n"
     "      --chat-template T  chatml, qwen, llama3 or zephyr (default: the model's)\n";
 
 static int parse_float(const char *s, float *out) {
@@ -221,8 +223,14 @@ static cai_status open_all(const run_opts *o, llm_engine **e, llm_ctx **ctx, sam
                     ? o->n_ctx
                     : llm_model_hparams((*e)->model)->n_ctx_train;
     st = llm_ctx_new((*e)->model, n_ctx, 1, o->threads, ctx);
+    /* the model's generation defaults, where the command line chose nothing */
+    sample_params p = o->sample;
+    unsigned keep = (o->set_temp ? SAMPLE_SET_TEMPERATURE : 0) | (o->set_top_p ? SAMPLE_SET_TOP_P : 0) |
+                    (o->set_top_k ? SAMPLE_SET_TOP_K : 0) | (o->set_min_p ? SAMPLE_SET_MIN_P : 0) |
+                    (o->set_repeat ? SAMPLE_SET_REPEAT : 0);
+    sample_params_merge(&p, &(*e)->gen, (*e)->gen_set, keep);
     if (st == CAI_OK)
-        st = sampler_new(&o->sample, llm_model_hparams((*e)->model)->n_vocab, smp);
+        st = sampler_new(&p, llm_model_hparams((*e)->model)->n_vocab, smp);
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include "gguf/gguf.h"
 #include "llm/chat.h"
 #include "llm/model.h"
+#include "llm/sample.h"
 #include "llm/tokenizer.h"
 
 #define LLM_MAX_EOG 8
@@ -23,9 +24,13 @@ typedef struct {
     int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
     int n_eog;
     char name[128];           /* general.name, or the architecture */
+    sample_params gen;        /* the model's generation defaults (cai.generation.*) */
+    unsigned gen_set;         /* which fields of gen the file sets (SAMPLE_SET_*) */
 } llm_engine;
 
-/* llm_engine_open loads |path| (or |fd| when path is NULL). |template_name|
+/* llm_engine_open loads |path| (or |fd| when path is NULL), with the
+ * model's generation defaults (gen, gen_set) and its stop tokens
+ * (cai.generation.stop_token_ids join the end-of-generation tokens). |template_name|
  * (may be NULL) overrides the chat template the file names. */
 cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out);
 void llm_engine_free(llm_engine *e);

@@ -14,6 +14,7 @@
 #include "hf/config.h"
 #include "hf/import.h"
 #include "hf/safetensors.h"
+#include "llm/engine.h"
 #include "llm/quant.h"
 #include "test.h"
 #include "expected.h"
@@ -625,6 +626,19 @@ static void oracle(const char *folder, hf_ftype ftype, const char *gguf, float t
     same_tensors(out, want);
     same_metadata(out, want);
     expected_check(out, expected, folder, tol);
+    /* the engine takes the folder's generation defaults and stop tokens */
+    llm_engine *e = NULL;
+    CHECK_OK(llm_engine_open(out, -1, NULL, &e));
+    if (e) {
+        CHECK(e->gen_set & SAMPLE_SET_TOP_P && fabsf(e->gen.top_p - 0.8f) < 1e-6f &&
+              e->gen.min_p == 0 && (e->gen_set & SAMPLE_SET_REPEAT));
+        CHECK(llm_engine_is_eog(e, 151643) && llm_engine_is_eog(e, 151645));
+        if (strcmp(folder, "qwen-7b-chat-tiny") == 0) /* Qwen's chat() stops at <|im_start|> too */
+            CHECK(llm_engine_is_eog(e, 151644) && e->gen.top_k == 0 && e->gen.repeat_penalty == 1.1f);
+        else
+            CHECK(e->gen.top_k == 20 && fabsf(e->gen.temperature - 0.7f) < 1e-6f);
+    }
+    llm_engine_free(e);
     unlink(out);
 }
 
