@@ -582,13 +582,19 @@ static int model_import(int argc, char **argv) {
     }
     if (optind != argc - 1 || out == NULL)
         return cli_usage_error("model import", "needs one model folder and -o FILE.gguf");
-    hf_import_opts o = {.threads = (int)threads, .cancel = &import_stop};
+    hf_import_opts o = {.threads = (int)threads};
     if (hf_ftype_parse(type, &o.ftype) != CAI_OK)
         return cli_usage_error("model import", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
+    return cli_hf_import("model import", argv[optind], out, o.ftype, (int)threads);
+}
+
+int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads) {
+    hf_import_opts o = {.ftype = ftype, .threads = threads, .cancel = &import_stop};
     double start = cli_now();
     import_view view = {start, 0, isatty(STDERR_FILENO)};
     o.progress = import_progress;
     o.progress_arg = &view;
+    import_stop = 0;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = import_on_signal;
@@ -596,7 +602,7 @@ static int model_import(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     hf_import *imp = NULL;
-    cai_status st = hf_import_open(argv[optind], &imp);
+    cai_status st = hf_import_open(dir, &imp);
     if (st == CAI_OK)
         st = hf_import_write(imp, out, &o);
     sigaction(SIGINT, &old_int, NULL);
@@ -606,17 +612,17 @@ static int model_import(int argc, char **argv) {
     if (st == CAI_OK) {
         double now = cli_now(), dt = now - view.t0;
         uint64_t bytes = hf_import_source_bytes(imp);
-        printf("wrote %s: %s %s, %zu tensors, %.2f GB converted in %.1f s (%.2f GB/s), %.1f s in "
-               "all\n", out, hf_import_config(imp)->gguf_arch, hf_ftype_name(o.ftype),
-               hf_import_n_tensors(imp), (double)bytes / 1e9, dt,
-               dt > 0 ? (double)bytes / 1e9 / dt : 0, now - start);
+        printf("%s %s: %s %s, %zu tensors, %.2f GB converted in %.1f s (%.2f GB/s), %.1f s in "
+               "all\n", strcmp(cmd, "model import") == 0 ? "wrote" : "imported", out,
+               hf_import_config(imp)->gguf_arch, hf_ftype_name(ftype), hf_import_n_tensors(imp),
+               (double)bytes / 1e9, dt, dt > 0 ? (double)bytes / 1e9 / dt : 0, now - start);
     }
     hf_import_free(imp);
     if (st != CAI_OK && import_stop) {
-        fprintf(stderr, "cai model import: interrupted; %s was not written\n", out);
+        fprintf(stderr, "cai %s: interrupted; %s was not written\n", cmd, out);
         return 130;
     }
-    return st == CAI_OK ? 0 : cli_fail("model import", st);
+    return st == CAI_OK ? 0 : cli_fail(cmd, st);
 }
 
 /* ---- inspect a folder ------------------------------------------------------- */

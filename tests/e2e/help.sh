@@ -12,7 +12,7 @@ HELP_TABLE='
 --help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
 help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
 help seal|usage: cai seal|
-seal --help|usage: cai seal|--key-file --kbs
+seal --help|usage: cai seal|--key-file --kbs --type --keep
 seal in -o out.sealed --key-file k --help|usage: cai seal|
 unseal --help|usage: cai unseal|--force
 unseal in.sealed -k k -o out --help|usage: cai unseal|

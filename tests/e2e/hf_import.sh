@@ -67,6 +67,26 @@ mkdir broken && for f in "$QWEN"/*; do ln -s "$f" broken/; done && rm broken/mod
 refuses refuses_missing_shard "model-00001-of-00002.safetensors.*is missing" \
     "$CAI" model import broken -o broken.gguf
 
+# cai seal DIR --type: import and seal in one step; no plaintext GGUF stays
+# on disk (unless --keep); unsealing gives the same file cai model import writes
+mkdir sealed
+if "$CAI" seal "$QWEN2" --type f16 -o sealed/m.cai --key-file sealed/k --new-key >sealed.out 2>sealed.err &&
+    [ "$(ls sealed | sort | tr '\n' ' ')" = "k m.cai " ] && grep -q 'key id: *kbs:///cai/' sealed.out &&
+    "$CAI" unseal sealed/m.cai -k sealed/k -o unsealed.gguf >/dev/null && cmp -s unsealed.gguf qwen2.5-tiny.gguf; then
+    pass seal_type_imports
+else
+    fail seal_type_imports "$(ls sealed; tail -3 sealed.err)"
+fi
+if "$CAI" seal "$QWEN2" --type f16 --keep kept.gguf -o sealed/k2.cai --key-file sealed/k >/dev/null 2>&1 &&
+    cmp -s kept.gguf qwen2.5-tiny.gguf; then
+    pass seal_type_keep
+else
+    fail seal_type_keep "kept.gguf differs or is missing"
+fi
+err=$("$CAI" seal qwen2.5-tiny.gguf --type q8_0 -o x.cai --key-file sealed/k 2>&1); rc=$?
+[ "$rc" -eq 2 ] && echo "$err" | grep -q 'is not a folder' && pass seal_type_needs_folder ||
+    fail seal_type_needs_folder "exit $rc: $err"
+
 # cai model synth --format hf: the same weights as a folder of each real
 # layout, sharded; importing it gives the tensors of the synthetic GGUF
 # (F32 folders exactly, q8_0 and llama.cpp's q4_k_m mix alike); a BF16
