@@ -116,6 +116,39 @@ if [ -f "$VOCAB" ]; then
     else
         fail synth_hf_bf16_runs "bf16 folder did not import or run"
     fi
+    # the whole path as a user runs it: a folder in Qwen-7B-Chat's layout ->
+    # cai seal --type q4_k_m --kbs -> cai serve --sealed --kbs --tee sim -> a chat answer
+    "$CAI" attest sim-init sim >/dev/null
+    "$CAI" kbs admin keygen -o admin >/dev/null
+    ZERO=$(printf '00%.0s' $(seq 48))
+    printf '{"version": 1, "tee": ["sim"], "tcb_status": ["UpToDate"], "reference_values": {"td": {"mr_td": ["%s"]}}, "resources": [{"path": "cai/*", "allow": ["td"]}]}\n' "$ZERO" > policy.json
+    KPORT=$(free_port)
+    K=http://127.0.0.1:$KPORT
+    "$CAI" kbs --db kbs.db --master-key master.key --insecure-http --port "$KPORT" \
+        --admin-pub admin.pub --policy policy.json --trust-sim sim > kbs.log 2>&1 &
+    KBS=$!
+    SERVER=
+    trap 'kill $KBS $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
+    for i in $(seq 1 100); do curl -s -o /dev/null "$K/kbs/v0/x" && break; sleep 0.1; done
+    mkdir conf
+    out=$("$CAI" seal syn-qwen --type q4_k_m -o conf/m.cai --kbs "$K" --admin-key admin.key --key-id kbs:///cai/hf/key 2>&1)
+    if echo "$out" | grep -q 'registered as cai/hf/key.*only copy' && [ "$(ls conf)" = m.cai ]; then
+        pass seal_hf_kbs
+    else
+        fail seal_hf_kbs "$out; $(ls conf)"
+    fi
+    PORT=$(free_port)
+    U=http://127.0.0.1:$PORT
+    "$CAI" serve --sealed conf/m.cai --kbs "$K" --tee sim --sim-dir sim --port "$PORT" > serve.log 2>&1 &
+    SERVER=$!
+    if wait_http "$U/health" 60; then
+        out=$(curl -s "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hello!"}],"max_tokens":4,"seed":1}')
+        echo "$out" | grep -q '"completion_tokens":4' && grep -q 'received the key kbs:///cai/hf/key' serve.log &&
+            pass serve_sealed_hf_chat || fail serve_sealed_hf_chat "$out"
+    else
+        fail serve_sealed_hf_chat "$(tail -5 serve.log)"
+    fi
+    kill -TERM $SERVER; wait $SERVER 2>/dev/null; SERVER=
 else
     echo "SKIP synth_hf: node_modules absent (run ./run setup)"
 fi
