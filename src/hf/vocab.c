@@ -231,6 +231,8 @@ static cai_status finish(hf_vocab *v) {
         v->text[i] = base + v->off[i];
     for (size_t i = 0; i < v->n_merges; i++)
         v->merge[i] = base + v->merge_off[i];
+    free(v->off), free(v->merge_off);
+    v->off = v->merge_off = NULL;
     cai_status st = map_init(&v->ids, v->n);
     for (size_t i = 0; st == CAI_OK && i < v->n; i++) {
         int32_t was = map_add(&v->ids, v->text[i], v->len[i], (int32_t)i);
@@ -243,7 +245,7 @@ static cai_status finish(hf_vocab *v) {
 
 /* ---- qwen.tiktoken -------------------------------------------------------------- */
 
-/* parse_rank reads a decimal rank (no sign, no leading zero) below |limit|. */
+/* parse_rank reads a decimal rank: 1..10 digits, no sign, no leading zero. */
 static int parse_rank(const uint8_t *p, size_t n, uint64_t *out) {
     if (n == 0 || n > 10 || (n > 1 && p[0] == '0'))
         return 0;
@@ -356,8 +358,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
         }
         size_t tn = 0;
         if (b64_decode((const char *)lp, b64_len, raw + used, len - used, &tn, B64_STD) != CAI_OK) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: bad base64 \"%.*s\"", line_no,
-                          (int)(b64_len < 40 ? b64_len : 40), (const char *)lp);
+            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: bad base64 (standard alphabet, padded)", line_no);
             break;
         }
         if (tn == 0 || tn > HF_VOCAB_MAX_TOKEN_BYTES) {
