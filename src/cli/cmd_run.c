@@ -60,6 +60,8 @@ static const char SAMPLING_HELP[] =
     "      --temp X           temperature, 0 = greedy (default 0.8)\n"
     "      --top-k N          (default 40)   --top-p X (default 0.95)   --min-p X (default 0.05)\n"
     "      --repeat-penalty X (default 1.0)  --seed N (default: random)\n"
+    "                         a model imported with cai model import brings its own\n"
+    "                         defaults for these (its generation_config.json)\n"
     "      --chat-template T  chatml, qwen, llama3 or zephyr (default: the model's)\n";
 
 static int parse_float(const char *s, float *out) {
@@ -193,12 +195,19 @@ static cai_status generate(llm_ctx *ctx, const llm_engine *e, const sample_param
     return st;
 }
 
-static cai_status open_all(const run_opts *o, llm_engine **e, llm_ctx **ctx) {
+static cai_status open_all(run_opts *o, llm_engine **e, llm_ctx **ctx) {
     cai_status st = llm_engine_open(o->model, -1, o->template_name, e);
     if (st != CAI_OK)
         return st;
     const llm_model *m = llm_engine_model(*e);
     int n_ctx = o->n_ctx < llm_model_hparams(m)->n_ctx_train ? o->n_ctx : llm_model_hparams(m)->n_ctx_train;
+    /* the model's generation defaults, where the command line chose nothing */
+    unsigned keep = (o->set_temp ? SAMPLE_SET_TEMPERATURE : 0) | (o->set_top_p ? SAMPLE_SET_TOP_P : 0) |
+                    (o->set_top_k ? SAMPLE_SET_TOP_K : 0) | (o->set_min_p ? SAMPLE_SET_MIN_P : 0) |
+                    (o->set_repeat ? SAMPLE_SET_REPEAT : 0);
+    unsigned gen_set;
+    const sample_params *gen = llm_engine_gen(*e, &gen_set);
+    sample_params_merge(&o->sample, gen, gen_set, keep);
     return llm_ctx_new(m, n_ctx, 1, o->threads, ctx);
 }
 

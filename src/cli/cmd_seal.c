@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/codec.h"
+#include "hf/import.h"
 #include "common/file.h"
 #include "common/secure.h"
 #include "kbs/admin.h"
@@ -36,7 +37,8 @@ static cai_status kbs_register(const kbs_admin *a, const char *path, const uint8
 static void seal_help(void) {
     printf("usage: cai seal IN -o OUT --key-file KEY [--new-key] [--key-id URI]\n"
            "                [--chunk-size SIZE] [--threads N]\n"
-           "       cai seal IN -o OUT --kbs URL --admin-key FILE [--kbs-ca FILE] [--key-id URI]\n\n"
+           "       cai seal IN -o OUT --kbs URL --admin-key FILE [--kbs-ca FILE] [--key-id URI]\n"
+           "       cai seal HF_FOLDER -o OUT --type TYPE [--keep FILE.gguf] (key options as above)\n\n"
            "Encrypt a model file or a directory (a Hugging Face model folder) into one\n"
            "sealed file (docs/SEALED-FORMAT.md): AES-256-GCM in chunks, authenticated\n"
            "header with the model's SHA-256 digest and the key id.\n\n"
@@ -46,7 +48,11 @@ static void seal_help(void) {
            "      --key-id URI     the key broker resource holding the key\n"
            "                       (default kbs:///cai/<input name>/key)\n"
            "      --chunk-size SIZE  power of two from 64K to 64M (default 4M)\n"
-           "  -t, --threads N      encryption threads (default: one per CPU)\n"
+           "  -t, --threads N      encryption (and import) threads (default: one per CPU)\n"
+           "      --type TYPE      IN is a Hugging Face folder: import it to GGUF first, as\n"
+           "                       cai model import --type TYPE (q8_0, q4_k_m, q4_0, f16, bf16,\n"
+           "                       f32), and seal the GGUF; no plaintext GGUF is left on disk\n"
+           "      --keep FILE      with --type: keep the imported GGUF as FILE\n"
            "      --kbs URL        register the key with this key broker under the key id\n"
            "                       (without --key-file: a new key that exists only there)\n"
            "      --admin-key FILE the broker admin's Ed25519 private key\n"
@@ -98,8 +104,9 @@ int cmd_seal(int argc, char **argv) {
         {"chunk-size", required_argument, NULL, 'C'}, {"threads", required_argument, NULL, 't'},
         {"kbs", required_argument, NULL, 'K'},      {"admin-key", required_argument, NULL, 'A'},
         {"kbs-ca", required_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
+        {"type", required_argument, NULL, 'T'},     {"keep", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
-    const char *out = NULL, *key_file = NULL, *key_id = NULL;
+    const char *out = NULL, *key_file = NULL, *key_id = NULL, *type = NULL, *keep = NULL;
     const char *kbs_url = NULL, *admin_key = NULL, *kbs_ca = NULL;
     int new_key = 0;
     seal_params p = {0};
@@ -114,6 +121,8 @@ int cmd_seal(int argc, char **argv) {
         case 'K': kbs_url = optarg; break;
         case 'A': admin_key = optarg; break;
         case 'R': kbs_ca = optarg; break;
+        case 'T': type = optarg; break;
+        case 'P': keep = optarg; break;
         case 'C':
             if (parse_chunk_size(optarg, &p.chunk_log2) != 0)
                 return cli_usage_error("seal", "--chunk-size must be a power of two from 64K to 64M");
@@ -143,6 +152,42 @@ int cmd_seal(int argc, char **argv) {
         return cli_usage_error("seal", "key id \"%s\" is not a kbs://[host]/repository/type/tag URI",
                                key_id);
     p.key_id = key_id;
+    hf_ftype ftype = HF_FTYPE_Q8_0;
+    struct stat sb;
+    if (keep && !type)
+        return cli_usage_error("seal", "--keep FILE.gguf goes with --type");
+    if (type && hf_ftype_parse(type, &ftype) != CAI_OK)
+        return cli_usage_error("seal", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
+    if (type && (stat(in, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return cli_usage_error("seal", "--type imports a Hugging Face model folder; %s is not a "
+                               "folder", in);
+    /* --type: import the folder to GGUF first (before any key exists), and
+     * seal that. The plaintext GGUF loses its name as soon as it is
+     * complete (kept open, sealed through /proc/self/fd), so nothing of it
+     * stays on disk, even if sealing is killed; --keep names it instead. */
+    int gguf_fd = -1;
+    char gguf[4200], gguf_fd_path[64];
+    if (type) {
+        const char *slash = strrchr(out, '/');
+        int dl = slash ? (int)(slash - out) + 1 : 0;
+        if (keep)
+            snprintf(gguf, sizeof(gguf), "%s", keep);
+        else
+            snprintf(gguf, sizeof(gguf), "%.*s.%s.import-%ld.gguf", dl, out, slash ? slash + 1 : out,
+                     (long)getpid());
+        int rc = cli_hf_import("seal", in, gguf, ftype, p.n_threads);
+        if (rc != 0)
+            return rc;
+        if (!keep) {
+            gguf_fd = open(gguf, O_RDONLY | O_CLOEXEC);
+            int saved = errno;
+            unlink(gguf);
+            if (gguf_fd < 0)
+                return cli_fail("seal", cai_fail(CAI_ERR_IO, "%s: %s", gguf, strerror(saved)));
+            snprintf(gguf_fd_path, sizeof(gguf_fd_path), "/proc/self/fd/%d", gguf_fd);
+        }
+        in = keep ? keep : gguf_fd_path;
+    }
 
     uint8_t key[SEAL_KEY_LEN], digest[SEAL_DIGEST_LEN];
     jose_key *admin = NULL;
@@ -176,6 +221,10 @@ int cmd_seal(int argc, char **argv) {
     double t0 = cli_now();
     st = seal_path(in, out, key, &p, digest);
     cli_progress_end(&prog);
+    if (gguf_fd >= 0)
+        close(gguf_fd);
+    if (type)
+        in = argv[optind];
     if (st != CAI_OK && kbs_url) {
         /* No sealed file: withdraw the key registered for it (ours: it was
          * created above), keeping the first error. */

@@ -16,6 +16,8 @@ struct llm_engine {
     int32_t eog[LLM_MAX_EOG]; /* tokens that end a reply */
     int n_eog;
     char name[128];           /* general.name, or the architecture */
+    sample_params gen;        /* the model's generation defaults (cai.generation.*) */
+    unsigned gen_set;         /* which fields of gen the file sets (SAMPLE_SET_*) */
 };
 
 static void add_eog(llm_engine *e, int32_t id) {
@@ -60,6 +62,19 @@ cai_status llm_engine_open(const char *path, int fd, const char *template_name, 
     add_eog(e, tokenizer_find(e->tok, "<|endoftext|>"));
     add_eog(e, tokenizer_find(e->tok, "<|im_end|>"));
     add_eog(e, tokenizer_find(e->tok, "<|eot_id|>"));
+    gguf_arr stops;
+    if (gguf_get_arr(e->gguf, "cai.generation.stop_token_ids", &stops) == CAI_OK &&
+        (stops.type == GGUF_TYPE_INT32 || stops.type == GGUF_TYPE_UINT32))
+        for (size_t i = 0; i < stops.n; i++) {
+            int64_t id = gguf_arr_i64(&stops, i);
+            if (id >= 0 && (size_t)id < tokenizer_n_tokens(e->tok))
+                add_eog(e, (int32_t)id);
+        }
+    sample_params_default(&e->gen);
+    if ((st = sample_params_from_gguf(e->gguf, &e->gen, &e->gen_set)) != CAI_OK) {
+        llm_engine_free(e);
+        return st;
+    }
     if (gguf_get_str(e->gguf, "general.name", &name) != CAI_OK)
         name = arch;
     snprintf(e->name, sizeof(e->name), "%s", name);
@@ -137,3 +152,8 @@ uint64_t llm_engine_weight_bytes(const llm_engine *e) {
 }
 
 const char *llm_engine_kernels_name(void) { return kernel_level_name(kernel_level()); }
+
+const sample_params *llm_engine_gen(const llm_engine *e, unsigned *set) {
+    *set = e->gen_set;
+    return &e->gen;
+}

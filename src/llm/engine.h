@@ -13,11 +13,14 @@
 #include "gguf/gguf.h"
 #include "llm/chat.h"
 #include "llm/model.h"
+#include "llm/sample.h"
 #include "llm/tokenizer.h"
 
 typedef struct llm_engine llm_engine;
 
-/* llm_engine_open loads |path| (or |fd| when path is NULL). |template_name|
+/* llm_engine_open loads |path| (or |fd| when path is NULL), with the
+ * model's generation defaults (llm_engine_gen) and its stop tokens
+ * (cai.generation.stop_token_ids join the end-of-generation tokens). |template_name|
  * (may be NULL) overrides the chat template the file names. */
 cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out);
 void llm_engine_free(llm_engine *e);
@@ -37,6 +40,11 @@ cai_status llm_engine_text_prompt(const llm_engine *e, const char *text, int32_t
  * tokenizer (owned by the engine). */
 const llm_model *llm_engine_model(const llm_engine *e);
 const tokenizer *llm_engine_tokenizer(const llm_engine *e);
+
+/* llm_engine_gen returns the model's generation defaults (the
+ * cai.generation.* metadata of an imported model) and, in |set|, which of
+ * their fields the file sets (SAMPLE_SET_*); requests override them. */
+const sample_params *llm_engine_gen(const llm_engine *e, unsigned *set);
 
 /* llm_engine_name returns general.name, or the architecture's name. */
 const char *llm_engine_name(const llm_engine *e);

@@ -14,3 +14,14 @@ cai_status quantize_row(int type, const float *src, void *dst, int64_t n) {
         return cai_fail(CAI_ERR_UNSUPPORTED, "cannot quantize to %s", ggml_type_name(type));
     return CAI_OK;
 }
+
+cai_status dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    int64_t block = (int64_t)ggml_type_block_size(type);
+    if (block <= 0 || !quant_supported(type))
+        return cai_fail(CAI_ERR_UNSUPPORTED, "cannot read ggml type %d", type);
+    if (n < 0 || n % block != 0)
+        return cai_fail(CAI_ERR_INVALID_ARG, "%lld values are not whole blocks of %s",
+                        (long long)n, ggml_type_name(type));
+    quant_dequantize_row(type, src, dst, n);
+    return CAI_OK;
+}

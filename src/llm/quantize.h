@@ -19,4 +19,10 @@
  * CAI_ERR_INVALID_ARG when |n| is not a whole number of blocks. */
 cai_status quantize_row(int type, const float *src, void *dst, int64_t n);
 
+/* dequantize_row writes |n| values of type |type| at |src| as floats into
+ * |dst| (every type quantize_row writes). Returns CAI_ERR_UNSUPPORTED for
+ * another type, CAI_ERR_INVALID_ARG when |n| is not a whole number of
+ * blocks. */
+cai_status dequantize_row(int type, const void *src, float *dst, int64_t n);
+
 #endif

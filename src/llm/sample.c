@@ -25,6 +25,61 @@ void sample_params_default(sample_params *p) {
                          .repeat_penalty = 1.0f, .repeat_last_n = 64};
 }
 
+cai_status sample_params_from_gguf(const gguf_file *g, sample_params *p, unsigned *out_set) {
+    static const struct { const char *key; unsigned bit; } KEYS[] = {
+        {"cai.generation.temperature", SAMPLE_SET_TEMPERATURE},
+        {"cai.generation.top_p", SAMPLE_SET_TOP_P},
+        {"cai.generation.top_k", SAMPLE_SET_TOP_K},
+        {"cai.generation.repetition_penalty", SAMPLE_SET_REPEAT},
+    };
+    sample_params q = *p;
+    unsigned set = 0;
+    for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
+        float f = 0;
+        uint64_t u = 0;
+        cai_status st = KEYS[i].bit == SAMPLE_SET_TOP_K ? gguf_get_uint(g, KEYS[i].key, &u)
+                                                        : gguf_get_float(g, KEYS[i].key, &f);
+        if (st == CAI_ERR_NOT_FOUND)
+            continue;
+        if (st != CAI_OK || (KEYS[i].bit == SAMPLE_SET_TOP_K && u > (1u << 30)))
+            return cai_fail(CAI_ERR_FORMAT, "model metadata: %s is not a valid value", KEYS[i].key);
+        switch (KEYS[i].bit) {
+        case SAMPLE_SET_TEMPERATURE: q.temperature = f; break;
+        case SAMPLE_SET_TOP_P: q.top_p = f; break;
+        case SAMPLE_SET_TOP_K: q.top_k = (int)u; break;
+        default: q.repeat_penalty = f; break;
+        }
+        set |= KEYS[i].bit;
+    }
+    int do_sample = 1;
+    cai_status st = gguf_get_bool(g, "cai.generation.do_sample", &do_sample);
+    if (st != CAI_OK && st != CAI_ERR_NOT_FOUND)
+        return cai_fail(CAI_ERR_FORMAT, "model metadata: cai.generation.do_sample is not a bool");
+    if (!do_sample) {
+        q.temperature = 0;
+        set |= SAMPLE_SET_TEMPERATURE;
+    }
+    if (set) {
+        q.min_p = 0;
+        set |= SAMPLE_SET_MIN_P;
+    }
+    if (sample_params_check(&q) != CAI_OK)
+        return cai_fail(CAI_ERR_FORMAT, "model metadata: cai.generation.*: %s",
+                        cai_errmsg(CAI_ERR_INVALID_ARG));
+    *p = q;
+    *out_set = set;
+    return CAI_OK;
+}
+
+void sample_params_merge(sample_params *dst, const sample_params *src, unsigned set, unsigned keep) {
+    set &= ~keep;
+    if (set & SAMPLE_SET_TEMPERATURE) dst->temperature = src->temperature;
+    if (set & SAMPLE_SET_TOP_P) dst->top_p = src->top_p;
+    if (set & SAMPLE_SET_TOP_K) dst->top_k = src->top_k;
+    if (set & SAMPLE_SET_MIN_P) dst->min_p = src->min_p;
+    if (set & SAMPLE_SET_REPEAT) dst->repeat_penalty = src->repeat_penalty;
+}
+
 cai_status sample_params_check(const sample_params *p) {
 #define RANGE(f, lo, hi)                                                                      \
     if (!(p->f >= (lo) && p->f <= (hi)))                                                      \

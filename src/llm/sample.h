@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "gguf/gguf.h"
 
 typedef struct {
     float temperature;       /* 0 = greedy; default 0.8 */
@@ -35,6 +36,30 @@ void sample_params_default(sample_params *p);
 /* sample_params_check returns CAI_ERR_INVALID_ARG, naming the field, when a
  * value is out of range (temperature 0..100, top_p 0..1 exclusive of 0, ...). */
 cai_status sample_params_check(const sample_params *p);
+
+/* Fields of sample_params that a source (the model file, a request, the
+ * command line) sets, as bits. */
+enum {
+    SAMPLE_SET_TEMPERATURE = 1,
+    SAMPLE_SET_TOP_P = 2,
+    SAMPLE_SET_TOP_K = 4,
+    SAMPLE_SET_MIN_P = 8,
+    SAMPLE_SET_REPEAT = 16,
+};
+
+/* sample_params_from_gguf reads a model's generation defaults, the
+ * cai.generation.* keys `cai model import` writes from a Hugging Face
+ * folder (docs/MODELS.md), into |p|: temperature, top_p, top_k,
+ * repetition_penalty, and do_sample false as temperature 0; when it sets
+ * any, min_p becomes 0 (Hugging Face has no min-p). |*out_set| receives the
+ * SAMPLE_SET_* bits of the fields written (0 for a file without them).
+ * Returns CAI_ERR_FORMAT, naming the key, for a value of the wrong type or
+ * out of sample_params_check's range. */
+cai_status sample_params_from_gguf(const gguf_file *g, sample_params *p, unsigned *out_set);
+
+/* sample_params_merge copies into |dst| the fields of |src| named by |set|
+ * except those named by |keep| (what the caller chose itself). */
+void sample_params_merge(sample_params *dst, const sample_params *src, unsigned set, unsigned keep);
 
 typedef struct sampler sampler;
 

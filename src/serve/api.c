@@ -210,18 +210,23 @@ static cai_status parse_common(const char *k, json_t *v, api_request *r, api_err
     } else if (strcmp(k, "temperature") == 0) {
         if ((st = want_number(v, k, 0, 2, &d, err)) == CAI_OK)
             p->temperature = (float)d;
+        r->sample_set |= st == CAI_OK ? SAMPLE_SET_TEMPERATURE : 0u;
     } else if (strcmp(k, "top_p") == 0) {
         if ((st = want_number(v, k, 0, 1, &d, err)) == CAI_OK)
             p->top_p = d > 0 ? (float)d : 1e-9f; /* 0 keeps only the most likely token */
+        r->sample_set |= st == CAI_OK ? SAMPLE_SET_TOP_P : 0u;
     } else if (strcmp(k, "top_k") == 0) {
         if ((st = want_int(v, k, 0, 1 << 20, &i, err)) == CAI_OK)
             p->top_k = (int)i;
+        r->sample_set |= st == CAI_OK ? SAMPLE_SET_TOP_K : 0u;
     } else if (strcmp(k, "min_p") == 0) {
         if ((st = want_number(v, k, 0, 1, &d, err)) == CAI_OK)
             p->min_p = (float)d;
+        r->sample_set |= st == CAI_OK ? SAMPLE_SET_MIN_P : 0u;
     } else if (strcmp(k, "repetition_penalty") == 0) {
         if ((st = want_number(v, k, 0.01, 100, &d, err)) == CAI_OK)
             p->repeat_penalty = (float)d;
+        r->sample_set |= st == CAI_OK ? SAMPLE_SET_REPEAT : 0u;
     } else if (strcmp(k, "presence_penalty") == 0) {
         if ((st = want_number(v, k, -2, 2, &d, err)) == CAI_OK)
             p->presence_penalty = (float)d;

@@ -47,6 +47,7 @@ typedef struct {
     int max_tokens;            /* 0: until the context is full */
     int max_tokens_set;        /* the client gave max_tokens or max_completion_tokens */
     sample_params sample;
+    unsigned sample_set;       /* SAMPLE_SET_* bits of the fields the request gave */
     int has_seed;
     const char *stop[API_MAX_STOP];
     int n_stop;

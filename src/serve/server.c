@@ -470,6 +470,11 @@ static void handle_generate(server *sv, httpd_req *r, int kind) {
         return reply_api_error(sv, r, ep, &err);
     if (!req.max_tokens_set && sv->cfg.max_tokens_default > 0)
         req.max_tokens = sv->cfg.max_tokens_default;
+    /* the model's generation defaults (cai model import) where the request
+     * gave none: it answers as its own server would unless asked otherwise */
+    unsigned gen_set;
+    const sample_params *defaults = llm_engine_gen(sv->e, &gen_set);
+    sample_params_merge(&req.sample, defaults, gen_set, req.sample_set);
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     st = kind == API_CHAT ? llm_engine_chat_prompt(sv->e, req.messages, req.n_messages, &ids, &n, &cap)

@@ -12,7 +12,7 @@ HELP_TABLE='
 --help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
 help|usage: cai <command>|seal unseal inspect attest kbs agent model serve proxy receipt run chat bench
 help seal|usage: cai seal|
-seal --help|usage: cai seal|--key-file --kbs
+seal --help|usage: cai seal|--key-file --kbs --type --keep
 seal in -o out.sealed --key-file k --help|usage: cai seal|
 unseal --help|usage: cai unseal|--force
 unseal in.sealed -k k -o out --help|usage: cai unseal|
@@ -40,8 +40,10 @@ kbs admin audit --help|usage: cai kbs admin|audit
 agent --help|usage: cai agent|get-resource
 agent get-resource --help|usage: cai agent get-resource|--kbs
 agent get-resource kbs:///a/b/c --kbs http://127.0.0.1:1 --help|usage: cai agent get-resource|
-model --help|usage: cai model|synth inspect tokenize
+model --help|usage: cai model|synth import inspect tokenize
 model synth --help|usage: cai model synth|--arch
+model import --help|usage: cai model import|--type --threads
+model import dir -o m.gguf --help|usage: cai model import|
 model synth -o m.gguf --help|usage: cai model synth|
 model inspect --help|usage: cai model inspect|
 model tokenize --help|usage: cai model tokenize|--special
@@ -131,7 +133,10 @@ kbs admin frobnicate|unknown admin command
 agent get-resource kbs:///a/b/c --kbs|option .--kbs. needs a value
 agent get-resource --bogus|unknown option .--bogus.
 model synth --arch|option .--arch. needs a value
-model inspect|needs a GGUF file
+model inspect|needs a GGUF file or a model folder
+model import dir -o m.gguf --type|option .--type. needs a value
+model import dir|needs one model folder and -o
+model import dir -o m.gguf --type q3_k|unknown type
 model tokenize --bogus m.gguf|unknown option .--bogus.
 bench seal --size|option .--size. needs a value
 bench attest --seconds|option .--seconds. needs a value

@@ -13,7 +13,7 @@ static void test_chat_minimal(void) {
     CHECK(r.n_messages == 1 && strcmp(r.messages[0].content, "Hi") == 0);
     CHECK(strcmp(r.model, "m") == 0 && r.stream == 0 && r.max_tokens == 0 && !r.max_tokens_set);
     CHECK(r.sample.temperature == 1.0f && r.sample.top_p == 1.0f && r.sample.top_k == 0);
-    CHECK(!r.has_seed && r.n_stop == 0);
+    CHECK(!r.has_seed && r.n_stop == 0 && r.sample_set == 0);
     api_request_free(&r);
 }
 
@@ -39,6 +39,9 @@ static void test_chat_all_fields(void) {
     CHECK(r.n_stop == 2 && strcmp(r.stop[1], "yy") == 0);
     CHECK(r.has_seed && r.sample.seed == (uint64_t)-3);
     CHECK(r.logprobs && r.top_logprobs == 3 && r.json_mode);
+    /* the fields the model's defaults must not override */
+    CHECK(r.sample_set == (SAMPLE_SET_TEMPERATURE | SAMPLE_SET_TOP_P | SAMPLE_SET_TOP_K |
+                           SAMPLE_SET_MIN_P | SAMPLE_SET_REPEAT));
     api_request_free(&r);
     CHECK(chat("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"\\n\"}", &r, &e));
     CHECK(r.n_stop == 1 && strcmp(r.stop[0], "\n") == 0);

@@ -1,6 +1,8 @@
 /* test_sample.c - the sampling chain. */
 #include <math.h>
 
+#include "common/buf.h"
+#include "gguf/gguf_write.h"
 #include "llm/sample.h"
 #include "test.h"
 
@@ -209,6 +211,73 @@ static void test_params_rejected(void) {
     CHECK(s == NULL);
 }
 
+/* A GGUF with only the metadata that |add| writes. */
+static gguf_file *meta_gguf(buf *b, void (*add)(gguf_writer *w)) {
+    gguf_writer *w = NULL;
+    gguf_file *g = NULL;
+    buf_init(b, 0);
+    CHECK_OK(gguf_writer_new(&w));
+    if (w)
+        add(w);
+    CHECK_OK(gguf_writer_to_buf(w, b));
+    CHECK_OK(gguf_open_mem(b->data, b->len, &g));
+    gguf_writer_free(w);
+    return g;
+}
+
+static void add_qwen(gguf_writer *w) { /* Qwen-7B-Chat's generation_config.json */
+    gguf_writer_f32(w, "cai.generation.top_p", 0.8f);
+    gguf_writer_u32(w, "cai.generation.top_k", 0);
+    gguf_writer_f32(w, "cai.generation.repetition_penalty", 1.1f);
+}
+static void add_greedy(gguf_writer *w) { gguf_writer_bool(w, "cai.generation.do_sample", 0); }
+static void add_bad(gguf_writer *w) { gguf_writer_f32(w, "cai.generation.top_p", 1.5f); }
+static void add_wrong_type(gguf_writer *w) { gguf_writer_str(w, "cai.generation.temperature", "hot"); }
+static void add_none(gguf_writer *w) { gguf_writer_str(w, "general.name", "x"); }
+
+/* The model's defaults (cai model import) apply where the caller chose nothing. */
+static void test_model_defaults(void) {
+    buf b;
+    sample_params p, mine;
+    unsigned set = 99;
+    gguf_file *g = meta_gguf(&b, add_qwen);
+    sample_params_default(&p);
+    CHECK_OK(g ? sample_params_from_gguf(g, &p, &set) : CAI_ERR_INTERNAL);
+    CHECK(set == (SAMPLE_SET_TOP_P | SAMPLE_SET_TOP_K | SAMPLE_SET_REPEAT | SAMPLE_SET_MIN_P));
+    CHECK(p.top_p == 0.8f && p.top_k == 0 && p.repeat_penalty == 1.1f && p.min_p == 0 &&
+          p.temperature == 0.8f);
+    /* a request that gave top_p keeps it, and gets the rest */
+    sample_params_default(&mine);
+    mine.top_p = 0.5f;
+    sample_params_merge(&mine, &p, set, SAMPLE_SET_TOP_P);
+    CHECK(mine.top_p == 0.5f && mine.top_k == 0 && mine.repeat_penalty == 1.1f && mine.min_p == 0);
+    gguf_close(g);
+    buf_free(&b);
+
+    g = meta_gguf(&b, add_greedy);
+    CHECK_OK(g ? sample_params_from_gguf(g, &p, &set) : CAI_ERR_INTERNAL);
+    CHECK(p.temperature == 0 && (set & SAMPLE_SET_TEMPERATURE));
+    gguf_close(g);
+    buf_free(&b);
+
+    g = meta_gguf(&b, add_none);
+    sample_params_default(&p);
+    CHECK_OK(g ? sample_params_from_gguf(g, &p, &set) : CAI_ERR_INTERNAL);
+    CHECK(set == 0 && p.top_k == 40 && p.min_p == 0.05f);
+    gguf_close(g);
+    buf_free(&b);
+
+    void (*bad[2])(gguf_writer *) = {add_bad, add_wrong_type};
+    for (int i = 0; i < 2; i++) {
+        g = meta_gguf(&b, bad[i]);
+        sample_params_default(&p);
+        CHECK_ST(g ? sample_params_from_gguf(g, &p, &set) : CAI_ERR_INTERNAL, CAI_ERR_FORMAT);
+        CHECK(p.top_p == 0.95f); /* untouched */
+        gguf_close(g);
+        buf_free(&b);
+    }
+}
+
 int main(void) {
     RUN(test_greedy);
     RUN(test_seed_reproducible);
@@ -217,5 +286,6 @@ int main(void) {
     RUN(test_penalties);
     RUN(test_logprobs);
     RUN(test_params_rejected);
+    RUN(test_model_defaults);
     return test_summary();
 }
