@@ -12,6 +12,7 @@
 #include "common/codec.h"
 #include "common/cursor.h"
 #include "common/file.h"
+#include "common/strmap.h"
 
 #define TIKTOKEN "qwen.tiktoken"
 #define TOKJSON "tokenizer.json"
@@ -32,61 +33,6 @@ static const char CHATML_TEMPLATE[] =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' "
     "}}{% endif %}";
-
-/* ---- a byte string -> int32 map (open addressing, FNV-1a) ------------------ */
-
-typedef struct {
-    const char *key; /* not owned; must stay where it is while the map lives */
-    size_t len;
-    int32_t val;
-} slot;
-
-typedef struct {
-    slot *s;
-    size_t cap; /* power of two, at least twice the entries */
-} strmap;
-
-static uint64_t hash(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static cai_status map_init(strmap *m, size_t n) {
-    m->cap = 16;
-    while (m->cap < 2 * n + 16)
-        m->cap <<= 1;
-    m->s = calloc(m->cap, sizeof(slot));
-    return m->s ? CAI_OK : CAI_ERR_NOMEM;
-}
-
-static void map_free(strmap *m) {
-    free(m->s);
-    m->s = NULL;
-}
-
-/* map_add inserts |k| -> |v| and returns -1, or returns the value already
- * there (and inserts nothing). */
-static int32_t map_add(strmap *m, const char *k, size_t n, int32_t v) {
-    for (size_t i = hash(k, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->s[i].key == NULL) {
-            m->s[i] = (slot){k, n, v};
-            return -1;
-        }
-        if (m->s[i].len == n && memcmp(m->s[i].key, k, n) == 0)
-            return m->s[i].val;
-    }
-}
-
-static int32_t map_get(const strmap *m, const char *k, size_t n) {
-    for (size_t i = hash(k, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->s[i].key == NULL)
-            return -1;
-        if (m->s[i].len == n && memcmp(m->s[i].key, k, n) == 0)
-            return m->s[i].val;
-    }
-}
 
 /* ---- GPT-2's byte <-> printable code point mapping -------------------------- */
 
@@ -167,7 +113,7 @@ void hf_vocab_free(hf_vocab *v) {
     buf_free(&v->arena);
     free(v->text), free(v->len), free(v->type), free(v->merge), free(v->merge_len);
     free(v->off), free(v->merge_off), free(v->chat_template);
-    map_free(&v->ids);
+    strmap_free(&v->ids);
     free(v);
 }
 
@@ -233,9 +179,9 @@ static cai_status finish(hf_vocab *v) {
         v->merge[i] = base + v->merge_off[i];
     free(v->off), free(v->merge_off);
     v->off = v->merge_off = NULL;
-    cai_status st = map_init(&v->ids, v->n);
+    cai_status st = strmap_init(&v->ids, v->n);
     for (size_t i = 0; st == CAI_OK && i < v->n; i++) {
-        int32_t was = map_add(&v->ids, v->text[i], v->len[i], (int32_t)i);
+        int32_t was = strmap_add(&v->ids, v->text[i], v->len[i], (int32_t)i);
         if (was >= 0)
             st = cai_fail(CAI_ERR_FORMAT, "%s: token %zu \"%.*s\" is the same text as token %d", v->source,
                           i, (int)(v->len[i] < 40 ? v->len[i] : 40), v->text[i], was);
@@ -260,7 +206,7 @@ static int parse_rank(const uint8_t *p, size_t n, uint64_t *out) {
 }
 
 static int32_t rank_of(const strmap *ranks, const uint8_t *p, size_t n) {
-    int32_t r = map_get(ranks, (const char *)p, n);
+    int32_t r = strmap_get(ranks, (const char *)p, n);
     return r < 0 ? INT32_MAX : r;
 }
 
@@ -332,7 +278,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
     size_t *rline = calloc(n_lines, sizeof(size_t));    /* by rank: line (0: none yet) */
     size_t *pos = malloc((HF_VOCAB_MAX_TOKEN_BYTES + 1) * sizeof(size_t));
     int32_t *rk = malloc(HF_VOCAB_MAX_TOKEN_BYTES * sizeof(int32_t));
-    cai_status st = raw && roff && rlen && rline && pos && rk ? map_init(&ranks, n_lines) : CAI_ERR_NOMEM;
+    cai_status st = raw && roff && rlen && rline && pos && rk ? strmap_init(&ranks, n_lines) : CAI_ERR_NOMEM;
     size_t used = 0;
     cursor c;
     cursor_init(&c, data, len);
@@ -382,7 +328,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
                           line_no, (unsigned long long)rank, rline[rank]);
             break;
         }
-        int32_t was = map_add(&ranks, (const char *)raw + used, tn, (int32_t)rank);
+        int32_t was = strmap_add(&ranks, (const char *)raw + used, tn, (int32_t)rank);
         if (was >= 0) {
             st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: the same token as line %zu", line_no,
                           rline[was]);
@@ -395,7 +341,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
     }
     for (int b = 0; st == CAI_OK && b < 256; b++) {
         uint8_t byte = (uint8_t)b;
-        if (map_get(&ranks, (const char *)&byte, 1) < 0)
+        if (strmap_get(&ranks, (const char *)&byte, 1) < 0)
             st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN ": byte 0x%02x has no token (a byte-level BPE needs all 256)",
                           b);
     }
@@ -422,8 +368,8 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
                           rline[r], r, parts);
             break;
         }
-        int32_t left = map_get(&ranks, (const char *)raw + roff[r], first);
-        int32_t right = map_get(&ranks, (const char *)raw + roff[r] + first, rlen[r] - first);
+        int32_t left = strmap_get(&ranks, (const char *)raw + roff[r], first);
+        int32_t right = strmap_get(&ranks, (const char *)raw + roff[r] + first, rlen[r] - first);
         CAI_ASSERT(left >= 0 && right >= 0);
         /* the texts are in the arena, which add_merge may move: copy first */
         char lt[2 * HF_VOCAB_MAX_TOKEN_BYTES], rt[2 * HF_VOCAB_MAX_TOKEN_BYTES];
@@ -449,7 +395,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
         v = NULL;
     }
     hf_vocab_free(v);
-    map_free(&ranks);
+    strmap_free(&ranks);
     free(raw), free(roff), free(rlen), free(rline), free(pos), free(rk);
     return st;
 }
@@ -587,7 +533,7 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
     size_t n = n_vocab ? n_vocab : n_tok;
     src = calloc(n, sizeof(char *));
     type = calloc(n, sizeof(int32_t));
-    if (!src || !type || (st = map_init(&texts, json_object_size(vocab))) != CAI_OK) {
+    if (!src || !type || (st = strmap_init(&texts, json_object_size(vocab))) != CAI_OK) {
         st = CAI_ERR_NOMEM;
         goto out;
     }
@@ -607,7 +553,7 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
         }
         src[id] = key;
         type[id] = TOKEN_NORMAL;
-        (void)map_add(&texts, key, kl, (int32_t)id);
+        (void)strmap_add(&texts, key, kl, (int32_t)id);
     }
     for (size_t i = 0; i < n_added; i++) {
         const json_t *a = json_array_get(added, i);
@@ -629,7 +575,7 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
         buf one;
         buf_init(&one, 0);
         st = byte_level_append(&one, &byte, 1);
-        int32_t found = st == CAI_OK ? map_get(&texts, (const char *)one.data, one.len) : -1;
+        int32_t found = st == CAI_OK ? strmap_get(&texts, (const char *)one.data, one.len) : -1;
         buf_free(&one);
         if (st != CAI_OK)
             goto out;
@@ -677,11 +623,11 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
                           i);
             goto out;
         }
-        int32_t li = map_get(&texts, l, ln), ri = map_get(&texts, r, rn), ci = -1;
+        int32_t li = strmap_get(&texts, l, ln), ri = strmap_get(&texts, r, rn), ci = -1;
         if (li >= 0 && ri >= 0 && ln <= MAX_TEXT && rn <= MAX_TEXT) {
             memcpy(cat, l, ln);
             memcpy(cat + ln, r, rn);
-            ci = map_get(&texts, cat, ln + rn);
+            ci = strmap_get(&texts, cat, ln + rn);
         }
         if (li < 0 || ri < 0 || ci < 0) {
             st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.merges[%zu] \"%.*s\" + \"%.*s\": %s is not in model.vocab", i,
@@ -698,7 +644,7 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
     v = NULL;
 out:
     hf_vocab_free(v);
-    map_free(&texts);
+    strmap_free(&texts);
     free(src), free(type), free(cat);
     json_decref(root);
     return st;
@@ -743,7 +689,7 @@ static cai_status token_by_text(const hf_vocab *v, const json_t *cfg, const char
     if (json_is_object(j))
         j = json_object_get(j, "content");
     const char *s = json_string_value(j);
-    int32_t found = s ? map_get(&v->ids, s, strlen(s)) : -1;
+    int32_t found = s ? strmap_get(&v->ids, s, strlen(s)) : -1;
     if (found < 0)
         return cai_fail(CAI_ERR_FORMAT, "tokenizer_config.json: %s is not a token of %s", key, v->source);
     *id = found;
@@ -814,7 +760,7 @@ static cai_status apply_configs(hf_vocab *v, const char *dir) {
     if (tiktoken && fmt && strcmp(fmt, "chatml") == 0) {
         /* Qwen-7B-Chat: a reply ends with <|im_end|> (its chat() stops there) */
         v->chatml = 1;
-        v->eos = map_get(&v->ids, "<|im_end|>", 10);
+        v->eos = strmap_get(&v->ids, "<|im_end|>", 10);
     }
     const json_t *ab = json_object_get(tc, "add_bos_token");
     if (ab && !json_is_boolean(ab) && !json_is_null(ab)) {

@@ -4,56 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strmap.h"
 #include "llm/unicode_tables.h"
-
-/* ---- a string -> int map (open addressing, FNV-1a) ------------------------ */
-
-typedef struct {
-    const char *key;
-    size_t len;
-    int32_t val;
-} slot;
-
-typedef struct {
-    slot *s;
-    size_t cap; /* power of two */
-} strmap;
-
-static uint64_t hash(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static cai_status map_init(strmap *m, size_t n) {
-    m->cap = 16;
-    while (m->cap < 2 * n + 16)
-        m->cap <<= 1;
-    m->s = calloc(m->cap, sizeof(slot));
-    return m->s ? CAI_OK : CAI_ERR_NOMEM;
-}
-
-/* map_put keeps the first value for a key (vocabularies have duplicates). */
-static void map_put(strmap *m, const char *k, size_t n, int32_t v) {
-    for (size_t i = hash(k, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->s[i].key == NULL) {
-            m->s[i] = (slot){k, n, v};
-            return;
-        }
-        if (m->s[i].len == n && memcmp(m->s[i].key, k, n) == 0)
-            return;
-    }
-}
-
-static int32_t map_get(const strmap *m, const char *k, size_t n) {
-    for (size_t i = hash(k, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->s[i].key == NULL)
-            return -1;
-        if (m->s[i].len == n && memcmp(m->s[i].key, k, n) == 0)
-            return m->s[i].val;
-    }
-}
 
 /* ---- the tokenizer ---------------------------------------------------------- */
 
@@ -154,7 +106,7 @@ void tokenizer_free(tokenizer *t) {
     for (size_t i = 0; i < t->n_merges && t->merge; i++)
         free(t->merge[i]);
     free(t->text), free(t->len), free(t->type), free(t->score), free(t->merge);
-    free(t->vocab.s), free(t->merges.s), free(t->special);
+    strmap_free(&t->vocab), strmap_free(&t->merges), free(t->special);
     free(t);
 }
 
@@ -179,9 +131,9 @@ cai_status tokenizer_new(const tokenizer_spec *sp, tokenizer **out) {
     t->merge = calloc(sp->n_merges ? sp->n_merges : 1, sizeof(char *));
     cai_status st = t->text && t->len && t->type && t->score && t->special && t->merge ? CAI_OK : CAI_ERR_NOMEM;
     if (st == CAI_OK)
-        st = map_init(&t->vocab, t->n);
+        st = strmap_init(&t->vocab, t->n);
     if (st == CAI_OK)
-        st = map_init(&t->merges, sp->n_merges);
+        st = strmap_init(&t->merges, sp->n_merges);
     for (size_t i = 0; st == CAI_OK && i < t->n; i++) {
         if ((t->text[i] = dup(sp->text[i], sp->len[i])) == NULL) {
             st = CAI_ERR_NOMEM;
@@ -190,7 +142,7 @@ cai_status tokenizer_new(const tokenizer_spec *sp, tokenizer **out) {
         t->len[i] = sp->len[i];
         t->type[i] = sp->type ? sp->type[i] : TOKEN_NORMAL;
         t->score[i] = sp->score ? sp->score[i] : 0;
-        map_put(&t->vocab, t->text[i], t->len[i], (int32_t)i);
+        (void)strmap_add(&t->vocab, t->text[i], t->len[i], (int32_t)i);
         /* matched in text: control tokens when allowed; user-defined ones
          * always (as llama.cpp does) are treated alike here: both only with
          * parse_special, so user content never turns into them */
@@ -203,7 +155,7 @@ cai_status tokenizer_new(const tokenizer_spec *sp, tokenizer **out) {
             break;
         }
         t->n_merges = i + 1;
-        map_put(&t->merges, t->merge[i], sp->merge_len[i], (int32_t)i);
+        (void)strmap_add(&t->merges, t->merge[i], sp->merge_len[i], (int32_t)i);
     }
     if (st != CAI_OK) {
         tokenizer_free(t);
@@ -217,7 +169,7 @@ cai_status tokenizer_new(const tokenizer_spec *sp, tokenizer **out) {
             n = (size_t)snprintf(s, sizeof(s), "<0x%02X>", b);
         else
             n = utf8_put(t->byte_cp[b], s);
-        t->byte_tok[b] = map_get(&t->vocab, s, n);
+        t->byte_tok[b] = strmap_get(&t->vocab, s, n);
     }
     *out = t;
     return CAI_OK;
@@ -303,7 +255,7 @@ int32_t tokenizer_eos(const tokenizer *t) { return t->eos; }
 int tokenizer_add_bos(const tokenizer *t) { return t->add_bos && t->bos >= 0; }
 
 int32_t tokenizer_find(const tokenizer *t, const char *text) {
-    return map_get(&t->vocab, text, strlen(text));
+    return strmap_get(&t->vocab, text, strlen(text));
 }
 
 int tokenizer_is_control(const tokenizer *t, int32_t id) {
@@ -497,7 +449,7 @@ static int32_t pair_rank(const tokenizer *t, bpe_scratch *b, const sym *l, const
     memcpy(b->key, b->w + l->off, l->len);
     b->key[l->len] = ' ';
     memcpy(b->key + l->len + 1, b->w + r->off, r->len);
-    return map_get(&t->merges, b->key, n);
+    return strmap_get(&t->merges, b->key, n);
 }
 
 static void try_pair(const tokenizer *t, bpe_scratch *b, size_t *nh, int32_t left) {
@@ -526,7 +478,7 @@ static cai_status bpe_word(const tokenizer *t, bpe_scratch *b, const uint8_t *p,
         wl += k;
     }
     /* The whole word may be a token (common words): skip merging. */
-    int32_t whole = map_get(&t->vocab, b->w, wl);
+    int32_t whole = strmap_get(&t->vocab, b->w, wl);
     if (whole >= 0)
         return push(o, whole);
     size_t nh = 0;
@@ -548,7 +500,7 @@ static cai_status bpe_word(const tokenizer *t, bpe_scratch *b, const uint8_t *p,
         try_pair(t, b, &nh, c.left);
     }
     for (int32_t i = 0; i >= 0 && st == CAI_OK; i = b->s[i].next) {
-        int32_t id = map_get(&t->vocab, b->w + b->s[i].off, b->s[i].len);
+        int32_t id = strmap_get(&t->vocab, b->w + b->s[i].off, b->s[i].len);
         if (id >= 0) {
             st = push(o, id);
             continue;
@@ -625,7 +577,7 @@ static cai_status encode_spm(const tokenizer *t, const uint8_t *p, size_t n, int
     do {                                                                                     \
         if ((li) >= 0 && s[(li)].next >= 0) {                                                \
             const sym *l_ = &s[(li)], *r_ = &s[l_->next];                                    \
-            int32_t id_ = map_get(&t->vocab, w + l_->off, l_->len + r_->len);                \
+            int32_t id_ = strmap_get(&t->vocab, w + l_->off, l_->len + r_->len);                \
             if (id_ >= 0)                                                                    \
                 heap_push(h, &nh, (cand){(int32_t)(-t->score[id_] * 1000.0f), (li), l_->len, \
                                          r_->len});                                          \
@@ -649,7 +601,7 @@ static cai_status encode_spm(const tokenizer *t, const uint8_t *p, size_t n, int
     }
 #undef SPM_TRY
     for (int32_t i = ns ? 0 : -1; i >= 0 && st == CAI_OK; i = s[i].next) {
-        int32_t id = map_get(&t->vocab, w + s[i].off, s[i].len);
+        int32_t id = strmap_get(&t->vocab, w + s[i].off, s[i].len);
         if (id >= 0) {
             st = push(o, id);
             continue;
