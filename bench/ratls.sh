@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # bench/ratls.sh - what attested TLS through cai proxy costs a client.
 #
-#   bench/ratls.sh [ROUNDS] [TOKENS]       (defaults: 5 rounds, 64 tokens)
+#   bench/ratls.sh [ROUNDS] [TOKENS]       (defaults: 8 rounds, 64 tokens)
 #
 # 1. Streaming 64-token completions on the synthetic Qwen2.5-0.5B-shaped Q8_0
 #    model with 1 and 4 concurrent clients: time to first token and tokens/s,
 #    direct over plain HTTP (cai serve, no TLS) against through cai proxy
 #    over attested TLS (cai serve --tee sim --tls attested; the proxy keeps
-#    its upstream connections warm). Two servers with the same model and
-#    slots; rounds interleaved A/B; medians.
+#    its upstream connections warm). Each client keeps its connection (to
+#    the server, or to the proxy) alive across requests, and each request's
+#    prompt is new to the server (no prefix reuse). Two servers with the same
+#    model and slots; rounds interleaved A/B; medians.
 # 2. cai bench ratls: a new connection's cost, plain TLS handshake against
 #    attested TLS, first (verifies the quote) and cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-5}
+rounds=${1:-8}
 tokens=${2:-64}
 [ -x build/cai ] || make -j2 >/dev/null
 cai=$PWD/build/cai
@@ -41,36 +43,40 @@ pids="$pids $!"
 until curl -s -o /dev/null "http://127.0.0.1:$p/.cai/proxy"; do sleep 0.1; done
 echo "cai bench ratls: synthetic Qwen2.5-0.5B-shaped Q8_0, $tokens tokens per request, 4 slots, $rounds rounds A/B interleaved, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$a" "$p" "$rounds" "$tokens" <<'PY'
-import json, statistics, sys, threading, time, urllib.request
+import http.client, json, statistics, sys, threading, time
 direct, proxied, rounds, tokens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+conns = {}  # (port, client): a kept-alive connection, as the goal is for warm connections
 def run(port, n, seed0):
     res = []
     def one(i):
-        body = json.dumps({"model": "m", "prompt": f"Request {i}: once upon a time", "max_tokens": tokens,
-                           "min_p": 0, "top_k": 0, "temperature": 1, "seed": seed0 + i, "stream": True,
-                           "stream_options": {"include_usage": True}}).encode()
+        # A prompt no slot holds yet: every request prefills all of it.
+        body = json.dumps({"model": "m", "prompt": f"Round {seed0} request {i}: once upon a time",
+                           "max_tokens": tokens, "min_p": 0, "top_k": 0, "temperature": 1,
+                           "seed": seed0 + i, "stream": True, "stream_options": {"include_usage": True}})
+        c = conns.setdefault((port, i), http.client.HTTPConnection("127.0.0.1", port))
         t0 = time.time(); first = None; used = 0
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body)
-        with urllib.request.urlopen(req) as r:
-            for line in r:
-                if line.startswith(b"data: {"):
-                    d = json.loads(line[6:])
-                    if d["choices"] and first is None:
-                        first = time.time() - t0
-                    if d.get("usage"):
-                        used = d["usage"]["completion_tokens"]
+        c.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        for line in r:
+            if line.startswith(b"data: {"):
+                d = json.loads(line[6:])
+                if d["choices"] and first is None:
+                    first = time.time() - t0
+                if d.get("usage"):
+                    used = d["usage"]["completion_tokens"]
+        r.read()
         res.append((used, first))
     t0 = time.time()
     ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     [t.start() for t in ts]; [t.join() for t in ts]
     wall = time.time() - t0
     return sum(r[0] for r in res) / wall, statistics.mean(r[1] for r in res)
-run(direct, 1, 0); run(proxied, 1, 0)  # warm both paths (the proxy's upstream connection)
 print(f"{'clients':<8} {'path':<28} {'tokens/s':>9} {'TTFT ms':>8}")
 for n in (1, 4):
+    run(direct, n, 1); run(proxied, n, 1)  # warm every connection on both paths
     a, b = [], []
     for r in range(rounds):
-        a.append(run(direct, n, 100 * r)); b.append(run(proxied, n, 100 * r))
+        a.append(run(direct, n, 100 * (r + 1))); b.append(run(proxied, n, 100 * (r + 1)))
     for name, xs in (("direct, plain HTTP", a), ("cai proxy, attested TLS", b)):
         print(f"{n:<8} {name:<28} {statistics.median(x[0] for x in xs):9.1f} {1e3 * statistics.median(x[1] for x in xs):8.1f}")
     ta, tb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
