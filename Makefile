@@ -87,7 +87,7 @@ $(BUILD)/cai: $(CLI_OBJ) $(BUILD)/libcai.a
 
 tests: $(BUILD)/cai $(TEST_BIN)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/expected.h $(BUILD)/libcai.a $(FLAGS_STAMP)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/expected.h tests/unit/vocab_cases.h $(BUILD)/libcai.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcai.a $(LDLIBS_ALL)
 

@@ -12,25 +12,12 @@
 #include "hf/vocab.h"
 #include "llm/tokenizer.h"
 #include "test.h"
+#include "vocab_cases.h"
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)len + 1);
-    *n = fread(p, 1, (size_t)len, f);
-    p[*n] = '\0';
-    fclose(f);
-    return p;
 }
 
 /* ---- against the GGUF oracle ------------------------------------------------ */
@@ -78,38 +65,27 @@ static void encode_ids(const tokenizer *t, const char *text, size_t n, int speci
     free(ids);
 }
 
+typedef struct {
+    const pair *p;
+    int cases, bad;
+} vocab_run;
+
+static void vocab_case(void *arg, const char *text, size_t len, const char *want) {
+    vocab_run *r = arg;
+    char got[8192], oracle[8192];
+    encode_ids(r->p->ht, text, len, 0, got, sizeof(got));
+    encode_ids(r->p->gt, text, len, 0, oracle, sizeof(oracle));
+    if ((strcmp(got, oracle) != 0 || strcmp(got, want) != 0) && r->bad++ < 5)
+        printf("  case %d %.40s: got [%s] gguf [%s] want [%s]\n", r->cases, text, got, oracle, want);
+    r->cases++;
+}
+
 /* All of ../shared/data/tokenizer/qwen2-vocab cases: the folder's tokenizer
  * gives the ids of the GGUF's and of the .out file. */
 static void check_vocab_cases(const char *data, const pair *p) {
-    char p1[4096], p2[4096];
-    snprintf(p1, sizeof(p1), "%s/tokenizer/qwen2-vocab.inp", data);
-    snprintf(p2, sizeof(p2), "%s/tokenizer/qwen2-vocab.out", data);
-    size_t n_in, n_out;
-    char *in = slurp(p1, &n_in), *want = slurp(p2, &n_out);
-    CHECK(in && want);
-    const char *sep = "\n__ggml_vocab_test__\n";
-    char *cur = in, *line = want;
-    int cases = 0, bad = 0;
-    while (in && want && *cur) {
-        char *end = strstr(cur, sep), *nl = strchr(line, '\n');
-        if (!end || !nl)
-            break;
-        *nl = '\0';
-        while (*line == ' ')
-            line++;
-        char got[8192], oracle[8192];
-        encode_ids(p->ht, cur, (size_t)(end - cur), 0, got, sizeof(got));
-        encode_ids(p->gt, cur, (size_t)(end - cur), 0, oracle, sizeof(oracle));
-        if (strcmp(got, oracle) != 0 || strcmp(got, line) != 0) {
-            if (bad++ < 5)
-                printf("  case %d %.40s: got [%s] gguf [%s] want [%s]\n", cases, cur, got, oracle, line);
-        }
-        cases++;
-        cur = end + strlen(sep);
-        line = nl + 1;
-    }
-    CHECK(cases >= 40 && bad == 0);
-    free(in), free(want);
+    vocab_run r = {p, 0, 0};
+    int cases = vocab_cases_each(data, vocab_case, &r);
+    CHECK(cases >= 40 && cases == r.cases && r.bad == 0);
 }
 
 /* The engine test data's prompts (ChatML turns, special tokens parsed). */

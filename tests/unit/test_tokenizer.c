@@ -4,6 +4,7 @@
 #include "gguf/gguf.h"
 #include "llm/tokenizer.h"
 #include "test.h"
+#include "vocab_cases.h"
 
 static tokenizer *load(const char *dir, const char *model, gguf_file **g) {
     char path[4096];
@@ -13,20 +14,6 @@ static tokenizer *load(const char *dir, const char *model, gguf_file **g) {
     if (*g)
         CHECK_OK(tokenizer_from_gguf(*g, &t));
     return t;
-}
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)len + 1);
-    *n = fread(p, 1, (size_t)len, f);
-    p[*n] = '\0';
-    fclose(f);
-    return p;
 }
 
 static void decode_all(const tokenizer *t, const int32_t *ids, size_t n, buf *out) {
@@ -39,6 +26,30 @@ static void decode_all(const tokenizer *t, const int32_t *ids, size_t n, buf *ou
     buf_terminate(out);
 }
 
+typedef struct {
+    const tokenizer *t;
+    buf dec;
+    int cases, bad;
+} vocab_run;
+
+static void vocab_case(void *arg, const char *text, size_t len, const char *want) {
+    vocab_run *r = arg;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    CHECK_OK(tokenizer_encode(r->t, text, len, 0, &ids, &n, &cap));
+    char got[8192] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < sizeof(got) - 16; i++)
+        o += (size_t)snprintf(got + o, sizeof(got) - o, i ? " %d" : "%d", ids[i]);
+    if (strcmp(got, want) != 0 && r->bad++ < 5)
+        printf("  case %d %.40s: got [%s] want [%s]\n", r->cases, text, got, want);
+    decode_all(r->t, ids, n, &r->dec);
+    if ((r->dec.len != len || memcmp(r->dec.data, text, len) != 0) && r->bad++ < 5)
+        printf("  case %d does not decode back\n", r->cases);
+    free(ids);
+    r->cases++;
+}
+
 /* llama.cpp's tokenizer test cases for the Qwen2 vocabulary. */
 static void test_qwen2_vocab_cases(void) {
     const char *dir = test_shared_data();
@@ -48,54 +59,14 @@ static void test_qwen2_vocab_cases(void) {
     }
     gguf_file *g = NULL;
     tokenizer *t = load(dir, "qwen2-tiny-f16", &g);
-    char p1[4096], p2[4096];
-    snprintf(p1, sizeof(p1), "%s/tokenizer/qwen2-vocab.inp", dir);
-    snprintf(p2, sizeof(p2), "%s/tokenizer/qwen2-vocab.out", dir);
-    size_t n_in, n_out;
-    char *in = slurp(p1, &n_in), *want = slurp(p2, &n_out);
-    CHECK(t && in && want);
-    if (!t || !in || !want)
-        goto out;
-    const char *sep = "\n__ggml_vocab_test__\n";
-    char *cur = in, *line = want;
-    int cases = 0, bad = 0;
-    buf dec;
-    buf_init(&dec, 0);
-    while (*cur) {
-        char *end = strstr(cur, sep);
-        if (!end)
-            break;
-        char *nl = strchr(line, '\n');
-        if (!nl)
-            break;
-        *nl = '\0';
-        while (*line == ' ')
-            line++; /* the file writes " %d" per token */
-        int32_t *ids = NULL;
-        size_t n = 0, cap = 0;
-        CHECK_OK(tokenizer_encode(t, cur, (size_t)(end - cur), 0, &ids, &n, &cap));
-        char got[8192] = "";
-        size_t o = 0;
-        for (size_t i = 0; i < n && o < sizeof(got) - 16; i++)
-            o += (size_t)snprintf(got + o, sizeof(got) - o, i ? " %d" : "%d", ids[i]);
-        if (strcmp(got, line) != 0) {
-            if (bad++ < 5)
-                printf("  case %d %.40s: got [%s] want [%s]\n", cases, cur, got, line);
-        }
-        decode_all(t, ids, n, &dec);
-        if (dec.len != (size_t)(end - cur) || memcmp(dec.data, cur, dec.len) != 0) {
-            if (bad++ < 5)
-                printf("  case %d does not decode back\n", cases);
-        }
-        free(ids);
-        cases++;
-        cur = end + strlen(sep);
-        line = nl + 1;
+    CHECK(t != NULL);
+    if (t) {
+        vocab_run r = {t, {0}, 0, 0};
+        buf_init(&r.dec, 0);
+        int cases = vocab_cases_each(dir, vocab_case, &r);
+        buf_free(&r.dec);
+        CHECK(cases >= 40 && cases == r.cases && r.bad == 0);
     }
-    buf_free(&dec);
-    CHECK(cases >= 40 && bad == 0);
-out:
-    free(in), free(want);
     tokenizer_free(t);
     gguf_close(g);
 }
