@@ -113,7 +113,7 @@ build-fuzz/gen/web_assets.o: build-fuzz/gen/web_assets.c $(FUZZ_STAMP)
 build-fuzz/libcai.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-build-fuzz/%: tests/fuzz/%.c build-fuzz/libcai.a $(FUZZ_STAMP)
+build-fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) build-fuzz/libcai.a $(FUZZ_STAMP)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libcai.a $(LDLIBS_ALL)
 
 clean:
