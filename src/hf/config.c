@@ -29,7 +29,8 @@ static cai_status get_int(json_t *o, const char *file, const char *key, long lon
     return CAI_OK;
 }
 
-/* A number field in [lo, hi] (lo excluded if |open_lo|). */
+/* A number field in [lo, hi] (lo excluded if |open_lo|), checked as the
+ * float it is stored as: 1e-60 is positive as a double but 0 as a float. */
 static cai_status get_num(json_t *o, const char *file, const char *key, double def, double lo,
                           int open_lo, double hi, float *out, int *present) {
     json_t *v = json_object_get(o, key);
@@ -40,10 +41,11 @@ static cai_status get_num(json_t *o, const char *file, const char *key, double d
         return CAI_OK;
     }
     double d = json_number_value(v);
-    if (!json_is_number(v) || !isfinite(d) || d < lo || (open_lo && d == lo) || d > hi)
+    float f = json_is_number(v) && isfinite(d) && d >= lo && d <= hi ? (float)d : (float)lo;
+    if (!json_is_number(v) || !isfinite(d) || d < lo || d > hi || (open_lo && f <= lo))
         return cai_fail(CAI_ERR_FORMAT, "%s: %s must be a number in %s%g, %g]", file, key,
                         open_lo ? "(" : "[", lo, hi);
-    *out = (float)d;
+    *out = f;
     return CAI_OK;
 }
 

@@ -319,6 +319,13 @@ static void test_config_refusals(void) {
                       "\"num_hidden_layers\":2,\"vocab_size\":100,\"max_position_embeddings\":64}";
     CHECK_ST(cfg(q2w, NULL, &c), CAI_ERR_FORMAT);
     CHECK_ST(cfg(QWEN_CFG, "{\"top_p\":1.5}", &c), CAI_ERR_FORMAT);
+    /* positive as a double, 0 as the float it is stored in (found by fuzz_hf_config) */
+    const char *tiny_eps = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,"
+                           "\"intermediate_size\":128,\"num_attention_heads\":4,"
+                           "\"num_key_value_heads\":2,\"num_hidden_layers\":2,\"vocab_size\":100,"
+                           "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-60}";
+    st = cfg(tiny_eps, NULL, &c);
+    CHECK(st == CAI_ERR_FORMAT && msg_has(st, "rms_norm_eps"));
     CHECK_ST(cfg("{\"architectures\":[\"QWenLMHeadModel\"],\"hidden_size\":64,"
                  "\"intermediate_size\":256,\"num_attention_heads\":4,\"num_hidden_layers\":2,"
                  "\"vocab_size\":10,\"no_bias\":false}", NULL, &c), CAI_ERR_UNSUPPORTED);
