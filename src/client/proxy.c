@@ -41,13 +41,23 @@ typedef struct {
     size_t next_seen;
 } upstream;
 
+/* A worker runs one upstream request at a time over its own libcurl handle,
+ * which keeps the worker's connections to upstreams alive between requests. */
+typedef struct worker {
+    proxy *p;
+    pthread_t th;
+    pthread_cond_t cv;
+    job *j;                /* handed to this worker while it waited */
+    struct worker *next;   /* in the stack of idle workers */
+} worker;
+
 struct proxy {
     proxy_config cfg;
     httpd *h;
-    pthread_t *th;
-    int n_th;
-    pthread_mutex_t mu; /* the queue and the upstreams */
-    pthread_cond_t cv;
+    worker *w;
+    int n_w;
+    pthread_mutex_t mu; /* the queue, the idle workers and the upstreams */
+    worker *idle;       /* most recently idle first: its connection is the warmest */
     job *head, *tail;
     int queued;
     atomic_int stop;
@@ -296,27 +306,38 @@ static void run_job(proxy *p, httpc *c, job *j) {
     json_decref(x.claims);
 }
 
+/* The next job of worker |w|: from the queue, or handed over while it waits
+ * on the idle stack. NULL when the proxy stops. */
+static job *next_job(worker *w) {
+    proxy *p = w->p;
+    pthread_mutex_lock(&p->mu);
+    job *j = p->head;
+    if (j) {
+        p->head = j->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+    } else if (!atomic_load(&p->stop)) {
+        w->next = p->idle;
+        p->idle = w;
+        while (!atomic_load(&p->stop) && w->j == NULL)
+            pthread_cond_wait(&w->cv, &p->mu);
+        j = w->j; /* the dispatcher took |w| off the stack; at stop, proxy_free did */
+        w->j = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return j;
+}
+
 static void *worker_main(void *arg) {
-    proxy *p = arg;
+    worker *w = arg;
+    proxy *p = w->p;
     httpc *c = NULL;
     httpc_opts o = {.timeout_s = 0, .tls_setup = ratls_ssl_ctx_setup,
                     .tls_setup_arg = p->cfg.verifier};
     if (httpc_new(&o, &c) != CAI_OK)
         return NULL;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!atomic_load(&p->stop) && p->head == NULL)
-            pthread_cond_wait(&p->cv, &p->mu);
-        job *j = p->head;
-        if (j) {
-            p->head = j->next;
-            if (p->head == NULL)
-                p->tail = NULL;
-            p->queued--;
-        }
-        pthread_mutex_unlock(&p->mu);
-        if (j == NULL)
-            break;
+    for (job *j; (j = next_job(w)) != NULL;) {
         run_job(p, c, j);
         httpd_async_release(j->a);
         job_free(j);
@@ -443,15 +464,19 @@ static void h_any(httpd_req *r, void *arg) {
         return;
     }
     pthread_mutex_lock(&p->mu);
-    int full = p->queued >= QUEUE_MAX;
-    if (!full) {
+    worker *w = p->idle;
+    int full = w == NULL && p->queued >= QUEUE_MAX;
+    if (w) {
+        p->idle = w->next;
+        w->j = j;
+        pthread_cond_signal(&w->cv);
+    } else if (!full) {
         if (p->tail)
             p->tail->next = j;
         else
             p->head = j;
         p->tail = j;
         p->queued++;
-        pthread_cond_signal(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
     if (full) {
@@ -483,7 +508,6 @@ cai_status proxy_new(const proxy_config *c, proxy **out) {
     if (!p->cfg.max_body)
         p->cfg.max_body = 8u << 20;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     httpd_config hc = {.host = c->host, .port = c->port, .max_body = p->cfg.max_body,
                        .max_connections = 512, .timeout_s = 600};
     cai_status st = httpd_new(&hc, &p->h);
@@ -493,15 +517,20 @@ cai_status proxy_new(const proxy_config *c, proxy **out) {
     }
     httpd_set_error_body(p->h, error_body);
     httpd_route(p->h, "/", h_any, p);
-    if ((p->th = calloc((size_t)p->cfg.workers, sizeof(*p->th))) == NULL) {
+    if ((p->w = calloc((size_t)p->cfg.workers, sizeof(*p->w))) == NULL) {
         proxy_free(p);
         return CAI_ERR_NOMEM;
     }
-    for (; p->n_th < p->cfg.workers; p->n_th++)
-        if (pthread_create(&p->th[p->n_th], NULL, worker_main, p) != 0) {
+    for (; p->n_w < p->cfg.workers; p->n_w++) {
+        worker *w = &p->w[p->n_w];
+        w->p = p;
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
+            pthread_cond_destroy(&w->cv);
             proxy_free(p);
             return cai_fail(CAI_ERR_INTERNAL, "cannot start the proxy's workers");
         }
+    }
     *out = p;
     return CAI_OK;
 }
@@ -515,11 +544,14 @@ void proxy_free(proxy *p) {
         return;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, 1);
-    pthread_cond_broadcast(&p->cv);
+    for (int i = 0; i < p->n_w; i++)
+        pthread_cond_signal(&p->w[i].cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n_th; i++)
-        pthread_join(p->th[i], NULL);
-    free(p->th);
+    for (int i = 0; i < p->n_w; i++) {
+        pthread_join(p->w[i].th, NULL);
+        pthread_cond_destroy(&p->w[i].cv);
+    }
+    free(p->w);
     for (job *j = p->head, *n; j; j = n) {
         n = j->next;
         httpd_async_release(j->a);
@@ -528,7 +560,6 @@ void proxy_free(proxy *p) {
     httpd_free(p->h);
     for (size_t i = 0; i < p->n_up; i++)
         json_decref(p->up[i].claims);
-    pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -79,7 +79,7 @@ proxy() {
     port=$(free_port)
     "$CAI" proxy --listen "127.0.0.1:$port" "$@" > "proxy-$name.log" 2>&1 &
     PIDS="$PIDS $!"
-    eval "PP_$name=$port"
+    eval "PP_$name=$port PID_$name=$!"
     wait_http "http://127.0.0.1:$port/.cai/proxy" 10
 }
 chat_count() { # chat completions the server at port $1 answered
@@ -133,6 +133,12 @@ M=http://127.0.0.1:$PP_map
 curl -s "$M/" | grep -qi '<html' && pass mapping_web_chat_page || fail mapping_web_chat_page "$(curl -s "$M/" | head -5)"
 out=$(curl -s "$M/v1/models")
 echo "$out" | grep -q '"id":"qwen"' && pass mapping_models || fail mapping_models "$out"
+# One client's requests one after another reuse one upstream connection: the
+# worker that finished last (whose connection is warm) takes the next request.
+for _ in 1 2 3 4 5 6; do curl -s -o /dev/null "$M/v1/models"; done
+n=$(ss -Htnp state established "( dport = :$PORT_main )" | grep -c "pid=$PID_map,")
+[ "$n" = 1 ] && pass mapping_one_upstream_connection ||
+    fail mapping_one_upstream_connection "$n connections to the server for 8 requests in a row"
 if command -v node >/dev/null && [ -d "$ROOT/node_modules/openai" ]; then
     (cd "$ROOT" && node tests/e2e/openai_sdk.mjs "$M" qwen) 2>&1 | sed 's/^PASS /PASS via_proxy_/; s/^FAIL /FAIL via_proxy_/'
 else
