@@ -61,8 +61,11 @@ static void seal_help(void) {
 }
 
 /* The default key id: kbs:///cai/<name>/key, with the input's base name
- * (extension dropped) reduced to the characters a KBS path allows. */
+ * (a file's extension dropped, a folder's name whole: qwen2.5-7b is not
+ * "qwen2" with an extension) reduced to the characters a KBS path allows. */
 static void default_key_id(const char *in, char *out, size_t cap) {
+    struct stat sb;
+    int is_dir = stat(in, &sb) == 0 && S_ISDIR(sb.st_mode);
     char name[128];
     size_t len = strlen(in);
     while (len > 1 && in[len - 1] == '/')
@@ -73,7 +76,7 @@ static void default_key_id(const char *in, char *out, size_t cap) {
     size_t n = 0;
     for (size_t i = start; i < len && n < sizeof(name) - 1; i++) {
         char c = in[i];
-        if (c == '.' && n > 0 && strchr(in + i + 1, '.') == NULL && i + 1 < len)
+        if (c == '.' && !is_dir && n > 0 && strchr(in + i + 1, '.') == NULL && i + 1 < len)
             break; /* drop the last extension */
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == '-';

@@ -68,10 +68,11 @@ refuses refuses_missing_shard "model-00001-of-00002.safetensors.*is missing" \
     "$CAI" model import broken -o broken.gguf
 
 # cai seal DIR --type: import and seal in one step; no plaintext GGUF stays
-# on disk (unless --keep); unsealing gives the same file cai model import writes
+# on disk (unless --keep); unsealing gives the same file cai model import writes;
+# the default key id keeps the whole folder name (qwen2.5-tiny, not qwen2)
 mkdir sealed
 if "$CAI" seal "$QWEN2" --type f16 -o sealed/m.cai --key-file sealed/k --new-key >sealed.out 2>sealed.err &&
-    [ "$(ls sealed | sort | tr '\n' ' ')" = "k m.cai " ] && grep -q 'key id: *kbs:///cai/' sealed.out &&
+    [ "$(ls sealed | sort | tr '\n' ' ')" = "k m.cai " ] && grep -q 'key id: *kbs:///cai/qwen2.5-tiny/key' sealed.out &&
     "$CAI" unseal sealed/m.cai -k sealed/k -o unsealed.gguf >/dev/null && cmp -s unsealed.gguf qwen2.5-tiny.gguf; then
     pass seal_type_imports
 else
