@@ -245,6 +245,114 @@ static size_t bpe_split(const strmap *ranks, const uint8_t *tok, size_t n, int32
 #undef PAIR_RANK
 }
 
+/* A qwen.tiktoken file's lines, decoded: the token of rank r is the bytes
+ * raw[off[r]..off[r] + len[r]), given on line line[r] (0: not yet). */
+typedef struct {
+    strmap ranks; /* token bytes -> rank */
+    uint8_t *raw;
+    size_t *off, *len, *line;
+    size_t n, used, cap;
+} tiktoken_file;
+
+static void tiktoken_free(tiktoken_file *t) {
+    strmap_free(&t->ranks);
+    free(t->raw), free(t->off), free(t->len), free(t->line);
+}
+
+/* tiktoken_line adds line |line_no|, "base64 rank", to |t|. */
+static cai_status tiktoken_line(tiktoken_file *t, const uint8_t *lp, size_t ll, size_t line_no) {
+    const uint8_t *sp = memchr(lp, ' ', ll);
+    size_t b64_len = sp ? (size_t)(sp - lp) : 0;
+    if (sp == NULL || b64_len == 0 || memchr(sp + 1, ' ', ll - b64_len - 1) != NULL)
+        return cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: not \"base64 rank\"", line_no);
+    size_t tn = 0;
+    if (b64_decode((const char *)lp, b64_len, t->raw + t->used, t->cap - t->used, &tn, B64_STD) != CAI_OK)
+        return cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: bad base64 (standard alphabet, padded)", line_no);
+    if (tn == 0 || tn > HF_VOCAB_MAX_TOKEN_BYTES)
+        return cai_fail(tn ? CAI_ERR_LIMIT : CAI_ERR_FORMAT, TIKTOKEN " line %zu: a token of %zu bytes (1..%d)",
+                        line_no, tn, HF_VOCAB_MAX_TOKEN_BYTES);
+    uint64_t rank;
+    if (!parse_rank(sp + 1, ll - b64_len - 1, &rank))
+        return cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: the rank is not a decimal number", line_no);
+    if (rank >= t->n)
+        return cai_fail(CAI_ERR_FORMAT,
+                        TIKTOKEN " line %zu: rank %llu, but ranks must be 0..%zu, each once (one per line)",
+                        line_no, (unsigned long long)rank, t->n - 1);
+    if (t->line[rank])
+        return cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: rank %llu was already given on line %zu", line_no,
+                        (unsigned long long)rank, t->line[rank]);
+    int32_t was = strmap_add(&t->ranks, (const char *)t->raw + t->used, tn, (int32_t)rank);
+    if (was >= 0)
+        return cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: the same token as line %zu", line_no, t->line[was]);
+    t->off[rank] = t->used;
+    t->len[rank] = tn;
+    t->line[rank] = line_no;
+    t->used += tn;
+    return CAI_OK;
+}
+
+/* tiktoken_read decodes all |t->n| lines of |data| into |t| and checks that
+ * every byte has a token. */
+static cai_status tiktoken_read(tiktoken_file *t, const uint8_t *data, size_t len) {
+    t->cap = len;
+    t->raw = malloc(len);
+    t->off = malloc(t->n * sizeof(size_t));
+    t->len = malloc(t->n * sizeof(size_t));
+    t->line = calloc(t->n, sizeof(size_t));
+    cai_status st = t->raw && t->off && t->len && t->line ? strmap_init(&t->ranks, t->n) : CAI_ERR_NOMEM;
+    cursor c;
+    cursor_init(&c, data, len);
+    for (size_t line_no = 1; st == CAI_OK && cursor_len(&c) > 0; line_no++) {
+        const uint8_t *nl = memchr(cursor_data(&c), '\n', cursor_len(&c));
+        size_t ll = nl ? (size_t)(nl - cursor_data(&c)) : cursor_len(&c);
+        cursor line;
+        if (ll > HF_TIKTOKEN_MAX_LINE)
+            return cai_fail(CAI_ERR_LIMIT, TIKTOKEN " line %zu: longer than %d bytes", line_no,
+                            HF_TIKTOKEN_MAX_LINE);
+        if (!cursor_get_span(&c, &line, ll) || (nl && !cursor_skip(&c, 1)))
+            return CAI_ERR_INTERNAL;
+        st = tiktoken_line(t, cursor_data(&line), ll, line_no);
+    }
+    for (int b = 0; st == CAI_OK && b < 256; b++) {
+        uint8_t byte = (uint8_t)b;
+        if (strmap_get(&t->ranks, (const char *)&byte, 1) < 0)
+            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN ": byte 0x%02x has no token (a byte-level BPE needs all 256)",
+                          b);
+    }
+    return st;
+}
+
+/* tiktoken_merges adds to |v| the merge of each token of two bytes or more,
+ * in rank order: the pair BPE over lower ranks stops at. */
+static cai_status tiktoken_merges(hf_vocab *v, const tiktoken_file *t) {
+    size_t *pos = malloc((HF_VOCAB_MAX_TOKEN_BYTES + 1) * sizeof(size_t));
+    int32_t *rk = malloc(HF_VOCAB_MAX_TOKEN_BYTES * sizeof(int32_t));
+    cai_status st = pos && rk ? CAI_OK : CAI_ERR_NOMEM;
+    for (size_t r = 0; st == CAI_OK && r < t->n; r++) {
+        if (t->len[r] < 2)
+            continue;
+        const uint8_t *tok = t->raw + t->off[r];
+        size_t first, parts = bpe_split(&t->ranks, tok, t->len[r], (int32_t)r, pos, rk, &first);
+        if (parts != 2) {
+            st = cai_fail(CAI_ERR_FORMAT,
+                          TIKTOKEN " line %zu (rank %zu): BPE over lower ranks gives %zu parts, not two tokens "
+                          "to merge",
+                          t->line[r], r, parts);
+            break;
+        }
+        int32_t left = strmap_get(&t->ranks, (const char *)tok, first);
+        int32_t right = strmap_get(&t->ranks, (const char *)tok + first, t->len[r] - first);
+        CAI_ASSERT(left >= 0 && right >= 0);
+        /* the texts are in the arena, which add_merge may move: copy first */
+        char lt[2 * HF_VOCAB_MAX_TOKEN_BYTES], rt[2 * HF_VOCAB_MAX_TOKEN_BYTES];
+        memcpy(lt, v->arena.data + v->off[left], v->len[left]);
+        memcpy(rt, v->arena.data + v->off[right], v->len[right]);
+        st = add_merge(v, lt, v->len[left], rt, v->len[right]);
+    }
+    free(pos), free(rk);
+    return st;
+}
+
 cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_vocab, hf_vocab **out) {
     *out = NULL;
     if (len > HF_TIKTOKEN_MAX_FILE)
@@ -271,112 +379,21 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
                         HF_VOCAB_MAX_TOKENS);
 
     hf_vocab *v = NULL;
-    strmap ranks = {0};
-    uint8_t *raw = malloc(len);                         /* decoded token bytes */
-    size_t *roff = malloc(n_lines * sizeof(size_t));    /* by rank: offset in raw */
-    size_t *rlen = malloc(n_lines * sizeof(size_t));    /* by rank: length */
-    size_t *rline = calloc(n_lines, sizeof(size_t));    /* by rank: line (0: none yet) */
-    size_t *pos = malloc((HF_VOCAB_MAX_TOKEN_BYTES + 1) * sizeof(size_t));
-    int32_t *rk = malloc(HF_VOCAB_MAX_TOKEN_BYTES * sizeof(int32_t));
-    cai_status st = raw && roff && rlen && rline && pos && rk ? strmap_init(&ranks, n_lines) : CAI_ERR_NOMEM;
-    size_t used = 0;
-    cursor c;
-    cursor_init(&c, data, len);
-    for (size_t line_no = 1; st == CAI_OK && cursor_len(&c) > 0; line_no++) {
-        const uint8_t *nl = memchr(cursor_data(&c), '\n', cursor_len(&c));
-        size_t ll = nl ? (size_t)(nl - cursor_data(&c)) : cursor_len(&c);
-        cursor line;
-        if (ll > HF_TIKTOKEN_MAX_LINE) {
-            st = cai_fail(CAI_ERR_LIMIT, TIKTOKEN " line %zu: longer than %d bytes", line_no,
-                          HF_TIKTOKEN_MAX_LINE);
-            break;
-        }
-        if (!cursor_get_span(&c, &line, ll) || (nl && !cursor_skip(&c, 1))) {
-            st = CAI_ERR_INTERNAL;
-            break;
-        }
-        const uint8_t *lp = cursor_data(&line);
-        const uint8_t *sp = memchr(lp, ' ', ll);
-        size_t b64_len = sp ? (size_t)(sp - lp) : 0;
-        if (sp == NULL || b64_len == 0 || memchr(sp + 1, ' ', ll - b64_len - 1) != NULL) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: not \"base64 rank\"", line_no);
-            break;
-        }
-        size_t tn = 0;
-        if (b64_decode((const char *)lp, b64_len, raw + used, len - used, &tn, B64_STD) != CAI_OK) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: bad base64 (standard alphabet, padded)", line_no);
-            break;
-        }
-        if (tn == 0 || tn > HF_VOCAB_MAX_TOKEN_BYTES) {
-            st = cai_fail(tn ? CAI_ERR_LIMIT : CAI_ERR_FORMAT, TIKTOKEN " line %zu: a token of %zu bytes (1..%d)",
-                          line_no, tn, HF_VOCAB_MAX_TOKEN_BYTES);
-            break;
-        }
-        uint64_t rank;
-        if (!parse_rank(sp + 1, ll - b64_len - 1, &rank)) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: the rank is not a decimal number", line_no);
-            break;
-        }
-        if (rank >= n_lines) {
-            st = cai_fail(CAI_ERR_FORMAT,
-                          TIKTOKEN " line %zu: rank %llu, but ranks must be 0..%zu, each once (one per line)",
-                          line_no, (unsigned long long)rank, n_lines - 1);
-            break;
-        }
-        if (rline[rank]) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: rank %llu was already given on line %zu",
-                          line_no, (unsigned long long)rank, rline[rank]);
-            break;
-        }
-        int32_t was = strmap_add(&ranks, (const char *)raw + used, tn, (int32_t)rank);
-        if (was >= 0) {
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN " line %zu: the same token as line %zu", line_no,
-                          rline[was]);
-            break;
-        }
-        roff[rank] = used;
-        rlen[rank] = tn;
-        rline[rank] = line_no;
-        used += tn;
-    }
-    for (int b = 0; st == CAI_OK && b < 256; b++) {
-        uint8_t byte = (uint8_t)b;
-        if (strmap_get(&ranks, (const char *)&byte, 1) < 0)
-            st = cai_fail(CAI_ERR_FORMAT, TIKTOKEN ": byte 0x%02x has no token (a byte-level BPE needs all 256)",
-                          b);
-    }
+    tiktoken_file t = {.n = n_lines};
+    cai_status st = tiktoken_read(&t, data, len);
     if (st == CAI_OK)
         st = vocab_new(TIKTOKEN, n_vocab ? n_vocab : n_tok, n_lines, &v);
     if (st == CAI_OK) /* tokens and merges: at most twice the bytes each */
-        st = buf_reserve(&v->arena, 4 * used + 2 * n_lines + 16 * (v->n - n_lines));
+        st = buf_reserve(&v->arena, 4 * t.used + 2 * n_lines + 16 * (v->n - n_lines));
     /* the tokens, as byte-level text */
     for (size_t r = 0; st == CAI_OK && r < n_lines; r++) {
         v->off[r] = v->arena.len;
         v->type[r] = TOKEN_NORMAL;
-        st = byte_level_append(&v->arena, raw + roff[r], rlen[r]);
+        st = byte_level_append(&v->arena, t.raw + t.off[r], t.len[r]);
         v->len[r] = v->arena.len - v->off[r];
     }
-    /* the merges, in rank order: the pair BPE stops at below the token's rank */
-    for (size_t r = 0; st == CAI_OK && r < n_lines; r++) {
-        if (rlen[r] < 2)
-            continue;
-        size_t first, parts = bpe_split(&ranks, raw + roff[r], rlen[r], (int32_t)r, pos, rk, &first);
-        if (parts != 2) {
-            st = cai_fail(CAI_ERR_FORMAT,
-                          TIKTOKEN " line %zu (rank %zu): BPE over lower ranks gives %zu parts, not two tokens "
-                          "to merge",
-                          rline[r], r, parts);
-            break;
-        }
-        int32_t left = strmap_get(&ranks, (const char *)raw + roff[r], first);
-        int32_t right = strmap_get(&ranks, (const char *)raw + roff[r] + first, rlen[r] - first);
-        CAI_ASSERT(left >= 0 && right >= 0);
-        /* the texts are in the arena, which add_merge may move: copy first */
-        char lt[2 * HF_VOCAB_MAX_TOKEN_BYTES], rt[2 * HF_VOCAB_MAX_TOKEN_BYTES];
-        memcpy(lt, v->arena.data + v->off[left], v->len[left]);
-        memcpy(rt, v->arena.data + v->off[right], v->len[right]);
-        st = add_merge(v, lt, v->len[left], rt, v->len[right]);
-    }
+    if (st == CAI_OK)
+        st = tiktoken_merges(v, &t);
     /* Qwen's specials, then padding */
     static const char *const chatml[3] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
     for (size_t i = 0; st == CAI_OK && i < QWEN_N_SPECIAL; i++) {
@@ -395,8 +412,7 @@ cai_status hf_vocab_from_tiktoken_mem(const uint8_t *data, size_t len, size_t n_
         v = NULL;
     }
     hf_vocab_free(v);
-    strmap_free(&ranks);
-    free(raw), free(roff), free(rlen), free(rline), free(pos), free(rk);
+    tiktoken_free(&t);
     return st;
 }
 
@@ -449,6 +465,107 @@ static int json_id(const json_t *j, size_t *out) {
 #define MAX_TEXT (2 * HF_VOCAB_MAX_TOKEN_BYTES) /* bytes of a token's text */
 #define SHOW(s) (int)(strlen(s) < 40 ? strlen(s) : 40), (s)
 
+/* check_model accepts only what cai's tokenizer runs: a byte-level BPE
+ * with Qwen2's pre-tokenizer. */
+static cai_status check_model(const json_t *root, const json_t *model) {
+    const char *mtype = json_string_value(json_object_get(model, "type"));
+    if (!json_is_object(root) || !json_is_object(model))
+        return cai_fail(CAI_ERR_FORMAT, TOKJSON ": no \"model\" object");
+    if (mtype == NULL || strcmp(mtype, "BPE") != 0)
+        return cai_fail(CAI_ERR_UNSUPPORTED, TOKJSON ": model.type is \"%.40s\"; only byte-level \"BPE\" is "
+                        "supported", mtype ? mtype : "(none)");
+    const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    const char *suffix = json_string_value(json_object_get(model, "end_of_word_suffix"));
+    if (json_is_true(json_object_get(model, "byte_fallback")) || (prefix && *prefix) || (suffix && *suffix))
+        return cai_fail(CAI_ERR_UNSUPPORTED, TOKJSON ": model uses byte_fallback, a subword prefix or a word "
+                                             "suffix; only byte-level BPE is supported");
+    return check_pre_tokenizer(root);
+}
+
+/* check_all_bytes: every byte needs its token in |texts|, or text with
+ * that byte could not encode. */
+static cai_status check_all_bytes(const strmap *texts) {
+    for (int b = 0; b < 256; b++) {
+        uint8_t byte = (uint8_t)b;
+        buf one;
+        buf_init(&one, 0);
+        cai_status st = byte_level_append(&one, &byte, 1);
+        int32_t found = st == CAI_OK ? strmap_get(texts, (const char *)one.data, one.len) : -1;
+        buf_free(&one);
+        if (st != CAI_OK)
+            return st;
+        if (found < 0)
+            return cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.vocab has no token for byte 0x%02x (a byte-level "
+                            "BPE needs all 256)", b);
+    }
+    return CAI_OK;
+}
+
+/* tokjson_merges adds model.merges to |v|: each "left right" or ["left",
+ * "right"], both sides and their concatenation tokens of |texts|. */
+static cai_status tokjson_merges(hf_vocab *v, const json_t *merges, const strmap *texts) {
+    char cat[2 * MAX_TEXT];
+    for (size_t i = 0; i < json_array_size(merges); i++) {
+        const json_t *m = json_array_get(merges, i);
+        const char *l = NULL, *r = NULL;
+        size_t ln = 0, rn = 0;
+        if (json_is_string(m)) {
+            const char *s = json_string_value(m), *space = strchr(s, ' ');
+            if (space && strchr(space + 1, ' ') == NULL) {
+                l = s, ln = (size_t)(space - s);
+                r = space + 1, rn = strlen(r);
+            }
+        } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
+                   json_is_string(json_array_get(m, 1))) {
+            l = json_string_value(json_array_get(m, 0)), ln = strlen(l);
+            r = json_string_value(json_array_get(m, 1)), rn = strlen(r);
+            if (memchr(l, ' ', ln) || memchr(r, ' ', rn))
+                l = NULL;
+        }
+        if (l == NULL || ln == 0 || rn == 0)
+            return cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.merges[%zu] is not \"left right\" or [\"left\", "
+                            "\"right\"]", i);
+        int32_t li = strmap_get(texts, l, ln), ri = strmap_get(texts, r, rn), ci = -1;
+        if (li >= 0 && ri >= 0 && ln <= MAX_TEXT && rn <= MAX_TEXT) {
+            memcpy(cat, l, ln);
+            memcpy(cat + ln, r, rn);
+            ci = strmap_get(texts, cat, ln + rn);
+        }
+        if (li < 0 || ri < 0 || ci < 0)
+            return cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.merges[%zu] \"%.*s\" + \"%.*s\": %s is not in "
+                            "model.vocab", i, (int)(ln < 40 ? ln : 40), l, (int)(rn < 40 ? rn : 40), r,
+                            li < 0 ? "the left part" : ri < 0 ? "the right part" : "their concatenation");
+        cai_status st = add_merge(v, l, ln, r, rn);
+        if (st != CAI_OK)
+            return st;
+    }
+    return CAI_OK;
+}
+
+/* count_ids checks the ids of model.vocab and added_tokens and gives the
+ * number of tokens: the highest id decides it. */
+static cai_status count_ids(const json_t *vocab, const json_t *added, size_t n_added, size_t *n_tok) {
+    size_t id;
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)vocab, key, val) {
+        if (!json_id(val, &id))
+            return cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.vocab \"%.*s\": the id is not an integer 0..%zu",
+                            SHOW(key), HF_VOCAB_MAX_TOKENS - 1);
+        *n_tok = id + 1 > *n_tok ? id + 1 : *n_tok;
+    }
+    for (size_t i = 0; i < n_added; i++) {
+        const json_t *a = json_array_get(added, i);
+        const char *content = json_string_value(json_object_get(a, "content"));
+        if (!json_id(json_object_get(a, "id"), &id) || content == NULL || content[0] == '\0' ||
+            strlen(content) > MAX_TEXT)
+            return cai_fail(CAI_ERR_FORMAT, TOKJSON ": added_tokens[%zu] needs an id 0..%zu and a content of 1..%d "
+                            "bytes", i, HF_VOCAB_MAX_TOKENS - 1, MAX_TEXT);
+        *n_tok = id + 1 > *n_tok ? id + 1 : *n_tok;
+    }
+    return CAI_OK;
+}
+
 cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_vocab, hf_vocab **out) {
     *out = NULL;
     if (len > HF_TOKJSON_MAX_FILE)
@@ -465,27 +582,9 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
     const char **src = NULL; /* by id: the text, pointing into the JSON */
     int32_t *type = NULL;
     strmap texts = {0};
-    char *cat = NULL;
     cai_status st = CAI_OK;
     const json_t *model = json_object_get(root, "model");
-    const char *mtype = json_string_value(json_object_get(model, "type"));
-    if (!json_is_object(root) || !json_is_object(model)) {
-        st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": no \"model\" object");
-        goto out;
-    }
-    if (mtype == NULL || strcmp(mtype, "BPE") != 0) {
-        st = cai_fail(CAI_ERR_UNSUPPORTED, TOKJSON ": model.type is \"%.40s\"; only byte-level \"BPE\" is supported",
-                      mtype ? mtype : "(none)");
-        goto out;
-    }
-    const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
-    const char *suffix = json_string_value(json_object_get(model, "end_of_word_suffix"));
-    if (json_is_true(json_object_get(model, "byte_fallback")) || (prefix && *prefix) || (suffix && *suffix)) {
-        st = cai_fail(CAI_ERR_UNSUPPORTED, TOKJSON ": model uses byte_fallback, a subword prefix or a word "
-                                           "suffix; only byte-level BPE is supported");
-        goto out;
-    }
-    if ((st = check_pre_tokenizer(root)) != CAI_OK)
+    if ((st = check_model(root, model)) != CAI_OK)
         goto out;
     const json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
     const json_t *added = json_object_get(root, "added_tokens");
@@ -501,30 +600,11 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
                       json_object_size(vocab), n_added, json_array_size(merges), HF_VOCAB_MAX_TOKENS);
         goto out;
     }
-    /* the highest id decides the size */
     size_t n_tok = 0, id = 0;
     const char *key;
     const json_t *val;
-    json_object_foreach((json_t *)vocab, key, val) {
-        if (!json_id(val, &id)) {
-            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.vocab \"%.*s\": the id is not an integer 0..%zu", SHOW(key),
-                          HF_VOCAB_MAX_TOKENS - 1);
-            goto out;
-        }
-        n_tok = id + 1 > n_tok ? id + 1 : n_tok;
-    }
-    for (size_t i = 0; i < n_added; i++) {
-        const json_t *a = json_array_get(added, i);
-        const char *content = json_string_value(json_object_get(a, "content"));
-        if (!json_id(json_object_get(a, "id"), &id) || content == NULL || content[0] == '\0' ||
-            strlen(content) > MAX_TEXT) {
-            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": added_tokens[%zu] needs an id 0..%zu and a content of 1..%d "
-                                          "bytes",
-                          i, HF_VOCAB_MAX_TOKENS - 1, MAX_TEXT);
-            goto out;
-        }
-        n_tok = id + 1 > n_tok ? id + 1 : n_tok;
-    }
+    if ((st = count_ids(vocab, added, n_added, &n_tok)) != CAI_OK)
+        goto out;
     if (n_vocab != 0 && n_vocab < n_tok) {
         st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": vocab_size %zu (config.json) is smaller than its %zu token ids",
                       n_vocab, n_tok);
@@ -569,23 +649,7 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
                        ? TOKEN_CONTROL
                        : TOKEN_USER_DEFINED;
     }
-    /* every byte needs its token, or text with that byte could not encode */
-    for (int b = 0; b < 256; b++) {
-        uint8_t byte = (uint8_t)b;
-        buf one;
-        buf_init(&one, 0);
-        st = byte_level_append(&one, &byte, 1);
-        int32_t found = st == CAI_OK ? strmap_get(&texts, (const char *)one.data, one.len) : -1;
-        buf_free(&one);
-        if (st != CAI_OK)
-            goto out;
-        if (found < 0) {
-            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.vocab has no token for byte 0x%02x (a byte-level BPE "
-                                          "needs all 256)", b);
-            goto out;
-        }
-    }
-    if ((st = vocab_new(TOKJSON, n, json_array_size(merges), &v)) != CAI_OK)
+    if ((st = check_all_bytes(&texts)) != CAI_OK || (st = vocab_new(TOKJSON, n, json_array_size(merges), &v)) != CAI_OK)
         goto out;
     for (size_t i = 0; st == CAI_OK && i < n; i++) {
         if (src[i])
@@ -595,57 +659,14 @@ cai_status hf_vocab_from_tokjson_mem(const uint8_t *data, size_t len, size_t n_v
     }
     if (st != CAI_OK)
         goto out;
-    /* merges: "left right" or ["left", "right"]; both sides and their
-     * concatenation must be tokens of model.vocab */
-    if ((cat = malloc(2 * MAX_TEXT + 2)) == NULL) {
-        st = CAI_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < json_array_size(merges); i++) {
-        const json_t *m = json_array_get(merges, i);
-        const char *l = NULL, *r = NULL;
-        size_t ln = 0, rn = 0;
-        if (json_is_string(m)) {
-            const char *s = json_string_value(m), *space = strchr(s, ' ');
-            if (space && strchr(space + 1, ' ') == NULL) {
-                l = s, ln = (size_t)(space - s);
-                r = space + 1, rn = strlen(r);
-            }
-        } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
-                   json_is_string(json_array_get(m, 1))) {
-            l = json_string_value(json_array_get(m, 0)), ln = strlen(l);
-            r = json_string_value(json_array_get(m, 1)), rn = strlen(r);
-            if (memchr(l, ' ', ln) || memchr(r, ' ', rn))
-                l = NULL;
-        }
-        if (l == NULL || ln == 0 || rn == 0) {
-            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.merges[%zu] is not \"left right\" or [\"left\", \"right\"]",
-                          i);
-            goto out;
-        }
-        int32_t li = strmap_get(&texts, l, ln), ri = strmap_get(&texts, r, rn), ci = -1;
-        if (li >= 0 && ri >= 0 && ln <= MAX_TEXT && rn <= MAX_TEXT) {
-            memcpy(cat, l, ln);
-            memcpy(cat + ln, r, rn);
-            ci = strmap_get(&texts, cat, ln + rn);
-        }
-        if (li < 0 || ri < 0 || ci < 0) {
-            st = cai_fail(CAI_ERR_FORMAT, TOKJSON ": model.merges[%zu] \"%.*s\" + \"%.*s\": %s is not in model.vocab", i,
-                          (int)(ln < 40 ? ln : 40), l, (int)(rn < 40 ? rn : 40), r,
-                          li < 0 ? "the left part" : ri < 0 ? "the right part" : "their concatenation");
-            goto out;
-        }
-        if ((st = add_merge(v, l, ln, r, rn)) != CAI_OK)
-            goto out;
-    }
-    if ((st = finish(v)) != CAI_OK)
+    if ((st = tokjson_merges(v, merges, &texts)) != CAI_OK || (st = finish(v)) != CAI_OK)
         goto out;
     *out = v;
     v = NULL;
 out:
     hf_vocab_free(v);
     strmap_free(&texts);
-    free(src), free(type), free(cat);
+    free(src), free(type);
     json_decref(root);
     return st;
 }
