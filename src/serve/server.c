@@ -1,81 +1,63 @@
 /* server.c - `cai serve`'s lifecycle: start, the loader thread, stop. The
- * endpoints are in openai.c and endpoints.c, their gate in access.c. */
+ * endpoints are in openai.c and endpoints.c, their gate in access.c, the
+ * boot in boot.c. */
 #include "serve/server.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "common/codec.h"
 #include "common/log.h"
-#include "common/pool.h"
-#include "common/secure.h"
-#include "seal/seal.h"
 #include "serve/access.h"
+#include "serve/boot.h"
 #include "serve/endpoints.h"
 #include "serve/openai.h"
 #include "serve/server_int.h"
 
-/* Decrypts the sealed model into a sealed memfd: the plaintext never
- * touches a disk, and the key is wiped as soon as it has been used. */
-static cai_status unseal(server *sv) {
-    int fd = open(sv->cfg.sealed_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        secure_wipe(sv->cfg.key, sizeof(sv->cfg.key));
-        return cai_fail(CAI_ERR_IO, "cannot open %s", sv->cfg.sealed_path);
-    }
-    uint8_t digest[SEAL_DIGEST_LEN];
-    cai_status st = seal_unseal_memfd(fd, sv->cfg.key, sv->cfg.threads ? sv->cfg.threads : pool_cpu_count(),
-                                      SEAL_VERIFY_DIGEST, &sv->cfg.model_fd, digest);
-    secure_wipe(sv->cfg.key, sizeof(sv->cfg.key));
-    close(fd);
-    if (st == CAI_OK) {
-        memcpy(sv->digest_raw, digest, sizeof(sv->digest_raw));
-        sv->have_digest = 1;
-        hex_encode(sv->digest, digest, sizeof(digest));
-        log_info("model unsealed into memory, sha256:%s", sv->digest);
-    }
-    return st;
+/* How far the boot got, for server_start (boot_phase). */
+enum { BOOT_PHASE_KEYING, BOOT_PHASE_KEYED, BOOT_PHASE_FAILED };
+
+static void set_boot_phase(server *sv, int phase) {
+    pthread_mutex_lock(&sv->boot_mu);
+    sv->boot_phase = phase;
+    pthread_cond_signal(&sv->boot_cv);
+    pthread_mutex_unlock(&sv->boot_mu);
 }
 
-/* Opens the model file once and, for attestation, hashes the bytes of that
- * open file before the engine maps the same fd. (A host that can write the
- * file can still change it afterwards: -m is for development; the sealed
- * boot serves a sealed memfd.) */
-static cai_status open_plain(server *sv) {
-    int fd = sv->cfg.model_fd;
-    if (sv->cfg.model_path && (fd = open(sv->cfg.model_path, O_RDONLY | O_CLOEXEC)) < 0)
-        return cai_fail(CAI_ERR_IO, "cannot open %s", sv->cfg.model_path);
-    cai_status st = CAI_OK;
-    if (sv->has_tee && !sv->have_digest) {
-        struct stat sb;
-        if (fstat(fd, &sb) != 0 || sb.st_size < 0)
-            st = cai_fail(CAI_ERR_IO, "cannot size the model");
-        else if ((st = seal_digest_fd(fd, (uint64_t)sb.st_size, sv->digest_raw)) == CAI_OK) {
-            hex_encode(sv->digest, sv->digest_raw, sizeof(sv->digest_raw));
-            sv->have_digest = 1;
-            log_info("model sha256:%s (bound into /v1/attestation)", sv->digest);
-        }
-    }
-    if (st == CAI_OK)
-        st = llm_engine_open(NULL, fd, sv->cfg.chat_template, &sv->e);
-    if (sv->cfg.model_path)
-        close(fd);
-    return st;
-}
+/* boot_run's on_keyed: server_start may return, the loop may run. */
+static void on_keyed(void *arg) { set_boot_phase(arg, BOOT_PHASE_KEYED); }
 
+/* Boots the model, then makes the context, the scheduler and, with
+ * attested TLS, the first identity; the server is ready when all are. A
+ * failure before the key goes back to server_start; one after is logged
+ * and /health says "failed". */
 static void *loader_main(void *arg) {
     server *sv = arg;
-    cai_status st = sv->cfg.sealed_path ? unseal(sv) : CAI_OK;
-    if (st == CAI_OK)
-        st = open_plain(sv);
-    if (st == CAI_OK) {
+    boot_config bc = {.model_path = sv->cfg.model_path, .sealed = sv->cfg.sealed_path,
+                      .download_dir = sv->cfg.download_dir, .sealed_ca = sv->cfg.sealed_ca,
+                      .kbs = sv->cfg.kbs, .key_file = sv->cfg.key_file,
+                      .digest_plain = sv->has_tee, .chat_template = sv->cfg.chat_template,
+                      .threads = sv->cfg.threads};
+    boot_model bm;
+    cai_status st = boot_run(&bc, on_keyed, sv, &bm);
+    if (st != CAI_OK) {
+        pthread_mutex_lock(&sv->boot_mu);
+        int keyed = sv->boot_phase == BOOT_PHASE_KEYED;
+        pthread_mutex_unlock(&sv->boot_mu);
+        if (!keyed) {
+            sv->boot_st = st;
+            snprintf(sv->boot_why, sizeof(sv->boot_why), "%s", cai_errmsg(st));
+            set_boot_phase(sv, BOOT_PHASE_FAILED);
+            return NULL;
+        }
+    } else {
+        sv->e = bm.engine;
+        sv->have_digest = bm.have_digest;
+        memcpy(sv->digest_raw, bm.digest, sizeof(sv->digest_raw));
+        memcpy(sv->digest, bm.digest_hex, sizeof(sv->digest));
         const llm_hparams *hp = llm_model_hparams(llm_engine_model(sv->e));
         int n_ctx = sv->cfg.n_ctx < hp->n_ctx_train ? sv->cfg.n_ctx : hp->n_ctx_train;
         st = llm_ctx_new(llm_engine_model(sv->e), n_ctx, sv->cfg.slots, sv->cfg.threads, &sv->ctx);
@@ -87,20 +69,54 @@ static void *loader_main(void *arg) {
         atomic_store(&sv->state, SERVER_FAILED);
         return NULL;
     }
-    if (st == CAI_OK && sv->ratls)
-        st = ratls_server_start(sv->ratls, &sv->tee, sv->digest_raw, sv->cfg.tls_refresh_s);
-    if (st != CAI_OK) {
+    if (sv->ratls && (st = ratls_server_start(sv->ratls, &sv->tee, sv->digest_raw,
+                                              sv->cfg.tls_refresh_s)) != CAI_OK) {
         log_error("cannot serve attested TLS: %s", cai_errmsg(st));
         atomic_store(&sv->state, SERVER_FAILED);
         return NULL;
     }
     if (sv->model_id[0] == '\0')
         snprintf(sv->model_id, sizeof(sv->model_id), "%s", llm_engine_name(sv->e));
-    log_info("model ready: %s (%s, %d layers), %d slots of %d tokens", sv->model_id,
-             llm_model_hparams(llm_engine_model(sv->e))->arch_name, llm_model_hparams(llm_engine_model(sv->e))->n_layer,
-             sv->cfg.slots, llm_ctx_n_ctx(sv->ctx));
+    const llm_hparams *hp = llm_model_hparams(llm_engine_model(sv->e));
+    log_info("model ready: %s (%s, %d layers), %d slots of %d tokens", sv->model_id, hp->arch_name,
+             hp->n_layer, sv->cfg.slots, llm_ctx_n_ctx(sv->ctx));
     atomic_store(&sv->state, SERVER_READY);
     return NULL;
+}
+
+/* Starts the loader and waits until the boot has the key (CAI_OK) or
+ * failed before it (its error, carried over from the loader thread). */
+static cai_status start_loader(server *sv) {
+    if (pthread_create(&sv->loader, NULL, loader_main, sv) != 0)
+        return cai_fail(CAI_ERR_INTERNAL, "cannot start the loader");
+    sv->loader_started = 1;
+    pthread_mutex_lock(&sv->boot_mu);
+    while (sv->boot_phase == BOOT_PHASE_KEYING)
+        pthread_cond_wait(&sv->boot_cv, &sv->boot_mu);
+    int failed = sv->boot_phase == BOOT_PHASE_FAILED;
+    pthread_mutex_unlock(&sv->boot_mu);
+    if (!failed)
+        return CAI_OK;
+    cai_errmsg_set(sv->boot_st, sv->boot_why);
+    return sv->boot_st;
+}
+
+/* The defaults of |cfg|'s zero fields, and the model's id. */
+static void apply_defaults(server *sv, const serve_config *cfg) {
+    sv->cfg = *cfg;
+    if (!sv->cfg.slots)
+        sv->cfg.slots = 4;
+    if (!sv->cfg.n_ctx)
+        sv->cfg.n_ctx = 4096;
+    if (!sv->cfg.max_body)
+        sv->cfg.max_body = 4u << 20;
+    if (cfg->tls_attested && !sv->cfg.tls_refresh_s)
+        sv->cfg.tls_refresh_s = RATLS_REFRESH_DEFAULT;
+    if (cfg->model_id)
+        snprintf(sv->model_id, sizeof(sv->model_id), "%s", cfg->model_id);
+    else if (cfg->model_path || cfg->sealed_path)
+        boot_model_id(cfg->model_path ? cfg->model_path : cfg->sealed_path, sv->model_id,
+                      sizeof(sv->model_id));
 }
 
 cai_status server_start(const serve_config *cfg, server **out) {
@@ -108,57 +124,30 @@ cai_status server_start(const serve_config *cfg, server **out) {
     server *sv = calloc(1, sizeof(*sv));
     if (sv == NULL)
         return CAI_ERR_NOMEM;
-    sv->cfg = *cfg;
-    if (cfg->sealed_path)
-        sv->cfg.model_fd = -1;
-    if (!sv->cfg.slots)
-        sv->cfg.slots = 4;
-    if (!sv->cfg.n_ctx)
-        sv->cfg.n_ctx = 4096;
-    if (!sv->cfg.max_body)
-        sv->cfg.max_body = 4u << 20;
+    pthread_mutex_init(&sv->boot_mu, NULL);
+    pthread_cond_init(&sv->boot_cv, NULL);
+    apply_defaults(sv, cfg);
     sv->created = time(NULL);
-    if (cfg->model_id) {
-        snprintf(sv->model_id, sizeof(sv->model_id), "%s", cfg->model_id);
-    } else if (cfg->model_path || cfg->sealed_path) {
-        const char *p = cfg->model_path ? cfg->model_path : cfg->sealed_path;
-        const char *base = strrchr(p, '/');
-        snprintf(sv->model_id, sizeof(sv->model_id), "%s", base ? base + 1 : p);
-        char *dot = strchr(sv->model_id, '.');
-        if (dot)
-            *dot = '\0';
-    }
+    cai_status st = CAI_OK;
     httpd_config hc = {.host = cfg->host, .port = cfg->port, .max_body = sv->cfg.max_body,
                        .max_connections = 512, .timeout_s = 600,
                        .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file};
-    cai_status st = CAI_OK;
+    if (cfg->tls_attested && cfg->tee == NULL) {
+        st = cai_fail(CAI_ERR_INVALID_ARG, "attested TLS needs a TEE to attest (--tee)");
+        goto fail;
+    }
     if (cfg->tls_attested) {
-        if (cfg->tee == NULL) {
-            free(sv);
-            return cai_fail(CAI_ERR_INVALID_ARG, "attested TLS needs a TEE to attest (--tee)");
-        }
-        if (!sv->cfg.tls_refresh_s)
-            sv->cfg.tls_refresh_s = RATLS_REFRESH_DEFAULT;
-        if ((st = ratls_server_new(&sv->ratls)) != CAI_OK) {
-            free(sv);
-            return st;
-        }
+        if ((st = ratls_server_new(&sv->ratls)) != CAI_OK)
+            goto fail;
         hc.ssl_ctx = ratls_server_ssl_ctx(sv->ratls);
     }
-    if ((st = httpd_new(&hc, &sv->h)) != CAI_OK) {
-        ratls_server_free(sv->ratls);
-        free(sv);
-        return st;
-    }
+    if ((st = httpd_new(&hc, &sv->h)) != CAI_OK)
+        goto fail;
     if (cfg->tee) {
         sv->tee = *cfg->tee;
         sv->has_tee = 1;
-        if ((st = attestation_new(&sv->tee, 16, endpoint_attestation_reply, sv, &sv->att)) != CAI_OK) {
-            httpd_free(sv->h);
-            ratls_server_free(sv->ratls);
-            free(sv);
-            return st;
-        }
+        if ((st = attestation_new(&sv->tee, 16, endpoint_attestation_reply, sv, &sv->att)) != CAI_OK)
+            goto fail;
     }
     httpd_set_error_body(sv->h, access_error_body);
     httpd_route(sv->h, "/v1/chat/completions", openai_chat, sv);
@@ -169,13 +158,13 @@ cai_status server_start(const serve_config *cfg, server **out) {
     httpd_route(sv->h, "/health", endpoint_health, sv);
     httpd_route(sv->h, "/metrics", endpoint_metrics, sv);
     httpd_route(sv->h, "/", endpoint_root, sv);
-    if (pthread_create(&sv->loader, NULL, loader_main, sv) != 0) {
-        server_free(sv);
-        return cai_fail(CAI_ERR_INTERNAL, "cannot start the loader");
-    }
-    sv->loader_started = 1;
+    if ((st = start_loader(sv)) != CAI_OK)
+        goto fail;
     *out = sv;
     return CAI_OK;
+fail:
+    server_free(sv);
+    return st;
 }
 
 int server_port(const server *s) { return httpd_port(s->h); }
@@ -187,14 +176,13 @@ void server_free(server *sv) {
         return;
     if (sv->loader_started)
         pthread_join(sv->loader, NULL);
-    secure_wipe(sv->cfg.key, sizeof(sv->cfg.key));
     sched_free(sv->s); /* finishes running requests as cancelled */
     attestation_free(sv->att); /* drops waiting requests */
     httpd_free(sv->h);
     ratls_server_free(sv->ratls); /* after httpd: its SSL_CTX served the connections */
     llm_ctx_free(sv->ctx);
     llm_engine_free(sv->e);
-    if (sv->cfg.sealed_path && sv->cfg.model_fd >= 0)
-        close(sv->cfg.model_fd);
+    pthread_mutex_destroy(&sv->boot_mu);
+    pthread_cond_destroy(&sv->boot_cv);
     free(sv);
 }

@@ -1,5 +1,5 @@
 /* server_int.h - the server's state, shared by the files of `cai serve`
- * (internal to serve): server.c (start, load, stop), access.c (who may call
+ * (internal to serve): server.c (start, boot, stop), access.c (who may call
  * and how a refusal reads), openai.c (generations), endpoints.c (the other
  * endpoints), metrics.c. */
 #ifndef CAI_SERVE_SERVER_INT_H
@@ -42,6 +42,12 @@ struct server {
     ratls_server *ratls; /* with tls_attested */
     time_t created;
     metrics m;
+    /* server_start waits until the boot has its key or failed before it */
+    pthread_mutex_t boot_mu;
+    pthread_cond_t boot_cv;
+    int boot_phase;      /* BOOT_PHASE_* (server.c) */
+    cai_status boot_st;  /* a failure before the key, for server_start */
+    char boot_why[512];
 };
 
 #endif
