@@ -1,8 +1,5 @@
 /* cmd_serve.c - cai serve: the OpenAI-compatible server and web chat. */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +9,7 @@
 #include "ratls/verify.h"
 #include "cli/cli.h"
 #include "common/file.h"
-#include "common/httpc.h"
 #include "common/log.h"
-#include "common/secure.h"
-#include "seal/keyfile.h"
-#include "seal/seal.h"
 #include "serve/server.h"
 
 static void serve_help(void) {
@@ -73,76 +66,21 @@ static void serve_help(void) {
            "  -h, --help              this help\n");
 }
 
-static int is_url(const char *s) {
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
-}
-
-/* The model id a URL suggests: its last path segment without extensions. */
-static void url_model_id(const char *url, char *out, size_t cap) {
-    const char *p = strrchr(url, '/');
-    snprintf(out, cap, "%s", p && p[1] ? p + 1 : "model");
-    out[strcspn(out, ".?#")] = '\0';
-    if (!out[0])
-        snprintf(out, cap, "model");
-}
-
-/* download_sealed fetches the sealed file at |url| into an unnamed file
- * (O_TMPFILE: gone when the process ends) in |dir|. It is ciphertext: the
- * AEAD checks every chunk when the server opens it. */
-static cai_status download_sealed(const char *url, const char *ca, const char *dir, int *out) {
-    if (dir == NULL)
-        dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return cai_fail(CAI_ERR_IO, "cannot make an unnamed file in %s: %s", dir, strerror(errno));
-    httpc *c = NULL;
-    httpc_opts o = {.ca_file = ca};
-    uint64_t len = 0;
-    double t0 = cli_now();
-    cai_status st = httpc_new(&o, &c);
-    if (st == CAI_OK)
-        st = httpc_download(c, url, fd, 5, &len);
-    httpc_free(c);
-    if (st != CAI_OK) {
-        close(fd);
-        return st;
-    }
-    log_info("downloaded the sealed model from %s: %llu bytes in %.1f s", url,
-             (unsigned long long)len, cli_now() - t0);
-    *out = fd;
-    return CAI_OK;
-}
-
-/* fetch_key attests to the key broker and receives the key of the sealed
- * file at |path| (the resource its header names). */
-static cai_status fetch_key(const agent_config *ac, const char *path, unsigned char key[32]) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    seal_header *h = NULL;
-    cai_status st = seal_header_read(fd, &h);
-    close(fd);
-    if (st != CAI_OK)
-        return st;
-    buf k;
-    double t0 = cli_now();
-    st = agent_get_resource(ac, h->key_id, &k);
-    if (st == CAI_OK && k.len != 32)
-        st = cai_fail(CAI_ERR_FORMAT, "the key broker released %zu bytes for %s, not a "
-                      "256-bit key", k.len, h->key_id);
-    if (st == CAI_OK) {
-        memcpy(key, k.data, 32);
-        log_info("attested to %s (%s) and received the key %s in %.0f ms", ac->kbs_url,
-                 attest_tee_name(ac->source.tee), h->key_id, 1e3 * (cli_now() - t0));
-    }
-    buf_free(&k); /* wiped */
-    seal_header_free(h);
-    return st;
-}
-
 enum { OPT_ALIAS = 0x180, OPT_MAX_TOKENS_DEFAULT };
 
-int cmd_serve(int argc, char **argv) {
+/* What the options say, besides the server's configuration. */
+typedef struct {
+    serve_config cfg;
+    const char *api_key_file, *kbs_url, *kbs_ca, *tls_mode;
+    int sim_debug;
+    cli_tls_opts kt;      /* --kbs-policy and its trust roots */
+    cli_tee_opts tee_opts;
+} serve_opts;
+
+#define HELP_SHOWN (-1)
+
+/* Parses argv into |o|: 0, HELP_SHOWN, or the exit code of a usage error. */
+static int parse_options(int argc, char **argv, serve_opts *o) {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},     {"sealed", required_argument, NULL, 'S'},
         {"key-file", required_argument, NULL, 'k'},  {"host", required_argument, NULL, 'H'},
@@ -162,190 +100,185 @@ int cmd_serve(int argc, char **argv) {
         {"alias", required_argument, NULL, OPT_ALIAS},
         {"max-tokens-default", required_argument, NULL, OPT_MAX_TOKENS_DEFAULT},
         CLI_TEE_OPTIONS,                             {NULL, 0, NULL, 0}};
-    serve_config cfg = {.port = 7860, .model_fd = -1, .queue = 64};
-    const char *key_file = NULL, *api_key_file = NULL, *kbs_url = NULL, *kbs_ca = NULL;
-    const char *download_dir = NULL, *sealed_ca = NULL, *tls_mode = NULL;
-    sim_td td = {0};
-    int sim_debug = 0;
-    cli_tls_opts kt = {0};
-    char fd_path[64], model_id[128];
-    cli_tee_opts tee_opts = {0};
-    attest_source tee;
-    int has_tee = 0;
+    serve_config *cfg = &o->cfg;
     long v;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":m:c:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': cfg.model_path = optarg; break;
-        case 'S': cfg.sealed_path = optarg; break;
-        case 'k': key_file = optarg; break;
-        case 'H': cfg.host = optarg; break;
+        case 'm': cfg->model_path = optarg; break;
+        case 'S': cfg->sealed_path = optarg; break;
+        case 'k': cfg->key_file = optarg; break;
+        case 'H': cfg->host = optarg; break;
         case 'p':
             if (cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error("serve", "bad --port");
-            cfg.port = (int)v;
+            cfg->port = (int)v;
             break;
         case 's':
             if (cli_parse_int(optarg, 1, 256, &v)) return cli_usage_error("serve", "bad --slots");
-            cfg.slots = (int)v;
+            cfg->slots = (int)v;
             break;
         case 'q':
             if (cli_parse_int(optarg, 0, 100000, &v)) return cli_usage_error("serve", "bad --queue");
-            cfg.queue = (int)v;
+            cfg->queue = (int)v;
             break;
         case 'c':
             if (cli_parse_int(optarg, 16, 1 << 22, &v)) return cli_usage_error("serve", "bad --ctx");
-            cfg.n_ctx = (int)v;
+            cfg->n_ctx = (int)v;
             break;
         case 't':
             if (cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error("serve", "bad --threads");
-            cfg.threads = (int)v;
+            cfg->threads = (int)v;
             break;
-        case 'i': cfg.model_id = optarg; break;
+        case 'i': cfg->model_id = optarg; break;
         case OPT_ALIAS:
-            if (!optarg[0] || strlen(optarg) > 127 || cfg.n_aliases == SERVE_MAX_ALIASES)
+            if (!optarg[0] || strlen(optarg) > 127 || cfg->n_aliases == SERVE_MAX_ALIASES)
                 return cli_usage_error("serve", "--alias wants a name of 1..127 bytes, at most %d "
                                        "times", SERVE_MAX_ALIASES);
-            cfg.aliases[cfg.n_aliases++] = optarg;
+            cfg->aliases[cfg->n_aliases++] = optarg;
             break;
         case OPT_MAX_TOKENS_DEFAULT:
             if (cli_parse_int(optarg, 1, 1 << 24, &v)) return cli_usage_error("serve", "bad --max-tokens-default");
-            cfg.max_tokens_default = (int)v;
+            cfg->max_tokens_default = (int)v;
             break;
-        case 'T': cfg.chat_template = optarg; break;
-        case 'a': api_key_file = optarg; break;
-        case 'K': kbs_url = optarg; break;
-        case 'R': kbs_ca = optarg; break;
-        case 'D': download_dir = optarg; break;
-        case 'E': sealed_ca = optarg; break;
-        case 'o': cfg.cors_origin = optarg; break;
-        case 'L': tls_mode = optarg; break;
-        case 'G': sim_debug = 1; break;
-        case 0x301: kt.policy = optarg; break;
-        case 0x302: kt.trust_sim = optarg; break;
-        case 0x303: kt.collateral = optarg; break;
-        case 'Z': cfg.receipts = 1; break;
-        case 'C': cfg.tls_cert_file = optarg; break;
-        case 'Y': cfg.tls_key_file = optarg; break;
+        case 'T': cfg->chat_template = optarg; break;
+        case 'a': o->api_key_file = optarg; break;
+        case 'K': o->kbs_url = optarg; break;
+        case 'R': o->kbs_ca = optarg; break;
+        case 'D': cfg->download_dir = optarg; break;
+        case 'E': cfg->sealed_ca = optarg; break;
+        case 'o': cfg->cors_origin = optarg; break;
+        case 'L': o->tls_mode = optarg; break;
+        case 'G': o->sim_debug = 1; break;
+        case 0x301: o->kt.policy = optarg; break;
+        case 0x302: o->kt.trust_sim = optarg; break;
+        case 0x303: o->kt.collateral = optarg; break;
+        case 'Z': cfg->receipts = 1; break;
+        case 'C': cfg->tls_cert_file = optarg; break;
+        case 'Y': cfg->tls_key_file = optarg; break;
         case 'F':
             if (cli_parse_duration(optarg, 10, 7 * 86400, &v))
                 return cli_usage_error("serve", "bad --tls-refresh (e.g. 10m, 600s, 1h; 10s..7d)");
-            cfg.tls_refresh_s = v;
+            cfg->tls_refresh_s = v;
             break;
-        case CLI_OPT_TEE: tee_opts.tee = optarg; break;
-        case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
-        case 'h': serve_help(); return 0;
+        case CLI_OPT_TEE: o->tee_opts.tee = optarg; break;
+        case CLI_OPT_SIM_DIR: o->tee_opts.sim_dir = optarg; break;
+        case 'h': serve_help(); return HELP_SHOWN;
         default: return cli_getopt_error("serve", c, argv);
         }
     }
-    if (!!cfg.model_path + !!cfg.sealed_path != 1)
+    return 0;
+}
+
+/* Checks that the options of |o| go together, and sets up the TEE in |tee|
+ * (|td|: the sim TD of --sim-debug) when one is given: 0 or an exit code. */
+static int check_options(serve_opts *o, attest_source *tee, sim_td *td) {
+    serve_config *cfg = &o->cfg;
+    if (!!cfg->model_path + !!cfg->sealed_path != 1)
         return cli_usage_error("serve", "give -m MODEL.gguf or --sealed FILE");
-    if (cfg.sealed_path && !!key_file + !!kbs_url != 1)
+    if (cfg->sealed_path && !!cfg->key_file + !!o->kbs_url != 1)
         return cli_usage_error("serve", "--sealed needs --kbs URL (or, for development, --key-file)");
-    if (!cfg.sealed_path && (key_file || kbs_url))
+    if (!cfg->sealed_path && (cfg->key_file || o->kbs_url))
         return cli_usage_error("serve", "--kbs and --key-file go with --sealed");
-    int rc = cli_kbs_tls("serve", kbs_url, &kt);
+    int rc = cli_kbs_tls("serve", o->kbs_url, &o->kt);
     if (rc)
         return rc;
-    if (tls_mode && strcmp(tls_mode, "attested") != 0)
+    if (o->tls_mode && strcmp(o->tls_mode, "attested") != 0)
         return cli_usage_error("serve", "--tls takes 'attested' (for an ordinary certificate give "
                                "--tls-cert and --tls-key)");
-    cfg.tls_attested = tls_mode != NULL;
-    if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
+    cfg->tls_attested = o->tls_mode != NULL;
+    if (!!cfg->tls_cert_file != !!cfg->tls_key_file)
         return cli_usage_error("serve", "--tls-cert and --tls-key go together");
-    if (cfg.tls_attested && cfg.tls_cert_file)
+    if (cfg->tls_attested && cfg->tls_cert_file)
         return cli_usage_error("serve", "--tls attested makes its own certificate: no --tls-cert");
-    if (cfg.receipts && !cfg.tls_attested)
+    if (cfg->receipts && !cfg->tls_attested)
         return cli_usage_error("serve", "--receipts are signed by the attested TLS key: add --tls attested");
-    if (cfg.tls_refresh_s && !cfg.tls_attested)
+    if (cfg->tls_refresh_s && !cfg->tls_attested)
         return cli_usage_error("serve", "--tls-refresh goes with --tls attested");
-    rc = cli_tee_source("serve", &tee_opts, &tee, &has_tee);
-    if (rc)
+    int has_tee = 0;
+    if ((rc = cli_tee_source("serve", &o->tee_opts, tee, &has_tee)) != 0)
         return rc;
-    if (sim_debug) {
-        if (!has_tee || tee.tee != ATTEST_TEE_SIM)
+    if (o->sim_debug) {
+        if (!has_tee || tee->tee != ATTEST_TEE_SIM)
             return cli_usage_error("serve", "--sim-debug goes with --tee sim");
-        td.td_attributes[0] = 1; /* DEBUG: for tests of the clients' refusal */
-        tee.sim_td = &td;
+        td->td_attributes[0] = 1; /* DEBUG: for tests of the clients' refusal */
+        tee->sim_td = td;
     }
-    if (cfg.tls_refresh_s > RATLS_MAX_AGE_DEFAULT)
+    if (cfg->tls_refresh_s > RATLS_MAX_AGE_DEFAULT)
         log_warn("--tls-refresh %lds: clients refuse certificates issued more than their --max-age "
                  "ago (default %d s), so some will refuse this server between renewals",
-                 cfg.tls_refresh_s, RATLS_MAX_AGE_DEFAULT);
-    if (cfg.tls_attested && !has_tee)
+                 cfg->tls_refresh_s, RATLS_MAX_AGE_DEFAULT);
+    if (cfg->tls_attested && !has_tee)
         return cli_usage_error("serve", "--tls attested needs --tee: the evidence its certificate carries");
     if (has_tee) {
-        if ((rc = cli_tee_probe("serve", &tee)) != 0)
+        if ((rc = cli_tee_probe("serve", tee)) != 0)
             return rc;
-        cfg.tee = &tee;
-    } else if (kbs_url) {
+        cfg->tee = tee;
+    } else if (o->kbs_url) {
         return cli_usage_error("serve", "--kbs needs --tee: the evidence the key broker checks");
     }
-    cai_status st = CAI_OK;
-    int download_fd = -1;
-    if (cfg.sealed_path && is_url(cfg.sealed_path)) {
-        if ((st = download_sealed(cfg.sealed_path, sealed_ca, download_dir, &download_fd)) != CAI_OK)
-            return cli_fail("serve", st);
-        if (!cfg.model_id) {
-            url_model_id(cfg.sealed_path, model_id, sizeof(model_id));
-            cfg.model_id = model_id;
-        }
-        snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", download_fd);
-        cfg.sealed_path = fd_path;
-    }
+    return 0;
+}
+
+/* Reads the API key of --api-key-file into |key| (its line end dropped):
+ * 0 or an exit code. */
+static int read_api_key(const char *path, buf *key) {
+    cai_status st = file_read_all(path, 4096, key);
+    if (st != CAI_OK)
+        return cli_fail("serve", st);
+    while (key->len && (key->data[key->len - 1] == '\n' || key->data[key->len - 1] == '\r'))
+        key->len--;
+    if (key->len == 0 || buf_terminate(key) != CAI_OK)
+        return cli_usage_error("serve", "the API key file is empty");
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    serve_opts o = {.cfg = {.port = 7860, .queue = 64}};
+    serve_config *cfg = &o.cfg;
+    attest_source tee = {0};
+    sim_td td = {0};
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc == HELP_SHOWN ? 0 : rc;
+    if ((rc = check_options(&o, &tee, &td)) != 0)
+        return rc;
     buf api_key;
     buf_init(&api_key, 4096);
-    if (api_key_file) {
-        if ((st = file_read_all(api_key_file, 4096, &api_key)) != CAI_OK)
-            return cli_fail("serve", st);
-        while (api_key.len && (api_key.data[api_key.len - 1] == '\n' || api_key.data[api_key.len - 1] == '\r'))
-            api_key.len--;
-        if (api_key.len == 0 || buf_terminate(&api_key) != CAI_OK)
-            return cli_usage_error("serve", "the API key file is empty");
-        cfg.api_key = (const char *)api_key.data;
+    if (o.api_key_file) {
+        if ((rc = read_api_key(o.api_key_file, &api_key)) != 0)
+            return rc;
+        cfg->api_key = (const char *)api_key.data;
     }
-    if (kbs_url) {
-        agent_config ac = {.kbs_url = kbs_url, .ca_file = kbs_ca, .source = tee};
-        cli_tls_check tc = {0};
-        if (kt.policy && (st = cli_tls_check_new(&kt, &tc)) == CAI_OK) {
-            ac.tls_setup = ratls_ssl_ctx_setup;
-            ac.tls_setup_arg = tc.rv;
-        }
-        if (st == CAI_OK)
-            st = cli_tls_refusal(fetch_key(&ac, cfg.sealed_path, cfg.key), kbs_url);
-        cli_tls_check_cleanup(&tc);
-        if (st != CAI_OK) {
-            buf_free(&api_key);
-            return cli_fail("serve", st);
-        }
-    } else if (key_file) {
-        if ((st = keyfile_read(key_file, cfg.key)) != CAI_OK) {
-            buf_free(&api_key);
-            return cli_fail("serve", st);
-        }
-        log_warn("INSECURE: the model key comes from a local file, not from the key broker "
-                 "after attestation");
+    /* The key broker, checked by its attested TLS certificate with
+     * --kbs-policy; the boot attests to it and receives the key. */
+    cai_status st = CAI_OK;
+    agent_config ac = {.kbs_url = o.kbs_url, .ca_file = o.kbs_ca, .source = tee};
+    cli_tls_check tc = {0};
+    if (o.kt.policy && (st = cli_tls_check_new(&o.kt, &tc)) == CAI_OK) {
+        ac.tls_setup = ratls_ssl_ctx_setup;
+        ac.tls_setup_arg = tc.rv;
     }
+    cfg->kbs = o.kbs_url ? &ac : NULL;
     server *sv = NULL;
-    st = server_start(&cfg, &sv);
-    secure_wipe(cfg.key, sizeof(cfg.key)); /* the server holds its own copy until unsealed */
+    if (st == CAI_OK)
+        st = server_start(cfg, &sv); /* downloads, attests, gets the key */
+    cli_tls_check_cleanup(&tc);
     if (st != CAI_OK) {
         buf_free(&api_key);
         return cli_fail("serve", st);
     }
-    if (!cfg.tls_attested && !cfg.tls_cert_file && has_tee)
+    if (!cfg->tls_attested && !cfg->tls_cert_file && cfg->tee)
         log_warn("INSECURE: plain HTTP: prompts and replies cross the network readable by the "
                  "host; use --tls attested");
     printf("cai serve: listening on %s://%s:%d/ (web chat), OpenAI API at /v1%s\n",
-           cfg.tls_attested || cfg.tls_cert_file ? "https" : "http",
-           cfg.host ? cfg.host : "127.0.0.1", server_port(sv),
-           cfg.tls_attested ? "; attested TLS once the model is loaded" : "");
+           cfg->tls_attested || cfg->tls_cert_file ? "https" : "http",
+           cfg->host ? cfg->host : "127.0.0.1", server_port(sv),
+           cfg->tls_attested ? "; attested TLS once the model is loaded" : "");
     fflush(stdout);
     st = server_run(sv);
     log_info("stopping");
     server_free(sv);
     buf_free(&api_key);
-    if (download_fd >= 0)
-        close(download_fd);
     return st == CAI_OK ? 0 : cli_fail("serve", st);
 }

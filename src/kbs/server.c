@@ -1,7 +1,6 @@
 /* server.c - the key broker: RCAR, resources as JWE, admin API, audit. */
 #include "kbs/server.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "common/log.h"
 #include "common/secure.h"
 #include "crypto/jose.h"
+#include "kbs/audit_writer.h"
 #include "kbs/policy.h"
 #include "kbs/protocol.h"
 #include "kbs/session.h"
@@ -25,23 +25,9 @@
 #define BODY_MAX (KBS_RESOURCE_MAX + 64 * 1024)
 #define DRAIN_TIMEOUT_MS 5000 /* on shutdown, for the answers of committed releases */
 
-/* A release waiting for its audit record to be committed. */
-typedef struct release_job {
-    struct release_job *next;
-    httpd_async *a;
-    char *body; /* the JWE */
-    char path[256], client[64], evd[65], clm[65];
-} release_job;
-
 struct kbs_server {
     kbs_server_config cfg;
-    /* The audit writer: commits the records of queued releases in one
-     * transaction, then lets their answers go (group commit). */
-    pthread_t writer;
-    int writer_started, stopping;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    release_job *head, **tail;
+    kbs_audit_writer *writer; /* releases leave once their record is committed */
     httpd *h;
     kbs_store *store;
     kbs_policy *policy;       /* NULL: nothing is released */
@@ -419,88 +405,6 @@ static void on_attest(kbs_server *s, httpd_req *r) {
 
 /* ---- resources ------------------------------------------------------------ */
 
-#define AUDIT_BATCH 256
-
-static void *writer_main(void *arg) {
-    kbs_server *s = arg;
-    kbs_audit_entry e[AUDIT_BATCH];
-    release_job *batch[AUDIT_BATCH];
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        while (s->head == NULL && !s->stopping)
-            pthread_cond_wait(&s->cv, &s->mu);
-        size_t n = 0;
-        while (s->head && n < AUDIT_BATCH) {
-            batch[n++] = s->head;
-            s->head = s->head->next;
-        }
-        if (s->head == NULL)
-            s->tail = &s->head;
-        pthread_mutex_unlock(&s->mu);
-        if (n == 0)
-            return NULL; /* stopping, nothing left */
-        for (size_t i = 0; i < n; i++)
-            e[i] = (kbs_audit_entry){.event = "release", .resource = batch[i]->path,
-                                     .client = batch[i]->client,
-                                     .evidence_digest = batch[i]->evd,
-                                     .claims_digest = batch[i]->clm};
-        cai_status st = kbs_store_audit_many(s->store, e, n);
-        if (st != CAI_OK)
-            log_error("audit: %s: %zu releases withheld", cai_errmsg(st), n);
-        char *err = st == CAI_OK ? NULL
-                                 : kbs_error_json("PluginInternalError",
-                                                  "the audit log cannot be written");
-        for (size_t i = 0; i < n; i++) {
-            release_job *j = batch[i];
-            if (st == CAI_OK) {
-                (void)httpd_async_reply(j->a, 200, "application/json", j->body, strlen(j->body));
-                log_info("released %s to %s (evidence %.16s)", j->path, j->client, j->evd);
-            } else {
-                (void)httpd_async_reply(j->a, 500, "application/json", err ? err : "{}",
-                                        err ? strlen(err) : 2);
-            }
-            httpd_async_release(j->a);
-            free(j->body);
-            free(j);
-        }
-        free(err);
-    }
-}
-
-/* Queues a release: the answer leaves once its audit record is durable.
- * Once the broker is stopping, answers 503 instead (nothing is released). */
-static cai_status release(kbs_server *s, httpd_req *r, const char *path, const char *evd,
-                          const char *clm, json_t *jwe) {
-    release_job *j = calloc(1, sizeof(*j));
-    if (j == NULL || (j->body = json_dumps(jwe, JSON_COMPACT)) == NULL) {
-        free(j);
-        return CAI_ERR_NOMEM;
-    }
-    snprintf(j->path, sizeof(j->path), "%s", path);
-    snprintf(j->client, sizeof(j->client), "%s", httpd_client(r));
-    snprintf(j->evd, sizeof(j->evd), "%s", evd ? evd : "");
-    snprintf(j->clm, sizeof(j->clm), "%s", clm ? clm : "");
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping) { /* the writer is gone: nothing would answer */
-        pthread_mutex_unlock(&s->mu);
-        free(j->body);
-        free(j);
-        reply_err(r, 503, "PluginInternalError", "the key broker is shutting down");
-        return CAI_OK;
-    }
-    if ((j->a = httpd_async_new(r, NULL, NULL)) == NULL) { /* answered 500 */
-        pthread_mutex_unlock(&s->mu);
-        free(j->body);
-        free(j);
-        return CAI_OK;
-    }
-    *s->tail = j;
-    s->tail = &j->next;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    return CAI_OK;
-}
-
 static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
     char id[64], why[400] = "", clm_buf[65] = "";
     /* What the release depends on: from the attested session (verified when
@@ -590,7 +494,10 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         goto out;
     }
     /* The release is on record before the secret leaves. */
-    if ((st = release(s, r, path, evd, clm, jwe)) != CAI_OK)
+    st = kbs_audit_writer_submit(s->writer, r, path, evd, clm, jwe);
+    if (st == CAI_ERR_INTERNAL) /* shutting down: nothing is released */
+        reply_err(r, 503, "PluginInternalError", "%s", cai_errmsg(st));
+    else if (st != CAI_OK)
         reply_err(r, 500, "JweError", "%s", cai_errmsg(st));
 out:
     free(shared_tok);
@@ -791,9 +698,6 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     if (!s->cfg.max_sessions_per_client)
         s->cfg.max_sessions_per_client = KBS_SESSIONS_PER_CLIENT_DEFAULT;
     s->tls = cfg->tls_cert_file != NULL || cfg->ssl_ctx != NULL;
-    s->tail = &s->head;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
     cai_status st;
     if ((st = kbs_store_open_state(cfg->db_path, cfg->state_path, cfg->master_key,
                                    &s->store)) != CAI_OK ||
@@ -843,11 +747,8 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     httpd_set_error_body(s->h, httpd_error_body);
     if ((st = httpd_route(s->h, KBS_PREFIX "/", h_kbs, s)) != CAI_OK)
         goto fail;
-    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-        st = cai_fail(CAI_ERR_INTERNAL, "cannot start the audit writer");
+    if ((st = kbs_audit_writer_new(s->store, &s->writer)) != CAI_OK)
         goto fail;
-    }
-    s->writer_started = 1;
     *out = s;
     return CAI_OK;
 fail:
@@ -870,16 +771,11 @@ void kbs_server_stop(kbs_server *s) {
 void kbs_server_free(kbs_server *s) {
     if (s == NULL)
         return;
-    if (s->writer_started) { /* drains the queue first */
-        pthread_mutex_lock(&s->mu);
-        s->stopping = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->writer, NULL);
-    }
+    int had_writer = s->writer != NULL;
+    kbs_audit_writer_free(s->writer); /* commits the queue first */
     /* The writer has committed the queued releases and posted their
      * answers: send them before closing the connections. */
-    if (s->h && s->writer_started) {
+    if (s->h && had_writer) {
         cai_status st = httpd_drain(s->h, DRAIN_TIMEOUT_MS);
         if (st != CAI_OK)
             log_error("shutdown: %s", cai_errmsg(st));
@@ -891,7 +787,5 @@ void kbs_server_free(kbs_server *s) {
     jose_key_free(s->token_key);
     jose_key_free(s->admin_key);
     secure_wipe(s->cfg.master_key, sizeof(s->cfg.master_key));
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
     free(s);
 }

@@ -1,15 +1,18 @@
 /* server.h - `cai serve`: the OpenAI-compatible API, the web chat, metrics.
  *
- * The server listens at once and answers /health with 503 while the model
- * loads (from a GGUF path, or from an fd: the sealed memfd), then serves
- * /v1/chat/completions, /v1/completions, /v1/models, /metrics, the web
- * chat at / and, when a TEE is configured, /v1/attestation (evidence binding
- * a client's nonce and the SHA-256 of the model bytes loaded, see
- * docs/ATTESTATION-API.md). Generation runs on the scheduler's engine thread (continuous
- * batching); the HTTP loop only parses, queues and streams. */
+ * The server answers requests once the model's key is in hand
+ * (serve/boot.h), /health with 503 while the model loads (a GGUF file, or
+ * a sealed model decrypted into a sealed memfd), then serves
+ * /v1/chat/completions, /v1/completions, /v1/models, /metrics, the web chat
+ * at / and, when a TEE is configured, /v1/attestation (evidence binding a
+ * client's nonce and the SHA-256 of the model bytes loaded, see
+ * docs/ATTESTATION-API.md). Generation runs on the scheduler's engine
+ * thread (continuous batching); the HTTP loop only parses, queues and
+ * streams. */
 #ifndef CAI_SERVE_SERVER_H
 #define CAI_SERVE_SERVER_H
 
+#include "agent/agent.h"
 #include "attest/evidence.h"
 #include "common/status.h"
 
@@ -18,11 +21,17 @@
 typedef struct {
     const char *host;          /* default 127.0.0.1 */
     int port;                  /* default 7860; 0: ephemeral */
-    const char *model_path;    /* a GGUF file, or NULL with model_fd or sealed_path */
-    int model_fd;
-    const char *sealed_path;   /* a sealed model, decrypted into a sealed memfd */
-    unsigned char key[32];     /* its key (wiped once used) */
-    const char *model_id;      /* the id /v1/models reports (default: the file name) */
+    const char *model_path;    /* a GGUF file, or NULL with sealed_path */
+    const char *sealed_path;   /* a sealed model (a path or an http(s) URL: downloaded),
+                                  decrypted into a sealed memfd (serve/boot.h) */
+    const char *download_dir;  /* for a URL: where (NULL: $TMPDIR, else /var/tmp) */
+    const char *sealed_ca;     /* for an https URL: its server's CA, or NULL */
+    const agent_config *kbs;   /* the key broker that gives the sealed model's key
+                                  after attesting |tee| (used until server_start
+                                  returns); or NULL and: */
+    const char *key_file;      /* the key from a file (INSECURE: development) */
+    const char *model_id;      /* the id /v1/models reports (default: the file
+                                  name, or the URL's last segment) */
     const char *aliases[SERVE_MAX_ALIASES]; /* other names requests may give the model */
     int n_aliases;
     int max_tokens_default;    /* max_tokens of a request that gives none; 0: OpenAI's
@@ -52,8 +61,12 @@ typedef struct {
 
 typedef struct server server;
 
-/* server_start binds the port and starts loading the model in the
- * background; server_run serves until SIGINT/SIGTERM or server_stop. */
+/* server_start binds the port (so a port in use fails before a broker is
+ * asked for the key), boots the model (serve/boot.h) on a loader thread
+ * and returns once the key is in hand: a download, an attestation or a key
+ * that fails is its error, and no server is left. Unsealing and
+ * loading go on in the background (/health answers 503 until they end);
+ * server_run serves until SIGINT/SIGTERM or server_stop. */
 cai_status server_start(const serve_config *cfg, server **out);
 int server_port(const server *s);
 cai_status server_run(server *s);
