@@ -100,6 +100,71 @@ static int parse_chunk_size(const char *s, unsigned *out_log2) {
     return -1;
 }
 
+/* import_first, for --type: imports the folder |dir| to GGUF before any key
+ * exists, and gives in |path| what to seal. The plaintext GGUF loses its
+ * name as soon as it is complete (kept open as |*fd|, sealed through
+ * /proc/self/fd), so nothing of it stays on disk, even if sealing is
+ * killed; |keep| names it instead. Returns the command's exit code. */
+static int import_first(const char *dir, const char *out, const char *keep, hf_ftype ftype,
+                        int n_threads, char *path, size_t cap, int *fd) {
+    char gguf[4200];
+    const char *slash = strrchr(out, '/');
+    int dl = slash ? (int)(slash - out) + 1 : 0;
+    if (keep)
+        snprintf(gguf, sizeof(gguf), "%s", keep);
+    else
+        snprintf(gguf, sizeof(gguf), "%.*s.%s.import-%ld.gguf", dl, out, slash ? slash + 1 : out,
+                 (long)getpid());
+    int rc = cli_hf_import("seal", dir, gguf, ftype, n_threads);
+    if (rc != 0)
+        return rc;
+    if (keep) {
+        snprintf(path, cap, "%s", keep);
+        return 0;
+    }
+    *fd = open(gguf, O_RDONLY | O_CLOEXEC);
+    int saved = errno;
+    unlink(gguf);
+    if (*fd < 0)
+        return cli_fail("seal", cai_fail(CAI_ERR_IO, "%s: %s", gguf, strerror(saved)));
+    snprintf(path, cap, "/proc/self/fd/%d", *fd);
+    return 0;
+}
+
+/* withdraw_key: sealing failed after the key was registered (created by
+ * this seal) at |kbs_path|; withdraw it, keeping the first error |st|. */
+static cai_status withdraw_key(kbs_admin *kbs, const char *kbs_path, cai_status st) {
+    char msg[1024], what[320];
+    snprintf(msg, sizeof(msg), "%s", cai_errmsg(st));
+    snprintf(what, sizeof(what), "resource/%s", kbs_path);
+    buf resp;
+    cai_status dst = kbs_admin_call(kbs, "DELETE", what, NULL, 0, NULL, &resp);
+    if (dst != CAI_OK)
+        fprintf(stderr, "cai seal: warning: the key registered at %s could not be withdrawn: %s\n",
+                kbs_path, cai_errmsg(dst));
+    buf_free(&resp);
+    return cai_fail(st, "%s", msg);
+}
+
+/* seal_key gives the key to seal with: random when only the broker is to
+ * keep it, else a new or an existing key file. With a broker (|kbs->url|)
+ * the key is registered first, create-only: a sealed file whose key cannot
+ * be registered would be useless, and a key id taken meanwhile by another
+ * seal must not be overwritten. On failure the key is wiped and a new key
+ * file removed. */
+static cai_status seal_key(const char *key_file, int new_key, kbs_admin *kbs, const char *kbs_path,
+                           uint8_t key[SEAL_KEY_LEN]) {
+    cai_status st = key_file == NULL ? secure_random(key, SEAL_KEY_LEN)
+                    : new_key        ? keyfile_create(key_file, key)
+                                     : keyfile_read(key_file, key);
+    if (st == CAI_OK && kbs->url && (st = kbs_register(kbs, kbs_path, key, SEAL_KEY_LEN)) != CAI_OK &&
+        new_key)
+        unlink(key_file); /* a key for nothing */
+    if (st != CAI_OK)
+        secure_wipe(key, SEAL_KEY_LEN);
+    return st;
+}
+
 int cmd_seal(int argc, char **argv) {
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},   {"key-file", required_argument, NULL, 'k'},
@@ -164,32 +229,13 @@ int cmd_seal(int argc, char **argv) {
     if (type && (stat(in, &sb) != 0 || !S_ISDIR(sb.st_mode)))
         return cli_usage_error("seal", "--type imports a Hugging Face model folder; %s is not a "
                                "folder", in);
-    /* --type: import the folder to GGUF first (before any key exists), and
-     * seal that. The plaintext GGUF loses its name as soon as it is
-     * complete (kept open, sealed through /proc/self/fd), so nothing of it
-     * stays on disk, even if sealing is killed; --keep names it instead. */
     int gguf_fd = -1;
-    char gguf[4200], gguf_fd_path[64];
+    char gguf_path[4200];
     if (type) {
-        const char *slash = strrchr(out, '/');
-        int dl = slash ? (int)(slash - out) + 1 : 0;
-        if (keep)
-            snprintf(gguf, sizeof(gguf), "%s", keep);
-        else
-            snprintf(gguf, sizeof(gguf), "%.*s.%s.import-%ld.gguf", dl, out, slash ? slash + 1 : out,
-                     (long)getpid());
-        int rc = cli_hf_import("seal", in, gguf, ftype, p.n_threads);
+        int rc = import_first(in, out, keep, ftype, p.n_threads, gguf_path, sizeof(gguf_path), &gguf_fd);
         if (rc != 0)
             return rc;
-        if (!keep) {
-            gguf_fd = open(gguf, O_RDONLY | O_CLOEXEC);
-            int saved = errno;
-            unlink(gguf);
-            if (gguf_fd < 0)
-                return cli_fail("seal", cai_fail(CAI_ERR_IO, "%s: %s", gguf, strerror(saved)));
-            snprintf(gguf_fd_path, sizeof(gguf_fd_path), "/proc/self/fd/%d", gguf_fd);
-        }
-        in = keep ? keep : gguf_fd_path;
+        in = gguf_path;
     }
 
     uint8_t key[SEAL_KEY_LEN], digest[SEAL_DIGEST_LEN];
@@ -203,17 +249,7 @@ int cmd_seal(int argc, char **argv) {
             return cli_fail("seal", st);
         kbs.key = admin;
     }
-    st = key_file == NULL ? secure_random(key, sizeof(key))
-         : new_key        ? keyfile_create(key_file, key)
-                          : keyfile_read(key_file, key);
-    /* Register the key first, create-only: a sealed file whose key cannot be
-     * registered would be useless, and a key id taken meanwhile by another
-     * seal must not be overwritten. */
-    if (st == CAI_OK && kbs_url && (st = kbs_register(&kbs, kbs_path, key, sizeof(key))) != CAI_OK &&
-        new_key)
-        unlink(key_file); /* a key for nothing */
-    if (st != CAI_OK) {
-        secure_wipe(key, sizeof(key));
+    if ((st = seal_key(key_file, new_key, &kbs, kbs_path, key)) != CAI_OK) {
         jose_key_free(admin);
         return cli_fail("seal", st);
     }
@@ -228,20 +264,8 @@ int cmd_seal(int argc, char **argv) {
         close(gguf_fd);
     if (type)
         in = argv[optind];
-    if (st != CAI_OK && kbs_url) {
-        /* No sealed file: withdraw the key registered for it (ours: it was
-         * created above), keeping the first error. */
-        char msg[1024], what[320];
-        snprintf(msg, sizeof(msg), "%s", cai_errmsg(st));
-        snprintf(what, sizeof(what), "resource/%s", kbs_path);
-        buf resp;
-        cai_status dst = kbs_admin_call(&kbs, "DELETE", what, NULL, 0, NULL, &resp);
-        if (dst != CAI_OK)
-            fprintf(stderr, "cai seal: warning: the key registered at %s could not be "
-                            "withdrawn: %s\n", kbs_path, cai_errmsg(dst));
-        buf_free(&resp);
-        st = cai_fail(st, "%s", msg);
-    }
+    if (st != CAI_OK && kbs_url)
+        st = withdraw_key(&kbs, kbs_path, st);
     secure_wipe(key, sizeof(key));
     jose_key_free(admin);
     if (st != CAI_OK) {

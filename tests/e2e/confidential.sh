@@ -27,6 +27,9 @@ SERVER=
 trap 'kill $KBS $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
 for i in $(seq 1 100); do curl -s -o /dev/null "$K/kbs/v0/x" && break; sleep 0.1; done
 
+# A seal that fails after registering its key withdraws the key: the same id
+# can be sealed to afterwards (registration is create-only).
+refuses seal_fails_no_folder "no-such-folder" "$CAI" seal m.gguf -o no-such-folder/m.cai --kbs "$K" --admin-key admin.key
 ls > before.txt
 out=$("$CAI" seal m.gguf -o m.cai --kbs "$K" --admin-key admin.key 2>&1)
 echo "$out" | grep -q "registered as cai/m/key.*only copy of the key" && pass seal_and_register || fail seal_and_register "$out"
