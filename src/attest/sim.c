@@ -428,7 +428,6 @@ cai_status sim_init(const char *dir) {
         st = ossl_fail("generate a P-256 key");
         goto out;
     }
-    buf_free(&ext);
     if (sgx_extension_der(&ext)) {
         st = CAI_ERR_NOMEM;
         goto out;
@@ -440,11 +439,6 @@ cai_status sim_init(const char *dir) {
                         &pck)) ||
         (st = make_cert(SIM_TCB_SIGNING_CN, root, root_k, tcb_k, 0, 0, 4, NULL, &tcb)))
         goto out;
-    buf_free(&root_pem);
-    buf_free(&plat_pem);
-    buf_free(&tcb_pem);
-    buf_free(&root_crl);
-    buf_free(&pck_crl);
     if ((st = cert_pem(root, &root_pem)) || (st = cert_pem(plat, &plat_pem)) ||
         (st = cert_pem(tcb, &tcb_pem)) || (st = make_crl(root, root_k, &root_crl)) ||
         (st = make_crl(plat, plat_k, &pck_crl)))

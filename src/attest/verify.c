@@ -797,6 +797,9 @@ static cai_status pck_extension(X509 *pck, pck_ext *x, char *why, size_t cap) {
 
 /* ---- the verifier -------------------------------------------------------- */
 
+/* (long: the six steps of DCAP quote verification, numbered, in the order a
+ * reviewer checks them against Intel's; each step's helpers are above, and
+ * one exit path frees what the steps hold.) */
 cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *coll,
                       const tdx_trust *trust, time_t now, tdx_verify_result *res) {
     memset(res, 0, sizeof(*res));

@@ -72,6 +72,9 @@ static int close_container(jsonc *j, uint8_t c) {
     return 1;
 }
 
+/* step feeds one byte: 1 if it may continue a JSON text, 0 if not.
+ * (long: one switch over the states of the JSON grammar, a case per state;
+ * a reader follows the grammar down the page.) */
 static int step(jsonc *j, uint8_t c) {
     if (j->state != S_STR && j->state != S_ESC && j->state != S_UHEX && ws(c)) {
         if (j->state == S_START || ++j->ws_run > JSONC_MAX_WS)
