@@ -7,6 +7,8 @@
 #include "llm/quant.h"
 #include "llm/quant_simd.h"
 
+void quantize_prepare(void) { (void)kernel_level(); }
+
 cai_status quantize_row(int type, const float *src, void *dst, int64_t n) {
     int64_t block = (int64_t)ggml_type_block_size(type);
     if (block <= 0 || n < 0 || n % block != 0)

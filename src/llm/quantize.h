@@ -22,6 +22,11 @@
  * CAI_ERR_INVALID_ARG when |n| is not a whole number of blocks. */
 cai_status quantize_row(int type, const float *src, void *dst, int64_t n);
 
+/* quantize_prepare settles, on the calling thread, which versions
+ * quantize_row and dequantize_row use (the CPU's SIMD level is detected
+ * once): call it before threads call them. */
+void quantize_prepare(void);
+
 /* dequantize_row writes |n| values of type |type| at |src| as floats into
  * |dst| (every type quantize_row writes). Returns CAI_ERR_UNSUPPORTED for
  * another type, CAI_ERR_INVALID_ARG when |n| is not a whole number of
