@@ -132,27 +132,51 @@ QT static void q8_0_avx2(const float *x, void *dst, int64_t n) {
 
 /* ---- Q4_0 ---------------------------------------------------------------------- */
 
+/* Q4_0 and Q5_0: (int)(x * id + levels + 0.5) clamped to 0 .. 2 * levels - 1,
+ * d = the first max-abs value / -levels. */
+QT static inline void q45_0_block(const float *x, int levels, quant_half *d_out, __m256i q[4]) {
+    const __m256 lv = _mm256_set1_ps((float)levels), half = _mm256_set1_ps(0.5f);
+    const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(2 * levels - 1);
+    __m256 v[4];
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+    float d = amax_signed(v, 4, x) / -(float)levels, id = d ? 1 / d : 0;
+    const __m256 vid = _mm256_set1_ps(id);
+    for (int k = 0; k < 4; k++) {
+        __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(v[k], vid), lv), half);
+        q[k] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), zero), top);
+    }
+    *d_out = f2h(d);
+}
+
+/* Low nibbles of values j and j + 16 into byte j, for the 32 values in q. */
+QT static inline __m128i pack_nibbles(const __m256i q[4]) {
+    const __m256i m = _mm256_set1_epi32(0xF);
+    __m256i lo = _mm256_or_si256(_mm256_and_si256(q[0], m), _mm256_slli_epi32(_mm256_and_si256(q[2], m), 4));
+    __m256i hi = _mm256_or_si256(_mm256_and_si256(q[1], m), _mm256_slli_epi32(_mm256_and_si256(q[3], m), 4));
+    __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+    return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+}
+
 QT static void q4_0_avx2(const float *x, void *dst, int64_t n) {
     block_q4_0 *b = dst;
-    const __m256 eight = _mm256_set1_ps(8.0f), half = _mm256_set1_ps(0.5f);
-    const __m256i zero = _mm256_setzero_si256(), fifteen = _mm256_set1_epi32(15);
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
-        __m256 v[4];
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_loadu_ps(x + 8 * k);
-        float d = amax_signed(v, 4, x) / -8.0f, id = d ? 1 / d : 0;
-        const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
-        for (int k = 0; k < 4; k++) { /* (int)(x * id + 8 + 0.5), clamped to 0..15 */
-            __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(v[k], vid), eight), half);
-            q[k] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), zero), fifteen);
-        }
-        __m256i lo = _mm256_or_si256(q[0], _mm256_slli_epi32(q[2], 4));
-        __m256i hi = _mm256_or_si256(q[1], _mm256_slli_epi32(q[3], 4));
-        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
-        b[i].d = f2h(d);
-        _mm_storeu_si128((__m128i *)(void *)b[i].qs,
-                         _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+        q45_0_block(x, 8, &b[i].d, q);
+        _mm_storeu_si128((__m128i *)(void *)b[i].qs, pack_nibbles(q));
+    }
+}
+
+QT static void q5_0_avx2(const float *x, void *dst, int64_t n) {
+    block_q5_0 *b = dst;
+    for (int64_t i = 0; i < n / QK5_0; i++, x += QK5_0) {
+        __m256i q[4];
+        q45_0_block(x, 16, &b[i].d, q);
+        _mm_storeu_si128((__m128i *)(void *)b[i].qs, pack_nibbles(q));
+        uint32_t qh = 0; /* bit j: the fifth bit of value j */
+        for (int k = 0; k < 4; k++)
+            qh |= (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q[k], 27))) << (8 * k);
+        memcpy(b[i].qh, &qh, 4);
     }
 }
 
@@ -283,6 +307,7 @@ quant_simd_qfn quant_simd_quantizer(int type, int level) {
         switch (type) {
         case GGML_TYPE_Q8_0: return q8_0_avx2;
         case GGML_TYPE_Q4_0: return q4_0_avx2;
+        case GGML_TYPE_Q5_0: return q5_0_avx2;
         case GGML_TYPE_Q4_K: return q4_K_avx2;
         case GGML_TYPE_Q6_K: return q6_K_avx2;
         default: break;

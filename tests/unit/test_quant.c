@@ -214,17 +214,21 @@ static void edge_row(float *x, int n, int kind, uint64_t *seed) {
                 x[i] = i % 64 ? 127.0f : -8.0f;
             break;
         case 11: x[i] = (float)((int)(urand(seed) % 17) - 8) * 0.5f; break; /* small halves */
+        case 18: /* with d = -1 (Q4_0) or -1/2 (Q5_0): x * id + levels lands on halves */
+            x[i] = i % 32 == 0 ? 8.0f : (float)((int)(urand(seed) % 33) - 16) * 0.25f;
+            break;
         case 12: x[i] = i % 64 < 32 ? 0.0f : r; break;         /* zero sub-blocks */
         case 13: x[i] = i % 32 == 5 ? 0.0f : fabsf(r) + 0.25f; break; /* minimum exactly 0 */
         case 14: x[i] = (i % 32 < 16) ? 1.5f : -0.75f; break; /* constant halves */
         case 15: x[i] = i == 77 ? NAN : r; break;
         case 16: x[i] = i == 130 ? INFINITY : i == 3 ? -INFINITY : r; break;
-        default: x[i] = bits_f(urand(seed)); break; /* any bits, NaNs included */
+        case 17: x[i] = bits_f(urand(seed)); break; /* any bits, NaNs included */
+        default: x[i] = r; break;
         }
     }
 }
 
-enum { EDGE_KINDS = 18 };
+enum { EDGE_KINDS = 19 };
 
 static void test_simd_quantizers_match_reference(void) {
     int level = kernel_level();
@@ -232,7 +236,7 @@ static void test_simd_quantizers_match_reference(void) {
         SKIP("no SIMD quantizer at kernel level %s", kernel_level_name(level));
         return;
     }
-    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
     enum { N = 2048 };
     static float x[N];
     static uint8_t a[N * 2], b[N * 2];
