@@ -188,51 +188,82 @@ QT static inline __m256i pack_u8(__m256i a, __m256i b, __m256i c, __m256i d) {
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-QT static void q4_K_avx2(const float *x, void *dst, int64_t n) {
-    block_q4_K *b = dst;
-    const __m256i zero = _mm256_setzero_si256(), nmax = _mm256_set1_epi32(15);
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float mn[8], mx[8], s[8], m[8];
-        int special = 0;
-        for (int j = 0; j < 8; j++) {
-            const float *xj = x + 32 * j;
-            __m256 v0 = _mm256_loadu_ps(xj), v1 = _mm256_loadu_ps(xj + 8);
-            __m256 v2 = _mm256_loadu_ps(xj + 16), v3 = _mm256_loadu_ps(xj + 24);
-            special |= _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q),
-                                                       _mm256_cmp_ps(v2, v3, _CMP_UNORD_Q)));
-            mn[j] = hmin(_mm256_min_ps(_mm256_min_ps(v0, v1), _mm256_min_ps(v2, v3)));
-            mx[j] = hmax(_mm256_max_ps(_mm256_max_ps(v0, v1), _mm256_max_ps(v2, v3)));
-            /* a zero's sign in the reference follows fminf/fmaxf's order */
-            special |= mn[j] == 0 || mx[j] == 0;
-        }
-        if (special) {
-            quant_quantize_row(GGML_TYPE_Q4_K, x, b + i, QK_K);
+/* The levels q (0 .. nmax) of a Q4_K/Q5_K super-block and its scales, as
+ * quantize_k_minmax in quant.c; 0, or 1 if the block must go to the
+ * reference (a NaN, a zero minimum or maximum, a quotient beyond int32). */
+QT static inline int k_minmax_block(const float *x, int nmax, quant_half *d, quant_half *dmin,
+                                    uint8_t scales[12], uint8_t q[QK_K]) {
+    const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(nmax);
+    float mn[8], mx[8], s[8], m[8];
+    int special = 0;
+    for (int j = 0; j < 8; j++) {
+        const float *xj = x + 32 * j;
+        __m256 v0 = _mm256_loadu_ps(xj), v1 = _mm256_loadu_ps(xj + 8);
+        __m256 v2 = _mm256_loadu_ps(xj + 16), v3 = _mm256_loadu_ps(xj + 24);
+        special |= _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q),
+                                                   _mm256_cmp_ps(v2, v3, _CMP_UNORD_Q)));
+        mn[j] = hmin(_mm256_min_ps(_mm256_min_ps(v0, v1), _mm256_min_ps(v2, v3)));
+        mx[j] = hmax(_mm256_max_ps(_mm256_max_ps(v0, v1), _mm256_max_ps(v2, v3)));
+        /* a zero's sign in the reference follows fminf/fmaxf's order */
+        special |= mn[j] == 0 || mx[j] == 0;
+    }
+    if (special)
+        return 1;
+    quant_k_scales(mn, mx, nmax, d, dmin, scales, s, m);
+    int over = 0;
+    for (int j = 0; j < 8; j++) {
+        if (!(s[j] > 0)) {
+            _mm256_store_si256((__m256i *)(void *)(q + 32 * j), zero);
             continue;
         }
-        quant_k_scales(mn, mx, 15, &b[i].d, &b[i].dmin, b[i].scales, s, m);
-        _Alignas(32) uint8_t q[QK_K];
-        int over = 0;
-        for (int j = 0; j < 8; j++) {
-            if (!(s[j] > 0)) {
-                _mm256_store_si256((__m256i *)(void *)(q + 32 * j), zero);
-                continue;
-            }
-            const __m256 vs = _mm256_set1_ps(s[j]), vm = _mm256_set1_ps(m[j]);
-            __m256i r[4];
-            for (int k = 0; k < 4; k++) {
-                r[k] = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + 32 * j + 8 * k), vm), vs));
-                over |= lrint_overflow(r[k]);
-                r[k] = _mm256_min_epi32(_mm256_max_epi32(r[k], zero), nmax);
-            }
-            _mm256_store_si256((__m256i *)(void *)(q + 32 * j), pack_u8(r[0], r[1], r[2], r[3]));
+        const __m256 vs = _mm256_set1_ps(s[j]), vm = _mm256_set1_ps(m[j]);
+        __m256i r[4];
+        for (int k = 0; k < 4; k++) {
+            r[k] = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + 32 * j + 8 * k), vm), vs));
+            over |= lrint_overflow(r[k]);
+            r[k] = _mm256_min_epi32(_mm256_max_epi32(r[k], zero), top);
         }
-        if (over) {
+        _mm256_store_si256((__m256i *)(void *)(q + 32 * j), pack_u8(r[0], r[1], r[2], r[3]));
+    }
+    return over != 0;
+}
+
+QT static void q4_K_avx2(const float *x, void *dst, int64_t n) {
+    block_q4_K *b = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        _Alignas(32) uint8_t q[QK_K];
+        if (k_minmax_block(x, 15, &b[i].d, &b[i].dmin, b[i].scales, q)) {
             quant_quantize_row(GGML_TYPE_Q4_K, x, b + i, QK_K);
             continue;
         }
         for (int j = 0; j < QK_K; j += 64) { /* values 0..15: no bit crosses a byte */
             __m256i lo = _mm256_load_si256((const __m256i *)(const void *)(q + j));
             __m256i hi = _mm256_load_si256((const __m256i *)(const void *)(q + j + 32));
+            _mm256_storeu_si256((__m256i *)(void *)(b[i].qs + j / 2), _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
+        }
+    }
+}
+
+QT static void q5_K_avx2(const float *x, void *dst, int64_t n) {
+    block_q5_K *b = dst;
+    const __m256i m0f = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        _Alignas(32) uint8_t q[QK_K];
+        if (k_minmax_block(x, 31, &b[i].d, &b[i].dmin, b[i].scales, q)) {
+            quant_quantize_row(GGML_TYPE_Q5_K, x, b + i, QK_K);
+            continue;
+        }
+        /* qh[l] bit s: the fifth bit of value 32 s + l; each shift keeps
+         * the lone bit 4 inside its byte */
+        __m256i qh = _mm256_setzero_si256();
+        for (int sb = 0; sb < 8; sb++) {
+            __m256i t = _mm256_and_si256(_mm256_load_si256((const __m256i *)(const void *)(q + 32 * sb)), m10);
+            qh = _mm256_or_si256(qh, sb >= 4 ? _mm256_slli_epi16(t, sb - 4) : _mm256_srli_epi16(t, 4 - sb));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)b[i].qh, qh);
+        for (int j = 0; j < QK_K; j += 64) {
+            __m256i lo = _mm256_and_si256(_mm256_load_si256((const __m256i *)(const void *)(q + j)), m0f);
+            __m256i hi = _mm256_and_si256(_mm256_load_si256((const __m256i *)(const void *)(q + j + 32)), m0f);
             _mm256_storeu_si256((__m256i *)(void *)(b[i].qs + j / 2), _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
         }
     }
@@ -309,6 +340,7 @@ quant_simd_qfn quant_simd_quantizer(int type, int level) {
         case GGML_TYPE_Q4_0: return q4_0_avx2;
         case GGML_TYPE_Q5_0: return q5_0_avx2;
         case GGML_TYPE_Q4_K: return q4_K_avx2;
+        case GGML_TYPE_Q5_K: return q5_K_avx2;
         case GGML_TYPE_Q6_K: return q6_K_avx2;
         default: break;
         }

@@ -1,6 +1,7 @@
 /* quant_simd.h - SIMD versions of the row quantizers and half/bfloat16
  * expansions that the Hugging Face import runs on every weight (internal
- * to llm): BF16 and F16 to F32; F32 to Q8_0, Q4_0, Q4_K and Q6_K.
+ * to llm): BF16 and F16 to F32; F32 to Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and
+ * Q6_K (all that `cai model import` writes but F16 and BF16).
  *
  * Each writes exactly the bytes of quant.c's scalar reference, for every
  * input: the same float operations in the same order, the same rounding

@@ -4,9 +4,9 @@
  * The public face of the reference quantizers in quant.c (internal): round
  * to nearest, as ggml's reference does, so a file written here loads and
  * computes like one written by llama.cpp's tools. Where the CPU allows
- * (kernel_level, CAI_KERNEL=scalar to compare), Q8_0, Q4_0, Q4_K, Q6_K and
- * the F16/BF16 expansions run as SIMD twins that write the same bytes
- * (quant_simd.h). A row of n values of a type takes
+ * (kernel_level, CAI_KERNEL=scalar to compare), Q8_0, Q4_0, Q5_0, Q4_K,
+ * Q5_K, Q6_K and the F16/BF16 expansions run as SIMD twins that write the
+ * same bytes (quant_simd.h). A row of n values of a type takes
  * ggml_type_row_size(type, n) bytes (gguf/ggml_type.h); n must be a
  * multiple of the type's block size. */
 #ifndef CAI_LLM_QUANTIZE_H

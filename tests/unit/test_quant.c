@@ -236,7 +236,8 @@ static void test_simd_quantizers_match_reference(void) {
         SKIP("no SIMD quantizer at kernel level %s", kernel_level_name(level));
         return;
     }
-    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K,
+                                GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
     enum { N = 2048 };
     static float x[N];
     static uint8_t a[N * 2], b[N * 2];
