@@ -255,7 +255,7 @@ struct hf_import {
     pool *pool;
     thread_buf *tb; /* one per pool thread */
     int n_tb;
-    size_t in_cap, row_cap, out_cap;
+    size_t in_cap, row_cap, out_cap; /* bytes, floats, bytes */
     uint8_t *out[2]; /* a chunk's converted rows, the one written and the next */
     uint64_t done;
 };
@@ -473,15 +473,15 @@ static cai_status stream(void *arg, size_t index, size_t nbytes, gguf_put_fn put
     return j.prev_len ? put(put_ctx, j.prev, j.prev_len) : CAI_OK;
 }
 
-/* grow makes |*p| (of |cap| bytes, if not NULL) at least |need| bytes. */
-static cai_status grow(void *p, size_t cap, size_t need) {
-    void **pp = p;
-    if (*pp && need <= cap)
+/* grow makes the buffer at |*p| (|cap| bytes, if not NULL) at least
+ * |need| bytes; its contents need not survive. */
+static cai_status grow(uint8_t **p, size_t cap, size_t need) {
+    if (*p && need <= cap)
         return CAI_OK;
-    void *q = realloc(*pp, need);
+    uint8_t *q = realloc(*p, need);
     if (q == NULL)
         return CAI_ERR_NOMEM;
-    *pp = q;
+    *p = q;
     return CAI_OK;
 }
 
@@ -525,14 +525,19 @@ cai_status hf_import_add_tensors(hf_import *imp, gguf_writer *w, const hf_import
     for (int t = 0; st == CAI_OK && t < imp->n_tb; t++) {
         imp->tb[t].st = CAI_OK;
         st = grow(&imp->tb[t].in, imp->in_cap, max_item);
-        if (st == CAI_OK)
-            st = grow(&imp->tb[t].row, imp->row_cap, max_row * sizeof(float));
+        if (st == CAI_OK && (imp->tb[t].row == NULL || max_row > imp->row_cap)) {
+            float *r = realloc(imp->tb[t].row, max_row * sizeof(float));
+            if (r == NULL)
+                st = CAI_ERR_NOMEM;
+            else
+                imp->tb[t].row = r;
+        }
     }
     for (int k = 0; st == CAI_OK && k < 2; k++)
         st = grow(&imp->out[k], imp->out_cap, max_out);
     if (st == CAI_OK) {
         imp->in_cap = MAX(imp->in_cap, max_item);
-        imp->row_cap = MAX(imp->row_cap, max_row * sizeof(float));
+        imp->row_cap = MAX(imp->row_cap, max_row);
         imp->out_cap = MAX(imp->out_cap, max_out);
     }
     for (size_t i = 0; st == CAI_OK && i < imp->n; i++) {
