@@ -6,7 +6,8 @@
 # Writes a synthetic Qwen2.5-7B-shaped folder (cai model synth --format hf:
 # BF16, 4 GiB shards with model.safetensors.index.json, about 15.2 GB; SHAPE
 # 0.5b for a quick run), then imports it to Q8_0 and to Q4_K_M with 1 and 2
-# threads and prints, per run: wall time, GB/s of safetensors input, peak RSS
+# threads and prints, per run: wall time, GB/s of safetensors input, CPU time
+# (user + system: what a shared machine does not distort), peak RSS
 # (/usr/bin/time). Issue 13's goal: bound by reading the input (>= 1 GB/s for
 # Q8_0 with 2 threads on this machine), peak RSS <= 1.5 GiB. Each import's
 # input is in the page cache after the first one (the folder was just
@@ -29,15 +30,16 @@ bytes=$(cat "$dir"/hf/*.safetensors | wc -c)
 printf 'cai bench hf_import: synthetic Qwen2.5-%s-shaped BF16 folder, %.2f GB in %d files (written in %.0f s)\n' \
     "$shape" "$(echo "$bytes / 1000000000" | bc -l)" "$(ls "$dir"/hf/*.safetensors | wc -l)" \
     "$(echo "$t1 - $t0" | bc -l)"
-printf '%-8s %8s %10s %12s %12s %14s\n' type threads "wall s" "GB/s input" "peak RSS GiB" "output GB"
+printf '%-8s %8s %10s %12s %8s %12s %14s\n' type threads "wall s" "GB/s input" "CPU s" "peak RSS GiB" "output GB"
 for type in q8_0 q4_k_m; do
     for threads in 1 2; do
         rm -f "$dir/out.gguf"
-        /usr/bin/time -f '%e %M' -o "$dir/time.txt" \
+        /usr/bin/time -f '%e %M %U %S' -o "$dir/time.txt" \
             "$cai" model import "$dir/hf" -o "$dir/out.gguf" --type "$type" -t "$threads" >/dev/null 2>&1
-        read -r wall rss_kb < "$dir/time.txt"
-        printf '%-8s %8d %10.1f %12.2f %12.2f %14.2f\n' "$type" "$threads" "$wall" \
-            "$(echo "$bytes / 1000000000 / $wall" | bc -l)" "$(echo "$rss_kb / 1048576" | bc -l)" \
+        read -r wall rss_kb user sys < "$dir/time.txt"
+        printf '%-8s %8d %10.1f %12.2f %8.1f %12.2f %14.2f\n' "$type" "$threads" "$wall" \
+            "$(echo "$bytes / 1000000000 / $wall" | bc -l)" "$(echo "$user + $sys" | bc -l)" \
+            "$(echo "$rss_kb / 1048576" | bc -l)" \
             "$(echo "$(stat -c %s "$dir/out.gguf") / 1000000000" | bc -l)"
     done
 done

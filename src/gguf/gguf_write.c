@@ -1,6 +1,7 @@
 /* gguf_write.c - a GGUF v3 writer: header and tables in memory, data streamed. */
 #include "gguf/gguf_write.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@ typedef struct {
     size_t nbytes;
     uint8_t *data; /* copy, or NULL */
     gguf_fill_fn fill;
+    gguf_stream_fn stream;
     void *arg;
 } wtensor;
 
@@ -114,10 +116,10 @@ cai_status gguf_writer_nums(gguf_writer *w, const char *k, int type, const void 
     return st;
 }
 
-cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_dims,
-                              const int64_t *ne, const void *data, gguf_fill_fn fill, void *arg) {
+static cai_status add_tensor(gguf_writer *w, const char *name, int type, int n_dims, const int64_t *ne,
+                             const void *data, gguf_fill_fn fill, gguf_stream_fn stream, void *arg) {
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || ggml_type_block_size(type) == 0 ||
-        ne[0] % ggml_type_block_size(type) != 0 || (data == NULL && fill == NULL))
+        ne[0] % ggml_type_block_size(type) != 0 || (data == NULL && fill == NULL && stream == NULL))
         return cai_fail(CAI_ERR_INVALID_ARG, "bad tensor %s", name);
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 64;
@@ -150,9 +152,22 @@ cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_
         memcpy(t->data, data, t->nbytes);
     }
     t->fill = fill;
+    t->stream = stream;
     t->arg = arg;
     w->n_t++;
     return CAI_OK;
+}
+
+cai_status gguf_writer_tensor(gguf_writer *w, const char *name, int type, int n_dims,
+                              const int64_t *ne, const void *data, gguf_fill_fn fill, void *arg) {
+    return add_tensor(w, name, type, n_dims, ne, data, fill, NULL, arg);
+}
+
+cai_status gguf_writer_tensor_stream(gguf_writer *w, const char *name, int type, int n_dims,
+                                     const int64_t *ne, gguf_stream_fn stream, void *arg) {
+    if (stream == NULL)
+        return cai_fail(CAI_ERR_INVALID_ARG, "bad tensor %s", name);
+    return add_tensor(w, name, type, n_dims, ne, NULL, NULL, stream, arg);
 }
 
 static size_t pad(size_t n) { return (n + GGUF_DEFAULT_ALIGNMENT - 1) / GGUF_DEFAULT_ALIGNMENT * GGUF_DEFAULT_ALIGNMENT; }
@@ -182,6 +197,22 @@ static cai_status head(gguf_writer *w, buf *h) {
 
 typedef cai_status (*sink_fn)(void *ctx, const void *p, size_t n);
 
+/* A streamed tensor's bytes go to the sink, counted against its size. */
+typedef struct {
+    sink_fn sink;
+    void *ctx;
+    size_t left;
+    const char *name;
+} put_ctx;
+
+static cai_status put(void *arg, const void *p, size_t n) {
+    put_ctx *c = arg;
+    if (n > c->left)
+        return cai_fail(CAI_ERR_INVALID_ARG, "tensor %s: %zu bytes more than its size", c->name, n - c->left);
+    c->left -= n;
+    return c->sink(c->ctx, p, n);
+}
+
 static cai_status emit(gguf_writer *w, sink_fn sink, void *ctx) {
     buf h;
     buf_init(&h, 0);
@@ -192,6 +223,15 @@ static cai_status emit(gguf_writer *w, sink_fn sink, void *ctx) {
     static const uint8_t zeros[GGUF_DEFAULT_ALIGNMENT];
     for (size_t i = 0; st == CAI_OK && i < w->n_t; i++) {
         wtensor *t = &w->t[i];
+        if (t->stream) {
+            put_ctx pc = {sink, ctx, t->nbytes, t->name};
+            st = t->stream(t->arg, i, t->nbytes, put, &pc);
+            if (st == CAI_OK && pc.left)
+                st = cai_fail(CAI_ERR_INVALID_ARG, "tensor %s: %zu bytes short of its size", t->name, pc.left);
+            if (st == CAI_OK)
+                st = sink(ctx, zeros, pad(t->nbytes) - t->nbytes);
+            continue;
+        }
         uint8_t *tmp = t->data ? NULL : malloc(t->nbytes ? t->nbytes : 1);
         if (!t->data && !tmp)
             return CAI_ERR_NOMEM;
@@ -208,8 +248,38 @@ static cai_status emit(gguf_writer *w, sink_fn sink, void *ctx) {
 
 static cai_status sink_buf(void *ctx, const void *p, size_t n) { return buf_append(ctx, p, n); }
 
+/* A file being written: |flushed| bytes are on their way to the disk, the
+ * first |dropped| are written and out of the page cache. */
+typedef struct {
+    int fd;
+    uint64_t off, flushed, dropped;
+} fd_sink;
+
+#define FLUSH_BYTES (8u << 20) /* start the disk write of each 8 MiB */
+#define KEEP_BYTES (64u << 20) /* written data left in the page cache */
+
+/* Writes, then paces: start writing back each FLUSH_BYTES, and wait for
+ * and drop what lies KEEP_BYTES behind, so the kernel reuses those pages
+ * for the next ones. Failures of the pacing calls are not errors: they
+ * only advise, and the final fsync reports any write error. */
 static cai_status sink_fd(void *ctx, const void *p, size_t n) {
-    return file_write_full(*(int *)ctx, p, n);
+    fd_sink *s = ctx;
+    cai_status st = file_write_full(s->fd, p, n);
+    if (st != CAI_OK)
+        return st;
+    s->off += n;
+    if (s->off - s->flushed >= FLUSH_BYTES) {
+        (void)sync_file_range(s->fd, (off_t)s->flushed, (off_t)(s->off - s->flushed), SYNC_FILE_RANGE_WRITE);
+        s->flushed = s->off;
+    }
+    if (s->flushed - s->dropped >= KEEP_BYTES + FLUSH_BYTES) {
+        uint64_t end = s->flushed - KEEP_BYTES;
+        (void)sync_file_range(s->fd, (off_t)s->dropped, (off_t)(end - s->dropped),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        (void)posix_fadvise(s->fd, (off_t)s->dropped, (off_t)(end - s->dropped), POSIX_FADV_DONTNEED);
+        s->dropped = end;
+    }
+    return CAI_OK;
 }
 
 cai_status gguf_writer_to_buf(gguf_writer *w, buf *out) { return emit(w, sink_buf, out); }
@@ -219,7 +289,8 @@ cai_status gguf_writer_write(gguf_writer *w, const char *path) {
     cai_status st = file_atomic_open(&f, path, 0644);
     if (st != CAI_OK)
         return st;
-    st = emit(w, sink_fd, &f.fd);
+    fd_sink sink = {f.fd, 0, 0, 0};
+    st = emit(w, sink_fd, &sink);
     if (st == CAI_OK)
         return file_atomic_commit(&f);
     file_atomic_abort(&f);

@@ -1,6 +1,7 @@
 /* import.c - Hugging Face checkpoint tensors to GGUF tensors, streamed. */
 #include "hf/import.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,14 @@
 #include "hf/vocab.h"
 #include "llm/quantize.h"
 
-#define CHUNK_BYTES (16u << 20) /* input read and converted at a time */
+/* Each tensor is converted in chunks of rows, CHUNK_BYTES of input at a
+ * time, into one of two output buffers: while the pool converts a chunk,
+ * thread 0 first writes the previous one. A chunk's rows are shared out
+ * in items of ITEM_BYTES of input, which each thread reads (pread into its
+ * own buffer) and converts. All buffers are allocated once per import and
+ * reused, so their pages are faulted in once. */
+#define CHUNK_BYTES (8u << 20)
+#define ITEM_BYTES (256u << 10)
 
 /* ---- file types ----------------------------------------------------------- */
 
@@ -226,6 +234,14 @@ typedef struct {
     size_t i;
 } fill_arg;
 
+/* A pool thread's buffers and the first error it met. */
+typedef struct {
+    uint8_t *in; /* an item's input rows */
+    float *row;  /* one row as floats */
+    cai_status st;
+    char msg[512];
+} thread_buf;
+
 struct hf_import {
     char *dir;
     hf_config cfg;
@@ -237,9 +253,10 @@ struct hf_import {
     const hf_import_opts *opts;
     fill_arg *fa;
     pool *pool;
-    uint8_t *chunk;
-    float **scratch; /* one row per thread */
-    int n_scratch;
+    thread_buf *tb; /* one per pool thread */
+    int n_tb;
+    size_t in_cap, row_cap, out_cap; /* bytes, floats, bytes */
+    uint8_t *out[2]; /* a chunk's converted rows, the one written and the next */
     uint64_t done;
 };
 
@@ -248,10 +265,13 @@ void hf_import_free(hf_import *imp) {
         return;
     safetensors_dir_free(imp->ck);
     pool_free(imp->pool);
-    for (int i = 0; i < imp->n_scratch; i++)
-        free(imp->scratch[i]);
-    free(imp->scratch);
-    free(imp->chunk);
+    for (int i = 0; i < imp->n_tb; i++) {
+        free(imp->tb[i].in);
+        free(imp->tb[i].row);
+    }
+    free(imp->tb);
+    free(imp->out[0]);
+    free(imp->out[1]);
     free(imp->fa);
     free(imp->t);
     free(imp->dir);
@@ -365,100 +385,166 @@ cai_status hf_import_open(const char *dir, hf_import **out) {
 typedef struct {
     hf_import *imp;
     const mapped *m;
-    const uint8_t *src;
-    uint8_t *dst;
-    size_t rows, row_in, row_out;
+    size_t row_in, row_out, per_item;
+    size_t r0, rows;        /* this chunk: rows r0 .. r0 + rows - 1 of the tensor */
+    atomic_size_t next;     /* the next item to take */
+    uint8_t *out;           /* where this chunk's rows go */
+    const uint8_t *prev;    /* the previous chunk, for thread 0 to write */
+    size_t prev_len;
+    gguf_put_fn put;
+    void *put_ctx;
+    cai_status put_st;
 } convert_job;
 
+/* Thread 0 writes the previous chunk, then joins the others: each takes
+ * items of rows in turn, reads them and converts them. */
 static void convert_worker(void *ctx, int ith, int nth) {
     convert_job *j = ctx;
-    const int64_t ne0 = j->m->info.ne[0];
-    float *row = j->imp->scratch[ith];
-    for (size_t r = (size_t)ith; r < j->rows; r += (size_t)nth) {
-        const uint8_t *s = j->src + r * j->row_in;
-        uint8_t *d = j->dst + r * j->row_out;
-        if (j->m->type == j->m->t->dtype) { /* same type: the bytes as they are */
-            memcpy(d, s, j->row_out);
-            continue;
+    const mapped *m = j->m;
+    thread_buf *tb = &j->imp->tb[ith];
+    const int64_t ne0 = m->info.ne[0];
+    const int same = m->type == m->t->dtype; /* the bytes as they are */
+    (void)nth;
+    if (ith == 0 && j->prev_len)
+        j->put_st = j->put(j->put_ctx, j->prev, j->prev_len);
+    while (tb->st == CAI_OK) {
+        size_t a = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed) * j->per_item;
+        if (a >= j->rows)
+            break;
+        size_t n = j->rows - a < j->per_item ? j->rows - a : j->per_item;
+        uint8_t *d = j->out + a * j->row_out, *s = same ? d : tb->in;
+        cai_status st = safetensors_read(m->file, m->t, (uint64_t)(j->r0 + a) * j->row_in, s, n * j->row_in);
+        if (st != CAI_OK) {
+            snprintf(tb->msg, sizeof(tb->msg), "%s", cai_errmsg(st));
+            tb->st = st;
+            break;
         }
-        cai_status st = dequantize_row(j->m->t->dtype, s, row, ne0);
-        if (st == CAI_OK)
-            st = quantize_row(j->m->type, row, d, ne0);
-        CAI_ASSERT(st == CAI_OK); /* types come from hf_ftype_tensor_type */
+        for (size_t r = 0; !same && r < n; r++) {
+            st = dequantize_row(m->t->dtype, s + r * j->row_in, tb->row, ne0);
+            if (st == CAI_OK)
+                st = quantize_row(m->type, tb->row, d + r * j->row_out, ne0);
+            CAI_ASSERT(st == CAI_OK); /* types come from hf_ftype_tensor_type */
+        }
     }
 }
 
-/* The gguf_fill_fn of tensor |fa->i|: read in chunks of rows, convert. */
-static cai_status fill(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
+/* The gguf_stream_fn of tensor |fa->i|: chunk by chunk, converted on the
+ * pool while the previous chunk is written. */
+static cai_status stream(void *arg, size_t index, size_t nbytes, gguf_put_fn put, void *put_ctx) {
     const fill_arg *fa = arg;
     hf_import *imp = fa->imp;
     const mapped *m = &imp->t[fa->i];
     const hf_import_opts *o = imp->opts;
     (void)index;
-    const size_t rows = (size_t)m->info.ne[1];
-    convert_job j = {imp, m, imp->chunk, NULL, 0, m->t->nbytes / rows,
-                     ggml_type_row_size(m->type, m->info.ne[0])};
+    const size_t rows = (size_t)m->info.ne[1], row_in = m->t->nbytes / rows;
+    convert_job j = {.imp = imp, .m = m, .row_in = row_in,
+                     .row_out = ggml_type_row_size(m->type, m->info.ne[0]),
+                     .per_item = ITEM_BYTES / row_in ? ITEM_BYTES / row_in : 1,
+                     .put = put, .put_ctx = put_ctx};
     CAI_ASSERT(j.row_out * rows == nbytes);
-    size_t per = CHUNK_BYTES / j.row_in ? CHUNK_BYTES / j.row_in : 1;
+    size_t per = CHUNK_BYTES / row_in ? CHUNK_BYTES / row_in : 1;
     if (fa->i == 0 && o->progress) { /* the conversion starts */
         hf_progress p0 = {0, imp->n, m->gguf, 0, imp->src_bytes, 0};
         o->progress(o->progress_arg, &p0);
     }
-    for (size_t r0 = 0; r0 < rows; r0 += per) {
+    for (size_t r0 = 0, k = 0; r0 < rows; r0 += per, k ^= 1) {
         if (o->cancel && *o->cancel)
             return cai_fail(CAI_ERR_IO, "interrupted");
+        j.r0 = r0;
         j.rows = rows - r0 < per ? rows - r0 : per;
-        j.dst = dst + r0 * j.row_out;
-        cai_status st = safetensors_read(m->file, m->t, (uint64_t)(r0 * j.row_in), imp->chunk,
-                                         j.rows * j.row_in);
-        if (st != CAI_OK)
-            return st;
+        j.out = imp->out[k];
+        atomic_store_explicit(&j.next, 0, memory_order_relaxed);
         pool_run(imp->pool, convert_worker, &j);
-        imp->done += j.rows * j.row_in;
+        if (j.put_st != CAI_OK)
+            return j.put_st;
+        for (int t = 0; t < imp->n_tb; t++)
+            if (imp->tb[t].st != CAI_OK) {
+                cai_errmsg_set(imp->tb[t].st, imp->tb[t].msg);
+                return imp->tb[t].st;
+            }
+        j.prev = j.out;
+        j.prev_len = j.rows * j.row_out;
+        imp->done += j.rows * row_in;
         if (o->progress) {
             hf_progress p = {fa->i, imp->n, m->gguf, imp->done, imp->src_bytes, r0 + j.rows == rows};
             o->progress(o->progress_arg, &p);
         }
     }
+    return j.prev_len ? put(put_ctx, j.prev, j.prev_len) : CAI_OK;
+}
+
+/* grow makes the buffer at |*p| (|cap| bytes, if not NULL) at least
+ * |need| bytes; its contents need not survive. */
+static cai_status grow(uint8_t **p, size_t cap, size_t need) {
+    if (*p && need <= cap)
+        return CAI_OK;
+    uint8_t *q = realloc(*p, need);
+    if (q == NULL)
+        return CAI_ERR_NOMEM;
+    *p = q;
     return CAI_OK;
 }
+
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 cai_status hf_import_add_tensors(hf_import *imp, gguf_writer *w, const hf_import_opts *opts) {
     const hf_config *c = &imp->cfg;
     int has_output = 0;
-    size_t max_row = 1, max_chunk = 1;
-    for (size_t i = 0; i < imp->n; i++) {
+    for (size_t i = 0; i < imp->n; i++)
         has_output |= strcmp(imp->t[i].gguf, "output.weight") == 0;
-        size_t row_in = imp->t[i].t->nbytes / (size_t)imp->t[i].info.ne[1];
+    size_t max_row = 1, max_item = 1, max_out = 1;
+    for (size_t i = 0; i < imp->n; i++) {
+        mapped *m = &imp->t[i];
+        m->type = hf_ftype_tensor_type(opts->ftype, m->gguf, m->info.layer, c->n_layer,
+                                       m->info.ne[0], m->info.n_dims, has_output);
+        size_t row_in = m->t->nbytes / (size_t)m->info.ne[1];
+        size_t row_out = ggml_type_row_size(m->type, m->info.ne[0]);
+        size_t item = ITEM_BYTES / row_in ? ITEM_BYTES / row_in : 1;
         size_t per = CHUNK_BYTES / row_in ? CHUNK_BYTES / row_in : 1;
-        if ((size_t)imp->t[i].info.ne[0] > max_row)
-            max_row = (size_t)imp->t[i].info.ne[0];
-        if (per * row_in > max_chunk)
-            max_chunk = per * row_in;
+        if ((size_t)m->info.ne[0] > max_row)
+            max_row = (size_t)m->info.ne[0];
+        if (item * row_in > max_item)
+            max_item = item * row_in;
+        if (per * row_out > max_out)
+            max_out = per * row_out;
     }
     imp->opts = opts;
     imp->done = 0;
+    quantize_prepare(); /* before the pool's threads call quantize_row */
     cai_status st = CAI_OK;
     if (imp->pool == NULL)
         st = pool_new(opts->threads, &imp->pool);
     if (st == CAI_OK && imp->fa == NULL) {
         imp->fa = calloc(imp->n ? imp->n : 1, sizeof(*imp->fa));
-        imp->chunk = malloc(max_chunk);
-        imp->n_scratch = pool_size(imp->pool);
-        imp->scratch = calloc((size_t)imp->n_scratch, sizeof(*imp->scratch));
-        for (int i = 0; imp->scratch && i < imp->n_scratch; i++)
-            if ((imp->scratch[i] = malloc(max_row * sizeof(float))) == NULL)
-                st = CAI_ERR_NOMEM;
-        if (!imp->fa || !imp->chunk || !imp->scratch)
+        imp->n_tb = pool_size(imp->pool);
+        imp->tb = calloc((size_t)imp->n_tb, sizeof(*imp->tb));
+        if (!imp->fa || !imp->tb)
             st = CAI_ERR_NOMEM;
+    }
+    /* the buffers only grow: a later call may need more (another type) */
+    for (int t = 0; st == CAI_OK && t < imp->n_tb; t++) {
+        imp->tb[t].st = CAI_OK;
+        st = grow(&imp->tb[t].in, imp->in_cap, max_item);
+        if (st == CAI_OK && (imp->tb[t].row == NULL || max_row > imp->row_cap)) {
+            float *r = realloc(imp->tb[t].row, max_row * sizeof(float));
+            if (r == NULL)
+                st = CAI_ERR_NOMEM;
+            else
+                imp->tb[t].row = r;
+        }
+    }
+    for (int k = 0; st == CAI_OK && k < 2; k++)
+        st = grow(&imp->out[k], imp->out_cap, max_out);
+    if (st == CAI_OK) {
+        imp->in_cap = MAX(imp->in_cap, max_item);
+        imp->row_cap = MAX(imp->row_cap, max_row);
+        imp->out_cap = MAX(imp->out_cap, max_out);
     }
     for (size_t i = 0; st == CAI_OK && i < imp->n; i++) {
         mapped *m = &imp->t[i];
-        m->type = hf_ftype_tensor_type(opts->ftype, m->gguf, m->info.layer, c->n_layer,
-                                       m->info.ne[0], m->info.n_dims, has_output);
         imp->fa[i] = (fill_arg){imp, i};
-        st = gguf_writer_tensor(w, m->gguf, m->type, m->info.n_dims, m->info.ne, NULL, fill,
-                                &imp->fa[i]);
+        st = gguf_writer_tensor_stream(w, m->gguf, m->type, m->info.n_dims, m->info.ne, stream,
+                                       &imp->fa[i]);
     }
     return st;
 }

@@ -279,15 +279,12 @@ static void pack_scales_k4(const uint8_t ls[8], const uint8_t lm[8], uint8_t out
     }
 }
 
-/* Q4_K and Q5_K: 8 sub-blocks of 32, x = d*sc*q - dmin*m, q in 0..nmax. */
-static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant_half *dmin_out,
-                              uint8_t scales[12], uint8_t q[QK_K]) {
+void quant_k_scales(const float mn_in[8], const float mx[8], int nmax, quant_half *d_out,
+                    quant_half *dmin_out, uint8_t scales[12], float s[8], float m[8]) {
     float sc[8], mins[8], max_sc = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
-        float mn, mx;
-        minmax(x + 32 * j, 32, &mn, &mx);
-        mn = fminf(mn, 0); /* the format subtracts a non-negative min */
-        sc[j] = (mx - mn) / (float)nmax;
+        float mn = fminf(mn_in[j], 0); /* the format subtracts a non-negative min */
+        sc[j] = (mx[j] - mn) / (float)nmax;
         mins[j] = -mn;
         max_sc = fmaxf(max_sc, sc[j]);
         max_min = fmaxf(max_min, mins[j]);
@@ -301,14 +298,23 @@ static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant
     for (int j = 0; j < 8; j++) {
         ls[j] = (uint8_t)clampi(d > 0 ? (int)lrintf(sc[j] / d) : 0, 0, 63);
         lm[j] = (uint8_t)clampi(dmin > 0 ? (int)lrintf(mins[j] / dmin) : 0, 0, 63);
+        s[j] = d * ls[j];
+        m[j] = dmin * lm[j];
     }
     memset(scales, 0, 12);
     pack_scales_k4(ls, lm, scales);
-    for (int j = 0; j < 8; j++) {
-        float s = d * ls[j], m = dmin * lm[j];
+}
+
+/* Q4_K and Q5_K: 8 sub-blocks of 32, x = d*sc*q - dmin*m, q in 0..nmax. */
+static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant_half *dmin_out,
+                              uint8_t scales[12], uint8_t q[QK_K]) {
+    float mn[8], mx[8], s[8], m[8];
+    for (int j = 0; j < 8; j++)
+        minmax(x + 32 * j, 32, &mn[j], &mx[j]);
+    quant_k_scales(mn, mx, nmax, d_out, dmin_out, scales, s, m);
+    for (int j = 0; j < 8; j++)
         for (int l = 0; l < 32; l++)
-            q[32 * j + l] = (uint8_t)clampi(s > 0 ? (int)lrintf((x[32 * j + l] + m) / s) : 0, 0, nmax);
-    }
+            q[32 * j + l] = (uint8_t)clampi(s[j] > 0 ? (int)lrintf((x[32 * j + l] + m[j]) / s[j]) : 0, 0, nmax);
 }
 
 int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {

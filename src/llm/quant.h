@@ -41,6 +41,15 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
  * Q5_K, Q6_K. Returns 0, or -1 for a type it cannot produce. */
 int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
 
+/* quant_k_scales is the Q4_K/Q5_K reference's choice of scales for one
+ * super-block of 8 sub-blocks, from each sub-block's minimum |mn| and
+ * maximum |mx| (fminf/fmaxf over its 32 values): writes the block's d,
+ * dmin and packed scales, and each sub-block's step |s| and offset |m|:
+ * value l becomes clamp(lrintf((x[l] + m) / s), 0, nmax) if s > 0, else 0.
+ * Shared with the SIMD quantizers (quant_simd.c) so both choose alike. */
+void quant_k_scales(const float mn[8], const float mx[8], int nmax, quant_half *d, quant_half *dmin,
+                    uint8_t scales[12], float s[8], float m[8]);
+
 float quant_half_to_float(quant_half h);
 quant_half quant_float_to_half(float f);
 float quant_bf16_to_float(uint16_t h);

@@ -3,9 +3,12 @@
  *
  * The public face of the reference quantizers in quant.c (internal): round
  * to nearest, as ggml's reference does, so a file written here loads and
- * computes like one written by llama.cpp's tools. A row of n values of a
- * type takes ggml_type_row_size(type, n) bytes (gguf/ggml_type.h); n must
- * be a multiple of the type's block size. */
+ * computes like one written by llama.cpp's tools. Where the CPU allows
+ * (kernel_level, CAI_KERNEL=scalar to compare), Q8_0, Q4_0, Q5_0, Q4_K,
+ * Q5_K, Q6_K and the F16/BF16 expansions run as SIMD twins that write the
+ * same bytes (quant_simd.h). A row of n values of a type takes
+ * ggml_type_row_size(type, n) bytes (gguf/ggml_type.h); n must be a
+ * multiple of the type's block size. */
 #ifndef CAI_LLM_QUANTIZE_H
 #define CAI_LLM_QUANTIZE_H
 
@@ -18,6 +21,11 @@
  * CAI_OK, or CAI_ERR_UNSUPPORTED naming a type it cannot produce, or
  * CAI_ERR_INVALID_ARG when |n| is not a whole number of blocks. */
 cai_status quantize_row(int type, const float *src, void *dst, int64_t n);
+
+/* quantize_prepare settles, on the calling thread, which versions
+ * quantize_row and dequantize_row use (the CPU's SIMD level is detected
+ * once): call it before threads call them. */
+void quantize_prepare(void);
 
 /* dequantize_row writes |n| values of type |type| at |src| as floats into
  * |dst| (every type quantize_row writes). Returns CAI_ERR_UNSUPPORTED for

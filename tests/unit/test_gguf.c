@@ -78,6 +78,59 @@ static void test_round_trip(void) {
     buf_free(&b);
 }
 
+/* A streamed tensor: its pieces in order make the data, padded as any
+ * other; a producer that puts more or fewer bytes than the tensor takes
+ * fails the write, naming the tensor. */
+static cai_status put_pieces(void *arg, size_t index, size_t nbytes, gguf_put_fn put, void *put_ctx) {
+    const int *extra = arg;
+    (void)index;
+    uint8_t b[48];
+    for (size_t i = 0; i < sizeof(b); i++)
+        b[i] = (uint8_t)(i * 3 + 1);
+    size_t n = (size_t)((int)nbytes + *extra), done = 0;
+    cai_status st = CAI_OK;
+    for (size_t piece = 1; st == CAI_OK && done < n; piece = piece * 2 + 1) {
+        size_t k = n - done < piece ? n - done : piece;
+        k = k < sizeof(b) ? k : sizeof(b);
+        st = put(put_ctx, b, k);
+        done += k;
+    }
+    return st;
+}
+
+static void test_stream_tensor(void) {
+    static const int extra[] = {0, -1, 1};
+    for (size_t c = 0; c < 3; c++) {
+        gguf_writer *w = NULL;
+        CHECK_OK(gguf_writer_new(&w));
+        int64_t ne[1] = {24}, ne2[1] = {8}; /* 48 bytes of F16 */
+        float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        CHECK_OK(gguf_writer_tensor_stream(w, "s.weight", GGML_TYPE_F16, 1, ne, put_pieces, (void *)&extra[c]));
+        CHECK_OK(gguf_writer_tensor(w, "after.weight", GGML_TYPE_F32, 1, ne2, v, NULL, NULL));
+        CHECK_ST(gguf_writer_tensor_stream(w, "x", GGML_TYPE_F32, 1, ne2, NULL, NULL), CAI_ERR_INVALID_ARG);
+        buf out;
+        buf_init(&out, 0);
+        cai_status st = gguf_writer_to_buf(w, &out);
+        if (extra[c] == 0) {
+            CHECK_OK(st);
+            gguf_file *g = NULL;
+            gguf_tensor t;
+            CHECK_OK(gguf_open_mem(out.data, out.len, &g));
+            CHECK(g && gguf_find_tensor(g, "s.weight", &t) == CAI_OK && t.nbytes == 48);
+            if (g && t.nbytes == 48)
+                for (size_t i = 0; i < 48; i++) /* pieces of 1, 3, 7, 15, 22 bytes */
+                    CHECK(t.data[i] == (uint8_t)((i < 1 ? i : i < 4 ? i - 1 : i < 11 ? i - 4 : i < 26 ? i - 11 : i - 26) * 3 + 1));
+            CHECK(g && gguf_find_tensor(g, "after.weight", &t) == CAI_OK && memcmp(t.data, v, 32) == 0);
+            gguf_close(g);
+        } else {
+            CHECK(st == CAI_ERR_INVALID_ARG && strstr(cai_errmsg(st), "s.weight") &&
+                  strstr(cai_errmsg(st), extra[c] < 0 ? "short" : "more"));
+        }
+        buf_free(&out);
+        gguf_writer_free(w);
+    }
+}
+
 static void test_every_truncation_refused(void) {
     buf b;
     build_valid(&b);
@@ -351,6 +404,7 @@ static void test_shared_models_open(void) {
 
 int main(void) {
     RUN(test_round_trip);
+    RUN(test_stream_tensor);
     RUN(test_every_truncation_refused);
     RUN(test_rejections);
     RUN(test_shared_models_open);

@@ -512,6 +512,117 @@ static void test_import_small(void) {
     hf_import_free(imp);
 }
 
+/* Random BF16 weights (values of a few units, some exact zeros and ties),
+ * F32 norms. */
+static cai_status fill_random(void *arg, size_t index, uint8_t *dst, size_t nbytes) {
+    (void)arg;
+    uint64_t s = 0x9e3779b97f4a7c15ull * (index + 1);
+    for (size_t i = 0; i + 1 < nbytes; i += 2) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint16_t h = (uint16_t)(0x3c00 + ((s >> 33) % 0x0800)) | (uint16_t)((s >> 60) << 15);
+        if ((s >> 40) % 97 == 0)
+            h = 0;
+        dst[i] = (uint8_t)h;
+        dst[i + 1] = (uint8_t)(h >> 8);
+    }
+    return CAI_OK;
+}
+
+/* Tensors bigger than the import's chunks (8 MiB of input) and items: on
+ * three threads, each row lands where it belongs, converted exactly as
+ * the reference quantizer converts it, through the buffer writer and the
+ * file writer alike. */
+static void test_import_big_tensors(void) {
+    const char *d = subdir("big");
+    write_str(d, "config.json",
+              "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":256,"
+              "\"intermediate_size\":512,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
+              "\"num_hidden_layers\":1,\"vocab_size\":24011,\"max_position_embeddings\":128,"
+              "\"rope_theta\":10000.0,\"rms_norm_eps\":1e-6,\"tie_word_embeddings\":true}");
+    const safetensors_entry e[] = {
+        {"model.embed_tokens.weight", GGML_TYPE_BF16, 2, {24011, 256}}, /* 12.3 MB */
+        {"model.norm.weight", GGML_TYPE_F32, 1, {256}},
+        {"model.layers.0.input_layernorm.weight", GGML_TYPE_F32, 1, {256}},
+        {"model.layers.0.self_attn.q_proj.weight", GGML_TYPE_BF16, 2, {256, 256}},
+        {"model.layers.0.self_attn.q_proj.bias", GGML_TYPE_BF16, 1, {256}},
+        {"model.layers.0.self_attn.k_proj.weight", GGML_TYPE_BF16, 2, {128, 256}},
+        {"model.layers.0.self_attn.k_proj.bias", GGML_TYPE_BF16, 1, {128}},
+        {"model.layers.0.self_attn.v_proj.weight", GGML_TYPE_BF16, 2, {128, 256}},
+        {"model.layers.0.self_attn.v_proj.bias", GGML_TYPE_BF16, 1, {128}},
+        {"model.layers.0.self_attn.o_proj.weight", GGML_TYPE_BF16, 2, {256, 256}},
+        {"model.layers.0.post_attention_layernorm.weight", GGML_TYPE_F32, 1, {256}},
+        {"model.layers.0.mlp.gate_proj.weight", GGML_TYPE_BF16, 2, {512, 256}},
+        {"model.layers.0.mlp.up_proj.weight", GGML_TYPE_BF16, 2, {512, 256}},
+        {"model.layers.0.mlp.down_proj.weight", GGML_TYPE_BF16, 2, {256, 512}},
+    };
+    CHECK_OK(safetensors_write_dir(d, e, sizeof(e) / sizeof(e[0]), 0, fill_random, NULL));
+    hf_import *imp = NULL;
+    CHECK_OK(hf_import_open(d, &imp));
+    if (imp == NULL)
+        return;
+    static const hf_ftype types[] = {HF_FTYPE_Q8_0, HF_FTYPE_Q4_K_M, HF_FTYPE_Q4_0, HF_FTYPE_BF16};
+    const size_t max_bytes = 24011 * 256 * 4;
+    uint8_t *src = malloc(max_bytes), *want = malloc(max_bytes);
+    float *row = malloc(512 * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/big.gguf", tmp);
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]) && src && want && row; k++) {
+        for (int to_file = 0; to_file < 2; to_file++) {
+            hf_import_opts o = {.ftype = types[k], .threads = 3};
+            gguf_writer *w = NULL;
+            buf out;
+            buf_init(&out, 0);
+            gguf_file *g = NULL;
+            CHECK_OK(gguf_writer_new(&w));
+            CHECK_OK(hf_write_hparams(w, hf_import_config(imp), "big"));
+            CHECK_OK(hf_import_add_tensors(imp, w, &o));
+            if (to_file) {
+                CHECK_OK(gguf_writer_write(w, path));
+                CHECK_OK(gguf_open_path(path, &g));
+            } else {
+                CHECK_OK(gguf_writer_to_buf(w, &out));
+                CHECK_OK(gguf_open_mem(out.data, out.len, &g));
+            }
+            for (size_t i = 0; g && i < hf_import_n_tensors(imp); i++) {
+                const hf_tensor_info *ti = hf_import_tensor(imp, i);
+                gguf_tensor t;
+                CHECK_OK(gguf_find_tensor(g, ti->gguf_name, &t));
+                const safetensors_tensor *st = NULL;
+                safetensors_dir *ck = NULL;
+                CHECK_OK(safetensors_dir_open(d, &ck));
+                const safetensors *f = NULL;
+                if (ck)
+                    st = safetensors_dir_find(ck, ti->hf_name, &f);
+                CHECK(st != NULL);
+                if (st == NULL || t.nbytes > max_bytes) {
+                    safetensors_dir_free(ck);
+                    continue;
+                }
+                CHECK_OK(safetensors_read(f, st, 0, src, (size_t)st->nbytes));
+                size_t rows = (size_t)ti->ne[1], row_in = (size_t)st->nbytes / rows;
+                size_t row_out = ggml_type_row_size(t.type, ti->ne[0]);
+                for (size_t r = 0; r < rows; r++) { /* the scalar references */
+                    quant_dequantize_row(st->dtype, src + r * row_in, row, ti->ne[0]);
+                    CHECK(quant_quantize_row(t.type, row, want + r * row_out, ti->ne[0]) == 0);
+                }
+                if (t.nbytes != rows * row_out || memcmp(t.data, want, rows * row_out) != 0) {
+                    printf("  %s as %s (%s): bytes differ from the reference\n", ti->gguf_name,
+                           ggml_type_name(t.type), to_file ? "file" : "buffer");
+                    CHECK(0);
+                }
+                safetensors_dir_free(ck);
+            }
+            gguf_close(g);
+            gguf_writer_free(w);
+            buf_free(&out);
+        }
+    }
+    free(src);
+    free(want);
+    free(row);
+    hf_import_free(imp);
+}
+
 static void test_import_refusals(void) {
     hf_import *imp = NULL;
     cai_status st = hf_import_open(qwen2_folder("extra", 1, 0), &imp);
@@ -703,6 +814,7 @@ int main(void) {
     RUN(test_write_dir);
     RUN(test_ftype_choice);
     RUN(test_import_small);
+    RUN(test_import_big_tensors);
     RUN(test_import_refusals);
     RUN(test_import_cancel);
     RUN(test_oracle_config);

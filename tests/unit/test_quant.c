@@ -1,7 +1,11 @@
 /* test_quant.c - block layouts by known answers, and quantizer round trips. */
 #include <math.h>
 
+#include <float.h>
+
+#include "llm/kernels.h"
 #include "llm/quant.h"
+#include "llm/quant_simd.h"
 #include "llm/quantize.h"
 #include "test.h"
 
@@ -168,11 +172,191 @@ static void test_public_quantize(void) {
     CHECK_ST(quantize_row(GGML_TYPE_Q4_K, x, out, 32), CAI_ERR_INVALID_ARG);
 }
 
+/* ---- SIMD quantizers: the reference's bytes, for every input ------------ */
+
+static uint32_t urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*s >> 32);
+}
+
+static float bits_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Fills |x| (n values, n a multiple of 256) with row kind |kind|: random
+ * values at many scales, BF16-exact values, and the edges where rounding
+ * and ties decide (see the cases). */
+static void edge_row(float *x, int n, int kind, uint64_t *seed) {
+    for (int i = 0; i < n; i++) {
+        float r = frand(seed) + frand(seed) + frand(seed);
+        switch (kind) {
+        case 0: x[i] = r; break;
+        case 1: x[i] = r * powf(10.0f, (float)(i / 256 % 13) - 6.0f); break; /* 1e-6 .. 1e6 */
+        case 2: x[i] = quant_bf16_to_float(quant_float_to_bf16(r * 0.05f)); break; /* as imported */
+        case 3: x[i] = 0; break;
+        case 4: x[i] = (i & 1) ? -0.0f : 0.0f; break;
+        case 5: x[i] = -0.0f; break;
+        case 6: /* max-abs ties: +m and -m, which comes first varies */
+            x[i] = r;
+            if (i % 32 == (int)(urand(seed) % 32) || i % 32 == 31)
+                x[i] = (i / 32) & 1 ? 2.0f : -2.0f;
+            if (i % 16 == 3)
+                x[i] = (i / 16) & 1 ? -2.0f : 2.0f;
+            break;
+        case 7: x[i] = bits_f(urand(seed) & 0x807fffffu); break; /* subnormals */
+        case 8: x[i] = r * 1e-37f; break; /* d subnormal, 1/d huge or infinite */
+        case 9: x[i] = r * FLT_MAX; break;   /* extremes, no infinity */
+        case 10: /* halves: with amax 127 (Q8_0) or 8 (Q4_0) the scale is 1 */
+            x[i] = (float)((int)(urand(seed) % 253) - 126) * 0.5f;
+            if (i % 32 == 0)
+                x[i] = i % 64 ? 127.0f : -8.0f;
+            break;
+        case 11: x[i] = (float)((int)(urand(seed) % 17) - 8) * 0.5f; break; /* small halves */
+        case 18: /* with d = -1 (Q4_0) or -1/2 (Q5_0): x * id + levels lands on halves */
+            x[i] = i % 32 == 0 ? 8.0f : (float)((int)(urand(seed) % 33) - 16) * 0.25f;
+            break;
+        case 12: x[i] = i % 64 < 32 ? 0.0f : r; break;         /* zero sub-blocks */
+        case 13: x[i] = i % 32 == 5 ? 0.0f : fabsf(r) + 0.25f; break; /* minimum exactly 0 */
+        case 14: x[i] = (i % 32 < 16) ? 1.5f : -0.75f; break; /* constant halves */
+        case 15: x[i] = i == 77 ? NAN : r; break;
+        case 16: x[i] = i == 130 ? INFINITY : i == 3 ? -INFINITY : r; break;
+        case 17: x[i] = bits_f(urand(seed)); break; /* any bits, NaNs included */
+        default: x[i] = r; break;
+        }
+    }
+}
+
+enum { EDGE_KINDS = 19 };
+
+static void test_simd_quantizers_match_reference(void) {
+    int level = kernel_level();
+    if (quant_simd_quantizer(GGML_TYPE_Q8_0, level) == NULL) {
+        SKIP("no SIMD quantizer at kernel level %s", kernel_level_name(level));
+        return;
+    }
+    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K,
+                                GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    enum { N = 2048 };
+    static float x[N];
+    static uint8_t a[N * 2], b[N * 2];
+    uint64_t seed = 7;
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        quant_simd_qfn fn = quant_simd_quantizer(types[t], level);
+        CHECK(fn != NULL);
+        if (fn == NULL)
+            continue;
+        size_t rb = ggml_type_row_size(types[t], N);
+        for (int kind = 0; kind < EDGE_KINDS; kind++) {
+            for (int rep = 0; rep < 8; rep++) {
+                edge_row(x, N, kind, &seed);
+                memset(a, 0xa5, sizeof(a));
+                memset(b, 0x5a, sizeof(b));
+                fn(x, a, N);
+                CHECK(quant_quantize_row(types[t], x, b, N) == 0);
+                if (memcmp(a, b, rb) != 0) {
+                    size_t k = 0;
+                    while (a[k] == b[k])
+                        k++;
+                    printf("  %s, row kind %d: byte %zu is %02x, the reference's %02x\n",
+                           ggml_type_name(types[t]), kind, k, a[k], b[k]);
+                    CHECK(0);
+                    break;
+                }
+            }
+        }
+        /* the public entry point takes the same path */
+        edge_row(x, N, 0, &seed);
+        CHECK_OK(quantize_row(types[t], x, a, N));
+        CHECK(quant_quantize_row(types[t], x, b, N) == 0 && memcmp(a, b, rb) == 0);
+    }
+}
+
+/* Every BF16 and F16 bit pattern (NaNs included) expands to the bits the
+ * reference gives, at every offset of a row (the tail included). */
+static void test_simd_expansions_match_reference(void) {
+    int level = kernel_level();
+    if (quant_simd_dequantizer(GGML_TYPE_BF16, level) == NULL) {
+        SKIP("no SIMD expansion at kernel level %s", kernel_level_name(level));
+        return;
+    }
+    enum { N = 65536 + 40 };
+    static uint16_t h[N];
+    static float ya[N], yb[N];
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)(i * 40503u); /* every value once in the first 65536 */
+    static const int types[] = {GGML_TYPE_BF16, GGML_TYPE_F16};
+    for (size_t t = 0; t < 2; t++) {
+        quant_simd_dfn fn = quant_simd_dequantizer(types[t], level);
+        CHECK(fn != NULL);
+        if (fn == NULL)
+            continue;
+        for (int off = 0; off < 3; off++) {
+            int n = N - 24 - off; /* an odd length: the tail goes through the reference */
+            memset(ya, 0xa5, sizeof(ya));
+            memset(yb, 0x5a, sizeof(yb));
+            fn((const uint8_t *)h + off * 2, ya, n);
+            quant_dequantize_row(types[t], (const uint8_t *)h + off * 2, yb, n);
+            CHECK(memcmp(ya, yb, (size_t)n * sizeof(float)) == 0);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static quant_half f16c_half(float f) {
+    return (quant_half)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+#endif
+
+/* quant_simd.c writes block scales with F16C's conversion: it must equal
+ * quant_float_to_half on every half value, one float ulp either side of
+ * it, and on the midpoints between halves (ties to even), both signs. */
+static void test_f16c_half_matches_reference(void) {
+#if defined(__x86_64__)
+    if (kernel_level() < KERNEL_AVX2) {
+        SKIP("no F16C");
+        return;
+    }
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        float lo = quant_half_to_float((quant_half)h), hi = quant_half_to_float((quant_half)(h + 1));
+        uint32_t u;
+        memcpy(&u, &lo, 4);
+        const float probes[] = {lo, bits_f(u + 1), u ? bits_f(u - 1) : lo, (lo + hi) / 2, hi};
+        for (size_t p = 0; p < sizeof(probes) / sizeof(probes[0]); p++) {
+            float mid = probes[p];
+            uint32_t m;
+            memcpy(&m, &mid, 4);
+            const float v[4] = {mid, -mid, bits_f(m + 1), bits_f(m - 1)};
+            for (int k = 0; k < 4; k++)
+                if (!isnan(v[k]) && f16c_half(v[k]) != quant_float_to_half(v[k]) && bad++ < 3)
+                    printf("  %a: f16c %04x, reference %04x\n", (double)v[k], f16c_half(v[k]),
+                           quant_float_to_half(v[k]));
+        }
+    }
+    const float big[] = {65504, 65519.99f, 65520, 1e10f, FLT_MAX, INFINITY, 1e-30f, 2.9802322e-08f, 2.9802326e-08f};
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
+        for (int sgn = 0; sgn < 2; sgn++) {
+            float v = sgn ? -big[i] : big[i];
+            if (f16c_half(v) != quant_float_to_half(v) && bad++ < 3)
+                printf("  %a: f16c %04x, reference %04x\n", (double)v, f16c_half(v), quant_float_to_half(v));
+        }
+    CHECK(bad == 0);
+#else
+    SKIP("not x86-64");
+#endif
+}
+
 int main(void) {
     RUN(test_half);
     RUN(test_layouts_match_format);
     RUN(test_known_blocks);
     RUN(test_round_trips);
     RUN(test_public_quantize);
+    RUN(test_simd_quantizers_match_reference);
+    RUN(test_simd_expansions_match_reference);
+    RUN(test_f16c_half_matches_reference);
     return test_summary();
 }
