@@ -353,6 +353,86 @@ static int parse_file_arg(const char *cmd, int argc, char **argv, const char *fl
     return 0;
 }
 
+/* synth_tokenizer writes the tokenizer's keys for the vocabulary |v|. */
+static cai_status synth_tokenizer(gguf_writer *w, const vocab *v) {
+    gguf_writer_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_str(w, "tokenizer.ggml.pre", "qwen2");
+    cai_status st = gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)v->text, v->len, v->n);
+    if (st == CAI_OK)
+        st = gguf_writer_nums(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v->type, v->n);
+    if (st == CAI_OK)
+        st = gguf_writer_strs(w, "tokenizer.ggml.merges", (const char *const *)v->merge, v->merge_len,
+                              v->n_merges);
+    gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 151645); /* <|im_end|> */
+    gguf_writer_u32(w, "tokenizer.ggml.padding_token_id", 151643);
+    gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 151643);
+    gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    gguf_writer_str(w, "tokenizer.chat_template", SYNTH_TEMPLATE);
+    return st;
+}
+
+/* synth_tensors describes every tensor of the model in |s| (filled with
+ * seeded values when written) and adds it to |w|: llama.cpp's names, ggml's
+ * [ne0 = inputs, ne1 = outputs], of the types |ft| gives, or all of
+ * |hf_dtype| for a Hugging Face folder (-1 for a GGUF). */
+static cai_status synth_tensors(synth *s, gguf_writer *w, const shape *sh, const char *arch,
+                                hf_ftype ft, int hf_dtype, long seed) {
+    cai_status st = CAI_OK;
+    int is_qwen = strcmp(arch, "qwen") == 0, is_qwen3 = strcmp(arch, "qwen3") == 0;
+    const int E = sh->n_embd, H = sh->n_head, HKV = is_qwen ? sh->n_head : sh->n_head_kv;
+    const int D = E / H, F = sh->n_ff, V = sh->n_vocab;
+    char name[96];
+    float ws = 1.0f / sqrtf((float)E);
+#define T(nm, type_, n0, n1, sc, off)                                                         \
+    do {                                                                                      \
+        tdesc *d_ = &s->t[s->n];                                                                \
+        *d_ = (tdesc){hf_dtype >= 0 ? hf_dtype : (type_), (n0), (n1), (sc), (off),                      \
+                      (uint64_t)seed * 1000003u + s->n, ""};                                   \
+        snprintf(d_->name, sizeof(d_->name), "%s", (nm));                                     \
+        int64_t ne_[2] = {(n0), (n1)};                                                        \
+        if (st == CAI_OK)                                                                     \
+            st = gguf_writer_tensor(w, (nm), d_->type, (n1) == 1 ? 1 : 2, ne_, NULL, fill, s); \
+        s->n++;                                                                               \
+    } while (0)
+#define W(nm, l, n0, n1) T(nm, hf_ftype_tensor_type(ft, nm, l, sh->n_layer, n0, 2, !sh->tied), n0, n1, ws, 0)
+#define VEC(nm, n0, sc, off) T(nm, GGML_TYPE_F32, n0, 1, sc, off)
+    W("token_embd.weight", 0, E, V);
+    VEC("output_norm.weight", E, 0.1f, 1.0f);
+    if (!sh->tied)
+        W("output.weight", sh->n_layer, E, V);
+    for (int l = 0; l < sh->n_layer && st == CAI_OK; l++) {
+#define N(suffix) (snprintf(name, sizeof(name), "blk.%d.%s", l, suffix), name)
+        VEC(N("attn_norm.weight"), E, 0.1f, 1.0f);
+        if (is_qwen) {
+            W(N("attn_qkv.weight"), l, E, 3 * E);
+            VEC(N("attn_qkv.bias"), 3 * E, 0.02f, 0);
+        } else {
+            W(N("attn_q.weight"), l, E, H * D);
+            W(N("attn_k.weight"), l, E, HKV * D);
+            W(N("attn_v.weight"), l, E, HKV * D);
+            if (strcmp(arch, "qwen2") == 0) {
+                VEC(N("attn_q.bias"), H * D, 0.02f, 0);
+                VEC(N("attn_k.bias"), HKV * D, 0.02f, 0);
+                VEC(N("attn_v.bias"), HKV * D, 0.02f, 0);
+            }
+            if (is_qwen3) {
+                VEC(N("attn_q_norm.weight"), D, 0.1f, 1.0f);
+                VEC(N("attn_k_norm.weight"), D, 0.1f, 1.0f);
+            }
+        }
+        W(N("attn_output.weight"), l, H * D, E);
+        VEC(N("ffn_norm.weight"), E, 0.1f, 1.0f);
+        W(N("ffn_gate.weight"), l, E, F);
+        W(N("ffn_up.weight"), l, E, F);
+        W(N("ffn_down.weight"), l, F, E);
+#undef N
+    }
+#undef T
+#undef W
+#undef VEC
+    return st;
+}
+
 static int model_synth(int argc, char **argv) {
     static const struct option opts[] = {
         {"arch", required_argument, NULL, 'a'}, {"shape", required_argument, NULL, 's'},
@@ -418,7 +498,6 @@ static int model_synth(int argc, char **argv) {
         st = pool_new(0, &s.pool);
     const int E = sh->n_embd, H = sh->n_head, HKV = is_qwen ? sh->n_head : sh->n_head_kv;
     const int D = E / H, F = sh->n_ff, V = sh->n_vocab;
-    char name[96];
     /* the hyperparameters, as cai model import reads and writes them */
     hf_config hc = {.arch = is_qwen ? HF_ARCH_QWEN : is_qwen3 ? HF_ARCH_QWEN3 : HF_ARCH_QWEN2,
                     .gguf_arch = arch, .n_embd = E, .n_layer = sh->n_layer, .n_head = H,
@@ -431,65 +510,11 @@ static int model_synth(int argc, char **argv) {
         char title[128];
         snprintf(title, sizeof(title), "synthetic %s-%s-%s", arch, shape_name, ftype);
         st = hf_write_hparams(w, &hc, title);
-        gguf_writer_str(w, "tokenizer.ggml.model", "gpt2");
-        gguf_writer_str(w, "tokenizer.ggml.pre", "qwen2");
-        st = gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)v.text, v.len, v.n);
         if (st == CAI_OK)
-            st = gguf_writer_nums(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, v.type, v.n);
-        if (st == CAI_OK)
-            st = gguf_writer_strs(w, "tokenizer.ggml.merges", (const char *const *)v.merge, v.merge_len, v.n_merges);
-        gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 151645); /* <|im_end|> */
-        gguf_writer_u32(w, "tokenizer.ggml.padding_token_id", 151643);
-        gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 151643);
-        gguf_writer_bool(w, "tokenizer.ggml.add_bos_token", 0);
-        gguf_writer_str(w, "tokenizer.chat_template", SYNTH_TEMPLATE);
+            st = synth_tokenizer(w, &v);
     }
-    /* The tensors, in llama.cpp's names and ggml's [ne0 = inputs, ne1 = outputs]. */
-    float ws = 1.0f / sqrtf((float)E);
-#define T(nm, type_, n0, n1, sc, off)                                                         \
-    do {                                                                                      \
-        tdesc *d_ = &s.t[s.n];                                                                \
-        *d_ = (tdesc){hf ? hf_dtype : (type_), (n0), (n1), (sc), (off),                      \
-                      (uint64_t)seed * 1000003u + s.n, ""};                                   \
-        snprintf(d_->name, sizeof(d_->name), "%s", (nm));                                     \
-        int64_t ne_[2] = {(n0), (n1)};                                                        \
-        if (st == CAI_OK)                                                                     \
-            st = gguf_writer_tensor(w, (nm), d_->type, (n1) == 1 ? 1 : 2, ne_, NULL, fill, &s); \
-        s.n++;                                                                                \
-    } while (0)
-#define W(nm, l, n0, n1) T(nm, hf_ftype_tensor_type(ft, nm, l, sh->n_layer, n0, 2, !sh->tied), n0, n1, ws, 0)
-#define VEC(nm, n0, sc, off) T(nm, GGML_TYPE_F32, n0, 1, sc, off)
-    W("token_embd.weight", 0, E, V);
-    VEC("output_norm.weight", E, 0.1f, 1.0f);
-    if (!sh->tied)
-        W("output.weight", sh->n_layer, E, V);
-    for (int l = 0; l < sh->n_layer && st == CAI_OK; l++) {
-#define N(suffix) (snprintf(name, sizeof(name), "blk.%d.%s", l, suffix), name)
-        VEC(N("attn_norm.weight"), E, 0.1f, 1.0f);
-        if (is_qwen) {
-            W(N("attn_qkv.weight"), l, E, 3 * E);
-            VEC(N("attn_qkv.bias"), 3 * E, 0.02f, 0);
-        } else {
-            W(N("attn_q.weight"), l, E, H * D);
-            W(N("attn_k.weight"), l, E, HKV * D);
-            W(N("attn_v.weight"), l, E, HKV * D);
-            if (strcmp(arch, "qwen2") == 0) {
-                VEC(N("attn_q.bias"), H * D, 0.02f, 0);
-                VEC(N("attn_k.bias"), HKV * D, 0.02f, 0);
-                VEC(N("attn_v.bias"), HKV * D, 0.02f, 0);
-            }
-            if (is_qwen3) {
-                VEC(N("attn_q_norm.weight"), D, 0.1f, 1.0f);
-                VEC(N("attn_k_norm.weight"), D, 0.1f, 1.0f);
-            }
-        }
-        W(N("attn_output.weight"), l, H * D, E);
-        VEC(N("ffn_norm.weight"), E, 0.1f, 1.0f);
-        W(N("ffn_gate.weight"), l, E, F);
-        W(N("ffn_up.weight"), l, E, F);
-        W(N("ffn_down.weight"), l, F, E);
-#undef N
-    }
+    if (st == CAI_OK)
+        st = synth_tensors(&s, w, sh, arch, ft, hf ? hf_dtype : -1, seed);
     double t0 = cli_now();
     if (st == CAI_OK && hf)
         st = synth_hf(out, &hc, &s, shard, vpath);
