@@ -101,6 +101,9 @@ static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     }
 }
 
+/* The scalar reference dequantizer of every type.
+ * (long: one case per block format, each the format's layout written out
+ * once, as ggml's reference does; a reader checks a case against the spec.) */
 void quant_dequantize_row(int type, const void *src, float *y, int64_t n) {
     const int64_t nb = n / (ggml_type_block_size(type) ? ggml_type_block_size(type) : 1);
     switch (type) {
@@ -317,6 +320,9 @@ static void quantize_k_minmax(const float *x, int nmax, quant_half *d_out, quant
             q[32 * j + l] = (uint8_t)clampi(s[j] > 0 ? (int)lrintf((x[32 * j + l] + m[j]) / s[j]) : 0, 0, nmax);
 }
 
+/* The scalar reference quantizer of every type (quant_simd.c must match it
+ * byte for byte).
+ * (long: one case per block format, as for quant_dequantize_row.) */
 int quant_quantize_row(int type, const float *x, void *dst, int64_t n) {
     uint8_t *out = dst;
     switch (type) {
