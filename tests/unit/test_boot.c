@@ -30,6 +30,7 @@
 #include "seal/seal.h"
 #include "serve/boot.h"
 #include "test.h"
+#include "tiny_vocab.h"
 
 enum { E = 64, F = 128, N_HEAD = 4, N_VOCAB = 259 };
 
@@ -79,28 +80,7 @@ static void write_model(const char *path) {
     CHECK_OK(gguf_writer_u32(w, "llama.attention.head_count", N_HEAD));
     CHECK_OK(gguf_writer_u32(w, "llama.attention.head_count_kv", N_HEAD));
     CHECK_OK(gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f));
-    char *text[N_VOCAB];
-    size_t len[N_VOCAB];
-    int32_t type[N_VOCAB];
-    float score[N_VOCAB] = {0};
-    for (int i = 0; i < N_VOCAB; i++) {
-        text[i] = malloc(16);
-        CAI_ASSERT(text[i]);
-        if (i < 3)
-            snprintf(text[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-        else
-            snprintf(text[i], 16, "<0x%02X>", i - 3);
-        type[i] = i == 0 ? TOKEN_UNKNOWN : i < 3 ? TOKEN_CONTROL : TOKEN_BYTE;
-        len[i] = strlen(text[i]);
-    }
-    CHECK_OK(gguf_writer_str(w, "tokenizer.ggml.model", "llama"));
-    CHECK_OK(gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)text, len, N_VOCAB));
-    CHECK_OK(gguf_writer_nums(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, type, N_VOCAB));
-    CHECK_OK(gguf_writer_nums(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, score, N_VOCAB));
-    CHECK_OK(gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 1));
-    CHECK_OK(gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 2));
-    for (int i = 0; i < N_VOCAB; i++)
-        free(text[i]);
+    tiny_vocab_put(w, NULL, 0);
     put(w, "token_embd.weight", N_VOCAB, E);
     put(w, "output_norm.weight", 1, E);
     put(w, "output.weight", N_VOCAB, E);

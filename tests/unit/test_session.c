@@ -22,6 +22,7 @@
 #include "llm/sched.h"
 #include "llm/session.h"
 #include "test.h"
+#include "tiny_vocab.h"
 
 enum { N_LAYER = 2, E = 64, N_HEAD = 4, N_HEAD_KV = 2, F = 128, N_VOCAB = 264 };
 
@@ -61,35 +62,7 @@ static void put(gguf_writer *w, const char *name, int layer, int rows, int cols,
 /* The vocabulary: <unk> <s> </s>, the 256 bytes, then a few pieces. */
 static void put_vocab(gguf_writer *w) {
     static const char *const extra[] = {"\xe2\x96\x81the", "ab", "\xe2\x96\x81", "cd", "xy"};
-    char *text[N_VOCAB];
-    size_t len[N_VOCAB];
-    int32_t type[N_VOCAB];
-    float score[N_VOCAB];
-    for (int i = 0; i < N_VOCAB; i++) {
-        text[i] = malloc(16);
-        CAI_ASSERT(text[i]);
-        score[i] = 0;
-        if (i < 3) {
-            snprintf(text[i], 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-            type[i] = i == 0 ? TOKEN_UNKNOWN : TOKEN_CONTROL;
-        } else if (i < 259) {
-            snprintf(text[i], 16, "<0x%02X>", i - 3);
-            type[i] = TOKEN_BYTE;
-        } else {
-            snprintf(text[i], 16, "%s", extra[i - 259]);
-            type[i] = TOKEN_NORMAL;
-            score[i] = -(float)(i - 259);
-        }
-        len[i] = strlen(text[i]);
-    }
-    CHECK_OK(gguf_writer_str(w, "tokenizer.ggml.model", "llama"));
-    CHECK_OK(gguf_writer_strs(w, "tokenizer.ggml.tokens", (const char *const *)text, len, N_VOCAB));
-    CHECK_OK(gguf_writer_nums(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, type, N_VOCAB));
-    CHECK_OK(gguf_writer_nums(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, score, N_VOCAB));
-    CHECK_OK(gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", 1));
-    CHECK_OK(gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", 2));
-    for (int i = 0; i < N_VOCAB; i++)
-        free(text[i]);
+    tiny_vocab_put(w, extra, N_VOCAB - TINY_VOCAB_BASE);
 }
 
 /* The tiny model as an open engine (the memfd is closed: the engine maps it). */
