@@ -207,6 +207,25 @@ for f in agent*.bin; do cmp -s "$f" key.bin || bad=$((bad + 1)); done
 grep -qE "connection to PostgreSQL at 127.0.0.1:$PGPORT/kbs was lost|cannot reach PostgreSQL" kbs1.log kbs2.log kbs3.log &&
     pass database_restart_seen_by_brokers || fail database_restart_seen_by_brokers "no broker logged it"
 
+# A nonce taken and its answer lost: broker 4 reaches the database through
+# a proxy that drops the answer to the nonce's UPDATE (committed) and closes
+# the connection. The broker reconnects and asks again: the take is its own,
+# so the attestation is accepted, once (the agent is not refused for a nonce
+# it never saw accepted), and it is still refused at any other broker.
+PX=$(free_port)
+python3 "$ROOT/tests/e2e/pg_cut_proxy.py" "$PX" "$PGPORT" "$T/cut.arm" 2>proxy.err &
+PXPID=$!
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PX") 2>/dev/null && break; sleep 0.1; done
+KDB="postgresql://cai:$PW@127.0.0.1:$PX/kbs?connect_timeout=5" start_kbs 4 ||
+    fail broker_through_proxy_starts "$(tail -n 3 kbs4.log proxy.err)"
+touch cut.arm
+err=$("$CAI" agent get-resource kbs:///cai/ha/agent --kbs "http://127.0.0.1:$P4" --tee sim --sim-dir sim \
+    --attempts 1 2>&1 >cut.bin)
+[ ! -e cut.arm ] && cmp -s cut.bin key.bin && grep -q "taking a session's nonce: the connection to PostgreSQL.*was lost" kbs4.log &&
+    pass nonce_take_answer_lost_retried_once ||
+    fail nonce_take_answer_lost_retried_once "$([ -e cut.arm ] && echo "not cut: ")$err $(grep -h "lost" kbs4.log | tail -n 2)"
+kill -TERM "$KBS4"; wait "$KBS4"; KBS4=
+
 # The brokers stop cleanly (under ASan: no leak, no error reported).
 kill -TERM $KBS1 $KBS2 $KBS3
 rc=0
