@@ -4,14 +4,16 @@
 // became of each attempt, keyed by its evidence's digest (the audit log's
 // evidence_digest), and retries what failed for want of a broker or database.
 //
-//   node kbs_ha.mjs agents LB N SECONDS KEYFILE BROKERS OUT
-//        N agents releasing cai/ha/key through LB for SECONDS; after each
-//        release the same attestation is replayed at one of BROKERS (comma-
-//        separated URLs, straight, not through LB): it must be refused.
-//        OUT: JSON {attempts: [{evd, outcome, step, why}], replays}.
-//   node kbs_ha.mjs write LB SECONDS ACKFILE
-//        create-only admin writes ha/w/<i> (If-None-Match: *) through LB for
-//        SECONDS; a line "<i> <value>" in ACKFILE only once a broker said 200.
+//   node kbs_ha.mjs agents LB N STOPFILE KEYFILE BROKERS OUT
+//        N agents releasing cai/ha/key through LB until STOPFILE exists (and
+//        each has released once; 120 s at most); after each release the same
+//        attestation is replayed at one of BROKERS (comma-separated URLs,
+//        straight, not through LB): it must be refused. OUT.progress holds
+//        the number of releases so far; OUT: JSON {attempts: [{evd, outcome,
+//        step, why}], replays}.
+//   node kbs_ha.mjs write LB STOPFILE ACKFILE
+//        create-only admin writes ha/w/<i> (If-None-Match: *) through LB until
+//        STOPFILE exists; a line "<i> <value>" in ACKFILE only once a broker said 200.
 //   node kbs_ha.mjs check LB ACKFILE      every acknowledged write released, with its value
 //   node kbs_ha.mjs race BROKERS N OUT    N nonces each attested at two brokers at once
 //
@@ -118,18 +120,21 @@ async function decrypts(r, key, want) {
   }
 }
 
-async function agents(lb, n, seconds, keyFile, brokers, out) {
+// Until |stop| exists (120 s at most).
+const going = (stop, t0) => !fs.existsSync(stop) && Date.now() < t0 + 120000;
+
+async function agents(lb, n, stop, keyFile, brokers, out) {
   const want = fs.readFileSync(keyFile);
   const direct = brokers.split(',');
-  const deadline = Date.now() + seconds * 1000;
+  const t0 = Date.now();
+  let total = 0;
   const attempts = [];
   const replays = { sent: 0, refused: 0, accepted: 0, unanswered: 0 };
   const agent = async (i) => {
     let backoff = 100;
     const conn = connection();
     let released = 0;
-    // Until the deadline, and past it (30 s at most) until it has released once.
-    while (Date.now() < deadline || (!released && Date.now() < deadline + 30000)) {
+    while (going(stop, t0) || (!released && Date.now() < t0 + 120000)) {
       const s = await attest(lb, conn);
       if (s.fail) {
         attempts.push({ agent: i, evd: s.evd ?? null, outcome: transient(s.fail.status) ? 'retried' : 'refused', ...s.fail });
@@ -140,6 +145,7 @@ async function agents(lb, n, seconds, keyFile, brokers, out) {
         attempts.push({ agent: i, evd: s.evd, outcome, step: 'resource', status: g.status, why: ok ? '' : g.text.slice(0, 200) });
         if (ok) {
           released++;
+          fs.writeFileSync(`${out}.progress`, `${++total}\n`);
           // The same attestation again, at a broker of its own: its nonce is spent.
           const r = await req(direct[(i + attempts.length) % direct.length], 'POST', '/kbs/v0/attest', { body: s.att, cookie: s.cookie });
           replays.sent++;
@@ -158,11 +164,11 @@ async function agents(lb, n, seconds, keyFile, brokers, out) {
   fs.writeFileSync(out, JSON.stringify({ attempts, replays }));
 }
 
-async function write(lb, seconds, ackFile) {
+async function write(lb, stop, ackFile) {
   const conn = connection();
   const fd = fs.openSync(ackFile, 'a');
-  const deadline = Date.now() + seconds * 1000;
-  for (let i = 0; Date.now() < deadline; i++) {
+  const t0 = Date.now();
+  for (let i = 0; going(stop, t0); i++) {
     const value = `value-${i}-${crypto.randomBytes(8).toString('hex')}`;
     const r = await req(lb, 'POST', `/kbs/v0/resource/ha/w/${i}`, { body: value, headers: { authorization: `Bearer ${adminToken()}`, 'if-none-match': '*' }, conn });
     if (r.status === 200) fs.writeSync(fd, `${i} ${value}\n`); // only once acknowledged
@@ -192,25 +198,29 @@ async function check(lb, ackFile) {
 async function race(brokers, n, out) {
   const b = brokers.split(',');
   const races = [];
-  const conn = connection();
-  for (let i = 0; i < n; i++) {
+  const one = async (i, conn) => {
     const [x, y] = [b[i % b.length], b[(i + 1) % b.length]];
     const key = teeKey();
     const a = await req(x, 'POST', '/kbs/v0/auth', { body: request, conn });
     if (a.status !== 200) {
-      races.push({ at: [x, y], codes: [a.status], why: a.text.slice(0, 200) });
-      continue;
+      races.push({ at: [x, y], codes: [a.status], why: [a.text.slice(0, 200)] });
+      return;
     }
     const att = attestation(a.json.nonce, key.jwk, (await quote(a.json.nonce, key.jwk)).b64);
     const rs = await Promise.all([x, y].map((u) => req(u, 'POST', '/kbs/v0/attest', { body: att, cookie: a.cookie })));
     races.push({ at: [x, y], codes: rs.map((r) => r.status), why: rs.map((r) => (r.json?.detail ?? r.text).slice(0, 120)) });
-  }
+  };
+  // Eight racers at a time, each its own races in turn.
+  await Promise.all(Array.from({ length: 8 }, async (_, r) => {
+    const conn = connection();
+    for (let i = r; i < n; i += 8) await one(i, conn);
+  }));
   fs.writeFileSync(out, JSON.stringify(races));
 }
 
 try {
-  if (mode === 'agents') await agents(args[0], Number(args[1]), Number(args[2]), args[3], args[4], args[5]);
-  else if (mode === 'write') await write(args[0], Number(args[1]), args[2]);
+  if (mode === 'agents') await agents(args[0], Number(args[1]), args[2], args[3], args[4], args[5]);
+  else if (mode === 'write') await write(args[0], args[1], args[2]);
   else if (mode === 'check') await check(args[0], args[1]);
   else if (mode === 'race') await race(args[0], Number(args[1]), args[2]);
   else throw new Error(`unknown mode ${mode}`);

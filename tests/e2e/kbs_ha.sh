@@ -108,7 +108,7 @@ wait_status 1 UP && wait_status 2 DOWN && wait_status 3 DOWN && pass balancer_ch
 # Figures through the balancer: one broker, then three (2 cores shared by
 # the brokers, PostgreSQL, HAProxy and the agents: not a scaling result).
 bench() {
-    "$CAI" bench kbs --kbs "$KLB" --sim-dir sim --path cai/bench/key --clients 32 --seconds 2 --mode both 2>bench.err |
+    "$CAI" bench kbs --kbs "$KLB" --sim-dir sim --path cai/bench/key --clients 32 --seconds 2 --mode both 2>>bench.err |
         sed "s/^kbs /kbs $1 broker(s) via HAProxy, /"
 }
 bench 1
@@ -117,24 +117,38 @@ start_kbs 2 && start_kbs 3 && wait_status 2 UP && wait_status 3 UP && pass three
 bench 3
 grep -q . bench.err && echo "bench: $(tail -n 2 bench.err)"
 
-# The burst: 32 agents through the balancer and create-only admin writes;
-# broker 2 killed with SIGKILL at 3 s and started again at 5 s; 4 `cai agent`
-# processes (their own retries) from then on; the database down from 7 s for
-# 1.5 s; nonces raced at two brokers at once (straight, not through the
-# balancer) after that.
+# The burst: 32 agents through the balancer and create-only admin writes.
+# Each fault waits for the agents' progress (not for a clock: on a loaded
+# machine, or under ASan, they may all still be making their first quote):
+# after 16 releases broker 2 is killed with SIGKILL, then started again;
+# after 16 more, 4 `cai agent` processes (their own retries) start and the
+# database is stopped until a broker has refused a request for want of it
+# (1.5 s at least); after 16 more, nonces are raced at two brokers at once
+# (straight, not through the balancer), and the burst ends.
 export CAI SIM=sim ADMIN_KEY=admin.key
 HA="$ROOT/tests/e2e/kbs_ha.mjs"
-node "$HA" agents "$KLB" 32 14 key.bin "$K1,$K2,$K3" agents.json > agents.out 2>&1 &
+node "$HA" agents "$KLB" 32 stop key.bin "$K1,$K2,$K3" agents.json > agents.out 2>&1 &
 AG=$!
-node "$HA" write "$KLB" 14 acks.txt > write.out 2>&1 &
+node "$HA" write "$KLB" stop acks.txt > write.out 2>&1 &
 WR=$!
 BG="$AG $WR"
-sleep 3
+released() { local n; n=$(cat agents.json.progress 2>/dev/null); echo "${n:-0}"; }
+# after N: until N more releases than when called (90 s at most).
+after() {
+    local goal=$(($(released) + $1)) i
+    for i in $(seq 1 900); do
+        [ "$(released)" -ge "$goal" ] && return 0
+        kill -0 "$AG" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+after 16 || fail agents_progress "$(released) releases: $(cat agents.out)"
 kill -9 "$KBS2"
 wait "$KBS2" 2>/dev/null
 wait_status 2 DOWN && pass killed_broker_taken_out || fail killed_broker_taken_out "kbs2 $(status 2)"
-sleep 1
 start_kbs 2 && wait_status 2 UP && pass restarted_broker_back_in || fail restarted_broker_back_in "kbs2 $(status 2): $(tail -n 3 kbs2.log)"
+after 16 || fail agents_progress "$(released) releases: $(cat agents.out)"
 # `cai agent` through the database's outage. (Not through the kill: libcurl
 # sends a POST again, on a new connection, when a reused one dies without an
 # answer; an /attest whose broker took the nonce and died is then refused
@@ -148,12 +162,19 @@ for i in 1 2 3 4; do
     eval "CA$i=\$!"
 done
 BG="$AG $WR $CA1 $CA2 $CA3 $CA4"
-sleep 1
-# Down for a second and a half, as a failover would be.
-pg pg_ctl -D "$PGD/data" -m fast -w stop >/dev/null && sleep 1.5 && pg_up start &&
-    pass database_restarted_under_load || fail database_restarted_under_load "$(tail -n 3 "$PGD/log")"
-sleep 1
+# Down as in a failover: until a broker refused an agent for want of it.
+seen() { cat kbs1.log kbs2.log kbs3.log | grep -cE "POST /kbs/v0/(auth|attest) from .*: 503 .*PostgreSQL"; }
+before=$(seen)
+if pg pg_ctl -D "$PGD/data" -m fast -w stop >/dev/null; then
+    sleep 1.5
+    for i in $(seq 1 100); do [ "$(seen)" -gt "$before" ] && break; sleep 0.1; done
+    pg_up start && pass database_restarted_under_load || fail database_restarted_under_load "$(tail -n 3 "$PGD/log")"
+else
+    fail database_restarted_under_load "pg_ctl stop: $(tail -n 3 "$PGD/log")"
+fi
+after 16 || fail agents_progress "$(released) releases: $(cat agents.out)"
 node "$HA" race "$K1,$K2,$K3" 24 races.json > race.out 2>&1
+touch stop
 wait $AG $WR $CA1 $CA2 $CA3 $CA4
 BG=
 cat agents.out write.out race.out
@@ -161,7 +182,7 @@ cat agents.out write.out race.out
 # What the agents saw, against the audit log.
 sql "SELECT evidence_digest FROM audit WHERE event = 'release' AND resource = 'cai/ha/key'" > released.txt
 sql "SELECT count(*), count(DISTINCT evidence_digest) FROM audit WHERE event = 'attest'" > attests.txt
-python3 - agents.json released.txt attests.txt races.json <<'EOF'
+python3 - agents.json released.txt attests.txt races.json "$(cat agent*.err | grep -c retrying)" <<'EOF'
 import json, sys
 from collections import Counter
 d = json.load(open(sys.argv[1]))
@@ -175,7 +196,8 @@ for a in [a for a in att if a["outcome"] in ("refused", "wrong")][:3]:
 per_agent = Counter(a["agent"] for a in att if a["outcome"] == "released")
 ok("every_agent_released_its_key", len(per_agent) == 32 and by["refused"] == 0 and by["wrong"] == 0,
    f"{len(per_agent)} of 32 agents released, {by['refused']} refused, {by['wrong']} wrong")
-ok("faults_seen_and_retried", by["retried"] + by["lost"] > 0, "no attempt failed: the faults came too late or too early")
+ok("faults_seen_and_retried", by["retried"] + by["lost"] + int(sys.argv[5]) > 0,
+   "no attempt failed: the faults came too late or too early")
 answered = {a["evd"] for a in att if a["outcome"] == "released"}
 lost = {a["evd"] for a in att if a["outcome"] == "lost"}
 missing = [e for e in answered if e not in audited]
