@@ -4,14 +4,18 @@
  * nonces are rows every broker sees, a nonce taken by one UPDATE ... WHERE
  * NOT used RETURNING. Every value goes in as a parameter (PQexecParams);
  * results come back in binary. A lost connection fails the statement that
- * found it, and the next use reconnects. */
+ * found it, and the next use reconnects; a unit of work's first statement
+ * is tried again once on a new connection, so it must be idempotent (the
+ * nonce take records who took it, see pgb_nonce_take). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <libpq-fe.h>
+#include <openssl/rand.h>
 
 #include "common/codec.h"
+#include "common/log.h"
 #include "crypto/aead.h"
 #include "kbs/store_db.h"
 
@@ -30,6 +34,10 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE sessions(id TEXT PRIMARY KEY, nonce TEXT NOT NULL, client TEXT NOT NULL,"
     " expires BIGINT NOT NULL, used BOOLEAN NOT NULL DEFAULT false, token TEXT);"
     "CREATE INDEX sessions_expires ON sessions(expires);",
+    /* 2: who took a session's nonce (a random id per take): the take is
+     * tried again after a connection lost on its answer, and must then find
+     * it taken by itself, not by another. */
+    "ALTER TABLE sessions ADD COLUMN taker TEXT;",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 #define MIGRATION_LOCK "7235187934823412" /* pg_advisory_xact_lock key: cai kbs */
@@ -130,10 +138,12 @@ static cai_status pg_cmd(kbs_db *d, PGconn *c, const char *what, const char *sql
 }
 
 /* A statement that opens a unit of work: if the connection turns out to
- * have been lost while idle (the database restarted), it reconnects and
- * tries once more, as nothing was done on it yet. Inside a transaction it
- * is a plain statement: a transaction lost is lost (never carried on,
- * piecemeal, on a new connection). */
+ * have been lost (the database restarted), it reconnects and tries once
+ * more. The loss may have come after the statement ran and committed, on
+ * its answer: only idempotent statements go through here (a read, an
+ * upsert, the nonce take with its taker id); the others use pg_once.
+ * Inside a transaction it is a plain statement: a transaction lost is lost
+ * (never carried on, piecemeal, on a new connection). */
 static cai_status pg_first(kbs_db *d, PGconn *c, const char *what, const char *sql, int n,
                            const pg_arg *a, PGresult **out) {
     if (c == d->conn && d->in_tx)
@@ -142,9 +152,22 @@ static cai_status pg_first(kbs_db *d, PGconn *c, const char *what, const char *s
     if (st != CAI_OK)
         return st;
     st = pg_exec(d, c, what, sql, n, a, out);
-    if (st == CAI_ERR_IO && lost(c) && (st = pg_ready(d, c, what)) == CAI_OK)
-        st = pg_exec(d, c, what, sql, n, a, out);
+    if (st == CAI_ERR_IO && lost(c)) {
+        log_warn("database: %s: the connection to %s was lost; reconnecting to try once more",
+                 what, d->where);
+        if ((st = pg_ready(d, c, what)) == CAI_OK)
+            st = pg_exec(d, c, what, sql, n, a, out);
+    }
     return st;
+}
+
+/* A statement run at most once: a lost connection is found and reopened
+ * first, but one lost while the statement runs fails it (it may have been
+ * done: an audit record is not written twice). */
+static cai_status pg_once(kbs_db *d, PGconn *c, const char *what, const char *sql, int n,
+                          const pg_arg *a, PGresult **out) {
+    cai_status st = pg_ready(d, c, what);
+    return st == CAI_OK ? pg_exec(d, c, what, sql, n, a, out) : st;
 }
 
 static cai_status get_u64(kbs_db *d, const PGresult *r, int row, int col, uint64_t *v) {
@@ -448,7 +471,7 @@ static cai_status audit_insert(kbs_db *d, PGconn *c, const kbs_audit_entry *e, i
     static const char sql[] = "INSERT INTO audit(time, event, resource, client, evidence_digest, "
                               "claims_digest, detail) VALUES($1, $2, $3, $4, $5, $6, $7)";
     if (st == CAI_OK)
-        st = first ? pg_first(d, c, "writing the audit log", sql, 7, a, NULL)
+        st = first ? pg_once(d, c, "writing the audit log", sql, 7, a, NULL)
                    : pg_exec(d, c, "writing the audit log", sql, 7, a, NULL);
     for (int i = 0; i < 6; i++)
         free(safe[i]);
@@ -512,14 +535,21 @@ static cai_status pgb_session_add(kbs_db *d, const char *id, const char *nonce,
 static cai_status pgb_nonce_take(kbs_db *d, const char *id, time_t now, char nonce[64],
                                  char client[64]) {
     PGresult *r = NULL;
-    char n[24];
+    char n[24], taker[33];
+    uint8_t rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return cai_fail(CAI_ERR_INTERNAL, "taking a session's nonce: no random bytes");
+    hex_encode(taker, rnd, sizeof(rnd));
     fmt_i64(n, (long long)now);
-    pg_arg a[] = {TXT(id), TXT(n)};
+    pg_arg a[] = {TXT(id), TXT(n), TXT(taker)};
     /* The row lock makes this atomic across brokers: of two racing, one
-     * updates the row, the other then sees it used and updates nothing. */
+     * updates the row, the other then sees it taken by another taker and
+     * updates nothing. This take tried again (its answer was lost) finds
+     * the row taken by itself, and has it. */
     cai_status st = pg_first(d, d->conn, "taking a session's nonce",
-                             "UPDATE sessions SET used = true WHERE id = $1 AND NOT used AND "
-                             "expires >= $2 RETURNING nonce, client", 2, a, &r);
+                             "UPDATE sessions SET used = true, taker = $3 WHERE id = $1 AND "
+                             "expires >= $2 AND (NOT used OR taker = $3) RETURNING nonce, client",
+                             3, a, &r);
     if (st == CAI_OK && PQntuples(r) != 1)
         st = cai_fail(CAI_ERR_NOT_FOUND, "no live session with that id, or its nonce was "
                       "already used");

@@ -74,7 +74,7 @@ start_kbs() {
 }
 start_kbs A a.log --policy policy.json --state-file a.state && start_kbs B b.log &&
     pass two_brokers_one_database || fail two_brokers_one_database "$(tail -n 3 a.log b.log)"
-[ "$(sql 'SELECT max(version) FROM schema_version')" = 1 ] && [ "$(sql 'SELECT count(*) FROM meta')" -ge 3 ] &&
+[ "$(sql 'SELECT max(version) FROM schema_version')" = 2 ] && [ "$(sql 'SELECT count(*) FROM meta')" -ge 3 ] &&
     pass schema_versioned || fail schema_versioned "$(sql 'SELECT * FROM schema_version' 2>&1)"
 
 # Keys registered through A, released through B.
