@@ -433,8 +433,9 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         clm = ses->claims_digest;
     } else {
         const char *tok = bearer(r);
-        /* A session another broker attested: its token, from the store. */
-        if (tok == NULL && session_id_ok(cid) && ses == NULL && kbs_store_shared(s->store)) {
+        /* A session another broker attested (this one may hold it as
+         * opened here but not attested): its token, from the store. */
+        if (tok == NULL && session_id_ok(cid) && kbs_store_shared(s->store)) {
             st = kbs_store_session_get_token(s->store, cid, time(NULL), &shared_tok);
             if (st != CAI_OK && st != CAI_ERR_NOT_FOUND) {
                 reply_store_err(r, st);

@@ -392,6 +392,20 @@ async function shared(url2, n) {
   expect('session_cookie_honoured_by_other_broker', c.status === 200 && plain === 'shared-value', `${c.status} ${c.text.slice(0, 200)}`);
   const b = await new Session(url2).req('GET', '/kbs/v0/resource/pub/shared/key', undefined, { authorization: `Bearer ${attest.json.token}` });
   expect('token_honoured_by_other_broker', b.status === 200 && b.json?.protected, `${b.status} ${b.text.slice(0, 200)}`);
+  // Opened at one broker, attested at the other, fetched at the first: the
+  // first still holds the session as opened, not attested, and must look in
+  // the store (a client's pooled connections land like this behind HAProxy).
+  {
+    const sa = new Session(url), ka = teeKey();
+    const a = await sa.req('POST', '/kbs/v0/auth', request);
+    const sb = new Session(url2);
+    sb.cookie = sa.cookie;
+    const at = await sb.req('POST', '/kbs/v0/attest', attestation(a.json.nonce, ka.jwk, simQuote(reportData(a.json.nonce, ka.jwk))));
+    const g = at.status === 200 ? await sa.req('GET', '/kbs/v0/resource/pub/shared/key') : at;
+    let p = '';
+    try { p = Buffer.from((await jose.flattenedDecrypt(g.json, ka.privateKey)).plaintext).toString(); } catch { /* below */ }
+    expect('opened_here_attested_there_fetched_here', g.status === 200 && p === 'shared-value', `${g.status} ${g.text.slice(0, 200)}`);
+  }
   // A refusal quoting what the client sent, cut inside a UTF-8 sequence
   // (the alg at 32 bytes), is refused and audited all the same.
   const s3 = new Session(url2), k3 = teeKey();
