@@ -91,7 +91,7 @@ static int run(const agent_config *cfg, const char *path, int rcar, int clients,
             fprintf(stderr, "cai bench: client %d: %s\n", i, w[i].err);
             rc = CLI_EXIT_FAIL;
         }
-        if (all)
+        if (all && w[i].n) /* a client that recorded nothing may have no array */
             memcpy(all + k, w[i].lat, w[i].n * sizeof(*all));
         k += w[i].n;
         free(w[i].lat);
