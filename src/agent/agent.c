@@ -10,7 +10,11 @@
 #include "kbs/protocol.h"
 
 /* Turns a broker's answer into a status: refusals are final, overload and
- * server errors are CAI_ERR_IO (worth another attempt). */
+ * server errors are CAI_ERR_IO (worth another attempt). So is an attestation
+ * refused because its nonce was used: when a connection dies before the
+ * answer, libcurl sends the request again, and the broker has taken the nonce
+ * with the first send. A new handshake (a new nonce) is the way on; nothing
+ * is released without one. */
 static cai_status judge(const char *step, long status, const buf *resp) {
     if (status == 200)
         return CAI_OK;
@@ -23,7 +27,10 @@ static cai_status judge(const char *step, long status, const buf *resp) {
         type = slash ? slash + 1 : type ? type : "";
         detail = detail ? detail : "";
     }
+    int nonce_used = status == 401 && strcmp(step, "attest") == 0 &&
+                     strstr(detail, "nonce was already used") != NULL;
     cai_status st = status == 404                   ? CAI_ERR_NOT_FOUND
+                    : nonce_used                     ? CAI_ERR_IO
                     : status == 401 || status == 403 ? CAI_ERR_AUTH
                     : status == 400 || status == 413 ? CAI_ERR_INVALID_ARG
                                                      : CAI_ERR_IO;

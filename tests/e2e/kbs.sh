@@ -104,6 +104,19 @@ cmp -s retry.bin key.bin && grep -q "retrying in" retry.err && pass agent_retrie
     fail agent_retries_network_errors "$(cat retry.err)"
 kill -TERM $KBS2; wait $KBS2
 
+# The answer to the attestation lost after the broker took the nonce: libcurl
+# sends the request again and the broker says the nonce was used. The agent
+# starts a new handshake instead of giving up.
+DPORT=$(free_port)
+python3 "$ROOT/tests/e2e/drop_answer.py" "$DPORT" "$KPORT" > drop.log 2>&1 &
+DROP=$!
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$DPORT/kbs/v0/x" && break; sleep 0.1; done
+"$CAI" agent get-resource kbs:///cai/model/key --kbs "http://127.0.0.1:$DPORT" --tee sim --sim-dir sim \
+    --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" --attempts 3 > resend.bin 2> resend.err
+grep -q "dropped the attest answer" drop.log && cmp -s resend.bin key.bin && pass agent_new_handshake_after_lost_answer ||
+    fail agent_new_handshake_after_lost_answer "$(cat drop.log resend.err)"
+kill $DROP 2>/dev/null; wait $DROP 2>/dev/null
+
 # Refusals: each a clear error, nothing on stdout.
 refused() { # NAME PATTERN AGENT-ARGS...
     local name="$1" pat="$2"; shift 2
