@@ -7,30 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-cai_status api_error_set(api_error *err, int status, const char *param, const char *fmt, ...) {
-    memset(err, 0, sizeof(*err));
-    err->status = status;
-    err->type = status == 429 ? "rate_limit_error"
-                : status == 401 ? "authentication_error"
-                : status >= 500 ? "server_error"
-                                : "invalid_request_error";
-    snprintf(err->param, sizeof(err->param), "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return CAI_ERR_INVALID_ARG;
-}
-
-char *api_error_json(const api_error *e) {
-    json_t *o = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", e->message, "type",
-                          e->type ? e->type : "invalid_request_error", "param",
-                          e->param[0] ? json_string(e->param) : json_null(), "code",
-                          e->code[0] ? json_string(e->code) : json_null());
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return s;
-}
+#include "common/buf.h"
+#include "common/codec.h"
 
 /* The length of the longest prefix of |s| of at most |max| bytes that ends
  * at a character boundary (so that a cut UTF-8 string stays valid). */
@@ -42,6 +20,48 @@ static size_t utf8_prefix(const char *s, size_t max) {
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--;
     return n;
+}
+
+/* Copies |src| into |dst| as valid UTF-8 (a sequence cut by a %.Ns or by
+ * |cap| becomes U+FFFD or is dropped), as the error's JSON needs. */
+static void copy_utf8(char *dst, size_t cap, const char *src) {
+    buf b;
+    buf_init(&b, 0);
+    if (utf8_sanitize(src, strlen(src), &b) != CAI_OK || buf_terminate(&b) != CAI_OK) {
+        snprintf(dst, cap, "(error message unavailable)");
+    } else {
+        size_t n = utf8_prefix((const char *)b.data, cap - 1);
+        memcpy(dst, b.data, n);
+        dst[n] = '\0';
+    }
+    buf_free(&b);
+}
+
+cai_status api_error_set(api_error *err, int status, const char *param, const char *fmt, ...) {
+    memset(err, 0, sizeof(*err));
+    err->status = status;
+    err->type = status == 429 ? "rate_limit_error"
+                : status == 401 ? "authentication_error"
+                : status >= 500 ? "server_error"
+                                : "invalid_request_error";
+    copy_utf8(err->param, sizeof(err->param), param ? param : "");
+    char msg[sizeof(err->message)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    copy_utf8(err->message, sizeof(err->message), msg);
+    return CAI_ERR_INVALID_ARG;
+}
+
+char *api_error_json(const api_error *e) {
+    json_t *o = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", e->message, "type",
+                          e->type ? e->type : "invalid_request_error", "param",
+                          e->param[0] ? json_string(e->param) : json_null(), "code",
+                          e->code[0] ? json_string(e->code) : json_null());
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
 }
 
 cai_status api_check_model(const char *requested, const char *id, const char *const *aliases,

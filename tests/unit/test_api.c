@@ -141,6 +141,16 @@ static void test_error_json(void) {
                         "\"type\":\"invalid_request_error\",\"param\":\"foo\","
                         "\"code\":\"unknown_parameter\"}}") == 0);
     free(s);
+    /* An unknown parameter whose name is cut inside a character (byte 60 of
+     * the message's copy, byte 63 of param's): the error is still JSON. */
+    char body[400] = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"x";
+    for (int i = 0; i < 100; i++)
+        strcat(body, "\xc3\xa9");
+    strcat(body, "\":1}");
+    CHECK(!chat(body, &r, &e));
+    s = api_error_json(&e);
+    CHECK(s && strstr(s, "Unrecognized request argument supplied: x\xc3\xa9") && strstr(s, "unknown_parameter"));
+    free(s);
     api_error_set(&e, 429, NULL, "queue full");
     s = api_error_json(&e);
     CHECK(s && strstr(s, "\"type\":\"rate_limit_error\"") && strstr(s, "\"param\":null"));
