@@ -430,15 +430,16 @@ static int rate_allow(httpd *h, const char *client) {
     return 1;
 }
 
-/* ---- request paths ------------------------------------------------------ */
+/* ---- request paths and query strings ------------------------------------ */
 
-/* Decodes the percent-encoding of the request path |raw| into |*out|
- * (malloc'd, NUL-terminated). A path that would mean something else once
- * decoded is refused, with the reason in |*why| and CAI_ERR_FORMAT: a '%'
- * without two hex digits, an encoded NUL (it would cut the path short) or
- * '/' (it would become a separator), any control character, bytes that are
- * not UTF-8. CAI_ERR_NOMEM when out of memory. */
-static cai_status path_decode(const char *raw, char **out, const char **why) {
+/* Decodes the percent-encoding of the request path (|query| 0) or query
+ * string (|query| 1) |raw| into |*out| (malloc'd, NUL-terminated). One that
+ * would mean something else once decoded is refused, with the reason in
+ * |*why| and CAI_ERR_FORMAT: a '%' without two hex digits, an encoded NUL (it
+ * would cut a value short), in a path an encoded '/' (it would become a
+ * separator), any control character, bytes that are not UTF-8. CAI_ERR_NOMEM
+ * when out of memory. */
+static cai_status uri_decode(const char *raw, int query, char **out, const char **why) {
     *out = NULL;
     size_t n = strlen(raw), len = 0;
     unsigned char *p = malloc(n + 1);
@@ -449,21 +450,24 @@ static cai_status path_decode(const char *raw, char **out, const char **why) {
         int c = (unsigned char)raw[i];
         if (c == '%') {
             if ((c = hex_byte(raw + i + 1)) < 0) {
-                *why = "the request path has a '%' that is not followed by two hex digits";
+                *why = query ? "the query string has a '%' that is not followed by two hex digits"
+                             : "the request path has a '%' that is not followed by two hex digits";
                 break;
             }
             i += 2;
             if (c == 0)
-                *why = "the request path has an encoded NUL (%00)";
-            else if (c == '/')
+                *why = query ? "the query string has an encoded NUL (%00)"
+                             : "the request path has an encoded NUL (%00)";
+            else if (c == '/' && !query)
                 *why = "the request path has an encoded '/' (%2F)";
         }
         if (*why == NULL && (c < 0x20 || c == 0x7F))
-            *why = "the request path has a control character";
+            *why = query ? "the query string has a control character"
+                         : "the request path has a control character";
         p[len++] = (unsigned char)c;
     }
     if (*why == NULL && !utf8_valid(p, len))
-        *why = "the request path is not valid UTF-8";
+        *why = query ? "the query string is not valid UTF-8" : "the request path is not valid UTF-8";
     if (*why) {
         free(p);
         return CAI_ERR_FORMAT;
@@ -569,7 +573,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
     char *path = NULL;
     const char *bad_path = "the request has no path";
-    cai_status pst = raw ? path_decode(raw, &path, &bad_path) : CAI_ERR_FORMAT;
+    cai_status pst = raw ? uri_decode(raw, 0, &path, &bad_path) : CAI_ERR_FORMAT;
     if (c == NULL || pst == CAI_ERR_NOMEM) {
         send_reply(req, 500, "text/plain", "out of memory\n", 14);
         free(path);
@@ -594,9 +598,20 @@ static void on_request(struct evhttp_request *req, void *arg) {
         goto out;
     }
     const char *q = evhttp_uri_get_query(uri);
-    if (q && evhttp_parse_query_str(q, &r.query) != 0) {
-        httpd_reply_error(&r, 400, "malformed query string");
-        goto out;
+    if (q) { /* checked as paths are; libevent's parser takes %00 and bad bytes */
+        char *dq = NULL;
+        const char *bad_query = NULL;
+        cai_status qst = uri_decode(q, 1, &dq, &bad_query);
+        free(dq);
+        if (qst == CAI_ERR_NOMEM || (qst == CAI_OK && evhttp_parse_query_str(q, &r.query) != 0)) {
+            httpd_reply_error(&r, qst == CAI_ERR_NOMEM ? 500 : 400,
+                              qst == CAI_ERR_NOMEM ? "out of memory" : "malformed query string");
+            goto out;
+        }
+        if (qst != CAI_OK) {
+            httpd_reply_error(&r, 400, bad_query);
+            goto out;
+        }
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     r.body_len = evbuffer_get_length(in);

@@ -538,6 +538,11 @@ static void test_path_refusals(void) {
         {"/r/%zz", "two hex digits"},
         {"/r/%4", "two hex digits"},
         {"/r/%", "two hex digits"},
+        /* query strings, checked alike (a '/' may be encoded there) */
+        {"/r/q?n=x%00y", "query string has an encoded NUL"},
+        {"/r/q?n=%ff", "query string is not valid UTF-8"},
+        {"/r/q?n=a%0ab", "query string has a control character"},
+        {"/r/q?n=%zz", "query string has a '%'"},
     };
     char reply[4096];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -563,6 +568,8 @@ static void test_path_refusals(void) {
         {"/r/a+b", "/r/a+b"},
         {"/r/%25", "/r/%"},
         {"/r/a/b/c", "/r/a/b/c"},
+        {"/r/q?n=a%2Fb", "/r/q"},
+        {"/r/q?n=caf%c3%a9&m=1", "/r/q"},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         raw_get(port, good[i].target, reply, sizeof(reply));
