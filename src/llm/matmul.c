@@ -4,8 +4,14 @@
 
 #include <stdlib.h>
 
-#include "llm/kernels.h"
+#include "gguf/ggml_type.h"
 #include "llm/quant.h"
+
+llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data) {
+    return (llm_tensor){.name = name, .type = type, .ne0 = ne0, .ne1 = ne1,
+                        .row_bytes = ggml_type_row_size(type, ne0), .data = data,
+                        .k = kernel_get(type, kernel_level())};
+}
 
 void tensor_get_row(const llm_tensor *w, int64_t i, float *out) {
     quant_dequantize_row(w->type, w->data + (size_t)i * w->row_bytes, out, w->ne0);
@@ -142,16 +148,16 @@ static size_t x_layout(const llm_tensor *w, const kernel_dot *k, int T, int tile
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
 void matmul_scratch_need(const llm_tensor *w, int T, int n_threads, size_t *x_bytes, size_t *tile_bytes) {
-    kernel_dot k = kernel_get(w->type, kernel_level());
-    size_t s16, x = round64(x_layout(w, &k, T, k.tile && k.tile_block == KERNEL_TILE_BLOCK16, &s16));
-    size_t t = k.tile ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k.tile_block) : 0;
+    const kernel_dot *k = &w->k;
+    size_t s16, x = round64(x_layout(w, k, T, k->tile && k->tile_block == KERNEL_TILE_BLOCK16, &s16));
+    size_t t = k->tile ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k->tile_block) : 0;
     *x_bytes = x > *x_bytes ? x : *x_bytes;
     *tile_bytes = t > *tile_bytes ? t : *tile_bytes;
 }
 
 void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint8_t *tiled,
                  const matmul_scratch *s, float *y) {
-    matmul_job j = {.w = w, .x = x, .T = T, .y = y, .tiled = tiled, .k = kernel_get(w->type, kernel_level())};
+    matmul_job j = {.w = w, .x = x, .T = T, .y = y, .tiled = tiled, .k = w->k};
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;

@@ -13,6 +13,7 @@
 
 #include "common/pool.h"
 #include "common/status.h"
+#include "llm/kernels.h"
 
 typedef struct {
     const char *name;
@@ -20,7 +21,12 @@ typedef struct {
     int64_t ne0, ne1;  /* row length, rows */
     size_t row_bytes;
     const uint8_t *data;
+    kernel_dot k;      /* its kernels at this CPU's level, chosen once */
 } llm_tensor;
+
+/* llm_tensor_make describes |ne1| rows of |ne0| values of |type| at |data|
+ * and resolves its kernels for this CPU (matmul never chooses per call). */
+llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data);
 
 /* matmul sets y[t * w->ne1 + n] = dot(row n of w, x + t * w->ne0) for
  * t < T, n < ne1, on every thread of |p|. Activation rows flagged in

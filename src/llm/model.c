@@ -86,8 +86,7 @@ static cai_status tensor(const gguf_file *g, llm_model *m, const char *suffix, i
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: norms and biases must be F32", name);
     if (!quant_supported(t.type))
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: type %d is not supported", name, t.type);
-    *out = (llm_tensor){.name = t.name, .type = t.type, .ne0 = ne0, .ne1 = ne1,
-                        .row_bytes = ggml_type_row_size(t.type, ne0), .data = t.data};
+    *out = llm_tensor_make(t.name, t.type, ne0, ne1, t.data);
     m->n_params += (uint64_t)ne0 * (uint64_t)ne1;
     return CAI_OK;
 }

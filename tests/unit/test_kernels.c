@@ -228,7 +228,7 @@ static void test_matmul(void) {
         CHECK(data != NULL);
         for (int r = 0; r < ROWS; r++)
             CHECK(quant_quantize_row(type, w[r], data + rb * (size_t)r, N) == 0);
-        llm_tensor t = {"w", type, N, ROWS, rb, data};
+        llm_tensor t = llm_tensor_make("w", type, N, ROWS, data);
         kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
         const int batches[] = {1, 3, 9, 16, 21};
         for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++)
