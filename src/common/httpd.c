@@ -395,14 +395,28 @@ static conn *conn_get(httpd *h, struct evhttp_connection *evcon) {
     return c;
 }
 
+size_t httpd_rate_key(const char *client, uint8_t out[HTTPD_RATE_KEY_MAX]) {
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, client, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        out[0] = 6;
+        memcpy(out + 1, a6.s6_addr, 8); /* the /64 */
+        return 9;
+    }
+    size_t n = strnlen(client, HTTPD_RATE_KEY_MAX - 1);
+    out[0] = 4;
+    memcpy(out + 1, client, n);
+    return n + 1;
+}
+
 /* The bucket of |client|: a keyed hash (HMAC-SHA256 under a random key
- * drawn at start), so nobody outside can choose addresses that collide. */
+ * drawn at start) of httpd_rate_key, so nobody outside can choose
+ * addresses that collide. */
 static rate_bucket *rate_bucket_of(httpd *h, const char *client) {
-    uint8_t mac[32];
+    uint8_t mac[32], key[HTTPD_RATE_KEY_MAX];
     unsigned int n = 0;
     uint64_t k = 0;
-    if (HMAC(EVP_sha256(), h->rate_key, (int)sizeof(h->rate_key), (const unsigned char *)client,
-             strlen(client), mac, &n) != NULL && n >= 8)
+    size_t kl = httpd_rate_key(client, key);
+    if (HMAC(EVP_sha256(), h->rate_key, (int)sizeof(h->rate_key), key, kl, mac, &n) != NULL && n >= 8)
         memcpy(&k, mac, 8);
     ERR_clear_error(); /* on failure every client shares bucket 0: limited, never unlimited */
     return &h->rate[k % (uint64_t)h->cfg.rate_buckets];

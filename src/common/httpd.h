@@ -11,7 +11,8 @@
  * server starts, so a client cannot pick addresses that collide; those that
  * do collide share one bucket and its budget: a new address landing on an
  * occupied bucket takes what is left, it never refills it (a bucket starts
- * full only on its first use).
+ * full only on its first use). An IPv6 client is limited by its /64, the
+ * smallest block a site is given: one host can use any of its 2^64 addresses.
  *
  * Paths are percent-decoded once, here, and handlers see only the decoded
  * path. A path whose decoding would change its meaning is refused with 400
@@ -30,6 +31,7 @@
 #define CAI_COMMON_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -144,5 +146,11 @@ cai_status httpd_async_add_header(httpd_async *a, const char *name, const char *
 /* httpd_async_closed says whether the client went away. */
 int httpd_async_closed(httpd_async *a);
 void httpd_async_release(httpd_async *a);
+
+/* httpd_rate_key writes the key |client| (an address as text) is rate
+ * limited under into |out| and returns its length: an IPv6 address's /64,
+ * anything else as it is (an IPv4 address, an IPv4-mapped IPv6 one). */
+enum { HTTPD_RATE_KEY_MAX = 64 };
+size_t httpd_rate_key(const char *client, uint8_t out[HTTPD_RATE_KEY_MAX]);
 
 #endif

@@ -454,6 +454,22 @@ static void test_rate_limit_collisions_share(void) {
 /* With the default table, other addresses keep budgets of their own (the
  * chance that one of eight lands on the first's bucket is 8 in 4096; all
  * but one are required to be served). */
+/* The key an address is limited under: an IPv6 address's /64, so one host
+ * cannot take a fresh budget from each of its 2^64 addresses. */
+static void test_rate_key(void) {
+    uint8_t a[HTTPD_RATE_KEY_MAX], b[HTTPD_RATE_KEY_MAX];
+    size_t na = httpd_rate_key("2001:db8:1:2::1", a), nb = httpd_rate_key("2001:db8:1:2:ffff:1:2:3", b);
+    CHECK(na == nb && memcmp(a, b, na) == 0);
+    nb = httpd_rate_key("2001:db8:1:3::1", b); /* the next /64 */
+    CHECK(na != nb || memcmp(a, b, na) != 0);
+    na = httpd_rate_key("192.0.2.1", a), nb = httpd_rate_key("192.0.2.2", b);
+    CHECK(na != nb || memcmp(a, b, na) != 0);
+    na = httpd_rate_key("::ffff:192.0.2.1", a), nb = httpd_rate_key("::ffff:192.0.2.2", b);
+    CHECK(na != nb || memcmp(a, b, na) != 0); /* IPv4-mapped: one address each */
+    na = httpd_rate_key("?", a);
+    CHECK(na == 2 && a[1] == '?');
+}
+
 static void test_rate_limit_per_address(void) {
     httpd_config cfg = {.port = 0, .rate_per_s = 0.001, .rate_burst = 3};
     pthread_t t;
@@ -726,6 +742,7 @@ int main(void) {
     RUN(test_connection_limit);
     RUN(test_slow_client_dropped);
     RUN(test_rate_limit_collisions_share);
+    RUN(test_rate_key);
     RUN(test_rate_limit_per_address);
     RUN(test_path_refusals);
     RUN(test_tls_streams_end);
