@@ -183,7 +183,7 @@ static int bench_seal(int argc, char **argv) {
             st = cai_fail(CAI_ERR_INVALID_ARG, "bad thread count '%s'", tok);
             goto out;
         }
-        seal_params p = {.key_id = "kbs:///cai/bench/key", .n_threads = (int)t};
+        seal_params p = {.key_id = "kbs:///cai/bench/key", .n_threads = (int)t, .replace = 1};
         double t0 = cli_now();
         if ((st = seal_path(in, out, key, &p, digest)) != CAI_OK)
             goto out;

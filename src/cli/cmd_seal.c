@@ -42,7 +42,9 @@ static void seal_help(void) {
            "Encrypt a model file or a directory (a Hugging Face model folder) into one\n"
            "sealed file (docs/SEALED-FORMAT.md): AES-256-GCM in chunks, authenticated\n"
            "header with the model's SHA-256 digest and the key id.\n\n"
-           "  -o, --output OUT     the sealed file to write (appears only when complete)\n"
+           "  -o, --output OUT     the sealed file to write (appears only when complete);\n"
+           "                       it must not exist\n"
+           "  -f, --force          replace an existing regular file OUT (in one step)\n"
            "  -k, --key-file KEY   the 256-bit key (32 raw bytes or 64 hex digits, mode 0600)\n"
            "      --new-key        generate a new key from the OS CSPRNG into KEY (must not exist)\n"
            "      --key-id URI     the key broker resource holding the key\n"
@@ -63,7 +65,7 @@ static void seal_help(void) {
 /* The default key id: kbs:///cai/<name>/key, with the input's base name
  * (a file's extension dropped, a folder's name whole: qwen2.5-7b is not
  * "qwen2" with an extension) reduced to the characters a KBS path allows. */
-static void default_key_id(const char *in, char *out, size_t cap) {
+static const char *default_key_id(const char *in, char *out, size_t cap) {
     struct stat sb;
     int is_dir = stat(in, &sb) == 0 && S_ISDIR(sb.st_mode);
     char name[128];
@@ -86,6 +88,7 @@ static void default_key_id(const char *in, char *out, size_t cap) {
     if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         snprintf(name, sizeof(name), "model");
     snprintf(out, cap, "kbs:///cai/%s/key", name);
+    return out;
 }
 
 static int parse_chunk_size(const char *s, unsigned *out_log2) {
@@ -100,13 +103,43 @@ static int parse_chunk_size(const char *s, unsigned *out_log2) {
     return -1;
 }
 
-/* import_first, for --type: imports the folder |dir| to GGUF before any key
+/* check_output refuses an |out| that exists, before any work: a symbolic
+ * link always (lstat: the link itself, dangling or not), anything but a
+ * regular file even with |force|, and a regular file unless |force|. The
+ * final commit checks again, in one step with naming the file. */
+static cai_status check_output(const char *out, int force) {
+    struct stat sb;
+    if (lstat(out, &sb) != 0) {
+        if (errno == ENOENT)
+            return CAI_OK;
+        return cai_fail(CAI_ERR_IO, "cannot check %s: %s", out, strerror(errno));
+    }
+    if (S_ISLNK(sb.st_mode))
+        return cai_fail(CAI_ERR_EXISTS, "%s is a symbolic link: cai never writes through one, nor "
+                        "replaces it (even with --force); remove it or choose another -o", out);
+    if (!force)
+        return cai_fail(CAI_ERR_EXISTS, "%s already exists; give --force to replace it "
+                        "(a regular file only)", out);
+    if (!S_ISREG(sb.st_mode))
+        return cai_fail(CAI_ERR_EXISTS, "%s already exists and is not a regular file: "
+                        "--force replaces only a regular file", out);
+    return CAI_OK;
+}
+
+/* import_first, for --type: imports the folder |dir| to GGUF (|type|) before any key
  * exists, and gives in |path| what to seal. The plaintext GGUF loses its
  * name as soon as it is complete (kept open as |*fd|, sealed through
  * /proc/self/fd), so nothing of it stays on disk, even if sealing is
  * killed; |keep| names it instead. Returns the command's exit code. */
-static int import_first(const char *dir, const char *out, const char *keep, hf_ftype ftype,
+static int import_first(const char *dir, const char *type, const char *out, const char *keep,
                         int n_threads, char *path, size_t cap, int *fd) {
+    hf_ftype ftype;
+    struct stat sb;
+    if (hf_ftype_parse(type, &ftype) != CAI_OK)
+        return cli_usage_error("seal", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_usage_error("seal", "--type imports a Hugging Face model folder; %s is not a "
+                               "folder", dir);
     char gguf[4200];
     const char *slash = strrchr(out, '/');
     int dl = slash ? (int)(slash - out) + 1 : 0;
@@ -173,18 +206,19 @@ int cmd_seal(int argc, char **argv) {
         {"kbs", required_argument, NULL, 'K'},      {"admin-key", required_argument, NULL, 'A'},
         {"kbs-ca", required_argument, NULL, 'R'},   {"help", no_argument, NULL, 'h'},
         {"type", required_argument, NULL, 'T'},     {"keep", required_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0}};
+        {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0}};
     const char *out = NULL, *key_file = NULL, *key_id = NULL, *type = NULL, *keep = NULL;
     const char *kbs_url = NULL, *admin_key = NULL, *kbs_ca = NULL;
-    int new_key = 0;
+    int new_key = 0, force = 0;
     seal_params p = {0};
     long n;
     int c;
-    while ((c = getopt_long(argc, argv, ":o:k:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:k:t:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'k': key_file = optarg; break;
         case 'N': new_key = 1; break;
+        case 'f': force = 1; break;
         case 'I': key_id = optarg; break;
         case 'K': kbs_url = optarg; break;
         case 'A': admin_key = optarg; break;
@@ -210,29 +244,25 @@ int cmd_seal(int argc, char **argv) {
         return cli_usage_error("seal", "-o OUT and --key-file KEY (or --kbs URL) are required");
     if (!!kbs_url != !!admin_key)
         return cli_usage_error("seal", "--kbs and --admin-key go together");
+    /* Before any key is made or registered and before an import: a sealed
+     * file replaced by mistake would orphan its key. */
+    cai_status st = check_output(out, force);
+    if (st != CAI_OK)
+        return cli_fail("seal", st);
+    p.replace = force;
     const char *in = argv[optind];
     char default_id[256];
-    if (key_id == NULL) {
-        default_key_id(in, default_id, sizeof(default_id));
-        key_id = default_id;
-    }
+    key_id = key_id ? key_id : default_key_id(in, default_id, sizeof(default_id));
     if (!seal_key_id_valid(key_id))
         return cli_usage_error("seal", "key id \"%s\" is not a kbs://[host]/repository/type/tag URI",
                                key_id);
     p.key_id = key_id;
-    hf_ftype ftype = HF_FTYPE_Q8_0;
-    struct stat sb;
     if (keep && !type)
         return cli_usage_error("seal", "--keep FILE.gguf goes with --type");
-    if (type && hf_ftype_parse(type, &ftype) != CAI_OK)
-        return cli_usage_error("seal", "%s", cai_errmsg(CAI_ERR_INVALID_ARG));
-    if (type && (stat(in, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-        return cli_usage_error("seal", "--type imports a Hugging Face model folder; %s is not a "
-                               "folder", in);
     int gguf_fd = -1;
     char gguf_path[4200];
     if (type) {
-        int rc = import_first(in, out, keep, ftype, p.n_threads, gguf_path, sizeof(gguf_path), &gguf_fd);
+        int rc = import_first(in, type, out, keep, p.n_threads, gguf_path, sizeof(gguf_path), &gguf_fd);
         if (rc != 0)
             return rc;
         in = gguf_path;
@@ -242,7 +272,6 @@ int cmd_seal(int argc, char **argv) {
     jose_key *admin = NULL;
     kbs_admin kbs = {.url = kbs_url, .ca_file = kbs_ca};
     char kbs_path[300];
-    cai_status st = CAI_OK;
     if (kbs_url) {
         if ((st = kbs_resource_uri_parse(key_id, kbs_path, sizeof(kbs_path))) != CAI_OK ||
             (st = kbs_admin_key_load(admin_key, &admin)) != CAI_OK)
@@ -483,30 +512,6 @@ static cai_status write_tree(const seal_header *h, int fd, const char *out) {
     if (st != CAI_OK)
         nftw(staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return st;
-}
-
-/* check_output refuses an |out| that exists, before any work: a symbolic
- * link always (lstat: the link itself, dangling or not), anything but a
- * regular file even with |force|, and a regular file unless |force|. The
- * final commit checks again, in one step with naming the file. */
-static cai_status check_output(const char *out, int force) {
-    struct stat sb;
-    if (lstat(out, &sb) != 0) {
-        if (errno == ENOENT)
-            return CAI_OK;
-        return cai_fail(CAI_ERR_IO, "cannot check %s: %s", out, strerror(errno));
-    }
-    if (S_ISLNK(sb.st_mode))
-        return cai_fail(CAI_ERR_EXISTS, "%s is a symbolic link: cai unseal never writes "
-                        "through one, nor replaces it (even with --force); remove it or "
-                        "choose another -o", out);
-    if (!force)
-        return cai_fail(CAI_ERR_EXISTS, "%s already exists; give --force to replace it "
-                        "(a regular file only)", out);
-    if (!S_ISREG(sb.st_mode))
-        return cai_fail(CAI_ERR_EXISTS, "%s already exists and is not a regular file: "
-                        "--force replaces only a regular file", out);
-    return CAI_OK;
 }
 
 int cmd_unseal(int argc, char **argv) {

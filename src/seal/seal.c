@@ -732,7 +732,8 @@ cai_status seal_path(const char *in_path, const char *out_path,
         (void)work_finish(&job.w);
     if (st != CAI_OK)
         goto out;
-    if ((st = source_unchanged(&src)) != CAI_OK || (st = file_atomic_commit(&fa)) != CAI_OK)
+    if ((st = source_unchanged(&src)) != CAI_OK ||
+        (st = p->replace ? file_atomic_commit(&fa) : file_atomic_commit_new(&fa)) != CAI_OK)
         goto out;
     if (out_digest)
         memcpy(out_digest, digest, SEAL_DIGEST_LEN);

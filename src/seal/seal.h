@@ -85,6 +85,7 @@ typedef struct {
     const uint8_t *salt;      /* NULL = random; fixed only for test vectors */
     seal_progress_fn progress;
     void *progress_arg;
+    int replace;              /* an existing OUT is replaced; else it must not exist */
 } seal_params;
 
 /* seal_path seals the file or directory |in_path| into |out_path| under

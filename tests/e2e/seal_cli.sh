@@ -11,6 +11,14 @@ for c in seal unseal inspect bench; do check "help_$c" "$CAI" "$c" --help; done
 check new_key "$CAI" seal empty.bin -o empty.sealed --key-file k --new-key
 [ "$(stat -c %a k)" = 600 ] && [ "$(stat -c %s k)" = 32 ] && pass key_file_mode_0600 || fail key_file_mode_0600 "$(stat -c '%a %s' k)"
 refuses new_key_refuses_existing "already exists" "$CAI" seal empty.bin -o x.sealed --key-file k --new-key
+# An existing output is refused before any work (its key would be orphaned),
+# replaced with --force; a symbolic link is never written through.
+echo old > taken.sealed
+refuses seal_refuses_existing_output "taken.sealed already exists; give --force" "$CAI" seal empty.bin -o taken.sealed -k k
+[ "$(cat taken.sealed)" = old ] && pass existing_output_untouched || fail existing_output_untouched "$(head -c 40 taken.sealed)"
+check seal_force_replaces sh -c "'$CAI' seal empty.bin -o taken.sealed -k k --force >/dev/null && '$CAI' inspect taken.sealed >/dev/null"
+ln -s taken.sealed link.sealed
+refuses seal_refuses_symlink_output "symbolic link" "$CAI" seal empty.bin -o link.sealed -k k --force
 
 # Round trips at the chunk edges (4 MiB default chunks, and 64 KiB ones).
 C=$((4 * 1024 * 1024))

@@ -109,7 +109,7 @@ static void file_digest(const char *path, uint8_t out[32]) {
 }
 
 static void seal_model(const char *in, const char *out, const uint8_t key[32], const char *key_id) {
-    seal_params sp = {.key_id = key_id, .chunk_log2 = 16, .n_threads = 2};
+    seal_params sp = {.key_id = key_id, .chunk_log2 = 16, .n_threads = 2, .replace = 1};
     CHECK_OK(seal_path(in, out, key, &sp, NULL));
 }
 

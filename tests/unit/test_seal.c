@@ -37,7 +37,8 @@ static void write_file(const char *path, const void *data, size_t n) {
 }
 
 static cai_status seal_file(const char *in, const char *out, unsigned chunk_log2) {
-    seal_params p = {.key_id = "kbs:///cai/test/key", .chunk_log2 = chunk_log2, .n_threads = 2};
+    seal_params p = {.key_id = "kbs:///cai/test/key", .chunk_log2 = chunk_log2, .n_threads = 2,
+                     .replace = 1}; /* the cases share scratch paths */
     return seal_path(in, out, key, &p, NULL);
 }
 
@@ -70,7 +71,7 @@ static void round_trip(size_t n) {
     uint8_t *p = pattern(n, (unsigned)n);
     write_file(in, p, n);
     uint8_t digest[32], want[32];
-    seal_params sp = {.key_id = "kbs:///cai/test/key", .chunk_log2 = CHUNK_LOG2};
+    seal_params sp = {.key_id = "kbs:///cai/test/key", .chunk_log2 = CHUNK_LOG2, .replace = 1};
     CHECK_OK(seal_path(in, out, key, &sp, digest));
     CHECK_OK(kdf_sha256(p, n, want));
     CHECK(memcmp(digest, want, 32) == 0);
@@ -314,6 +315,22 @@ static void test_no_output_on_failure(void) {
     CHECK(access(out, F_OK) != 0);
 }
 
+/* An existing OUT stays as it was unless the caller asked to replace it. */
+static void test_existing_output(void) {
+    char in[256], out[256];
+    path_of(in, sizeof(in), "exist.bin");
+    path_of(out, sizeof(out), "exist.sealed");
+    write_file(in, "plaintext", 9);
+    write_file(out, "old", 3);
+    seal_params p = {.key_id = "kbs:///cai/test/key", .chunk_log2 = CHUNK_LOG2};
+    CHECK_ST(seal_path(in, out, key, &p, NULL), CAI_ERR_EXISTS);
+    struct stat sb;
+    CHECK(stat(out, &sb) == 0 && sb.st_size == 3);
+    p.replace = 1;
+    CHECK_OK(seal_path(in, out, key, &p, NULL));
+    CHECK(stat(out, &sb) == 0 && sb.st_size > 3);
+}
+
 static void test_key_id_rules(void) {
     CHECK(seal_key_id_valid("kbs:///cai/qwen/key"));
     CHECK(seal_key_id_valid("kbs://broker.example:8080/a/b/c"));
@@ -370,6 +387,7 @@ int main(void) {
     RUN(test_wrong_key);
     RUN(test_edited_key_id);
     RUN(test_no_output_on_failure);
+    RUN(test_existing_output);
     RUN(test_key_id_rules);
     RUN(test_keyfile);
     buf_free(&sealed);
