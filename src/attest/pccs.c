@@ -17,7 +17,7 @@
 #include "common/codec.h"
 #include "common/cursor.h"
 #include "common/file.h"
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "common/log.h"
 
 #define PCCS_CACHE_SLOTS 16

@@ -10,7 +10,7 @@
 #include "attest/quote.h"
 #include "client/sse.h"
 #include "common/codec.h"
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "common/secure.h"
 
 struct client {

@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "common/httpc.h"
-#include "common/httpd.h"
+#include "net/httpc.h"
+#include "net/httpd.h"
 #include "common/log.h"
 #include "common/secure.h"
 

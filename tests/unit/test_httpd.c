@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/httpc.h"
-#include "common/httpd.h"
+#include "net/httpc.h"
+#include "net/httpd.h"
 #include "test.h"
 
 static httpd *srv;

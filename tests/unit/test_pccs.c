@@ -19,7 +19,7 @@
 #include "attest/verify.h"
 #include "common/codec.h"
 #include "common/file.h"
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "test.h"
 
 static char dir[] = "/tmp/cai-pccs-sim-XXXXXX";

@@ -9,8 +9,8 @@
  * callers may retry; a refused TLS handshake is CAI_ERR_AUTH, which they
  * should not; any HTTP answer is CAI_OK with its status, for the caller to
  * judge. */
-#ifndef CAI_COMMON_HTTPC_H
-#define CAI_COMMON_HTTPC_H
+#ifndef CAI_NET_HTTPC_H
+#define CAI_NET_HTTPC_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* httpc.c - libcurl client with an in-memory cookie jar. */
-#include "common/httpc.h"
+#include "net/httpc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
