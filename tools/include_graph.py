@@ -11,7 +11,11 @@ file's. The check fails (exit 1, naming the file and the include) when
       that the layer list does not name; the list is the numbered list under
       "## Layers" in docs/ARCHITECTURE.md, lowest layer first,
   (c) a module includes another module's internal header: every .inc file,
-      and every header whose first comment says "(internal to MODULE)".
+      and every header whose first comment says "(internal to MODULE)",
+  (d) a module includes a library's header (#include <...>) that LIBRARIES
+      gives to other modules only: libevent and libcurl are net's, SQLite
+      and libpq the key broker's, so common, the base, needs nothing but
+      libc, OpenSSL and jansson.
 On success it prints the graph (module -> the modules it includes) and
 "include graph: N modules, no cycles". Python 3 standard library only.
 """
@@ -25,7 +29,18 @@ import sys
 # occurs is an error too, so the list only shrinks.
 KNOWN_EXCEPTIONS = set()
 
+# A library's headers (by the prefix of `#include <...>`) -> (its name, the
+# modules that may include them). Libraries not listed (libc, OpenSSL,
+# jansson) are open to every module.
+LIBRARIES = {
+    "event2/": ("libevent", {"net"}),
+    "curl/": ("libcurl", {"net"}),
+    "sqlite3.h": ("SQLite", {"kbs"}),
+    "libpq-fe.h": ("libpq", {"kbs"}),
+}
+
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+SYSTEM_INCLUDE = re.compile(r"^\s*#\s*include\s*<([^>]+)>", re.M)
 INTERNAL = re.compile(r"\(internal to (\w+)\)")
 LAYER_ITEM = re.compile(r"^\d+\.\s+(.*)$")
 
@@ -111,6 +126,11 @@ def main():
         rel = path.replace(os.sep, "/")
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
+        for inc in SYSTEM_INCLUDE.findall(text):
+            for prefix, (lib, owners) in LIBRARIES.items():
+                if inc.startswith(prefix) and mod not in owners:
+                    errors.append(f"{rel} includes <{inc}>: {lib} is for {', '.join(sorted(owners))} "
+                                  f"only (tools/include_graph.py LIBRARIES)")
         for inc in INCLUDE.findall(text):
             local = os.path.normpath(os.path.join(os.path.dirname(path), inc))
             target = local if os.path.isfile(local) else os.path.join("src", inc)

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "common/log.h"
 #include "kbs/protocol.h"
 

@@ -9,7 +9,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -18,6 +17,7 @@
 #include "common/codec.h"
 #include "common/cursor.h"
 #include "common/file.h"
+#include "net/httpc.h"
 #include "common/log.h"
 
 #define PCCS_CACHE_SLOTS 16
@@ -198,76 +198,60 @@ typedef struct {
     int header_seen, too_big;
 } http_resp;
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
+static int on_body(void *ud, const void *p, size_t n) {
     http_resp *r = ud;
-    size_t n = size * nmemb;
     if (buf_append(&r->body, p, n) != CAI_OK) {
         r->too_big = 1;
-        return 0;
+        return 1;
     }
-    return n;
+    return 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+static int on_header(void *ud, const char *p, size_t n) {
     http_resp *r = ud;
-    size_t n = size * nmemb, k = r->want ? strlen(r->want) : 0;
+    size_t k = r->want ? strlen(r->want) : 0;
     if (k && n > k + 1 && strncasecmp(p, r->want, k) == 0 && p[k] == ':') {
         size_t a = k + 1, b = n;
         while (a < b && (p[a] == ' ' || p[a] == '\t'))
             a++;
-        while (b > a && (p[b - 1] == '\r' || p[b - 1] == '\n' || p[b - 1] == ' '))
+        while (b > a && p[b - 1] == ' ')
             b--;
         r->header.len = 0;
         if (buf_append(&r->header, p + a, b - a) != CAI_OK) {
             r->too_big = 1;
-            return 0;
+            return 1;
         }
         r->header_seen++;
     }
-    return n;
+    return 0;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+/* A client for one fetch's requests (they share its connections). */
+static cai_status http_client(const pccs *p, httpc **out) {
+    httpc_opts o = {.ca_file = p->ca_file, .timeout_s = p->timeout_s,
+                    .connect_timeout_s = p->timeout_s, .user_agent = "cai-attest/1",
+                    .https_only = !p->insecure_http};
+    return httpc_new(&o, out);
+}
 
-/* GETs |url| into |r| (initialised here; free body and header). */
-static cai_status http_get(const pccs *p, const char *url, const char *want_header,
-                           http_resp *r) {
+/* GETs |url| with |c| into |r| (initialised here; free body and header). */
+static cai_status http_get(httpc *c, const char *url, const char *want_header, http_resp *r) {
     memset(r, 0, sizeof(*r));
     buf_init(&r->body, PCCS_BODY_MAX);
     buf_init(&r->header, PCCS_HEADER_MAX);
     r->want = want_header;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return cai_fail(CAI_ERR_INTERNAL, "libcurl: cannot initialise");
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return CAI_ERR_NOMEM;
-    char err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, p->insecure_http ? "http,https" : "https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, p->timeout_s);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, p->timeout_s);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "cai-attest/1");
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    if (p->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, p->ca_file);
-    CURLcode rc = curl_easy_perform(h);
+    httpc_request rq = {.method = "GET", .url = url};
+    httpc_sink sink = {.on_header = on_header, .on_data = on_body, .arg = r};
     long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
+    cai_status st = httpc_stream(c, &rq, &sink, &code);
     if (r->too_big)
         return cai_fail(CAI_ERR_LIMIT, "PCCS: the answer to %s is too large", url);
-    if (rc != CURLE_OK)
-        return cai_fail(CAI_ERR_IO, "PCCS: GET %s failed: %s", url,
-                        err[0] ? err : curl_easy_strerror(rc));
+    if (st != CAI_OK) {
+        /* a refused TLS handshake too: the PCCS is unavailable, not the quote bad */
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
+        return cai_fail(CAI_ERR_IO, "PCCS: %s", why);
+    }
     if (code != 200)
         return cai_fail(code == 404 ? CAI_ERR_NOT_FOUND : CAI_ERR_IO,
                         "PCCS: GET %s answered HTTP %ld%s", url, code,
@@ -385,6 +369,7 @@ static cai_status fetch(const pccs *p, const uint8_t fmspc[6], int processor_ca,
     char *tcb_text = NULL, *qe_text = NULL, *tcb_chain = NULL, *qe_chain = NULL,
          *pck_chain = NULL, *pck_hex = NULL, *root_hex = NULL;
     const char *tcb_sig = NULL, *qe_sig = NULL;
+    httpc *c = NULL;
     cai_status st;
     memset(&tcb, 0, sizeof(tcb));
     memset(&qe, 0, sizeof(qe));
@@ -394,7 +379,7 @@ static cai_status fetch(const pccs *p, const uint8_t fmspc[6], int processor_ca,
     *out = NULL;
 
     snprintf(url, sizeof(url), "%s/tdx/certification/v4/tcb?fmspc=%s", p->base, fm);
-    if ((st = http_get(p, url, "TCB-Info-Issuer-Chain", &tcb)) ||
+    if ((st = http_client(p, &c)) || (st = http_get(c, url, "TCB-Info-Issuer-Chain", &tcb)) ||
         (st = issuer_chain(&tcb, "TCB info", &tcb_chain)) ||
         (st = signed_body(&tcb, "tcbInfo", "TCB info", &tcb_text, &tcb_sig, &tcb_doc)))
         goto out;
@@ -406,12 +391,12 @@ static cai_status fetch(const pccs *p, const uint8_t fmspc[6], int processor_ca,
         goto out;
     }
     snprintf(url, sizeof(url), "%s/tdx/certification/v4/qe/identity", p->base);
-    if ((st = http_get(p, url, "SGX-Enclave-Identity-Issuer-Chain", &qe)) ||
+    if ((st = http_get(c, url, "SGX-Enclave-Identity-Issuer-Chain", &qe)) ||
         (st = issuer_chain(&qe, "QE identity", &qe_chain)) ||
         (st = signed_body(&qe, "enclaveIdentity", "QE identity", &qe_text, &qe_sig, &qe_doc)))
         goto out;
     snprintf(url, sizeof(url), "%s/sgx/certification/v4/pckcrl?ca=%s&encoding=der", p->base, ca);
-    if ((st = http_get(p, url, "SGX-PCK-CRL-Issuer-Chain", &pck)) ||
+    if ((st = http_get(c, url, "SGX-PCK-CRL-Issuer-Chain", &pck)) ||
         (st = issuer_chain(&pck, "PCK CRL", &pck_chain)) ||
         (st = crl_hex(&pck.body, "PCK CRL", &pck_hex)))
         goto out;
@@ -421,7 +406,7 @@ static cai_status fetch(const pccs *p, const uint8_t fmspc[6], int processor_ca,
         snprintf(url, sizeof(url), "%s", PCCS_INTEL_ROOT_CRL);
     else
         snprintf(url, sizeof(url), "%s/sgx/certification/v4/rootcacrl", p->base);
-    if ((st = http_get(p, url, NULL, &root)) || (st = crl_hex(&root.body, "root CA CRL", &root_hex)))
+    if ((st = http_get(c, url, NULL, &root)) || (st = crl_hex(&root.body, "root CA CRL", &root_hex)))
         goto out;
 
     all = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "pck_crl_issuer_chain",
@@ -447,6 +432,7 @@ out:
     resp_free(&qe);
     resp_free(&pck);
     resp_free(&root);
+    httpc_free(c);
     return st;
 }
 

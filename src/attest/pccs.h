@@ -1,5 +1,5 @@
 /* pccs.h - DCAP collateral for TDX quotes: fetched from Intel's PCS or a
- * PCCS (v4 API) with libcurl, cached on disk until it expires, or read from
+ * PCCS (v4 API) with httpc, cached on disk until it expires, or read from
  * a directory offline.
  *
  * Per FMSPC and PCK CA (platform or processor) it fetches:

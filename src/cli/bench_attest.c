@@ -4,12 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attest/evidence.h"
-#include "attest/pccs.h"
 #include "attest/sim.h"
+#include "attest/trust.h"
 #include "cli/cli.h"
 #include "common/file.h"
 
@@ -73,59 +74,52 @@ int cmd_bench_attest(int argc, char **argv) {
     if ((qpath != NULL) != (cpath != NULL))
         return cli_usage_error("bench attest", "--quote and --collateral go together");
     char dir[] = "/tmp/cai-bench-attest-XXXXXX";
-    buf q, root;
+    buf q;
     buf_init(&q, 0);
-    buf_init(&root, 0);
-    tdx_collateral *coll = NULL;
-    pccs *provider = NULL;
-    attest_verifier v = {0};
+    attest_trust *trust = NULL, *cache_trust = NULL;
     time_t at = at_l ? (time_t)at_l : time(NULL);
     cai_status st = CAI_OK;
     int made = 0;
     if (qpath) {
+        attest_trust_opts to = {.collateral = cpath};
         if ((st = file_read_all(qpath, TDX_QUOTE_MAX_LEN, &q)) == CAI_OK)
-            st = tdx_collateral_load(cpath, &coll);
-        v.tdx_collateral = coll;
+            st = attest_trust_new(&to, &trust);
     } else {
         uint8_t rd[64] = {1};
-        char p[300];
+        attest_trust_opts to = {.trust_sim = dir};
         made = mkdtemp(dir) != NULL;
         st = made ? sim_init(dir) : cai_fail(CAI_ERR_IO, "cannot make a temporary directory");
         if (st == CAI_OK)
             st = sim_quote(dir, rd, NULL, &q);
-        snprintf(p, sizeof(p), "%s/%s", dir, SIM_ROOT_CERT);
-        if (st == CAI_OK && (st = file_read_all(p, 1 << 16, &root)) == CAI_OK)
-            st = buf_terminate(&root);
         if (st == CAI_OK)
-            st = tdx_collateral_load(dir, &coll);
-        v.sim_root_pem = (const char *)root.data;
-        v.sim_collateral = coll;
+            st = attest_trust_new(&to, &trust);
     }
     double fixed = -1, cached = -1;
     if (st == CAI_OK) {
         json_t *c = NULL;
-        if ((st = attest_verify_claims(&v, q.data, q.len, at, &c, NULL)) == CAI_OK)
-            fixed = rate(&v, &q, at, (double)secs);
+        const attest_verifier *v = attest_trust_verifier(trust);
+        if ((st = attest_verify_claims(v, q.data, q.len, at, &c, NULL)) == CAI_OK)
+            fixed = rate(v, &q, at, (double)secs);
         json_decref(c);
     }
     if (st == CAI_OK && !qpath) {
-        /* the provider's path: offline directory, read once, then its memory cache */
-        char p[300], text[64];
+        /* the provider's path: an offline collateral folder (DIR/cache, as a
+         * PCCS cache holds it), read once, then from the provider's memory */
+        char p[300], cdir[300], text[400];
         snprintf(p, sizeof(p), "%s/%s", dir, SIM_COLLATERAL);
-        tdx_pck_info info;
+        snprintf(cdir, sizeof(cdir), "%s/cache", dir);
+        snprintf(text, sizeof(text), "%s/tdx-005A51000000-platform.json", cdir);
         buf cj;
-        if ((st = tdx_pck_info_get(q.data, q.len, &info)) == CAI_OK &&
-            (st = file_read_all(p, 1 << 20, &cj)) == CAI_OK) {
-            snprintf(text, sizeof(text), "%s/tdx-005A51000000-platform.json", dir);
+        buf_init(&cj, 0);
+        if (mkdir(cdir, 0700) != 0)
+            st = cai_fail(CAI_ERR_IO, "cannot make %s", cdir);
+        else if ((st = file_read_all(p, 1 << 20, &cj)) == CAI_OK)
             st = file_write_new(text, cj.data, cj.len, 0644);
-        }
         buf_free(&cj);
-        pccs_config pc = {.cache_dir = dir};
-        if (st == CAI_OK)
-            st = pccs_new(&pc, &provider);
-        attest_verifier pv = {.sim_root_pem = v.sim_root_pem, .collateral_provider = provider};
-        if (st == CAI_OK)
-            cached = rate(&pv, &q, at, (double)secs);
+        attest_trust_opts to = {.collateral = cdir, .trust_sim = dir,
+                                .sim_uses_given_collateral = 1};
+        if (st == CAI_OK && (st = attest_trust_new(&to, &cache_trust)) == CAI_OK)
+            cached = rate(attest_trust_verifier(cache_trust), &q, at, (double)secs);
     }
     if (st == CAI_OK && fixed > 0) {
         printf("quote verifications (%s quote, %zu bytes), 1 thread, %ld s each:\n",
@@ -136,10 +130,9 @@ int cmd_bench_attest(int argc, char **argv) {
         printf("result verify_per_s=%.1f cached_per_s=%.1f\n", fixed, cached > 0 ? cached : 0.0);
     } else if (st == CAI_OK)
         st = cai_fail(CAI_ERR_INTERNAL, "bench: a verification failed during the run");
-    tdx_collateral_free(coll);
-    pccs_free(provider);
+    attest_trust_free(trust);
+    attest_trust_free(cache_trust);
     buf_free(&q);
-    buf_free(&root);
     if (made) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

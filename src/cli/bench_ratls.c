@@ -8,7 +8,7 @@
 
 #include "attest/trust.h"
 #include "cli/cli.h"
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "kbs/policy.h"
 #include "ratls/verify.h"
 

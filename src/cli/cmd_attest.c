@@ -12,6 +12,7 @@
 #include "attest/pccs.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
+#include "attest/trust.h"
 #include "attest/verify.h"
 #include "cli/cli.h"
 #include "common/buf.h"
@@ -185,11 +186,6 @@ static cai_status read_text(const char *path, size_t max, buf *b) {
     return st;
 }
 
-static int is_dir(const char *p) {
-    struct stat s;
-    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
-}
-
 static int attest_verify(int argc, char **argv) {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},           {"pccs-insecure-http", no_argument, NULL, 'I'},
@@ -198,19 +194,20 @@ static int attest_verify(int argc, char **argv) {
         {"trust-sim", required_argument, NULL, 'S'}, {"policy", required_argument, NULL, 'p'},
         {"report-data", required_argument, NULL, 'r'}, {"at", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *path = NULL, *coll_path = NULL, *sim_dir = NULL, *pccs_url = NULL,
-               *cache_dir = NULL, *policy_path = NULL, *rd_hex = NULL;
-    int as_json = 0, insecure_http = 0, allow_debug = 0, opt;
+    /* a sim quote is checked with the given collateral: this command tests it */
+    attest_trust_opts to = {.sim_uses_given_collateral = 1};
+    const char *path = NULL, *policy_path = NULL, *rd_hex = NULL;
+    int as_json = 0, allow_debug = 0, opt;
     time_t now = time(NULL);
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (opt) {
         case 'j': as_json = 1; break;
-        case 'I': insecure_http = 1; break;
+        case 'I': to.pccs_insecure_http = 1; break;
         case 'D': allow_debug = 1; break;
-        case 'C': coll_path = optarg; break;
-        case 'P': pccs_url = optarg; break;
-        case 'c': cache_dir = optarg; break;
-        case 'S': sim_dir = optarg; break;
+        case 'C': to.collateral = optarg; break;
+        case 'P': to.pccs_url = optarg; break;
+        case 'c': to.pccs_cache = optarg; break;
+        case 'S': to.trust_sim = optarg; break;
         case 'p': policy_path = optarg; break;
         case 'r': rd_hex = optarg; break;
         case 'a':
@@ -228,67 +225,36 @@ static int attest_verify(int argc, char **argv) {
                                argv[optind + 1]);
     if (!path)
         return cli_usage_error("attest verify", "expected a quote file");
-    if (coll_path && pccs_url)
+    if (to.collateral && to.pccs_url)
         return cli_usage_error("attest verify", "--collateral and --pccs exclude each other");
-    if (cache_dir && !pccs_url)
+    if (to.pccs_cache && !to.pccs_url)
         return cli_usage_error("attest verify", "--cache is for --pccs (an offline directory is --collateral DIR)");
-    if (!coll_path && !pccs_url && !sim_dir)
+    if (!to.collateral && !to.pccs_url && !to.trust_sim)
         return cli_usage_error("attest verify", "needs --collateral FILE|DIR or --pccs URL");
     uint8_t rd[64] = {0};
     size_t rd_n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &rd_n) != CAI_OK)
         return cli_usage_error("attest verify", "--report-data must be up to 64 bytes of hex");
 
-    buf qb, root, pol_text;
+    buf qb, pol_text;
     buf_init(&qb, 0);
-    buf_init(&root, 0);
     buf_init(&pol_text, 0);
-    tdx_collateral *coll = NULL;
-    pccs *provider = NULL;
+    attest_trust *trust = NULL;
     kbs_policy *pol = NULL;
     tdx_quote *q = NULL;
     json_t *c = NULL;
     tdx_verify_result res;
     memset(&res, 0, sizeof(res));
-    attest_verifier v = {.expected_report_data = rd_hex ? rd : NULL};
+    attest_verifier v = {0};
     char why[512] = "";
     cai_status pst = CAI_OK;
 
     cai_status st = read_file(path, &qb);
     if (st == CAI_OK && policy_path && (st = read_text(policy_path, 1 << 20, &pol_text)) == CAI_OK)
         st = kbs_policy_parse((const char *)pol_text.data, pol_text.len, &pol);
-    if (st == CAI_OK && sim_dir) {
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", sim_dir, SIM_ROOT_CERT);
-        if ((st = read_text(p, 1 << 16, &root)) == CAI_OK) {
-            v.sim_root_pem = (const char *)root.data;
-            fprintf(stderr, "cai attest: WARNING: trusting the simulated TEE's root in %s "
-                            "(INSECURE: for tests and development only)\n", sim_dir);
-        }
-        if (st == CAI_OK && !coll_path && !pccs_url)
-            coll_path = sim_dir; /* its own collateral.json */
-    }
-    if (st == CAI_OK && coll_path) {
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/collateral.json", coll_path);
-        if (is_dir(coll_path) && access(p, R_OK) != 0) {
-            /* an offline collateral directory: DIR/tdx-FMSPC-CA.json, as --cache writes */
-            pccs_config pc = {.cache_dir = coll_path};
-            st = pccs_new(&pc, &provider);
-        } else
-            st = tdx_collateral_load(coll_path, &coll);
-    }
-    if (st == CAI_OK && pccs_url) {
-        pccs_config pc = {.base_url = pccs_url, .cache_dir = cache_dir,
-                          .insecure_http = insecure_http};
-        if (insecure_http)
-            fprintf(stderr, "cai attest: WARNING: plain HTTP to the PCCS (INSECURE transport; "
-                            "the collateral is still verified)\n");
-        st = pccs_new(&pc, &provider);
-    }
-    v.tdx_collateral = coll;
-    v.sim_collateral = v.sim_root_pem ? coll : NULL;
-    v.collateral_provider = provider;
+    if (st == CAI_OK && (st = attest_trust_new(&to, &trust)) == CAI_OK)
+        v = *attest_trust_verifier(trust);
+    v.expected_report_data = rd_hex ? rd : NULL;
     v.allow_debug = allow_debug || (pol && kbs_policy_allows_debug(pol));
     if (allow_debug)
         fprintf(stderr, "cai attest: WARNING: --allow-debug: a DEBUG TD verifies too (its host "
@@ -337,11 +303,9 @@ static int attest_verify(int argc, char **argv) {
     }
     json_decref(c);
     tdx_quote_free(q);
-    tdx_collateral_free(coll);
-    pccs_free(provider);
+    attest_trust_free(trust);
     kbs_policy_free(pol);
     buf_free(&qb);
-    buf_free(&root);
     buf_free(&pol_text);
     if (st != CAI_OK)
         return cli_fail("attest", st);

@@ -6,13 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "attest/sim.h"
+#include "attest/trust.h"
 #include "cli/cli.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "common/secure.h"
 #include "kbs/admin.h"
-#include "attest/pccs.h"
 #include "kbs/server.h"
 #include "ratls/server.h"
 #include "seal/keyfile.h"
@@ -142,11 +141,11 @@ static int kbs_serve(int argc, char **argv) {
         {"tls", required_argument, NULL, 'A'},         CLI_TEE_OPTIONS,
         {NULL, 0, NULL, 0}};
     kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
-    const char *master = NULL, *admin = NULL, *policy = NULL, *coll = NULL, *sim = NULL;
-    const char *pccs_url = NULL, *pccs_cache = NULL, *tls_mode = NULL;
+    const char *master = NULL, *admin = NULL, *policy = NULL, *tls_mode = NULL;
+    attest_trust_opts to = {0};
     cli_tee_opts tee_opts = {0};
     attest_source tee;
-    int insecure = 0, pccs_http = 0, has_tee = 0, c;
+    int insecure = 0, has_tee = 0, c;
     long v;
     log_level lvl;
     optind = 1;
@@ -165,11 +164,11 @@ static int kbs_serve(int argc, char **argv) {
         case 'I': insecure = 1; break;
         case 'a': admin = optarg; break;
         case 'P': policy = optarg; break;
-        case 'C': coll = optarg; break;
-        case 'S': sim = optarg; break;
-        case 'U': pccs_url = optarg; break;
-        case 'D': pccs_cache = optarg; break;
-        case 'X': pccs_http = 1; break;
+        case 'C': to.collateral = optarg; break;
+        case 'S': to.trust_sim = optarg; break;
+        case 'U': to.pccs_url = optarg; break;
+        case 'D': to.pccs_cache = optarg; break;
+        case 'X': to.pccs_insecure_http = 1; break;
         case 's':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --session-ttl");
             cfg.session_ttl_s = (int)v;
@@ -225,17 +224,15 @@ static int kbs_serve(int argc, char **argv) {
         return rc;
     if (!!tls_mode != has_tee)
         return cli_usage_error("kbs", "--tls attested and --tee go together (a key broker in a TEE)");
-    if (pccs_url && coll)
+    if (to.pccs_url && to.collateral)
         return cli_usage_error("kbs", "--collateral and --pccs exclude each other");
-    if (pccs_cache && !pccs_url)
+    if (to.pccs_cache && !to.pccs_url)
         return cli_usage_error("kbs", "--pccs-cache goes with --pccs");
 
-    buf admin_pem, policy_doc, sim_root;
+    buf admin_pem, policy_doc;
     buf_init(&admin_pem, 0);
     buf_init(&policy_doc, 0);
-    buf_init(&sim_root, 0);
-    tdx_collateral *tdx_coll = NULL, *sim_coll = NULL;
-    pccs *provider = NULL;
+    attest_trust *trust = NULL;
     kbs_server *s = NULL;
     ratls_server *rs = NULL;
     cai_status st = keyfile_read(master, cfg.master_key);
@@ -249,22 +246,10 @@ static int kbs_serve(int argc, char **argv) {
         cfg.admin_pub_pem = (const char *)admin_pem.data;
     if (st == CAI_OK && policy && (st = read_text(policy, 1 << 20, &policy_doc)) == CAI_OK)
         cfg.policy_json = (const char *)policy_doc.data;
-    if (st == CAI_OK && coll && (st = tdx_collateral_load(coll, &tdx_coll)) == CAI_OK)
-        cfg.verifier.tdx_collateral = tdx_coll;
-    if (st == CAI_OK && pccs_url) {
-        pccs_config pc = {.base_url = pccs_url, .cache_dir = pccs_cache, .insecure_http = pccs_http};
-        if ((st = pccs_new(&pc, &provider)) == CAI_OK)
-            cfg.verifier.collateral_provider = provider;
-    }
-    if (st == CAI_OK && sim) {
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", sim, SIM_ROOT_CERT);
-        if ((st = read_text(p, 64 * 1024, &sim_root)) == CAI_OK &&
-            (st = tdx_collateral_load(sim, &sim_coll)) == CAI_OK) {
-            cfg.verifier.sim_root_pem = (const char *)sim_root.data;
-            cfg.verifier.sim_collateral = sim_coll;
-        }
-    }
+    /* Nothing to verify with is allowed: then every quote is refused. */
+    if (st == CAI_OK && (to.collateral || to.pccs_url || to.trust_sim) &&
+        (st = attest_trust_new(&to, &trust)) == CAI_OK)
+        cfg.verifier = *attest_trust_verifier(trust);
     /* A broker in a TEE: attested TLS binding no model (a digest of zeros). */
     static const uint8_t no_model[ATTEST_DIGEST_LEN];
     if (st == CAI_OK && tls_mode && (st = ratls_server_new(&rs)) == CAI_OK &&
@@ -277,11 +262,7 @@ static int kbs_serve(int argc, char **argv) {
         goto out;
     if (insecure)
         log_warn("INSECURE: plain HTTP (--insecure-http); use TLS outside development");
-    if (sim)
-        log_warn("INSECURE: trusting the simulated TEE's test PKI in %s (--trust-sim)", sim);
-    if (pccs_http)
-        log_warn("INSECURE: plain HTTP to the PCCS (--pccs-insecure-http)");
-    if (!coll && !pccs_url)
+    if (!to.collateral && !to.pccs_url)
         log_warn("no --collateral or --pccs: Intel TDX quotes will be refused");
     if (!admin)
         log_info("no --admin-pub: the admin API is off");
@@ -293,12 +274,9 @@ static int kbs_serve(int argc, char **argv) {
 out:
     kbs_server_free(s);
     ratls_server_free(rs); /* after the server: its SSL_CTX served the connections */
-    tdx_collateral_free(tdx_coll);
-    tdx_collateral_free(sim_coll);
-    pccs_free(provider);
+    attest_trust_free(trust); /* after the server: it verified with it */
     buf_free(&admin_pem);
     buf_free(&policy_doc);
-    buf_free(&sim_root);
     return st == CAI_OK ? 0 : cli_fail("kbs", st);
 }
 

@@ -1,18 +1,16 @@
-/* client.c - HTTP(S) to a cai server with libcurl: models, streamed chat,
+/* client.c - a cai server's client over httpc: models, streamed chat,
  * attestation. */
 #include "client/client.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <curl/curl.h>
 
 #include "attest/binding.h"
 #include "attest/quote.h"
 #include "client/sse.h"
 #include "common/codec.h"
+#include "net/httpc.h"
 #include "common/secure.h"
 
 struct client {
@@ -20,22 +18,15 @@ struct client {
     char *auth; /* "Authorization: Bearer KEY", or NULL */
     cai_status (*tls_setup)(void *ssl_ctx, void *arg);
     void *tls_setup_arg;
+    httpc *http; /* made at the first request, with the TLS check set then */
 };
 
 void client_set_tls(client *c, cai_status (*setup)(void *ssl_ctx, void *arg), void *arg) {
     c->tls_setup = setup;
     c->tls_setup_arg = arg;
+    httpc_free(c->http);
+    c->http = NULL;
 }
-
-static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *arg) {
-    (void)h;
-    client *c = arg;
-    return c->tls_setup(ssl_ctx, c->tls_setup_arg) == CAI_OK ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 cai_status client_new(const char *url, const char *api_key, client **out) {
     *out = NULL;
@@ -43,9 +34,6 @@ cai_status client_new(const char *url, const char *api_key, client **out) {
         return cai_fail(CAI_ERR_INVALID_ARG, "the URL must start with http:// or https://, not '%s'", url);
     if (strpbrk(url, " \t\r\n?#"))
         return cai_fail(CAI_ERR_INVALID_ARG, "the URL must be the server's address, like http://127.0.0.1:7860");
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK)
-        return cai_fail(CAI_ERR_INTERNAL, "libcurl failed to start");
     client *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->url = strdup(url)) == NULL)
         goto nomem;
@@ -68,6 +56,7 @@ nomem:
 void client_free(client *c) {
     if (c == NULL)
         return;
+    httpc_free(c->http);
     free(c->url);
     if (c->auth) {
         secure_wipe(c->auth, strlen(c->auth));
@@ -79,11 +68,9 @@ void client_free(client *c) {
 /* ---- one request ---------------------------------------------------------- */
 
 typedef struct {
-    CURL *h;
-    struct curl_slist *headers;
     long status;
-    int status_known;
     buf body; /* a non-streamed answer, or an error answer of a stream */
+    int over; /* the body was larger than CLIENT_MAX_BODY */
     /* streams */
     sse_parser *sse;
     cai_status stream_st;
@@ -91,51 +78,70 @@ typedef struct {
     int stopped;
 } request;
 
-static cai_status request_init(client *c, request *r, const char *path, const char *json_body) {
-    memset(r, 0, sizeof(*r));
-    buf_init(&r->body, CLIENT_MAX_BODY);
+static int on_status(void *arg, long status) {
+    ((request *)arg)->status = status;
+    return 0;
+}
+
+static int on_cancelled(void *arg) {
+    request *r = arg;
+    if (r->cancel && *r->cancel)
+        r->stopped = 1; /* closes the connection: the server cancels the generation */
+    return r->stopped;
+}
+
+static int on_data(void *arg, const void *p, size_t n) {
+    request *r = arg;
+    if (on_cancelled(r))
+        return 1;
+    if (r->sse == NULL || r->status != 200) { /* an answer, or an error document */
+        r->over = buf_append(&r->body, p, n) != CAI_OK;
+        return r->over;
+    }
+    return (r->stream_st = sse_feed(r->sse, p, n)) != CAI_OK;
+}
+
+/* Sends |json_body| (NULL: a GET) to |path| and streams the answer into |r|
+ * (request_init'ed): to r->sse when set and the status is 200, else to
+ * r->body. No timeout, as a reply is generated at its own pace; connecting
+ * gives up after httpc's 10 s. A server that cannot be reached gets a
+ * message saying so. */
+static cai_status request_send(client *c, request *r, const char *path, const char *json_body) {
     char url[2048];
     if ((size_t)snprintf(url, sizeof(url), "%s%s", c->url, path) >= sizeof(url))
         return cai_fail(CAI_ERR_LIMIT, "the URL is too long");
-    if ((r->h = curl_easy_init()) == NULL)
-        return CAI_ERR_NOMEM;
-    if (c->auth)
-        r->headers = curl_slist_append(r->headers, c->auth);
-    if (json_body)
-        r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
-    r->headers = curl_slist_append(r->headers, "Accept: application/json, text/event-stream");
-    if (r->headers == NULL)
-        return CAI_ERR_NOMEM;
-    curl_easy_setopt(r->h, CURLOPT_URL, url);
-    curl_easy_setopt(r->h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(r->h, CURLOPT_USERAGENT, "cai-chat/0.1");
-    if (c->tls_setup) { /* attested TLS: its check replaces CA and host name */
-        curl_easy_setopt(r->h, CURLOPT_SSL_VERIFYHOST, 0L);
-        curl_easy_setopt(r->h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-        curl_easy_setopt(r->h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-        curl_easy_setopt(r->h, CURLOPT_CAINFO, NULL);
-        curl_easy_setopt(r->h, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(r->h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-        curl_easy_setopt(r->h, CURLOPT_SSL_CTX_DATA, c);
+    cai_status st = CAI_OK;
+    if (c->http == NULL) {
+        httpc_opts o = {.timeout_s = 0, .user_agent = "cai-chat/0.1", .tls_setup = c->tls_setup,
+                        .tls_setup_arg = c->tls_setup_arg};
+        if ((st = httpc_new(&o, &c->http)) != CAI_OK)
+            return st;
     }
-    if (json_body)
-        curl_easy_setopt(r->h, CURLOPT_COPYPOSTFIELDS, json_body);
-    return CAI_OK;
+    const char *headers[] = {"Accept: application/json, text/event-stream", c->auth, NULL};
+    httpc_request rq = {.method = json_body ? "POST" : "GET", .url = url,
+                        .content_type = json_body ? "application/json" : NULL,
+                        .headers = headers, .body = json_body,
+                        .body_len = json_body ? strlen(json_body) : 0};
+    httpc_sink sink = {.on_status = on_status, .on_data = on_data, .cancelled = on_cancelled,
+                       .arg = r};
+    long status = 0;
+    st = httpc_stream(c->http, &rq, &sink, &status);
+    if (r->status == 0)
+        r->status = status;
+    if (st != CAI_OK && httpc_unreachable(c->http)) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
+        st = cai_fail(CAI_ERR_IO, "cannot reach %s: %s (is cai serve running there?)", c->url, why);
+    }
+    return st;
 }
 
-static void request_cleanup(request *r) {
-    curl_easy_cleanup(r->h);
-    curl_slist_free_all(r->headers);
-    buf_free(&r->body);
+static void request_init(request *r) {
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->body, CLIENT_MAX_BODY);
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg) {
-    request *r = arg;
-    return buf_append(&r->body, p, size * n) == CAI_OK ? size * n : 0;
-}
+static void request_cleanup(request *r) { buf_free(&r->body); }
 
 /* The server's error message from an OpenAI error body, or a generic one. */
 static cai_status http_error(client *c, request *r) {
@@ -147,26 +153,14 @@ static cai_status http_error(client *c, request *r) {
     return st;
 }
 
-static cai_status transport_error(client *c, CURLcode rc) {
-    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_OPERATION_TIMEDOUT)
-        return cai_fail(CAI_ERR_IO, "cannot reach %s: %s (is cai serve running there?)", c->url,
-                        curl_easy_strerror(rc));
-    return cai_fail(CAI_ERR_IO, "%s: %s", c->url, curl_easy_strerror(rc));
-}
-
 /* GET |path| into r->body; a non-200 answer is an error. */
 static cai_status get(client *c, request *r, const char *path) {
-    cai_status st = request_init(c, r, path, NULL);
+    request_init(r);
+    cai_status st = request_send(c, r, path, NULL);
+    if (r->over)
+        return cai_fail(CAI_ERR_LIMIT, "%s%s: the answer is larger than %u bytes", c->url, path, CLIENT_MAX_BODY);
     if (st != CAI_OK)
         return st;
-    curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
-    CURLcode rc = curl_easy_perform(r->h);
-    if (rc == CURLE_WRITE_ERROR)
-        return cai_fail(CAI_ERR_LIMIT, "%s%s: the answer is larger than %u bytes", c->url, path, CLIENT_MAX_BODY);
-    if (rc != CURLE_OK)
-        return transport_error(c, rc);
-    curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status);
     return r->status == 200 ? CAI_OK : http_error(c, r);
 }
 
@@ -310,34 +304,6 @@ static cai_status on_event(void *arg, const char *data, size_t len) {
     return st;
 }
 
-static size_t on_stream_data(char *p, size_t size, size_t n, void *arg) {
-    stream *s = arg;
-    request *r = &s->r;
-    if (r->cancel && *r->cancel) {
-        r->stopped = 1;
-        return 0; /* closes the connection: the server cancels the generation */
-    }
-    if (!r->status_known) {
-        curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status);
-        r->status_known = 1;
-    }
-    if (r->status != 200) /* an error document, not a stream */
-        return buf_append(&r->body, p, size * n) == CAI_OK ? size * n : 0;
-    if ((r->stream_st = sse_feed(r->sse, p, size * n)) != CAI_OK)
-        return 0;
-    return size * n;
-}
-
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
-    (void)dt, (void)dn, (void)ut, (void)un;
-    request *r = arg;
-    if (r->cancel && *r->cancel) {
-        r->stopped = 1;
-        return 1;
-    }
-    return 0;
-}
-
 static json_t *chat_body(const client_chat_req *q) {
     json_t *msgs = json_array();
     for (size_t i = 0; msgs && i < q->n_messages; i++)
@@ -376,31 +342,24 @@ cai_status client_chat_stream(client *c, const client_chat_req *req,
     json_t *b = chat_body(req);
     char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
-    cai_status st = body ? request_init(c, &s.r, "/v1/chat/completions", body) : CAI_ERR_NOMEM;
+    request_init(&s.r);
+    s.r.sse = &sse;
+    s.r.cancel = cancel;
+    cai_status st = body ? request_send(c, &s.r, "/v1/chat/completions", body) : CAI_ERR_NOMEM;
     free(body);
-    if (st == CAI_OK) {
-        s.r.sse = &sse;
-        s.r.cancel = cancel;
-        curl_easy_setopt(s.r.h, CURLOPT_WRITEFUNCTION, on_stream_data);
-        curl_easy_setopt(s.r.h, CURLOPT_WRITEDATA, &s);
-        curl_easy_setopt(s.r.h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(s.r.h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(s.r.h, CURLOPT_XFERINFODATA, &s.r);
-        CURLcode rc = curl_easy_perform(s.r.h);
-        if (s.r.stopped) {
-            *out_stopped = 1;
-        } else if (s.r.stream_st != CAI_OK) {
-            st = s.r.stream_st;
-        } else if (rc == CURLE_WRITE_ERROR && s.r.status != 200) {
-            st = cai_fail(CAI_ERR_LIMIT, "the server's error answer is larger than %u bytes", CLIENT_MAX_BODY);
-        } else if (rc != CURLE_OK) {
-            st = transport_error(c, rc);
-        } else if (s.r.status != 200 || (s.r.status_known == 0 &&
-                   (curl_easy_getinfo(s.r.h, CURLINFO_RESPONSE_CODE, &s.r.status), s.r.status != 200))) {
-            st = http_error(c, &s.r);
-        } else if (!s.done) {
-            st = cai_fail(CAI_ERR_TRUNCATED, "the reply was cut off: the stream ended before [DONE]");
-        }
+    if (s.r.stopped) {
+        *out_stopped = 1;
+        st = CAI_OK;
+    } else if (s.r.stream_st != CAI_OK) {
+        st = s.r.stream_st;
+    } else if (s.r.over) {
+        st = cai_fail(CAI_ERR_LIMIT, "the server's error answer is larger than %u bytes", CLIENT_MAX_BODY);
+    } else if (st != CAI_OK) {
+        /* as it is */
+    } else if (s.r.status != 200) {
+        st = http_error(c, &s.r);
+    } else if (!s.done) {
+        st = cai_fail(CAI_ERR_TRUNCATED, "the reply was cut off: the stream ended before [DONE]");
     }
     sse_cleanup(&sse);
     request_cleanup(&s.r);

@@ -1,7 +1,8 @@
 /* client.h - a client of a cai server (or any OpenAI-compatible one): the
  * model list, streamed chat completions, and the server's attestation
- * checked end to end (docs/ATTESTATION-API.md). libcurl does HTTP(S);
- * every answer is untrusted and size-limited. */
+ * checked end to end (docs/ATTESTATION-API.md). httpc does HTTP(S), on
+ * one connection pool per client; every answer is untrusted and
+ * size-limited. */
 #ifndef CAI_CLIENT_CLIENT_H
 #define CAI_CLIENT_CLIENT_H
 
@@ -36,8 +37,8 @@ void client_free(client *c);
 
 /* client_model asks GET /v1/models and writes the first model's id to
  * |out| (|cap| bytes). Fails with a message for a person when the server is
- * unreachable (CAI_ERR_IO) or answers an error (CAI_ERR_INVALID_ARG, with
- * the server's message). */
+ * unreachable (CAI_ERR_IO), fails the TLS check (CAI_ERR_AUTH) or answers
+ * an error (CAI_ERR_INVALID_ARG, with the server's message). */
 cai_status client_model(client *c, char *out, size_t cap) CAI_WUR;
 
 /* client_attest asks GET /v1/attestation with a fresh 32-byte nonce and

@@ -8,11 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
-#include "common/httpc.h"
-#include "common/httpd.h"
+#include "net/httpc.h"
+#include "net/httpd.h"
 #include "common/log.h"
 #include "common/secure.h"
 
@@ -236,14 +235,9 @@ static int on_cancelled(void *arg) {
     return atomic_load(&x->p->stop) || httpd_async_closed(x->j->a);
 }
 
-static int status_of_line(void *arg, const char *line, size_t len) {
-    xfer *x = arg;
-    if (len >= 12 && memcmp(line, "HTTP/", 5) == 0) {
-        const char *sp = memchr(line, ' ', len);
-        if (sp && (size_t)(line + len - sp) >= 4)
-            x->status = strtol(sp + 1, NULL, 10);
-    }
-    return on_up_header(arg, line, len);
+static int on_up_status(void *arg, long status) {
+    ((xfer *)arg)->status = status;
+    return 0;
 }
 
 static void reply_502(httpd_async *a, const char *code, const char *msg, const char *hostport) {
@@ -261,7 +255,7 @@ static void run_job(proxy *p, httpc *c, job *j) {
                         .headers = (const char *const *)j->headers,
                         .body = j->body_len || strcmp(j->method, "POST") == 0 ? j->body : NULL,
                         .body_len = j->body_len};
-    httpc_sink sink = {.on_header = status_of_line, .on_data = on_up_data,
+    httpc_sink sink = {.on_status = on_up_status, .on_header = on_up_header, .on_data = on_up_data,
                        .cancelled = on_cancelled, .arg = &x};
     long status = 0;
     cai_status st = httpc_stream(c, &rq, &sink, &status);
@@ -364,63 +358,45 @@ static int add_header(void *arg, const char *name, const char *value) {
 
 /* The upstream URL of a request: https://HOST:PORT/path?query. */
 static cai_status upstream_url(const proxy *p, const char *target, job *j) {
-    CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+    httpc_url u = {0};
     cai_status st = CAI_OK;
-    if (u == NULL)
-        return CAI_ERR_NOMEM;
     if (strncasecmp(target, "http://", 7) == 0) {
-        if (curl_url_set(u, CURLUPART_URL, target, 0) != CURLUE_OK) {
-            st = cai_fail(CAI_ERR_INVALID_ARG, "cannot parse the URL %.200s", target);
-            goto out;
-        }
+        st = httpc_url_parse(target, &u);
     } else if (target[0] == '/' && p->cfg.to) {
         size_t n = strlen(p->cfg.to) + strlen(target) + 1;
         char *full = malloc(n);
-        if (full == NULL) {
-            st = CAI_ERR_NOMEM;
-            goto out;
-        }
+        if (full == NULL)
+            return CAI_ERR_NOMEM;
         snprintf(full, n, "%s%s", p->cfg.to, target);
-        CURLUcode rc = curl_url_set(u, CURLUPART_URL, full, 0);
+        st = httpc_url_parse(full, &u);
         free(full);
-        if (rc != CURLUE_OK) {
+        if (st == CAI_ERR_FORMAT)
             st = cai_fail(CAI_ERR_INVALID_ARG, "cannot parse the path %.200s", target);
-            goto out;
-        }
     } else {
-        st = cai_fail(CAI_ERR_INVALID_ARG, "cai proxy forwards http://HOST:PORT/... requests "
-                      "(set http_proxy=http://127.0.0.1:PORT), or paths when started with --to");
-        goto out;
+        return cai_fail(CAI_ERR_INVALID_ARG, "cai proxy forwards http://HOST:PORT/... requests "
+                        "(set http_proxy=http://127.0.0.1:PORT), or paths when started with --to");
     }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        st = cai_fail(CAI_ERR_INVALID_ARG, "the URL %.200s names no host", target);
+    if (st == CAI_ERR_FORMAT) /* the message is httpc_url_parse's */
+        st = CAI_ERR_INVALID_ARG;
+    if (st != CAI_OK)
         goto out;
-    }
-    if (curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK)
-        query = NULL;
     /* http://HOST/ through the proxy means the server's TLS port 443. */
-    const char *pt = strncasecmp(target, "http://", 7) == 0 && strcmp(port, "80") == 0 ? "443" : port;
-    size_t n = strlen(host) + strlen(pt) + 2;
+    const char *pt = strncasecmp(target, "http://", 7) == 0 && strcmp(u.port, "80") == 0 ? "443" : u.port;
+    size_t n = strlen(u.host) + strlen(pt) + 2;
     if ((j->hostport = malloc(n)) == NULL) {
         st = CAI_ERR_NOMEM;
         goto out;
     }
-    snprintf(j->hostport, n, "%s:%s", host, pt);
-    n = 8 + strlen(j->hostport) + strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
+    snprintf(j->hostport, n, "%s:%s", u.host, pt);
+    n = 8 + strlen(j->hostport) + strlen(u.path) + (u.query ? strlen(u.query) + 1 : 0) + 1;
     if ((j->url = malloc(n)) == NULL) {
         st = CAI_ERR_NOMEM;
         goto out;
     }
-    snprintf(j->url, n, "https://%s%s%s%s", j->hostport, path, query ? "?" : "", query ? query : "");
+    snprintf(j->url, n, "https://%s%s%s%s", j->hostport, u.path, u.query ? "?" : "",
+             u.query ? u.query : "");
 out:
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_url_cleanup(u);
+    httpc_url_cleanup(&u);
     return st;
 }
 

@@ -8,7 +8,7 @@
 
 #include "common/codec.h"
 #include "common/file.h"
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "common/secure.h"
 #include "kbs/protocol.h"
 

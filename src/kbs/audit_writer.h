@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "common/status.h"
 #include "kbs/store.h"
 

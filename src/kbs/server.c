@@ -10,7 +10,7 @@
 #include <openssl/sha.h>
 
 #include "common/codec.h"
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "common/jcs.h"
 #include "common/log.h"
 #include "common/secure.h"

@@ -1,6 +1,6 @@
 /* server.h - `cai kbs`: the key broker service.
  *
- * Speaks the KBS attestation protocol (protocol.h) on common/httpd: /auth
+ * Speaks the KBS attestation protocol (protocol.h) on net/httpd: /auth
  * opens a session with a single-use nonce, /attest verifies TDX evidence
  * (attest/evidence.h) against the release policy (policy.h) and issues a
  * token (token.h) bound to the TEE's ephemeral key, and resource requests

@@ -4,7 +4,7 @@
 #ifndef CAI_SERVE_ACCESS_H
 #define CAI_SERVE_ACCESS_H
 
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "serve/api.h"
 #include "serve/metrics.h"
 #include "serve/server_int.h"

@@ -15,7 +15,7 @@
 
 #include "attest/binding.h"
 #include "attest/evidence.h"
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "common/status.h"
 
 typedef struct attestation attestation;

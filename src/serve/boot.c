@@ -12,7 +12,7 @@
 
 #include "common/buf.h"
 #include "common/codec.h"
-#include "common/httpc.h"
+#include "net/httpc.h"
 #include "common/log.h"
 #include "common/pool.h"
 #include "common/secure.h"

@@ -7,7 +7,7 @@
 #ifndef CAI_SERVE_ENDPOINTS_H
 #define CAI_SERVE_ENDPOINTS_H
 
-#include "common/httpd.h"
+#include "net/httpd.h"
 
 void endpoint_models(httpd_req *r, void *arg);
 void endpoint_health(httpd_req *r, void *arg);

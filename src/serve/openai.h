@@ -8,7 +8,7 @@
 #ifndef CAI_SERVE_OPENAI_H
 #define CAI_SERVE_OPENAI_H
 
-#include "common/httpd.h"
+#include "net/httpd.h"
 
 /* The handlers; |arg| is the server. */
 void openai_chat(httpd_req *r, void *arg);

@@ -11,7 +11,7 @@
 
 #include "attest/binding.h"
 #include "attest/evidence.h"
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "llm/engine.h"
 #include "llm/sched.h"
 #include "ratls/server.h"

@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/httpd.h"
+#include "net/httpc.h"
+#include "net/httpd.h"
 #include "test.h"
 
 static httpd *srv;
@@ -718,6 +719,101 @@ static void test_tls_streams_end(void) {
     rmdir(dir);
 }
 
+/* ---- httpc, cai's client, against this server ----------------------------- */
+
+static void h_agent(httpd_req *r, void *arg) {
+    (void)arg;
+    const char *ua = httpd_header(r, "User-Agent");
+    httpd_add_header(r, "X-Test", "1");
+    httpd_reply(r, 201, "text/plain", ua ? ua : "-", strlen(ua ? ua : "-"));
+}
+
+typedef struct {
+    long status;
+    int x_test;
+    buf body;
+} seen;
+
+static int seen_status(void *arg, long status) {
+    ((seen *)arg)->status = status;
+    return 0;
+}
+
+static int seen_header(void *arg, const char *line, size_t len) {
+    seen *s = arg;
+    s->x_test += len == 9 && strncasecmp(line, "X-Test: 1", 9) == 0;
+    return 0;
+}
+
+static int seen_data(void *arg, const void *data, size_t len) {
+    return buf_append(&((seen *)arg)->body, data, len) != CAI_OK;
+}
+
+/* The options pccs and the OpenAI client need: User-Agent, https only, the
+ * status of a stream, and "unreachable" told apart from other failures. */
+static void test_httpc_options(void) {
+    httpd_config cfg = {.port = 0};
+    httpd *h = NULL;
+    pthread_t t;
+    char url[128], closed[] = "http://127.0.0.1:1/";
+    CHECK_OK(httpd_new(&cfg, &h));
+    if (h == NULL)
+        return;
+    httpd_route(h, "/agent", h_agent, NULL);
+    pthread_create(&t, NULL, loop_of, h);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/agent", httpd_port(h));
+
+    httpc *c = NULL;
+    httpc_opts o = {.user_agent = "cai-test/1"};
+    CHECK_OK(httpc_new(&o, &c));
+    httpc_request rq = {.method = "GET", .url = url};
+    seen s = {0};
+    buf_init(&s.body, 1024);
+    httpc_sink sink = {.on_status = seen_status, .on_header = seen_header, .on_data = seen_data,
+                       .arg = &s};
+    long status = 0;
+    CHECK_OK(httpc_stream(c, &rq, &sink, &status));
+    CHECK(status == 201 && s.status == 201 && s.x_test == 1);
+    CHECK(s.body.len == 10 && memcmp(s.body.data, "cai-test/1", 10) == 0);
+    buf_free(&s.body);
+    CHECK(!httpc_unreachable(c));
+    rq.url = closed;
+    CHECK_ST(httpc_stream(c, &rq, &sink, &status), CAI_ERR_IO);
+    CHECK(httpc_unreachable(c));
+    httpc_free(c);
+
+    httpc_opts plain = {0}, tls_only = {.https_only = 1};
+    buf resp;
+    rq.url = url;
+    CHECK_OK(httpc_new(&plain, &c));
+    CHECK_OK(httpc_do(c, &rq, &status, &resp));
+    CHECK(status == 201 && strcmp((const char *)resp.data, "-") == 0); /* no User-Agent */
+    buf_free(&resp);
+    httpc_free(c);
+    CHECK_OK(httpc_new(&tls_only, &c));
+    CHECK_ST(httpc_do(c, &rq, &status, &resp), CAI_ERR_IO);
+    CHECK(strstr(cai_errmsg(CAI_ERR_IO), "http") != NULL && !httpc_unreachable(c));
+    buf_free(&resp);
+    httpc_free(c);
+    stop(h, t);
+}
+
+static void test_httpc_url_parse(void) {
+    httpc_url u;
+    CHECK_OK(httpc_url_parse("http://example.org:81/a/b?x=1&y", &u));
+    CHECK(u.host && strcmp(u.host, "example.org") == 0 && strcmp(u.port, "81") == 0);
+    CHECK(u.path && strcmp(u.path, "/a/b") == 0 && u.query && strcmp(u.query, "x=1&y") == 0);
+    httpc_url_cleanup(&u);
+    CHECK(u.host == NULL && u.query == NULL);
+    CHECK_OK(httpc_url_parse("https://[::1]", &u));
+    CHECK(u.host && strcmp(u.host, "[::1]") == 0 && strcmp(u.port, "443") == 0);
+    CHECK(strcmp(u.path, "/") == 0 && u.query == NULL);
+    httpc_url_cleanup(&u);
+    CHECK_ST(httpc_url_parse("/no/scheme", &u), CAI_ERR_FORMAT);
+    CHECK_ST(httpc_url_parse("http://exa mple/", &u), CAI_ERR_FORMAT);
+    CHECK(u.host == NULL && u.path == NULL);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     httpd_config cfg = {.port = 0, .max_body = 64 << 10, .rate_per_s = 20, .rate_burst = 100};
@@ -746,6 +842,8 @@ int main(void) {
     RUN(test_rate_limit_per_address);
     RUN(test_path_refusals);
     RUN(test_tls_streams_end);
+    RUN(test_httpc_options);
+    RUN(test_httpc_url_parse);
     httpd_stop(srv);
     pthread_join(t, NULL);
     usleep(50000); /* let detached workers finish writing to closed replies */

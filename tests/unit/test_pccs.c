@@ -15,10 +15,11 @@
 #include "attest/evidence.h"
 #include "attest/pccs.h"
 #include "attest/sim.h"
+#include "attest/trust.h"
 #include "attest/verify.h"
 #include "common/codec.h"
 #include "common/file.h"
-#include "common/httpd.h"
+#include "net/httpd.h"
 #include "test.h"
 
 static char dir[] = "/tmp/cai-pccs-sim-XXXXXX";
@@ -406,6 +407,60 @@ static void test_verifier_with_provider(void) {
     sim_case_free(&s);
 }
 
+/* Verifies the sim quote of |s| with the verifier of |o|; returns how many
+ * requests reached the fake PCCS. */
+static int trust_verify(const attest_trust_opts *o, sim_quote_case *s) {
+    attest_trust *t = NULL;
+    int before = atomic_load(&requests);
+    CHECK_OK(attest_trust_new(o, &t));
+    if (t) {
+        json_t *claims = NULL;
+        CHECK_OK(attest_verify_claims(attest_trust_verifier(t), s->quote.data, s->quote.len,
+                                      time(NULL), &claims, NULL));
+        CHECK(claims && strcmp(json_string_value(json_object_get(claims, "tee")), "sim") == 0);
+        json_decref(claims);
+    }
+    attest_trust_free(t);
+    return atomic_load(&requests) - before;
+}
+
+/* attest_trust: which collateral verifies a sim quote, offline folders,
+ * and the option combinations it refuses. */
+static void test_trust(void) {
+    clear_cache();
+    mode = SERVE_OK;
+    sim_quote_case s;
+    sim_case(&s);
+    /* the default: the sim folder's own collateral, the PCCS is not asked */
+    attest_trust_opts o = {.pccs_url = base, .pccs_cache = cache, .pccs_insecure_http = 1,
+                           .trust_sim = dir};
+    CHECK(trust_verify(&o, &s) == 0);
+    /* attest verify's choice: the given PCCS verifies the sim quote too */
+    o.sim_uses_given_collateral = 1;
+    CHECK(trust_verify(&o, &s) == 4);
+    /* the cache it wrote is an offline collateral folder */
+    attest_trust_opts off = {.collateral = cache, .trust_sim = dir, .sim_uses_given_collateral = 1};
+    CHECK(trust_verify(&off, &s) == 0);
+    /* given nothing else, the sim folder's collateral */
+    attest_trust_opts sim_only = {.trust_sim = dir, .sim_uses_given_collateral = 1};
+    CHECK(trust_verify(&sim_only, &s) == 0);
+    /* a folder with no collateral at all is refused at once */
+    clear_cache();
+    attest_trust *t = NULL;
+    CHECK(attest_trust_new(&off, &t) != CAI_OK && t == NULL);
+    attest_trust_opts bad[] = {
+        {.collateral = dir, .pccs_url = base, .pccs_insecure_http = 1},
+        {.collateral = dir, .pccs_cache = cache},
+        {.pccs_url = base}, /* plain http without the flag */
+        {0},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_ST(attest_trust_new(&bad[i], &t), CAI_ERR_INVALID_ARG);
+        CHECK(t == NULL);
+    }
+    sim_case_free(&s);
+}
+
 static void test_json_member(void) {
     size_t off, n;
     const char *j = " { \"a\" : [1, {\"b\":\"}\\\"\"}] , \"tcbInfo\":{\"x\": -1.5e3, \"y\":null} } ";
@@ -466,6 +521,7 @@ int main(void) {
     RUN(test_refuse_huge);
     RUN(test_config);
     RUN(test_verifier_with_provider);
+    RUN(test_trust);
     RUN(test_json_member);
     RUN(test_url_decode);
     httpd_stop(srv);

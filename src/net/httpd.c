@@ -1,5 +1,5 @@
 /* httpd.c - libevent evhttp with limits, OpenSSL TLS and cross-thread replies. */
-#include "common/httpd.h"
+#include "net/httpd.h"
 
 #include <arpa/inet.h>
 #include <math.h>

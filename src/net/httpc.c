@@ -1,5 +1,5 @@
 /* httpc.c - libcurl client with an in-memory cookie jar. */
-#include "common/httpc.h"
+#include "net/httpc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,16 +16,24 @@
 struct httpc {
     CURL *curl;
     httpc_opts o;
+    int unreachable; /* the last transfer's, see httpc_unreachable */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static void global_init(void) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+static CURLcode global_rc;
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* A transport failure before the peer answered anything. */
+static int unreachable(CURLcode rc) {
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+           rc == CURLE_OPERATION_TIMEDOUT;
 }
 
 cai_status httpc_new(const httpc_opts *o, httpc **out) {
     pthread_once(&global_once, global_init);
     *out = NULL;
+    if (global_rc != CURLE_OK)
+        return cai_fail(CAI_ERR_INTERNAL, "libcurl failed to start");
     httpc *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->curl = curl_easy_init()) == NULL) {
         free(c);
@@ -69,6 +77,17 @@ static void set_tls(httpc *c) {
         if (c->o.ca_file)
             curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_file);
     }
+}
+
+/* What every transfer sets: timeouts to connect, schemes, User-Agent, TLS. */
+static void set_common(httpc *c) {
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     c->o.connect_timeout_s > 0 ? c->o.connect_timeout_s : 10L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->o.https_only ? "https" : "http,https");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, c->o.user_agent);
+    set_tls(c);
 }
 
 typedef struct {
@@ -119,11 +138,8 @@ static cai_status prepare(httpc *c, const httpc_request *rq, struct curl_slist *
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
     curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    set_tls(c);
+    set_common(c);
     return CAI_OK;
 }
 
@@ -135,6 +151,7 @@ static cai_status perform(httpc *c, const httpc_request *rq) {
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, err);
     CURLcode rc = curl_easy_perform(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+    c->unreachable = unreachable(rc);
     if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
         return cai_fail(CAI_ERR_AUTH, "http: %s %s: the TLS handshake failed: %s", rq->method,
                         rq->url, err[0] ? err : curl_easy_strerror(rc));
@@ -185,15 +202,21 @@ typedef struct {
 static size_t on_stream_header(char *p, size_t size, size_t n, void *arg) {
     stream_state *s = arg;
     size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
-        s->in_final = !(len >= 12 && p[9] == '1'); /* "HTTP/1.1 1xx" */
+    int status_line = len >= 5 && memcmp(p, "HTTP/", 5) == 0;
+    long status = 0;
+    if (status_line) { /* "HTTP/1.1 200 OK", "HTTP/2 200" */
+        const char *sp = memchr(p, ' ', len);
+        if (sp && (size_t)(p + len - sp) >= 4)
+            status = strtol(sp + 1, NULL, 10);
+        s->in_final = status < 100 || status > 199;
+    }
     while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
         len--;
-    if (s->in_final && len && s->sink->on_header && s->sink->on_header(s->sink->arg, p, len)) {
+    if (s->in_final && status_line && s->sink->on_status && s->sink->on_status(s->sink->arg, status))
         s->aborted = 1;
-        return 0;
-    }
-    return size * n;
+    else if (s->in_final && len && s->sink->on_header && s->sink->on_header(s->sink->arg, p, len))
+        s->aborted = 1;
+    return s->aborted ? 0 : size * n;
 }
 
 static size_t on_stream_data(char *p, size_t size, size_t n, void *arg) {
@@ -273,16 +296,14 @@ cai_status httpc_download(httpc *c, const char *url, int fd, int attempts, uint6
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_file_data);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
         curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)off);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* stalled for 30 s: retry */
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
         curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-        set_tls(c);
+        set_common(c);
         CURLcode rc = curl_easy_perform(h);
+        c->unreachable = unreachable(rc);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (s.failed)
@@ -304,4 +325,34 @@ cai_status httpc_download(httpc *c, const char *url, int fd, int attempts, uint6
                       attempts);
     }
     return st;
+}
+
+int httpc_unreachable(const httpc *c) { return c->unreachable; }
+
+cai_status httpc_url_parse(const char *url, httpc_url *out) {
+    memset(out, 0, sizeof(*out));
+    CURLU *u = curl_url();
+    cai_status st = CAI_OK;
+    if (u == NULL)
+        return CAI_ERR_NOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        st = cai_fail(CAI_ERR_FORMAT, "cannot parse the URL %.200s", url);
+    else if (curl_url_get(u, CURLUPART_HOST, &out->host, 0) != CURLUE_OK ||
+             curl_url_get(u, CURLUPART_PORT, &out->port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+             curl_url_get(u, CURLUPART_PATH, &out->path, 0) != CURLUE_OK)
+        st = cai_fail(CAI_ERR_INVALID_ARG, "the URL %.200s names no host", url);
+    else if (curl_url_get(u, CURLUPART_QUERY, &out->query, 0) != CURLUE_OK)
+        out->query = NULL;
+    curl_url_cleanup(u);
+    if (st != CAI_OK)
+        httpc_url_cleanup(out);
+    return st;
+}
+
+void httpc_url_cleanup(httpc_url *u) {
+    curl_free(u->host);
+    curl_free(u->port);
+    curl_free(u->path);
+    curl_free(u->query);
+    memset(u, 0, sizeof(*u));
 }

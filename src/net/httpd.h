@@ -27,8 +27,8 @@
  * deferred reply, or a stream of chunks (server-sent events). Writes to an
  * async reply are thread-safe; when the client goes away the on_close
  * callback runs (on the loop thread) so the work can be cancelled. */
-#ifndef CAI_COMMON_HTTPD_H
-#define CAI_COMMON_HTTPD_H
+#ifndef CAI_NET_HTTPD_H
+#define CAI_NET_HTTPD_H
 
 #include <stddef.h>
 #include <stdint.h>
