@@ -186,6 +186,20 @@ static cai_status read_text(const char *path, size_t max, buf *b) {
     return st;
 }
 
+/* print_verified: the summary line of a verified quote, its TCB statuses
+ * and advisories. */
+static void print_verified(const tdx_quote *q, const tdx_verify_result *res, const json_t *c) {
+    const char *tee = json_string_value(json_object_get(c, "tee"));
+    int sim = tee && strcmp(tee, "sim") == 0;
+    printf("TDX quote v%u: VERIFIED, TCB %s%s\n", q->header.version, res->tcb_status,
+           sim ? " (simulated TEE: proves nothing)" : "");
+    printf("  platform %s, TDX module %s, QE %s; advisories:", res->platform_tcb_status,
+           res->tdx_module_status[0] ? res->tdx_module_status : "-", res->qe_tcb_status);
+    for (size_t i = 0; i < res->n_advisory_ids; i++)
+        printf(" %s", res->advisory_ids[i]);
+    printf("%s\n", res->n_advisory_ids ? "" : " none");
+}
+
 static int attest_verify(int argc, char **argv) {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},           {"pccs-insecure-http", no_argument, NULL, 'I'},
@@ -280,17 +294,8 @@ static int attest_verify(int argc, char **argv) {
             json_object_set_new(c, "policy", json_pack("{s:b,s:s}", "allowed", pst == CAI_OK,
                                                        "reason", pst == CAI_OK ? "" : why));
         }
-        if (!as_json && vst == CAI_OK) {
-            const char *tee = json_string_value(json_object_get(c, "tee"));
-            int sim = tee && strcmp(tee, "sim") == 0;
-            printf("TDX quote v%u: VERIFIED, TCB %s%s\n", q->header.version, res.tcb_status,
-                   sim ? " (simulated TEE: proves nothing)" : "");
-            printf("  platform %s, TDX module %s, QE %s; advisories:", res.platform_tcb_status,
-                   res.tdx_module_status[0] ? res.tdx_module_status : "-", res.qe_tcb_status);
-            for (size_t i = 0; i < res.n_advisory_ids; i++)
-                printf(" %s", res.advisory_ids[i]);
-            printf("%s\n", res.n_advisory_ids ? "" : " none");
-        }
+        if (!as_json && vst == CAI_OK)
+            print_verified(q, &res, c);
         print_claims(c, as_json);
         if (!as_json && vst == CAI_OK && pol) {
             if (pst == CAI_OK)

@@ -123,7 +123,18 @@ static cai_status read_text(const char *path, size_t max, buf *b) {
 
 /* ---- the server ----------------------------------------------------------- */
 
-static int kbs_serve(int argc, char **argv) {
+/* kbs's options, parsed and checked. */
+typedef struct {
+    kbs_server_config cfg;
+    const char *master, *admin, *policy, *tls_mode;
+    attest_trust_opts to;
+    cli_tee_opts tee_opts;
+    int insecure;
+} kbs_opts;
+
+/* kbs_parse reads the options into |o| and checks how they go together:
+ * 0 to go on, -1 when help was printed, else the exit code. */
+static int kbs_parse(int argc, char **argv, kbs_opts *o) {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},          {"master-key", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, 'H'},        {"port", required_argument, NULL, 'p'},
@@ -140,94 +151,103 @@ static int kbs_serve(int argc, char **argv) {
         {"state-file", required_argument, NULL, 'F'},
         {"tls", required_argument, NULL, 'A'},         CLI_TEE_OPTIONS,
         {NULL, 0, NULL, 0}};
-    kbs_server_config cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200};
-    const char *master = NULL, *admin = NULL, *policy = NULL, *tls_mode = NULL;
-    attest_trust_opts to = {0};
-    cli_tee_opts tee_opts = {0};
-    attest_source tee;
-    int insecure = 0, has_tee = 0, c;
+    *o = (kbs_opts){.cfg = {.port = 8080, .rate_per_s = 100, .rate_burst = 200}};
+    int c;
     long v;
     log_level lvl;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': cfg.db_path = optarg; break;
-        case 'F': cfg.state_path = optarg; break;
-        case 'm': master = optarg; break;
-        case 'H': cfg.host = optarg; break;
+        case 'd': o->cfg.db_path = optarg; break;
+        case 'F': o->cfg.state_path = optarg; break;
+        case 'm': o->master = optarg; break;
+        case 'H': o->cfg.host = optarg; break;
         case 'p':
             if (cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error("kbs", "bad --port");
-            cfg.port = (int)v;
+            o->cfg.port = (int)v;
             break;
-        case 'c': cfg.tls_cert_file = optarg; break;
-        case 'k': cfg.tls_key_file = optarg; break;
-        case 'I': insecure = 1; break;
-        case 'a': admin = optarg; break;
-        case 'P': policy = optarg; break;
-        case 'C': to.collateral = optarg; break;
-        case 'S': to.trust_sim = optarg; break;
-        case 'U': to.pccs_url = optarg; break;
-        case 'D': to.pccs_cache = optarg; break;
-        case 'X': to.pccs_insecure_http = 1; break;
+        case 'c': o->cfg.tls_cert_file = optarg; break;
+        case 'k': o->cfg.tls_key_file = optarg; break;
+        case 'I': o->insecure = 1; break;
+        case 'a': o->admin = optarg; break;
+        case 'P': o->policy = optarg; break;
+        case 'C': o->to.collateral = optarg; break;
+        case 'S': o->to.trust_sim = optarg; break;
+        case 'U': o->to.pccs_url = optarg; break;
+        case 'D': o->to.pccs_cache = optarg; break;
+        case 'X': o->to.pccs_insecure_http = 1; break;
         case 's':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --session-ttl");
-            cfg.session_ttl_s = (int)v;
+            o->cfg.session_ttl_s = (int)v;
             break;
         case 'M':
             if (cli_parse_int(optarg, 1, 10000000, &v)) return cli_usage_error("kbs", "bad --max-sessions");
-            cfg.max_sessions = (size_t)v;
+            o->cfg.max_sessions = (size_t)v;
             break;
         case 'Q':
             if (cli_parse_int(optarg, 1, 10000, &v))
                 return cli_usage_error("kbs", "bad --sessions-per-client");
-            cfg.max_sessions_per_client = (size_t)v;
+            o->cfg.max_sessions_per_client = (size_t)v;
             break;
         case 't':
             if (cli_parse_int(optarg, 1, 86400, &v)) return cli_usage_error("kbs", "bad --token-ttl");
-            cfg.token_ttl_s = (int)v;
+            o->cfg.token_ttl_s = (int)v;
             break;
         case 'r':
             if (cli_parse_int(optarg, 0, 1000000, &v)) return cli_usage_error("kbs", "bad --rate");
-            cfg.rate_per_s = (double)v;
-            cfg.rate_burst = v > 0 ? (int)(2 * v) : 0;
+            o->cfg.rate_per_s = (double)v;
+            o->cfg.rate_burst = v > 0 ? (int)(2 * v) : 0;
             break;
         case 'L':
             if (log_parse_level(optarg, &lvl)) return cli_usage_error("kbs", "bad --log-level");
             log_set_level(lvl);
             break;
-        case 'A': tls_mode = optarg; break;
-        case CLI_OPT_TEE: tee_opts.tee = optarg; break;
-        case CLI_OPT_SIM_DIR: tee_opts.sim_dir = optarg; break;
-        case 'h': kbs_help(); return 0;
+        case 'A': o->tls_mode = optarg; break;
+        case CLI_OPT_TEE: o->tee_opts.tee = optarg; break;
+        case CLI_OPT_SIM_DIR: o->tee_opts.sim_dir = optarg; break;
+        case 'h': kbs_help(); return -1;
         default: return cli_getopt_error("kbs", c, argv);
         }
     }
     if (optind < argc)
         return cli_usage_error("kbs", "unexpected argument '%s'", argv[optind]);
-    if (!cfg.db_path || !master)
+    if (!o->cfg.db_path || !o->master)
         return cli_usage_error("kbs", "--db and --master-key are required");
-    if (cfg.state_path && strncmp(cfg.db_path, "postgresql://", 13) != 0 &&
-        strncmp(cfg.db_path, "postgres://", 11) != 0)
+    if (o->cfg.state_path && strncmp(o->cfg.db_path, "postgresql://", 13) != 0 &&
+        strncmp(o->cfg.db_path, "postgres://", 11) != 0)
         return cli_usage_error("kbs", "--state-file goes with --db postgresql://... (a SQLite "
                                       "store's is FILE.state)");
-    if (!!cfg.tls_cert_file != !!cfg.tls_key_file)
+    if (!!o->cfg.tls_cert_file != !!o->cfg.tls_key_file)
         return cli_usage_error("kbs", "--tls-cert and --tls-key go together");
-    if (tls_mode && strcmp(tls_mode, "attested") != 0)
+    if (o->tls_mode && strcmp(o->tls_mode, "attested") != 0)
         return cli_usage_error("kbs", "--tls takes 'attested'");
-    if (!cfg.tls_cert_file && !insecure && !tls_mode)
+    if (!o->cfg.tls_cert_file && !o->insecure && !o->tls_mode)
         return cli_usage_error("kbs", "give --tls-cert/--tls-key, --tls attested (in a TEE), or "
                                       "--insecure-http for plain HTTP (development only)");
-    if (!!cfg.tls_cert_file + insecure + !!tls_mode > 1)
+    if (!!o->cfg.tls_cert_file + o->insecure + !!o->tls_mode > 1)
         return cli_usage_error("kbs", "--insecure-http, --tls-cert and --tls attested exclude each other");
-    int rc = cli_tee_source("kbs", &tee_opts, &tee, &has_tee);
+    if (o->to.pccs_url && o->to.collateral)
+        return cli_usage_error("kbs", "--collateral and --pccs exclude each other");
+    if (o->to.pccs_cache && !o->to.pccs_url)
+        return cli_usage_error("kbs", "--pccs-cache goes with --pccs");
+    return 0;
+}
+
+static int kbs_serve(int argc, char **argv) {
+    kbs_opts o;
+    int rc = kbs_parse(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    kbs_server_config cfg = o.cfg;
+    const char *master = o.master, *admin = o.admin, *policy = o.policy, *tls_mode = o.tls_mode;
+    attest_trust_opts to = o.to;
+    attest_source tee;
+    int insecure = o.insecure, has_tee = 0;
+    rc = cli_tee_source("kbs", &o.tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
     if (!!tls_mode != has_tee)
         return cli_usage_error("kbs", "--tls attested and --tee go together (a key broker in a TEE)");
-    if (to.pccs_url && to.collateral)
-        return cli_usage_error("kbs", "--collateral and --pccs exclude each other");
-    if (to.pccs_cache && !to.pccs_url)
-        return cli_usage_error("kbs", "--pccs-cache goes with --pccs");
 
     buf admin_pem, policy_doc;
     buf_init(&admin_pem, 0);
@@ -290,6 +310,54 @@ static int admin_print(cai_status st, buf *resp) {
     }
     buf_free(resp);
     return st == CAI_OK ? 0 : cli_fail("kbs admin", st);
+}
+
+/* admin_remote runs |cmd| with its |na| arguments at the broker of |a|. */
+static int admin_remote(kbs_admin *a, const char *cmd, const char *const *arg, int na, long limit,
+                        const char *usage) {
+    buf resp, data;
+    buf_init(&resp, 0);
+    buf_init(&data, KBS_RESOURCE_MAX);
+    char what[512];
+    int rc;
+    cai_status st;
+    if (strcmp(cmd, "put") == 0 && na == 2) {
+        st = file_read_all(strcmp(arg[1], "-") == 0 ? "/dev/stdin" : arg[1], KBS_RESOURCE_MAX,
+                           &data);
+        snprintf(what, sizeof(what), "resource/%s", arg[0]);
+        if (st == CAI_OK)
+            st = kbs_admin_call(a, "POST", what, data.data ? (const char *)data.data : "",
+                                data.len, "application/octet-stream", &resp);
+        if (st == CAI_OK)
+            printf("stored %s (%zu bytes)\n", arg[0], data.len);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "delete") == 0 && na == 1) {
+        snprintf(what, sizeof(what), "resource/%s", arg[0]);
+        st = kbs_admin_call(a, "DELETE", what, NULL, 0, NULL, &resp);
+        if (st == CAI_OK)
+            printf("deleted %s\n", arg[0]);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "list") == 0 && na == 0) {
+        rc = admin_print(kbs_admin_call(a, "GET", "resource", NULL, 0, NULL, &resp), &resp);
+    } else if (strcmp(cmd, "policy") == 0 && na == 2 && strcmp(arg[0], "set") == 0) {
+        st = file_read_all(arg[1], 1 << 20, &data);
+        if (st == CAI_OK)
+            st = kbs_admin_call(a, "POST", "resource-policy", (const char *)data.data, data.len,
+                                "application/json", &resp);
+        if (st == CAI_OK)
+            printf("policy set from %s\n", arg[1]);
+        rc = admin_print(st, &resp);
+    } else if (strcmp(cmd, "policy") == 0 && na == 1 && strcmp(arg[0], "get") == 0) {
+        rc = admin_print(kbs_admin_call(a, "GET", "resource-policy", NULL, 0, NULL, &resp), &resp);
+    } else if (strcmp(cmd, "audit") == 0 && na == 0) {
+        snprintf(what, sizeof(what), "audit?limit=%ld", limit);
+        rc = admin_print(kbs_admin_call(a, "GET", what, NULL, 0, NULL, &resp), &resp);
+    } else {
+        rc = cli_usage_error("kbs admin", "wrong arguments for %s; usage: %s", cmd, usage);
+    }
+    buf_free(&data);
+    buf_free(&resp);
+    return rc;
 }
 
 static int kbs_admin_cmd(int argc, char **argv) {
@@ -375,48 +443,7 @@ static int kbs_admin_cmd(int argc, char **argv) {
         return cli_usage_error("kbs admin", "--url URL (the key broker) is required");
     }
     kbs_admin a = {.url = url, .ca_file = ca, .key = key};
-    buf resp, data;
-    buf_init(&resp, 0);
-    buf_init(&data, KBS_RESOURCE_MAX);
-    char what[512];
-    int rc;
-    if (strcmp(cmd, "put") == 0 && na == 2) {
-        st = file_read_all(strcmp(arg[1], "-") == 0 ? "/dev/stdin" : arg[1], KBS_RESOURCE_MAX,
-                           &data);
-        snprintf(what, sizeof(what), "resource/%s", arg[0]);
-        if (st == CAI_OK)
-            st = kbs_admin_call(&a, "POST", what, data.data ? (const char *)data.data : "",
-                                data.len, "application/octet-stream", &resp);
-        if (st == CAI_OK)
-            printf("stored %s (%zu bytes)\n", arg[0], data.len);
-        rc = admin_print(st, &resp);
-    } else if (strcmp(cmd, "delete") == 0 && na == 1) {
-        snprintf(what, sizeof(what), "resource/%s", arg[0]);
-        st = kbs_admin_call(&a, "DELETE", what, NULL, 0, NULL, &resp);
-        if (st == CAI_OK)
-            printf("deleted %s\n", arg[0]);
-        rc = admin_print(st, &resp);
-    } else if (strcmp(cmd, "list") == 0 && na == 0) {
-        rc = admin_print(kbs_admin_call(&a, "GET", "resource", NULL, 0, NULL, &resp), &resp);
-    } else if (strcmp(cmd, "policy") == 0 && na == 2 && strcmp(arg[0], "set") == 0) {
-        st = file_read_all(arg[1], 1 << 20, &data);
-        if (st == CAI_OK)
-            st = kbs_admin_call(&a, "POST", "resource-policy", (const char *)data.data, data.len,
-                                "application/json", &resp);
-        if (st == CAI_OK)
-            printf("policy set from %s\n", arg[1]);
-        rc = admin_print(st, &resp);
-    } else if (strcmp(cmd, "policy") == 0 && na == 1 && strcmp(arg[0], "get") == 0) {
-        rc = admin_print(kbs_admin_call(&a, "GET", "resource-policy", NULL, 0, NULL, &resp), &resp);
-    } else if (strcmp(cmd, "audit") == 0 && na == 0) {
-        snprintf(what, sizeof(what), "audit?limit=%ld", limit);
-        rc = admin_print(kbs_admin_call(&a, "GET", what, NULL, 0, NULL, &resp), &resp);
-    } else {
-        rc = cli_usage_error("kbs admin", "wrong arguments for %s; usage: %s", cmd,
-                             ADMIN_CMDS[known].usage);
-    }
-    buf_free(&data);
-    buf_free(&resp);
+    int rc = admin_remote(&a, cmd, arg, na, limit, ADMIN_CMDS[known].usage);
     jose_key_free(key);
     return rc;
 }
