@@ -88,6 +88,36 @@ static cai_status parse_object(const void *data, size_t n, const char *what, jso
 
 /* ---- keys ------------------------------------------------------------------ */
 
+/* The EC curves: JWK "crv", OpenSSL's group names, coordinate (and ECDH
+ * shared secret) size in bytes. */
+static const struct {
+    jose_key_type type;
+    const char *crv, *group;
+    size_t coord;
+} EC_CURVES[] = {
+    {JOSE_KEY_EC_P256, "P-256", "prime256v1", 32},
+    {JOSE_KEY_EC_P521, "P-521", "secp521r1", 66},
+};
+#define EC_COORD_MAX 66
+
+static int ec_index(jose_key_type t) {
+    for (size_t i = 0; i < sizeof(EC_CURVES) / sizeof(EC_CURVES[0]); i++)
+        if (EC_CURVES[i].type == t)
+            return (int)i;
+    return -1;
+}
+
+static int is_ec(jose_key_type t) {
+    return ec_index(t) >= 0;
+}
+
+static jose_key_type ec_type_of_group(const char *group) {
+    for (size_t i = 0; i < sizeof(EC_CURVES) / sizeof(EC_CURVES[0]); i++)
+        if (strcmp(group, EC_CURVES[i].group) == 0 || strcmp(group, EC_CURVES[i].crv) == 0)
+            return EC_CURVES[i].type;
+    return 0;
+}
+
 static cai_status key_wrap(EVP_PKEY *pkey, jose_key **out) {
     jose_key_type t;
     if (EVP_PKEY_is_a(pkey, "EC")) {
@@ -95,11 +125,11 @@ static cai_status key_wrap(EVP_PKEY *pkey, jose_key **out) {
         size_t gl = 0;
         if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
                                             sizeof(group), &gl) ||
-            (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0)) {
+            (t = ec_type_of_group(group)) == 0) {
             EVP_PKEY_free(pkey);
-            return cai_fail(CAI_ERR_UNSUPPORTED, "jose: only the P-256 curve is supported");
+            return cai_fail(CAI_ERR_UNSUPPORTED, "jose: only the P-256 and P-521 curves are "
+                                                 "supported");
         }
-        t = JOSE_KEY_EC_P256;
     } else if (EVP_PKEY_is_a(pkey, "RSA")) {
         int bits = EVP_PKEY_get_bits(pkey);
         if (bits < 2048 || bits > 8192) {
@@ -130,6 +160,7 @@ cai_status jose_key_generate(jose_key_type t, jose_key **out) {
     EVP_PKEY *p = NULL;
     switch (t) {
     case JOSE_KEY_EC_P256: p = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"); break;
+    case JOSE_KEY_EC_P521: p = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521"); break;
     case JOSE_KEY_RSA: p = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072); break;
     case JOSE_KEY_ED25519: p = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"); break;
     }
@@ -186,24 +217,31 @@ cai_status jose_key_from_jwk(const json_t *jwk, jose_key **out) {
     EVP_PKEY *p = NULL;
     cai_status st;
     if (member_is(jwk, "kty", "EC")) {
-        if (!member_is(jwk, "crv", "P-256")) {
-            st = cai_fail(CAI_ERR_UNSUPPORTED, "jose: EC JWKs must use crv P-256");
+        int ci = -1;
+        for (size_t i = 0; i < sizeof(EC_CURVES) / sizeof(EC_CURVES[0]); i++)
+            if (member_is(jwk, "crv", EC_CURVES[i].crv))
+                ci = (int)i;
+        if (ci < 0) {
+            st = cai_fail(CAI_ERR_UNSUPPORTED, "jose: EC JWKs must use crv P-256 or P-521");
             goto out;
         }
-        if ((st = member_b64(jwk, "x", 64, &a)) != CAI_OK ||
-            (st = member_b64(jwk, "y", 64, &b)) != CAI_OK)
+        size_t cl = EC_CURVES[ci].coord;
+        if ((st = member_b64(jwk, "x", 2 * EC_COORD_MAX, &a)) != CAI_OK ||
+            (st = member_b64(jwk, "y", 2 * EC_COORD_MAX, &b)) != CAI_OK)
             goto out;
-        if (a.len != 32 || b.len != 32) {
-            st = cai_fail(CAI_ERR_FORMAT, "jose: P-256 coordinates must be 32 bytes");
+        /* RFC 7518 6.2.1.2: the full coordinate size, never shortened. */
+        if (a.len != cl || b.len != cl) {
+            st = cai_fail(CAI_ERR_FORMAT, "jose: %s coordinates must be %zu bytes",
+                          EC_CURVES[ci].crv, cl);
             goto out;
         }
-        uint8_t pt[65];
+        uint8_t pt[1 + 2 * EC_COORD_MAX];
         pt[0] = 0x04;
-        memcpy(pt + 1, a.data, 32);
-        memcpy(pt + 33, b.data, 32);
+        memcpy(pt + 1, a.data, cl);
+        memcpy(pt + 1 + cl, b.data, cl);
         OSSL_PARAM params[] = {
-            OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"P-256", 0),
-            OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)), OSSL_PARAM_END};
+            OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)EC_CURVES[ci].crv, 0),
+            OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * cl), OSSL_PARAM_END};
         st = pkey_fromdata("EC", params, &p);
     } else if (member_is(jwk, "kty", "RSA")) {
         if ((st = member_b64(jwk, "n", 1024, &a)) != CAI_OK ||
@@ -270,14 +308,16 @@ cai_status jose_key_to_jwk(const jose_key *k, const char *alg, json_t **out) {
     cai_status st = o ? CAI_OK : CAI_ERR_NOMEM;
     if (st == CAI_OK && alg && json_object_set_new(o, "alg", json_string(alg)) != 0)
         st = CAI_ERR_NOMEM;
-    if (st == CAI_OK && k->type == JOSE_KEY_EC_P256) {
-        if (json_object_set_new(o, "crv", json_string("P-256")) ||
+    if (st == CAI_OK && is_ec(k->type)) {
+        int ci = ec_index(k->type);
+        int cl = (int)EC_CURVES[ci].coord;
+        if (json_object_set_new(o, "crv", json_string(EC_CURVES[ci].crv)) ||
             json_object_set_new(o, "kty", json_string("EC")))
             st = CAI_ERR_NOMEM;
         if (st == CAI_OK)
-            st = set_bn_b64(o, "x", k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, 32);
+            st = set_bn_b64(o, "x", k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, cl);
         if (st == CAI_OK)
-            st = set_bn_b64(o, "y", k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+            st = set_bn_b64(o, "y", k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, cl);
     } else if (st == CAI_OK && k->type == JOSE_KEY_RSA) {
         st = set_bn_b64(o, "e", k->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
         if (st == CAI_OK && json_object_set_new(o, "kty", json_string("RSA")))
@@ -381,11 +421,13 @@ cai_status jose_concat_kdf(const uint8_t *z, size_t z_len, const char *alg, cons
     return st;
 }
 
-static cai_status ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t z[32]) {
+/* Z of ECDH between |priv| and |peer| (same curve): |z_len| bytes, the
+ * curve's coordinate size. */
+static cai_status ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t *z, size_t z_len) {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
-    size_t n = 32;
+    size_t n = z_len;
     int ok = ctx && EVP_PKEY_derive_init(ctx) > 0 && EVP_PKEY_derive_set_peer(ctx, peer) > 0 &&
-             EVP_PKEY_derive(ctx, z, &n) > 0 && n == 32;
+             EVP_PKEY_derive(ctx, z, &n) > 0 && n == z_len;
     EVP_PKEY_CTX_free(ctx);
     return ok ? CAI_OK : ossl_fail("ECDH");
 }
@@ -431,17 +473,17 @@ static cai_status rsa_oaep(int enc, EVP_PKEY *k, const uint8_t *in, size_t n, ui
 
 /* ---- JWE ------------------------------------------------------------------ */
 
-cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_x,
-                                  const char *epk_y, buf *out) {
+cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_crv,
+                                  const char *epk_x, const char *epk_y, buf *out) {
     buf prot;
     buf_init(&prot, 4096);
     buf_init(out, 8192);
     cai_status st =
-        epk_x && epk_y
+        epk_crv && epk_x && epk_y
             ? buf_printf(&prot,
-                         "{\"alg\":\"%s\",\"enc\":\"%s\",\"epk\":{\"crv\":\"P-256\",\"kty\":\"EC\","
+                         "{\"alg\":\"%s\",\"enc\":\"%s\",\"epk\":{\"crv\":\"%s\",\"kty\":\"EC\","
                          "\"x\":\"%s\",\"y\":\"%s\"}}",
-                         alg, enc, epk_x, epk_y)
+                         alg, enc, epk_crv, epk_x, epk_y)
             : buf_printf(&prot, "{\"alg\":\"%s\",\"enc\":\"%s\"}", alg, enc);
     if (st == CAI_OK && (st = jose_b64url(out, prot.data, prot.len)) == CAI_OK)
         st = buf_terminate(out);
@@ -455,10 +497,10 @@ cai_status jose_jwe_encrypt(const jose_key *rcpt, const char *alg, const void *d
     if (n > JOSE_JWE_MAX)
         return cai_fail(CAI_ERR_LIMIT, "jose: JWE payload over %u bytes", JOSE_JWE_MAX);
     int ec = strcmp(alg, JOSE_ALG_ECDH_ES_A256KW) == 0;
-    if (!(ec && rcpt->type == JOSE_KEY_EC_P256) &&
+    if (!(ec && is_ec(rcpt->type)) &&
         !(strcmp(alg, JOSE_ALG_RSA_OAEP_256) == 0 && rcpt->type == JOSE_KEY_RSA))
         return cai_fail(CAI_ERR_UNSUPPORTED, "jose: JWE alg '%s' does not fit the key", alg);
-    uint8_t cek[32], kek[32], z[32], iv[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+    uint8_t cek[32], kek[32], z[EC_COORD_MAX], iv[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
     uint8_t ekey[1024];
     size_t ekey_len = sizeof(ekey);
     buf prot64, ct;
@@ -473,20 +515,22 @@ cai_status jose_jwe_encrypt(const jose_key *rcpt, const char *alg, const void *d
         (st = secure_random(iv, sizeof(iv))) != CAI_OK)
         goto out;
     if (ec) {
-        if ((st = jose_key_generate(JOSE_KEY_EC_P256, &epk)) != CAI_OK ||
-            (st = ecdh(epk->pkey, rcpt->pkey, z)) != CAI_OK ||
-            (st = jose_concat_kdf(z, sizeof(z), alg, NULL, 0, NULL, 0, kek, sizeof(kek))) !=
-                CAI_OK ||
+        /* The ephemeral key is on the recipient's curve (RFC 7518 4.6). */
+        size_t zl = EC_CURVES[ec_index(rcpt->type)].coord;
+        if ((st = jose_key_generate(rcpt->type, &epk)) != CAI_OK ||
+            (st = ecdh(epk->pkey, rcpt->pkey, z, zl)) != CAI_OK ||
+            (st = jose_concat_kdf(z, zl, alg, NULL, 0, NULL, 0, kek, sizeof(kek))) != CAI_OK ||
             (st = aes_kw(1, kek, cek, sizeof(cek), ekey, &ekey_len)) != CAI_OK ||
             (st = jose_key_to_jwk(epk, NULL, &epk_jwk)) != CAI_OK)
             goto out;
         st = jose_jwe_protected_b64(alg, JOSE_ENC_A256GCM,
+                                    json_string_value(json_object_get(epk_jwk, "crv")),
                                     json_string_value(json_object_get(epk_jwk, "x")),
                                     json_string_value(json_object_get(epk_jwk, "y")), &prot64);
     } else {
         if ((st = rsa_oaep(1, rcpt->pkey, cek, sizeof(cek), ekey, &ekey_len)) != CAI_OK)
             goto out;
-        st = jose_jwe_protected_b64(alg, JOSE_ENC_A256GCM, NULL, NULL, &prot64);
+        st = jose_jwe_protected_b64(alg, JOSE_ENC_A256GCM, NULL, NULL, NULL, &prot64);
     }
     if (st != CAI_OK || (st = buf_reserve(&ct, n + 1)) != CAI_OK ||
         (st = aead_new(cek, &gcm)) != CAI_OK ||
@@ -518,6 +562,41 @@ out:
     return st;
 }
 
+/* ECDH-ES+A256KW on the recipient's side: the epk of |hdr| (on |k|'s
+ * curve), Concat KDF with its apu/apv, then the 40-byte wrapped key |ekey|
+ * unwrapped into |cek| (40 bytes of room). */
+static cai_status ecdh_es_unwrap(const jose_key *k, const json_t *hdr, const buf *ekey,
+                                 uint8_t cek[40], size_t *cek_len) {
+    buf apu, apv;
+    buf_init(&apu, 0);
+    buf_init(&apv, 0);
+    jose_key *epk = NULL;
+    uint8_t z[EC_COORD_MAX], kek[32];
+    int ci = ec_index(k->type);
+    size_t zl = EC_CURVES[ci].coord;
+    cai_status st;
+    if ((st = jose_key_from_jwk(json_object_get(hdr, "epk"), &epk)) == CAI_OK &&
+        epk->type != k->type)
+        st = cai_fail(CAI_ERR_FORMAT, "jose: the epk must be a %s key, as the recipient's",
+                      EC_CURVES[ci].crv);
+    if (st == CAI_OK && json_object_get(hdr, "apu"))
+        st = member_b64(hdr, "apu", 1024, &apu);
+    if (st == CAI_OK && json_object_get(hdr, "apv"))
+        st = member_b64(hdr, "apv", 1024, &apv);
+    if (st == CAI_OK && ekey->len != 40)
+        st = cai_fail(CAI_ERR_FORMAT, "jose: an A256KW-wrapped key is 40 bytes");
+    if (st == CAI_OK && (st = ecdh(k->pkey, epk->pkey, z, zl)) == CAI_OK &&
+        (st = jose_concat_kdf(z, zl, JOSE_ALG_ECDH_ES_A256KW, apu.data, apu.len, apv.data,
+                              apv.len, kek, sizeof(kek))) == CAI_OK)
+        st = aes_kw(0, kek, ekey->data, ekey->len, cek, cek_len);
+    secure_wipe(z, sizeof(z));
+    secure_wipe(kek, sizeof(kek));
+    jose_key_free(epk);
+    buf_free(&apu);
+    buf_free(&apv);
+    return st;
+}
+
 cai_status jose_jwe_decrypt(const jose_key *k, const json_t *jwe, buf *out) {
     buf_init(out, JOSE_JWE_MAX);
     if (!json_is_object(jwe))
@@ -542,9 +621,8 @@ cai_status jose_jwe_decrypt(const jose_key *k, const json_t *jwe, buf *out) {
     buf_init(&tag, 0);
     buf_init(&aad, 64 * 1024);
     json_t *hdr = NULL;
-    jose_key *epk = NULL;
     aead *gcm = NULL;
-    uint8_t z[32], kek[32], cek[40];
+    uint8_t cek[40];
     size_t cek_len = 0;
     cai_status st;
 
@@ -569,25 +647,8 @@ cai_status jose_jwe_decrypt(const jose_key *k, const json_t *jwe, buf *out) {
         st = cai_fail(CAI_ERR_FORMAT, "jose: A256GCM needs a 12-byte iv and a 16-byte tag");
         goto out;
     }
-    if (k->type == JOSE_KEY_EC_P256 && member_is(hdr, "alg", JOSE_ALG_ECDH_ES_A256KW)) {
-        buf apu, apv;
-        buf_init(&apu, 0);
-        buf_init(&apv, 0);
-        if ((st = jose_key_from_jwk(json_object_get(hdr, "epk"), &epk)) == CAI_OK &&
-            epk->type != JOSE_KEY_EC_P256)
-            st = cai_fail(CAI_ERR_FORMAT, "jose: the epk must be a P-256 key");
-        if (st == CAI_OK && json_object_get(hdr, "apu"))
-            st = member_b64(hdr, "apu", 1024, &apu);
-        if (st == CAI_OK && json_object_get(hdr, "apv"))
-            st = member_b64(hdr, "apv", 1024, &apv);
-        if (st == CAI_OK && ekey.len != 40)
-            st = cai_fail(CAI_ERR_FORMAT, "jose: an A256KW-wrapped key is 40 bytes");
-        if (st == CAI_OK && (st = ecdh(k->pkey, epk->pkey, z)) == CAI_OK &&
-            (st = jose_concat_kdf(z, sizeof(z), JOSE_ALG_ECDH_ES_A256KW, apu.data, apu.len,
-                                  apv.data, apv.len, kek, sizeof(kek))) == CAI_OK)
-            st = aes_kw(0, kek, ekey.data, ekey.len, cek, &cek_len);
-        buf_free(&apu);
-        buf_free(&apv);
+    if (is_ec(k->type) && member_is(hdr, "alg", JOSE_ALG_ECDH_ES_A256KW)) {
+        st = ecdh_es_unwrap(k, hdr, &ekey, cek, &cek_len);
     } else if (k->type == JOSE_KEY_RSA && member_is(hdr, "alg", JOSE_ALG_RSA_OAEP_256)) {
         uint8_t tmp[1024];
         size_t n = sizeof(tmp);
@@ -622,11 +683,8 @@ cai_status jose_jwe_decrypt(const jose_key *k, const json_t *jwe, buf *out) {
     }
     out->len = ct.len;
 out:
-    secure_wipe(z, sizeof(z));
-    secure_wipe(kek, sizeof(kek));
     secure_wipe(cek, sizeof(cek));
     aead_free(gcm);
-    jose_key_free(epk);
     json_decref(hdr);
     buf_free(&hdr_raw);
     buf_free(&ekey);

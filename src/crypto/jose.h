@@ -1,6 +1,7 @@
 /* jose.h - the parts of JOSE the KBS protocol uses, on OpenSSL 3.
  *
- *   JWK  (RFC 7517/7518 6): EC P-256, RSA and Ed25519 (RFC 8037) public keys
+ *   JWK  (RFC 7517/7518 6): EC P-256 and P-521, RSA and Ed25519 (RFC 8037)
+ *        public keys
  *   JWE  (RFC 7516), flattened JSON serialization, "enc" A256GCM, with
  *        "alg" ECDH-ES+A256KW (Concat KDF, RFC 7518 4.6) or RSA-OAEP-256
  *   JWS  (RFC 7515), compact serialization, ES256 or EdDSA: the JWTs of the
@@ -31,6 +32,7 @@ typedef enum {
     JOSE_KEY_EC_P256 = 1,
     JOSE_KEY_RSA = 2, /* generated with 3072 bits; at least 2048 accepted */
     JOSE_KEY_ED25519 = 3,
+    JOSE_KEY_EC_P521 = 4, /* ECDH-ES+A256KW only (a TEE key CoCo's agent may send) */
 } jose_key_type;
 
 /* A public key, or a key pair. */
@@ -45,7 +47,7 @@ void jose_key_free(jose_key *k);
 jose_key_type jose_key_type_of(const jose_key *k);
 
 /* jose_key_from_jwk reads the public key in |jwk|: kty EC (crv P-256, x, y:
- * 32 bytes each, on the curve), RSA (n of 2048..8192 bits, e) or OKP (crv
+ * 32 bytes each, or crv P-521, 66 bytes each; on the curve), RSA (n of 2048..8192 bits, e) or OKP (crv
  * Ed25519, x). Other members ("alg", "kid", "use") are ignored here. */
 cai_status jose_key_from_jwk(const json_t *jwk, jose_key **out) CAI_WUR;
 
@@ -73,14 +75,15 @@ cai_status jose_concat_kdf(const uint8_t *z, size_t z_len, const char *alg, cons
 
 /* jose_jwe_protected_b64 writes to |out| (initialised here, NUL-terminated)
  * the base64url of the compact JSON protected header {"alg","enc"} or, with
- * |epk_x| and |epk_y|, {"alg","enc","epk":{"crv":"P-256","kty":"EC","x","y"}}:
+ * |epk_crv|, |epk_x| and |epk_y|, {"alg","enc","epk":{"crv","kty":"EC","x","y"}}:
  * byte for byte what Trustee's clients re-serialize (kbs-types
  * ProtectedHeader::generate_aad, serde with sorted maps) and use as the AAD. */
-cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_x,
-                                  const char *epk_y, buf *out) CAI_WUR;
+cai_status jose_jwe_protected_b64(const char *alg, const char *enc, const char *epk_crv,
+                                  const char *epk_x, const char *epk_y, buf *out) CAI_WUR;
 
 /* jose_jwe_encrypt encrypts |n| bytes to |recipient| with |alg|
- * (JOSE_ALG_ECDH_ES_A256KW for an EC key, JOSE_ALG_RSA_OAEP_256 for RSA)
+ * (JOSE_ALG_ECDH_ES_A256KW for an EC key, P-256 or P-521, with an ephemeral
+ * key on the same curve; JOSE_ALG_RSA_OAEP_256 for RSA)
  * and A256GCM, setting |*out| to the flattened JWE {protected,
  * encrypted_key, iv, ciphertext, tag}. The protected header is compact JSON
  * with "alg", "enc", then "epk" with sorted members: byte for byte what

@@ -286,11 +286,14 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
         goto out;
     }
     const char *alg = json_string_value(json_object_get(a.tee_pubkey, "alg"));
-    if (!((jose_key_type_of(tk) == JOSE_KEY_EC_P256 && strcmp(alg, JOSE_ALG_ECDH_ES_A256KW) == 0) ||
-          (jose_key_type_of(tk) == JOSE_KEY_RSA && strcmp(alg, JOSE_ALG_RSA_OAEP_256) == 0))) {
+    jose_key_type kt = jose_key_type_of(tk);
+    if (!(((kt == JOSE_KEY_EC_P256 || kt == JOSE_KEY_EC_P521) &&
+           strcmp(alg, JOSE_ALG_ECDH_ES_A256KW) == 0) ||
+          (kt == JOSE_KEY_RSA && strcmp(alg, JOSE_ALG_RSA_OAEP_256) == 0))) {
         st = CAI_ERR_UNSUPPORTED;
-        snprintf(why, why_len, "tee-pubkey alg '%.32s' is not supported (EC P-256 with %s, or "
-                               "RSA with %s)", alg, JOSE_ALG_ECDH_ES_A256KW, JOSE_ALG_RSA_OAEP_256);
+        snprintf(why, why_len, "tee-pubkey alg '%.32s' is not supported (EC P-256 or P-521 with "
+                               "%s, or RSA with %s)", alg, JOSE_ALG_ECDH_ES_A256KW,
+                 JOSE_ALG_RSA_OAEP_256);
         goto out;
     }
     if ((st = kbs_runtime_data_digest(ses->nonce, a.tee_pubkey, a.additional_evidence,

@@ -120,8 +120,8 @@ static json_t *jwk(const char *s) {
 }
 
 static void test_jwk_round_trip(void) {
-    jose_key_type types[] = {JOSE_KEY_EC_P256, JOSE_KEY_RSA, JOSE_KEY_ED25519};
-    for (size_t i = 0; i < 3; i++) {
+    jose_key_type types[] = {JOSE_KEY_EC_P256, JOSE_KEY_RSA, JOSE_KEY_ED25519, JOSE_KEY_EC_P521};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         jose_key *k = NULL, *p = NULL;
         json_t *j = NULL;
         CHECK_OK(jose_key_generate(types[i], &k));
@@ -151,6 +151,18 @@ static void test_jwk_refusals(void) {
         "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}",
         "{\"kty\":\"oct\",\"k\":\"AAAA\"}",
         "{\"crv\":\"P-256\"}",
+        /* RFC 7520 3.2's P-521 key with its x shortened to 65 bytes (the
+         * leading zero dropped): the full 66 bytes are required */
+        "{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"cpkss6wI7PPlxj3t7A1RqMH3nvL4L5Tzxze_XeeYZnHqxiX-"
+        "gle70DlGRMqqOq-PJ6RYX7vK8PJFdiAIXlyPQq0\",\"y\":\"AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfm"
+        "C6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1\"}",
+        /* the same key with y's last bit flipped: not on the curve */
+        "{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_"
+        "oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt\",\"y\":\"AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfm"
+        "C6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR0\"}",
+        /* a P-256 key labelled P-521 */
+        "{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ\","
+        "\"y\":\"e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *j = jwk(bad[i]);
@@ -216,6 +228,64 @@ static void jwe_round_trip(jose_key_type t, const char *alg) {
 
 static void test_jwe_ecdh_es_a256kw(void) {
     jwe_round_trip(JOSE_KEY_EC_P256, JOSE_ALG_ECDH_ES_A256KW);
+}
+
+static void test_jwe_ecdh_es_a256kw_p521(void) {
+    jwe_round_trip(JOSE_KEY_EC_P521, JOSE_ALG_ECDH_ES_A256KW);
+}
+
+/* RFC 7520 3.2's P-521 public key (bilbo.baggins@hobbiton.example) loads
+ * and comes back unchanged; a JWE to it carries a P-521 epk of 66-byte
+ * coordinates; a P-256 epk in a JWE for a P-521 key is refused. */
+static void test_p521_rfc7520_key(void) {
+    static const char *pub =
+        "{\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_"
+        "oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt\",\"y\":\"AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfm"
+        "C6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1\"}";
+    json_t *j = jwk(pub), *back = NULL, *jwe = NULL, *hdr = NULL;
+    jose_key *k = NULL, *mine = NULL;
+    buf h, out;
+    buf_init(&out, 0);
+    CHECK_OK(jose_key_from_jwk(j, &k));
+    CHECK(k && jose_key_type_of(k) == JOSE_KEY_EC_P521);
+    if (k == NULL)
+        goto out;
+    CHECK_OK(jose_key_to_jwk(k, NULL, &back));
+    CHECK(back && json_equal(back, j));
+    CHECK_OK(jose_jwe_encrypt(k, JOSE_ALG_ECDH_ES_A256KW, "x", 1, &jwe));
+    const char *p = json_string_value(json_object_get(jwe, "protected"));
+    CHECK_OK(jose_b64url_decode(p, strlen(p), 4096, &h));
+    json_error_t e;
+    hdr = json_loadb((const char *)h.data, h.len, 0, &e);
+    buf_free(&h);
+    const json_t *epk = json_object_get(hdr, "epk");
+    CHECK(strcmp(json_string_value(json_object_get(epk, "crv")), "P-521") == 0);
+    CHECK(json_string_length(json_object_get(epk, "x")) == 88);
+    /* A JWE whose epk is on another curve than the recipient's key. */
+    jose_key *p256 = NULL;
+    json_t *p256_jwk = NULL, *bad = NULL;
+    CHECK_OK(jose_key_generate(JOSE_KEY_EC_P521, &mine));
+    CHECK_OK(jose_key_generate(JOSE_KEY_EC_P256, &p256));
+    CHECK_OK(jose_key_to_jwk(p256, NULL, &p256_jwk));
+    CHECK_OK(jose_jwe_encrypt(mine, JOSE_ALG_ECDH_ES_A256KW, "x", 1, &bad));
+    buf ph;
+    CHECK_OK(jose_jwe_protected_b64(JOSE_ALG_ECDH_ES_A256KW, JOSE_ENC_A256GCM, "P-256",
+                                    json_string_value(json_object_get(p256_jwk, "x")),
+                                    json_string_value(json_object_get(p256_jwk, "y")), &ph));
+    json_object_set_new(bad, "protected", json_string((const char *)ph.data));
+    buf_free(&ph);
+    CHECK_ST(jose_jwe_decrypt(mine, bad, &out), CAI_ERR_FORMAT);
+    CHECK(out.len == 0);
+    json_decref(bad);
+    json_decref(p256_jwk);
+    jose_key_free(p256);
+out:
+    jose_key_free(mine);
+    json_decref(hdr);
+    json_decref(jwe);
+    json_decref(back);
+    json_decref(j);
+    jose_key_free(k);
 }
 
 static void test_jwe_rsa_oaep_256(void) {
@@ -423,6 +493,8 @@ int main(void) {
     RUN(test_jwk_round_trip);
     RUN(test_jwk_refusals);
     RUN(test_jwe_ecdh_es_a256kw);
+    RUN(test_jwe_ecdh_es_a256kw_p521);
+    RUN(test_p521_rfc7520_key);
     RUN(test_jwe_rsa_oaep_256);
     RUN(test_jwe_protected_header_bytes);
     RUN(test_jws_rfc7515_es256);

@@ -281,7 +281,8 @@ static void test_kbs_types_fixtures(void) {
     const json_t *ph = json_object_get(aad, "protected_header");
     buf b;
     CHECK_OK(jose_jwe_protected_b64(json_string_value(json_object_get(ph, "alg")),
-                                    json_string_value(json_object_get(ph, "enc")), NULL, NULL, &b));
+                                    json_string_value(json_object_get(ph, "enc")), NULL, NULL, NULL,
+                                    &b));
     CHECK(b.data && strcmp((char *)b.data, json_string_value(json_object_get(aad, "aad"))) == 0);
     buf_free(&b);
     json_decref(aad);
