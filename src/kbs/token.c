@@ -8,6 +8,10 @@
 
 #define EAR_PROFILE "tag:github.com,2023:veraison/ear"
 #define ANNOTATED "ear.veraison.annotated-evidence"
+/* The submodule of the TD's claims: the TEE class "cpu" and its index, as
+ * trustee names it (kbs/src/token/mod.rs TOKEN_TEE_PUBKEY_PATH_EAR,
+ * "/submods/cpu0/..."; kbs/src/api_server.rs reads init_data_claims there). */
+#define EAR_SUBMOD "cpu0"
 
 cai_status kbs_token_issue(const jose_key *key, const json_t *claims, const json_t *tee_pubkey,
                            const char *nonce, const char *evidence_digest, time_t now, long ttl,
@@ -30,7 +34,7 @@ cai_status kbs_token_issue(const jose_key *key, const json_t *claims, const json
                           "eat_profile", EAR_PROFILE, "iat", (json_int_t)now, "nbf",
                           (json_int_t)now, "exp", (json_int_t)(now + ttl), "jti", jti_hex,
                           "ear.verifier-id", "developer", "https://github.com/cai", "build",
-                          "cai kbs", "submods", "cpu", "ear.status", "affirming", ANNOTATED, ev,
+                          "cai kbs", "submods", EAR_SUBMOD, "ear.status", "affirming", ANNOTATED, ev,
                           "cai.evidence-digest", evidence_digest);
     if (p == NULL)
         return CAI_ERR_NOMEM;
@@ -56,7 +60,7 @@ cai_status kbs_token_verify(const jose_key *key, const char *token, size_t len, 
         st = cai_fail(CAI_ERR_AUTH, "token: %s", cai_errmsg(st));
         goto fail;
     }
-    const json_t *cpu = json_object_get(json_object_get(out->payload, "submods"), "cpu");
+    const json_t *cpu = json_object_get(json_object_get(out->payload, "submods"), EAR_SUBMOD);
     const char *profile = json_string_value(json_object_get(out->payload, "eat_profile"));
     out->claims = json_object_get(cpu, ANNOTATED);
     out->tee_pubkey = json_object_get(json_object_get(out->claims, "runtime_data_claims"),

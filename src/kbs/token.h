@@ -4,7 +4,7 @@
  *
  *   {"eat_profile": "tag:github.com,2023:veraison/ear", "iat", "nbf", "exp",
  *    "jti", "ear.verifier-id": {"developer", "build"},
- *    "submods": {"cpu": {"ear.status": "affirming",
+ *    "submods": {"cpu0": {"ear.status": "affirming",
  *      "ear.veraison.annotated-evidence": {<verified claims>...,
  *        "runtime_data_claims": {"nonce", "tee-pubkey"}},
  *      "cai.evidence-digest": "<SHA-256 of the quote, hex>"}}}

@@ -108,7 +108,7 @@ async function interop() {
   const header = jose.decodeProtectedHeader(attest.json.token);
   expect('token_is_es256_ear', header.alg === 'ES256' && claims.exp > claims.iat &&
     claims.eat_profile === 'tag:github.com,2023:veraison/ear', JSON.stringify(header));
-  const pk = claims.submods?.cpu?.['ear.veraison.annotated-evidence']?.runtime_data_claims?.['tee-pubkey'];
+  const pk = claims.submods?.cpu0?.['ear.veraison.annotated-evidence']?.runtime_data_claims?.['tee-pubkey'];
   expect('token_carries_tee_key', pk && pk.x === key.jwk.x && pk.y === key.jwk.y, JSON.stringify(pk));
   const r = await s.req('GET', '/kbs/v0/resource/pub/interop/key');
   expect('resource_200', r.status === 200, r.text);
@@ -189,7 +189,7 @@ async function refusals() {
     const { attest } = await rcar(s, key);
     const [h, p, sig] = attest.json.token.split('.');
     const c = JSON.parse(Buffer.from(p, 'base64url'));
-    c.submods.cpu['ear.veraison.annotated-evidence'].runtime_data_claims['tee-pubkey'] = teeKey().jwk;
+    c.submods.cpu0['ear.veraison.annotated-evidence'].runtime_data_claims['tee-pubkey'] = teeKey().jwk;
     const forged = `${h}.${Buffer.from(JSON.stringify(c)).toString('base64url')}.${sig}`;
     const r = await new Session().req('GET', '/kbs/v0/resource/pub/interop/key', undefined, { authorization: `Bearer ${forged}` });
     expect('refuse_forged_token', r.status === 401 && isError(r, 'TokenVerifierError'), r.text);

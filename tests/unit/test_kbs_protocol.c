@@ -430,6 +430,16 @@ static void test_token(void) {
     CHECK_OK(kbs_token_verify(k, t, strlen(t), 1100, &v));
     CHECK(json_equal(v.tee_pubkey, pk) && v.evidence_digest && strcmp(v.evidence_digest, "00ff") == 0);
     CHECK(strcmp(json_string_value(json_object_get(v.claims, "tee")), "sim") == 0);
+    /* The TD's submodule is "cpu0", where Trustee looks (kbs/src/token/mod.rs
+     * TOKEN_TEE_PUBKEY_PATH_EAR = /submods/cpu0/ear.veraison.annotated-evidence/
+     * runtime_data_claims/tee-pubkey). */
+    const json_t *sub = json_object_get(v.payload, "submods");
+    CHECK(json_object_size(sub) == 1 &&
+          json_equal(json_object_get(json_object_get(json_object_get(json_object_get(
+                                         sub, "cpu0"), "ear.veraison.annotated-evidence"),
+                                                     "runtime_data_claims"),
+                                     "tee-pubkey"),
+                     pk));
     kbs_token_cleanup(&v);
     CHECK_ST(kbs_token_verify(k, t, strlen(t), 1301, &v), CAI_ERR_AUTH);  /* expired */
     /* The callee's detail wrapped intact (issue 15 item 7: it was garbled,
