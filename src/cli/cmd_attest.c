@@ -61,6 +61,8 @@ static void quote_help(void) {
            "  --tee sim         sign one through the sim PKI in --sim DIR (INSECURE)\n"
            "  --sim-debug       with --tee sim: set the TD's DEBUG attribute, to test\n"
            "                    that verifiers refuse it\n"
+           "  --sim-mrconfigid HEX  with --tee sim: the TD's MRCONFIGID (48 bytes), as\n"
+           "                    a CoCo launcher sets it to the init-data digest\n"
            "  --report-data HEX the REPORTDATA (default zeros)\n"
            "  -o, --output FILE the quote to write\n"
            "  -h, --help        this help\n");
@@ -322,8 +324,8 @@ static int attest_quote(int argc, char **argv) {
         {"tee", required_argument, NULL, 't'},   {"sim", required_argument, NULL, 's'},
         {"output", required_argument, NULL, 'o'}, {"report-data", required_argument, NULL, 'r'},
         {"sim-debug", no_argument, NULL, 'd'},   {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL;
+        {"sim-mrconfigid", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
+    const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL, *mrcfg_hex = NULL;
     int sim_debug = 0, c;
     while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -332,6 +334,7 @@ static int attest_quote(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'r': rd_hex = optarg; break;
         case 'd': sim_debug = 1; break;
+        case 'C': mrcfg_hex = optarg; break;
         case 'h': quote_help(); return 0;
         default: return cli_getopt_error("attest quote", c, argv);
         }
@@ -339,16 +342,22 @@ static int attest_quote(int argc, char **argv) {
     if (optind < argc)
         return cli_usage_error("attest quote", "unexpected argument '%s'", argv[optind]);
     sim_td td = {0};
-    td.td_attributes[0] = 0x01; /* DEBUG */
-    attest_source src = {.sim_dir = dir, .sim_td = sim_debug ? &td : NULL};
+    if (sim_debug)
+        td.td_attributes[0] = 0x01; /* DEBUG */
+    size_t mn = 0;
+    if (mrcfg_hex && (hex_decode(mrcfg_hex, strlen(mrcfg_hex), td.mr_config_id, 48, &mn) != CAI_OK ||
+                      mn != 48))
+        return cli_usage_error("attest quote", "--sim-mrconfigid wants 48 bytes of hex");
+    attest_source src = {.sim_dir = dir, .sim_td = sim_debug || mrcfg_hex ? &td : NULL};
     if (attest_tee_parse(tee, &src.tee) != CAI_OK)
         return cli_usage_error("attest quote", "--tee must be tdx or sim");
     if (!out)
         return cli_usage_error("attest quote", "quote needs -o FILE");
     if (src.tee == ATTEST_TEE_SIM && !dir)
         return cli_usage_error("attest quote", "--tee sim needs --sim DIR (made by cai attest sim-init)");
-    if (src.tee == ATTEST_TEE_TDX && (dir || sim_debug))
-        return cli_usage_error("attest quote", "--sim and --sim-debug are for --tee sim only");
+    if (src.tee == ATTEST_TEE_TDX && (dir || sim_debug || mrcfg_hex))
+        return cli_usage_error("attest quote",
+                               "--sim, --sim-debug and --sim-mrconfigid are for --tee sim only");
     uint8_t rd[64] = {0};
     size_t n = 0;
     if (rd_hex && hex_decode(rd_hex, strlen(rd_hex), rd, sizeof(rd), &n) != CAI_OK)

@@ -207,11 +207,17 @@ int kbs_policy_allows_debug(const kbs_policy *p) {
     return json_is_true(json_object_get(p->doc, "allow_debug"));
 }
 
-/* A claim by dotted path ("mr_td", "tcb.status"). */
+/* A claim by dotted path ("mr_td", "tcb.status"). A member whose name holds
+ * dots is found by its whole name: "init_data_digests.aa.toml" is member
+ * "aa.toml" of "init_data_digests" (the rest of the path is tried whole
+ * first, at each level). */
 static const json_t *claim(const json_t *claims, const char *path) {
     char part[128];
     const json_t *cur = claims;
     while (cur && *path) {
+        const json_t *whole = json_object_get(cur, path);
+        if (whole)
+            return whole;
         const char *dot = strchr(path, '.');
         size_t n = dot ? (size_t)(dot - path) : strlen(path);
         if (n >= sizeof(part))

@@ -170,6 +170,38 @@ out:
     return st;
 }
 
+/* The TEE names of kbs-types' Tee (serde lowercase): what may key the
+ * additional evidence. */
+static const char *const TEE_NAMES[] = {"azsnpvtpm", "aztdxvtpm", "nvidia", "sev", "sgx",
+                                        "snp", "tdx", "cca", "csv", "se", "sample",
+                                        "sampledevice"};
+
+/* additional_evidence: "" (none), or a JSON object as a string mapping a
+ * TEE name to its evidence (trustee kbs/src/attestation/backend.rs parses
+ * it as HashMap<Tee, TeeEvidence>). */
+static cai_status parse_additional(const json_t *add, kbs_attestation *a) {
+    size_t n = json_string_length(add);
+    if (n == 0)
+        return CAI_OK;
+    if (n > KBS_ADDITIONAL_EVIDENCE_MAX)
+        return cai_fail(CAI_ERR_LIMIT, "additional_evidence is larger than %u bytes",
+                        KBS_ADDITIONAL_EVIDENCE_MAX);
+    cai_status st = kbs_json_parse(json_string_value(add), n, &a->additional);
+    if (st != CAI_OK)
+        return cai_fail(CAI_ERR_FORMAT, "additional_evidence must be \"\" or a JSON object "
+                        "{\"<tee>\": evidence} as a string: %s", cai_errmsg(st));
+    const char *name;
+    json_t *v;
+    json_object_foreach(a->additional, name, v) {
+        size_t i = 0;
+        while (i < sizeof(TEE_NAMES) / sizeof(TEE_NAMES[0]) && strcmp(name, TEE_NAMES[i]) != 0)
+            i++;
+        if (i == sizeof(TEE_NAMES) / sizeof(TEE_NAMES[0]))
+            return cai_fail(CAI_ERR_FORMAT, "additional_evidence: '%.32s' is not a TEE name", name);
+    }
+    return CAI_OK;
+}
+
 cai_status kbs_attestation_parse(const json_t *att, kbs_attestation *a) {
     memset(a, 0, sizeof(*a));
     const json_t *rd = json_object_get(att, "runtime-data");
@@ -178,8 +210,6 @@ cai_status kbs_attestation_parse(const json_t *att, kbs_attestation *a) {
     cai_status st;
     if (!json_is_object(rd) || !json_is_object(te))
         return cai_fail(CAI_ERR_FORMAT, "an Attestation has \"runtime-data\" and \"tee-evidence\"");
-    if (init && !json_is_null(init))
-        return cai_fail(CAI_ERR_UNSUPPORTED, "init-data is not supported by this key broker");
     const json_t *nonce = json_object_get(rd, "nonce");
     if (!json_is_string(nonce) || json_string_length(nonce) > KBS_NONCE_B64_MAX)
         return cai_fail(CAI_ERR_FORMAT, "runtime-data needs a string \"nonce\"");
@@ -187,21 +217,28 @@ cai_status kbs_attestation_parse(const json_t *att, kbs_attestation *a) {
     const json_t *add = json_object_get(te, "additional_evidence");
     if (!json_is_string(add))
         return cai_fail(CAI_ERR_FORMAT, "tee-evidence needs a string \"additional_evidence\"");
-    if (json_string_length(add) != 0)
-        return cai_fail(CAI_ERR_UNSUPPORTED,
-                        "additional (device) evidence is not supported: only the TD is verified");
     a->additional_evidence = json_string_value(add);
+    if ((st = parse_additional(add, a)) != CAI_OK)
+        goto fail;
+    if (init && !json_is_null(init)) {
+        if ((st = kbs_initdata_from_json(init, &a->init_data)) != CAI_OK)
+            goto fail;
+        a->has_init_data = 1;
+    }
     if ((st = kbs_tee_pubkey_normalize(json_object_get(rd, "tee-pubkey"), &a->tee_pubkey)) !=
             CAI_OK ||
-        (st = parse_tdx_evidence(json_object_get(te, "primary_evidence"), a)) != CAI_OK) {
-        kbs_attestation_cleanup(a);
-        return st;
-    }
+        (st = parse_tdx_evidence(json_object_get(te, "primary_evidence"), a)) != CAI_OK)
+        goto fail;
     return CAI_OK;
+fail:
+    kbs_attestation_cleanup(a);
+    return st;
 }
 
 void kbs_attestation_cleanup(kbs_attestation *a) {
     json_decref(a->tee_pubkey);
+    json_decref(a->additional);
+    kbs_initdata_cleanup(&a->init_data);
     free(a->quote);
     memset(a, 0, sizeof(*a));
 }

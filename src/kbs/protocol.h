@@ -25,6 +25,7 @@
 
 #include "common/buf.h"
 #include "common/status.h"
+#include "kbs/initdata.h"
 
 #define KBS_PROTOCOL_VERSION "0.4.0"
 #define KBS_SESSION_COOKIE "kbs-session-id"
@@ -68,21 +69,30 @@ cai_status kbs_runtime_data_digest(const char *nonce, const json_t *tee_pubkey,
                                    const char *additional_evidence, kbs_hash hash,
                                    uint8_t out[64]) CAI_WUR;
 
+#define KBS_ADDITIONAL_EVIDENCE_MAX (256u * 1024u) /* named limit */
+
 /* A parsed Attestation. Pointers go into the JSON it came from. */
 typedef struct {
     const char *nonce;
     json_t *tee_pubkey;  /* normalized (owned: decref) */
-    const char *additional_evidence;
+    const char *additional_evidence; /* the string as sent (bound by REPORTDATA) */
+    json_t *additional;  /* that string parsed: {tee: evidence}, NULL if "" (owned) */
     uint8_t *quote;      /* the TDX quote (owned: free) */
     size_t quote_len;
     int has_eventlog;
+    int has_init_data;
+    kbs_initdata init_data; /* when has_init_data (owned) */
 } kbs_attestation;
 
 /* kbs_attestation_parse checks an Attestation body for TDX evidence:
  * runtime-data {nonce, tee-pubkey}, tee-evidence {primary_evidence: {quote:
  * base64, cc_eventlog: base64|null} (or that object as a JSON string),
- * additional_evidence: ""}. Additional (device) evidence and init-data are
- * refused: cai verifies only the TD. */
+ * additional_evidence: "" or a JSON object as a string, {"<tee>": evidence}
+ * as CoCo's agent sends device evidence}, and the optional "init-data"
+ * {"format": "toml", "body"} (initdata.h). Nothing here is verified yet:
+ * the caller checks the quote, binds REPORTDATA (which covers the
+ * additional evidence string) and compares the init-data digest with
+ * MRCONFIGID. Malformed init-data or additional evidence is refused. */
 cai_status kbs_attestation_parse(const json_t *att, kbs_attestation *out) CAI_WUR;
 void kbs_attestation_cleanup(kbs_attestation *a);
 

@@ -257,6 +257,79 @@ static int nonce_take(kbs_server *s, httpd_req *r, const char *id, time_t now,
     return 1;
 }
 
+/* Adds {name: SHA-256 hex of JCS(value)} of |obj|'s members to |claims| as
+ * |claim|: what a policy's hex reference values can pin. */
+static cai_status digest_members(json_t *claims, const char *claim, const json_t *obj) {
+    json_t *d = json_object();
+    const char *name;
+    json_t *v;
+    cai_status st = d ? CAI_OK : CAI_ERR_NOMEM;
+    json_object_foreach((json_t *)obj, name, v) {
+        char hex[65];
+        if (json_is_string(v)) {
+            sha256_hex(json_string_value(v), json_string_length(v), hex);
+        } else {
+            buf b;
+            buf_init(&b, 1 << 20);
+            st = jcs_serialize(v, &b);
+            if (st == CAI_OK)
+                sha256_hex(b.data, b.len, hex);
+            buf_free(&b);
+        }
+        if (st != CAI_OK)
+            break;
+        if (json_object_set_new(d, name, json_string(hex)) != 0) {
+            st = CAI_ERR_NOMEM;
+            break;
+        }
+    }
+    if (st == CAI_OK && json_object_set_new(claims, claim, d) != 0)
+        st = CAI_ERR_NOMEM;
+    else if (st != CAI_OK)
+        json_decref(d);
+    return st;
+}
+
+/* The init-data check (trustee deps/verifier/src/tdx/mod.rs): its digest
+ * must equal the quote's MRCONFIGID. Then the claims get "init_data" (that
+ * digest, hex) and "init_data_digests" ({name: SHA-256 hex of the entry}),
+ * for the policy. Without init-data, neither claim exists. */
+static cai_status bind_init_data(const kbs_attestation *a, json_t *claims, char *why,
+                                 size_t why_len) {
+    if (!a->has_init_data)
+        return CAI_OK;
+    char hex[2 * KBS_INITDATA_DIGEST_LEN + 1];
+    hex_encode(hex, a->init_data.digest, KBS_INITDATA_DIGEST_LEN);
+    const char *mc = json_string_value(json_object_get(claims, "mr_config_id"));
+    if (mc == NULL || strlen(mc) != 2 * KBS_INITDATA_DIGEST_LEN ||
+        strncasecmp(mc, hex, 2 * KBS_INITDATA_DIGEST_LEN) != 0) {
+        snprintf(why, why_len, "init-data check failed: its %s digest %.16s... is not the TD's "
+                 "MRCONFIGID %.16s... (the init-data is not what the TD was launched with)",
+                 a->init_data.algorithm, hex, mc ? mc : "(none)");
+        return CAI_ERR_AUTH;
+    }
+    if (json_object_set_new(claims, "init_data", json_string(hex)) != 0)
+        return CAI_ERR_NOMEM;
+    cai_status st = digest_members(claims, "init_data_digests", a->init_data.data);
+    if (st != CAI_OK)
+        snprintf(why, why_len, "init-data: %s", cai_errmsg(st));
+    return st;
+}
+
+/* Additional (device) evidence is not verified by cai: it only joins the
+ * claims, as "additional_evidence" {tee: SHA-256 hex of JCS(evidence)},
+ * beside (never over) the TD's claims. REPORTDATA covers it, so the TD
+ * vouches that it sent it; nothing vouches for what it says. */
+static cai_status add_additional_evidence(const kbs_attestation *a, json_t *claims, char *why,
+                                          size_t why_len) {
+    if (a->additional == NULL)
+        return CAI_OK;
+    cai_status st = digest_members(claims, "additional_evidence", a->additional);
+    if (st != CAI_OK)
+        snprintf(why, why_len, "additional evidence: %s", cai_errmsg(st));
+    return st;
+}
+
 /* Checks an Attestation for session |ses|: evidence verified, bound to the
  * session's nonce and the TEE key, and the TD acceptable to the policy.
  * On success fills the session's token, claims, key and digests; else
@@ -319,6 +392,9 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
                                "tee-pubkey (evidence made for another challenge or key)");
         goto out;
     }
+    if ((st = bind_init_data(&a, claims, why, why_len)) != CAI_OK ||
+        (st = add_additional_evidence(&a, claims, why, why_len)) != CAI_OK)
+        goto out;
     if ((st = claims_digest(claims, clm)) != CAI_OK) {
         snprintf(why, why_len, "claims: %s", cai_errmsg(st));
         goto out;

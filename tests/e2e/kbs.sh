@@ -10,11 +10,17 @@ RT2=$(printf 'b2%.0s' $(seq 48))
 "$CAI" attest sim-init sim >/dev/null
 "$CAI" kbs admin keygen -o admin >/dev/null
 "$CAI" kbs admin keygen -o intruder >/dev/null
+# CoCo pods: the init-data they were launched with (Trustee's own fixture,
+# tests/vectors/kbs/trustee) pinned by its digest (= MRCONFIGID) and one of
+# its entries by its own SHA-256 (docs/KBS-PROTOCOL.md, init-data).
+INITDATA=$(sha256sum < "$ROOT/tests/vectors/kbs/trustee/init-data-simple.toml" | cut -c1-64)$(printf '0%.0s' $(seq 32))
+AA_SHA=$(printf '[token_configs]\n[token_configs.kbs]\nurl = "http://1.2.3.4:8080"\n' | sha256sum | cut -c1-64)
 cat > policy.json <<EOF
 {"version": 1, "tee": ["sim"], "tcb_status": ["UpToDate"],
- "reference_values": {"prod": {"mr_td": ["$MRTD"], "rtmr_2": ["$RT2"]}, "any": {}},
+ "reference_values": {"prod": {"mr_td": ["$MRTD"], "rtmr_2": ["$RT2"]}, "any": {},
+                      "pod": {"init_data": ["$INITDATA"], "init_data_digests.aa.toml": ["$AA_SHA"]}},
  "resources": [{"path": "cai/*", "allow": ["prod"]}, {"path": "dur/*", "allow": ["any"]},
-               {"path": "pub/*", "allow": ["any"]}]}
+               {"path": "pub/*", "allow": ["any"]}, {"path": "coco/*", "allow": ["pod"]}]}
 EOF
 sed 's/"tee": \["sim"\]/"tee": ["tdx"]/' policy.json > policy-no-sim.json
 sed 's/"UpToDate"/"OutOfDate"/' policy.json > policy-outofdate.json
@@ -169,6 +175,17 @@ if have_node kbs_client; then
     kbs_node interop "$K" interop.bin
     kbs_node refusals "$K"
 fi
+# What the CoCo guest components send (init-data, additional evidence, a
+# P-521 key); the key registered in Trustee's admin form, a raw POST.
+head -c 32 /dev/urandom > coco.bin
+TOK=$("$CAI" kbs admin token --key admin.key)
+code=$(curl -s -o coco-put.json -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
+    -H 'Content-Type: application/octet-stream' --data-binary @coco.bin "$K/kbs/v0/resource/coco/pod/key")
+[ "$code" = 200 ] && pass admin_upstream_post_form || fail admin_upstream_post_form "$code $(cat coco-put.json)"
+if have_node kbs_coco; then
+    VECTORS="$ROOT/tests/vectors/kbs" kbs_node coco "$K" coco.bin
+fi
+
 check admin_delete "$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key
 "$CAI" kbs admin --url "$K" --key admin.key list > list.json &&
     grep -q '"cai/model/key"' list.json && ! grep -q 'pub/interop/key' list.json &&

@@ -4,6 +4,8 @@
 // protocol-level refusals, and the durability writer/checker.
 //
 //   node kbs_client.mjs interop|refusals|expired URL
+//   node kbs_client.mjs coco URL SECRETFILE      what the real CoCo guest sends: init-data,
+//                                              additional evidence, a P-521 TEE key
 //   node kbs_client.mjs write URL N ACKFILE      admin writes dur/w/<i>, one ACK line each
 //   node kbs_client.mjs check URL ACKFILE        every ACKed write readable after attestation
 //   node kbs_client.mjs shutdown URL PID N DB OUT  N releases in flight, SIGTERM to PID
@@ -61,9 +63,14 @@ function reportData(nonce, jwk, additional = '') {
 }
 
 let qn = 0;
-function simQuote(rdHex) {
+// A sim TDX quote over rdHex; opts.mrconfigid (hex, 48 bytes) as a CoCo
+// launcher sets MRCONFIGID to the init-data digest; opts.debug a DEBUG TD.
+function simQuote(rdHex, opts = {}) {
   const f = path.join(tmp, `q${qn++}.bin`);
-  execFileSync(CAI, ['attest', 'quote', '--tee', 'sim', '--sim', SIM, '--report-data', rdHex, '-o', f], { stdio: 'ignore' });
+  const extra = [];
+  if (opts.mrconfigid) extra.push('--sim-mrconfigid', opts.mrconfigid);
+  if (opts.debug) extra.push('--sim-debug');
+  execFileSync(CAI, ['attest', 'quote', '--tee', 'sim', '--sim', SIM, '--report-data', rdHex, ...extra, '-o', f], { stdio: 'ignore' });
   return fs.readFileSync(f).toString('base64');
 }
 
@@ -143,6 +150,159 @@ async function interop() {
     expect('rsa_oaep_256_release', r2.attest.status === 200 && plaintext.length > 0, g2.text);
   } catch (e) {
     fail('rsa_oaep_256_release', `${e.message} ${g2.text}`);
+  }
+}
+
+// ---- CoCo guest components -------------------------------------------------
+// The messages in the shapes guest-components' kbs_protocol sends (attestation-
+// agent/kbs_protocol/src/client/rcar_client.rs: build_request, get_composite_
+// evidence, the Attestation with InitData {format: "toml", body}), with the
+// upstream fixtures where there are some:
+// - init-data: trustee integration-tests/tests/init_data.rs SIMPLE_INIT_DATA
+//   (tests/vectors/kbs/trustee/init-data-simple.toml);
+// - additional evidence: the sample device attester's evidence {svn,
+//   report_data} (guest-components attestation-agent/attester/src/
+//   sample_device/mod.rs) keyed "sampledevice", serialized into a string as
+//   kbs_protocol/src/evidence_provider/native.rs get_additional_evidence does;
+//   its report_data is the hash of JCS({nonce, tee-pubkey}) (rcar_client.rs);
+// - the TEE key: TeeKeyAlgorithm EcdhEsA256KwP521 (kbs_protocol/src/keypair.rs):
+//   TeePubKey::EC {crv "P-521", alg "ECDH-ES+A256KW", x, y}.
+// The TDX quote is a sim quote made here (upstream's are signed by Intel's
+// PKI, not the sim one); its MRCONFIGID is the init-data digest, as a
+// launcher sets it.
+const VECTORS = process.env.VECTORS;
+const initData = () => fs.readFileSync(path.join(VECTORS, 'trustee', 'init-data-simple.toml'), 'utf8');
+const mrConfigId = (toml) => Buffer.concat([crypto.createHash('sha256').update(toml).digest(), Buffer.alloc(16)]).toString('hex');
+
+function p521Key() {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-521' });
+  const j = publicKey.export({ format: 'jwk' });
+  return { privateKey, jwk: { kty: 'EC', crv: 'P-521', alg: 'ECDH-ES+A256KW', x: j.x, y: j.y } };
+}
+
+function sampleDeviceEvidence(nonce, jwk, extra = {}) {
+  const devRd = crypto.createHash('sha384').update(canonicalize({ nonce, 'tee-pubkey': jwk })).digest();
+  return JSON.stringify({ sampledevice: { svn: '2', report_data: devRd.toString('base64'), ...extra } });
+}
+
+// One CoCo attestation: opts.toml (init-data body, null: none), opts.mrconfigid
+// (the TD's), opts.additional (the string), opts.debug, opts.quoteNonce (the
+// nonce the quote binds, default the session's).
+async function cocoAttest(s, key, opts = {}) {
+  const a = await s.req('POST', '/kbs/v0/auth', request); // build_request's shape
+  if (a.status !== 200) throw new Error(`auth ${a.status} ${a.text}`);
+  const nonce = a.json.nonce;
+  const additional = opts.additional ?? '';
+  const rd = reportData(opts.quoteNonce ?? nonce, key.jwk, additional);
+  const body = {
+    'runtime-data': { nonce, 'tee-pubkey': key.jwk },
+    'tee-evidence': {
+      primary_evidence: { cc_eventlog: null, quote: simQuote(rd, { mrconfigid: opts.mrconfigid, debug: opts.debug }) },
+      additional_evidence: additional,
+    },
+  };
+  if (opts.toml !== null && opts.toml !== undefined) body['init-data'] = { format: opts.format ?? 'toml', body: opts.toml };
+  return { nonce, attest: await s.req('POST', '/kbs/v0/attest', body) };
+}
+
+async function coco(secretFile) {
+  const want = fs.readFileSync(secretFile);
+  const toml = initData(), mc = mrConfigId(toml);
+  // The full CoCo request releases the key the policy grants only to this
+  // init-data (coco/*: init_data and init_data_digests.aa.toml pinned).
+  const s = new Session(), key = p521Key();
+  const a = await s.req('POST', '/kbs/v0/auth', request);
+  const nonce = a.json.nonce;
+  const additional = sampleDeviceEvidence(nonce, key.jwk);
+  const body = {
+    'init-data': { format: 'toml', body: toml },
+    'runtime-data': { nonce, 'tee-pubkey': key.jwk },
+    'tee-evidence': {
+      primary_evidence: { cc_eventlog: null, quote: simQuote(reportData(nonce, key.jwk, additional), { mrconfigid: mc }) },
+      additional_evidence: additional,
+    },
+  };
+  const at = await s.req('POST', '/kbs/v0/attest', body);
+  expect('coco_attest_initdata_p521_additional', at.status === 200 && typeof at.json?.token === 'string', at.text);
+  if (at.status !== 200) return;
+  const ev = jose.decodeJwt(at.json.token).submods?.cpu0?.['ear.veraison.annotated-evidence'] ?? {};
+  const aaSha = crypto.createHash('sha256').update('[token_configs]\n[token_configs.kbs]\nurl = "http://1.2.3.4:8080"\n').digest('hex');
+  expect('coco_token_init_data_claims', ev.init_data === mc && ev.mr_config_id?.toLowerCase() === mc &&
+    ev.init_data_digests?.['aa.toml'] === aaSha && Object.keys(ev.init_data_digests).length === 3, JSON.stringify(ev.init_data_digests));
+  const devSha = crypto.createHash('sha256').update(canonicalize(JSON.parse(additional).sampledevice)).digest('hex');
+  expect('coco_token_additional_evidence', ev.additional_evidence?.sampledevice === devSha, JSON.stringify(ev.additional_evidence));
+  expect('coco_token_p521_key', ev.runtime_data_claims?.['tee-pubkey']?.crv === 'P-521' &&
+    ev.runtime_data_claims['tee-pubkey'].x === key.jwk.x, JSON.stringify(ev.runtime_data_claims));
+  const r = await s.req('GET', '/kbs/v0/resource/coco/pod/key');
+  let ok = false, why = r.text;
+  if (r.status === 200) {
+    try {
+      const ph = JSON.parse(Buffer.from(r.json.protected, 'base64url'));
+      const { plaintext } = await jose.flattenedDecrypt(r.json, key.privateKey);
+      ok = Buffer.compare(Buffer.from(plaintext), want) === 0 && ph.epk?.crv === 'P-521';
+      why = `epk ${JSON.stringify(ph.epk)}`;
+    } catch (e) {
+      why = e.message;
+    }
+  }
+  expect('coco_p521_jwe_decrypts_with_jose', ok, why);
+  // The same token as a Bearer token: the claims in it pass the policy too.
+  const b = await new Session().req('GET', '/kbs/v0/resource/coco/pod/key', undefined, { authorization: `Bearer ${at.json.token}` });
+  expect('coco_bearer_token_release', b.status === 200, b.text);
+
+  // Init-data that is not what the TD was launched with: refused, naming the check.
+  {
+    const other = toml.replace('1.2.3.4', '6.6.6.6');
+    const r2 = await cocoAttest(new Session(), p521Key(), { toml: other, mrconfigid: mc });
+    expect('coco_refuse_initdata_not_mrconfigid', r2.attest.status === 401 && isError(r2.attest, 'AttestationError') &&
+      /init-data check failed.*MRCONFIGID/.test(r2.attest.json?.detail), r2.attest.text);
+  }
+  // No init-data: attested, but the policy's coco/* rule needs init_data.
+  {
+    const s3 = new Session();
+    const r3 = await cocoAttest(s3, p521Key(), { toml: null, mrconfigid: mc });
+    const g3 = await s3.req('GET', '/kbs/v0/resource/coco/pod/key');
+    expect('coco_no_initdata_no_release', r3.attest.status === 200 && g3.status === 403 &&
+      /claim init_data = \(missing\)/.test(g3.json?.detail), `${r3.attest.text} ${g3.text}`);
+  }
+  // Additional evidence never weakens the TDX check: a DEBUG TD stays refused
+  // whatever the device evidence says, and so does a quote for another nonce
+  // even with a good quote inside the additional evidence.
+  {
+    const k4 = p521Key(), s4 = new Session();
+    const a4 = await s4.req('POST', '/kbs/v0/auth', request);
+    const add4 = JSON.stringify({ sample: { debug: false, tcb_status: 'UpToDate', tee: 'tdx' } });
+    const r4 = await s4.req('POST', '/kbs/v0/attest', {
+      'runtime-data': { nonce: a4.json.nonce, 'tee-pubkey': k4.jwk },
+      'tee-evidence': { primary_evidence: { cc_eventlog: null, quote: simQuote(reportData(a4.json.nonce, k4.jwk, add4), { debug: true }) }, additional_evidence: add4 },
+    });
+    expect('coco_additional_evidence_keeps_debug_refusal', r4.status === 401 && /claim debug = true/.test(r4.json?.detail), r4.text);
+    const k5 = p521Key(), s5 = new Session();
+    const a5 = await s5.req('POST', '/kbs/v0/auth', request);
+    const good = simQuote(reportData(a5.json.nonce, k5.jwk, ''));
+    const add5 = JSON.stringify({ tdx: { cc_eventlog: null, quote: good } });
+    const other = crypto.randomBytes(32).toString('base64');
+    const r5 = await s5.req('POST', '/kbs/v0/attest', {
+      'runtime-data': { nonce: a5.json.nonce, 'tee-pubkey': k5.jwk },
+      'tee-evidence': { primary_evidence: { cc_eventlog: null, quote: simQuote(reportData(other, k5.jwk, add5)) }, additional_evidence: add5 },
+    });
+    expect('coco_additional_evidence_keeps_binding_refusal', r5.status === 401 && /report_data/.test(r5.json?.detail), r5.text);
+  }
+  // Malformed CoCo inputs, each refused with what is wrong.
+  {
+    const bad = async (name, opts, re, keyFn = p521Key) => {
+      const r6 = await cocoAttest(new Session(), keyFn(), opts);
+      expect(name, r6.attest.status === 401 && re.test(r6.attest.json?.detail), r6.attest.text);
+    };
+    await bad('coco_refuse_initdata_json_format', { toml: '{}', format: 'json', mrconfigid: mc }, /Unsupported initdata format/);
+    await bad('coco_refuse_initdata_bad_toml', { toml: 'version = "0.1.0"\nalgorithm = "sha256"\n[data]\nk = [1]\n', mrconfigid: mc }, /init-data line 4/);
+    await bad('coco_refuse_additional_not_json', { toml: null, additional: '{sampledevice' }, /additional_evidence must be/);
+    await bad('coco_refuse_additional_unknown_tee', { toml: null, additional: '{"gpu":{}}' }, /not a TEE name/);
+    await bad('coco_refuse_p521_short_coordinate', { toml: null }, /P-521 coordinates must be 66 bytes/, () => {
+      const k = p521Key();
+      k.jwk = { ...k.jwk, x: Buffer.from(k.jwk.x, 'base64url').subarray(1).toString('base64url') };
+      return k;
+    });
   }
 }
 
@@ -417,6 +577,7 @@ async function shared(url2, n) {
 
 try {
   if (mode === 'interop') await interop();
+  else if (mode === 'coco') await coco(rest[0]);
   else if (mode === 'shared') await shared(rest[0], Number(rest[1]));
   else if (mode === 'refusals') await refusals();
   else if (mode === 'expired') await expired();

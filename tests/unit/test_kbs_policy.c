@@ -28,6 +28,32 @@ static int allowed(const kbs_policy *p, json_t *c, const char *res, const char *
     return 0;
 }
 
+/* Claims the broker adds for init-data: a member name with dots
+ * ("aa.toml") is reached by the path "init_data_digests.aa.toml". */
+static void test_init_data_claims(void) {
+    static const char pol[] =
+        "{\"version\":1,\"tee\":[\"sim\"],\"tcb_status\":[\"UpToDate\"],"
+        "\"reference_values\":{\"pod\":{\"init_data\":[\"aa11\"],"
+        "\"init_data_digests.aa.toml\":[\"bb22\"]}},"
+        "\"resources\":[{\"path\":\"cai/m/key\",\"allow\":[\"pod\"]}]}";
+    kbs_policy *p = NULL;
+    CHECK_OK(kbs_policy_parse(pol, strlen(pol), &p));
+    if (!p)
+        return;
+    json_t *c = json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "tee", "sim", "tcb_status",
+                          "UpToDate", "debug", 0, "init_data", "AA11", "init_data_digests",
+                          "aa.toml", "bb22");
+    CHECK(allowed(p, json_deep_copy(c), "cai/m/key", NULL) == 1);
+    json_object_set_new(json_object_get(c, "init_data_digests"), "aa.toml", json_string("bb23"));
+    CHECK(allowed(p, json_deep_copy(c), "cai/m/key", "claim init_data_digests.aa.toml = bb23") ==
+          0);
+    /* No init-data presented: no such claims, refused. */
+    json_object_del(c, "init_data");
+    json_object_del(c, "init_data_digests");
+    CHECK(allowed(p, c, "cai/m/key", "claim init_data = (missing)") == 0);
+    kbs_policy_free(p);
+}
+
 static void test_evaluation(void) {
     kbs_policy *p = NULL;
     CHECK_OK(kbs_policy_parse(POLICY, strlen(POLICY), &p));
@@ -104,6 +130,7 @@ static void test_rejections(void) {
 
 int main(void) {
     RUN(test_evaluation);
+    RUN(test_init_data_claims);
     RUN(test_defaults_deny);
     RUN(test_rejections);
     return test_summary();
