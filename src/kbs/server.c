@@ -731,6 +731,31 @@ static void on_list(kbs_server *s, httpd_req *r, int audit_log) {
     httpd_reply_json(r, 200, j);
 }
 
+/* ---- health --------------------------------------------------------------- */
+
+/* GET /health: 200 {"status":"ok"} when the store answers a read, else 503
+ * naming the check that failed. GET /healthz: 200 while the broker serves
+ * HTTP at all (Trustee's liveness route). No authentication: neither says
+ * anything but whether the broker and its database answer. */
+static void h_health(httpd_req *r, void *arg) {
+    kbs_server *s = arg;
+    int live = strcmp(httpd_path(r), "/healthz") == 0;
+    if (strcmp(httpd_method(r), "GET") != 0 && strcmp(httpd_method(r), "HEAD") != 0) {
+        reply_err(r, 405, "InvalidRequestPath", "%s takes GET", httpd_path(r));
+        return;
+    }
+    cai_status st = live ? CAI_OK : kbs_store_ping(s->store);
+    if (st != CAI_OK) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "store check failed: %s", cai_errmsg(st));
+        log_warn("health: %s", detail);
+        httpd_reply_json(r, 503, json_pack("{s:s, s:s}", "status", "unavailable", "detail",
+                                           detail));
+        return;
+    }
+    httpd_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
 /* ---- dispatch ------------------------------------------------------------- */
 
 static void h_kbs(httpd_req *r, void *arg) {
@@ -825,7 +850,9 @@ cai_status kbs_server_new(const kbs_server_config *cfg, kbs_server **out) {
     if ((st = httpd_new(&hc, &s->h)) != CAI_OK)
         goto fail;
     httpd_set_error_body(s->h, httpd_error_body);
-    if ((st = httpd_route(s->h, KBS_PREFIX "/", h_kbs, s)) != CAI_OK)
+    if ((st = httpd_route(s->h, KBS_PREFIX "/", h_kbs, s)) != CAI_OK ||
+        (st = httpd_route(s->h, "/health", h_health, s)) != CAI_OK ||
+        (st = httpd_route(s->h, "/healthz", h_health, s)) != CAI_OK)
         goto fail;
     if ((st = kbs_audit_writer_new(s->store, &s->writer)) != CAI_OK)
         goto fail;

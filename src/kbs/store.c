@@ -872,3 +872,9 @@ cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) {
     *gen = 0;
     return s->ops->policy_gen(s->db, &found, gen); /* one statement: no transaction */
 }
+
+cai_status kbs_store_ping(kbs_store *s) {
+    int found = 0;
+    uint64_t gen = 0;
+    return s->ops->policy_gen(s->db, &found, &gen);
+}

@@ -115,6 +115,11 @@ cai_status kbs_store_policy_get(kbs_store *s, char **out); /* NULL if none; free
  * kbs_store_policy_get (which checks it). */
 cai_status kbs_store_policy_generation(kbs_store *s, uint64_t *gen) CAI_WUR;
 
+/* kbs_store_ping asks the database one read (the policy row's generation):
+ * CAI_OK if it answers, else its error (CAI_ERR_IO: unreachable). For the
+ * broker's /health. */
+cai_status kbs_store_ping(kbs_store *s) CAI_WUR;
+
 /* kbs_store_shared returns 1 if several brokers may share the store
  * (PostgreSQL): sessions and nonces must then be kept in it, with the
  * functions below; 0 for SQLite (they return CAI_ERR_UNSUPPORTED there). */

@@ -51,6 +51,12 @@ EOF
     grep -q '^  replicas: 3$' "$D/k8s/kbs.yaml" && grep -q 'secretKeyRef: {name: cai-kbs-db' "$D/k8s/kbs.yaml" &&
         grep -q '^      runtimeClassName: kata-qemu-tdx$' "$D/k8s/serve.yaml" && pass k8s_broker_and_coco_pods ||
         fail k8s_broker_and_coco_pods "3 broker replicas, the database password from a Secret, serve pods in kata-qemu-tdx"
+    # The broker's probes: ready on /health (the database answers), alive
+    # on /healthz; the balancer checks /health too.
+    grep -q 'readinessProbe:' "$D/k8s/kbs.yaml" && grep -A1 'readinessProbe:' "$D/k8s/kbs.yaml" | grep -q 'path: /health,' &&
+        grep -A1 'livenessProbe:' "$D/k8s/kbs.yaml" | grep -q 'path: /healthz,' &&
+        grep -q '^    http-check send meth GET uri /health ' "$D/haproxy/cai-kbs.cfg" && pass broker_probes_on_health ||
+        fail broker_probes_on_health "kbs.yaml probes or cai-kbs.cfg's check are not /health"
 else
     echo "SKIP k8s_manifests_dry_run: kubectl is not installed (./run setup installs kubernetes-client)"
 fi

@@ -186,6 +186,13 @@ if have_node kbs_coco; then
     VECTORS="$ROOT/tests/vectors/kbs" kbs_node coco "$K" coco.bin
 fi
 
+# /health: 200 while the store answers, no token needed; /healthz: alive.
+code=$(curl -s -o health.json -w '%{http_code}' "$K/health")
+[ "$code" = 200 ] && grep -q '"status":"ok"' health.json && pass health_200 || fail health_200 "$code $(cat health.json)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$K/healthz")
+[ "$code" = 200 ] && pass healthz_200 || fail healthz_200 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$K/health")
+[ "$code" = 405 ] && pass health_get_only || fail health_get_only "$code"
 check admin_delete "$CAI" kbs admin --url "$K" --key admin.key delete pub/interop/key
 "$CAI" kbs admin --url "$K" --key admin.key list > list.json &&
     grep -q '"cai/model/key"' list.json && ! grep -q 'pub/interop/key' list.json &&

@@ -179,10 +179,18 @@ code=$(curl -s -m 20 -o down.json -w '%{http_code}' -H "Authorization: Bearer $T
     pass db_down_clear_503 || fail db_down_clear_503 "$code $(cat down.json)"
 err=$(agent "$KA" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>&1 >/dev/null)
 echo "$err" | grep -q "HTTP 503" && pass db_down_agent_refused_cleanly || fail db_down_agent_refused_cleanly "$err"
+# /health says so (503 naming the store check), /healthz (liveness) does not.
+code=$(curl -s -m 20 -o hdown.json -w '%{http_code}' "$KB/health")
+lcode=$(curl -s -m 20 -o /dev/null -w '%{http_code}' "$KB/healthz")
+[ "$code" = 503 ] && grep -q '"detail":"store check failed: .*cannot reach PostgreSQL' hdown.json && [ "$lcode" = 200 ] &&
+    pass health_503_when_db_down || fail health_503_when_db_down "$code $lcode $(cat hdown.json)"
 pg_up start
 code=$(curl -s -m 20 -o up.json -w '%{http_code}' -H "Authorization: Bearer $TOK" "$KB/kbs/v0/resource")
 agent "$KA" kbs:///cai/model/key --attempts 1 --sim-mrtd "$MRTD" --sim-rtmr 2="$RT2" 2>/dev/null | cmp -s - key.bin &&
     [ "$code" = 200 ] && pass db_back_reconnects || fail db_back_reconnects "$code $(cat up.json)"
+code=$(curl -s -m 20 -o hup.json -w '%{http_code}' "$KB/health")
+[ "$code" = 200 ] && grep -q '"status":"ok"' hup.json && pass health_200_when_db_back ||
+    fail health_200_when_db_back "$code $(cat hup.json)"
 
 # The connection string carries a password: never in a log or a message.
 err=$("$CAI" kbs --db "$URL/nodb" --master-key master.key --port 0 --insecure-http 2>&1); rc=$?
