@@ -60,8 +60,11 @@ cai_status kbs_admin_token(const jose_key *key, time_t now, long ttl, char **out
     if (st != CAI_OK)
         return st;
     hex_encode(jti, r, sizeof(r));
-    json_t *c = json_pack("{s:I, s:I, s:I, s:s}", "iat", (json_int_t)now, "nbf", (json_int_t)now,
-                          "exp", (json_int_t)(now + ttl), "jti", jti);
+    /* "role": Trustee's admin API requires one (kbs/src/admin/authentication/
+     * bearer_jwt.rs) and grants endpoints by it; cai kbs ignores it. */
+    json_t *c = json_pack("{s:I, s:I, s:I, s:s, s:s}", "iat", (json_int_t)now, "nbf",
+                          (json_int_t)now, "exp", (json_int_t)(now + ttl), "jti", jti, "role",
+                          KBS_ADMIN_ROLE);
     if (c == NULL)
         return CAI_ERR_NOMEM;
     st = jose_jws_sign(key, c, NULL, out);

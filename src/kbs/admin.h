@@ -21,8 +21,12 @@ cai_status kbs_admin_key_load(const char *path, jose_key **out) CAI_WUR;
  * PEM, mode 0600, must not exist) and |prefix|.pub (SPKI PEM). */
 cai_status kbs_admin_keygen(const char *prefix) CAI_WUR;
 
+/* The "role" claim of the admin tokens cai mints: the role a Trustee KBS
+ * configured with the same public key must grant (its regex ACL). */
+#define KBS_ADMIN_ROLE "admin"
+
 /* kbs_admin_token signs an admin token valid from |now| for |ttl| seconds
- * ({"iat", "nbf", "exp", "jti"}); |*out| is malloc'd. */
+ * ({"iat", "nbf", "exp", "jti", "role"}); |*out| is malloc'd. */
 cai_status kbs_admin_token(const jose_key *key, time_t now, long ttl, char **out) CAI_WUR;
 
 typedef struct {

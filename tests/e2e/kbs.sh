@@ -179,6 +179,9 @@ fi
 # P-521 key); the key registered in Trustee's admin form, a raw POST.
 head -c 32 /dev/urandom > coco.bin
 TOK=$("$CAI" kbs admin token --key admin.key)
+# Its claims carry the "role" Trustee's admin API requires (bearer_jwt.rs).
+role=$(python3 -c 'import sys, json, base64; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["role"])' "$TOK")
+[ "$role" = admin ] && pass admin_token_has_trustee_role || fail admin_token_has_trustee_role "role '$role'"
 code=$(curl -s -o coco-put.json -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK" \
     -H 'Content-Type: application/octet-stream' --data-binary @coco.bin "$K/kbs/v0/resource/coco/pod/key")
 [ "$code" = 200 ] && pass admin_upstream_post_form || fail admin_upstream_post_form "$code $(cat coco-put.json)"
