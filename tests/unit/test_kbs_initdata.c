@@ -51,6 +51,19 @@ static void test_trustee_policy_init_data(void) {
     check_fixture("tests/vectors/kbs/trustee/init-data-with-policy.toml", names, 1);
 }
 
+/* The init-data deploy/k8s ships for cai serve pods parses too. */
+static void test_deploy_init_data(void) {
+    buf b;
+    kbs_initdata d;
+    CHECK_OK(file_read_all("deploy/k8s/init-data.toml", 1 << 20, &b));
+    CHECK_OK(kbs_initdata_parse((const char *)b.data, b.len, &d));
+    CHECK(d.algorithm && strcmp(d.algorithm, "sha384") == 0);
+    CHECK(json_is_string(json_object_get(d.data, "policy.rego")) &&
+          json_is_string(json_object_get(d.data, "aa.toml")));
+    kbs_initdata_cleanup(&d);
+    buf_free(&b);
+}
+
 static void test_other_algorithms_and_forms(void) {
     /* sha512 is cut to 48 bytes, sha384 fills them; all four string kinds,
      * comments, CRLF, escapes. */
@@ -149,6 +162,7 @@ static void test_refusals(void) {
 int main(void) {
     RUN(test_trustee_simple_init_data);
     RUN(test_trustee_policy_init_data);
+    RUN(test_deploy_init_data);
     RUN(test_other_algorithms_and_forms);
     RUN(test_refusals);
     return test_summary();
