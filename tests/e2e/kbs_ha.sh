@@ -21,23 +21,7 @@ if [ ! -d "$ROOT/node_modules/jose" ]; then
     echo "SKIP kbs_ha: node_modules absent (run ./run setup)"
     exit 0
 fi
-# The server's folder, owned by whoever runs it (initdb refuses root: then nobody).
-PGD=$(mktemp -d /tmp/cai-pg.XXXXXX)
-AS=()
-if [ "$(id -u)" = 0 ]; then
-    if ! command -v setpriv >/dev/null || ! id nobody >/dev/null 2>&1; then
-        echo "SKIP kbs_ha: running as root without setpriv or the user nobody to run PostgreSQL as"
-        rm -rf "$PGD"; exit 0
-    fi
-    chown nobody "$PGD"
-    AS=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups env HOME="$PGD")
-fi
-pg() { (cd "$PGD" && "${AS[@]}" "$PGBIN/$@"); }
-PGPORT=$(free_port)
-PW="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-echo "$PW" > "$PGD/pw"
-[ "$(id -u)" = 0 ] && chown nobody "$PGD/pw"
-pg_up() { pg pg_ctl -D "$PGD/data" -l "$PGD/log" -w -t 30 -o "-k $PGD -c listen_addresses=127.0.0.1 -p $PGPORT" "$@" >/dev/null; }
+pg_prepare kbs_ha
 KBS1= KBS2= KBS3= KBS4= LBPID= BG= PXPID=
 cleanup() {
     [ -n "${KBS_HA_KEEP:-}" ] && cp -r "$T" "$KBS_HA_KEEP" # to read the logs after a failure

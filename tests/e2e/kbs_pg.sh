@@ -11,23 +11,7 @@ if [ ! -x "$PGBIN/initdb" ] || [ ! -x "$PGBIN/pg_ctl" ] || ! command -v psql >/d
     echo "SKIP kbs_pg: PostgreSQL 15 is not installed ($PGBIN/initdb, psql: ./run setup installs postgresql)"
     exit 0
 fi
-# The server's folder: outside $T (mode 0700, root's), owned by whoever runs it.
-PGD=$(mktemp -d /tmp/cai-pg.XXXXXX)
-AS=()
-if [ "$(id -u)" = 0 ]; then
-    if ! command -v setpriv >/dev/null || ! id nobody >/dev/null 2>&1; then
-        echo "SKIP kbs_pg: running as root without setpriv or the user nobody to run PostgreSQL as"
-        rm -rf "$PGD"; exit 0
-    fi
-    chown nobody "$PGD"
-    AS=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups env HOME="$PGD")
-fi
-pg() { (cd "$PGD" && "${AS[@]}" "$PGBIN/$@"); }
-PGPORT=$(free_port)
-PW="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-echo "$PW" > "$PGD/pw"
-[ "$(id -u)" = 0 ] && chown nobody "$PGD/pw"
-pg_up() { pg pg_ctl -D "$PGD/data" -l "$PGD/log" -w -t 30 -o "-k $PGD -c listen_addresses=127.0.0.1 -p $PGPORT" "$@" >/dev/null; }
+pg_prepare kbs_pg
 KBSA= KBSB= KBSC=
 cleanup() {
     kill -9 $KBSA $KBSB $KBSC 2>/dev/null

@@ -97,3 +97,27 @@ stop_serve() {
         fail clean_shutdown "exit $rc: $(grep -E -A5 'Sanitizer|runtime error' serve.log | head -20)"
     fi
 }
+
+# pg_prepare NAME: a folder for a PostgreSQL server (PGBIN set), outside $T
+# (mode 0700, root's) and owned by whoever runs the server: initdb refuses
+# root, so as root that is nobody (or the test NAME is skipped). Sets PGD,
+# PGPORT, PW (also in $PGD/pw) and defines pg (a PostgreSQL program, run as
+# that user) and pg_up (pg_ctl on loopback, e.g. pg_up start).
+pg_prepare() {
+    PGD=$(mktemp -d /tmp/cai-pg.XXXXXX)
+    AS=()
+    if [ "$(id -u)" = 0 ]; then
+        if ! command -v setpriv >/dev/null || ! id nobody >/dev/null 2>&1; then
+            echo "SKIP $1: running as root without setpriv or the user nobody to run PostgreSQL as"
+            rm -rf "$PGD"; exit 0
+        fi
+        chown nobody "$PGD"
+        AS=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups env HOME="$PGD")
+    fi
+    PGPORT=$(free_port)
+    PW="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "$PW" > "$PGD/pw"
+    if [ "$(id -u)" = 0 ]; then chown nobody "$PGD/pw"; fi
+}
+pg() { (cd "$PGD" && "${AS[@]}" "$PGBIN/$@"); }
+pg_up() { pg pg_ctl -D "$PGD/data" -l "$PGD/log" -w -t 30 -o "-k $PGD -c listen_addresses=127.0.0.1 -p $PGPORT" "$@" >/dev/null; }
