@@ -30,15 +30,7 @@ cleanup() {
     rm -rf "$T" "$PGD"
 }
 trap cleanup EXIT
-if ! pg initdb -D "$PGD/data" -U cai --auth=scram-sha-256 --pwfile="$PGD/pw" -E UTF8 >"$PGD/initdb.log" 2>&1 ||
-    ! pg_up start; then
-    fail postgres_starts "$(tail -n 5 "$PGD/initdb.log" "$PGD/log" 2>/dev/null)"
-    finish; exit
-fi
-URL="postgresql://cai:$PW@127.0.0.1:$PGPORT"
-sql() { psql -X -q -t -A "$URL/kbs" -c "$1"; }
-psql -X -q "$URL/postgres" -c "CREATE DATABASE kbs" >/dev/null && pass postgres_starts || fail postgres_starts "createdb"
-DB="$URL/kbs?connect_timeout=5"
+pg_start
 
 "$CAI" attest sim-init sim >/dev/null
 "$CAI" kbs admin keygen -o admin >/dev/null

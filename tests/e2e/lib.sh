@@ -121,3 +121,18 @@ pg_prepare() {
 }
 pg() { (cd "$PGD" && "${AS[@]}" "$PGBIN/$@"); }
 pg_up() { pg pg_ctl -D "$PGD/data" -l "$PGD/log" -w -t 30 -o "-k $PGD -c listen_addresses=127.0.0.1 -p $PGPORT" "$@" >/dev/null; }
+# pg_start: after pg_prepare, a new cluster (user cai, password $PW) started
+# on loopback with a database kbs: sets URL and DB (what cai kbs --db takes),
+# defines sql (one statement on kbs). Passes postgres_starts, or fails it and
+# ends the test.
+pg_start() {
+    if ! pg initdb -D "$PGD/data" -U cai --auth=scram-sha-256 --pwfile="$PGD/pw" -E UTF8 >"$PGD/initdb.log" 2>&1 ||
+        ! pg_up start; then
+        fail postgres_starts "$(tail -n 5 "$PGD/initdb.log" "$PGD/log" 2>/dev/null)"
+        finish; exit
+    fi
+    URL="postgresql://cai:$PW@127.0.0.1:$PGPORT"
+    psql -X -q "$URL/postgres" -c "CREATE DATABASE kbs" >/dev/null && pass postgres_starts || fail postgres_starts "createdb"
+    DB="$URL/kbs?connect_timeout=5"
+}
+sql() { psql -X -q -t -A "$URL/kbs" -c "$1"; }
