@@ -18,14 +18,10 @@ cat > policy.json <<EOF
  "reference_values": {"demo-td": {"mr_td": ["$ZERO"]}},
  "resources": [{"path": "cai/*", "allow": ["demo-td"]}]}
 EOF
-KPORT=$(free_port)
-K=http://127.0.0.1:$KPORT
-"$CAI" kbs --db kbs.db --master-key master.key --insecure-http --port "$KPORT" \
-    --admin-pub admin.pub --policy policy.json --trust-sim sim > kbs.log 2>&1 &
-KBS=$!
 SERVER=
 trap 'kill $KBS $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$T"' EXIT
-for i in $(seq 1 100); do curl -s -o /dev/null "$K/kbs/v0/x" && break; sleep 0.1; done
+kbs_start "" kbs.log --db kbs.db --master-key master.key --insecure-http \
+    --admin-pub admin.pub --policy policy.json --trust-sim sim || fail kbs_starts "$(tail -3 kbs.log)"
 
 # A seal that fails after registering its key withdraws the key: the same id
 # can be sealed to afterwards (registration is create-only).

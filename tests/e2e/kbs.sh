@@ -28,17 +28,7 @@ sed 's/"UpToDate"/"OutOfDate"/' policy.json > policy-outofdate.json
 # start_kbs LOG ARGS...: a broker on a free port (sets KPORT, K, KBS).
 start_kbs() {
     local log="$1"; shift
-    KPORT=$(free_port)
-    K=${KSCHEME:-http}://127.0.0.1:$KPORT
-    "$CAI" kbs --db kbs.db --master-key master.key --port "$KPORT" --admin-pub admin.pub \
-        --trust-sim sim --rate 0 "$@" >> "$log" 2>&1 &
-    KBS=$!
-    local i
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null ${KCURL:-} "$K/kbs/v0/x" && return 0
-        sleep 0.1
-    done
-    return 1
+    kbs_start "" "$log" --db kbs.db --master-key master.key --admin-pub admin.pub --trust-sim sim --rate 0 "$@"
 }
 trap 'kill -9 $KBS 2>/dev/null; rm -rf "$T"' EXIT
 # The independent client needs node and the npm modules ./run setup installs:

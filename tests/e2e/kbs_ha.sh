@@ -45,16 +45,8 @@ K1=http://127.0.0.1:$P1 K2=http://127.0.0.1:$P2 K3=http://127.0.0.1:$P3 KLB=http
 # agent has its address: the per-address session quota is the fleet's.
 start_kbs() {
     local port; eval "port=\$P$1"
-    "$CAI" kbs --db "${KDB:-$DB}" --master-key master.key --port "$port" --admin-pub admin.pub \
-        --trust-sim sim --rate 0 --sessions-per-client 10000 --insecure-http "${@:2}" >> "kbs$1.log" 2>&1 &
-    eval "KBS$1=\$!"
-    local i
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/kbs/v0/x" && return 0
-        kill -0 "$(eval echo \$KBS$1)" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
+    KBS_PORT=$port kbs_start "$1" "kbs$1.log" --db "${KDB:-$DB}" --master-key master.key --admin-pub admin.pub \
+        --trust-sim sim --rate 0 --sessions-per-client 10000 --insecure-http "${@:2}"
 }
 # The balancer's view of broker N: UP, DOWN, ...
 status() { curl -s "http://127.0.0.1:$STATS/;csv" | awk -F, -v s="kbs$1" '$1 == "cai_kbs" && $2 == s { print $18 }'; }

@@ -35,18 +35,10 @@ trap '[ -n "$KBS" ] && kill -9 $KBS 2>/dev/null; rm -rf "$T"' EXIT
 # start_kbs ARGS...: a broker on a free port over kbs.db (sets K, KBS);
 # returns 1 if it exited (then its output is in start.log).
 start_kbs() {
-    local port i
-    port=$(free_port)
-    K=http://127.0.0.1:$port
     : > start.log
-    "$CAI" kbs --db ${DB:-kbs.db} --master-key master.key --port "$port" --admin-pub admin.pub \
-        --trust-sim sim --insecure-http "$@" >> start.log 2>&1 &
-    KBS=$!
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null "$K/kbs/v0/x" && return 0
-        kill -0 $KBS 2>/dev/null || { wait $KBS; KBS=; return 1; }
-        sleep 0.1
-    done
+    kbs_start "" start.log --db "${DB:-kbs.db}" --master-key master.key --admin-pub admin.pub \
+        --trust-sim sim --insecure-http "$@" && return 0
+    kill -0 "$KBS" 2>/dev/null || { wait "$KBS"; KBS=; }
     return 1
 }
 stop_kbs() { kill -TERM $KBS; wait $KBS; KBS=; cat start.log >> kbs.log; }

@@ -36,17 +36,8 @@ sed 's/"tee": \["sim"\]/"tee": ["tdx"]/' policy.json > policy-no-sim.json
 # start_kbs VAR LOG ARGS...: a broker on the shared database; its URL in K<VAR>.
 start_kbs() {
     local var="$1" log="$2"; shift 2
-    local port; port=$(free_port)
-    "$CAI" kbs --db "$DB" --master-key master.key --port "$port" --admin-pub admin.pub \
-        --trust-sim sim --rate 0 --insecure-http "$@" >> "$log" 2>&1 &
-    eval "KBS$var=\$!; K$var=http://127.0.0.1:$port"
-    local i
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/kbs/v0/x" && return 0
-        kill -0 "$(eval echo \$KBS$var)" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
+    kbs_start "$var" "$log" --db "$DB" --master-key master.key --admin-pub admin.pub \
+        --trust-sim sim --rate 0 --insecure-http "$@"
 }
 start_kbs A a.log --policy policy.json --state-file a.state && start_kbs B b.log &&
     pass two_brokers_one_database || fail two_brokers_one_database "$(tail -n 3 a.log b.log)"

@@ -69,6 +69,26 @@ wait_http() {
     return 1
 }
 
+# kbs_start NAME LOG ARGS...: `cai kbs ARGS...` on port $KBS_PORT (default a
+# free one), its output appended to LOG; sets K<NAME> (its URL, scheme
+# $KSCHEME, default http), KPORT<NAME> and KBS<NAME> (its pid). Returns 0
+# once it answers HTTP (curl options for that in $KCURL), 1 if it exits
+# first or does not answer within 10 s.
+kbs_start() {
+    local name="$1" log="$2" port pid i
+    shift 2
+    port=${KBS_PORT:-$(free_port)}
+    "$CAI" kbs --port "$port" "$@" >> "$log" 2>&1 &
+    pid=$!
+    eval "KBS$name=$pid KPORT$name=$port K$name=${KSCHEME:-http}://127.0.0.1:$port"
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null ${KCURL:-} "${KSCHEME:-http}://127.0.0.1:$port/healthz" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_serve NAME ARGS...: a synthetic tiny model served on a free port
 # (sets PORT, U, SERVER; the log is serve.log); exits the test with a SKIP
 # line when the vocabulary is not installed.

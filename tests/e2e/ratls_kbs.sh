@@ -20,19 +20,15 @@ SERVER=
 
 # The broker's database gets the model key over plain HTTP first (its admin
 # client checks CAs, not attestation), then the broker restarts in the TEE.
-KP=$(free_port)
-"$CAI" kbs --db kbs.db --master-key master.key --port "$KP" --insecure-http --admin-pub admin.pub \
-    --policy kbs-policy.json --trust-sim sim > kbs-plain.log 2>&1 &
-KBS=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$KP/kbs/v0/x" && break; sleep 0.1; done
+kbs_start "" kbs-plain.log --db kbs.db --master-key master.key --insecure-http --admin-pub admin.pub \
+    --policy kbs-policy.json --trust-sim sim
+KP=$KPORT
 "$CAI" seal m.gguf -o m.sealed --key-file m.key --new-key --key-id kbs:///cai/m/key >/dev/null
 "$CAI" kbs admin --url "http://127.0.0.1:$KP" --key admin.key put cai/m/key m.key >/dev/null &&
     pass key_registered || fail key_registered "$(tail -3 kbs-plain.log)"
 kill $KBS; wait $KBS 2>/dev/null
-"$CAI" kbs --db kbs.db --master-key master.key --port "$KP" --tls attested --tee sim --sim-dir sim \
-    --trust-sim sim > kbs.log 2>&1 &
-KBS=$!
-for _ in $(seq 1 100); do curl -sk -o /dev/null "https://127.0.0.1:$KP/kbs/v0/x" && break; sleep 0.1; done
+KBS_PORT=$KP KSCHEME=https KCURL=-k kbs_start "" kbs.log --db kbs.db --master-key master.key --tls attested \
+    --tee sim --sim-dir sim --trust-sim sim
 grep -q "listening on https://" kbs.log && grep -q "attested TLS: new certificate" kbs.log &&
     pass kbs_attested_tls_up || fail kbs_attested_tls_up "$(cat kbs.log)"
 K=https://127.0.0.1:$KP
