@@ -1,6 +1,7 @@
 /* evidence.c - produce evidence in a TEE; verify it into claims. */
 #include "attest/evidence.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,6 +21,38 @@ cai_status attest_tee_parse(const char *name, attest_tee *out) {
         *out = ATTEST_TEE_SIM;
     else
         return cai_fail(CAI_ERR_INVALID_ARG, "unknown TEE '%s' (tdx or sim)", name ? name : "");
+    return CAI_OK;
+}
+
+json_t *attest_tdx_evidence_json(const uint8_t *quote, size_t len) {
+    char *b64 = malloc(b64_encoded_len(len, B64_STD) + 1);
+    if (b64 == NULL)
+        return NULL;
+    b64_encode(b64, quote, len, B64_STD);
+    json_t *j = json_pack("{s:n, s:s}", "cc_eventlog", "quote", b64);
+    free(b64);
+    return j;
+}
+
+cai_status attest_tdx_evidence_quote(const json_t *ev, buf *out, int *has_eventlog) {
+    buf_init(out, TDX_QUOTE_MAX_LEN + 4);
+    const json_t *q = json_object_get(ev, "quote"), *log = json_object_get(ev, "cc_eventlog");
+    if (!json_is_object(ev) || !json_is_string(q))
+        return cai_fail(CAI_ERR_FORMAT, "not TDX evidence {\"quote\", \"cc_eventlog\"}");
+    if (log && !json_is_null(log) && !json_is_string(log))
+        return cai_fail(CAI_ERR_FORMAT, "cc_eventlog must be base64 or null");
+    size_t qlen = json_string_length(q), cap = b64_decoded_max(qlen);
+    if (cap > TDX_QUOTE_MAX_LEN)
+        return cai_fail(CAI_ERR_LIMIT, "the quote is larger than %u bytes", TDX_QUOTE_MAX_LEN);
+    cai_status st = buf_reserve(out, cap + 1);
+    if (st != CAI_OK)
+        return st;
+    if (b64_decode(json_string_value(q), qlen, out->data, cap + 1, &out->len, B64_STD) != CAI_OK) {
+        buf_free(out);
+        return cai_fail(CAI_ERR_FORMAT, "the quote is not standard base64");
+    }
+    if (has_eventlog)
+        *has_eventlog = json_is_string(log);
     return CAI_OK;
 }
 

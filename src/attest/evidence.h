@@ -48,6 +48,21 @@ typedef struct {
 cai_status attest_evidence(const attest_source *src, const uint8_t report_data[64],
                            buf *out) CAI_WUR;
 
+/* TDX evidence as the CoCo attestation agent makes it and the KBS protocol
+ * and RA-TLS carry it: {"cc_eventlog": base64 or null, "quote": standard
+ * base64}. */
+
+/* attest_tdx_evidence_json returns that object for |quote| (no event log;
+ * the caller decrefs), NULL when out of memory. */
+json_t *attest_tdx_evidence_json(const uint8_t *quote, size_t len);
+
+/* attest_tdx_evidence_quote decodes the quote of the evidence object |ev|
+ * into |out| (initialised here) and, unless |has_eventlog| is NULL, says
+ * whether cc_eventlog is given. CAI_ERR_FORMAT naming what is wrong (not
+ * such an object, the quote not standard base64, cc_eventlog neither base64
+ * nor null), CAI_ERR_LIMIT for a quote over TDX_QUOTE_MAX_LEN bytes. */
+cai_status attest_tdx_evidence_quote(const json_t *ev, buf *out, int *has_eventlog) CAI_WUR;
+
 typedef struct pccs pccs; /* attest/pccs.h */
 
 /* What a verifier trusts. A quote chaining to Intel's root is verified with

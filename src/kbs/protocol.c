@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 
+#include "attest/evidence.h"
 #include "attest/quote.h"
 #include "common/codec.h"
 #include "common/jcs.h"
@@ -138,36 +139,14 @@ static cai_status parse_tdx_evidence(const json_t *ev, kbs_attestation *a) {
             return cai_fail(st, "primary_evidence: %s", cai_errmsg(st));
         ev = parsed;
     }
-    cai_status st = CAI_OK;
-    const json_t *q = json_object_get(ev, "quote"), *log = json_object_get(ev, "cc_eventlog");
-    if (!json_is_object(ev) || !json_is_string(q)) {
-        st = cai_fail(CAI_ERR_FORMAT, "primary_evidence must be TDX evidence {\"quote\", \"cc_eventlog\"}");
-        goto out;
-    }
-    size_t qlen = json_string_length(q), cap = b64_decoded_max(qlen);
-    if (cap > TDX_QUOTE_MAX_LEN) {
-        st = cai_fail(CAI_ERR_LIMIT, "the quote is larger than %u bytes", TDX_QUOTE_MAX_LEN);
-        goto out;
-    }
-    if ((a->quote = malloc(cap + 1)) == NULL) {
-        st = CAI_ERR_NOMEM;
-        goto out;
-    }
-    if (b64_decode(json_string_value(q), qlen, a->quote, cap + 1, &a->quote_len, B64_STD) !=
-        CAI_OK) {
-        st = cai_fail(CAI_ERR_FORMAT, "the quote is not standard base64");
-        goto out;
-    }
-    if (log && !json_is_null(log)) {
-        if (!json_is_string(log)) {
-            st = cai_fail(CAI_ERR_FORMAT, "cc_eventlog must be base64 or null");
-            goto out;
-        }
-        a->has_eventlog = 1;
-    }
-out:
+    buf q;
+    cai_status st = attest_tdx_evidence_quote(ev, &q, &a->has_eventlog);
     json_decref(parsed);
-    return st;
+    if (st != CAI_OK)
+        return cai_fail(st, "primary_evidence: %s", cai_errmsg(st));
+    a->quote = q.data; /* owned by |a| now */
+    a->quote_len = q.len;
+    return CAI_OK;
 }
 
 /* The TEE names of kbs-types' Tee (serde lowercase): what may key the
@@ -245,15 +224,11 @@ void kbs_attestation_cleanup(kbs_attestation *a) {
 
 char *kbs_attestation_json(const char *nonce, const json_t *tee_pubkey, const uint8_t *quote,
                            size_t quote_len) {
-    char *q = malloc(b64_encoded_len(quote_len, B64_STD) + 1);
-    if (q == NULL)
+    json_t *ev = attest_tdx_evidence_json(quote, quote_len);
+    if (ev == NULL)
         return NULL;
-    b64_encode(q, quote, quote_len, B64_STD);
-    char *s = dump(json_pack("{s:{s:s, s:O}, s:{s:{s:s, s:n}, s:s}}", "runtime-data", "nonce",
-                             nonce, "tee-pubkey", tee_pubkey, "tee-evidence", "primary_evidence",
-                             "quote", q, "cc_eventlog", "additional_evidence", ""));
-    free(q);
-    return s;
+    return dump(json_pack("{s:{s:s, s:O}, s:{s:o, s:s}}", "runtime-data", "nonce", nonce, "tee-pubkey",
+                          tee_pubkey, "tee-evidence", "primary_evidence", ev, "additional_evidence", ""));
 }
 
 char *kbs_error_json(const char *variant, const char *detail) {

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "attest/evidence.h"
 #include "attest/quote.h"
 #include "common/codec.h"
 #include "common/jcs.h"
@@ -221,41 +222,18 @@ out:
 }
 
 cai_status ratls_tdx_evidence_make(const uint8_t *quote, size_t len, buf *out) {
-    buf b64;
-    buf_init(&b64, 0);
-    cai_status st = buf_reserve(&b64, b64_encoded_len(len, B64_STD) + 1);
-    if (st != CAI_OK)
-        return st;
-    b64_encode((char *)b64.data, quote, len, B64_STD);
-    json_t *j = json_pack("{s:n, s:s}", "cc_eventlog", "quote", (const char *)b64.data);
-    buf_free(&b64);
+    json_t *j = attest_tdx_evidence_json(quote, len);
     if (j == NULL)
         return CAI_ERR_NOMEM;
-    st = jcs_serialize(j, out);
+    cai_status st = jcs_serialize(j, out);
     json_decref(j);
     return st;
 }
 
 cai_status ratls_tdx_evidence_quote(const cursor *ev, buf *out) {
-    buf_init(out, TDX_QUOTE_MAX_LEN + 4);
     json_error_t je;
     json_t *j = json_loadb((const char *)cursor_data(ev), cursor_len(ev), JSON_REJECT_DUPLICATES, &je);
-    const json_t *q = json_object_get(j, "quote");
-    cai_status st = CAI_OK;
-    if (!json_is_object(j) || !json_is_string(q)) {
-        st = cai_fail(CAI_ERR_FORMAT, "RA-TLS: aa_evidence is not TDX evidence {\"quote\", \"cc_eventlog\"}");
-        goto out;
-    }
-    size_t qlen = json_string_length(q), cap = b64_decoded_max(qlen);
-    if (cap > TDX_QUOTE_MAX_LEN) {
-        st = cai_fail(CAI_ERR_LIMIT, "RA-TLS: the quote is larger than %u bytes", TDX_QUOTE_MAX_LEN);
-        goto out;
-    }
-    if ((st = buf_reserve(out, cap + 1)) != CAI_OK)
-        goto out;
-    if (b64_decode(json_string_value(q), qlen, out->data, cap + 1, &out->len, B64_STD) != CAI_OK)
-        st = cai_fail(CAI_ERR_FORMAT, "RA-TLS: the quote is not standard base64");
-out:
+    cai_status st = attest_tdx_evidence_quote(j, out, NULL);
     json_decref(j);
-    return st;
+    return st == CAI_OK ? st : cai_fail(st, "RA-TLS: aa_evidence: %s", cai_errmsg(st));
 }
