@@ -151,12 +151,12 @@ static cai_status verify_evidence(ratls_verifier *v, X509 *x, time_t now, json_t
     buf_free(&quote);
     if (st != CAI_OK)
         return cai_fail(st, "attested TLS: quote: %s", cai_errmsg(st));
-    char md[2 * ATTEST_DIGEST_LEN + 1], why[256];
+    char md[2 * ATTEST_DIGEST_LEN + 1];
     hex_encode(md, b.model_digest, ATTEST_DIGEST_LEN);
     json_object_set_new(claims, "model_digest", json_string(md));
-    if ((st = kbs_policy_check_server(v->policy, claims, why, sizeof(why))) != CAI_OK) {
+    if ((st = kbs_policy_check_server(v->policy, claims)) != CAI_OK) {
         json_decref(claims);
-        return cai_fail(st, "attested TLS: policy: %s", why);
+        return cai_fail(st, "attested TLS: policy: %s", cai_errmsg(st));
     }
     *out = claims;
     return CAI_OK;
