@@ -246,12 +246,8 @@ static cai_status http_get(httpc *c, const char *url, const char *want_header, h
     cai_status st = httpc_stream(c, &rq, &sink, &code);
     if (r->too_big)
         return cai_fail(CAI_ERR_LIMIT, "PCCS: the answer to %s is too large", url);
-    if (st != CAI_OK) {
-        /* a refused TLS handshake too: the PCCS is unavailable, not the quote bad */
-        char why[512];
-        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
-        return cai_fail(CAI_ERR_IO, "PCCS: %s", why);
-    }
+    if (st != CAI_OK) /* a refused TLS handshake too: the PCCS is unavailable, not the quote bad */
+        return cai_fail(CAI_ERR_IO, "PCCS: %s", cai_errmsg(st));
     if (code != 200)
         return cai_fail(code == 404 ? CAI_ERR_NOT_FOUND : CAI_ERR_IO,
                         "PCCS: GET %s answered HTTP %ld%s", url, code,

@@ -4,6 +4,7 @@
 #include "attest/pck_ext.h"
 #include "attest/sim.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,7 +199,14 @@ cai_status tdx_collateral_load(const char *path, tdx_collateral **out) {
 /* ---- helpers ------------------------------------------------------------- */
 
 static cai_status vfail(tdx_verify_result *res, tdx_verify_error e, cai_status st,
-                        const char *msg) {
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static cai_status vfail(tdx_verify_result *res, tdx_verify_error e, cai_status st,
+                        const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* an argument may be cai_errmsg's */
+    va_end(ap);
     res->error = e;
     return cai_fail(st, "tdx verify: %s: %s", tdx_verify_error_str(e), msg);
 }
@@ -281,20 +289,21 @@ static int crls_signed_in(STACK_OF(X509_CRL) *crls, STACK_OF(X509) *chain) {
 }
 
 /* Verifies |chain| (leaf first, root last) up to |root_spki| at |now| with
- * |crls| (may be empty). Returns a tdx_verify_error code, 0 = fine. */
-static tdx_verify_error verify_chain(STACK_OF(X509) *chain, const uint8_t *root_spki,
-                                     size_t root_len, STACK_OF(X509_CRL) *crls, time_t now,
-                                     tdx_verify_error chain_err, char *why, size_t why_cap) {
+ * |crls| (may be empty). CAI_OK, else CAI_ERR_AUTH with res->error the
+ * failed check (|chain_err| when it is the chain itself) and the detail,
+ * after |what| (a prefix naming the chain, may be ""), in cai_errmsg. */
+static cai_status verify_chain(STACK_OF(X509) *chain, const uint8_t *root_spki, size_t root_len,
+                               STACK_OF(X509_CRL) *crls, time_t now, tdx_verify_error chain_err,
+                               const char *what, tdx_verify_result *res) {
     int n = sk_X509_num(chain);
     X509 *root = sk_X509_value(chain, n - 1);
-    if (!spki_eq(root, root_spki, root_len)) {
-        snprintf(why, why_cap, "chain ends at a root whose key is not the trusted one");
-        return TDX_VERIFY_ROOT_UNTRUSTED;
-    }
+    if (!spki_eq(root, root_spki, root_len))
+        return vfail(res, TDX_VERIFY_ROOT_UNTRUSTED, CAI_ERR_AUTH,
+                     "%schain ends at a root whose key is not the trusted one", what);
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *untrusted = sk_X509_new_null();
-    tdx_verify_error e = chain_err;
+    cai_status st = CAI_OK;
     int ok = store && ctx && untrusted && X509_STORE_add_cert(store, root);
     for (int i = 1; ok && i < n - 1; i++)
         ok = sk_X509_push(untrusted, sk_X509_value(chain, i)) > 0;
@@ -307,28 +316,28 @@ static tdx_verify_error verify_chain(STACK_OF(X509) *chain, const uint8_t *root_
             X509_STORE_CTX_set0_crls(ctx, crls);
             X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
         }
-        if (X509_verify_cert(ctx) == 1)
-            e = TDX_VERIFY_OK;
-        else {
+        if (X509_verify_cert(ctx) != 1) {
             int err = X509_STORE_CTX_get_error(ctx);
-            snprintf(why, why_cap, "%s", X509_verify_cert_error_string(err));
+            const char *detail = X509_verify_cert_error_string(err);
+            tdx_verify_error e = chain_err;
             if (err == X509_V_ERR_CERT_REVOKED)
                 e = TDX_VERIFY_REVOKED;
             else if ((err == X509_V_ERR_CRL_HAS_EXPIRED || err == X509_V_ERR_CRL_NOT_YET_VALID) &&
                      !crls_signed_in(crls, chain))
-                snprintf(why, why_cap, "a CRL's signature does not verify with its issuer's key");
+                detail = "a CRL's signature does not verify with its issuer's key";
             else if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CRL_HAS_EXPIRED)
                 e = TDX_VERIFY_COLLATERAL_EXPIRED;
             else if (err == X509_V_ERR_CERT_NOT_YET_VALID || err == X509_V_ERR_CRL_NOT_YET_VALID)
                 e = TDX_VERIFY_COLLATERAL_NOT_YET_VALID;
+            st = vfail(res, e, CAI_ERR_AUTH, "%s%s", what, detail);
         }
     } else
-        snprintf(why, why_cap, "cannot set up chain verification");
+        st = vfail(res, chain_err, CAI_ERR_AUTH, "%scannot set up chain verification", what);
     ERR_clear_error();
     sk_X509_free(untrusted);
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
-    return e;
+    return st;
 }
 
 static int verify_raw(EVP_PKEY *key, const void *msg, size_t n, const uint8_t sig[64]) {
@@ -413,7 +422,7 @@ static cai_status check_window(json_t *j, const char *what, time_t now, tdx_veri
     time_t issue, next;
     if (!parse_time(json_string_value(json_object_get(j, "issueDate")), &issue) ||
         !parse_time(json_string_value(json_object_get(j, "nextUpdate")), &next))
-        return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, what);
+        return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_FORMAT, "%s", what);
     if (now < issue) {
         res->error = TDX_VERIFY_COLLATERAL_NOT_YET_VALID;
         return cai_fail(CAI_ERR_AUTH,
@@ -493,17 +502,14 @@ static cai_status add_advisories(json_t *lv, tdx_verify_result *res) {
 static cai_status match_seam(json_t *m, const tdx_td_report *b, const char *what,
                              tdx_verify_result *res) {
     uint8_t attr[8], mask[8];
-    char why[96];
     if (!hex_eq(jstr(m, "mrsigner"), b->mr_signer_seam, 48) ||
-        !hex_get(jstr(m, "attributes"), attr, 8) || !hex_get(jstr(m, "attributesMask"), mask, 8)) {
-        snprintf(why, sizeof(why), "%s: MRSIGNERSEAM mismatch", what);
-        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, why);
-    }
+        !hex_get(jstr(m, "attributes"), attr, 8) || !hex_get(jstr(m, "attributesMask"), mask, 8))
+        return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, "%.80s: MRSIGNERSEAM mismatch",
+                     what);
     for (int i = 0; i < 8; i++)
-        if ((b->seam_attributes[i] & mask[i]) != (attr[i] & mask[i])) {
-            snprintf(why, sizeof(why), "%s: SEAMATTRIBUTES mismatch", what);
-            return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH, why);
-        }
+        if ((b->seam_attributes[i] & mask[i]) != (attr[i] & mask[i]))
+            return vfail(res, TDX_VERIFY_TCB_LEVEL, CAI_ERR_AUTH,
+                         "%.80s: SEAMATTRIBUTES mismatch", what);
     return CAI_OK;
 }
 
@@ -705,32 +711,28 @@ static int subject_cn_is(X509 *x, const char *cn) {
  * its issuer chain |ch| (parsed from |chain_pem|, which must be exactly its
  * PEM) is exactly [signer, root], the signer is the TCB Signing certificate
  * (subject CN |signer_cn|, not a CA) and chains to the pinned root; then
- * |sig| over |text| verifies with the signer's key. */
-static tdx_verify_error verify_signed(STACK_OF(X509) *ch, const char *chain_pem, const char *text,
-                                      const uint8_t sig[64], const char *signer_cn,
-                                      const uint8_t *root, size_t root_len,
-                                      STACK_OF(X509_CRL) *crls, time_t now,
-                                      tdx_verify_error sig_err, char *why, size_t cap) {
-    tdx_verify_error e;
+ * |sig| over |text| verifies with the signer's key. CAI_OK, else
+ * CAI_ERR_AUTH with res->error the failed check (|sig_err| for this item). */
+static cai_status verify_signed(STACK_OF(X509) *ch, const char *chain_pem, const char *text,
+                                const uint8_t sig[64], const char *signer_cn,
+                                const uint8_t *root, size_t root_len, STACK_OF(X509_CRL) *crls,
+                                time_t now, tdx_verify_error sig_err, tdx_verify_result *res) {
+    cai_status st;
     X509 *signer = ch ? sk_X509_value(ch, 0) : NULL;
-    if (ch == NULL || sk_X509_num(ch) != 2) {
-        snprintf(why, cap, "issuer chain is not two PEM certificates (the TCB Signing "
-                           "certificate and the root)");
-        e = sig_err;
-    } else if (!pem_canonical(ch, chain_pem, strlen(chain_pem))) {
-        snprintf(why, cap, "issuer chain is not exactly the PEM of its certificates");
-        e = sig_err;
-    } else if (!subject_cn_is(signer, signer_cn) || X509_check_ca(signer) != 0) {
-        snprintf(why, cap, "the signer is not the TCB Signing certificate (subject CN \"%s\", "
-                           "not a CA)", signer_cn);
-        e = sig_err;
-    } else if ((e = verify_chain(ch, root, root_len, crls, now, sig_err, why, cap)) == 0 &&
-               !verify_raw(X509_get0_pubkey(signer), text, strlen(text), sig)) {
-        snprintf(why, cap, "signature does not verify");
-        e = sig_err;
-    }
+    if (ch == NULL || sk_X509_num(ch) != 2)
+        st = vfail(res, sig_err, CAI_ERR_AUTH, "issuer chain is not two PEM certificates (the "
+                   "TCB Signing certificate and the root)");
+    else if (!pem_canonical(ch, chain_pem, strlen(chain_pem)))
+        st = vfail(res, sig_err, CAI_ERR_AUTH,
+                   "issuer chain is not exactly the PEM of its certificates");
+    else if (!subject_cn_is(signer, signer_cn) || X509_check_ca(signer) != 0)
+        st = vfail(res, sig_err, CAI_ERR_AUTH, "the signer is not the TCB Signing certificate "
+                   "(subject CN \"%s\", not a CA)", signer_cn);
+    else if ((st = verify_chain(ch, root, root_len, crls, now, sig_err, "", res)) == CAI_OK &&
+             !verify_raw(X509_get0_pubkey(signer), text, strlen(text), sig))
+        st = vfail(res, sig_err, CAI_ERR_AUTH, "signature does not verify");
     ERR_clear_error();
-    return e;
+    return st;
 }
 
 /* Do |a| and |b| have the same subject and the same public key? */
@@ -742,57 +744,48 @@ static int same_subject_and_key(X509 *a, X509 *b) {
 /* Checks the collateral's pck_crl_issuer_chain: exactly the canonical PEM of
  * [CA, root], verified to the pinned root (with the root CA CRL); the CA is
  * the one that issued the PCK leaf (|pck_ca|, subject and key), and it
- * issued and signed the PCK CRL. */
-static tdx_verify_error verify_pck_crl_chain(const tdx_collateral *coll, X509 *pck_ca,
-                                             const uint8_t *root, size_t root_len,
-                                             STACK_OF(X509_CRL) *root_crls, time_t now,
-                                             char *why, size_t cap) {
+ * issued and signed the PCK CRL. CAI_OK, else CAI_ERR_AUTH with res->error
+ * the failed check. */
+static cai_status verify_pck_crl_chain(const tdx_collateral *coll, X509 *pck_ca,
+                                       const uint8_t *root, size_t root_len,
+                                       STACK_OF(X509_CRL) *root_crls, time_t now,
+                                       tdx_verify_result *res) {
     STACK_OF(X509) *ch = coll->pck_crl_sk;
     if (ch == NULL || sk_X509_num(ch) != 2 ||
-        !pem_canonical(ch, coll->pck_crl_chain, strlen(coll->pck_crl_chain))) {
-        snprintf(why, cap, "pck_crl_issuer_chain is not exactly the PEM of two certificates "
-                           "(the PCK CA and the root)");
-        return TDX_VERIFY_COLLATERAL_FORMAT;
-    }
-    char sub[200];
-    tdx_verify_error e = verify_chain(ch, root, root_len, root_crls, now, TDX_VERIFY_PCK_CHAIN,
-                                      sub, sizeof(sub));
-    if (e) {
-        snprintf(why, cap, "pck_crl_issuer_chain: %s", sub);
-        return e;
-    }
+        !pem_canonical(ch, coll->pck_crl_chain, strlen(coll->pck_crl_chain)))
+        return vfail(res, TDX_VERIFY_COLLATERAL_FORMAT, CAI_ERR_AUTH,
+                     "pck_crl_issuer_chain is not exactly the PEM of two certificates (the PCK "
+                     "CA and the root)");
+    cai_status st = verify_chain(ch, root, root_len, root_crls, now, TDX_VERIFY_PCK_CHAIN,
+                                 "pck_crl_issuer_chain: ", res);
+    if (st != CAI_OK)
+        return st;
     X509 *ca = sk_X509_value(ch, 0);
-    if (!same_subject_and_key(ca, pck_ca)) {
-        snprintf(why, cap, "pck_crl_issuer_chain is not the chain of the PCK certificate's CA");
-        e = TDX_VERIFY_PCK_CHAIN;
-    } else if (X509_NAME_cmp(X509_CRL_get_issuer(coll->pck_crl_x), X509_get_subject_name(ca)) !=
-                   0 ||
-               X509_CRL_verify(coll->pck_crl_x, X509_get0_pubkey(ca)) != 1) {
-        snprintf(why, cap, "the PCK CRL is not issued and signed by the CA of "
-                           "pck_crl_issuer_chain");
-        e = TDX_VERIFY_PCK_CHAIN;
-    }
+    if (!same_subject_and_key(ca, pck_ca))
+        st = vfail(res, TDX_VERIFY_PCK_CHAIN, CAI_ERR_AUTH,
+                   "pck_crl_issuer_chain is not the chain of the PCK certificate's CA");
+    else if (X509_NAME_cmp(X509_CRL_get_issuer(coll->pck_crl_x), X509_get_subject_name(ca)) !=
+                 0 ||
+             X509_CRL_verify(coll->pck_crl_x, X509_get0_pubkey(ca)) != 1)
+        st = vfail(res, TDX_VERIFY_PCK_CHAIN, CAI_ERR_AUTH,
+                   "the PCK CRL is not issued and signed by the CA of pck_crl_issuer_chain");
     ERR_clear_error();
-    return e;
+    return st;
 }
 
-/* Parses the one SGX extension of |pck| into |x|; on failure the reason is
- * in |why| (copied: later cai_fail calls reuse the message buffer). */
-static cai_status pck_extension(X509 *pck, pck_ext *x, char *why, size_t cap) {
-    cai_status xst = CAI_ERR_FORMAT;
+/* Parses the one SGX extension of |pck| into |x|; on failure
+ * CAI_ERR_FORMAT (or pck_ext_parse's status) with the reason in cai_errmsg. */
+static cai_status pck_extension(X509 *pck, pck_ext *x) {
     ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
     int idx = oid ? X509_get_ext_by_OBJ(pck, oid, -1) : -1;
     int dup = oid && idx >= 0 ? X509_get_ext_by_OBJ(pck, oid, idx) : -1;
     ASN1_OBJECT_free(oid);
     ASN1_OCTET_STRING *ext = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(pck, idx)) : NULL;
-    if (ext != NULL && dup < 0)
-        xst = pck_ext_parse(ASN1_STRING_get0_data(ext), (size_t)ASN1_STRING_length(ext), x);
-    if (xst != CAI_OK)
-        snprintf(why, cap, "%s",
-                 ext == NULL ? "PCK certificate has no SGX extension"
-                 : dup >= 0  ? "PCK certificate has two SGX extensions"
-                             : cai_errmsg(xst));
-    return xst;
+    if (ext == NULL)
+        return cai_fail(CAI_ERR_FORMAT, "PCK certificate has no SGX extension");
+    if (dup >= 0)
+        return cai_fail(CAI_ERR_FORMAT, "PCK certificate has two SGX extensions");
+    return pck_ext_parse(ASN1_STRING_get0_data(ext), (size_t)ASN1_STRING_length(ext), x);
 }
 
 /* ---- the verifier -------------------------------------------------------- */
@@ -813,9 +806,7 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     unsigned char *sim_spki = NULL;
     const uint8_t *root = intel_root_spki;
     size_t root_len = sizeof(intel_root_spki);
-    char why[256] = "";
     cai_status st;
-    tdx_verify_error e;
 
     if (crls == NULL || root_only == NULL) {
         st = CAI_ERR_NOMEM;
@@ -859,18 +850,13 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
                    "the quote's PCK chain is not exactly the PEM of its certificates");
         goto out;
     }
-    if ((e = verify_chain(chain, root, root_len, crls, now, TDX_VERIFY_PCK_CHAIN, why,
-                          sizeof(why)))) {
-        st = vfail(res, e, CAI_ERR_AUTH, why);
+    if ((st = verify_chain(chain, root, root_len, crls, now, TDX_VERIFY_PCK_CHAIN, "", res)))
         goto out;
-    }
     X509 *pck = sk_X509_value(chain, 0);
     /* The collateral's PCK CRL issuer chain: the PCK leaf's CA to the root. */
-    if ((e = verify_pck_crl_chain(coll, sk_X509_value(chain, 1), root, root_len, root_only, now,
-                                  why, sizeof(why)))) {
-        st = vfail(res, e, CAI_ERR_AUTH, why);
+    if ((st = verify_pck_crl_chain(coll, sk_X509_value(chain, 1), root, root_len, root_only, now,
+                                   res)))
         goto out;
-    }
 
     /* 2. QE report signed by the PCK key, binding the attestation key. */
     if (!verify_raw(X509_get0_pubkey(pck), q->qe_report_raw, TDX_SGX_REPORT_LEN,
@@ -907,8 +893,8 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
 
     /* 4. The PCK certificate's SGX extension (exactly one). */
     pck_ext x;
-    if (pck_extension(pck, &x, why, sizeof(why)) != CAI_OK) {
-        st = vfail(res, TDX_VERIFY_PCK_EXTENSION, CAI_ERR_FORMAT, why);
+    if ((st = pck_extension(pck, &x)) != CAI_OK) {
+        st = vfail(res, TDX_VERIFY_PCK_EXTENSION, CAI_ERR_FORMAT, "%s", cai_errmsg(st));
         goto out;
     }
     memcpy(res->fmspc, x.fmspc, 6);
@@ -918,17 +904,13 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
 
     /* 5. TCB info and QE identity: issuer chains (root CRL), signatures. */
     const char *signer_cn = sim ? SIM_TCB_SIGNING_CN : INTEL_TCB_SIGNING_CN;
-    e = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig, signer_cn,
-                      root, root_len, root_only, now, TDX_VERIFY_TCB_INFO_SIGNATURE, why,
-                      sizeof(why));
-    if (!e)
-        e = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig, signer_cn,
-                          root, root_len, root_only, now, TDX_VERIFY_QE_IDENTITY_SIGNATURE, why,
-                          sizeof(why));
-    if (e) {
-        st = vfail(res, e, CAI_ERR_AUTH, why);
+    if ((st = verify_signed(coll->tcb_sk, coll->tcb_chain, coll->tcb_info, coll->tcb_sig,
+                            signer_cn, root, root_len, root_only, now,
+                            TDX_VERIFY_TCB_INFO_SIGNATURE, res)) ||
+        (st = verify_signed(coll->qe_sk, coll->qe_chain, coll->qe_identity, coll->qe_sig,
+                            signer_cn, root, root_len, root_only, now,
+                            TDX_VERIFY_QE_IDENTITY_SIGNATURE, res)))
         goto out;
-    }
 
     /* 6. Windows, TCB level, TDX module, QE identity; one status. */
     if ((st = match_tcb(coll, q, &x, now, res)) || (st = match_qe(coll, q, now, res)))
@@ -939,7 +921,7 @@ cai_status tdx_verify(const uint8_t *quote, size_t len, const tdx_collateral *co
     status = converge(status, res->qe_tcb_status);
     copy_str(res->tcb_status, sizeof(res->tcb_status), status);
     if (strcmp(status, "Revoked") == 0) {
-        st = vfail(res, TDX_VERIFY_TCB_REVOKED, CAI_ERR_AUTH,
+        st = vfail(res, TDX_VERIFY_TCB_REVOKED, CAI_ERR_AUTH, "%s",
                    strcmp(res->platform_tcb_status, "Revoked") == 0
                        ? "the platform TCB is revoked (its TCB level's status is Revoked)"
                    : strcmp(res->qe_tcb_status, "Revoked") == 0
@@ -1008,7 +990,7 @@ cai_status tdx_pck_info_get(const uint8_t *quote, size_t len, tdx_pck_info *out)
     memset(out, 0, sizeof(*out));
     tdx_quote *q = NULL;
     STACK_OF(X509) *chain = NULL;
-    char why[256], cn[256] = "";
+    char cn[256] = "";
     pck_ext x;
     cai_status st = tdx_quote_parse(quote, len, TDX_QUOTE_ALLOW_ZERO_PAD, &q);
     if (st != CAI_OK)
@@ -1019,8 +1001,8 @@ cai_status tdx_pck_info_get(const uint8_t *quote, size_t len, tdx_pck_info *out)
         goto out;
     }
     X509 *pck = sk_X509_value(chain, 0);
-    if ((st = pck_extension(pck, &x, why, sizeof(why))) != CAI_OK) {
-        st = cai_fail(CAI_ERR_FORMAT, "%s", why);
+    if ((st = pck_extension(pck, &x)) != CAI_OK) {
+        st = cai_fail(CAI_ERR_FORMAT, "%s", cai_errmsg(st));
         goto out;
     }
     memcpy(out->fmspc, x.fmspc, 6);

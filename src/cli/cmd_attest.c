@@ -262,8 +262,8 @@ static int attest_verify(int argc, char **argv) {
     tdx_verify_result res;
     memset(&res, 0, sizeof(res));
     attest_verifier v = {0};
-    char why[512] = "";
     cai_status pst = CAI_OK;
+    const char *reason = ""; /* the policy's refusal, kept in |c| */
 
     cai_status st = read_file(path, &qb);
     if (st == CAI_OK && policy_path && (st = read_text(policy_path, 1 << 20, &pol_text)) == CAI_OK)
@@ -292,9 +292,12 @@ static int attest_verify(int argc, char **argv) {
     if (st == CAI_OK) {
         json_object_set_new(c, "verified", json_boolean(vst == CAI_OK));
         if (vst == CAI_OK && pol) {
-            pst = kbs_policy_check(pol, c, NULL, why, sizeof(why));
-            json_object_set_new(c, "policy", json_pack("{s:b,s:s}", "allowed", pst == CAI_OK,
-                                                       "reason", pst == CAI_OK ? "" : why));
+            pst = kbs_policy_check(pol, c, NULL);
+            json_t *pj = json_pack("{s:b,s:s}", "allowed", pst == CAI_OK, "reason",
+                                   pst == CAI_OK ? "" : cai_errmsg(pst));
+            if (json_object_set_new(c, "policy", pj) != 0)
+                pj = NULL; /* freed */
+            reason = pj ? json_string_value(json_object_get(pj, "reason")) : cai_strerror(pst);
         }
         if (!as_json && vst == CAI_OK)
             print_verified(q, &res, c);
@@ -303,10 +306,10 @@ static int attest_verify(int argc, char **argv) {
             if (pst == CAI_OK)
                 printf("policy %s: ALLOWED\n", policy_path);
             else
-                printf("policy %s: REFUSED: %s\n", policy_path, why);
+                printf("policy %s: REFUSED: %s\n", policy_path, reason);
         }
         if (vst == CAI_OK && pol && pst != CAI_OK)
-            fprintf(stderr, "cai attest: REFUSED by the policy: %s\n", why);
+            fprintf(stderr, "cai attest: REFUSED by the policy: %s\n", reason);
     }
     json_decref(c);
     tdx_quote_free(q);

@@ -238,15 +238,12 @@ static int kbs_serve(int argc, char **argv) {
     int rc = kbs_parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    kbs_server_config cfg = o.cfg;
-    const char *master = o.master, *admin = o.admin, *policy = o.policy, *tls_mode = o.tls_mode;
-    attest_trust_opts to = o.to;
     attest_source tee;
-    int insecure = o.insecure, has_tee = 0;
+    int has_tee = 0;
     rc = cli_tee_source("kbs", &o.tee_opts, &tee, &has_tee);
     if (rc)
         return rc;
-    if (!!tls_mode != has_tee)
+    if (!!o.tls_mode != has_tee)
         return cli_usage_error("kbs", "--tls attested and --tee go together (a key broker in a TEE)");
 
     buf admin_pem, policy_doc;
@@ -255,39 +252,39 @@ static int kbs_serve(int argc, char **argv) {
     attest_trust *trust = NULL;
     kbs_server *s = NULL;
     ratls_server *rs = NULL;
-    cai_status st = keyfile_read(master, cfg.master_key);
+    cai_status st = keyfile_read(o.master, o.cfg.master_key);
     if (st == CAI_ERR_NOT_FOUND) {
-        st = keyfile_create(master, cfg.master_key);
+        st = keyfile_create(o.master, o.cfg.master_key);
         if (st == CAI_OK)
             log_info("created a new master key in %s (mode 0600): keep it apart from the "
-                     "database, and back it up", master);
+                     "database, and back it up", o.master);
     }
-    if (st == CAI_OK && admin && (st = read_text(admin, 64 * 1024, &admin_pem)) == CAI_OK)
-        cfg.admin_pub_pem = (const char *)admin_pem.data;
-    if (st == CAI_OK && policy && (st = read_text(policy, 1 << 20, &policy_doc)) == CAI_OK)
-        cfg.policy_json = (const char *)policy_doc.data;
+    if (st == CAI_OK && o.admin && (st = read_text(o.admin, 64 * 1024, &admin_pem)) == CAI_OK)
+        o.cfg.admin_pub_pem = (const char *)admin_pem.data;
+    if (st == CAI_OK && o.policy && (st = read_text(o.policy, 1 << 20, &policy_doc)) == CAI_OK)
+        o.cfg.policy_json = (const char *)policy_doc.data;
     /* Nothing to verify with is allowed: then every quote is refused. */
-    if (st == CAI_OK && (to.collateral || to.pccs_url || to.trust_sim) &&
-        (st = attest_trust_new(&to, &trust)) == CAI_OK)
-        cfg.verifier = *attest_trust_verifier(trust);
+    if (st == CAI_OK && (o.to.collateral || o.to.pccs_url || o.to.trust_sim) &&
+        (st = attest_trust_new(&o.to, &trust)) == CAI_OK)
+        o.cfg.verifier = *attest_trust_verifier(trust);
     /* A broker in a TEE: attested TLS binding no model (a digest of zeros). */
     static const uint8_t no_model[ATTEST_DIGEST_LEN];
-    if (st == CAI_OK && tls_mode && (st = ratls_server_new(&rs)) == CAI_OK &&
+    if (st == CAI_OK && o.tls_mode && (st = ratls_server_new(&rs)) == CAI_OK &&
         (st = ratls_server_start(rs, &tee, no_model, RATLS_REFRESH_DEFAULT)) == CAI_OK)
-        cfg.ssl_ctx = ratls_server_ssl_ctx(rs);
+        o.cfg.ssl_ctx = ratls_server_ssl_ctx(rs);
     if (st == CAI_OK)
-        st = kbs_server_new(&cfg, &s);
-    secure_wipe(cfg.master_key, sizeof(cfg.master_key));
+        st = kbs_server_new(&o.cfg, &s);
+    secure_wipe(o.cfg.master_key, sizeof(o.cfg.master_key));
     if (st != CAI_OK)
         goto out;
-    if (insecure)
+    if (o.insecure)
         log_warn("INSECURE: plain HTTP (--insecure-http); use TLS outside development");
-    if (!to.collateral && !to.pccs_url)
+    if (!o.to.collateral && !o.to.pccs_url)
         log_warn("no --collateral or --pccs: Intel TDX quotes will be refused");
-    if (!admin)
+    if (!o.admin)
         log_info("no --admin-pub: the admin API is off");
-    printf("cai kbs: listening on %s://%s:%d%s\n", cfg.tls_cert_file || rs ? "https" : "http",
-           cfg.host ? cfg.host : "127.0.0.1", kbs_server_port(s), "/kbs/v0");
+    printf("cai kbs: listening on %s://%s:%d%s\n", o.cfg.tls_cert_file || rs ? "https" : "http",
+           o.cfg.host ? o.cfg.host : "127.0.0.1", kbs_server_port(s), "/kbs/v0");
     fflush(stdout);
     st = kbs_server_run(s);
     log_info("stopping");

@@ -496,10 +496,10 @@ static int chat_remote(const run_opts *o) {
     }
     st = client_model(c, model, sizeof(model));
     if (tls) {
-        char why[512];
-        json_t *claims = ratls_last_take(why, sizeof(why));
-        if (st != CAI_OK && why[0])
-            st = cai_fail(CAI_ERR_AUTH, "%s refused: %s", o->url, why);
+        json_t *claims = NULL;
+        cai_status rst = ratls_last_take(&claims);
+        if (st != CAI_OK && rst != CAI_OK)
+            st = cai_fail(CAI_ERR_AUTH, "%s refused: %s", o->url, cai_errmsg(rst));
         else if (st == CAI_OK && claims)
             print_attested(claims, model, o->model_digest != NULL, " (attested TLS)");
         json_decref(claims);

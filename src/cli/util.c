@@ -217,11 +217,10 @@ void cli_tls_check_cleanup(cli_tls_check *t) {
 }
 
 cai_status cli_tls_refusal(cai_status st, const char *url) {
-    char why[512];
-    json_decref(ratls_last_take(why, sizeof(why)));
-    if (st != CAI_OK && why[0])
+    cai_status rst = ratls_last_take(NULL);
+    if (st != CAI_OK && rst != CAI_OK)
         return cai_fail(CAI_ERR_AUTH, "%s failed attested TLS verification, nothing was sent to it: %s",
-                        url, why);
+                        url, cai_errmsg(rst));
     return st;
 }
 

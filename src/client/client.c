@@ -128,11 +128,9 @@ static cai_status request_send(client *c, request *r, const char *path, const ch
     st = httpc_stream(c->http, &rq, &sink, &status);
     if (r->status == 0)
         r->status = status;
-    if (st != CAI_OK && httpc_unreachable(c->http)) {
-        char why[512];
-        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
-        st = cai_fail(CAI_ERR_IO, "cannot reach %s: %s (is cai serve running there?)", c->url, why);
-    }
+    if (st != CAI_OK && httpc_unreachable(c->http))
+        st = cai_fail(CAI_ERR_IO, "cannot reach %s: %s (is cai serve running there?)", c->url,
+                      cai_errmsg(st));
     return st;
 }
 
@@ -226,9 +224,8 @@ cai_status client_attest(client *c, const attest_verifier *v, time_t now, json_t
     }
     tdx_verify_result res;
     if ((st = attest_verify_claims(v, quote, qlen, now, &claims, &res)) != CAI_OK) {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", cai_errmsg(st)); /* cai_fail reuses its buffer */
-        st = cai_fail(st, "the server's quote does not verify (%s): %s", tdx_verify_error_str(res.error), why);
+        st = cai_fail(st, "the server's quote does not verify (%s): %s",
+                      tdx_verify_error_str(res.error), cai_errmsg(st));
         goto out;
     }
     if ((st = tdx_quote_parse(quote, qlen, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK ||

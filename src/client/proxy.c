@@ -207,9 +207,8 @@ static int on_up_header(void *arg, const char *line, size_t len) {
 /* The status line and headers go out with the first body bytes (or the end):
  * then the handshake is done and what it verified is known. */
 static int begin(xfer *x) {
-    char why[512];
     x->started = 1;
-    x->claims = ratls_last_take(why, sizeof(why));
+    (void)ratls_last_take(&x->claims);
     if (x->claims == NULL) /* a connection verified before */
         x->claims = upstream_claims(x->p, x->j->hostport);
     if (x->claims) {
@@ -259,11 +258,12 @@ static void run_job(proxy *p, httpc *c, job *j) {
                        .cancelled = on_cancelled, .arg = &x};
     long status = 0;
     cai_status st = httpc_stream(c, &rq, &sink, &status);
-    char why[512] = "";
     /* What this transfer's handshake verified, if it got an answer: a
      * certificate that verified in a handshake that then failed (a peer
-     * without its key) is no server of ours. */
-    json_t *fresh = ratls_last_take(why, sizeof(why));
+     * without its key) is no server of ours. A refusal's reason is in
+     * cai_errmsg(rst). */
+    json_t *fresh = NULL;
+    cai_status rst = ratls_last_take(&fresh);
     if (fresh && (st == CAI_OK || x.started)) {
         json_decref(x.claims);
         x.claims = fresh;
@@ -278,11 +278,11 @@ static void run_job(proxy *p, httpc *c, job *j) {
     }
     if (x.started) {
         (void)httpd_async_end(j->a); /* a broken upstream stream ends early */
-    } else if (why[0]) {
+    } else if (rst != CAI_OK) {
         char msg[1024];
-        log_warn("cai proxy: refused %s: %s", j->hostport, why);
+        log_warn("cai proxy: refused %s: %s", j->hostport, cai_errmsg(rst));
         snprintf(msg, sizeof(msg), "cai proxy: the server at %s failed attested TLS verification, "
-                 "nothing was sent to it: %s", j->hostport, why);
+                 "nothing was sent to it: %s", j->hostport, cai_errmsg(rst));
         reply_502(j->a, "attestation_failed", msg, j->hostport);
     } else if (st == CAI_ERR_AUTH) {
         char msg[1024];

@@ -3,7 +3,9 @@
  * Every fallible function returns a cai_status: CAI_OK (0) on success, a
  * negative code on failure. Outputs go through out_* parameters. A function
  * that fails may attach a human-readable detail with cai_fail(); callers show
- * it with cai_errmsg(). Details never contain secrets. */
+ * it with cai_errmsg(). This is the one channel for a detail: no char *why
+ * out-parameters (docs/ARCHITECTURE.md, "Errors"). Details never contain
+ * secrets. */
 #ifndef CAI_COMMON_STATUS_H
 #define CAI_COMMON_STATUS_H
 

@@ -230,16 +230,6 @@ static const json_t *claim(const json_t *claims, const char *path) {
     return cur;
 }
 
-static cai_status refuse(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static cai_status refuse(char *why, size_t why_len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return cai_fail(CAI_ERR_AUTH, "%s", why);
-}
-
 /* set_matches: every claim named in |set| has one of its allowed values. On
  * a mismatch, |failed| names the claim. */
 static int set_matches(const json_t *set, const json_t *claims, const char **failed) {
@@ -263,7 +253,7 @@ static int set_matches(const json_t *set, const json_t *claims, const char **fai
 /* allow_matches: |claims| match one of the reference sets named in |allow|,
  * else the refusal names the first set's failing claim. */
 static cai_status allow_matches(const kbs_policy *p, const json_t *allow, const json_t *claims,
-                                const char *what, const char *name, char *why, size_t why_len) {
+                                const char *what, const char *name) {
     const json_t *sets = json_object_get(p->doc, "reference_values");
     const char *failed = NULL, *failed_set = NULL;
     size_t j;
@@ -278,11 +268,12 @@ static cai_status allow_matches(const kbs_policy *p, const json_t *allow, const 
         }
     }
     if (failed == NULL)
-        return refuse(why, why_len, "%s %.80s allows no reference set", what, name);
+        return cai_fail(CAI_ERR_AUTH, "%s %.80s allows no reference set", what, name);
     const json_t *c = claim(claims, failed);
-    return refuse(why, why_len, "claim %.40s = %.24s%s does not match reference set '%.40s'",
-                  failed, json_is_string(c) ? json_string_value(c) : "(missing)",
-                  json_is_string(c) && strlen(json_string_value(c)) > 24 ? "..." : "", failed_set);
+    return cai_fail(CAI_ERR_AUTH, "claim %.40s = %.24s%s does not match reference set '%.40s'",
+                    failed, json_is_string(c) ? json_string_value(c) : "(missing)",
+                    json_is_string(c) && strlen(json_string_value(c)) > 24 ? "..." : "",
+                    failed_set);
 }
 
 static int path_matches(const char *pattern, const char *path) {
@@ -292,21 +283,20 @@ static int path_matches(const char *pattern, const char *path) {
     return strcmp(pattern, path) == 0;
 }
 
-cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const char *resource,
-                            char *why, size_t why_len) {
+cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const char *resource) {
     const json_t *tee = claim(claims, "tee"), *debug = claim(claims, "debug");
     const json_t *tcb = claim(claims, "tcb_status");
     if (!json_is_string(tee) || !list_has(json_object_get(p->doc, "tee"), json_string_value(tee)))
-        return refuse(why, why_len, "claim tee = %.20s is not trusted by the policy",
-                      json_is_string(tee) ? json_string_value(tee) : "(missing)");
+        return cai_fail(CAI_ERR_AUTH, "claim tee = %.20s is not trusted by the policy",
+                        json_is_string(tee) ? json_string_value(tee) : "(missing)");
     if (!json_is_boolean(debug))
-        return refuse(why, why_len, "claim debug is missing");
+        return cai_fail(CAI_ERR_AUTH, "claim debug is missing");
     if (json_is_true(debug) && !json_is_true(json_object_get(p->doc, "allow_debug")))
-        return refuse(why, why_len, "claim debug = true: debug TDs are refused by the policy");
+        return cai_fail(CAI_ERR_AUTH, "claim debug = true: debug TDs are refused by the policy");
     if (!json_is_string(tcb) ||
         !list_has(json_object_get(p->doc, "tcb_status"), json_string_value(tcb)))
-        return refuse(why, why_len, "claim tcb_status = %.40s is not allowed by the policy",
-                      json_is_string(tcb) ? json_string_value(tcb) : "(missing)");
+        return cai_fail(CAI_ERR_AUTH, "claim tcb_status = %.40s is not allowed by the policy",
+                        json_is_string(tcb) ? json_string_value(tcb) : "(missing)");
     if (resource == NULL)
         return CAI_OK;
     const json_t *rules = json_object_get(p->doc, "resources");
@@ -314,20 +304,18 @@ cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const cha
     json_t *r;
     json_array_foreach(rules, i, r) {
         if (path_matches(json_string_value(json_object_get(r, "path")), resource))
-            return allow_matches(p, json_object_get(r, "allow"), claims, "the rule for", resource,
-                                 why, why_len);
+            return allow_matches(p, json_object_get(r, "allow"), claims, "the rule for", resource);
     }
-    return refuse(why, why_len, "no policy rule allows resource %.80s", resource);
+    return cai_fail(CAI_ERR_AUTH, "no policy rule allows resource %.80s", resource);
 }
 
-cai_status kbs_policy_check_server(const kbs_policy *p, const json_t *claims, char *why,
-                                   size_t why_len) {
-    cai_status st = kbs_policy_check(p, claims, NULL, why, why_len);
+cai_status kbs_policy_check_server(const kbs_policy *p, const json_t *claims) {
+    cai_status st = kbs_policy_check(p, claims, NULL);
     if (st != CAI_OK)
         return st;
     const json_t *servers = json_object_get(p->doc, "servers");
     if (servers == NULL)
-        return refuse(why, why_len, "the policy names no \"servers\" reference sets: no attested "
-                      "server is allowed");
-    return allow_matches(p, servers, claims, "\"servers\" of", "the policy", why, why_len);
+        return cai_fail(CAI_ERR_AUTH, "the policy names no \"servers\" reference sets: no attested "
+                        "server is allowed");
+    return allow_matches(p, servers, claims, "\"servers\" of", "the policy");
 }

@@ -30,15 +30,15 @@ int kbs_policy_allows_debug(const kbs_policy *p);
 
 /* kbs_policy_check returns CAI_OK if |claims| may read |resource| (NULL:
  * only the attestation itself is checked), else CAI_ERR_AUTH with the
- * reason in |why| (never a secret: claim names and public measurements). */
-cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const char *resource,
-                            char *why, size_t why_len);
+ * reason, naming the claim or rule, in cai_errmsg (never a secret: claim
+ * names and public measurements). */
+cai_status kbs_policy_check(const kbs_policy *p, const json_t *claims, const char *resource);
 
 /* kbs_policy_check_server returns CAI_OK if |claims| of an attested server
  * (attested TLS: the quote's claims plus "model_digest") pass the checks
  * above and match one of the reference sets the policy's "servers" names
- * (none named: every server is refused). Else CAI_ERR_AUTH with |why|. */
-cai_status kbs_policy_check_server(const kbs_policy *p, const json_t *claims, char *why,
-                                   size_t why_len);
+ * (none named: every server is refused). Else CAI_ERR_AUTH with the
+ * reason in cai_errmsg. */
+cai_status kbs_policy_check_server(const kbs_policy *p, const json_t *claims);
 
 #endif

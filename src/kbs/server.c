@@ -294,8 +294,7 @@ static cai_status digest_members(json_t *claims, const char *claim, const json_t
  * must equal the quote's MRCONFIGID. Then the claims get "init_data" (that
  * digest, hex) and "init_data_digests" ({name: SHA-256 hex of the entry}),
  * for the policy. Without init-data, neither claim exists. */
-static cai_status bind_init_data(const kbs_attestation *a, json_t *claims, char *why,
-                                 size_t why_len) {
+static cai_status bind_init_data(const kbs_attestation *a, json_t *claims) {
     if (!a->has_init_data)
         return CAI_OK;
     char hex[2 * KBS_INITDATA_DIGEST_LEN + 1];
@@ -303,39 +302,36 @@ static cai_status bind_init_data(const kbs_attestation *a, json_t *claims, char 
     const char *mc = json_string_value(json_object_get(claims, "mr_config_id"));
     if (mc == NULL || strlen(mc) != 2 * KBS_INITDATA_DIGEST_LEN ||
         strncasecmp(mc, hex, 2 * KBS_INITDATA_DIGEST_LEN) != 0) {
-        snprintf(why, why_len, "init-data check failed: its %s digest %.16s... is not the TD's "
-                 "MRCONFIGID %.16s... (the init-data is not what the TD was launched with)",
-                 a->init_data.algorithm, hex, mc ? mc : "(none)");
-        return CAI_ERR_AUTH;
+        return cai_fail(CAI_ERR_AUTH, "init-data check failed: its %s digest %.16s... is not "
+                        "the TD's MRCONFIGID %.16s... (the init-data is not what the TD was "
+                        "launched with)", a->init_data.algorithm, hex, mc ? mc : "(none)");
     }
     if (json_object_set_new(claims, "init_data", json_string(hex)) != 0)
         return CAI_ERR_NOMEM;
     cai_status st = digest_members(claims, "init_data_digests", a->init_data.data);
     if (st != CAI_OK)
-        snprintf(why, why_len, "init-data: %s", cai_errmsg(st));
-    return st;
+        return cai_fail(st, "init-data: %s", cai_errmsg(st));
+    return CAI_OK;
 }
 
 /* Additional (device) evidence is not verified by cai: it only joins the
  * claims, as "additional_evidence" {tee: SHA-256 hex of JCS(evidence)},
  * beside (never over) the TD's claims. REPORTDATA covers it, so the TD
  * vouches that it sent it; nothing vouches for what it says. */
-static cai_status add_additional_evidence(const kbs_attestation *a, json_t *claims, char *why,
-                                          size_t why_len) {
+static cai_status add_additional_evidence(const kbs_attestation *a, json_t *claims) {
     if (a->additional == NULL)
         return CAI_OK;
     cai_status st = digest_members(claims, "additional_evidence", a->additional);
     if (st != CAI_OK)
-        snprintf(why, why_len, "additional evidence: %s", cai_errmsg(st));
-    return st;
+        return cai_fail(st, "additional evidence: %s", cai_errmsg(st));
+    return CAI_OK;
 }
 
 /* Checks an Attestation for session |ses|: evidence verified, bound to the
  * session's nonce and the TEE key, and the TD acceptable to the policy.
  * On success fills the session's token, claims, key and digests; else
- * gives the reason in |why| (and the digests known so far in |ses|). */
-static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *body, char *why,
-                               size_t why_len) {
+ * the reason is in cai_errmsg (and the digests known so far in |ses|). */
+static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *body) {
     char *evd = ses->evidence_digest, *clm = ses->claims_digest;
     kbs_attestation a;
     json_t *claims = NULL;
@@ -343,19 +339,16 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
     uint8_t rd[64];
     char rd_hex[129];
     cai_status st = kbs_attestation_parse(body, &a);
-    if (st != CAI_OK) {
-        snprintf(why, why_len, "%s", cai_errmsg(st));
+    if (st != CAI_OK)
         return st;
-    }
     sha256_hex(a.quote, a.quote_len, evd);
     if (strcmp(a.nonce, ses->nonce) != 0) {
-        st = CAI_ERR_AUTH;
-        snprintf(why, why_len, "the nonce in the handshake session is different from the "
-                               "client side in KBS protocol's Attestation message");
+        st = cai_fail(CAI_ERR_AUTH, "the nonce in the handshake session is different from the "
+                                    "client side in KBS protocol's Attestation message");
         goto out;
     }
     if ((st = jose_key_from_jwk(a.tee_pubkey, &tk)) != CAI_OK) {
-        snprintf(why, why_len, "tee-pubkey: %s", cai_errmsg(st));
+        st = cai_fail(st, "tee-pubkey: %s", cai_errmsg(st));
         goto out;
     }
     const char *alg = json_string_value(json_object_get(a.tee_pubkey, "alg"));
@@ -363,15 +356,14 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
     if (!(((kt == JOSE_KEY_EC_P256 || kt == JOSE_KEY_EC_P521) &&
            strcmp(alg, JOSE_ALG_ECDH_ES_A256KW) == 0) ||
           (kt == JOSE_KEY_RSA && strcmp(alg, JOSE_ALG_RSA_OAEP_256) == 0))) {
-        st = CAI_ERR_UNSUPPORTED;
-        snprintf(why, why_len, "tee-pubkey alg '%.32s' is not supported (EC P-256 or P-521 with "
-                               "%s, or RSA with %s)", alg, JOSE_ALG_ECDH_ES_A256KW,
-                 JOSE_ALG_RSA_OAEP_256);
+        st = cai_fail(CAI_ERR_UNSUPPORTED, "tee-pubkey alg '%.32s' is not supported (EC P-256 "
+                      "or P-521 with %s, or RSA with %s)", alg, JOSE_ALG_ECDH_ES_A256KW,
+                      JOSE_ALG_RSA_OAEP_256);
         goto out;
     }
     if ((st = kbs_runtime_data_digest(ses->nonce, a.tee_pubkey, a.additional_evidence,
                                       KBS_HASH_SHA384, rd)) != CAI_OK) {
-        snprintf(why, why_len, "runtime data: %s", cai_errmsg(st));
+        st = cai_fail(st, "runtime data: %s", cai_errmsg(st));
         goto out;
     }
     /* The DEBUG bit is the release policy's to judge (its allow_debug, on
@@ -381,35 +373,33 @@ static cai_status attest_check(kbs_server *s, kbs_session *ses, const json_t *bo
     v.allow_debug = 1;
     if ((st = attest_verify_claims(&v, a.quote, a.quote_len, time(NULL), &claims, NULL)) !=
         CAI_OK) {
-        snprintf(why, why_len, "verify TEE evidence failed: %s", cai_errmsg(st));
+        st = cai_fail(st, "verify TEE evidence failed: %s", cai_errmsg(st));
         goto out;
     }
     hex_encode(rd_hex, rd, sizeof(rd));
     const char *got = json_string_value(json_object_get(claims, "report_data"));
     if (got == NULL || strlen(got) != 128 || !secure_memeq(got, rd_hex, 128)) {
-        st = CAI_ERR_AUTH;
-        snprintf(why, why_len, "claim report_data does not bind this session's nonce and "
-                               "tee-pubkey (evidence made for another challenge or key)");
+        st = cai_fail(CAI_ERR_AUTH, "claim report_data does not bind this session's nonce and "
+                                    "tee-pubkey (evidence made for another challenge or key)");
         goto out;
     }
-    if ((st = bind_init_data(&a, claims, why, why_len)) != CAI_OK ||
-        (st = add_additional_evidence(&a, claims, why, why_len)) != CAI_OK)
+    if ((st = bind_init_data(&a, claims)) != CAI_OK ||
+        (st = add_additional_evidence(&a, claims)) != CAI_OK)
         goto out;
     if ((st = claims_digest(claims, clm)) != CAI_OK) {
-        snprintf(why, why_len, "claims: %s", cai_errmsg(st));
+        st = cai_fail(st, "claims: %s", cai_errmsg(st));
         goto out;
     }
     if (s->policy == NULL) {
-        st = CAI_ERR_AUTH;
-        snprintf(why, why_len, "no policy is set: nothing is released");
+        st = cai_fail(CAI_ERR_AUTH, "no policy is set: nothing is released");
         goto out;
     }
-    if ((st = kbs_policy_check(s->policy, claims, NULL, why, why_len)) != CAI_OK)
+    if ((st = kbs_policy_check(s->policy, claims, NULL)) != CAI_OK)
         goto out;
     st = kbs_token_issue(s->token_key, claims, a.tee_pubkey, ses->nonce, evd, time(NULL),
                          s->cfg.token_ttl_s, &ses->token);
     if (st != CAI_OK) {
-        snprintf(why, why_len, "token: %s", cai_errmsg(st));
+        st = cai_fail(st, "token: %s", cai_errmsg(st));
         goto out;
     }
     snprintf(ses->tee_alg, sizeof(ses->tee_alg), "%s", alg);
@@ -456,19 +446,21 @@ static void on_attest(kbs_server *s, httpd_req *r) {
     size_t len;
     const char *body = httpd_body(r, &len);
     json_t *att = NULL;
-    char why[400] = "";
     cai_status st = kbs_json_parse(body, len, &att);
     if (st != CAI_OK)
-        snprintf(why, sizeof(why), "deserialize Attestation: %s", cai_errmsg(st));
+        st = cai_fail(st, "deserialize Attestation: %s", cai_errmsg(st));
     else
-        st = attest_check(s, ses, att, why, sizeof(why));
+        st = attest_check(s, ses, att);
     json_decref(att);
     const char *evd = ses->evidence_digest, *clm = ses->claims_digest;
     if (st != CAI_OK) {
+        /* The answer's detail, kept: auditing may record one of its own. */
+        char detail[400];
+        snprintf(detail, sizeof(detail), "%s", cai_errmsg(st));
         /* A nonce is good for one attempt. */
-        audit(s, r, "refuse", NULL, evd[0] ? evd : NULL, clm[0] ? clm : NULL, why);
+        audit(s, r, "refuse", NULL, evd[0] ? evd : NULL, clm[0] ? clm : NULL, detail);
         kbs_session_remove(s->sessions, ses);
-        reply_err(r, 401, "AttestationError", "RCAR handshake Attest failed: %s", why);
+        reply_err(r, 401, "AttestationError", "RCAR handshake Attest failed: %s", detail);
         return;
     }
     kbs_session_attested(s->sessions, ses, time(NULL) + s->cfg.session_ttl_s);
@@ -485,7 +477,7 @@ static void on_attest(kbs_server *s, httpd_req *r) {
 /* ---- resources ------------------------------------------------------------ */
 
 static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
-    char id[64], why[400] = "", clm_buf[65] = "";
+    char id[64], clm_buf[65] = "";
     /* What the release depends on: from the attested session (verified when
      * it was made), or from a Bearer token, verified now. */
     const json_t *claims;
@@ -545,11 +537,13 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         goto out;
     }
-    if (s->policy == NULL || kbs_policy_check(s->policy, claims, path, why, sizeof(why)) != CAI_OK) {
-        if (s->policy == NULL)
-            snprintf(why, sizeof(why), "no policy is set");
-        audit(s, r, "refuse", path, evd, clm, why);
-        reply_err(r, 403, "PolicyDeny", "Access denied by policy: %s", why);
+    st = s->policy ? kbs_policy_check(s->policy, claims, path)
+                   : cai_fail(CAI_ERR_AUTH, "no policy is set");
+    if (st != CAI_OK) {
+        char detail[400]; /* kept: auditing may record a detail of its own */
+        snprintf(detail, sizeof(detail), "%s", cai_errmsg(st));
+        audit(s, r, "refuse", path, evd, clm, detail);
+        reply_err(r, 403, "PolicyDeny", "Access denied by policy: %s", detail);
         goto out;
     }
     st = kbs_store_get(s->store, path, &secret);

@@ -448,43 +448,43 @@ static int rate_allow(httpd *h, const char *client) {
 
 /* Decodes the percent-encoding of the request path (|query| 0) or query
  * string (|query| 1) |raw| into |*out| (malloc'd, NUL-terminated). One that
- * would mean something else once decoded is refused, with the reason in
- * |*why| and CAI_ERR_FORMAT: a '%' without two hex digits, an encoded NUL (it
+ * would mean something else once decoded is refused, with CAI_ERR_FORMAT and
+ * the reason in cai_errmsg: a '%' without two hex digits, an encoded NUL (it
  * would cut a value short), in a path an encoded '/' (it would become a
  * separator), any control character, bytes that are not UTF-8. CAI_ERR_NOMEM
  * when out of memory. */
-static cai_status uri_decode(const char *raw, int query, char **out, const char **why) {
+static cai_status uri_decode(const char *raw, int query, char **out) {
     *out = NULL;
     size_t n = strlen(raw), len = 0;
     unsigned char *p = malloc(n + 1);
     if (p == NULL)
         return CAI_ERR_NOMEM;
-    *why = NULL;
-    for (size_t i = 0; i < n && *why == NULL; i++) {
+    const char *bad = NULL;
+    for (size_t i = 0; i < n && bad == NULL; i++) {
         int c = (unsigned char)raw[i];
         if (c == '%') {
             if ((c = hex_byte(raw + i + 1)) < 0) {
-                *why = query ? "the query string has a '%' that is not followed by two hex digits"
-                             : "the request path has a '%' that is not followed by two hex digits";
+                bad = query ? "the query string has a '%' that is not followed by two hex digits"
+                            : "the request path has a '%' that is not followed by two hex digits";
                 break;
             }
             i += 2;
             if (c == 0)
-                *why = query ? "the query string has an encoded NUL (%00)"
-                             : "the request path has an encoded NUL (%00)";
+                bad = query ? "the query string has an encoded NUL (%00)"
+                            : "the request path has an encoded NUL (%00)";
             else if (c == '/' && !query)
-                *why = "the request path has an encoded '/' (%2F)";
+                bad = "the request path has an encoded '/' (%2F)";
         }
-        if (*why == NULL && (c < 0x20 || c == 0x7F))
-            *why = query ? "the query string has a control character"
-                         : "the request path has a control character";
+        if (bad == NULL && (c < 0x20 || c == 0x7F))
+            bad = query ? "the query string has a control character"
+                        : "the request path has a control character";
         p[len++] = (unsigned char)c;
     }
-    if (*why == NULL && !utf8_valid(p, len))
-        *why = query ? "the query string is not valid UTF-8" : "the request path is not valid UTF-8";
-    if (*why) {
+    if (bad == NULL && !utf8_valid(p, len))
+        bad = query ? "the query string is not valid UTF-8" : "the request path is not valid UTF-8";
+    if (bad) {
         free(p);
-        return CAI_ERR_FORMAT;
+        return cai_fail(CAI_ERR_FORMAT, "%s", bad);
     }
     p[len] = '\0';
     *out = (char *)p;
@@ -586,8 +586,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
     char *path = NULL;
-    const char *bad_path = "the request has no path";
-    cai_status pst = raw ? uri_decode(raw, 0, &path, &bad_path) : CAI_ERR_FORMAT;
+    cai_status pst = raw ? uri_decode(raw, 0, &path)
+                         : cai_fail(CAI_ERR_FORMAT, "the request has no path");
     if (c == NULL || pst == CAI_ERR_NOMEM) {
         send_reply(req, 500, "text/plain", "out of memory\n", 14);
         free(path);
@@ -607,15 +607,14 @@ static void on_request(struct evhttp_request *req, void *arg) {
         httpd_reply_error(&r, 429, "too many requests from this address: slow down");
         goto out;
     }
-    if (path == NULL) {
-        httpd_reply_error(&r, 400, bad_path);
+    if (path == NULL) { /* the limits above record no detail: pst's is still there */
+        httpd_reply_error(&r, 400, cai_errmsg(pst));
         goto out;
     }
     const char *q = evhttp_uri_get_query(uri);
     if (q) { /* checked as paths are; libevent's parser takes %00 and bad bytes */
         char *dq = NULL;
-        const char *bad_query = NULL;
-        cai_status qst = uri_decode(q, 1, &dq, &bad_query);
+        cai_status qst = uri_decode(q, 1, &dq);
         free(dq);
         if (qst == CAI_ERR_NOMEM || (qst == CAI_OK && evhttp_parse_query_str(q, &r.query) != 0)) {
             httpd_reply_error(&r, qst == CAI_ERR_NOMEM ? 500 : 400,
@@ -623,7 +622,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
             goto out;
         }
         if (qst != CAI_OK) {
-            httpd_reply_error(&r, 400, bad_query);
+            httpd_reply_error(&r, 400, cai_errmsg(qst));
             goto out;
         }
     }

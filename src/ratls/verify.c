@@ -151,12 +151,12 @@ static cai_status verify_evidence(ratls_verifier *v, X509 *x, time_t now, json_t
     buf_free(&quote);
     if (st != CAI_OK)
         return cai_fail(st, "attested TLS: quote: %s", cai_errmsg(st));
-    char md[2 * ATTEST_DIGEST_LEN + 1], why[256];
+    char md[2 * ATTEST_DIGEST_LEN + 1];
     hex_encode(md, b.model_digest, ATTEST_DIGEST_LEN);
     json_object_set_new(claims, "model_digest", json_string(md));
-    if ((st = kbs_policy_check_server(v->policy, claims, why, sizeof(why))) != CAI_OK) {
+    if ((st = kbs_policy_check_server(v->policy, claims)) != CAI_OK) {
         json_decref(claims);
-        return cai_fail(st, "attested TLS: policy: %s", why);
+        return cai_fail(st, "attested TLS: policy: %s", cai_errmsg(st));
     }
     *out = claims;
     return CAI_OK;
@@ -219,16 +219,25 @@ done:
 
 /* ---- OpenSSL glue --------------------------------------------------------- */
 
+/* What on_verify decided, for ratls_last_take: the handshake's caller
+ * (curl) records a failure of its own after the callback, so a refusal's
+ * detail is kept here and handed back through cai_errmsg_set. */
 static _Thread_local json_t *last_claims;
-static _Thread_local char last_why[512];
+static _Thread_local cai_status last_st;
+static _Thread_local char last_msg[512];
 
-json_t *ratls_last_take(char *why, size_t why_len) {
-    json_t *c = last_claims;
+cai_status ratls_last_take(json_t **claims) {
+    cai_status st = last_st;
+    if (claims)
+        *claims = last_claims;
+    else
+        json_decref(last_claims);
     last_claims = NULL;
-    if (why && why_len)
-        snprintf(why, why_len, "%s", last_why);
-    last_why[0] = '\0';
-    return c;
+    last_st = CAI_OK;
+    if (st != CAI_OK)
+        cai_errmsg_set(st, last_msg);
+    last_msg[0] = '\0';
+    return st;
 }
 
 static int on_verify(X509_STORE_CTX *xs, void *arg) {
@@ -242,12 +251,13 @@ static int on_verify(X509_STORE_CTX *xs, void *arg) {
     OPENSSL_free(der);
     json_decref(last_claims);
     last_claims = NULL;
+    last_st = st;
     if (st != CAI_OK) {
-        snprintf(last_why, sizeof(last_why), "%s", cai_errmsg(st));
+        snprintf(last_msg, sizeof(last_msg), "%s", cai_errmsg(st));
         X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
-    last_why[0] = '\0';
+    last_msg[0] = '\0';
     last_claims = claims;
     return 1;
 }

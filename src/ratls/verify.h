@@ -60,10 +60,12 @@ cai_status ratls_verify_der(ratls_verifier *v, const uint8_t *der, size_t len, t
  * signature is httpc_opts.tls_setup's. */
 cai_status ratls_ssl_ctx_setup(void *ssl_ctx, void *v) CAI_WUR;
 
-/* What the last handshake verified on the calling thread: ratls_last_take
- * returns its claims (caller decrefs) and forgets them, or NULL when no
- * certificate was verified since the last call (a reused connection) and
- * copies the last refusal's reason into |why| (may be NULL; "" if none). */
-json_t *ratls_last_take(char *why, size_t why_len);
+/* ratls_last_take reports what the last handshake on the calling thread
+ * verified, and forgets it: CAI_OK with its claims in |*claims| (caller
+ * decrefs; NULL when no certificate was verified since the last call, as on
+ * a reused connection), or the status of the last refusal with its reason,
+ * naming the check, in cai_errmsg (|*claims| NULL). |claims| may be NULL.
+ * On CAI_OK the thread's cai_errmsg is left as it was. */
+cai_status ratls_last_take(json_t **claims);
 
 #endif

@@ -8,7 +8,11 @@
  * turns it into OpenAI's error shape:
  *
  *   {"error": {"message": "...", "type": "invalid_request_error",
- *              "param": "temperature", "code": null}} */
+ *              "param": "temperature", "code": null}}
+ *
+ * api_error is this HTTP edge's answer shape, not a detail channel: code
+ * below the edge reports with cai_fail, and the edge copies cai_errmsg into
+ * an api_error. */
 #ifndef CAI_SERVE_API_H
 #define CAI_SERVE_API_H
 

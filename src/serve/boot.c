@@ -86,11 +86,10 @@ static cai_status fetch_key(const agent_config *ac, int fd, uint8_t key[SEAL_KEY
     buf k;
     double t0 = now_s();
     st = agent_get_resource(ac, h->key_id, &k);
-    char why[512];
-    json_decref(ratls_last_take(why, sizeof(why)));
-    if (st != CAI_OK && why[0])
+    cai_status rst = ratls_last_take(NULL);
+    if (st != CAI_OK && rst != CAI_OK)
         st = cai_fail(CAI_ERR_AUTH, "%s failed attested TLS verification, nothing was sent to it: %s",
-                      ac->kbs_url, why);
+                      ac->kbs_url, cai_errmsg(rst));
     if (st == CAI_OK && k.len != SEAL_KEY_LEN)
         st = cai_fail(CAI_ERR_FORMAT, "the key broker released %zu bytes for %s, not a "
                       "256-bit key", k.len, h->key_id);

@@ -49,7 +49,7 @@ static void *loader_main(void *arg) {
         pthread_mutex_unlock(&sv->boot_mu);
         if (!keyed) {
             sv->boot_st = st;
-            snprintf(sv->boot_why, sizeof(sv->boot_why), "%s", cai_errmsg(st));
+            snprintf(sv->boot_msg, sizeof(sv->boot_msg), "%s", cai_errmsg(st));
             set_boot_phase(sv, BOOT_PHASE_FAILED);
             return NULL;
         }
@@ -97,7 +97,7 @@ static cai_status start_loader(server *sv) {
     pthread_mutex_unlock(&sv->boot_mu);
     if (!failed)
         return CAI_OK;
-    cai_errmsg_set(sv->boot_st, sv->boot_why);
+    cai_errmsg_set(sv->boot_st, sv->boot_msg);
     return sv->boot_st;
 }
 

@@ -47,7 +47,8 @@ struct server {
     pthread_cond_t boot_cv;
     int boot_phase;      /* BOOT_PHASE_* (server.c) */
     cai_status boot_st;  /* a failure before the key, for server_start */
-    char boot_why[512];
+    char boot_msg[512];  /* its cai_errmsg, from the loader thread: server_start
+                          * restores it with cai_errmsg_set */
 };
 
 #endif

@@ -16,11 +16,11 @@ static json_t *claims(const char *tee, const char *tcb, int debug, const char *m
 }
 
 static int allowed(const kbs_policy *p, json_t *c, const char *res, const char *want_in_why) {
-    char why[256] = "";
-    cai_status st = kbs_policy_check(p, c, res, why, sizeof(why));
+    cai_status st = kbs_policy_check(p, c, res);
     json_decref(c);
     if (st == CAI_OK)
         return 1;
+    const char *why = cai_errmsg(st);
     if (want_in_why && !strstr(why, want_in_why)) {
         printf("  reason '%s' lacks '%s'\n", why, want_in_why);
         return -1;

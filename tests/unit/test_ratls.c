@@ -6,7 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -466,6 +468,71 @@ static void test_receipt(void) {
     verifier_free(&vf);
 }
 
+/* ---- what a handshake leaves for its caller ------------------------------ */
+
+/* One TLS 1.3 handshake in memory between a client that verifies with |v|
+ * (attested TLS) and |rs|: 1 if the client completed it. */
+static int handshake(ratls_server *rs, ratls_verifier *v) {
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    SSL *c = NULL, *s = NULL;
+    BIO *cb = NULL, *sb = NULL;
+    int cdone = 0, sdone = 0, failed = 0;
+    if (cctx == NULL || ratls_ssl_ctx_setup(cctx, v) != CAI_OK || (c = SSL_new(cctx)) == NULL ||
+        (s = SSL_new(ratls_server_ssl_ctx(rs))) == NULL || BIO_new_bio_pair(&cb, 0, &sb, 0) != 1) {
+        CHECK(!"handshake set-up");
+        goto out;
+    }
+    SSL_set_bio(c, cb, cb);
+    SSL_set_bio(s, sb, sb);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    for (int i = 0; i < 32 && !(cdone && sdone) && !failed; i++) {
+        int rc = cdone ? 1 : SSL_do_handshake(c);
+        cdone = rc == 1;
+        failed = rc != 1 && SSL_get_error(c, rc) != SSL_ERROR_WANT_READ;
+        rc = sdone ? 1 : SSL_do_handshake(s);
+        sdone = rc == 1;
+        failed |= rc != 1 && SSL_get_error(s, rc) != SSL_ERROR_WANT_READ;
+    }
+out:
+    SSL_free(c);
+    SSL_free(s);
+    SSL_CTX_free(cctx);
+    ERR_clear_error();
+    return cdone;
+}
+
+/* A refusal's reason outlives the failure its TLS caller records after the
+ * handshake; once taken it is forgotten, and taking nothing leaves the
+ * caller's own detail alone. A verified handshake leaves its claims, once. */
+static void test_last_take(void) {
+    attest_source src = {.tee = ATTEST_TEE_SIM, .sim_dir = sim_dir};
+    ratls_server *rs = NULL;
+    CHECK_OK(ratls_server_new(&rs));
+    CHECK_OK(ratls_server_start(rs, &src, DIGEST, RATLS_REFRESH_DEFAULT));
+    verifier ok, bad;
+    verifier_new(&ok, sim_dir, "", 0);
+    verifier_new(&bad, sim_dir, "\"mr_td\":[\"01\"]", 0);
+    json_t *claims = NULL;
+
+    CHECK(!handshake(rs, bad.v));
+    (void)cai_fail(CAI_ERR_AUTH, "http: the TLS handshake failed"); /* as httpc does */
+    cai_status st = ratls_last_take(&claims);
+    CHECK(st == CAI_ERR_AUTH && claims == NULL && msg_has(st, "claim mr_td"));
+    (void)cai_fail(CAI_ERR_IO, "the caller's own detail");
+    CHECK(ratls_last_take(&claims) == CAI_OK && claims == NULL);
+    CHECK(strcmp(cai_errmsg(CAI_ERR_IO), "the caller's own detail") == 0);
+
+    CHECK(handshake(rs, ok.v));
+    CHECK(ratls_last_take(&claims) == CAI_OK && claims != NULL);
+    CHECK(strcmp(json_string_value(json_object_get(claims, "tee")), "sim") == 0);
+    json_decref(claims);
+    CHECK(ratls_last_take(&claims) == CAI_OK && claims == NULL);
+    verifier_free(&ok);
+    verifier_free(&bad);
+    ratls_server_free(rs);
+}
+
 int main(void) {
     snprintf(sim_dir, sizeof(sim_dir), "/tmp/cai-ratls-sim.XXXXXX");
     snprintf(other_dir, sizeof(other_dir), "/tmp/cai-ratls-other.XXXXXX");
@@ -483,6 +550,7 @@ int main(void) {
     RUN(test_verify_refusals);
     RUN(test_identity_sign);
     RUN(test_receipt);
+    RUN(test_last_take);
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", sim_dir, other_dir);
     if (system(cmd) != 0)
