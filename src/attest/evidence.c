@@ -5,13 +5,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "attest/coco.h"
 #include "attest/pccs.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "common/codec.h"
 
 const char *attest_tee_name(attest_tee t) {
-    return t == ATTEST_TEE_SIM ? "sim" : "tdx";
+    return t == ATTEST_TEE_SIM ? "sim" : t == ATTEST_TEE_COCO ? "coco" : "tdx";
 }
 
 cai_status attest_tee_parse(const char *name, attest_tee *out) {
@@ -19,8 +20,11 @@ cai_status attest_tee_parse(const char *name, attest_tee *out) {
         *out = ATTEST_TEE_TDX;
     else if (name && strcmp(name, "sim") == 0)
         *out = ATTEST_TEE_SIM;
+    else if (name && strcmp(name, "coco") == 0)
+        *out = ATTEST_TEE_COCO;
     else
-        return cai_fail(CAI_ERR_INVALID_ARG, "unknown TEE '%s' (tdx or sim)", name ? name : "");
+        return cai_fail(CAI_ERR_INVALID_ARG, "unknown TEE '%s' (tdx, sim or coco)",
+                        name ? name : "");
     return CAI_OK;
 }
 
@@ -62,6 +66,10 @@ cai_status attest_evidence(const attest_source *src, const uint8_t report_data[6
         if (src->sim_dir == NULL)
             return cai_fail(CAI_ERR_INVALID_ARG, "the simulated TEE needs its directory");
         return sim_quote(src->sim_dir, report_data, src->sim_td, out);
+    }
+    if (src->tee == ATTEST_TEE_COCO) {
+        buf_free(out);
+        return coco_quote(src->coco_api, report_data, out);
     }
     if (src->tee != ATTEST_TEE_TDX)
         return cai_fail(CAI_ERR_INVALID_ARG, "unknown TEE %d", (int)src->tee);

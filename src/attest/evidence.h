@@ -2,9 +2,11 @@
  * verified claims on the other side.
  *
  * This is the interface the key broker, the agent and the server use; the
- * pieces behind it are quote.h (parse), verify.h (DCAP) and sim.h (the
- * simulated TEE). Evidence is a TDX quote either way: a real TD produces it
- * through the kernel, the simulated TEE signs it with its test PKI. */
+ * pieces behind it are quote.h (parse), verify.h (DCAP), sim.h (the
+ * simulated TEE) and coco.h (a Confidential Containers pod). Evidence is a
+ * TDX quote every way: a real TD produces it through the kernel, a CoCo
+ * container through the guest components' attestation agent, the simulated
+ * TEE signs it with its test PKI. */
 #ifndef CAI_ATTEST_EVIDENCE_H
 #define CAI_ATTEST_EVIDENCE_H
 
@@ -22,12 +24,15 @@
 typedef enum {
     ATTEST_TEE_TDX = 1, /* Intel TDX, verified to Intel's SGX Root CA */
     ATTEST_TEE_SIM = 2, /* the simulated TEE: test PKI, never trusted by default */
+    ATTEST_TEE_COCO = 3, /* a CoCo container: the TD's quote from the guest
+                            components' attestation agent (attest/coco.h) */
 } attest_tee;
 
-/* attest_tee_name returns "tdx" or "sim". */
+/* attest_tee_name returns "tdx", "sim" or "coco". */
 const char *attest_tee_name(attest_tee t);
 
-/* attest_tee_parse maps "tdx" or "sim" to |out|; CAI_ERR_INVALID_ARG else. */
+/* attest_tee_parse maps "tdx", "sim" or "coco" to |out|; CAI_ERR_INVALID_ARG
+ * else. */
 cai_status attest_tee_parse(const char *name, attest_tee *out);
 
 struct sim_td;
@@ -38,13 +43,16 @@ typedef struct {
     const char *sim_dir; /* ATTEST_TEE_SIM: the directory of `cai attest sim-init` */
     const tdx_guest_config *tdx; /* ATTEST_TEE_TDX: kernel interfaces; NULL = defaults */
     const struct sim_td *sim_td; /* ATTEST_TEE_SIM: the TD it pretends to be (NULL: zeros) */
+    const char *coco_api; /* ATTEST_TEE_COCO: the REST API's root; NULL: COCO_API_DEFAULT */
 } attest_source;
 
 /* attest_evidence produces a TDX quote whose REPORTDATA is |report_data|
  * into |out| (initialised here, free with buf_free): for ATTEST_TEE_TDX from
  * the guest kernel (tdx_guest_quote: configfs-tsm, else /dev/tdx_guest), for
- * ATTEST_TEE_SIM from the simulated TEE. CAI_ERR_UNSUPPORTED if this machine
- * has no such TEE; never falls back from one TEE to the other. */
+ * ATTEST_TEE_SIM from the simulated TEE, for ATTEST_TEE_COCO from the CoCo
+ * guest components (coco_quote: the quote checked to carry |report_data|).
+ * CAI_ERR_UNSUPPORTED if this machine has no such TEE; never falls back
+ * from one TEE to another. */
 cai_status attest_evidence(const attest_source *src, const uint8_t report_data[64],
                            buf *out) CAI_WUR;
 

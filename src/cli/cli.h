@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "attest/coco.h"
 #include "attest/evidence.h"
 #include "common/status.h"
 #include "hf/import.h"
@@ -58,22 +59,30 @@ int cli_parse_duration(const char *s, long lo, long hi, long *out);
 /* cli_parse_int parses a decimal in [lo, hi]; 0 on success, -1 otherwise. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 
-/* The TEE this process runs in: --tee tdx|sim [--sim-dir DIR]. A command
- * puts CLI_TEE_OPTIONS in its getopt_long table, stores the two values in a
- * cli_tee_opts, then turns them into an attest_source once with
- * cli_tee_source (and cli_tee_probe to check the TEE works). */
-enum { CLI_OPT_TEE = 0x100, CLI_OPT_SIM_DIR = 0x101 };
+/* The TEE this process runs in: --tee tdx|sim|coco [--sim-dir DIR]
+ * [--coco-api URL]. A command puts CLI_TEE_OPTIONS in its getopt_long
+ * table, stores the values in a cli_tee_opts, then turns them into an
+ * attest_source once with cli_tee_source (and cli_tee_probe to check the
+ * TEE works). */
+enum { CLI_OPT_TEE = 0x100, CLI_OPT_SIM_DIR = 0x101, CLI_OPT_COCO_API = 0x102 };
 #define CLI_TEE_OPTIONS                                                        \
     {"tee", required_argument, NULL, CLI_OPT_TEE},                             \
-    {"sim-dir", required_argument, NULL, CLI_OPT_SIM_DIR}
+    {"sim-dir", required_argument, NULL, CLI_OPT_SIM_DIR},                     \
+    {"coco-api", required_argument, NULL, CLI_OPT_COCO_API}
 #define CLI_TEE_HELP                                                           \
-    "      --tee tdx|sim       the TEE this runs in: tdx (Intel TDX), or sim, the\n" \
-    "                          simulated TEE (INSECURE: tests and development)\n" \
-    "      --sim-dir DIR       with --tee sim: its PKI (cai attest sim-init DIR)\n"
+    "      --tee tdx|sim|coco  the TEE this runs in: tdx (Intel TDX, the guest\n" \
+    "                          kernel's quotes), coco (a Confidential Containers\n" \
+    "                          pod: the TD's quotes from its guest components'\n" \
+    "                          attestation agent), or sim, the simulated TEE\n" \
+    "                          (INSECURE: tests and development)\n" \
+    "      --sim-dir DIR       with --tee sim: its PKI (cai attest sim-init DIR)\n" \
+    "      --coco-api URL      with --tee coco: the guest components' REST API\n" \
+    "                          (default " COCO_API_DEFAULT ", loopback only)\n"
 
 typedef struct {
-    const char *tee;     /* --tee, or NULL */
-    const char *sim_dir; /* --sim-dir, or NULL */
+    const char *tee;      /* --tee, or NULL */
+    const char *sim_dir;  /* --sim-dir, or NULL */
+    const char *coco_api; /* --coco-api, or NULL */
 } cli_tee_opts;
 
 /* cli_tee_source checks |o| and fills |out|: returns 0 with |*out_has| = 0

@@ -15,8 +15,9 @@
 
 /* `cai agent --help` and `cai agent get-resource --help`: its one subcommand. */
 static void agent_help(void) {
-    printf("usage: cai agent get-resource kbs:///REPO/TYPE/TAG --kbs URL [--tee tdx|sim]\n"
-           "                [--kbs-ca FILE] [--rsa] [--attempts N] [--sim-dir DIR]\n"
+    printf("usage: cai agent get-resource kbs:///REPO/TYPE/TAG --kbs URL\n"
+           "                [--tee tdx|sim|coco] [--kbs-ca FILE] [--rsa] [--attempts N]\n"
+           "                [--sim-dir DIR] [--coco-api URL]\n"
            "                [--sim-mrtd HEX] [--sim-rtmr N=HEX] [--sim-mrconfigid HEX]\n"
            "                [--sim-debug]\n\n"
            "Attest this TD to the key broker at URL (KBS protocol: auth, evidence bound to\n"
@@ -28,8 +29,11 @@ static void agent_help(void) {
            "  --kbs-policy FILE  a broker in a TEE (cai kbs --tls attested): verify its\n"
            "                     attested TLS against this policy (\"servers\") instead of\n"
            "                     a CA, with --kbs-collateral F or --kbs-trust-sim DIR\n"
-           "  --tee tdx|sim      where evidence comes from (default tdx); sim: the\n"
-           "                     simulated TEE of --sim-dir (INSECURE, tests only)\n"
+           "  --tee tdx|sim|coco where evidence comes from (default tdx: the guest\n"
+           "                     kernel); coco: the attestation agent of a Confidential\n"
+           "                     Containers pod, at --coco-api URL (default\n"
+           "                     " COCO_API_DEFAULT "); sim: the simulated TEE of\n"
+           "                     --sim-dir (INSECURE, tests only)\n"
            "  --rsa              an RSA-3072 key (RSA-OAEP-256) instead of EC P-256\n"
            "  --sim-mrtd HEX, --sim-rtmr N=HEX, --sim-mrconfigid HEX, --sim-debug\n"
            "                     the measurements and DEBUG bit the simulated TD reports\n"
@@ -59,6 +63,7 @@ int cmd_agent(int argc, char **argv) {
         {"kbs-policy", required_argument, NULL, 'P'},
         {"kbs-trust-sim", required_argument, NULL, 'G'},
         {"kbs-collateral", required_argument, NULL, 'L'},
+        {"coco-api", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
     agent_config cfg = {.source = {.tee = ATTEST_TEE_TDX}};
     cli_tls_opts kt = {0};
@@ -73,9 +78,10 @@ int cmd_agent(int argc, char **argv) {
         case 'R': cfg.ca_file = optarg; break;
         case 'T':
             if (attest_tee_parse(optarg, &cfg.source.tee) != CAI_OK)
-                return cli_usage_error("agent", "--tee is tdx or sim");
+                return cli_usage_error("agent", "--tee is tdx, sim or coco");
             break;
         case 'S': cfg.source.sim_dir = optarg; break;
+        case 'A': cfg.source.coco_api = optarg; break;
         case 'r': cfg.key_type = JOSE_KEY_RSA; break;
         case 'a':
             if (cli_parse_int(optarg, 1, 100, &v))
@@ -123,6 +129,13 @@ int cmd_agent(int argc, char **argv) {
             cfg.source.sim_td = &td;
     } else if (custom_td || cfg.source.sim_dir) {
         return cli_usage_error("agent", "the --sim-* options go with --tee sim");
+    }
+    if (cfg.source.coco_api && cfg.source.tee != ATTEST_TEE_COCO)
+        return cli_usage_error("agent", "--coco-api is for --tee coco");
+    if (cfg.source.tee == ATTEST_TEE_COCO) {
+        cai_status cs = coco_api_check(cfg.source.coco_api ? cfg.source.coco_api : COCO_API_DEFAULT);
+        if (cs != CAI_OK)
+            return cli_usage_error("agent", "%s", cai_errmsg(cs));
     }
     int rc = cli_kbs_tls("agent", cfg.kbs_url, &kt);
     if (rc)

@@ -23,7 +23,8 @@
 /* One usage per subcommand; `cai attest --help` prints them all. */
 #define SIM_INIT_USAGE "cai attest sim-init DIR\n"
 #define QUOTE_USAGE \
-    "cai attest quote [--tee tdx|sim] [--sim DIR [--sim-debug]] [--report-data HEX] -o FILE\n"
+    "cai attest quote [--tee tdx|sim|coco] [--sim DIR [--sim-debug]] [--coco-api URL]\n" \
+    "                 [--report-data HEX] -o FILE\n"
 #define INSPECT_USAGE "cai attest inspect QUOTE [--json]\n"
 #define VERIFY_USAGE                                                                        \
     "cai attest verify QUOTE [--collateral FILE|DIR | --pccs URL [--cache DIR]]\n"         \
@@ -58,6 +59,9 @@ static void quote_help(void) {
            "  --tee tdx         (default) ask the guest kernel: configfs-tsm, else\n"
            "                    /dev/tdx_guest ($CAI_TSM_REPORT_DIR and\n"
            "                    $CAI_TDX_GUEST_DEVICE override the paths)\n"
+           "  --tee coco        in a Confidential Containers pod: ask the guest\n"
+           "                    components' attestation agent (GET /aa/evidence at\n"
+           "                    --coco-api URL, default " COCO_API_DEFAULT ")\n"
            "  --tee sim         sign one through the sim PKI in --sim DIR (INSECURE)\n"
            "  --sim-debug       with --tee sim: set the TD's DEBUG attribute, to test\n"
            "                    that verifiers refuse it\n"
@@ -327,8 +331,10 @@ static int attest_quote(int argc, char **argv) {
         {"tee", required_argument, NULL, 't'},   {"sim", required_argument, NULL, 's'},
         {"output", required_argument, NULL, 'o'}, {"report-data", required_argument, NULL, 'r'},
         {"sim-debug", no_argument, NULL, 'd'},   {"help", no_argument, NULL, 'h'},
-        {"sim-mrconfigid", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
+        {"sim-mrconfigid", required_argument, NULL, 'C'},
+        {"coco-api", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *tee = "tdx", *dir = NULL, *out = NULL, *rd_hex = NULL, *mrcfg_hex = NULL;
+    const char *coco_api = NULL;
     int sim_debug = 0, c;
     while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -338,6 +344,7 @@ static int attest_quote(int argc, char **argv) {
         case 'r': rd_hex = optarg; break;
         case 'd': sim_debug = 1; break;
         case 'C': mrcfg_hex = optarg; break;
+        case 'A': coco_api = optarg; break;
         case 'h': quote_help(); return 0;
         default: return cli_getopt_error("attest quote", c, argv);
         }
@@ -353,12 +360,15 @@ static int attest_quote(int argc, char **argv) {
         return cli_usage_error("attest quote", "--sim-mrconfigid wants 48 bytes of hex");
     attest_source src = {.sim_dir = dir, .sim_td = sim_debug || mrcfg_hex ? &td : NULL};
     if (attest_tee_parse(tee, &src.tee) != CAI_OK)
-        return cli_usage_error("attest quote", "--tee must be tdx or sim");
+        return cli_usage_error("attest quote", "--tee must be tdx, sim or coco");
     if (!out)
         return cli_usage_error("attest quote", "quote needs -o FILE");
     if (src.tee == ATTEST_TEE_SIM && !dir)
         return cli_usage_error("attest quote", "--tee sim needs --sim DIR (made by cai attest sim-init)");
-    if (src.tee == ATTEST_TEE_TDX && (dir || sim_debug || mrcfg_hex))
+    if (coco_api && src.tee != ATTEST_TEE_COCO)
+        return cli_usage_error("attest quote", "--coco-api is for --tee coco");
+    src.coco_api = coco_api;
+    if (src.tee != ATTEST_TEE_SIM && (dir || sim_debug || mrcfg_hex))
         return cli_usage_error("attest quote",
                                "--sim, --sim-debug and --sim-mrconfigid are for --tee sim only");
     uint8_t rd[64] = {0};

@@ -14,7 +14,8 @@
 
 static void serve_help(void) {
     printf("usage: cai serve -m MODEL.gguf [options]\n"
-           "       cai serve --sealed MODEL.sealed --kbs URL --tee tdx|sim [options]\n"
+           "       cai serve --sealed MODEL.sealed --kbs URL --tee tdx|sim|coco [options]\n"
+           "       cai serve --sealed MODEL.sealed --key-from-cdh --tee coco [options]\n"
            "       cai serve --sealed MODEL.sealed --key-file KEY [options]\n\n"
            "Serve a model: the OpenAI API (/v1/chat/completions, /v1/completions,\n"
            "/v1/models), /health, /metrics and a web chat at /.\n\n"
@@ -32,6 +33,11 @@ static void serve_help(void) {
            "                          attested TLS against this policy instead of a CA, with\n"
            "      --kbs-collateral F  Intel TDX collateral, or\n"
            "      --kbs-trust-sim DIR the simulated TEE of DIR (INSECURE: tests only)\n"
+           "      --key-from-cdh      in a Confidential Containers pod (--tee coco): the\n"
+           "                          key from the guest components' confidential data\n"
+           "                          hub (GET /cdh/resource/REPO/TYPE/TAG at --coco-api),\n"
+           "                          which attests the pod's TD to the broker its init-data\n"
+           "                          names and fetches kbs:///REPO/TYPE/TAG (the key id)\n"
            "      --key-file FILE     the key from a file instead (INSECURE: development)\n"
            "      --host ADDR         listen address (default 127.0.0.1)\n"
            "      --port N            port (default 7860)\n"
@@ -66,13 +72,13 @@ static void serve_help(void) {
            "  -h, --help              this help\n");
 }
 
-enum { OPT_ALIAS = 0x180, OPT_MAX_TOKENS_DEFAULT };
+enum { OPT_ALIAS = 0x180, OPT_MAX_TOKENS_DEFAULT, OPT_KEY_FROM_CDH };
 
 /* What the options say, besides the server's configuration. */
 typedef struct {
     serve_config cfg;
     const char *api_key_file, *kbs_url, *kbs_ca, *tls_mode;
-    int sim_debug;
+    int sim_debug, key_from_cdh;
     cli_tls_opts kt;      /* --kbs-policy and its trust roots */
     cli_tee_opts tee_opts;
 } serve_opts;
@@ -94,6 +100,7 @@ static int parse_options(int argc, char **argv, serve_opts *o) {
         {"tls", required_argument, NULL, 'L'},       {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'Y'},   {"tls-refresh", required_argument, NULL, 'F'},
         {"sim-debug", no_argument, NULL, 'G'},
+        {"key-from-cdh", no_argument, NULL, OPT_KEY_FROM_CDH},
         {"kbs-policy", required_argument, NULL, 0x301},
         {"kbs-trust-sim", required_argument, NULL, 0x302},
         {"kbs-collateral", required_argument, NULL, 0x303},      {"receipts", no_argument, NULL, 'Z'},
@@ -150,6 +157,7 @@ static int parse_options(int argc, char **argv, serve_opts *o) {
         case 'o': cfg->cors_origin = optarg; break;
         case 'L': o->tls_mode = optarg; break;
         case 'G': o->sim_debug = 1; break;
+        case OPT_KEY_FROM_CDH: o->key_from_cdh = 1; break;
         case 0x301: o->kt.policy = optarg; break;
         case 0x302: o->kt.trust_sim = optarg; break;
         case 0x303: o->kt.collateral = optarg; break;
@@ -163,6 +171,7 @@ static int parse_options(int argc, char **argv, serve_opts *o) {
             break;
         case CLI_OPT_TEE: o->tee_opts.tee = optarg; break;
         case CLI_OPT_SIM_DIR: o->tee_opts.sim_dir = optarg; break;
+        case CLI_OPT_COCO_API: o->tee_opts.coco_api = optarg; break;
         case 'h': serve_help(); return HELP_SHOWN;
         default: return cli_getopt_error("serve", c, argv);
         }
@@ -176,10 +185,11 @@ static int check_options(serve_opts *o, attest_source *tee, sim_td *td) {
     serve_config *cfg = &o->cfg;
     if (!!cfg->model_path + !!cfg->sealed_path != 1)
         return cli_usage_error("serve", "give -m MODEL.gguf or --sealed FILE");
-    if (cfg->sealed_path && !!cfg->key_file + !!o->kbs_url != 1)
-        return cli_usage_error("serve", "--sealed needs --kbs URL (or, for development, --key-file)");
-    if (!cfg->sealed_path && (cfg->key_file || o->kbs_url))
-        return cli_usage_error("serve", "--kbs and --key-file go with --sealed");
+    if (cfg->sealed_path && !!cfg->key_file + !!o->kbs_url + o->key_from_cdh != 1)
+        return cli_usage_error("serve", "--sealed needs one of --kbs URL, --key-from-cdh (or, for "
+                               "development, --key-file)");
+    if (!cfg->sealed_path && (cfg->key_file || o->kbs_url || o->key_from_cdh))
+        return cli_usage_error("serve", "--kbs, --key-from-cdh and --key-file go with --sealed");
     int rc = cli_kbs_tls("serve", o->kbs_url, &o->kt);
     if (rc)
         return rc;
@@ -208,6 +218,10 @@ static int check_options(serve_opts *o, attest_source *tee, sim_td *td) {
         log_warn("--tls-refresh %lds: clients refuse certificates issued more than their --max-age "
                  "ago (default %d s), so some will refuse this server between renewals",
                  cfg->tls_refresh_s, RATLS_MAX_AGE_DEFAULT);
+    if (o->key_from_cdh && (!has_tee || tee->tee != ATTEST_TEE_COCO))
+        return cli_usage_error("serve", "--key-from-cdh needs --tee coco: the pod's guest "
+                               "components attest it to the broker for the key");
+    cfg->key_from_cdh = o->key_from_cdh;
     if (cfg->tls_attested && !has_tee)
         return cli_usage_error("serve", "--tls attested needs --tee: the evidence its certificate carries");
     if (has_tee) {

@@ -145,10 +145,20 @@ int cli_tee_source(const char *cmd, const cli_tee_opts *o, attest_source *out, i
     if (o->tee == NULL) {
         if (o->sim_dir)
             return cli_usage_error(cmd, "--sim-dir is for --tee sim");
+        if (o->coco_api)
+            return cli_usage_error(cmd, "--coco-api is for --tee coco");
         return 0;
     }
     if (attest_tee_parse(o->tee, &out->tee) != CAI_OK)
-        return cli_usage_error(cmd, "--tee wants tdx or sim, not '%s'", o->tee);
+        return cli_usage_error(cmd, "--tee wants tdx, sim or coco, not '%s'", o->tee);
+    if (o->coco_api && out->tee != ATTEST_TEE_COCO)
+        return cli_usage_error(cmd, "--coco-api is for --tee coco");
+    if (out->tee == ATTEST_TEE_COCO) {
+        out->coco_api = o->coco_api ? o->coco_api : COCO_API_DEFAULT;
+        cai_status cs = coco_api_check(out->coco_api);
+        if (cs != CAI_OK)
+            return cli_usage_error(cmd, "%s", cai_errmsg(cs));
+    }
     if (out->tee == ATTEST_TEE_SIM) {
         if (o->sim_dir == NULL)
             return cli_usage_error(cmd, "--tee sim needs --sim-dir DIR (made by cai attest sim-init DIR)");

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/pool.h"
 #include "common/secure.h"
+#include "attest/coco.h"
+#include "kbs/protocol.h"
 #include "ratls/verify.h"
 #include "seal/keyfile.h"
 
@@ -103,10 +105,39 @@ static cai_status fetch_key(const agent_config *ac, int fd, uint8_t key[SEAL_KEY
     return st;
 }
 
+/* Step 2 from the CoCo confidential data hub at |api|: the resource the
+ * sealed file |fd|'s header names, which the guest components fetch from
+ * the broker after attesting this TD. */
+static cai_status cdh_key(const char *api, int fd, uint8_t key[SEAL_KEY_LEN]) {
+    seal_header *h = NULL;
+    cai_status st = seal_header_read(fd, &h);
+    if (st != CAI_OK)
+        return st;
+    char path[300];
+    buf k;
+    buf_init(&k, 0);
+    double t0 = now_s();
+    if ((st = kbs_resource_uri_parse(h->key_id, path, sizeof(path))) == CAI_OK)
+        st = coco_resource(api, path, COCO_RESOURCE_MAX_LEN, &k);
+    if (st == CAI_OK && k.len != SEAL_KEY_LEN)
+        st = cai_fail(CAI_ERR_FORMAT, "the confidential data hub released %zu bytes for %s, "
+                      "not a 256-bit key", k.len, h->key_id);
+    if (st == CAI_OK) {
+        memcpy(key, k.data, SEAL_KEY_LEN);
+        log_info("received the key %s from the confidential data hub at %s in %.0f ms",
+                 h->key_id, api, 1e3 * (now_s() - t0));
+    }
+    buf_free(&k); /* wiped */
+    seal_header_free(h);
+    return st;
+}
+
 /* Step 2: the key of the sealed file |fd|. */
 static cai_status get_key(const boot_config *cfg, int fd, uint8_t key[SEAL_KEY_LEN]) {
     if (cfg->kbs)
         return fetch_key(cfg->kbs, fd, key);
+    if (cfg->cdh_api)
+        return cdh_key(cfg->cdh_api, fd, key);
     cai_status st = keyfile_read(cfg->key_file, key);
     if (st == CAI_OK)
         log_warn("INSECURE: the model key comes from a local file, not from the key broker "
@@ -153,7 +184,7 @@ cai_status boot_run(const boot_config *cfg, void (*on_keyed)(void *arg), void *a
                     boot_model *out) {
     memset(out, 0, sizeof(*out));
     CAI_ASSERT(!!cfg->model_path + !!cfg->sealed == 1);
-    CAI_ASSERT(!cfg->sealed || !!cfg->kbs + !!cfg->key_file == 1);
+    CAI_ASSERT(!cfg->sealed || !!cfg->kbs + !!cfg->cdh_api + !!cfg->key_file == 1);
     uint8_t key[SEAL_KEY_LEN] = {0};
     int sealed_fd = -1, model_fd = -1;
     cai_status st = CAI_OK;

@@ -6,8 +6,10 @@
  *      only, into an unnamed file; resumed after network failures);
  *   2. its key: from the key broker after attesting this TEE (agent/agent.h:
  *      evidence binding the broker's nonce and an ephemeral key; the key
- *      comes back as a JWE to that key), or from a key file (INSECURE:
- *      development);
+ *      comes back as a JWE to that key), from the CoCo confidential data
+ *      hub (attest/coco.h: the guest components attest the pod's TD to the
+ *      broker and hand the key over the pod's loopback), or from a key file
+ *      (INSECURE: development);
  *   3. |on_keyed| is called: from here on the server listens, and /health
  *      says "loading" (a failure before it means no server at all);
  *   4. the sealed file is decrypted into a memfd sealed against writes,
@@ -35,7 +37,10 @@ typedef struct {
     const char *sealed_ca;     /* for an https URL: its CA (NULL: the system's) */
     const agent_config *kbs;   /* the broker giving the key after attestation
                                   (used until on_keyed only); or NULL and: */
-    const char *key_file;      /* the key from a file (INSECURE) */
+    const char *key_file;      /* the key from a file (INSECURE); or NULL and: */
+    const char *cdh_api;       /* the key from the CoCo confidential data hub of
+                                  the guest components' REST API at this root
+                                  (attest/coco.h); or NULL */
     int digest_plain;          /* hash a plain model too (a TEE attests it) */
     const char *chat_template; /* override, or NULL */
     int threads;               /* for unsealing; 0: one per CPU */
@@ -50,7 +55,7 @@ typedef struct {
 } boot_model;
 
 /* boot_run boots the model of |cfg| (exactly one of model_path and sealed;
- * a sealed one with exactly one of kbs and key_file) as described above,
+ * a sealed one with exactly one of kbs, cdh_api and key_file) as described above,
  * calling |on_keyed| (may be NULL) with |arg| once between steps 2 and 3.
  * On CAI_OK |out| holds the open engine (free with boot_model_cleanup); on
  * failure it is empty, cai_errmsg names the step and the check that failed

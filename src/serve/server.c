@@ -39,6 +39,7 @@ static void *loader_main(void *arg) {
     boot_config bc = {.model_path = sv->cfg.model_path, .sealed = sv->cfg.sealed_path,
                       .download_dir = sv->cfg.download_dir, .sealed_ca = sv->cfg.sealed_ca,
                       .kbs = sv->cfg.kbs, .key_file = sv->cfg.key_file,
+                      .cdh_api = sv->cfg.key_from_cdh ? sv->tee.coco_api : NULL,
                       .digest_plain = sv->has_tee, .chat_template = sv->cfg.chat_template,
                       .threads = sv->cfg.threads};
     boot_model bm;
@@ -134,6 +135,11 @@ cai_status server_start(const serve_config *cfg, server **out) {
                        .tls_cert_file = cfg->tls_cert_file, .tls_key_file = cfg->tls_key_file};
     if (cfg->tls_attested && cfg->tee == NULL) {
         st = cai_fail(CAI_ERR_INVALID_ARG, "attested TLS needs a TEE to attest (--tee)");
+        goto fail;
+    }
+    if (cfg->key_from_cdh && (cfg->tee == NULL || cfg->tee->tee != ATTEST_TEE_COCO)) {
+        st = cai_fail(CAI_ERR_INVALID_ARG, "the key from the confidential data hub needs "
+                      "--tee coco: the CoCo guest components attest this TD for it");
         goto fail;
     }
     if (cfg->tls_attested) {

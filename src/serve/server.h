@@ -29,7 +29,9 @@ typedef struct {
     const agent_config *kbs;   /* the key broker that gives the sealed model's key
                                   after attesting |tee| (used until server_start
                                   returns); or NULL and: */
-    const char *key_file;      /* the key from a file (INSECURE: development) */
+    const char *key_file;      /* the key from a file (INSECURE: development); or: */
+    int key_from_cdh;          /* the key from the CoCo confidential data hub at
+                                  |tee|'s coco_api (needs |tee| ATTEST_TEE_COCO) */
     const char *model_id;      /* the id /v1/models reports (default: the file
                                   name, or the URL's last segment) */
     const char *aliases[SERVE_MAX_ALIASES]; /* other names requests may give the model */
