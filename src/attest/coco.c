@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "attest/evidence.h"
 #include "attest/quote.h"
 #include "common/codec.h"
 #include "net/httpc.h"
@@ -94,7 +95,7 @@ cai_status coco_evidence_parse(const uint8_t *doc, size_t len, const uint8_t rep
                         COCO_EVIDENCE_MAX_LEN);
     json_error_t je;
     json_t *root = json_loadb((const char *)doc, len, JSON_REJECT_DUPLICATES, &je);
-    uint8_t *raw = NULL;
+    buf raw = {0};
     tdx_quote *q = NULL;
     cai_status st = CAI_OK;
     if (root == NULL) {
@@ -102,39 +103,12 @@ cai_status coco_evidence_parse(const uint8_t *doc, size_t len, const uint8_t rep
                       je.line);
         goto out;
     }
-    if (!json_is_object(root)) {
-        st = cai_fail(CAI_ERR_FORMAT, "CoCo evidence: malformed JSON: not an object");
+    if ((st = attest_tdx_evidence_quote(root, &raw, NULL)) != CAI_OK) {
+        st = cai_fail(st, "CoCo evidence: %s", cai_errmsg(st));
         goto out;
     }
-    json_t *log = json_object_get(root, "cc_eventlog");
-    if (log && !json_is_string(log) && !json_is_null(log)) {
-        st = cai_fail(CAI_ERR_FORMAT, "CoCo evidence: \"cc_eventlog\" is neither a string nor "
-                      "null");
-        goto out;
-    }
-    json_t *jq = json_object_get(root, "quote");
-    if (!json_is_string(jq) || json_string_length(jq) == 0) {
-        st = cai_fail(CAI_ERR_FORMAT, "CoCo evidence: missing quote: no \"quote\" string (the "
-                      "attestation agent's TEE is not TDX?)");
-        goto out;
-    }
-    size_t b64_len = json_string_length(jq);
-    if (b64_len > b64_encoded_len(TDX_QUOTE_MAX_LEN, B64_STD)) {
-        st = cai_fail(CAI_ERR_LIMIT, "CoCo evidence: the quote is larger than %u bytes",
-                      TDX_QUOTE_MAX_LEN);
-        goto out;
-    }
-    size_t cap = b64_decoded_max(b64_len), n = 0;
-    if ((raw = malloc(cap ? cap : 1)) == NULL) {
-        st = CAI_ERR_NOMEM;
-        goto out;
-    }
-    if (b64_decode(json_string_value(jq), b64_len, raw, cap, &n, B64_STD) != CAI_OK) {
-        st = cai_fail(CAI_ERR_FORMAT, "CoCo evidence: \"quote\" is not standard base64");
-        goto out;
-    }
-    if ((st = tdx_quote_parse(raw, n, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK) {
-        st = cai_fail(st, "CoCo evidence: \"quote\" is not a TDX quote (%zu bytes): %s", n,
+    if ((st = tdx_quote_parse(raw.data, raw.len, TDX_QUOTE_ALLOW_ZERO_PAD, &q)) != CAI_OK) {
+        st = cai_fail(st, "CoCo evidence: \"quote\" is not a TDX quote (%zu bytes): %s", raw.len,
                       cai_errmsg(st));
         goto out;
     }
@@ -146,7 +120,7 @@ cai_status coco_evidence_parse(const uint8_t *doc, size_t len, const uint8_t rep
     st = buf_append(quote, q->raw, q->len);
 out:
     tdx_quote_free(q);
-    free(raw);
+    buf_free(&raw);
     json_decref(root);
     if (st != CAI_OK)
         buf_free(quote);

@@ -41,8 +41,8 @@ json_t *attest_tdx_evidence_json(const uint8_t *quote, size_t len) {
 cai_status attest_tdx_evidence_quote(const json_t *ev, buf *out, int *has_eventlog) {
     buf_init(out, TDX_QUOTE_MAX_LEN + 4);
     const json_t *q = json_object_get(ev, "quote"), *log = json_object_get(ev, "cc_eventlog");
-    if (!json_is_object(ev) || !json_is_string(q))
-        return cai_fail(CAI_ERR_FORMAT, "not TDX evidence {\"quote\", \"cc_eventlog\"}");
+    if (!json_is_object(ev) || !json_is_string(q) || json_string_length(q) == 0)
+        return cai_fail(CAI_ERR_FORMAT, "not TDX evidence {\"quote\", \"cc_eventlog\"}: no quote");
     if (log && !json_is_null(log) && !json_is_string(log))
         return cai_fail(CAI_ERR_FORMAT, "cc_eventlog must be base64 or null");
     size_t qlen = json_string_length(q), cap = b64_decoded_max(qlen);
