@@ -854,12 +854,50 @@ cai_status seal_reader_chunk(seal_reader *r, uint64_t index, uint8_t *out, size_
     return st;
 }
 
+/* A pass that decrypts every chunk on n threads. With |md| set (|dst| only),
+ * the plaintext is also hashed in chunk order while it is still in the CPU
+ * cache: whichever worker finds the next chunk to hash decrypted feeds it and
+ * any ready ones after it to |md|, under |hash_mu|; the others keep
+ * decrypting. Hashing is serial, so this overlaps it with decryption instead
+ * of running it after. */
 typedef struct {
     chunk_work w;
     seal_reader *r;
     uint8_t *dst; /* plaintext mapping, or NULL to write to out_fd */
     int out_fd;
+    EVP_MD_CTX *md;               /* NULL: no digest */
+    atomic_uchar *ready;          /* [n_chunks]: decrypted and authenticated */
+    atomic_uint_fast64_t hashed;  /* chunks fed to md, in order */
+    pthread_mutex_t hash_mu;
 } open_job;
+
+static size_t chunk_len(const seal_header *h, uint64_t index) {
+    uint64_t left = h->plaintext_len - (index << h->chunk_log2), csz = 1ull << h->chunk_log2;
+    return (size_t)(left < csz ? left : csz);
+}
+
+/* Feeds the chunks that are ready, from the first not yet hashed on, to the
+ * digest. Returns at once if another thread holds the hash: that thread
+ * checks again for ready chunks after it lets go, so none is left behind. */
+static void hash_ready(open_job *job) {
+    const seal_header *h = job->r->h;
+    for (;;) {
+        uint64_t i = atomic_load(&job->hashed);
+        if (atomic_load(&job->w.failed) || i >= h->n_chunks || !atomic_load(&job->ready[i]) ||
+            pthread_mutex_trylock(&job->hash_mu) != 0)
+            return;
+        while ((i = atomic_load(&job->hashed)) < h->n_chunks && atomic_load(&job->ready[i]) &&
+               !atomic_load(&job->w.failed)) {
+            size_t n = chunk_len(h, i); /* 0 only for the one chunk of an empty file */
+            if (n && EVP_DigestUpdate(job->md, job->dst + (i << h->chunk_log2), n) != 1) {
+                work_fail(&job->w, cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed"));
+                break;
+            }
+            atomic_store(&job->hashed, i + 1);
+        }
+        pthread_mutex_unlock(&job->hash_mu);
+    }
+}
 
 static void open_worker(void *ctx, int ith, int nth) {
     CAI_UNUSED(nth);
@@ -871,13 +909,15 @@ static void open_worker(void *ctx, int ith, int nth) {
     for (uint64_t i; st == CAI_OK && (i = work_next(&job->w)) != UINT64_MAX;) {
         size_t n;
         uint8_t *dst = job->dst ? job->dst + (i << h->chunk_log2) : NULL;
-        if (dst) { /* fault the chunk's pages in with one call, not one fault per page */
-            uint64_t left = h->plaintext_len - (i << h->chunk_log2), csz = 1ull << h->chunk_log2;
-            (void)madvise(dst, (size_t)(left < csz ? left : csz), MADV_POPULATE_WRITE);
-        }
+        if (dst) /* fault the chunk's pages in with one call, not one fault per page */
+            (void)madvise(dst, chunk_len(h, i), MADV_POPULATE_WRITE);
         st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, &n);
         if (st == CAI_OK)
             work_advance(&job->w, ith, n);
+        if (st == CAI_OK && job->md) {
+            atomic_store(&job->ready[i], 1); /* after the tag verified */
+            hash_ready(job);
+        }
     }
     if (st != CAI_OK)
         work_fail(&job->w, st);
@@ -887,26 +927,62 @@ static void open_worker(void *ctx, int ith, int nth) {
     free(tmp);
 }
 
+/* Decrypts every chunk to |dst| or |out_fd|. With |out_digest| (|dst| only)
+ * also computes SHA-256 over the whole plaintext, in order. */
 static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_threads,
-                              seal_progress_fn progress, void *arg) {
+                              seal_progress_fn progress, void *arg,
+                              uint8_t out_digest[SEAL_DIGEST_LEN]) {
+    const seal_header *h = r->h;
     open_job job;
-    work_init(&job.w, r->h->n_chunks, r->h->plaintext_len, progress, arg);
+    cai_status st = CAI_OK;
+    work_init(&job.w, h->n_chunks, h->plaintext_len, progress, arg);
     job.r = r;
     job.dst = dst;
     job.out_fd = out_fd;
-    cai_status st = run_on_threads(n_threads, open_worker, &job);
+    job.md = NULL;
+    job.ready = NULL;
+    atomic_init(&job.hashed, 0);
+    pthread_mutex_init(&job.hash_mu, NULL);
+    if (out_digest) {
+        CAI_ASSERT(dst != NULL || h->plaintext_len == 0);
+        job.md = EVP_MD_CTX_new();
+        job.ready = calloc((size_t)h->n_chunks, sizeof(*job.ready)); /* n_chunks <= 2^26 */
+        if (job.md == NULL || job.ready == NULL) {
+            st = CAI_ERR_NOMEM;
+            goto out;
+        }
+        if (EVP_DigestInit_ex(job.md, EVP_sha256(), NULL) != 1) {
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+            goto out;
+        }
+        for (uint64_t i = 0; i < h->n_chunks; i++)
+            atomic_init(&job.ready[i], 0);
+    }
+    st = run_on_threads(n_threads, open_worker, &job);
+    if (st == CAI_OK && job.md) {
+        hash_ready(&job); /* the workers are done: this thread alone */
+        if (atomic_load(&job.w.failed) == 0) {
+            CAI_ASSERT(atomic_load(&job.hashed) == h->n_chunks);
+            if (EVP_DigestFinal_ex(job.md, out_digest, NULL) != 1)
+                work_fail(&job.w, cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed"));
+        }
+    }
+out:;
     cai_status wst = work_finish(&job.w);
+    pthread_mutex_destroy(&job.hash_mu);
+    EVP_MD_CTX_free(job.md);
+    free(job.ready);
     return st != CAI_OK ? st : wst;
 }
 
 cai_status seal_reader_decrypt_to_fd(seal_reader *r, int out_fd, int n_threads,
                                      seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg);
+    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg, NULL);
 }
 
 cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_threads,
                                       seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, dst, -1, n_threads, progress, arg);
+    return decrypt_all(r, dst, -1, n_threads, progress, arg, NULL);
 }
 
 static cai_status fd_range(const void *ctx, uint64_t off, uint8_t *out, size_t n) {
@@ -937,16 +1013,14 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
             goto out;
         }
     }
-    if ((st = seal_reader_decrypt_to_mem(r, len ? map : NULL, n_threads, NULL, NULL)) != CAI_OK)
+    /* With SEAL_VERIFY_DIGEST the plaintext is hashed as it is decrypted. */
+    uint8_t digest[SEAL_DIGEST_LEN];
+    if ((st = decrypt_all(r, len ? map : NULL, -1, n_threads, NULL, NULL,
+                          (flags & SEAL_VERIFY_DIGEST) ? digest : NULL)) != CAI_OK)
         goto out;
-    if (flags & SEAL_VERIFY_DIGEST) {
-        uint8_t digest[SEAL_DIGEST_LEN];
-        if ((st = kdf_sha256(len ? map : (const uint8_t *)"", len, digest)) != CAI_OK)
-            goto out;
-        if (!secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {
-            st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
-            goto out;
-        }
+    if ((flags & SEAL_VERIFY_DIGEST) && !secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {
+        st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
+        goto out;
     }
     if (map != MAP_FAILED) { /* F_SEAL_WRITE needs no writable mapping left */
         munmap(map, len);
