@@ -854,12 +854,12 @@ cai_status seal_reader_chunk(seal_reader *r, uint64_t index, uint8_t *out, size_
     return st;
 }
 
-/* A pass that decrypts every chunk on n threads. With |md| set (|dst| only),
- * the plaintext is also hashed in chunk order while it is still in the CPU
- * cache: whichever worker finds the next chunk to hash decrypted feeds it and
- * any ready ones after it to |md|, under |hash_mu|; the others keep
- * decrypting. Hashing is serial, so this overlaps it with decryption instead
- * of running it after. */
+/* A pass that decrypts every chunk on n threads. With |md| set, the
+ * plaintext is also hashed in chunk order as it is decrypted: whichever
+ * worker finds the next chunk to hash decrypted feeds it and any ready ones
+ * after it to |md| (from |dst|, or read back from |out_fd| while it is still
+ * in the CPU cache), under |hash_mu|; the others keep decrypting. Hashing is
+ * serial, so this overlaps it with decryption instead of running it after. */
 typedef struct {
     chunk_work w;
     seal_reader *r;
@@ -876,10 +876,29 @@ static size_t chunk_len(const seal_header *h, uint64_t index) {
     return (size_t)(left < csz ? left : csz);
 }
 
+/* Hashes chunk |i|: from the plaintext mapping, or read back from out_fd
+ * through |tmp| (SEAL_SLICE bytes). */
+static cai_status hash_chunk(open_job *job, uint64_t i, uint8_t *tmp) {
+    const seal_header *h = job->r->h;
+    size_t n = chunk_len(h, i); /* 0 only for the one chunk of an empty file */
+    uint64_t off = i << h->chunk_log2;
+    if (job->dst)
+        return n == 0 || EVP_DigestUpdate(job->md, job->dst + off, n) == 1
+                   ? CAI_OK : cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+    cai_status st = CAI_OK;
+    for (size_t o = 0; st == CAI_OK && o < n; o += SEAL_SLICE) {
+        size_t k = n - o < SEAL_SLICE ? n - o : SEAL_SLICE;
+        st = file_pread_full(job->out_fd, tmp, k, off + o);
+        if (st == CAI_OK && EVP_DigestUpdate(job->md, tmp, k) != 1)
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+    }
+    return st;
+}
+
 /* Feeds the chunks that are ready, from the first not yet hashed on, to the
  * digest. Returns at once if another thread holds the hash: that thread
  * checks again for ready chunks after it lets go, so none is left behind. */
-static void hash_ready(open_job *job) {
+static void hash_ready(open_job *job, uint8_t *tmp) {
     const seal_header *h = job->r->h;
     for (;;) {
         uint64_t i = atomic_load(&job->hashed);
@@ -888,9 +907,9 @@ static void hash_ready(open_job *job) {
             return;
         while ((i = atomic_load(&job->hashed)) < h->n_chunks && atomic_load(&job->ready[i]) &&
                !atomic_load(&job->w.failed)) {
-            size_t n = chunk_len(h, i); /* 0 only for the one chunk of an empty file */
-            if (n && EVP_DigestUpdate(job->md, job->dst + (i << h->chunk_log2), n) != 1) {
-                work_fail(&job->w, cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed"));
+            cai_status st = hash_chunk(job, i, tmp);
+            if (st != CAI_OK) {
+                work_fail(&job->w, st);
                 break;
             }
             atomic_store(&job->hashed, i + 1);
@@ -916,7 +935,7 @@ static void open_worker(void *ctx, int ith, int nth) {
             work_advance(&job->w, ith, n);
         if (st == CAI_OK && job->md) {
             atomic_store(&job->ready[i], 1); /* after the tag verified */
-            hash_ready(job);
+            hash_ready(job, tmp);
         }
     }
     if (st != CAI_OK)
@@ -927,8 +946,8 @@ static void open_worker(void *ctx, int ith, int nth) {
     free(tmp);
 }
 
-/* Decrypts every chunk to |dst| or |out_fd|. With |out_digest| (|dst| only)
- * also computes SHA-256 over the whole plaintext, in order. */
+/* Decrypts every chunk to |dst| or |out_fd|. With |out_digest| also computes
+ * SHA-256 over the whole plaintext, in order. */
 static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_threads,
                               seal_progress_fn progress, void *arg,
                               uint8_t out_digest[SEAL_DIGEST_LEN]) {
@@ -944,7 +963,6 @@ static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_th
     atomic_init(&job.hashed, 0);
     pthread_mutex_init(&job.hash_mu, NULL);
     if (out_digest) {
-        CAI_ASSERT(dst != NULL || h->plaintext_len == 0);
         job.md = EVP_MD_CTX_new();
         job.ready = calloc((size_t)h->n_chunks, sizeof(*job.ready)); /* n_chunks <= 2^26 */
         if (job.md == NULL || job.ready == NULL) {
@@ -959,8 +977,18 @@ static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_th
             atomic_init(&job.ready[i], 0);
     }
     st = run_on_threads(n_threads, open_worker, &job);
+    if (st == CAI_OK && job.md && atomic_load(&job.hashed) < h->n_chunks &&
+        !atomic_load(&job.w.failed)) { /* the workers are done: this thread alone */
+        uint8_t *tmp = malloc(SEAL_SLICE);
+        if (tmp == NULL) {
+            work_fail(&job.w, CAI_ERR_NOMEM);
+        } else {
+            hash_ready(&job, tmp);
+            secure_wipe(tmp, SEAL_SLICE);
+            free(tmp);
+        }
+    }
     if (st == CAI_OK && job.md) {
-        hash_ready(&job); /* the workers are done: this thread alone */
         if (atomic_load(&job.w.failed) == 0) {
             CAI_ASSERT(atomic_load(&job.hashed) == h->n_chunks);
             if (EVP_DigestFinal_ex(job.md, out_digest, NULL) != 1)
@@ -997,34 +1025,24 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
                              unsigned flags, int *out_fd, uint8_t out_digest[SEAL_DIGEST_LEN]) {
     *out_fd = -1;
     seal_reader *r = NULL;
-    uint8_t *map = MAP_FAILED;
     int fd = -1;
+    uint8_t digest[SEAL_DIGEST_LEN];
     cai_status st = seal_reader_open(sealed_fd, key, &r);
     if (st != CAI_OK)
         return st;
     const seal_header *h = r->h;
-    size_t len = (size_t)h->plaintext_len;
-    if ((st = file_memfd_new("cai-model", h->plaintext_len, &fd)) != CAI_OK)
-        goto out;
-    if (len > 0) {
-        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) {
-            st = cai_fail(CAI_ERR_NOMEM, "cannot map %zu bytes for the model", len);
-            goto out;
-        }
-    }
-    /* With SEAL_VERIFY_DIGEST the plaintext is hashed as it is decrypted. */
-    uint8_t digest[SEAL_DIGEST_LEN];
-    if ((st = decrypt_all(r, len ? map : NULL, -1, n_threads, NULL, NULL,
+    /* The plaintext goes in with pwrite, not through a mapping: a VM (PVM's
+     * shadow page tables here) makes the first user-space touch of each
+     * fresh page costly, and the engine touches them once more through its
+     * own mapping anyway. With SEAL_VERIFY_DIGEST it is hashed as it is
+     * decrypted. */
+    if ((st = file_memfd_new("cai-model", h->plaintext_len, &fd)) != CAI_OK ||
+        (st = decrypt_all(r, NULL, fd, n_threads, NULL, NULL,
                           (flags & SEAL_VERIFY_DIGEST) ? digest : NULL)) != CAI_OK)
         goto out;
     if ((flags & SEAL_VERIFY_DIGEST) && !secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {
         st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
         goto out;
-    }
-    if (map != MAP_FAILED) { /* F_SEAL_WRITE needs no writable mapping left */
-        munmap(map, len);
-        map = MAP_FAILED;
     }
     if ((st = file_memfd_seal(fd)) != CAI_OK)
         goto out;
@@ -1032,8 +1050,6 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
     *out_fd = fd;
     fd = -1;
 out:
-    if (map != MAP_FAILED)
-        munmap(map, len);
     if (fd >= 0)
         close(fd); /* the plaintext memory goes with the last reference */
     seal_reader_free(r);

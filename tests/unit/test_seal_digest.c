@@ -22,8 +22,14 @@ static const uint8_t key[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12, 13, 14, 15
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const int thread_counts[] = {1, 2, 3, 8};
 /* empty (one empty chunk), one byte, one chunk short, one full chunk, one
- * over, and many chunks ending in a partial one */
-static const size_t sizes[] = {0, 1, C - 1, C, C + 1, 5 * C + 777, 37 * C + 12345};
+ * over, and many chunks ending in a partial one; 1 MiB chunks too, which
+ * the unsealer writes and hashes in several slices */
+static const struct {
+    size_t n;
+    unsigned chunk_log2;
+} sizes[] = {{0, CHUNK_LOG2},          {1, CHUNK_LOG2},           {C - 1, CHUNK_LOG2},
+             {C, CHUNK_LOG2},          {C + 1, CHUNK_LOG2},       {5 * C + 777, CHUNK_LOG2},
+             {37 * C + 12345, CHUNK_LOG2}, {(1u << 20) - 1, 20}, {3 * (1u << 20) + 4321, 20}};
 
 static void path_of(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmpdir, name);
@@ -123,15 +129,15 @@ static cai_status unseal_check(const char *path, int threads, unsigned flags,
     return st;
 }
 
-static void seal_size(size_t n, const char *in, const char *sealed, uint8_t **out_plain,
-                      uint8_t want[32]) {
+static void seal_size(size_t n, unsigned chunk_log2, const char *in, const char *sealed,
+                      uint8_t **out_plain, uint8_t want[32]) {
     uint8_t *plain = pattern(n);
     int fd = open(in, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CAI_ASSERT(fd >= 0);
     if (n)
         CHECK_OK(file_write_full(fd, plain, n));
     close(fd);
-    seal_params p = {.key_id = "kbs:///cai/test/digest", .chunk_log2 = CHUNK_LOG2,
+    seal_params p = {.key_id = "kbs:///cai/test/digest", .chunk_log2 = chunk_log2,
                      .n_threads = 2, .replace = 1};
     uint8_t sealed_digest[32];
     CHECK_OK(seal_path(in, sealed, key, &p, sealed_digest));
@@ -146,15 +152,15 @@ static void test_digest_equals_one_shot(void) {
     path_of(sealed, sizeof(sealed), "plain.sealed");
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
         uint8_t *plain, want[32];
-        seal_size(sizes[s], in, sealed, &plain, want);
+        seal_size(sizes[s].n, sizes[s].chunk_log2, in, sealed, &plain, want);
         for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++) {
             uint8_t got[32] = {0};
             cai_status st = unseal_check(sealed, thread_counts[t], SEAL_VERIFY_DIGEST, plain,
-                                         sizes[s], got);
+                                         sizes[s].n, got);
             CHECK_OK(st);
             CHECK(memcmp(got, want, 32) == 0);
             if (st != CAI_OK || memcmp(got, want, 32) != 0)
-                printf("  size %zu, %d threads\n", sizes[s], thread_counts[t]);
+                printf("  size %zu, %d threads\n", sizes[s].n, thread_counts[t]);
         }
         free(plain);
     }
@@ -167,7 +173,7 @@ static void test_header_digest_mismatch_refused(void) {
     path_of(forged, sizeof(forged), "forged.sealed");
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
         uint8_t *plain, want[32];
-        seal_size(sizes[s], in, sealed, &plain, want);
+        seal_size(sizes[s].n, sizes[s].chunk_log2, in, sealed, &plain, want);
         for (int flip = 0; flip < 32; flip += 31) { /* the first and the last byte */
             uint8_t other[32];
             memcpy(other, want, 32);
@@ -177,20 +183,20 @@ static void test_header_digest_mismatch_refused(void) {
                 int fds = open_fds();
                 uint8_t got[32];
                 cai_status st = unseal_check(forged, thread_counts[t], SEAL_VERIFY_DIGEST,
-                                             plain, sizes[s], got);
+                                             plain, sizes[s].n, got);
                 CHECK_ST(st, CAI_ERR_AUTH);
                 CHECK(strstr(cai_errmsg(st), "plaintext digest does not match the sealed "
                                              "header") != NULL);
                 CHECK(open_fds() == fds); /* the memfd was closed */
                 if (st != CAI_ERR_AUTH)
-                    printf("  size %zu, %d threads, byte %d\n", sizes[s], thread_counts[t],
+                    printf("  size %zu, %d threads, byte %d\n", sizes[s].n, thread_counts[t],
                            flip);
             }
         }
         /* The forgery is otherwise valid: without the digest check it opens,
          * and reports the header's (authenticated) digest. */
         uint8_t got[32];
-        CHECK_OK(unseal_check(forged, 2, 0, plain, sizes[s], got));
+        CHECK_OK(unseal_check(forged, 2, 0, plain, sizes[s].n, got));
         CHECK(memcmp(got, want, 32) != 0);
         free(plain);
     }
