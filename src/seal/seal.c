@@ -806,9 +806,11 @@ const seal_header *seal_reader_header(const seal_reader *r) { return r->h; }
 
 /* Decrypts chunk |index| with |a|, reading ciphertext through |tmp|
  * (SEAL_SLICE bytes). Plaintext goes to |dst| when it is not NULL, else it is
- * written to |out_fd| at the chunk's plaintext offset. Sets |out_len|. */
+ * written to |out_fd| at the chunk's plaintext offset; with |md|, each slice
+ * is also hashed while in cache (before the tag is checked: the caller uses
+ * the digest only if every chunk verified). Sets |out_len|. */
 static cai_status chunk_decrypt(const seal_reader *r, aead *a, uint64_t index, uint8_t *tmp,
-                                uint8_t *dst, int out_fd, size_t *out_len) {
+                                uint8_t *dst, int out_fd, EVP_MD_CTX *md, size_t *out_len) {
     const seal_header *h = r->h;
     size_t csize = (size_t)1 << h->chunk_log2;
     if (index >= h->n_chunks)
@@ -827,6 +829,8 @@ static cai_status chunk_decrypt(const seal_reader *r, aead *a, uint64_t index, u
         st = file_pread_full(r->fd, tmp, k, file_off + off);
         if (st == CAI_OK)
             st = aead_open_update(a, tmp, k, dst ? dst + off : tmp);
+        if (st == CAI_OK && md && EVP_DigestUpdate(md, dst ? dst + off : tmp, k) != 1)
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
         if (st == CAI_OK && dst == NULL)
             st = file_pwrite_full(out_fd, tmp, k, plain_off + off);
     }
@@ -849,17 +853,19 @@ cai_status seal_reader_chunk(seal_reader *r, uint64_t index, uint8_t *out, size_
     uint8_t *tmp = malloc(SEAL_SLICE);
     if (tmp == NULL)
         return CAI_ERR_NOMEM;
-    cai_status st = chunk_decrypt(r, r->a, index, tmp, out, -1, out_len);
+    cai_status st = chunk_decrypt(r, r->a, index, tmp, out, -1, NULL, out_len);
     free(tmp); /* held only ciphertext */
     return st;
 }
 
 /* A pass that decrypts every chunk on n threads. With |md| set, the
- * plaintext is also hashed in chunk order as it is decrypted: whichever
- * worker finds the next chunk to hash decrypted feeds it and any ready ones
- * after it to |md| (from |dst|, or read back from |out_fd| while it is still
- * in the CPU cache), under |hash_mu|; the others keep decrypting. Hashing is
- * serial, so this overlaps it with decryption instead of running it after. */
+ * plaintext is also hashed in chunk order as it is decrypted, under
+ * |hash_mu|: a worker that takes the next chunk to hash while no one hashes
+ * hashes it slice by slice as it decrypts it; a worker that finds the next
+ * chunk to hash already decrypted feeds it and any ready ones after it to
+ * |md| (from |dst|, or read back from |out_fd|, still in the CPU cache); the
+ * others keep decrypting. Hashing is serial, so this overlaps it with
+ * decryption instead of running it after. */
 typedef struct {
     chunk_work w;
     seal_reader *r;
@@ -930,13 +936,22 @@ static void open_worker(void *ctx, int ith, int nth) {
         uint8_t *dst = job->dst ? job->dst + (i << h->chunk_log2) : NULL;
         if (dst) /* fault the chunk's pages in with one call, not one fault per page */
             (void)madvise(dst, chunk_len(h, i), MADV_POPULATE_WRITE);
-        st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, &n);
+        /* The next chunk to hash, and no one hashing: hash it slice by slice
+         * as it is decrypted (no other thread can hash past it meanwhile). */
+        int inline_hash = job->md && atomic_load(&job->hashed) == i &&
+                          pthread_mutex_trylock(&job->hash_mu) == 0;
+        st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, inline_hash ? job->md : NULL, &n);
         if (st == CAI_OK)
             work_advance(&job->w, ith, n);
-        if (st == CAI_OK && job->md) {
+        if (st == CAI_OK && job->md)
             atomic_store(&job->ready[i], 1); /* after the tag verified */
-            hash_ready(job, tmp);
+        if (inline_hash) {
+            if (st == CAI_OK)
+                atomic_store(&job->hashed, i + 1);
+            pthread_mutex_unlock(&job->hash_mu);
         }
+        if (st == CAI_OK && job->md)
+            hash_ready(job, tmp);
     }
     if (st != CAI_OK)
         work_fail(&job->w, st);
