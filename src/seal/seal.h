@@ -130,8 +130,9 @@ enum { SEAL_VERIFY_DIGEST = 1 };
 /* seal_unseal_memfd decrypts the sealed file |sealed_fd| into a new memfd
  * sealed against writing, shrinking and growing; returns it in |out_fd| and
  * the authenticated model digest in |out_digest|. With SEAL_VERIFY_DIGEST in
- * |flags| the digest is also recomputed over the plaintext. Nothing is
- * returned unless everything verified. */
+ * |flags| the digest is also recomputed over the plaintext, in chunk order
+ * as the chunks are decrypted, and compared with the header's (CAI_ERR_AUTH).
+ * Nothing is returned unless everything verified. */
 cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
                              int n_threads, unsigned flags, int *out_fd,
                              uint8_t out_digest[SEAL_DIGEST_LEN]) CAI_WUR;

@@ -1,0 +1,216 @@
+/* The plaintext digest of seal_unseal_memfd, computed while the chunks are
+ * decrypted on several threads: it must equal a one-shot SHA-256 of the
+ * plaintext for every chunk count and thread count, and a sealed file whose
+ * (authenticated) header names another digest must be refused, with nothing
+ * returned and no descriptor left open. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/file.h"
+#include "crypto/aead.h"
+#include "crypto/kdf.h"
+#include "seal/seal.h"
+#include "test.h"
+
+#define CHUNK_LOG2 16
+#define C ((size_t)1 << CHUNK_LOG2)
+
+static char tmpdir[] = "/tmp/cai-seal-digest-XXXXXX";
+static const uint8_t key[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 11, 12, 13, 14, 15, 16,
+                                17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const int thread_counts[] = {1, 2, 3, 8};
+/* empty (one empty chunk), one byte, one chunk short, one full chunk, one
+ * over, and many chunks ending in a partial one; 1 MiB chunks too, which
+ * the unsealer writes and hashes in several slices */
+static const struct {
+    size_t n;
+    unsigned chunk_log2;
+} sizes[] = {{0, CHUNK_LOG2},          {1, CHUNK_LOG2},           {C - 1, CHUNK_LOG2},
+             {C, CHUNK_LOG2},          {C + 1, CHUNK_LOG2},       {5 * C + 777, CHUNK_LOG2},
+             {37 * C + 12345, CHUNK_LOG2}, {(1u << 20) - 1, 20}, {3 * (1u << 20) + 4321, 20}};
+
+static void path_of(char *out, size_t cap, const char *name) {
+    snprintf(out, cap, "%s/%s", tmpdir, name);
+}
+
+static uint8_t *pattern(size_t n) {
+    uint8_t *p = malloc(n ? n : 1);
+    CAI_ASSERT(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((i * 131 + (i >> 16) * 7 + 3) % 253);
+    return p;
+}
+
+static int open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Re-seals |in| into |out| with |digest| in the header instead of the
+ * plaintext's, as a sealer holding the key could: the header MAC and every
+ * chunk (whose associated data is the header's hash) redone under |k|, by
+ * the format's rules (docs/SEALED-FORMAT.md). */
+static void forge_digest(const char *in, const char *out, const uint8_t k[32],
+                         const uint8_t digest[32]) {
+    int fd = open(in, O_RDONLY | O_CLOEXEC);
+    int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CAI_ASSERT(fd >= 0 && ofd >= 0);
+    seal_reader *r = NULL;
+    CHECK_OK(seal_reader_open(fd, k, &r));
+    CAI_ASSERT(r != NULL);
+    const seal_header *h = seal_reader_header(r);
+    uint8_t *raw = malloc(h->header_len);
+    CAI_ASSERT(raw);
+    memcpy(raw, h->raw, h->header_len);
+    CHECK(memcmp(raw + 28, h->digest, 32) == 0); /* where the format keeps it */
+    memcpy(raw + 28, digest, 32);
+    uint8_t prk[32], mac_key[32], payload_key[32], aad[32];
+    CHECK_OK(kdf_hkdf_extract(h->salt, 32, k, 32, prk));
+    CHECK_OK(kdf_hkdf_expand(prk, "cai-seal/v1 header-mac", mac_key, 32));
+    CHECK_OK(kdf_hkdf_expand(prk, "cai-seal/v1 payload", payload_key, 32));
+    CHECK_OK(kdf_hmac_sha256(mac_key, 32, raw, h->header_len - 32, raw + h->header_len - 32));
+    CHECK_OK(kdf_sha256(raw, h->header_len, aad));
+    CHECK_OK(file_pwrite_full(ofd, raw, h->header_len, 0));
+    size_t csize = (size_t)1 << h->chunk_log2;
+    uint8_t *b = malloc(csize + AEAD_TAG_LEN);
+    aead *a = NULL;
+    CHECK_OK(aead_new(payload_key, &a));
+    CAI_ASSERT(b && a);
+    for (uint64_t i = 0; i < h->n_chunks; i++) {
+        size_t n = 0;
+        uint8_t nonce[AEAD_NONCE_LEN] = {0};
+        for (int j = 0; j < 8; j++)
+            nonce[10 - j] = (uint8_t)(i >> (8 * j));
+        nonce[11] = i == h->n_chunks - 1;
+        CHECK_OK(seal_reader_chunk(r, i, b, &n));
+        CHECK_OK(aead_seal(a, nonce, aad, 32, b, n, b, b + n));
+        CHECK_OK(file_pwrite_full(ofd, b, n + AEAD_TAG_LEN,
+                                  h->header_len + i * (csize + AEAD_TAG_LEN)));
+    }
+    aead_free(a);
+    free(b);
+    free(raw);
+    seal_reader_free(r);
+    close(fd);
+    close(ofd);
+}
+
+/* Unseals |path| on |threads| threads; on success checks the memfd holds
+ * |plain| (|n| bytes) and is sealed, and returns the digest in |out_digest|. */
+static cai_status unseal_check(const char *path, int threads, unsigned flags,
+                               const uint8_t *plain, size_t n, uint8_t out_digest[32]) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CAI_ASSERT(fd >= 0);
+    int mfd = 12345;
+    cai_status st = seal_unseal_memfd(fd, key, threads, flags, &mfd, out_digest);
+    close(fd);
+    if (st != CAI_OK) {
+        CHECK(mfd == -1);
+        return st;
+    }
+    uint64_t size = 0;
+    CHECK_OK(file_size(mfd, &size));
+    CHECK(size == n);
+    uint8_t *got = malloc(n ? n : 1);
+    if (n && size == n)
+        CHECK_OK(file_pread_full(mfd, got, n, 0));
+    CHECK(size != n || n == 0 || memcmp(got, plain, n) == 0);
+    CHECK(write(mfd, "x", 1) < 0); /* sealed against writing */
+    free(got);
+    close(mfd);
+    return st;
+}
+
+static void seal_size(size_t n, unsigned chunk_log2, const char *in, const char *sealed,
+                      uint8_t **out_plain, uint8_t want[32]) {
+    uint8_t *plain = pattern(n);
+    int fd = open(in, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CAI_ASSERT(fd >= 0);
+    if (n)
+        CHECK_OK(file_write_full(fd, plain, n));
+    close(fd);
+    seal_params p = {.key_id = "kbs:///cai/test/digest", .chunk_log2 = chunk_log2,
+                     .n_threads = 2, .replace = 1};
+    uint8_t sealed_digest[32];
+    CHECK_OK(seal_path(in, sealed, key, &p, sealed_digest));
+    CHECK_OK(kdf_sha256(n ? plain : (const uint8_t *)"", n, want)); /* one shot */
+    CHECK(memcmp(sealed_digest, want, 32) == 0);
+    *out_plain = plain;
+}
+
+static void test_digest_equals_one_shot(void) {
+    char in[256], sealed[256];
+    path_of(in, sizeof(in), "plain");
+    path_of(sealed, sizeof(sealed), "plain.sealed");
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        uint8_t *plain, want[32];
+        seal_size(sizes[s].n, sizes[s].chunk_log2, in, sealed, &plain, want);
+        for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++) {
+            uint8_t got[32] = {0};
+            cai_status st = unseal_check(sealed, thread_counts[t], SEAL_VERIFY_DIGEST, plain,
+                                         sizes[s].n, got);
+            CHECK_OK(st);
+            CHECK(memcmp(got, want, 32) == 0);
+            if (st != CAI_OK || memcmp(got, want, 32) != 0)
+                printf("  size %zu, %d threads\n", sizes[s].n, thread_counts[t]);
+        }
+        free(plain);
+    }
+}
+
+static void test_header_digest_mismatch_refused(void) {
+    char in[256], sealed[256], forged[256];
+    path_of(in, sizeof(in), "plain");
+    path_of(sealed, sizeof(sealed), "plain.sealed");
+    path_of(forged, sizeof(forged), "forged.sealed");
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        uint8_t *plain, want[32];
+        seal_size(sizes[s].n, sizes[s].chunk_log2, in, sealed, &plain, want);
+        for (int flip = 0; flip < 32; flip += 31) { /* the first and the last byte */
+            uint8_t other[32];
+            memcpy(other, want, 32);
+            other[flip] ^= 0x80;
+            forge_digest(sealed, forged, key, other);
+            for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++) {
+                int fds = open_fds();
+                uint8_t got[32];
+                cai_status st = unseal_check(forged, thread_counts[t], SEAL_VERIFY_DIGEST,
+                                             plain, sizes[s].n, got);
+                CHECK_ST(st, CAI_ERR_AUTH);
+                CHECK(strstr(cai_errmsg(st), "plaintext digest does not match the sealed "
+                                             "header") != NULL);
+                CHECK(open_fds() == fds); /* the memfd was closed */
+                if (st != CAI_ERR_AUTH)
+                    printf("  size %zu, %d threads, byte %d\n", sizes[s].n, thread_counts[t],
+                           flip);
+            }
+        }
+        /* The forgery is otherwise valid: without the digest check it opens,
+         * and reports the header's (authenticated) digest. */
+        uint8_t got[32];
+        CHECK_OK(unseal_check(forged, 2, 0, plain, sizes[s].n, got));
+        CHECK(memcmp(got, want, 32) != 0);
+        free(plain);
+    }
+}
+
+int main(void) {
+    if (mkdtemp(tmpdir) == NULL)
+        return 1;
+    RUN(test_digest_equals_one_shot);
+    RUN(test_header_digest_mismatch_refused);
+    int rc = test_summary();
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        return 1;
+    return rc;
+}
