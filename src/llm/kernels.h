@@ -12,7 +12,12 @@
  * Q4_K and Q6_K also have 512-bit kernels that take up to four activation
  * rows per pass over a weight row (prefill and batched decode reuse each
  * unpacked block); matmul uses them for one row too. The same four
- * types have tiles (below) for products with many activation rows. */
+ * types have tiles (below) for products with many activation rows. For
+ * Q8_0, Q4_0 and Q4_K the several-rows kernels and the tiles round alike
+ * (kernel_dot.exact): per 32-value block an exact int32 dot, then two
+ * FMAs into one of eight float lanes chosen by the block index mod 8, and
+ * one fixed sum of the eight lanes; so a row's result never depends on
+ * how many rows are multiplied with it, nor on which kernel did it. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
@@ -78,6 +83,10 @@ typedef struct {
     kernel_tile_pack pack; /* and where it has tiles (only with qn): */
     kernel_tile_dot tile;  /* the packing and the tile product, */
     size_t tile_block;     /* KERNEL_TILE_BLOCK or KERNEL_TILE_BLOCK16 */
+    int exact; /* 1: qn, whatever its nt and t0, and tile, whatever its nt,
+                * t0 and weight row, give bit for bit the same value for the
+                * same weight row and activation row (one canonical order of
+                * rounding, kernels_avx512.inc), so a product may take either */
 } kernel_dot;
 
 
