@@ -28,15 +28,19 @@ typedef struct {
     float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K's tiles only) */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
     const uint8_t *tiled; /* per activation row: through tiles */
+    int all_tiled;        /* or all rows (an exact kernel, enough rows) */
     uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
     size_t tile_bytes;
 } matmul_job;
 
+/* Whether activation row |t| goes through tiles. */
+static int row_tiled(const matmul_job *j, int t) { return j->tiles && (j->all_tiled || j->tiled[t]); }
+
 /* The end of the run of activation rows from |t| on that go the same way
  * (tiles or rows) as row t. */
 static int run_end(const matmul_job *j, int t) {
-    const int tiled = j->tiles && j->tiled[t];
-    while (++t < j->T && (j->tiles && j->tiled[t]) == tiled)
+    const int tiled = row_tiled(j, t);
+    while (++t < j->T && row_tiled(j, t) == tiled)
         ;
     return t;
 }
@@ -69,7 +73,7 @@ static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1, int all) {
         int64_t c1 = c0 + ROW_CHUNK < r1 ? c0 + ROW_CHUNK : r1;
         for (int a = 0, b; a < j->T; a = b) {
             b = all ? j->T : run_end(j, a);
-            if (!all && j->tiles && j->tiled[a])
+            if (!all && row_tiled(j, a))
                 continue;
             for (int t = a; t < b; t += ROW_GROUP) {
                 int nt = b - t < ROW_GROUP ? b - t : ROW_GROUP;
@@ -96,7 +100,7 @@ static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t
         j->k.pack(w->data + (size_t)r * w->row_bytes, w->row_bytes, w->ne0, tile);
         for (int a = 0, b; a < j->T; a = b) {
             b = run_end(j, a);
-            for (int t = a; j->tiled[a] && t < b; t += KERNEL_TILE_XROWS) {
+            for (int t = a; row_tiled(j, a) && t < b; t += KERNEL_TILE_XROWS) {
                 int nt = b - t < KERNEL_TILE_XROWS ? b - t : KERNEL_TILE_XROWS;
                 j->k.tile(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r, N);
             }
@@ -161,8 +165,11 @@ void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;
-    int any = 0;
-    for (int t = 0; tiled && t < T && !any; t++)
+    /* An exact kernel rounds alike in tiles and rows: the batch's size
+     * alone chooses, for speed; otherwise each row's flag does. */
+    int any = j.k.exact && T >= MATMUL_EXACT_TILE_MIN;
+    j.all_tiled = any;
+    for (int t = 0; !j.k.exact && tiled && t < T && !any; t++)
         any = tiled[t];
     const int use_tiles = j.k.tile && any && w->row_bytes < ((size_t)1 << 26);
     if (j.k.q) {

@@ -18,6 +18,8 @@
 #include "gguf/ggml_type.h"
 #include "gguf/gguf_write.h"
 #include "llm/engine.h"
+#include "llm/kernels.h"
+#include "llm/matmul.h"
 #include "llm/quant.h"
 #include "llm/sched.h"
 #include "llm/session.h"
@@ -212,7 +214,7 @@ static void test_batched_equals_solo(void) {
     }
     int32_t tok[N_SESS + CHUNK], seq[N_SESS + CHUNK], owner[N_SESS + CHUNK];
     uint8_t want[N_SESS + CHUNK], pre[N_SESS + CHUNK];
-    int steps = 0, mixed = 0;
+    int steps = 0, mixed = 0, tiled_decode = 0;
     for (int live = N_SESS; live > 0 && ctx && steps < 200; steps++) {
         int n = 0, budget = CHUNK;
         for (int pass = 0; pass < 2; pass++)
@@ -229,6 +231,7 @@ static void test_batched_equals_solo(void) {
         for (int t = 0; t < n; t++)
             kinds |= pre[t] ? 1 : 2;
         mixed += kinds == 3;
+        tiled_decode += (kinds & 2) && n >= MATMUL_EXACT_TILE_MIN;
         const float *logits = NULL;
         llm_batch b = {n, tok, seq, want, pre};
         CHECK_OK(llm_decode(ctx, &b, &logits));
@@ -260,6 +263,11 @@ static void test_batched_equals_solo(void) {
         llm_session_free(s[i]);
     }
     CHECK(mixed > 0); /* some step held prefill and decode tokens together */
+    /* Where the weights' kernels are exact, steps of MATMUL_EXACT_TILE_MIN
+     * tokens or more take tiles for all of them: decode tokens did, and
+     * still matched their solo runs (one token at a time, row kernels). */
+    if (kernel_get(GGML_TYPE_Q8_0, kernel_level()).exact)
+        CHECK(tiled_decode > 0);
     llm_ctx_free(ctx);
     llm_engine_free(e);
 }
