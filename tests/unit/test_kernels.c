@@ -74,7 +74,7 @@ static void test_multi_row(void) {
     static uint8_t wq[N * 4];
     static block_x8 xq[ROWS][N / 32];
     static int8_t qs[ROWS * N];
-    static float d[ROWS * N / 32], s[ROWS * N / 32];
+    static float d[ROWS * N / 32], s[ROWS * N / 32], s16[ROWS * N / 16];
     uint64_t seed = 11;
     int tried = 0;
     for (int trial = 0; trial < 10; trial++) {
@@ -94,8 +94,8 @@ static void test_multi_row(void) {
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
             CHECK(ref.qn == NULL);
             for (int r = 0; r < ROWS; r++)
-                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), NULL);
-            kernel_xrows xr = {qs, d, s, NULL, n};
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), s16 + r * (n / 16));
+            kernel_xrows xr = {qs, d, s, s16, n};
             for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
                 kernel_dot k = kernel_get(type, level);
                 if (!k.qn)
@@ -198,11 +198,11 @@ static void test_tiles(void) {
         printf("  no tiles at this level (%s)\n", kernel_level_name(kernel_level()));
 }
 
-/* The exact kernels (kernel_dot.exact): for block counts with and without
- * a partial group of eight, the tile product for every first row and
- * count of rows, and the several-rows kernel for every first row and
- * count, each bit for bit the one-row kernel's value, which is close to
- * the reference. Activations sit in buffers of exactly their size, so a
+/* The exact tiles (kernel_dot.tile_exact): for block counts with and
+ * without a partial group of eight, the exact tile product for every first
+ * row and count of rows, and the several-rows kernel for every first row
+ * and count, each bit for bit the one-row kernel's value, which is close
+ * to the reference. Activations sit in buffers of exactly their size, so a
  * read past a row's end shows under ASan. */
 static void test_exact(void) {
     enum { ROWS = 10, W = KERNEL_TILE_ROWS, NMAX = 152 * 32 };
@@ -215,20 +215,20 @@ static void test_exact(void) {
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const int type = types[ti];
         kernel_dot k = kernel_get(type, kernel_level()), ref = kernel_get(type, KERNEL_SCALAR);
-        CHECK(!ref.exact);
-        if (!k.exact)
+        CHECK(!ref.tile_exact);
+        if (!k.tile_exact)
             continue;
-        CHECK(k.qn && k.tile && k.tile_block == KERNEL_TILE_BLOCK);
+        CHECK(k.qn && k.tile);
         const int is_k = type == GGML_TYPE_Q4_K;
         const int nn = is_k ? (int)(sizeof(nbs_k) / sizeof(nbs_k[0])) : (int)(sizeof(nbs) / sizeof(nbs[0]));
         for (int ni = 0; ni < nn; ni++) {
             const int64_t n = 32 * (int64_t)(is_k ? nbs_k[ni] : nbs[ni]);
             const size_t rb = ggml_type_row_size(type, n), nb = (size_t)n / 32;
-            uint8_t *wq = malloc(W * rb), *tile = aligned_alloc(64, nb * KERNEL_TILE_BLOCK);
+            uint8_t *wq = malloc(W * rb), *tile = aligned_alloc(64, nb * k.tile_block);
             int8_t *qs = malloc(ROWS * (size_t)n);
             float *d = malloc(ROWS * nb * sizeof(float)), *s = malloc(ROWS * nb * sizeof(float));
-            float *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
-            CHECK(wq && tile && qs && d && s && out);
+            float *s16 = malloc(ROWS * 2 * nb * sizeof(float)), *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
+            CHECK(wq && tile && qs && d && s && s16 && out);
             for (int r = 0; r < W; r++) {
                 for (int64_t i = 0; i < n; i++)
                     w[r][i] = frand(&seed) * (r % 3 ? 1.0f : 30.0f);
@@ -237,9 +237,10 @@ static void test_exact(void) {
             for (int r = 0; r < ROWS; r++) {
                 for (int64_t i = 0; i < n; i++)
                     x[r][i] = frand(&seed) * (r % 2 ? 4 : 0.01f);
-                kernel_quantize_xrow(x[r], n, qs + (size_t)r * (size_t)n, d + (size_t)r * nb, s + (size_t)r * nb, NULL);
+                kernel_quantize_xrow(x[r], n, qs + (size_t)r * (size_t)n, d + (size_t)r * nb, s + (size_t)r * nb,
+                                     s16 + (size_t)r * 2 * nb);
             }
-            kernel_xrows xr = {qs, d, s, NULL, n};
+            kernel_xrows xr = {qs, d, s, s16, n};
             for (int r = 0; r < ROWS; r++) {
                 kernel_quantize_x8(x[r], xq, n);
                 for (int l = 0; l < W; l++) {
@@ -259,7 +260,7 @@ static void test_exact(void) {
             tried++;
             for (int t0 = 0; t0 < ROWS; t0++) {
                 for (int nt = 1; nt <= KERNEL_TILE_XROWS && t0 + nt <= ROWS; nt++) {
-                    k.tile(tile, &xr, t0, nt, out, W);
+                    k.tile_exact(tile, &xr, t0, nt, out, W);
                     for (int t = 0; t < nt; t++)
                         if (memcmp(out + t * W, one[t0 + t], W * sizeof(float)) != 0) {
                             printf("  %s n=%lld tile rows %d..%d: row %d differs from the one-row kernel\n",
@@ -279,7 +280,7 @@ static void test_exact(void) {
                             }
                     }
             }
-            free(wq), free(tile), free(qs), free(d), free(s), free(out);
+            free(wq), free(tile), free(qs), free(d), free(s), free(s16), free(out);
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
