@@ -13,11 +13,11 @@
  * rows per pass over a weight row (prefill and batched decode reuse each
  * unpacked block); matmul uses them for one row too. The same four
  * types have tiles (below) for products with many activation rows, in two
- * kinds: the fastest (prefill), and for Q8_0, Q4_0 and Q4_K exact ones
- * that round as the several-rows kernels do (kernel_dot.tile_exact): per
- * 32-value block an exact int32 dot, then two FMAs into one of eight
- * float lanes chosen by the block index, and one fixed sum of the lanes
- * (kernels_avx512.inc). So a row's result from qn
+ * kinds: the fastest (prefill), and exact ones that round as the
+ * several-rows kernels do (kernel_dot.tile_exact): per 32-value block
+ * (Q6_K: 16-value sub-block) an exact int32 dot, then two FMAs into one of
+ * eight (Q6_K: sixteen) float lanes chosen by the block index, and one
+ * fixed sum of the lanes (kernels_avx512.inc). So a row's result from qn
  * or tile_exact never depends on how many rows are multiplied with it,
  * nor on which of the two computed it. */
 #ifndef CAI_LLM_KERNELS_H
@@ -42,8 +42,8 @@ typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
 /* Activation rows quantized as for block_x8 but stored by field, for the
  * several-rows kernels: row t's n values at qs + t * n, its n / 32 block
  * scales at d + t * (n / 32) and scaled sums at s + t * (n / 32), and the
- * scaled sums of each half block at s16 + t * (n / 16) (for Q6_K's tiles,
- * whose scales cover 16 values). */
+ * scaled sums of each half block at s16 + t * (n / 16) (for Q6_K, whose
+ * scales cover 16 values: its several-rows kernel and tiles need them). */
 typedef struct {
     const int8_t *qs;
     const float *d, *s, *s16;

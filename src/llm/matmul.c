@@ -25,7 +25,7 @@ typedef struct {
     kernel_dot k;
     block_x8 *xq;      /* activations quantized, T rows of ne0/32 blocks */
     int8_t *qs;        /* or, for a several-rows kernel, by field: */
-    float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K's tiles only) */
+    float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K only) */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
     const uint8_t *tiled; /* per activation row: through tiles */
     int exact_tiles;      /* the rows not flagged: through exact tiles */
@@ -174,12 +174,13 @@ void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint
     int flagged = 0;
     for (int t = 0; tiled && t < T; t++)
         flagged += tiled[t] != 0;
-    j.exact_tiles = j.k.tile_exact && T - flagged >= MATMUL_EXACT_TILE_MIN;
+    const int exact_min = j.k.tile_block == KERNEL_TILE_BLOCK16 ? MATMUL_EXACT_TILE_MIN16 : MATMUL_EXACT_TILE_MIN;
+    j.exact_tiles = j.k.tile_exact && T - flagged >= exact_min;
     const int use_tiles = j.k.tile && (flagged || j.exact_tiles) && w->row_bytes < ((size_t)1 << 26);
     if (j.k.q) {
         const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
         size_t s16;
-        CAI_ASSERT(x_layout(w, &j.k, T, use_tiles && j.k.tile_block == KERNEL_TILE_BLOCK16, &s16) <= s->x_bytes);
+        CAI_ASSERT(x_layout(w, &j.k, T, j.k.tile && j.k.tile_block == KERNEL_TILE_BLOCK16, &s16) <= s->x_bytes);
         j.xq = s->x;
         j.d = s->x;
         j.s = j.d + blocks;

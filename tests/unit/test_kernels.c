@@ -206,7 +206,7 @@ static void test_tiles(void) {
  * read past a row's end shows under ASan. */
 static void test_exact(void) {
     enum { ROWS = 10, W = KERNEL_TILE_ROWS, NMAX = 152 * 32 };
-    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K};
+    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
     static const int nbs[] = {1, 7, 8, 9, 28, 152}, nbs_k[] = {8, 16, 152};
     static float w[W][NMAX], x[ROWS][NMAX], one[ROWS][W];
     static block_x8 xq[NMAX / 32];
@@ -219,7 +219,7 @@ static void test_exact(void) {
         if (!k.tile_exact)
             continue;
         CHECK(k.qn && k.tile);
-        const int is_k = type == GGML_TYPE_Q4_K;
+        const int is_k = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K;
         const int nn = is_k ? (int)(sizeof(nbs_k) / sizeof(nbs_k[0])) : (int)(sizeof(nbs) / sizeof(nbs[0]));
         for (int ni = 0; ni < nn; ni++) {
             const int64_t n = 32 * (int64_t)(is_k ? nbs_k[ni] : nbs[ni]);
@@ -284,7 +284,7 @@ static void test_exact(void) {
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 15); /* Q8_0 and Q4_0 at six block counts, Q4_K at three */
+        CHECK(tried == 18); /* Q8_0 and Q4_0 at six block counts, Q4_K and Q6_K at three */
     else
         printf("  no exact kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
