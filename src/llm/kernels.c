@@ -450,6 +450,7 @@ kernel_dot kernel_get(int type, int level) {
         }
         if (k.pack) {
             k.tile = type == GGML_TYPE_Q6_K ? tile_dot16_512 : tile_dot_512;
+            k.tile_exact = type == GGML_TYPE_Q6_K ? tile_exact16_512 : tile_exact_512;
             k.tile_block = type == GGML_TYPE_Q6_K ? KERNEL_TILE_BLOCK16 : KERNEL_TILE_BLOCK;
         }
     } else if (level >= KERNEL_AVX2) {

@@ -12,7 +12,14 @@
  * Q4_K and Q6_K also have 512-bit kernels that take up to four activation
  * rows per pass over a weight row (prefill and batched decode reuse each
  * unpacked block); matmul uses them for one row too. The same four
- * types have tiles (below) for products with many activation rows. */
+ * types have tiles (below) for products with many activation rows, in two
+ * kinds: the fastest (prefill), and exact ones that round as the
+ * several-rows kernels do (kernel_dot.tile_exact): per 32-value block
+ * (Q6_K: 16-value sub-block) an exact int32 dot, then two FMAs into one of
+ * eight (Q6_K: sixteen) float lanes chosen by the block index, and one
+ * fixed sum of the lanes (kernels_avx512.inc). So a row's result from qn
+ * or tile_exact never depends on how many rows are multiplied with it,
+ * nor on which of the two computed it. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
@@ -35,8 +42,8 @@ typedef float (*kernel_dot_f)(const void *w, const float *x, int64_t n);
 /* Activation rows quantized as for block_x8 but stored by field, for the
  * several-rows kernels: row t's n values at qs + t * n, its n / 32 block
  * scales at d + t * (n / 32) and scaled sums at s + t * (n / 32), and the
- * scaled sums of each half block at s16 + t * (n / 16) (for Q6_K's tiles,
- * whose scales cover 16 values). */
+ * scaled sums of each half block at s16 + t * (n / 16) (for Q6_K, whose
+ * scales cover 16 values: its several-rows kernel and tiles need them). */
 typedef struct {
     const int8_t *qs;
     const float *d, *s, *s16;
@@ -68,7 +75,12 @@ enum { KERNEL_TILE_BLOCK16 = 768 };
 typedef void (*kernel_tile_pack)(const uint8_t *w, size_t stride, int64_t n, uint8_t *tile);
 
 /* out[t * ldo + l] = dot(row l of |tile|, activation row t0 + t) for t <
- * nt, nt 1 .. KERNEL_TILE_XROWS. */
+ * nt, nt 1 .. KERNEL_TILE_XROWS. The exact kind (tile_exact) gives each
+ * bit for bit what the several-rows kernel gives for that weight row and
+ * activation row, whatever nt and t0; the other kind (tile) keeps one
+ * accumulator per activation row and is about a third faster on
+ * AMD Zen 4, where both are bound by vpdpbusd and the exact kind's eight
+ * accumulators per row do not fit in registers. */
 typedef void (*kernel_tile_dot)(const uint8_t *tile, const kernel_xrows *x, int t0, int nt, float *out, size_t ldo);
 
 typedef struct {
@@ -77,6 +89,7 @@ typedef struct {
     kernel_dot_qn qn; /* where the level has one: several activation rows per pass */
     kernel_tile_pack pack; /* and where it has tiles (only with qn): */
     kernel_tile_dot tile;  /* the packing and the tile product, */
+    kernel_tile_dot tile_exact; /* the same in qn's order of rounding */
     size_t tile_block;     /* KERNEL_TILE_BLOCK or KERNEL_TILE_BLOCK16 */
 } kernel_dot;
 

@@ -25,18 +25,25 @@ typedef struct {
     kernel_dot k;
     block_x8 *xq;      /* activations quantized, T rows of ne0/32 blocks */
     int8_t *qs;        /* or, for a several-rows kernel, by field: */
-    float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K's tiles only) */
+    float *d, *s, *s16; /* kernel_xrows's layout (s16 for Q6_K only) */
     kernel_xrows xr;   /* the same, read-only, for the kernel */
     const uint8_t *tiled; /* per activation row: through tiles */
+    int exact_tiles;      /* the rows not flagged: through exact tiles */
     uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
     size_t tile_bytes;
 } matmul_job;
 
+/* How activation row |t| goes: 0 through the row kernels, 1 through the
+ * tiles, 2 through the exact tiles (kernel_dot.tile_exact). */
+static int row_kind(const matmul_job *j, int t) {
+    return !j->tiles ? 0 : j->tiled && j->tiled[t] ? 1 : j->exact_tiles ? 2 : 0;
+}
+
 /* The end of the run of activation rows from |t| on that go the same way
- * (tiles or rows) as row t. */
+ * as row t. */
 static int run_end(const matmul_job *j, int t) {
-    const int tiled = j->tiles && j->tiled[t];
-    while (++t < j->T && (j->tiles && j->tiled[t]) == tiled)
+    const int kind = row_kind(j, t);
+    while (++t < j->T && row_kind(j, t) == kind)
         ;
     return t;
 }
@@ -69,7 +76,7 @@ static void matmul_rows(const matmul_job *j, int64_t r0, int64_t r1, int all) {
         int64_t c1 = c0 + ROW_CHUNK < r1 ? c0 + ROW_CHUNK : r1;
         for (int a = 0, b; a < j->T; a = b) {
             b = all ? j->T : run_end(j, a);
-            if (!all && j->tiles && j->tiled[a])
+            if (!all && row_kind(j, a))
                 continue;
             for (int t = a; t < b; t += ROW_GROUP) {
                 int nt = b - t < ROW_GROUP ? b - t : ROW_GROUP;
@@ -96,9 +103,10 @@ static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t
         j->k.pack(w->data + (size_t)r * w->row_bytes, w->row_bytes, w->ne0, tile);
         for (int a = 0, b; a < j->T; a = b) {
             b = run_end(j, a);
-            for (int t = a; j->tiled[a] && t < b; t += KERNEL_TILE_XROWS) {
+            const int kind = row_kind(j, a);
+            for (int t = a; kind && t < b; t += KERNEL_TILE_XROWS) {
                 int nt = b - t < KERNEL_TILE_XROWS ? b - t : KERNEL_TILE_XROWS;
-                j->k.tile(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r, N);
+                (kind == 1 ? j->k.tile : j->k.tile_exact)(tile, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)r, N);
             }
         }
     }
@@ -161,14 +169,18 @@ void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint
     CAI_ASSERT(j.k.q || j.k.f);
     if (T <= 0)
         return;
-    int any = 0;
-    for (int t = 0; tiled && t < T && !any; t++)
-        any = tiled[t];
-    const int use_tiles = j.k.tile && any && w->row_bytes < ((size_t)1 << 26);
+    /* Flagged rows take the tiles; the others take the exact tiles, which
+     * round as the row kernels do, when there are enough of them. */
+    int flagged = 0;
+    for (int t = 0; tiled && t < T; t++)
+        flagged += tiled[t] != 0;
+    const int exact_min = j.k.tile_block == KERNEL_TILE_BLOCK16 ? MATMUL_EXACT_TILE_MIN16 : MATMUL_EXACT_TILE_MIN;
+    j.exact_tiles = j.k.tile_exact && T - flagged >= exact_min;
+    const int use_tiles = j.k.tile && (flagged || j.exact_tiles) && w->row_bytes < ((size_t)1 << 26);
     if (j.k.q) {
         const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
         size_t s16;
-        CAI_ASSERT(x_layout(w, &j.k, T, use_tiles && j.k.tile_block == KERNEL_TILE_BLOCK16, &s16) <= s->x_bytes);
+        CAI_ASSERT(x_layout(w, &j.k, T, j.k.tile && j.k.tile_block == KERNEL_TILE_BLOCK16, &s16) <= s->x_bytes);
         j.xq = s->x;
         j.d = s->x;
         j.s = j.d + blocks;

@@ -34,8 +34,13 @@ llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1,
  * type has them, the others through the row kernels. The two round
  * differently, so a row's result depends on its own flag only, never on
  * the other rows of the batch. Tiles pay for their packing from about
- * MATMUL_TILE_MIN flagged rows on. */
-enum { MATMUL_TILE_MIN = 12 };
+ * MATMUL_TILE_MIN flagged rows on. Where the type has exact tiles
+ * (kernel_dot.tile_exact, which round as the row kernels do), the rows
+ * not flagged take them when there are MATMUL_EXACT_TILE_MIN or more
+ * (Q6_K's, with a scale per 16 values: MATMUL_EXACT_TILE_MIN16): each
+ * one's result is still what it gets alone, or with any other batch (a
+ * decode step of many streams). */
+enum { MATMUL_TILE_MIN = 12, MATMUL_EXACT_TILE_MIN = 5, MATMUL_EXACT_TILE_MIN16 = 8 };
 
 /* Scratch for matmul_with: the activations quantized (x, 64-byte aligned)
  * and one packed tile per thread (tiles, 64-byte aligned). */

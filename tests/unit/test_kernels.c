@@ -74,7 +74,7 @@ static void test_multi_row(void) {
     static uint8_t wq[N * 4];
     static block_x8 xq[ROWS][N / 32];
     static int8_t qs[ROWS * N];
-    static float d[ROWS * N / 32], s[ROWS * N / 32];
+    static float d[ROWS * N / 32], s[ROWS * N / 32], s16[ROWS * N / 16];
     uint64_t seed = 11;
     int tried = 0;
     for (int trial = 0; trial < 10; trial++) {
@@ -94,8 +94,8 @@ static void test_multi_row(void) {
             kernel_dot ref = kernel_get(type, KERNEL_SCALAR);
             CHECK(ref.qn == NULL);
             for (int r = 0; r < ROWS; r++)
-                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), NULL);
-            kernel_xrows xr = {qs, d, s, NULL, n};
+                kernel_quantize_xrow(x[r], n, qs + r * n, d + r * (n / 32), s + r * (n / 32), s16 + r * (n / 16));
+            kernel_xrows xr = {qs, d, s, s16, n};
             for (int level = KERNEL_AVX2; level <= kernel_level(); level++) {
                 kernel_dot k = kernel_get(type, level);
                 if (!k.qn)
@@ -196,6 +196,97 @@ static void test_tiles(void) {
         CHECK(tried == 16); /* Q8_0, Q4_0, Q4_K and Q6_K have them */
     else
         printf("  no tiles at this level (%s)\n", kernel_level_name(kernel_level()));
+}
+
+/* The exact tiles (kernel_dot.tile_exact): for block counts with and
+ * without a partial group of eight, the exact tile product for every first
+ * row and count of rows, and the several-rows kernel for every first row
+ * and count, each bit for bit the one-row kernel's value, which is close
+ * to the reference. Activations sit in buffers of exactly their size, so a
+ * read past a row's end shows under ASan. */
+static void test_exact(void) {
+    enum { ROWS = 10, W = KERNEL_TILE_ROWS, NMAX = 152 * 32 };
+    static const int types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    static const int nbs[] = {1, 7, 8, 9, 28, 152}, nbs_k[] = {8, 16, 152};
+    static float w[W][NMAX], x[ROWS][NMAX], one[ROWS][W];
+    static block_x8 xq[NMAX / 32];
+    uint64_t seed = 19;
+    int tried = 0;
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        const int type = types[ti];
+        kernel_dot k = kernel_get(type, kernel_level()), ref = kernel_get(type, KERNEL_SCALAR);
+        CHECK(!ref.tile_exact);
+        if (!k.tile_exact)
+            continue;
+        CHECK(k.qn && k.tile);
+        const int is_k = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K;
+        const int nn = is_k ? (int)(sizeof(nbs_k) / sizeof(nbs_k[0])) : (int)(sizeof(nbs) / sizeof(nbs[0]));
+        for (int ni = 0; ni < nn; ni++) {
+            const int64_t n = 32 * (int64_t)(is_k ? nbs_k[ni] : nbs[ni]);
+            const size_t rb = ggml_type_row_size(type, n), nb = (size_t)n / 32;
+            uint8_t *wq = malloc(W * rb), *tile = aligned_alloc(64, nb * k.tile_block);
+            int8_t *qs = malloc(ROWS * (size_t)n);
+            float *d = malloc(ROWS * nb * sizeof(float)), *s = malloc(ROWS * nb * sizeof(float));
+            float *s16 = malloc(ROWS * 2 * nb * sizeof(float)), *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
+            CHECK(wq && tile && qs && d && s && s16 && out);
+            for (int r = 0; r < W; r++) {
+                for (int64_t i = 0; i < n; i++)
+                    w[r][i] = frand(&seed) * (r % 3 ? 1.0f : 30.0f);
+                CHECK(quant_quantize_row(type, w[r], wq + rb * (size_t)r, n) == 0);
+            }
+            for (int r = 0; r < ROWS; r++) {
+                for (int64_t i = 0; i < n; i++)
+                    x[r][i] = frand(&seed) * (r % 2 ? 4 : 0.01f);
+                kernel_quantize_xrow(x[r], n, qs + (size_t)r * (size_t)n, d + (size_t)r * nb, s + (size_t)r * nb,
+                                     s16 + (size_t)r * 2 * nb);
+            }
+            kernel_xrows xr = {qs, d, s, s16, n};
+            for (int r = 0; r < ROWS; r++) {
+                kernel_quantize_x8(x[r], xq, n);
+                for (int l = 0; l < W; l++) {
+                    k.qn(wq + rb * (size_t)l, &xr, r, 1, &one[r][l]);
+                    double mag = 0;
+                    for (int64_t i = 0; i < n; i++)
+                        mag += fabs((double)w[l][i] * x[r][i]);
+                    float want = ref.q(wq + rb * (size_t)l, xq, n);
+                    if (fabs(one[r][l] - want) > 1e-5 * mag + 1e-6) {
+                        printf("  %s n=%lld one row %d x %d: %g vs reference %g\n", ggml_type_name(type), (long long)n,
+                               l, r, one[r][l], want);
+                        CHECK(0);
+                    }
+                }
+            }
+            k.pack(wq, rb, n, tile);
+            tried++;
+            for (int t0 = 0; t0 < ROWS; t0++) {
+                for (int nt = 1; nt <= KERNEL_TILE_XROWS && t0 + nt <= ROWS; nt++) {
+                    k.tile_exact(tile, &xr, t0, nt, out, W);
+                    for (int t = 0; t < nt; t++)
+                        if (memcmp(out + t * W, one[t0 + t], W * sizeof(float)) != 0) {
+                            printf("  %s n=%lld tile rows %d..%d: row %d differs from the one-row kernel\n",
+                                   ggml_type_name(type), (long long)n, t0, t0 + nt - 1, t0 + t);
+                            CHECK(0);
+                        }
+                }
+                for (int nt = 1; nt <= 4 && t0 + nt <= ROWS; nt++)
+                    for (int l = 0; l < W; l++) {
+                        float o[4];
+                        k.qn(wq + rb * (size_t)l, &xr, t0, nt, o);
+                        for (int t = 0; t < nt; t++)
+                            if (memcmp(&o[t], &one[t0 + t][l], sizeof(float)) != 0) {
+                                printf("  %s n=%lld rows %d..%d, weight row %d: %g, alone %g\n", ggml_type_name(type),
+                                       (long long)n, t0, t0 + nt - 1, l, o[t], one[t0 + t][l]);
+                                CHECK(0);
+                            }
+                    }
+            }
+            free(wq), free(tile), free(qs), free(d), free(s), free(s16), free(out);
+        }
+    }
+    if (kernel_level() >= KERNEL_AVX512VNNI)
+        CHECK(tried == 18); /* Q8_0 and Q4_0 at six block counts, Q4_K and Q6_K at three */
+    else
+        printf("  no exact kernels at this level (%s)\n", kernel_level_name(kernel_level()));
 }
 
 /* matmul as the engine calls it: batches with no rows, all rows and runs
@@ -353,6 +444,7 @@ int main(void) {
     RUN(test_all_levels_agree);
     RUN(test_multi_row);
     RUN(test_tiles);
+    RUN(test_exact);
     RUN(test_matmul);
     RUN(test_attn);
     RUN(test_attn_reference);

@@ -18,6 +18,8 @@
 #include "gguf/ggml_type.h"
 #include "gguf/gguf_write.h"
 #include "llm/engine.h"
+#include "llm/kernels.h"
+#include "llm/matmul.h"
 #include "llm/quant.h"
 #include "llm/sched.h"
 #include "llm/session.h"
@@ -181,16 +183,17 @@ static llm_gen_params params(uint64_t seed, int max_tokens) {
     return p;
 }
 
-enum { N_SESS = 3, CHUNK = 8 };
+enum { N_SESS = 6, CHUNK = 8 };
 
-/* Three sessions (prompts of 3, 14 and 30 tokens) batched as the scheduler
- * batches them: every step the decode tokens first, then at most CHUNK
- * prompt tokens; against each run alone. */
+/* Six sessions (prompts of 3 to 30 tokens, some short enough not to be
+ * flagged as prefill) batched as the scheduler batches them: every step
+ * the decode tokens first, then at most CHUNK prompt tokens; against each
+ * run alone. */
 static void test_batched_equals_solo(void) {
     llm_engine *e = tiny_engine();
     if (e == NULL)
         return;
-    static const int len[N_SESS] = {3, 14, 30};
+    static const int len[N_SESS] = {3, 14, 30, 5, 12, 9};
     int32_t prompt[N_SESS][32];
     llm_gen_params p[N_SESS];
     run alone[N_SESS], together[N_SESS];
@@ -212,7 +215,7 @@ static void test_batched_equals_solo(void) {
     }
     int32_t tok[N_SESS + CHUNK], seq[N_SESS + CHUNK], owner[N_SESS + CHUNK];
     uint8_t want[N_SESS + CHUNK], pre[N_SESS + CHUNK];
-    int steps = 0, mixed = 0;
+    int steps = 0, mixed = 0, tiled_decode = 0;
     for (int live = N_SESS; live > 0 && ctx && steps < 200; steps++) {
         int n = 0, budget = CHUNK;
         for (int pass = 0; pass < 2; pass++)
@@ -229,6 +232,10 @@ static void test_batched_equals_solo(void) {
         for (int t = 0; t < n; t++)
             kinds |= pre[t] ? 1 : 2;
         mixed += kinds == 3;
+        int plain = 0; /* tokens not flagged for the prefill tiles */
+        for (int t = 0; t < n; t++)
+            plain += !pre[t];
+        tiled_decode += (kinds & 2) && plain >= MATMUL_EXACT_TILE_MIN;
         const float *logits = NULL;
         llm_batch b = {n, tok, seq, want, pre};
         CHECK_OK(llm_decode(ctx, &b, &logits));
@@ -260,6 +267,12 @@ static void test_batched_equals_solo(void) {
         llm_session_free(s[i]);
     }
     CHECK(mixed > 0); /* some step held prefill and decode tokens together */
+    /* Where the weights have exact tiles, steps with MATMUL_EXACT_TILE_MIN
+     * tokens or more not flagged as prefill take them for those: decode
+     * tokens did, and still matched their solo runs (one token at a time,
+     * row kernels). */
+    if (kernel_get(GGML_TYPE_Q8_0, kernel_level()).tile_exact)
+        CHECK(tiled_decode > 0);
     llm_ctx_free(ctx);
     llm_engine_free(e);
 }
