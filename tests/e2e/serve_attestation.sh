@@ -16,7 +16,7 @@ usage() { # NAME PATTERN ARGS...: exit 2 with PATTERN on stderr
 }
 usage tee_sim_needs_dir "needs --sim-dir" --tee sim
 usage sim_dir_needs_tee_sim "is for --tee sim" --sim-dir sim
-usage tee_unknown "tdx or sim" --tee sgx
+usage tee_unknown "tdx, sim or coco" --tee sgx
 usage sim_dir_with_tdx "is for --tee sim" --tee tdx --sim-dir sim
 # No guest interface (pointed at paths that do not exist): refused at start-up.
 CAI_TSM_REPORT_DIR=/nonexistent/tsm CAI_TDX_GUEST_DEVICE=/nonexistent/dev \
