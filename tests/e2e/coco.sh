@@ -45,14 +45,6 @@ api() {
     for _ in $(seq 1 100); do [ -s "port-$name" ] && break; sleep 0.1; done
     eval "API_$name=http://127.0.0.1:$(cat "port-$name")"
 }
-# wait_https URL: until an https (any certificate) URL answers 200.
-wait_https() {
-    for _ in $(seq 1 300); do
-        [ "$(curl -sk -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 api main
 
 # The pod: quotes and the key from the guest components, attested TLS.
@@ -61,7 +53,7 @@ SP=$(free_port)
     --model-id qwen --port "$SP" > serve.log 2>&1 &
 SERVER=$!
 PIDS="$PIDS $SERVER"
-wait_https "https://127.0.0.1:$SP/health" && pass serve_up || fail serve_up "$(cat serve.log)"
+wait_http "https://127.0.0.1:$SP/health" 30 -k && pass serve_up || fail serve_up "$(cat serve.log)"
 grep -q "received the key kbs:///cai/m/key from the confidential data hub at $API_main" serve.log &&
     pass key_from_cdh || fail key_from_cdh "$(cat serve.log)"
 grep -q "attested TLS: new certificate" serve.log && grep -q "GET /aa/evidence?runtime_data=" api-main.log &&

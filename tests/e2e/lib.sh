@@ -59,11 +59,13 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL [SECONDS]: until URL answers 200.
+# wait_http URL [SECONDS [CURL OPTIONS...]]: until URL answers 200 (e.g.
+# `wait_http https://... 30 -k` for an https URL whatever its certificate).
 wait_http() {
-    local i
-    for i in $(seq 1 $((${2:-30} * 10))); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+    local url="$1" secs="${2:-30}" i
+    shift $(($# < 2 ? $# : 2))
+    for i in $(seq 1 $((secs * 10))); do
+        [ "$(curl -s "$@" -o /dev/null -w '%{http_code}' "$url")" = 200 ] && return 0
         sleep 0.1
     done
     return 1

@@ -52,14 +52,6 @@ wait_port() {
     echo "  nothing listens on port $1: $(tail -n 3 s_server.err 2>/dev/null)"
     return 1
 }
-# wait_https URL: until an https (any certificate) URL answers 200.
-wait_https() {
-    for _ in $(seq 1 300); do
-        [ "$(curl -sk -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # serve NAME ARGS...: cai serve --tls attested on a free port; sets PORT_NAME.
 serve() {
     local name="$1" port; shift
@@ -67,7 +59,7 @@ serve() {
     "$CAI" serve -m m.gguf --model-id qwen --port "$port" --tee sim --tls attested "$@" > "serve-$name.log" 2>&1 &
     PIDS="$PIDS $!"
     eval "PORT_$name=$port"
-    wait_https "https://127.0.0.1:$port/health"
+    wait_http "https://127.0.0.1:$port/health" 30 -k
 }
 # policy FILE SET-JSON: a policy trusting sim whose one server set is SET-JSON.
 policy() {
