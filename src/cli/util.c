@@ -142,17 +142,14 @@ void cli_progress_end(cli_progress *p) {
 int cli_tee_source(const char *cmd, const cli_tee_opts *o, attest_source *out, int *out_has) {
     *out_has = 0;
     memset(out, 0, sizeof(*out));
-    if (o->tee == NULL) {
-        if (o->sim_dir)
-            return cli_usage_error(cmd, "--sim-dir is for --tee sim");
-        if (o->coco_api)
-            return cli_usage_error(cmd, "--coco-api is for --tee coco");
-        return 0;
-    }
-    if (attest_tee_parse(o->tee, &out->tee) != CAI_OK)
+    if (o->tee == NULL && o->sim_dir)
+        return cli_usage_error(cmd, "--sim-dir is for --tee sim");
+    if (o->tee && attest_tee_parse(o->tee, &out->tee) != CAI_OK)
         return cli_usage_error(cmd, "--tee wants tdx, sim or coco, not '%s'", o->tee);
-    if (o->coco_api && out->tee != ATTEST_TEE_COCO)
+    if (o->coco_api && out->tee != ATTEST_TEE_COCO) /* out->tee is 0 without --tee */
         return cli_usage_error(cmd, "--coco-api is for --tee coco");
+    if (o->tee == NULL)
+        return 0;
     if (out->tee == ATTEST_TEE_COCO) {
         out->coco_api = o->coco_api ? o->coco_api : COCO_API_DEFAULT;
         cai_status cs = coco_api_check(out->coco_api);
