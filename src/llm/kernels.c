@@ -9,35 +9,46 @@
 
 #define H(h) quant_half_to_float(h)
 
-static void quantize_block(const float *x, int8_t *qs, float *out_d, float *out_s) {
+/* One block of 32 activations: scale d = amax / 127 (NaN skipped), quants
+ * rounded to nearest even, and the sums of the quants of each half. */
+static void quantize_block(const float *x, int8_t *qs, float *out_d, int *sum_lo, int *sum_hi) {
     float amax = 0;
     for (int j = 0; j < 32; j++) { /* fmaxf's result (NaN skipped), without its libm call */
         float a = fabsf(x[j]);
         amax = a > amax ? a : amax;
     }
     float d = amax / 127, id = d ? 1 / d : 0;
-    int sum = 0;
+    int sum[2] = {0, 0};
     for (int j = 0; j < 32; j++) {
         qs[j] = (int8_t)lrintf(x[j] * id);
-        sum += qs[j];
+        sum[j / 16] += qs[j];
     }
     *out_d = d;
-    *out_s = d * (float)sum;
+    *sum_lo = sum[0];
+    *sum_hi = sum[1];
 }
 
+typedef void (*quantize_block_fn)(const float *x, int8_t *qs, float *out_d, int *sum_lo, int *sum_hi);
+static quantize_block_fn quantize_block_get(void);
+
 void kernel_quantize_x8(const float *x, block_x8 *y, int64_t n) {
-    for (int64_t i = 0; i < n / 32; i++)
-        quantize_block(x + 32 * i, y[i].qs, &y[i].d, &y[i].s);
+    const quantize_block_fn q = quantize_block_get();
+    for (int64_t i = 0; i < n / 32; i++) {
+        int lo, hi;
+        q(x + 32 * i, y[i].qs, &y[i].d, &lo, &hi);
+        y[i].s = y[i].d * (float)(lo + hi);
+    }
 }
 
 void kernel_quantize_xrow(const float *x, int64_t n, int8_t *qs, float *d, float *s, float *s16) {
+    const quantize_block_fn q = quantize_block_get();
     for (int64_t i = 0; i < n / 32; i++) {
-        quantize_block(x + 32 * i, qs + 32 * i, d + i, s + i);
-        for (int h = 0; s16 && h < 2; h++) {
-            int sum = 0;
-            for (int j = 0; j < 16; j++)
-                sum += qs[32 * i + 16 * h + j];
-            s16[2 * i + h] = d[i] * (float)sum;
+        int lo, hi;
+        q(x + 32 * i, qs + 32 * i, d + i, &lo, &hi);
+        s[i] = d[i] * (float)(lo + hi);
+        if (s16) {
+            s16[2 * i] = d[i] * (float)lo;
+            s16[2 * i + 1] = d[i] * (float)hi;
         }
     }
 }
@@ -227,6 +238,28 @@ static float dot_bf16_ref(const void *w, const float *x, int64_t n) {
 
 #include "llm/kernels_avx512.inc"
 
+/* quantize_block in 512-bit vectors, bit for bit: vmaxps keeps its second
+ * operand where the first is NaN (as the scalar loop skips NaN), the
+ * product is the same single multiply, vcvtps2dq rounds to nearest even
+ * as lrintf does, vpmovdb truncates as the cast to int8_t does, and the
+ * sums are of the truncated quants. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void quantize_block_512(const float *x, int8_t *qs,
+                                                                                     float *out_d, int *sum_lo,
+                                                                                     int *sum_hi) {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    __m512 m = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps());
+    m = _mm512_max_ps(_mm512_abs_ps(x1), m);
+    const float amax = _mm512_reduce_max_ps(m);
+    const float d = amax / 127, id = d ? 1 / d : 0;
+    const __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id))));
+    const __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id))));
+    _mm_storeu_si128((__m128i *)(void *)qs, q0);
+    _mm_storeu_si128((__m128i *)(void *)(qs + 16), q1);
+    *out_d = d;
+    *sum_lo = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q0));
+    *sum_hi = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q1));
+}
+
 __attribute__((target("avx2,fma,f16c"))) static void axpy_h_avx2(float a, const uint16_t *x, float *y, int64_t n) {
     const __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
@@ -366,6 +399,15 @@ kernel_attn kernel_get_attn(int level) {
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */
+
+static quantize_block_fn quantize_block_get(void) {
+#if defined(__x86_64__)
+    if (kernel_level() >= KERNEL_AVX512VNNI)
+        return quantize_block_512;
+#endif
+    return quantize_block;
+}
+
 
 int kernel_level(void) {
     static int level = -1;

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "llm/kernels.h"
 #include "llm/matmul.h"
@@ -439,8 +440,57 @@ static void test_quantize_x8(void) {
     CHECK(fabsf(q[1].s - q[1].d * (float)sum) < 1e-6f);
 }
 
+/* The activation quantizer, bit for bit against the rule written out here
+ * (whatever level runs it): d = max |x| / 127 with NaN skipped, quants
+ * lrintf(x / d) (nearest even) cast to int8, sums of the int8 quants. */
+static void test_quantize_exact(void) {
+    enum { N = 32 * 64 };
+    static float x[N], d[N / 32], s[N / 32], s16[N / 16];
+    static int8_t qs[N];
+    static block_x8 q8[N / 32];
+    uint64_t seed = 3;
+    for (int trial = 0; trial < 40; trial++) {
+        for (int i = 0; i < N; i++)
+            x[i] = frand(&seed) * (float)(1 << (trial % 12));
+        int b = trial % (N / 32); /* special values in one block */
+        if (trial % 5 == 1)
+            x[32 * b + trial % 32] = NAN;
+        if (trial % 5 == 2)
+            x[32 * b + 3] = INFINITY;
+        if (trial % 5 == 3) /* ties: amax 127, so the quants are x itself */
+            for (int j = 0; j < 32; j++)
+                x[32 * b + j] = j == 0 ? 127.0f : (float)(j % 7) - 3.5f;
+        if (trial % 5 == 4)
+            for (int j = 0; j < 32; j++)
+                x[32 * b + j] = j % 2 ? -0.0f : 0.0f;
+        kernel_quantize_xrow(x, N, qs, d, s, s16);
+        kernel_quantize_x8(x, q8, N);
+        for (int i = 0; i < N / 32; i++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++)
+                amax = fabsf(x[32 * i + j]) > amax ? fabsf(x[32 * i + j]) : amax;
+            float rd = amax / 127, id = rd ? 1 / rd : 0;
+            int sum[2] = {0, 0}, ok = memcmp(&rd, &d[i], 4) == 0 && memcmp(&rd, &q8[i].d, 4) == 0;
+            for (int j = 0; j < 32; j++) {
+                int8_t v = (int8_t)lrintf(x[32 * i + j] * id);
+                ok &= qs[32 * i + j] == v && q8[i].qs[j] == v;
+                sum[j / 16] += v;
+            }
+            float rs = rd * (float)(sum[0] + sum[1]), r0 = rd * (float)sum[0], r1 = rd * (float)sum[1];
+            ok &= memcmp(&rs, &s[i], 4) == 0 && memcmp(&rs, &q8[i].s, 4) == 0;
+            ok &= memcmp(&r0, &s16[2 * i], 4) == 0 && memcmp(&r1, &s16[2 * i + 1], 4) == 0;
+            if (!ok) {
+                printf("  trial %d block %d differs from the rule\n", trial, i);
+                CHECK(0);
+                return;
+            }
+        }
+    }
+}
+
 int main(void) {
     RUN(test_quantize_x8);
+    RUN(test_quantize_exact);
     RUN(test_all_levels_agree);
     RUN(test_multi_row);
     RUN(test_tiles);
