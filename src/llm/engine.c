@@ -151,6 +151,8 @@ uint64_t llm_engine_weight_bytes(const llm_engine *e) {
     return weights + embd_row;
 }
 
+const gguf_file *llm_engine_gguf(const llm_engine *e) { return e->gguf; }
+
 const char *llm_engine_kernels_name(void) { return kernel_level_name(kernel_level()); }
 
 const sample_params *llm_engine_gen(const llm_engine *e, unsigned *set) {

@@ -58,6 +58,10 @@ chat_format llm_engine_chat_format(const llm_engine *e);
  * not share it) only one row. */
 uint64_t llm_engine_weight_bytes(const llm_engine *e);
 
+/* llm_engine_gguf returns the model file the engine runs from: its tensors'
+ * data is the memory decode reads (benchmarks read it for the bound). */
+const gguf_file *llm_engine_gguf(const llm_engine *e);
+
 /* llm_engine_kernels_name names the kernels this CPU runs ("avx2", ...). */
 const char *llm_engine_kernels_name(void);
 
