@@ -11,6 +11,7 @@
 #include "attest/evidence.h"
 #include "attest/quote.h"
 #include "common/codec.h"
+#include "common/respath.h"
 #include "net/httpc.h"
 
 cai_status coco_api_check(const char *api) {
@@ -153,28 +154,11 @@ cai_status coco_quote(const char *api, const uint8_t report_data[64], buf *out) 
     return st;
 }
 
-/* 1 if |p| is repo/type/tag of [A-Za-z0-9._-], no part empty, "." or "..". */
-static int resource_path_ok(const char *p) {
-    int parts = 0;
-    while (*p) {
-        size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return 0;
-        parts++;
-        p += n;
-        if (*p == '/' && p[1] != '\0')
-            p++;
-        else if (*p != '\0')
-            return 0;
-    }
-    return parts == 3;
-}
-
 cai_status coco_resource(const char *api, const char *path, size_t max, buf *out) {
     if (api == NULL)
         api = COCO_API_DEFAULT;
     buf_init(out, max);
-    if (!resource_path_ok(path))
+    if (!respath_valid(path))
         return cai_fail(CAI_ERR_INVALID_ARG, "'%.100s' is not repo/type/tag", path);
     char root[512], url[1024];
     cai_status st = api_root(api, root, sizeof(root));

@@ -64,8 +64,8 @@ cai_status coco_evidence_parse(const uint8_t *doc, size_t len, const uint8_t rep
  * line of its answer in cai_errmsg), else coco_evidence_parse's errors. */
 cai_status coco_quote(const char *api, const uint8_t report_data[64], buf *out) CAI_WUR;
 
-/* coco_resource fetches kbs:///|path| ("repo/type/tag": letters, digits,
- * '.', '_', '-' and two '/') through the confidential data hub (GET
+/* coco_resource fetches kbs:///|path| ("repo/type/tag" by respath_valid,
+ * else CAI_ERR_INVALID_ARG) through the confidential data hub (GET
  * /cdh/resource/|path| at |api|, NULL: COCO_API_DEFAULT) into |out|
  * (initialised here, at most |max| bytes, wiped on buf_free). Fails closed
  * like coco_quote; an answer other than 200 is CAI_ERR_NOT_FOUND for 404,

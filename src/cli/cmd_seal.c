@@ -64,7 +64,8 @@ static void seal_help(void) {
 
 /* The default key id: kbs:///cai/<name>/key, with the input's base name
  * (a file's extension dropped, a folder's name whole: qwen2.5-7b is not
- * "qwen2" with an extension) reduced to the characters a KBS path allows. */
+ * "qwen2" with an extension, leading dots dropped: .model is "model")
+ * reduced to the characters a KBS path allows (common/respath.h). */
 static const char *default_key_id(const char *in, char *out, size_t cap) {
     struct stat sb;
     int is_dir = stat(in, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -78,6 +79,8 @@ static const char *default_key_id(const char *in, char *out, size_t cap) {
     size_t n = 0;
     for (size_t i = start; i < len && n < sizeof(name) - 1; i++) {
         char c = in[i];
+        if (c == '.' && n == 0)
+            continue; /* a segment never starts with '.' */
         if (c == '.' && !is_dir && n > 0 && strchr(in + i + 1, '.') == NULL && i + 1 < len)
             break; /* drop the last extension */
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -85,7 +88,7 @@ static const char *default_key_id(const char *in, char *out, size_t cap) {
         name[n++] = ok ? c : '-';
     }
     name[n] = '\0';
-    if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    if (n == 0)
         snprintf(name, sizeof(name), "model");
     snprintf(out, cap, "kbs:///cai/%s/key", name);
     return out;

@@ -9,7 +9,7 @@
 #include "attest/quote.h"
 #include "common/codec.h"
 #include "common/jcs.h"
-#include "kbs/store.h"
+#include "common/respath.h"
 
 cai_status kbs_json_parse(const void *body, size_t len, json_t **out) {
     json_error_t err;
@@ -242,7 +242,7 @@ cai_status kbs_resource_uri_parse(const char *uri, char *path, size_t path_len) 
     if (strncmp(uri, "kbs://", 6) != 0 || (p = strchr(uri + 6, '/')) == NULL)
         return cai_fail(CAI_ERR_FORMAT, "a resource is kbs:///repo/type/tag");
     p++;
-    if (strlen(p) >= path_len || !kbs_resource_path_valid(p))
+    if (strlen(p) >= path_len || !respath_valid(p))
         return cai_fail(CAI_ERR_FORMAT, "'%.80s' is not repo/type/tag", p);
     strcpy(path, p);
     return CAI_OK;

@@ -13,6 +13,7 @@
 #include "net/httpd.h"
 #include "common/jcs.h"
 #include "common/log.h"
+#include "common/respath.h"
 #include "common/secure.h"
 #include "crypto/jose.h"
 #include "kbs/audit_writer.h"
@@ -533,7 +534,7 @@ static void on_resource_get(kbs_server *s, httpd_req *r, const char *path) {
         evd = t.evidence_digest;
         clm = clm_buf;
     }
-    if (!kbs_resource_path_valid(path)) {
+    if (!respath_valid(path)) {
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         goto out;
     }
@@ -610,7 +611,7 @@ static int admin_ok(kbs_server *s, httpd_req *r) {
 static void on_resource_admin(kbs_server *s, httpd_req *r, const char *path, int del) {
     if (!admin_ok(s, r))
         return;
-    if (!kbs_resource_path_valid(path)) {
+    if (!respath_valid(path)) {
         reply_err(r, 404, "InvalidRequestPath", "resource path '%.80s' is not repo/type/tag", path);
         return;
     }

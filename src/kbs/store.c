@@ -12,6 +12,7 @@
 
 #include "common/cursor.h"
 #include "common/file.h"
+#include "common/respath.h"
 #include "common/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
@@ -493,32 +494,6 @@ void kbs_store_close(kbs_store *s) {
     free(s);
 }
 
-int kbs_resource_path_valid(const char *path) {
-    size_t n = strlen(path);
-    if (n == 0 || n > 255)
-        return 0;
-    int parts = 0;
-    for (const char *p = path; *p;) {
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-            return 0;
-        for (size_t i = 0; i < len; i++) {
-            char c = p[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-'))
-                return 0;
-        }
-        parts++;
-        if (e == NULL)
-            break;
-        p = e + 1;
-        if (*p == '\0')
-            return 0; /* trailing slash */
-    }
-    return parts == 3;
-}
-
 static cai_status bad_path(const char *path) {
     return cai_fail(CAI_ERR_INVALID_ARG, "resource path '%.80s' is not repo/type/tag", path);
 }
@@ -576,7 +551,7 @@ static cai_status resource_write_fn(kbs_store *s, uint64_t gen, void *arg) {
 
 static cai_status store_write(kbs_store *s, const char *path, const uint8_t *data, size_t len,
                               int create) {
-    if (!kbs_resource_path_valid(path))
+    if (!respath_valid(path))
         return bad_path(path);
     if (len > KBS_RESOURCE_MAX)
         return cai_fail(CAI_ERR_LIMIT, "a resource is at most %u bytes", KBS_RESOURCE_MAX);
@@ -625,7 +600,7 @@ out:
 }
 
 cai_status kbs_store_get(kbs_store *s, const char *path, buf *out) {
-    if (!kbs_resource_path_valid(path))
+    if (!respath_valid(path))
         return bad_path(path);
     uint64_t gen = 0;
     cai_status st = tx_begin(s, 0);
@@ -649,7 +624,7 @@ static cai_status resource_delete_fn(kbs_store *s, uint64_t gen, void *arg) {
 }
 
 cai_status kbs_store_delete(kbs_store *s, const char *path) {
-    if (!kbs_resource_path_valid(path))
+    if (!respath_valid(path))
         return bad_path(path);
     return change(s, resource_delete_fn, (void *)path);
 }

@@ -4,7 +4,8 @@
  * signing key live there too, and there is no state file).
  * docs/KBS-STORE.md says what is protected against whom.
  *
- * Resources (keys and other secrets, addressed as repo/type/tag) are
+ * Resources (keys and other secrets, addressed as repo/type/tag, see
+ * common/respath.h; other paths are CAI_ERR_INVALID_ARG) are
  * encrypted at rest with AES-256-GCM under a key derived by HKDF from a
  * master key that lives outside the database (a 0600 file). Everything that
  * decides a release is authenticated under keys derived from the master key:
@@ -60,10 +61,6 @@ cai_status kbs_store_open(const char *path, const uint8_t master_key[KBS_MASTER_
 cai_status kbs_store_open_state(const char *path, const char *state_path,
                                 const uint8_t master_key[KBS_MASTER_KEY_LEN], kbs_store **out);
 void kbs_store_close(kbs_store *s);
-
-/* kbs_resource_path_valid checks "repo/type/tag": three non-empty parts of
- * [A-Za-z0-9._-], none "." or "..", at most 255 bytes in all. */
-int kbs_resource_path_valid(const char *path);
 
 /* kbs_store_put stores |len| bytes under |path|, replacing any value. */
 cai_status kbs_store_put(kbs_store *s, const char *path, const uint8_t *data, size_t len);

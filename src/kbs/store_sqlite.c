@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include "common/respath.h"
 #include "crypto/aead.h"
 #include "kbs/store_db.h"
 
@@ -407,7 +408,7 @@ static cai_status sq_v1_next(kbs_db *d, char path[256], buf *nonce, buf *sealed,
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         const char *p = (const char *)sqlite3_column_text(q, 0);
-        if (p == NULL || !kbs_resource_path_valid(p)) {
+        if (p == NULL || !respath_valid(p)) {
             st = cai_fail(CAI_ERR_AUTH, "migration: a resource row is corrupt");
         } else {
             snprintf(path, 256, "%s", p);

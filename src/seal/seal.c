@@ -18,6 +18,7 @@
 #include "common/cursor.h"
 #include "common/file.h"
 #include "common/pool.h"
+#include "common/respath.h"
 #include "common/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
@@ -65,18 +66,6 @@ static uint64_t count_chunks(uint64_t len, unsigned chunk_log2) {
 
 /* ---- header ------------------------------------------------------------ */
 
-static int segment_valid(const char *s, size_t n) {
-    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 int seal_key_id_valid(const char *key_id) {
     size_t len = strlen(key_id);
     if (len == 0 || len > SEAL_KEY_ID_MAX || strncmp(key_id, "kbs://", 6) != 0)
@@ -88,19 +77,7 @@ int seal_key_id_valid(const char *key_id) {
     for (const char *a = p; a < slash; a++) /* authority: printable, no space */
         if (*a <= ' ' || *a > '~')
             return 0;
-    p = slash + 1;
-    for (int seg = 0; seg < 3; seg++) {
-        const char *end = strchr(p, '/');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (!segment_valid(p, n))
-            return 0;
-        if (seg < 2 && end == NULL)
-            return 0;
-        if (seg == 2 && end != NULL)
-            return 0;
-        p = end ? end + 1 : p + n;
-    }
-    return 1;
+    return respath_valid(slash + 1);
 }
 
 /* A relative path with '/' separators and no empty, "." or ".." component. */

@@ -42,6 +42,16 @@ out=$("$CAI" seal model.gguf -o model.sealed -k k --key-id kbs:///cai/qwen/key)
 echo "$out" | grep -q "sha256:$(sha model.gguf)" && pass seal_prints_digest || fail seal_prints_digest "$out"
 "$CAI" inspect model.sealed | grep -q 'kbs:///cai/qwen/key' && pass inspect_shows_key_id || fail inspect_shows_key_id "no key id"
 "$CAI" inspect model.sealed --key-file k | grep -q 'authenticated *yes' && pass inspect_with_key || fail inspect_with_key "not authenticated"
+# The default key id of a hidden file: Trustee refuses a resource path
+# segment that starts with '.', so the leading dot is dropped; a key id with
+# one is refused (common/respath.h).
+cp model.gguf .hidden.gguf
+"$CAI" seal .hidden.gguf -o hidden.sealed -k k >/dev/null &&
+    "$CAI" inspect hidden.sealed | grep -q 'kbs:///cai/hidden/key' && pass default_key_id_hidden_file ||
+    fail default_key_id_hidden_file "$("$CAI" inspect hidden.sealed 2>&1 | grep -i key)"
+err=$("$CAI" seal model.gguf -o dot.sealed -k k --key-id kbs:///cai/.x/key 2>&1 >/dev/null)
+[ $? -eq 2 ] && echo "$err" | grep -q 'is not a kbs://' && [ ! -e dot.sealed ] &&
+    pass key_id_leading_dot_refused || fail key_id_leading_dot_refused "$err"
 
 # A directory (a Hugging Face style model folder).
 mkdir -p hf/tokenizer && echo '{"model_type":"qwen2"}' > hf/config.json &&

@@ -1,4 +1,5 @@
-/* Tests of src/common: cursor, buf, codec, pool, file helpers, status. */
+/* Tests of src/common: cursor, buf, codec, pool, file helpers, resource
+ * paths, status. */
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include "common/cursor.h"
 #include "common/file.h"
 #include "common/pool.h"
+#include "common/respath.h"
 #include "common/secure.h"
 #include "test.h"
 
@@ -217,6 +219,73 @@ static void test_secure(void) {
         CHECK(a[i] == 0);
 }
 
+/* The one resource path rule (common/respath.h): Trustee's ResourceDesc
+ * regex (its own test cases among these) and cai's 255-byte limit. */
+static void test_respath(void) {
+    static const struct {
+        const char *path;
+        int ok;
+    } cases[] = {
+        {"cai/qwen/key", 1},
+        {"a/b/c", 1},
+        {"default/key/model-1.0_x", 1},
+        {"default/model-key/qwen2.5_7b", 1},
+        {"123--_default/1Abff-_/___-afds44BC", 1},
+        {"1.ok/2ok./3...", 1}, /* dots inside and at the end are fine */
+        {"-/_/-", 1},
+        {"", 0},
+        {"a", 0},
+        {"a/b", 0},
+        {"a/b/c/d", 0},
+        {"a//c", 0},
+        {"a/b//c", 0},
+        {"/a/b/c", 0},
+        {"a/b/c/", 0},
+        {"/1/2", 0},
+        {"..", 0},
+        {".", 0},
+        {"../b/c", 0},
+        {"a/../c", 0},
+        {"a/b/..", 0},
+        {"a/./c", 0},
+        {"a/b/.", 0},
+        {".1.ok/2ok./3...", 0}, /* a leading dot: Trustee refuses it */
+        {"1.ok/.2ok./3...", 0},
+        {"1.ok/2ok./.3...", 0},
+        {"a/b/.hidden", 0},
+        {"a/b/c d", 0},
+        {"a/b/c\n", 0},
+        {"a/b/c\\d", 0},
+        {"a/b/c?x", 0},
+        {"a/b/c%2f", 0},
+        {"a/b/c*", 0},
+        {"a/b/\xc3\xa7", 0},         /* non-ASCII: UTF-8 c-cedilla */
+        {"a/b/\xff", 0},
+        {"a/b\0/c", 0},               /* read up to the NUL: "a/b" */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (respath_valid(cases[i].path) != cases[i].ok) {
+            printf("  respath_valid(\"%s\") != %d\n", cases[i].path, cases[i].ok);
+            CHECK(0);
+        }
+    /* the limit: 255 bytes in all, not one more */
+    char p[RESPATH_MAX + 2];
+    memset(p, 'a', sizeof(p));
+    p[126] = '/';
+    p[253] = '/';
+    p[RESPATH_MAX] = '\0';
+    CHECK(strlen(p) == 255 && respath_valid(p));
+    p[RESPATH_MAX] = 'a';
+    p[RESPATH_MAX + 1] = '\0';
+    CHECK(strlen(p) == 256 && !respath_valid(p));
+    /* a 300-byte tag */
+    char q[310];
+    memcpy(q, "a/b/", 4);
+    memset(q + 4, 't', 300);
+    q[304] = '\0';
+    CHECK(!respath_valid(q));
+}
+
 static void test_status_messages(void) {
     CHECK(strcmp(cai_errmsg(CAI_ERR_IO), cai_strerror(CAI_ERR_IO)) == 0 ||
           cai_errmsg(CAI_ERR_IO) != NULL);
@@ -264,6 +333,7 @@ int main(void) {
     RUN(test_file_atomic);
     RUN(test_memfd_seal);
     RUN(test_secure);
+    RUN(test_respath);
     RUN(test_status_messages);
     RUN(test_status_wraps_own_detail);
     return test_summary();
