@@ -47,16 +47,17 @@
 #     -d CTX-N-1 -n N -r 1 likewise.
 #   - threads -t, prompt -p in one batch, f16 KV cache on both (llama-bench
 #     defaults otherwise; --llama-args adds flags to llama-bench).
-#   - peak RSS: cai's printed peak (getrusage before its 1 GiB bandwidth
-#     probe, which would otherwise count); llama.cpp's from /usr/bin/time
-#     (the larger of its two processes).
+#   - peak RSS: cai's printed peak (getrusage; its bound reads the weights
+#     in place and adds nothing); llama.cpp's from /usr/bin/time (the larger
+#     of its two processes).
 #   - weights: cai copies the file into a sealed memfd (as cai serve --sealed
 #     holds them); llama.cpp with --mmap 0 and 1 (--llama-mmap), and the
 #     "ratio vs best" line compares with the faster of the two.
 # The table's cai/x columns are ratios of the medians; "of bound" is decode as
-# a share of cai's own bound (its measured read bandwidth / bytes of weights
-# per token), given by the "cai bound" lines; the load average (1 min) is
-# printed before and after each round, then one line on how llama-bench ran.
+# a share of cai's own bound (one pass of plain reads over the weights a
+# decode step reads, timed between its runs), given by the "cai bound"
+# lines; the load average (1 min) is printed before and after each round,
+# then one line on how llama-bench ran.
 #
 # Options:
 #   --parts LIST       q4_0,q4_k_m,q8_0,ctx,serve (default: all)
