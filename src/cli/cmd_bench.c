@@ -248,17 +248,21 @@ static void bw_worker(void *ctx, int ith, int nth) {
     j->sum[ith % 64] = s;
 }
 
-/* The tensors a decode step reads: all but an untied token embedding. */
-static size_t decode_tensors(const gguf_file *g, const gguf_tensor **out) {
+/* The read pass over the tensors a decode step reads (all but an untied
+ * token embedding) on a pool of |nt| threads; their bytes in |bytes|. */
+static cai_status read_job_new(const gguf_file *g, int nt, bw_job *j, pool **p, uint64_t *bytes) {
     gguf_tensor o;
     int tied = gguf_find_tensor(g, "output.weight", &o) != CAI_OK;
-    size_t n = 0;
+    if ((j->t = calloc(gguf_n_tensors(g) + 1, sizeof(*j->t))) == NULL)
+        return CAI_ERR_NOMEM;
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
-        if (tied || strcmp(t->name, "token_embd.weight") != 0)
-            out[n++] = t;
+        if (tied || strcmp(t->name, "token_embd.weight") != 0) {
+            j->t[j->n++] = t;
+            *bytes += t->nbytes;
+        }
     }
-    return n;
+    return pool_new(nt, p);
 }
 
 /* Seconds for one read pass of |j| on |p|. */
@@ -361,16 +365,9 @@ static int bench_model(int argc, char **argv) {
     const llm_hparams *hp = llm_model_hparams(llm_engine_model(e));
     uint64_t weights = llm_engine_weight_bytes(e);
     const int nt = threads ? (int)threads : pool_cpu_count();
-    const gguf_file *g = llm_engine_gguf(e);
-    bj.t = calloc(gguf_n_tensors(g) + 1, sizeof(*bj.t));
-    if (bj.t == NULL || (st = pool_new(nt, &bwp)) != CAI_OK) {
-        st = st != CAI_OK ? st : CAI_ERR_NOMEM;
-        goto out;
-    }
-    bj.n = decode_tensors(g, bj.t);
     uint64_t read_bytes = 0;
-    for (size_t i = 0; i < bj.n; i++)
-        read_bytes += bj.t[i]->nbytes;
+    if ((st = read_job_new(llm_engine_gguf(e), nt, &bj, &bwp, &read_bytes)) != CAI_OK)
+        goto out;
     uint64_t rng = 12345;
     for (long i = 0; i < (p > n ? p : n); i++) {
         rng = rng * 6364136223846793005ull + 1;
