@@ -1,0 +1,51 @@
+/* x16.h - the stored interleaved weight layout "x16" (internal to llm).
+ *
+ * A Q8_0 or Q4_0 weight matrix in x16 holds each group of 16 consecutive
+ * rows (16g .. 16g + 15) in exactly the bytes those rows take in the file,
+ * rearranged so that one vpdpbusd multiplies four values of each of the 16
+ * rows by the same four activation values (the tiles of kernels.h, stored
+ * instead of packed per product). For a group of nb = ne0 / 32 blocks:
+ *   - first, per block i, the quants: Q8_0 eight 64-byte vectors, vector k
+ *     lane l (bytes 4l .. 4l + 3) = values 4k .. 4k + 3 of row l made
+ *     unsigned (q + 128); Q4_0 four 64-byte vectors, vector k lane l = qs
+ *     bytes 4k .. 4k + 3 of row l (low nibbles values 4k .. 4k + 3, high
+ *     nibbles values 16 + 4k .. 16 + 4k + 3), at i * X16_QUANTS(type);
+ *   - then, per block i, the 16 rows' f16 scales (32 bytes), at
+ *     nb * X16_QUANTS(type) + 32 i.
+ * So a group is nb * 544 (Q8_0: 16 x 34) or nb * 288 (Q4_0: 16 x 18)
+ * bytes, its quants one stream and its scales another. The rows past the
+ * last whole group (ne1 % 16) stay in the file's layout.
+ *
+ * The rewrite happens once, in place, after the file's digest was checked
+ * (llm_engine_open_memfd), and only at the AVX-512 VNNI level, whose
+ * kernels read it directly (kernel_dot.x16, .x16_exact). */
+#ifndef CAI_LLM_X16_H
+#define CAI_LLM_X16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { X16_ROWS = 16 };
+enum { X16_QUANTS_Q8_0 = 512, X16_QUANTS_Q4_0 = 256 };
+
+/* The layout of a weight tensor's bytes. */
+typedef enum { LLM_LAYOUT_FILE = 0, LLM_LAYOUT_X16 = 1 } llm_layout;
+
+/* x16_eligible says whether a tensor of |type| with |n_dims| dimensions
+ * |ne| is rewritten into x16: a 2-D Q8_0 or Q4_0 matrix with at least one
+ * whole group of 16 rows. */
+int x16_eligible(int type, int n_dims, const int64_t ne[4]);
+
+/* x16_pack rewrites |groups| whole groups of 16 rows of |ne0| values of
+ * |type| (Q8_0 or Q4_0) from the file's layout at |src| into x16 at |dst|
+ * (the same byte count; the two must not overlap). x16_unpack is its
+ * inverse. */
+void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups);
+void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups);
+
+/* x16_get_row dequantizes row |l| (0..15) of the x16 group at |group|
+ * into |out| (ne0 floats), bit for bit as quant_dequantize_row does the
+ * same row in the file's layout. */
+void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out);
+
+#endif
