@@ -25,6 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/status.h"
+#include "gguf/gguf.h"
+
 enum { X16_ROWS = 16 };
 enum { X16_QUANTS_Q8_0 = 512, X16_QUANTS_Q4_0 = 256 };
 
@@ -47,5 +50,15 @@ void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t
  * into |out| (ne0 floats), bit for bit as quant_dequantize_row does the
  * same row in the file's layout. */
 void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out);
+
+/* x16_rewrite_fd rewrites, in place in the file |fd| (the memfd of a
+ * GGUF |g| parsed from |base|, a read-only mapping of it), every tensor
+ * x16_eligible into x16: pread of a batch of whole groups into a small
+ * buffer, x16_pack, pwrite back, the batches spread over |n_threads|
+ * (0: one per CPU). Writing through the kernel, not a mapping: on a VM
+ * the first user-space touch of each fresh page is costly. Returns CAI_OK
+ * and the bytes rewritten in |out_bytes|, or the failing read or write's
+ * error (the file then partly rewritten: the caller drops it). */
+cai_status x16_rewrite_fd(int fd, const gguf_file *g, const void *base, int n_threads, uint64_t *out_bytes);
 
 #endif
