@@ -60,17 +60,16 @@ static double now_s(void) {
  * through a private read-only mapping (a shared one, even read-only,
  * would keep the memfd from being sealed on kernels before 6.7), dropped
  * before the engine maps the sealed memfd. */
-static cai_status rewrite_x16(int fd, uint64_t size) {
+static cai_status rewrite_x16(int fd, uint64_t size, uint64_t *rewritten) {
     if (size == 0 || size > SIZE_MAX)
         return cai_fail(CAI_ERR_FORMAT, "the model is empty or too large");
     void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED)
         return cai_fail(CAI_ERR_IO, "cannot map the model");
     gguf_file *g = NULL;
-    uint64_t rewritten = 0;
     cai_status st = gguf_open_mem(map, (size_t)size, &g);
     if (st == CAI_OK)
-        st = x16_rewrite_fd(fd, g, map, 0, &rewritten);
+        st = x16_rewrite_fd(fd, g, map, 0, rewritten);
     gguf_close(g);
     munmap(map, (size_t)size);
     return st;
@@ -89,7 +88,8 @@ cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine *
                                              : file_size(fd, &size);
     if (st == CAI_OK && kernel_level() >= KERNEL_AVX512VNNI) {
         const double t0 = now_s();
-        if ((st = rewrite_x16(fd, size)) == CAI_OK) {
+        uint64_t rewritten = 0;
+        if ((st = rewrite_x16(fd, size, &rewritten)) == CAI_OK && rewritten > 0) {
             e->layout = LLM_LAYOUT_X16;
             e->rewrite_s = now_s() - t0;
         }

@@ -79,7 +79,7 @@ const gguf_file *llm_engine_gguf(const llm_engine *e);
 const char *llm_engine_kernels_name(void);
 
 /* llm_engine_layout_name names the weights' layout ("x16" after
- * llm_engine_open_memfd's rewrite, else "file") and puts the rewrite's
+ * llm_engine_open_memfd rewrote any, else "file") and puts the rewrite's
  * seconds in |rewrite_seconds| (may be NULL; 0 without a rewrite). */
 const char *llm_engine_layout_name(const llm_engine *e, double *rewrite_seconds);
 
