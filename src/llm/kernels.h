@@ -19,7 +19,11 @@
  * eight (Q6_K: sixteen) float lanes chosen by the block index, and one
  * fixed sum of the lanes (kernels_avx512.inc). So a row's result from qn
  * or tile_exact never depends on how many rows are multiplied with it,
- * nor on which of the two computed it. */
+ * nor on which of the two computed it.
+ *
+ * Q8_0 and Q4_0 weights may also be stored in the tiles' layout (x16.h,
+ * rewritten once at load): kernel_dot.x16_exact and .x16 read 16 rows
+ * from it directly, with no packing, in the same two kinds. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
