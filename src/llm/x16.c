@@ -42,24 +42,24 @@ void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t g
         for (size_t i = 0; i < nb; i++)
             for (size_t l = 0; l < X16_ROWS; l++) {
                 const uint8_t *b = src + l * rb + i * bs;
-                memcpy(dst + nb * qb + 32 * i + 2 * l, b, 2);
+                memcpy(dst + x16_scales_at(qb, i) + 2 * l, b, 2);
                 for (size_t k = 0; k < qb / 64; k++) {
                     uint32_t v;
                     memcpy(&v, b + 2 + 4 * k, 4);
                     v = flip(type, v);
-                    memcpy(dst + i * qb + 64 * k + 4 * l, &v, 4);
+                    memcpy(dst + x16_quants_at(qb, i) + 64 * k + 4 * l, &v, 4);
                 }
             }
 }
 
 /* Block i of row l of the x16 group at |src| into |b| (the file's layout). */
-static void unpack_block(int type, size_t nb, const uint8_t *src, size_t i, size_t l, uint8_t *b) {
+static void unpack_block(int type, const uint8_t *src, size_t i, size_t l, uint8_t *b) {
     size_t bs, qb;
     sizes(type, &bs, &qb);
-    memcpy(b, src + nb * qb + 32 * i + 2 * l, 2);
+    memcpy(b, src + x16_scales_at(qb, i) + 2 * l, 2);
     for (size_t k = 0; k < qb / 64; k++) {
         uint32_t v;
-        memcpy(&v, src + i * qb + 64 * k + 4 * l, 4);
+        memcpy(&v, src + x16_quants_at(qb, i) + 64 * k + 4 * l, 4);
         v = flip(type, v);
         memcpy(b + 2 + 4 * k, &v, 4);
     }
@@ -72,14 +72,14 @@ void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t
     for (int64_t g = 0; g < groups; g++, src += X16_ROWS * rb, dst += X16_ROWS * rb)
         for (size_t i = 0; i < nb; i++)
             for (size_t l = 0; l < X16_ROWS; l++)
-                unpack_block(type, nb, src, i, l, dst + l * rb + i * bs);
+                unpack_block(type, src, i, l, dst + l * rb + i * bs);
 }
 
 void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out) {
     const size_t nb = (size_t)ne0 / 32;
     uint8_t b[sizeof(block_q8_0)];
     for (size_t i = 0; i < nb; i++) {
-        unpack_block(type, nb, group, i, (size_t)l, b);
+        unpack_block(type, group, i, (size_t)l, b);
         quant_dequantize_row(type, b, out + 32 * i, 32);
     }
 }

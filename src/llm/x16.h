@@ -4,17 +4,18 @@
  * rows (16g .. 16g + 15) in exactly the bytes those rows take in the file,
  * rearranged so that one vpdpbusd multiplies four values of each of the 16
  * rows by the same four activation values (the tiles of kernels.h, stored
- * instead of packed per product). For a group of nb = ne0 / 32 blocks:
- *   - first, per block i, the quants: Q8_0 eight 64-byte vectors, vector k
- *     lane l (bytes 4l .. 4l + 3) = values 4k .. 4k + 3 of row l made
- *     unsigned (q + 128); Q4_0 four 64-byte vectors, vector k lane l = qs
- *     bytes 4k .. 4k + 3 of row l (low nibbles values 4k .. 4k + 3, high
- *     nibbles values 16 + 4k .. 16 + 4k + 3), at i * X16_QUANTS(type);
- *   - then, per block i, the 16 rows' f16 scales (32 bytes), at
- *     nb * X16_QUANTS(type) + 32 i.
- * So a group is nb * 544 (Q8_0: 16 x 34) or nb * 288 (Q4_0: 16 x 18)
- * bytes, its quants one stream and its scales another. The rows past the
- * last whole group (ne1 % 16) stay in the file's layout.
+ * instead of packed per product). Per 32-value block i of a group, at
+ * i * 544 (Q8_0: 16 x 34 bytes) or i * 288 (Q4_0: 16 x 18):
+ *   - the quants: Q8_0 eight 64-byte vectors, vector k lane l (bytes 4l ..
+ *     4l + 3) = values 4k .. 4k + 3 of row l made unsigned (q + 128); Q4_0
+ *     four 64-byte vectors, vector k lane l = qs bytes 4k .. 4k + 3 of row
+ *     l (low nibbles values 4k .. 4k + 3, high nibbles values 16 + 4k ..
+ *     16 + 4k + 3);
+ *   - then the 16 rows' f16 scales (32 bytes).
+ * So a group is one stream, as the file's rows are (all the quants first,
+ * then the scales, was measured slower: two streams per group, the short
+ * one retrained every group). The rows past the last whole group
+ * (ne1 % 16) stay in the file's layout.
  *
  * The rewrite happens once, in place, after the file's digest was checked
  * (llm_engine_open_memfd), and only at the AVX-512 VNNI level, whose
@@ -30,6 +31,11 @@
 
 enum { X16_ROWS = 16 };
 enum { X16_QUANTS_Q8_0 = 512, X16_QUANTS_Q4_0 = 256 };
+
+/* Where block |i|'s quants and its 16 scales sit in a group, with |qb|
+ * bytes of quants per block (X16_QUANTS_*). */
+static inline size_t x16_quants_at(size_t qb, size_t i) { return i * (qb + 32); }
+static inline size_t x16_scales_at(size_t qb, size_t i) { return i * (qb + 32) + qb; }
 
 /* The layout of a weight tensor's bytes. */
 typedef enum { LLM_LAYOUT_FILE = 0, LLM_LAYOUT_X16 = 1 } llm_layout;
