@@ -292,7 +292,9 @@ static void bench_model_help(void) {
            "  -h, --help   this help\n");
 }
 
-/* The model's bytes in a sealed memfd, as the confidential boot leaves them. */
+/* The model's bytes in a memfd not yet sealed, as the confidential boot
+ * leaves them for llm_engine_open_memfd (which rewrites the weights, then
+ * seals it). */
 static cai_status load_memfd(const char *path, int *out_fd) {
     enum { CHUNK = 8 << 20 };
     *out_fd = -1;
@@ -310,8 +312,6 @@ static cai_status load_memfd(const char *path, int *out_fd) {
         if (st == CAI_OK)
             st = file_pwrite_full(mfd, chunk, len, off);
     }
-    if (st == CAI_OK)
-        st = file_memfd_seal(mfd);
     free(chunk);
     if (fd >= 0)
         close(fd);
@@ -356,8 +356,8 @@ static int bench_model(int argc, char **argv) {
     cai_status st = tok ? CAI_OK : CAI_ERR_NOMEM;
     if (st == CAI_OK && !use_mmap)
         st = load_memfd(model, &mfd);
-    if (st == CAI_OK)
-        st = llm_engine_open(use_mmap ? model : NULL, mfd, NULL, &e);
+    if (st == CAI_OK) /* the memfd: weights rewritten for the kernels, then sealed */
+        st = use_mmap ? llm_engine_open(model, -1, NULL, &e) : llm_engine_open_memfd(mfd, NULL, &e);
     if (st == CAI_OK)
         st = llm_ctx_new(llm_engine_model(e), (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
     if (st != CAI_OK)
@@ -414,8 +414,13 @@ static int bench_model(int argc, char **argv) {
     double bw = (double)read_bytes / best_read / 1e9, bound = bw * 1e9 / (double)weights;
     printf("model    %s (%s, %d layers, %d wide, vocab %d), %.2f GB of weights\n", llm_engine_name(e),
            hp->arch_name, hp->n_layer, hp->n_embd, hp->n_vocab, (double)weights / 1e9);
-    printf("threads  %d; kernels %s; weights %s\n", nt, llm_engine_kernels_name(),
-           use_mmap ? "mapped from the file" : "in a memfd");
+    double rewrite_s;
+    const char *layout = llm_engine_layout_name(e, &rewrite_s);
+    printf("threads  %d; kernels %s; weights %s, %s layout", nt, llm_engine_kernels_name(),
+           use_mmap ? "mapped from the file" : "in a memfd", layout);
+    if (rewrite_s > 0)
+        printf(" (rewritten in %.2f s)", rewrite_s);
+    printf("\n");
     printf("prefill  %8.2f tokens/s  (%ld tokens in one batch, best of %ld)\n", best_pp, p, repeat);
     printf("decode   %8.2f tokens/s  (%ld tokens)\n", best_tg, n);
     if (fill_s > 0)

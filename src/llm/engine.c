@@ -1,10 +1,16 @@
 /* engine.c - opening a model and turning conversations into tokens. */
 #include "llm/engine.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/file.h"
 #include "llm/kernels.h"
+#include "llm/x16.h"
 
 #define LLM_MAX_EOG 8
 
@@ -18,6 +24,8 @@ struct llm_engine {
     char name[128];           /* general.name, or the architecture */
     sample_params gen;        /* the model's generation defaults (cai.generation.*) */
     unsigned gen_set;         /* which fields of gen the file sets (SAMPLE_SET_*) */
+    int layout;               /* LLM_LAYOUT_FILE or LLM_LAYOUT_X16 */
+    double rewrite_s;         /* the x16 rewrite's seconds */
 };
 
 static void add_eog(llm_engine *e, int32_t id) {
@@ -29,14 +37,73 @@ static void add_eog(llm_engine *e, int32_t id) {
     e->eog[e->n_eog++] = id;
 }
 
+/* The rest of an open, on e->gguf with e->layout: the model, tokenizer,
+ * chat template and generation defaults. Frees |e| on failure. */
+static cai_status engine_load(llm_engine *e, cai_status st, const char *template_name, llm_engine **out);
+
 cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out) {
     *out = NULL;
     llm_engine *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return CAI_ERR_NOMEM;
     cai_status st = path ? gguf_open_path(path, &e->gguf) : gguf_open_fd(fd, &e->gguf);
+    return engine_load(e, st, template_name, out);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The x16 rewrite of the memfd |fd| of |size| bytes: its header parsed
+ * through a private read-only mapping (a shared one, even read-only,
+ * would keep the memfd from being sealed on kernels before 6.7), dropped
+ * before the engine maps the sealed memfd. */
+static cai_status rewrite_x16(int fd, uint64_t size, uint64_t *rewritten) {
+    if (size == 0 || size > SIZE_MAX)
+        return cai_fail(CAI_ERR_FORMAT, "the model is empty or too large");
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return cai_fail(CAI_ERR_IO, "cannot map the model");
+    gguf_file *g = NULL;
+    cai_status st = gguf_open_mem(map, (size_t)size, &g);
     if (st == CAI_OK)
-        st = llm_model_load(e->gguf, &e->model);
+        st = x16_rewrite_fd(fd, g, map, 0, rewritten);
+    gguf_close(g);
+    munmap(map, (size_t)size);
+    return st;
+}
+
+cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine **out) {
+    *out = NULL;
+    llm_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return CAI_ERR_NOMEM;
+    uint64_t size = 0;
+    int seals = fcntl(fd, F_GET_SEALS);
+    cai_status st = seals < 0 ? cai_fail(CAI_ERR_INVALID_ARG, "the model is not in a memfd that allows sealing")
+                    : (seals & F_SEAL_WRITE) ? cai_fail(CAI_ERR_INVALID_ARG, "the model's memfd is already sealed "
+                                                        "against writing: the weights cannot be rewritten")
+                                             : file_size(fd, &size);
+    if (st == CAI_OK && kernel_level() >= KERNEL_AVX512VNNI) {
+        const double t0 = now_s();
+        uint64_t rewritten = 0;
+        if ((st = rewrite_x16(fd, size, &rewritten)) == CAI_OK && rewritten > 0) {
+            e->layout = LLM_LAYOUT_X16;
+            e->rewrite_s = now_s() - t0;
+        }
+    }
+    if (st == CAI_OK)
+        st = file_memfd_seal(fd);
+    if (st == CAI_OK)
+        st = gguf_open_fd(fd, &e->gguf);
+    return engine_load(e, st, template_name, out);
+}
+
+static cai_status engine_load(llm_engine *e, cai_status st, const char *template_name, llm_engine **out) {
+    if (st == CAI_OK)
+        st = llm_model_load_layout(e->gguf, e->layout, &e->model);
     if (st == CAI_OK)
         st = tokenizer_from_gguf(e->gguf, &e->tok);
     if (st == CAI_OK && (size_t)llm_model_hparams(e->model)->n_vocab < tokenizer_n_tokens(e->tok))
@@ -154,6 +221,12 @@ uint64_t llm_engine_weight_bytes(const llm_engine *e) {
 const gguf_file *llm_engine_gguf(const llm_engine *e) { return e->gguf; }
 
 const char *llm_engine_kernels_name(void) { return kernel_level_name(kernel_level()); }
+
+const char *llm_engine_layout_name(const llm_engine *e, double *rewrite_seconds) {
+    if (rewrite_seconds)
+        *rewrite_seconds = e->rewrite_s;
+    return e->layout == LLM_LAYOUT_X16 ? "x16" : "file";
+}
 
 const sample_params *llm_engine_gen(const llm_engine *e, unsigned *set) {
     *set = e->gen_set;

@@ -1,7 +1,9 @@
 /* engine.h - a loaded model: GGUF mapping, weights, tokenizer, chat format.
  *
  * What `cai run`, `cai chat -m`, `cai bench -m` and `cai serve` open. The
- * file may be a path or an fd (the sealed memfd: nothing is copied). The
+ * file may be a path or an fd (the sealed memfd: nothing is copied), or a
+ * memfd not yet sealed, whose weights are first rewritten for faster
+ * kernels (llm_engine_open_memfd: `cai serve`'s sealed boot, `cai bench -m`). The
  * engine is opaque: callers ask it for its model, tokenizer, name and chat
  * format, and generate with llm/session.h. */
 #ifndef CAI_LLM_ENGINE_H
@@ -23,6 +25,17 @@ typedef struct llm_engine llm_engine;
  * (cai.generation.stop_token_ids join the end-of-generation tokens). |template_name|
  * (may be NULL) overrides the chat template the file names. */
 cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out);
+
+/* llm_engine_open_memfd loads the GGUF in the memfd |fd|, which must not
+ * be sealed against writing yet (its bytes, e.g. the model digest, already
+ * checked): at the AVX-512 VNNI level it first rewrites the Q8_0 and Q4_0
+ * weight matrices in place into the x16 layout (llm/x16.h: their kernels
+ * read it without packing), with pread and pwrite on all CPUs, then seals
+ * the memfd (common/file.h file_memfd_seal) and opens it as
+ * llm_engine_open(NULL, fd, ...) does (the caller may then close fd).
+ * Below that level it only seals and opens.
+ * On failure the memfd's content is undefined: drop it. */
+cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine **out);
 void llm_engine_free(llm_engine *e);
 
 /* llm_engine_chat_prompt renders |msgs| with the chat template (plus the
@@ -64,6 +77,11 @@ const gguf_file *llm_engine_gguf(const llm_engine *e);
 
 /* llm_engine_kernels_name names the kernels this CPU runs ("avx2", ...). */
 const char *llm_engine_kernels_name(void);
+
+/* llm_engine_layout_name names the weights' layout ("x16" after
+ * llm_engine_open_memfd rewrote any, else "file") and puts the rewrite's
+ * seconds in |rewrite_seconds| (may be NULL; 0 without a rewrite). */
+const char *llm_engine_layout_name(const llm_engine *e, double *rewrite_seconds);
 
 /* llm_engine_is_eog says whether |id| ends a reply. */
 int llm_engine_is_eog(const llm_engine *e, int32_t id);

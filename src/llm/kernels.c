@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "llm/quant.h"
+#include "llm/x16.h"
 
 #define H(h) quant_half_to_float(h)
 
@@ -494,6 +495,13 @@ kernel_dot kernel_get(int type, int level) {
             k.tile = type == GGML_TYPE_Q6_K ? tile_dot16_512 : tile_dot_512;
             k.tile_exact = type == GGML_TYPE_Q6_K ? tile_exact16_512 : tile_exact_512;
             k.tile_block = type == GGML_TYPE_Q6_K ? KERNEL_TILE_BLOCK16 : KERNEL_TILE_BLOCK;
+        }
+        if (type == GGML_TYPE_Q8_0) {
+            k.x16 = x16_dot_q8_0_512;
+            k.x16_exact = x16_exact_q8_0_512;
+        } else if (type == GGML_TYPE_Q4_0) {
+            k.x16 = x16_dot_q4_0_512;
+            k.x16_exact = x16_exact_q4_0_512;
         }
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)

@@ -6,15 +6,28 @@
 
 #include "gguf/ggml_type.h"
 #include "llm/quant.h"
+#include "llm/x16.h"
 
 llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data) {
-    return (llm_tensor){.name = name, .type = type, .ne0 = ne0, .ne1 = ne1,
-                        .row_bytes = ggml_type_row_size(type, ne0), .data = data,
-                        .k = kernel_get(type, kernel_level())};
+    return llm_tensor_make_layout(name, type, ne0, ne1, data, LLM_LAYOUT_FILE);
+}
+
+llm_tensor llm_tensor_make_layout(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data,
+                                  int layout) {
+    llm_tensor t = {.name = name, .type = type, .ne0 = ne0, .ne1 = ne1, .row_bytes = ggml_type_row_size(type, ne0),
+                    .data = data, .layout = layout, .k = kernel_get(type, kernel_level())};
+    const int64_t ne[4] = {ne0, ne1, 1, 1};
+    CAI_ASSERT(layout == LLM_LAYOUT_FILE || (layout == LLM_LAYOUT_X16 && t.k.x16_exact && x16_eligible(type, 2, ne)));
+    return t;
 }
 
 void tensor_get_row(const llm_tensor *w, int64_t i, float *out) {
-    quant_dequantize_row(w->type, w->data + (size_t)i * w->row_bytes, out, w->ne0);
+    const int64_t groups = w->layout == LLM_LAYOUT_X16 ? w->ne1 / X16_ROWS : 0;
+    if (i < groups * X16_ROWS)
+        x16_get_row(w->type, w->ne0, w->data + (size_t)(i / X16_ROWS) * X16_ROWS * w->row_bytes, (int)(i % X16_ROWS),
+                    out);
+    else
+        quant_dequantize_row(w->type, w->data + (size_t)i * w->row_bytes, out, w->ne0);
 }
 
 typedef struct {
@@ -29,14 +42,17 @@ typedef struct {
     kernel_xrows xr;   /* the same, read-only, for the kernel */
     const uint8_t *tiled; /* per activation row: through tiles */
     int exact_tiles;      /* the rows not flagged: through exact tiles */
+    int x16;              /* the weights in x16: flagged rows through
+                             k.x16, the others through k.x16_exact */
     uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
     size_t tile_bytes;
 } matmul_job;
 
 /* How activation row |t| goes: 0 through the row kernels, 1 through the
- * tiles, 2 through the exact tiles (kernel_dot.tile_exact). */
+ * tiles (or kernel_dot.x16), 2 through the exact tiles (kernel_dot.tile_exact
+ * or x16_exact). */
 static int row_kind(const matmul_job *j, int t) {
-    return !j->tiles ? 0 : j->tiled && j->tiled[t] ? 1 : j->exact_tiles ? 2 : 0;
+    return !j->tiles && !j->x16 ? 0 : j->tiled && j->tiled[t] ? 1 : j->exact_tiles || j->x16 ? 2 : 0;
 }
 
 /* The end of the run of activation rows from |t| on that go the same way
@@ -114,12 +130,38 @@ static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t
     matmul_rows(j, r, r1, 1);
 }
 
+/* x16: groups g0 .. g1 of 16 weight rows, each read once for all the
+ * activation rows, eight at a time (no packing: the group is the tile). */
+static void matmul_x16(const matmul_job *j, int64_t g0, int64_t g1) {
+    const llm_tensor *w = j->w;
+    const size_t N = (size_t)w->ne1;
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *grp = w->data + (size_t)g * X16_ROWS * w->row_bytes;
+        for (int a = 0, b; a < j->T; a = b) {
+            b = run_end(j, a);
+            const kernel_tile_dot f = row_kind(j, a) == 1 ? j->k.x16 : j->k.x16_exact;
+            for (int t = a; t < b; t += KERNEL_TILE_XROWS) {
+                int nt = b - t < KERNEL_TILE_XROWS ? b - t : KERNEL_TILE_XROWS;
+                f(grp, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)g * X16_ROWS, N);
+            }
+        }
+    }
+}
+
 /* Each thread takes a contiguous range of weight rows (whole tiles where
  * tiles are used) and dots every row with all T activation rows, so each
  * weight byte is read once per batch. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
     const llm_tensor *w = j->w;
+    if (j->x16) { /* whole groups; the last thread also the rows past them */
+        const int64_t groups = w->ne1 / X16_ROWS, per = (groups + nth - 1) / nth;
+        const int64_t g0 = per * ith < groups ? per * ith : groups, g1 = g0 + per < groups ? g0 + per : groups;
+        matmul_x16(j, g0, g1);
+        if (ith == nth - 1)
+            matmul_rows(j, groups * X16_ROWS, w->ne1, 1);
+        return;
+    }
     int64_t per = (w->ne1 + nth - 1) / nth;
     if (j->tiles)
         per = (per + KERNEL_TILE_ROWS - 1) / KERNEL_TILE_ROWS * KERNEL_TILE_ROWS;
@@ -158,7 +200,7 @@ static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 void matmul_scratch_need(const llm_tensor *w, int T, int n_threads, size_t *x_bytes, size_t *tile_bytes) {
     const kernel_dot *k = &w->k;
     size_t s16, x = round64(x_layout(w, k, T, k->tile && k->tile_block == KERNEL_TILE_BLOCK16, &s16));
-    size_t t = k->tile ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k->tile_block) : 0;
+    size_t t = k->tile && w->layout != LLM_LAYOUT_X16 ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k->tile_block) : 0;
     *x_bytes = x > *x_bytes ? x : *x_bytes;
     *tile_bytes = t > *tile_bytes ? t : *tile_bytes;
 }
@@ -175,8 +217,9 @@ void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint
     for (int t = 0; tiled && t < T; t++)
         flagged += tiled[t] != 0;
     const int exact_min = j.k.tile_block == KERNEL_TILE_BLOCK16 ? MATMUL_EXACT_TILE_MIN16 : MATMUL_EXACT_TILE_MIN;
-    j.exact_tiles = j.k.tile_exact && T - flagged >= exact_min;
-    const int use_tiles = j.k.tile && (flagged || j.exact_tiles) && w->row_bytes < ((size_t)1 << 26);
+    j.x16 = w->layout == LLM_LAYOUT_X16;
+    j.exact_tiles = !j.x16 && j.k.tile_exact && T - flagged >= exact_min;
+    const int use_tiles = !j.x16 && j.k.tile && (flagged || j.exact_tiles) && w->row_bytes < ((size_t)1 << 26);
     if (j.k.q) {
         const size_t blocks = (size_t)T * (size_t)(w->ne0 / 32);
         size_t s16;

@@ -21,12 +21,18 @@ typedef struct {
     int64_t ne0, ne1;  /* row length, rows */
     size_t row_bytes;
     const uint8_t *data;
+    int layout;        /* LLM_LAYOUT_FILE, or LLM_LAYOUT_X16 (x16.h) */
     kernel_dot k;      /* its kernels at this CPU's level, chosen once */
 } llm_tensor;
 
 /* llm_tensor_make describes |ne1| rows of |ne0| values of |type| at |data|
- * and resolves its kernels for this CPU (matmul never chooses per call). */
+ * in the file's layout and resolves its kernels for this CPU (matmul
+ * never chooses per call). llm_tensor_make_layout is the same for bytes
+ * in |layout|: LLM_LAYOUT_X16 only for a tensor x16_eligible at a level
+ * whose kernels have x16 (kernel_dot.x16_exact). */
 llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data);
+llm_tensor llm_tensor_make_layout(const char *name, int type, int64_t ne0, int64_t ne1, const uint8_t *data,
+                                  int layout);
 
 /* matmul sets y[t * w->ne1 + n] = dot(row n of w, x + t * w->ne0) for
  * t < T, n < ne1, on every thread of |p|. Activation rows flagged in
@@ -39,7 +45,14 @@ llm_tensor llm_tensor_make(const char *name, int type, int64_t ne0, int64_t ne1,
  * not flagged take them when there are MATMUL_EXACT_TILE_MIN or more
  * (Q6_K's, with a scale per 16 values: MATMUL_EXACT_TILE_MIN16): each
  * one's result is still what it gets alone, or with any other batch (a
- * decode step of many streams). */
+ * decode step of many streams).
+ *
+ * A tensor in the x16 layout (x16.h) has no packing and no threshold: its
+ * groups of 16 rows go through kernel_dot.x16 for the flagged activation
+ * rows and kernel_dot.x16_exact for all the others, whatever their count
+ * (one stream's decode included), which give what the tiles and the row
+ * kernels give on the file's layout, bit for bit; threads split the rows
+ * in whole groups, and the rows past the last group take the row kernels. */
 enum { MATMUL_TILE_MIN = 12, MATMUL_EXACT_TILE_MIN = 5, MATMUL_EXACT_TILE_MIN16 = 8 };
 
 /* Scratch for matmul_with: the activations quantized (x, 64-byte aligned)

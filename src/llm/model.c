@@ -10,6 +10,7 @@
 #include "llm/kernels.h"
 #include "llm/matmul.h"
 #include "llm/quant.h"
+#include "llm/x16.h"
 
 typedef struct {
     llm_tensor attn_norm, wq, wk, wv, wqkv, wo, q_norm, k_norm;
@@ -23,6 +24,7 @@ struct llm_model {
     llm_layer *layers;
     float *inv_freq; /* rope_dim / 2 rotation frequencies */
     uint64_t n_params;
+    int layout;      /* LLM_LAYOUT_X16: the x16_eligible tensors are in x16 */
 };
 
 /* ---- loading ---------------------------------------------------------- */
@@ -86,7 +88,8 @@ static cai_status tensor(const gguf_file *g, llm_model *m, const char *suffix, i
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: norms and biases must be F32", name);
     if (!quant_supported(t.type))
         return cai_fail(CAI_ERR_UNSUPPORTED, "tensor %s: type %d is not supported", name, t.type);
-    *out = llm_tensor_make(t.name, t.type, ne0, ne1, t.data);
+    const int x16 = m->layout == LLM_LAYOUT_X16 && x16_eligible(t.type, t.n_dims, t.ne);
+    *out = llm_tensor_make_layout(t.name, t.type, ne0, ne1, t.data, x16 ? LLM_LAYOUT_X16 : LLM_LAYOUT_FILE);
     m->n_params += (uint64_t)ne0 * (uint64_t)ne1;
     return CAI_OK;
 }
@@ -148,10 +151,17 @@ static cai_status load_hparams(const gguf_file *g, llm_hparams *hp) {
 }
 
 cai_status llm_model_load(const gguf_file *g, llm_model **out) {
+    return llm_model_load_layout(g, LLM_LAYOUT_FILE, out);
+}
+
+cai_status llm_model_load_layout(const gguf_file *g, int layout, llm_model **out) {
     *out = NULL;
+    if (layout == LLM_LAYOUT_X16 && !kernel_get(GGML_TYPE_Q8_0, kernel_level()).x16_exact)
+        return cai_fail(CAI_ERR_UNSUPPORTED, "the x16 weight layout needs the AVX-512 VNNI kernels");
     llm_model *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return CAI_ERR_NOMEM;
+    m->layout = layout;
     llm_hparams *hp = &m->hp;
     cai_status st = load_hparams(g, hp);
     if (st != CAI_OK)

@@ -38,6 +38,12 @@ typedef struct llm_model llm_model;
  * outlive the model. Missing or misshapen tensors are CAI_ERR_FORMAT naming
  * the tensor; unknown architectures CAI_ERR_UNSUPPORTED. */
 cai_status llm_model_load(const gguf_file *g, llm_model **out);
+
+/* llm_model_load_layout is llm_model_load for a file whose tensors that
+ * are x16_eligible (llm/x16.h) are in |layout|: LLM_LAYOUT_FILE (0) as
+ * written, LLM_LAYOUT_X16 as x16_rewrite_fd left them (only at the
+ * AVX-512 VNNI level; CAI_ERR_UNSUPPORTED below it). */
+cai_status llm_model_load_layout(const gguf_file *g, int layout, llm_model **out);
 void llm_model_free(llm_model *m);
 const llm_hparams *llm_model_hparams(const llm_model *m);
 

@@ -125,13 +125,15 @@ cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_thread
 
 void seal_reader_free(seal_reader *r);
 
-enum { SEAL_VERIFY_DIGEST = 1 };
+enum { SEAL_VERIFY_DIGEST = 1, SEAL_LEAVE_UNSEALED = 2 };
 
 /* seal_unseal_memfd decrypts the sealed file |sealed_fd| into a new memfd
  * sealed against writing, shrinking and growing; returns it in |out_fd| and
  * the authenticated model digest in |out_digest|. With SEAL_VERIFY_DIGEST in
  * |flags| the digest is also recomputed over the plaintext, in chunk order
  * as the chunks are decrypted, and compared with the header's (CAI_ERR_AUTH).
+ * With SEAL_LEAVE_UNSEALED the memfd is returned still writable, for the
+ * caller to seal (llm_engine_open_memfd rewrites the weights first).
  * Nothing is returned unless everything verified. */
 cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
                              int n_threads, unsigned flags, int *out_fd,

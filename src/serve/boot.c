@@ -145,12 +145,14 @@ static cai_status get_key(const boot_config *cfg, int fd, uint8_t key[SEAL_KEY_L
     return st;
 }
 
-/* Step 4, sealed: decrypts into a sealed memfd (the plaintext never touches
- * a disk), the digest recomputed and checked against the header's. */
+/* Step 4, sealed: decrypts into a memfd (the plaintext never touches a
+ * disk), the digest recomputed and checked against the header's; the
+ * memfd is left writable for llm_engine_open_memfd, which rewrites the
+ * weights for its kernels and then seals it. */
 static cai_status unseal(const boot_config *cfg, int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
                          int *model_fd, boot_model *out) {
     cai_status st = seal_unseal_memfd(sealed_fd, key, cfg->threads ? cfg->threads : pool_cpu_count(),
-                                      SEAL_VERIFY_DIGEST, model_fd, out->digest);
+                                      SEAL_VERIFY_DIGEST | SEAL_LEAVE_UNSEALED, model_fd, out->digest);
     if (st != CAI_OK)
         return st;
     out->have_digest = 1;
@@ -203,8 +205,15 @@ cai_status boot_run(const boot_config *cfg, void (*on_keyed)(void *arg), void *a
         close(sealed_fd);
         sealed_fd = -1;
     }
-    if (st == CAI_OK)
+    if (st == CAI_OK && cfg->sealed)
+        st = llm_engine_open_memfd(model_fd, cfg->chat_template, &out->engine);
+    else if (st == CAI_OK)
         st = llm_engine_open(NULL, model_fd, cfg->chat_template, &out->engine);
+    if (st == CAI_OK && cfg->sealed) {
+        double secs;
+        const char *layout = llm_engine_layout_name(out->engine, &secs);
+        log_info("weights in the %s layout (rewritten in %.2f s)", layout, secs);
+    }
 out:
     secure_wipe(key, sizeof(key));
     if (sealed_fd >= 0)

@@ -26,6 +26,7 @@
 #include "gguf/gguf_write.h"
 #include "kbs/server.h"
 #include "kbs/store.h"
+#include "llm/kernels.h"
 #include "llm/quantize.h"
 #include "seal/seal.h"
 #include "serve/boot.h"
@@ -164,15 +165,45 @@ static void test_plain_gguf(void) {
     boot_model_cleanup(&m);
 }
 
+/* The logits of a short prompt (flagged as prefill) then one decode step
+ * on |e|, into |out| (2 x N_VOCAB). */
+static void logits_of(const llm_engine *e, float *out) {
+    llm_ctx *c = NULL;
+    CHECK_OK(llm_ctx_new(llm_engine_model(e), 32, 1, 2, &c));
+    static const int32_t tok[13] = {3, 70, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33}, seq[13] = {0};
+    static const uint8_t flat[1] = {0};
+    const llm_batch b[2] = {{13, tok, seq, NULL, NULL}, {1, tok + 5, seq, NULL, flat}};
+    for (int i = 0; i < 2 && c; i++) {
+        const float *l = NULL;
+        CHECK_OK(llm_decode(c, &b[i], &l));
+        if (l)
+            memcpy(out + i * N_VOCAB, l, N_VOCAB * sizeof(float));
+    }
+    llm_ctx_free(c);
+}
+
+/* A sealed model boots with its key file; the weights are rewritten into
+ * the x16 layout where the kernels read it, and give the plain file's
+ * logits bit for bit. */
 static void test_sealed_with_key_file(void) {
-    boot_config cfg = {.sealed = sealed, .key_file = keyfile, .threads = 2};
-    boot_model m;
+    boot_config cfg = {.sealed = sealed, .key_file = keyfile, .threads = 2}, plain = {.model_path = model, .threads = 2};
+    boot_model m, p;
     CHECK_OK(boot(&cfg, &m));
     CHECK(m.engine != NULL && keyed_calls == 1);
     CHECK(m.have_digest && memcmp(m.digest, plain_digest, 32) == 0);
-    if (m.engine)
+    CHECK_OK(boot(&plain, &p));
+    if (m.engine && p.engine) {
         CHECK(llm_model_hparams(llm_engine_model(m.engine))->n_vocab == N_VOCAB);
+        const int x16 = kernel_get(GGML_TYPE_Q8_0, kernel_level()).x16_exact != NULL;
+        CHECK(strcmp(llm_engine_layout_name(m.engine, NULL), x16 ? "x16" : "file") == 0);
+        CHECK(strcmp(llm_engine_layout_name(p.engine, NULL), "file") == 0);
+        static float a[2 * N_VOCAB], b[2 * N_VOCAB];
+        logits_of(m.engine, a);
+        logits_of(p.engine, b);
+        CHECK(memcmp(a, b, sizeof(a)) == 0);
+    }
     boot_model_cleanup(&m);
+    boot_model_cleanup(&p);
 }
 
 

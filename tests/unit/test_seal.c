@@ -367,6 +367,36 @@ static void test_keyfile(void) {
     CHECK_ST(keyfile_read(hexpath, k2), CAI_ERR_FORMAT);
 }
 
+/* The memfd comes back sealed against writing, or with
+ * SEAL_LEAVE_UNSEALED still writable (for llm_engine_open_memfd), the
+ * same plaintext either way. */
+static void test_leave_unsealed(void) {
+    char in[256], out[256];
+    path_of(in, sizeof(in), "lu.bin");
+    path_of(out, sizeof(out), "lu.sealed");
+    const size_t n = 3 * C + 5;
+    uint8_t *p = pattern(n, 9);
+    write_file(in, p, n);
+    CHECK_OK(seal_file(in, out, CHUNK_LOG2));
+    for (int leave = 0; leave < 2; leave++) {
+        int fd = open(out, O_RDONLY), mfd = -1;
+        uint8_t digest[32];
+        CHECK_OK(seal_unseal_memfd(fd, key, 2, SEAL_VERIFY_DIGEST | (leave ? SEAL_LEAVE_UNSEALED : 0), &mfd, digest));
+        close(fd);
+        if (mfd < 0)
+            continue;
+        int seals = fcntl(mfd, F_GET_SEALS);
+        CHECK(seals >= 0 && !!(seals & F_SEAL_WRITE) == !leave);
+        uint8_t *got = malloc(n), b = 0;
+        CHECK_OK(file_pread_full(mfd, got, n, 0));
+        CHECK(memcmp(got, p, n) == 0);
+        CHECK((pwrite(mfd, &b, 1, 0) == 1) == leave);
+        free(got);
+        close(mfd);
+    }
+    free(p);
+}
+
 int main(void) {
     if (mkdtemp(tmpdir) == NULL)
         return 1;
@@ -390,6 +420,7 @@ int main(void) {
     RUN(test_existing_output);
     RUN(test_key_id_rules);
     RUN(test_keyfile);
+    RUN(test_leave_unsealed);
     buf_free(&sealed);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -9,7 +9,8 @@
  * the text where it first occurs and the streamed deltas never show it;
  * max_tokens, a full context and a constraint end a generation as they
  * should; the cache's prefix is reused; bad requests are refused; the
- * scheduler (llm/sched.h) gives each request what it gives alone. */
+ * scheduler (llm/sched.h) gives each request what it gives alone; the
+ * weights rewritten into the x16 layout give the same logits. */
 #include <math.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -28,7 +29,8 @@
 
 enum { N_LAYER = 2, E = 64, N_HEAD = 4, N_HEAD_KV = 2, F = 128, N_VOCAB = 264 };
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
+#define RNG_SEED 0x243f6a8885a308d3ull
+static uint64_t rng = RNG_SEED;
 
 static float frand(void) { /* uniform in [-1, 1) */
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -67,8 +69,10 @@ static void put_vocab(gguf_writer *w) {
     tiny_vocab_put(w, extra, N_VOCAB - TINY_VOCAB_BASE);
 }
 
-/* The tiny model as an open engine (the memfd is closed: the engine maps it). */
-static llm_engine *tiny_engine(void) {
+/* The tiny model as an open engine (the memfd is closed: the engine maps
+ * it); with |x16|, through llm_engine_open_memfd (weights rewritten into
+ * the x16 layout where the kernels have it). */
+static llm_engine *tiny_engine_as(int x16) {
     gguf_writer *w = NULL;
     buf file;
     buf_init(&file, 0);
@@ -106,12 +110,20 @@ static llm_engine *tiny_engine(void) {
     CHECK_OK(file_memfd_new("test-session", file.len, &fd));
     if (fd >= 0) {
         CHECK_OK(file_pwrite_full(fd, file.data, file.len, 0));
-        CHECK_OK(llm_engine_open(NULL, fd, NULL, &e));
+        CHECK_OK(x16 ? llm_engine_open_memfd(fd, NULL, &e) : llm_engine_open(NULL, fd, NULL, &e));
         close(fd);
     }
     buf_free(&file);
+    if (e && x16) {
+        double secs = -1;
+        const char *layout = llm_engine_layout_name(e, &secs);
+        CHECK(strcmp(layout, kernel_get(GGML_TYPE_Q8_0, kernel_level()).x16_exact ? "x16" : "file") == 0);
+        CHECK(secs >= 0);
+    }
     return e;
 }
+
+static llm_engine *tiny_engine(void) { return tiny_engine_as(0); }
 
 enum { MAX_GEN = 24 };
 
@@ -189,8 +201,12 @@ enum { N_SESS = 6, CHUNK = 8 };
  * flagged as prefill) batched as the scheduler batches them: every step
  * the decode tokens first, then at most CHUNK prompt tokens; against each
  * run alone. */
-static void test_batched_equals_solo(void) {
-    llm_engine *e = tiny_engine();
+static void batched_equals_solo(int x16) {
+    const uint64_t saved = rng; /* the first model, in both layouts; later tests go on from here */
+    rng = RNG_SEED;
+    llm_engine *e = tiny_engine_as(x16);
+    if (x16)
+        rng = saved;
     if (e == NULL)
         return;
     static const int len[N_SESS] = {3, 14, 30, 5, 12, 9};
@@ -270,11 +286,79 @@ static void test_batched_equals_solo(void) {
     /* Where the weights have exact tiles, steps with MATMUL_EXACT_TILE_MIN
      * tokens or more not flagged as prefill take them for those: decode
      * tokens did, and still matched their solo runs (one token at a time,
-     * row kernels). */
+     * row kernels). In x16 they all take the exact x16 kernels. */
     if (kernel_get(GGML_TYPE_Q8_0, kernel_level()).tile_exact)
         CHECK(tiled_decode > 0);
     llm_ctx_free(ctx);
     llm_engine_free(e);
+}
+
+static void test_batched_equals_solo(void) { batched_equals_solo(0); }
+static void test_batched_equals_solo_x16(void) { batched_equals_solo(1); }
+
+/* The model opened through llm_engine_open_memfd (weights in x16 at the
+ * AVX-512 VNNI level) and through llm_engine_open (the file's layout):
+ * the same logits, bit for bit, for a prompt flagged as prefill, one that
+ * is not, single-token decode steps and a step of several sequences. */
+static void test_x16_equals_file(void) {
+    const uint64_t saved = rng; /* the same weights twice */
+    rng = RNG_SEED;
+    llm_engine *e[2] = {tiny_engine_as(0), NULL};
+    rng = RNG_SEED;
+    e[1] = tiny_engine_as(1);
+    rng = saved;
+    llm_ctx *c[2] = {NULL, NULL};
+    enum { P = 20, Q = 7, STEPS = 6, NS = 3 };
+    int32_t tok[P], seq[P];
+    uint8_t want[P], flat[P];
+    prompt_of(tok, P, 5);
+    memset(want, 1, sizeof(want));
+    memset(flat, 0, sizeof(flat));
+    int compared = 0;
+    for (int i = 0; i < 2 && e[0] && e[1]; i++)
+        CHECK_OK(llm_ctx_new(llm_engine_model(e[i]), 64, NS, 2, &c[i]));
+    if (c[0] && c[1]) {
+        /* sequence 0: a prompt as prefill, then decode steps; sequence 1:
+         * a prompt with the decode kernels; then a step of all three */
+        llm_batch b[2 + STEPS + 1];
+        for (int t = 0; t < P; t++)
+            seq[t] = 0;
+        b[0] = (llm_batch){P, tok, seq, want, NULL};
+        static const int32_t seq1[Q] = {1, 1, 1, 1, 1, 1, 1}, seq012[NS] = {0, 1, 2};
+        b[1] = (llm_batch){Q, tok + 3, seq1, want, flat};
+        for (int k = 0; k < STEPS; k++)
+            b[2 + k] = (llm_batch){1, tok + k, seq, want, flat};
+        b[2 + STEPS] = (llm_batch){NS, tok + 9, seq012, want, flat};
+        for (size_t k = 0; k < sizeof(b) / sizeof(b[0]); k++) {
+            const float *l[2] = {NULL, NULL};
+            for (int i = 0; i < 2; i++)
+                CHECK_OK(llm_decode(c[i], &b[k], &l[i]));
+            if (!l[0] || !l[1])
+                break;
+            if (memcmp(l[0], l[1], (size_t)b[k].n * N_VOCAB * sizeof(float)) != 0) {
+                printf("  batch %zu: the logits differ between the layouts\n", k);
+                CHECK(0);
+            }
+            compared++;
+        }
+    }
+    CHECK(compared == 2 + STEPS + 1);
+    for (int i = 0; i < 2; i++) {
+        llm_ctx_free(c[i]);
+        llm_engine_free(e[i]);
+    }
+}
+
+/* llm_engine_open_memfd refuses a memfd already sealed against writing
+ * (its weights could not be rewritten). */
+static void test_open_memfd_sealed(void) {
+    int fd = -1;
+    llm_engine *e = NULL;
+    CHECK_OK(file_memfd_new("test-sealed", 4096, &fd));
+    CHECK_OK(file_memfd_seal(fd));
+    CHECK_ST(llm_engine_open_memfd(fd, NULL, &e), CAI_ERR_INVALID_ARG);
+    CHECK(e == NULL);
+    close(fd);
 }
 
 /* A stop string taken from a run without one, across two of its deltas:
@@ -522,6 +606,9 @@ static void test_sched_equals_solo(void) {
 
 int main(void) {
     RUN(test_batched_equals_solo);
+    RUN(test_batched_equals_solo_x16);
+    RUN(test_x16_equals_file);
+    RUN(test_open_memfd_sealed);
     RUN(test_stop_string);
     RUN(test_limits);
     RUN(test_prefix_reuse);

@@ -1,0 +1,70 @@
+/* x16.h - the stored interleaved weight layout "x16" (internal to llm).
+ *
+ * A Q8_0 or Q4_0 weight matrix in x16 holds each group of 16 consecutive
+ * rows (16g .. 16g + 15) in exactly the bytes those rows take in the file,
+ * rearranged so that one vpdpbusd multiplies four values of each of the 16
+ * rows by the same four activation values (the tiles of kernels.h, stored
+ * instead of packed per product). Per 32-value block i of a group, at
+ * i * 544 (Q8_0: 16 x 34 bytes) or i * 288 (Q4_0: 16 x 18):
+ *   - the quants: Q8_0 eight 64-byte vectors, vector k lane l (bytes 4l ..
+ *     4l + 3) = values 4k .. 4k + 3 of row l made unsigned (q + 128); Q4_0
+ *     four 64-byte vectors, vector k lane l = qs bytes 4k .. 4k + 3 of row
+ *     l (low nibbles values 4k .. 4k + 3, high nibbles values 16 + 4k ..
+ *     16 + 4k + 3);
+ *   - then the 16 rows' f16 scales (32 bytes).
+ * So a group is one stream, as the file's rows are (all the quants first,
+ * then the scales, was measured slower: two streams per group, the short
+ * one retrained every group). The rows past the last whole group
+ * (ne1 % 16) stay in the file's layout.
+ *
+ * The rewrite happens once, in place, after the file's digest was checked
+ * (llm_engine_open_memfd), and only at the AVX-512 VNNI level, whose
+ * kernels read it directly (kernel_dot.x16, .x16_exact). */
+#ifndef CAI_LLM_X16_H
+#define CAI_LLM_X16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "gguf/gguf.h"
+
+enum { X16_ROWS = 16 };
+enum { X16_QUANTS_Q8_0 = 512, X16_QUANTS_Q4_0 = 256 };
+
+/* Where block |i|'s quants and its 16 scales sit in a group, with |qb|
+ * bytes of quants per block (X16_QUANTS_*). */
+static inline size_t x16_quants_at(size_t qb, size_t i) { return i * (qb + 32); }
+static inline size_t x16_scales_at(size_t qb, size_t i) { return i * (qb + 32) + qb; }
+
+/* The layout of a weight tensor's bytes. */
+typedef enum { LLM_LAYOUT_FILE = 0, LLM_LAYOUT_X16 = 1 } llm_layout;
+
+/* x16_eligible says whether a tensor of |type| with |n_dims| dimensions
+ * |ne| is rewritten into x16: a 2-D Q8_0 or Q4_0 matrix with at least one
+ * whole group of 16 rows. */
+int x16_eligible(int type, int n_dims, const int64_t ne[4]);
+
+/* x16_pack rewrites |groups| whole groups of 16 rows of |ne0| values of
+ * |type| (Q8_0 or Q4_0) from the file's layout at |src| into x16 at |dst|
+ * (the same byte count; the two must not overlap). x16_unpack is its
+ * inverse. */
+void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups);
+void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups);
+
+/* x16_get_row dequantizes row |l| (0..15) of the x16 group at |group|
+ * into |out| (ne0 floats), bit for bit as quant_dequantize_row does the
+ * same row in the file's layout. */
+void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out);
+
+/* x16_rewrite_fd rewrites, in place in the file |fd| (the memfd of a
+ * GGUF |g| parsed from |base|, a read-only mapping of it), every tensor
+ * x16_eligible into x16: pread of a batch of whole groups into a small
+ * buffer, x16_pack, pwrite back, the batches spread over |n_threads|
+ * (0: one per CPU). Writing through the kernel, not a mapping: on a VM
+ * the first user-space touch of each fresh page is costly. Returns CAI_OK
+ * and the bytes rewritten in |out_bytes|, or the failing read or write's
+ * error (the file then partly rewritten: the caller drops it). */
+cai_status x16_rewrite_fd(int fd, const gguf_file *g, const void *base, int n_threads, uint64_t *out_bytes);
+
+#endif
