@@ -322,6 +322,15 @@ static cai_status load_memfd(const char *path, int *out_fd) {
     return st;
 }
 
+/* |n| tokens below |n_vocab|, the same sequence every time. */
+static void random_tokens(int32_t *tok, long n, int n_vocab) {
+    uint64_t rng = 12345;
+    for (long i = 0; i < n; i++) {
+        rng = rng * 6364136223846793005ull + 1;
+        tok[i] = (int32_t)((rng >> 33) % (uint64_t)n_vocab);
+    }
+}
+
 static int bench_model(int argc, char **argv) {
     const char *model = NULL;
     long p = 64, n = 16, threads = 0, repeat = 3, fill = 0;
@@ -358,21 +367,17 @@ static int bench_model(int argc, char **argv) {
         st = load_memfd(model, &mfd);
     if (st == CAI_OK) /* the memfd: weights rewritten for the kernels, then sealed */
         st = use_mmap ? llm_engine_open(model, -1, NULL, &e) : llm_engine_open_memfd(mfd, NULL, &e);
+    const int nt = threads ? (int)threads : pool_cpu_count();
+    uint64_t read_bytes = 0;
     if (st == CAI_OK)
         st = llm_ctx_new(llm_engine_model(e), (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
+    if (st == CAI_OK)
+        st = read_job_new(llm_engine_gguf(e), nt, &bj, &bwp, &read_bytes);
     if (st != CAI_OK)
         goto out;
     const llm_hparams *hp = llm_model_hparams(llm_engine_model(e));
     uint64_t weights = llm_engine_weight_bytes(e);
-    const int nt = threads ? (int)threads : pool_cpu_count();
-    uint64_t read_bytes = 0;
-    if ((st = read_job_new(llm_engine_gguf(e), nt, &bj, &bwp, &read_bytes)) != CAI_OK)
-        goto out;
-    uint64_t rng = 12345;
-    for (long i = 0; i < (p > n ? p : n); i++) {
-        rng = rng * 6364136223846793005ull + 1;
-        tok[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
-    }
+    random_tokens(tok, p > n ? p : n, hp->n_vocab);
     /* A session only to feed the sequence: random tokens, nothing sampled. */
     llm_gen_params gp = {0};
     sample_params_default(&gp.sample);
