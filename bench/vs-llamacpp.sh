@@ -20,7 +20,9 @@
 #                 llama.cpp variant (--llama-mmap) in turn, one process each,
 #                 the order reversed every other round; medians over rounds.
 #   ctx           decode of 7B Q4_0 at depth CTX - N - 1 (--ctx, 4096).
-#   serve         cai serve against llama-server -np 4 and -np 16 (--serve-np)
+#   serve         cai serve --sealed (the model sealed with a key file and
+#                 decrypted into memory, as in a TEE) against llama-server -np 4
+#                 and -np 16 (--serve-np)
 #                 on the 0.5B model: streaming /v1/completions of --serve-tokens
 #                 tokens, 1, 4 and 16 concurrent streams, the same prompts and
 #                 client (bench/vs_llamacpp.py, as bench/ratls.sh: kept-alive
@@ -308,9 +310,12 @@ if has serve; then
     max_streams=0
     for s in ${serve_streams//,/ }; do ((s > max_streams)) && max_streams=$s; done
     slot_ctx=1024
+    # cai serves as it does confidentially: the model sealed, decrypted into
+    # memory at boot (a key file here instead of a key broker: same memory).
+    "$cai" seal "$m05" -o "$dir/m05.sealed" --key-file "$dir/m05.key" --new-key >/dev/null
     a=$(port)
-    "$cai" serve -m "$m05" --host 127.0.0.1 --port "$a" --slots "$max_streams" --ctx "$slot_ctx" -t "$threads" \
-        --model-id m > "$dir/cai-serve.log" 2>&1 &
+    "$cai" serve --sealed "$dir/m05.sealed" --key-file "$dir/m05.key" --host 127.0.0.1 --port "$a" \
+        --slots "$max_streams" --ctx "$slot_ctx" -t "$threads" --model-id m > "$dir/cai-serve.log" 2>&1 &
     pids="$pids $!"
     wait_health "cai serve" $! "$a" "$dir/cai-serve.log"
     targets=("cai=$a")
