@@ -33,14 +33,14 @@ static void help(void) {
 /* Runs verifications of |q| with |v| for |secs|; returns the rate or -1. */
 static double rate(const attest_verifier *v, const buf *q, time_t at, double secs) {
     long n = 0;
-    double t0 = cli_now(), t;
+    double t0 = clock_now(), t;
     do {
         json_t *c = NULL;
         if (attest_verify_claims(v, q->data, q->len, at, &c, NULL) != CAI_OK)
             return -1;
         json_decref(c);
         n++;
-        t = cli_now() - t0;
+        t = clock_now() - t0;
     } while (t < secs);
     return (double)n / t;
 }

@@ -38,8 +38,8 @@ static void *worker_main(void *arg) {
     buf out;
     if (!w->rcar && (w->st = agent_session_open(w->cfg, &s)) != CAI_OK)
         goto out;
-    while (cli_now() < w->deadline) {
-        double t0 = cli_now();
+    while (clock_now() < w->deadline) {
+        double t0 = clock_now();
         if (w->rcar && (w->st = agent_session_open(w->cfg, &s)) != CAI_OK)
             break;
         w->st = agent_session_get(s, w->path, &out);
@@ -50,7 +50,7 @@ static void *worker_main(void *arg) {
         }
         if (w->st != CAI_OK)
             break;
-        record(w, cli_now() - t0);
+        record(w, clock_now() - t0);
     }
 out:
     if (w->st != CAI_OK)
@@ -72,7 +72,7 @@ static int run(const agent_config *cfg, const char *path, int rcar, int clients,
         free(th);
         return cli_fail("bench", CAI_ERR_NOMEM);
     }
-    double t0 = cli_now();
+    double t0 = clock_now();
     for (int i = 0; i < clients; i++) {
         w[i] = (worker){.cfg = cfg, .path = path, .rcar = rcar, .deadline = t0 + seconds};
         pthread_create(&th[i], NULL, worker_main, &w[i]);
@@ -82,7 +82,7 @@ static int run(const agent_config *cfg, const char *path, int rcar, int clients,
         pthread_join(th[i], NULL);
         total += w[i].n;
     }
-    double elapsed = cli_now() - t0;
+    double elapsed = clock_now() - t0;
     double *all = malloc((total ? total : 1) * sizeof(*all));
     size_t k = 0;
     int rc = 0;

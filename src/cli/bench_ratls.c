@@ -48,11 +48,11 @@ static double one(const char *url, cai_status (*setup)(void *, void *), void *ar
     httpc_request rq = {.method = "GET", .url = url};
     long status = 0;
     buf resp;
-    double t0 = cli_now();
+    double t0 = clock_now();
     cai_status st = httpc_new(&o, &c);
     if (st == CAI_OK)
         st = httpc_do(c, &rq, &status, &resp);
-    double ms = 1e3 * (cli_now() - t0);
+    double ms = 1e3 * (clock_now() - t0);
     if (st == CAI_OK)
         buf_free(&resp);
     httpc_free(c);

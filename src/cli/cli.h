@@ -7,6 +7,7 @@
 
 #include "attest/coco.h"
 #include "attest/evidence.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "hf/import.h"
 
@@ -130,8 +131,6 @@ cai_status cli_tls_refusal(cai_status st, const char *url);
  * printing the error as "cai |cmd|: ...". */
 int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads);
 
-/* cli_now returns a monotonic time in seconds. */
-double cli_now(void);
 
 /* A progress line on stderr, drawn only when stderr is a terminal. */
 typedef struct {

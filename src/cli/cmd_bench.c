@@ -74,12 +74,12 @@ static double fresh_fill_gbps(uint64_t size) {
     int fd = -1;
     if (file_memfd_new("cai-bench", size, &fd) != CAI_OK)
         return 0;
-    double t0 = cli_now(), rate = 0;
+    double t0 = clock_now(), rate = 0;
     uint8_t *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p != MAP_FAILED) {
         (void)madvise(p, (size_t)size, MADV_POPULATE_WRITE);
         memset(p, 0x5a, (size_t)size);
-        rate = (double)size / (cli_now() - t0) / 1e9;
+        rate = (double)size / (clock_now() - t0) / 1e9;
         munmap(p, (size_t)size);
     }
     close(fd);
@@ -92,9 +92,9 @@ static cai_status time_unseal(const char *path, const uint8_t *key, int threads,
     if (sfd < 0)
         return cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     uint8_t d[SEAL_DIGEST_LEN];
-    double t0 = cli_now();
+    double t0 = clock_now();
     cai_status st = seal_unseal_memfd(sfd, key, threads, flags, &mfd, d);
-    double rate = (double)size / (cli_now() - t0) / 1e9;
+    double rate = (double)size / (clock_now() - t0) / 1e9;
     close(sfd);
     if (mfd >= 0)
         close(mfd);
@@ -115,9 +115,9 @@ static cai_status time_warm(const char *path, const uint8_t *key, int threads, u
     if (st == CAI_OK)
         memset(p, 0, (size_t)size);
     for (int i = 0; st == CAI_OK && i < repeat; i++) {
-        double t0 = cli_now();
+        double t0 = clock_now();
         st = seal_reader_decrypt_to_mem(r, p, threads, NULL, NULL);
-        double rate = (double)size / (cli_now() - t0) / 1e9;
+        double rate = (double)size / (clock_now() - t0) / 1e9;
         if (rate > *best)
             *best = rate;
     }
@@ -184,10 +184,10 @@ static int bench_seal(int argc, char **argv) {
             goto out;
         }
         seal_params p = {.key_id = "kbs:///cai/bench/key", .n_threads = (int)t, .replace = 1};
-        double t0 = cli_now();
+        double t0 = clock_now();
         if ((st = seal_path(in, out, key, &p, digest)) != CAI_OK)
             goto out;
-        double seal_rate = (double)size / (cli_now() - t0) / 1e9;
+        double seal_rate = (double)size / (clock_now() - t0) / 1e9;
         double unseal = 0, verify = 0, warm = 0;
         for (long i = 0; st == CAI_OK && i < repeat; i++) {
             st = time_unseal(out, key, (int)t, 0, size, &unseal);
@@ -267,9 +267,9 @@ static cai_status read_job_new(const gguf_file *g, int nt, bw_job *j, pool **p, 
 
 /* Seconds for one read pass of |j| on |p|. */
 static double read_pass(pool *p, bw_job *j) {
-    double t0 = cli_now();
+    double t0 = clock_now();
     pool_run(p, bw_worker, j);
-    return cli_now() - t0;
+    return clock_now() - t0;
 }
 
 static void bench_model_help(void) {
@@ -387,13 +387,13 @@ static int bench_model(int argc, char **argv) {
     double best_pp = 0, best_tg = 0, best_read = 1e30;
     for (long r = 0; r < repeat && st == CAI_OK; r++) {
         llm_session_bind(s, ctx, 0, 0);
-        double t0 = cli_now();
+        double t0 = clock_now();
         st = llm_session_feed(s, tok, (int)p, &logits);
-        double pp = (double)p / (cli_now() - t0);
-        t0 = cli_now();
+        double pp = (double)p / (clock_now() - t0);
+        t0 = clock_now();
         for (long i = 0; i < n && st == CAI_OK; i++)
             st = llm_session_feed(s, &tok[i], 1, &logits);
-        double tg = (double)n / (cli_now() - t0);
+        double tg = (double)n / (clock_now() - t0);
         best_pp = pp > best_pp ? pp : best_pp;
         best_tg = tg > best_tg ? tg : best_tg;
         double rs = read_pass(bwp, &bj); /* the bound, measured between the runs */
@@ -403,14 +403,14 @@ static int bench_model(int argc, char **argv) {
     double fill_s = 0, deep_tg = 0;
     if (st == CAI_OK && fill > p + n + 8) {
         llm_session_bind(s, ctx, 0, 0);
-        double t0 = cli_now();
+        double t0 = clock_now();
         for (long done = 0; done < fill - n - 1 && st == CAI_OK; done += p)
             st = llm_session_feed(s, tok, (int)(fill - n - 1 - done < p ? fill - n - 1 - done : p), &logits);
-        fill_s = cli_now() - t0;
-        t0 = cli_now();
+        fill_s = clock_now() - t0;
+        t0 = clock_now();
         for (long i = 0; i < n && st == CAI_OK; i++)
             st = llm_session_feed(s, &tok[i], 1, &logits);
-        deep_tg = (double)n / (cli_now() - t0);
+        deep_tg = (double)n / (clock_now() - t0);
     }
     if (st != CAI_OK)
         goto out;

@@ -515,14 +515,14 @@ static int model_synth(int argc, char **argv) {
     }
     if (st == CAI_OK)
         st = synth_tensors(&s, w, sh, arch, ft, hf ? hf_dtype : -1, seed);
-    double t0 = cli_now();
+    double t0 = clock_now();
     if (st == CAI_OK && hf)
         st = synth_hf(out, &hc, &s, shard, vpath);
     else if (st == CAI_OK)
         st = gguf_writer_write(w, out);
     if (st == CAI_OK)
         printf("wrote %s: %s %s %s, %zu tensors, in %.1f s\n", out, arch, shape_name,
-               hf ? dtype : ftype, s.n, cli_now() - t0);
+               hf ? dtype : ftype, s.n, clock_now() - t0);
     gguf_writer_free(w);
     pool_free(s.pool);
     free(s.t);
@@ -557,10 +557,10 @@ static void fmt_eta(char *out, size_t n, double s) {
 static void import_progress(void *arg, const hf_progress *p) {
     import_view *v = arg;
     if (p->bytes_done == 0) { /* rates count from here, not from reading the tokenizer */
-        v->t0 = cli_now();
+        v->t0 = clock_now();
         return;
     }
-    double now = cli_now(), dt = now - v->t0;
+    double now = clock_now(), dt = now - v->t0;
     int last = p->tensor_done && p->tensor + 1 == p->n_tensors;
     if (v->tty && now - v->last < 0.1 && !last)
         return;
@@ -617,7 +617,7 @@ static int model_import(int argc, char **argv) {
 
 int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads) {
     hf_import_opts o = {.ftype = ftype, .threads = threads, .cancel = &import_stop};
-    double start = cli_now();
+    double start = clock_now();
     import_view view = {start, 0, isatty(STDERR_FILENO)};
     o.progress = import_progress;
     o.progress_arg = &view;
@@ -637,7 +637,7 @@ int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ft
     if (view.tty && st != CAI_OK)
         fprintf(stderr, "\n");
     if (st == CAI_OK) {
-        double now = cli_now(), dt = now - view.t0;
+        double now = clock_now(), dt = now - view.t0;
         uint64_t bytes = hf_import_source_bytes(imp);
         printf("%s %s: %s %s, %zu tensors, %.2f GB converted in %.1f s (%.2f GB/s), %.1f s in "
                "all\n", strcmp(cmd, "model import") == 0 ? "wrote" : "imported", out,

@@ -241,7 +241,7 @@ int cmd_run(int argc, char **argv) {
         st = llm_engine_text_prompt(e, o.prompt, &ids, &n, &cap);
     }
     int n_gen = 0;
-    double t0 = cli_now();
+    double t0 = clock_now();
     signal(SIGINT, on_sigint);
     if (st == CAI_OK) {
         if (!o.chat)
@@ -250,7 +250,7 @@ int cmd_run(int argc, char **argv) {
         printf("\n");
     }
     if (st == CAI_OK && isatty(STDERR_FILENO))
-        fprintf(stderr, "[%d tokens in %.2f s]\n", n_gen, cli_now() - t0);
+        fprintf(stderr, "[%d tokens in %.2f s]\n", n_gen, clock_now() - t0);
     free(ids);
     llm_ctx_free(ctx);
     llm_engine_free(e);

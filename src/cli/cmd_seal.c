@@ -289,7 +289,7 @@ int cmd_seal(int argc, char **argv) {
     cli_progress_init(&prog, "sealing");
     p.progress = cli_progress_cb;
     p.progress_arg = &prog;
-    double t0 = cli_now();
+    double t0 = clock_now();
     st = seal_path(in, out, key, &p, digest);
     cli_progress_end(&prog);
     if (gguf_fd >= 0)
@@ -308,7 +308,7 @@ int cmd_seal(int argc, char **argv) {
     char hex[2 * SEAL_DIGEST_LEN + 1];
     hex_encode(hex, digest, sizeof(digest));
     printf("sealed %s -> %s in %.2f s\n  key id:  %s\n  digest:  sha256:%s\n", in, out,
-           cli_now() - t0, key_id, hex);
+           clock_now() - t0, key_id, hex);
     if (key_file)
         printf("  key:     %s%s\n", key_file, new_key ? " (new, mode 0600)" : "");
     if (kbs_url)

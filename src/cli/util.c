@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -108,21 +107,15 @@ int cli_parse_size(const char *s, uint64_t *out) {
     return 0;
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void cli_progress_init(cli_progress *p, const char *label) {
     p->label = label;
-    p->t0 = p->last = cli_now();
+    p->t0 = p->last = clock_now();
     p->enabled = isatty(STDERR_FILENO);
 }
 
 void cli_progress_cb(uint64_t done, uint64_t total, void *arg) {
     cli_progress *p = arg;
-    double now = cli_now();
+    double now = clock_now();
     if (!p->enabled || (now - p->last < 0.1 && done < total))
         return;
     p->last = now;

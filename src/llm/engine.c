@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/file.h"
 #include "llm/kernels.h"
 #include "llm/x16.h"
@@ -50,12 +50,6 @@ cai_status llm_engine_open(const char *path, int fd, const char *template_name, 
     return engine_load(e, st, template_name, out);
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The x16 rewrite of the memfd |fd| of |size| bytes: its header parsed
  * through a private read-only mapping (a shared one, even read-only,
  * would keep the memfd from being sealed on kernels before 6.7), dropped
@@ -87,11 +81,11 @@ cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine *
                                                         "against writing: the weights cannot be rewritten")
                                              : file_size(fd, &size);
     if (st == CAI_OK && kernel_level() >= KERNEL_AVX512VNNI) {
-        const double t0 = now_s();
+        const double t0 = clock_now();
         uint64_t rewritten = 0;
         if ((st = rewrite_x16(fd, size, &rewritten)) == CAI_OK && rewritten > 0) {
             e->layout = LLM_LAYOUT_X16;
-            e->rewrite_s = now_s() - t0;
+            e->rewrite_s = clock_now() - t0;
         }
     }
     if (st == CAI_OK)

@@ -5,8 +5,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define PREFILL_CHUNK 256 /* prompt tokens per step, across all slots */
@@ -42,12 +42,6 @@ struct sched {
     sched_req **owner;
 };
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 void sched_req_release(sched_req *r) {
     if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
@@ -60,7 +54,7 @@ void sched_cancel(sched_req *r) { atomic_store(&r->cancel, 1); }
 /* Ends |r| as |why| (unless its session ended already), reports it and
  * frees its slot. */
 static void finish(sched *s, sched_req *r, llm_finish why) {
-    double t = now_s();
+    double t = clock_now();
     llm_delta d;
     llm_session_end(r->sess, why, &d);
     int n_gen = llm_session_n_generated(r->sess);
@@ -107,7 +101,7 @@ static void admit(sched *s) {
         pthread_mutex_unlock(&s->mu);
         if (r == NULL)
             break;
-        r->t_start = now_s();
+        r->t_start = clock_now();
         if (r->slot < 0) {
             finish(s, r, LLM_FINISH_CANCELLED);
             i--; /* the slot is still free */
@@ -120,7 +114,7 @@ static void admit(sched *s) {
 /* After a forward pass: |r|'s next token from its row of logits |l|. */
 static void take(sched *s, sched_req *r, const float *l) {
     if (r->t_first == 0)
-        r->t_first = now_s();
+        r->t_first = clock_now();
     llm_delta d;
     cai_status st = llm_session_sample(r->sess, l, &d);
     if (st != CAI_OK) {
@@ -280,7 +274,7 @@ cai_status sched_submit(sched *s, const sched_params *p, sched_req **out) {
     }
     atomic_init(&r->refs, 2);
     atomic_init(&r->cancel, 0);
-    r->t_submit = now_s();
+    r->t_submit = clock_now();
     pthread_mutex_lock(&s->mu);
     /* Counted together: a request the engine has not moved into its slot
      * yet still takes one of the n_slots + max_queue places. */

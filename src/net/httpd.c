@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "common/clock.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "common/secure.h"
@@ -428,9 +429,7 @@ static rate_bucket *rate_bucket_of(httpd *h, const char *client) {
 static int rate_allow(httpd *h, const char *client) {
     if (h->cfg.rate_per_s <= 0)
         return 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    double now = clock_now();
     rate_bucket *b = rate_bucket_of(h, client);
     if (b->t == 0) {
         b->tokens = h->cfg.rate_burst;

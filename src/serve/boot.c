@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/codec.h"
 #include "net/httpc.h"
 #include "common/log.h"
@@ -20,12 +20,6 @@
 #include "kbs/protocol.h"
 #include "ratls/verify.h"
 #include "seal/keyfile.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int is_url(const char *s) {
     return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
@@ -62,7 +56,7 @@ static cai_status open_sealed(const boot_config *cfg, int *out) {
     httpc *c = NULL;
     httpc_opts o = {.ca_file = cfg->sealed_ca};
     uint64_t len = 0;
-    double t0 = now_s();
+    double t0 = clock_now();
     cai_status st = httpc_new(&o, &c);
     if (st == CAI_OK)
         st = httpc_download(c, cfg->sealed, fd, 5, &len);
@@ -72,7 +66,7 @@ static cai_status open_sealed(const boot_config *cfg, int *out) {
         return st;
     }
     log_info("downloaded the sealed model from %s: %llu bytes in %.1f s", cfg->sealed,
-             (unsigned long long)len, now_s() - t0);
+             (unsigned long long)len, clock_now() - t0);
     *out = fd;
     return CAI_OK;
 }
@@ -86,7 +80,7 @@ static cai_status fetch_key(const agent_config *ac, int fd, uint8_t key[SEAL_KEY
     if (st != CAI_OK)
         return st;
     buf k;
-    double t0 = now_s();
+    double t0 = clock_now();
     st = agent_get_resource(ac, h->key_id, &k);
     cai_status rst = ratls_last_take(NULL);
     if (st != CAI_OK && rst != CAI_OK)
@@ -98,7 +92,7 @@ static cai_status fetch_key(const agent_config *ac, int fd, uint8_t key[SEAL_KEY
     if (st == CAI_OK) {
         memcpy(key, k.data, SEAL_KEY_LEN);
         log_info("attested to %s (%s) and received the key %s in %.0f ms", ac->kbs_url,
-                 attest_tee_name(ac->source.tee), h->key_id, 1e3 * (now_s() - t0));
+                 attest_tee_name(ac->source.tee), h->key_id, 1e3 * (clock_now() - t0));
     }
     buf_free(&k); /* wiped */
     seal_header_free(h);
@@ -116,7 +110,7 @@ static cai_status cdh_key(const char *api, int fd, uint8_t key[SEAL_KEY_LEN]) {
     char path[300];
     buf k;
     buf_init(&k, 0);
-    double t0 = now_s();
+    double t0 = clock_now();
     if ((st = kbs_resource_uri_parse(h->key_id, path, sizeof(path))) == CAI_OK)
         st = coco_resource(api, path, COCO_RESOURCE_MAX_LEN, &k);
     if (st == CAI_OK && k.len != SEAL_KEY_LEN)
@@ -125,7 +119,7 @@ static cai_status cdh_key(const char *api, int fd, uint8_t key[SEAL_KEY_LEN]) {
     if (st == CAI_OK) {
         memcpy(key, k.data, SEAL_KEY_LEN);
         log_info("received the key %s from the confidential data hub at %s in %.0f ms",
-                 h->key_id, api, 1e3 * (now_s() - t0));
+                 h->key_id, api, 1e3 * (clock_now() - t0));
     }
     buf_free(&k); /* wiped */
     seal_header_free(h);
