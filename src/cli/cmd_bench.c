@@ -248,16 +248,15 @@ static void bw_worker(void *ctx, int ith, int nth) {
     j->sum[ith % 64] = s;
 }
 
-/* The read pass over the tensors a decode step reads (all but an untied
- * token embedding) on a pool of |nt| threads; their bytes in |bytes|. */
-static cai_status read_job_new(const gguf_file *g, int nt, bw_job *j, pool **p, uint64_t *bytes) {
-    gguf_tensor o;
-    int tied = gguf_find_tensor(g, "output.weight", &o) != CAI_OK;
+/* The read pass over the tensors a decode step reads whole on a pool of
+ * |nt| threads; their bytes in |bytes|. */
+static cai_status read_job_new(const llm_engine *e, int nt, bw_job *j, pool **p, uint64_t *bytes) {
+    const gguf_file *g = llm_engine_gguf(e);
     if ((j->t = calloc(gguf_n_tensors(g) + 1, sizeof(*j->t))) == NULL)
         return CAI_ERR_NOMEM;
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
-        if (tied || strcmp(t->name, "token_embd.weight") != 0) {
+        if (llm_engine_reads_whole(e, t)) {
             j->t[j->n++] = t;
             *bytes += t->nbytes;
         }
@@ -372,7 +371,7 @@ static int bench_model(int argc, char **argv) {
     if (st == CAI_OK)
         st = llm_ctx_new(llm_engine_model(e), (int)(fill > p + n + 8 ? fill : p + n + 8), 1, (int)threads, &ctx);
     if (st == CAI_OK)
-        st = read_job_new(llm_engine_gguf(e), nt, &bj, &bwp, &read_bytes);
+        st = read_job_new(e, nt, &bj, &bwp, &read_bytes);
     if (st != CAI_OK)
         goto out;
     const llm_hparams *hp = llm_model_hparams(llm_engine_model(e));

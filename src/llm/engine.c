@@ -198,18 +198,18 @@ const tokenizer *llm_engine_tokenizer(const llm_engine *e) { return e->tok; }
 const char *llm_engine_name(const llm_engine *e) { return e->name; }
 chat_format llm_engine_chat_format(const llm_engine *e) { return e->tmpl.format; }
 
-uint64_t llm_engine_weight_bytes(const llm_engine *e) {
-    uint64_t weights = 0, embd_row = 0;
+int llm_engine_reads_whole(const llm_engine *e, const gguf_tensor *t) {
     gguf_tensor out;
-    int tied = gguf_find_tensor(e->gguf, "output.weight", &out) != CAI_OK;
+    return strcmp(t->name, "token_embd.weight") != 0 || gguf_find_tensor(e->gguf, "output.weight", &out) != CAI_OK;
+}
+
+uint64_t llm_engine_weight_bytes(const llm_engine *e) {
+    uint64_t weights = 0;
     for (size_t i = 0; i < gguf_n_tensors(e->gguf); i++) {
         const gguf_tensor *t = gguf_tensor_at(e->gguf, i);
-        if (strcmp(t->name, "token_embd.weight") == 0 && !tied)
-            embd_row = t->nbytes / (uint64_t)t->ne[1];
-        else
-            weights += t->nbytes;
+        weights += llm_engine_reads_whole(e, t) ? t->nbytes : t->nbytes / (uint64_t)t->ne[1];
     }
-    return weights + embd_row;
+    return weights;
 }
 
 const gguf_file *llm_engine_gguf(const llm_engine *e) { return e->gguf; }

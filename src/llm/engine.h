@@ -66,9 +66,13 @@ const char *llm_engine_name(const llm_engine *e);
  * completions only). */
 chat_format llm_engine_chat_format(const llm_engine *e);
 
+/* llm_engine_reads_whole says whether one decode step reads all of |t|, a
+ * tensor of llm_engine_gguf(e): every tensor but the token embedding when
+ * the output does not share it (of that one, a row). */
+int llm_engine_reads_whole(const llm_engine *e, const gguf_tensor *t);
+
 /* llm_engine_weight_bytes returns the bytes of weights one decode step
- * reads: every tensor, but of the token embedding (when the output does
- * not share it) only one row. */
+ * reads (llm_engine_reads_whole; one row of the others). */
 uint64_t llm_engine_weight_bytes(const llm_engine *e);
 
 /* llm_engine_gguf returns the model file the engine runs from: its tensors'
