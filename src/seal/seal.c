@@ -59,6 +59,11 @@ static void chunk_nonce(uint64_t index, int last, uint8_t nonce[AEAD_NONCE_LEN])
     nonce[11] = last ? 1 : 0;
 }
 
+/* Where chunk |index| starts in the sealed file. */
+static uint64_t chunk_file_off(const seal_header *h, uint64_t index) {
+    return h->header_len + index * ((1ull << h->chunk_log2) + SEAL_TAG_LEN);
+}
+
 static uint64_t count_chunks(uint64_t len, unsigned chunk_log2) {
     uint64_t c = 1ull << chunk_log2;
     return len == 0 ? 1 : (len + c - 1) / c;
@@ -794,7 +799,7 @@ static cai_status chunk_decrypt(const seal_reader *r, aead *a, uint64_t index, u
         return cai_fail(CAI_ERR_INVALID_ARG, "chunk %llu does not exist (%llu chunks)",
                         (unsigned long long)index, (unsigned long long)h->n_chunks);
     uint64_t plain_off = index << h->chunk_log2;
-    uint64_t file_off = h->header_len + index * (csize + SEAL_TAG_LEN);
+    uint64_t file_off = chunk_file_off(h, index);
     size_t n = h->plaintext_len - plain_off < csize ? (size_t)(h->plaintext_len - plain_off) : csize;
     uint8_t nonce[AEAD_NONCE_LEN], tag[SEAL_TAG_LEN];
     chunk_nonce(index, index == h->n_chunks - 1, nonce);
@@ -849,6 +854,7 @@ typedef struct {
     uint8_t *dst; /* plaintext mapping, or NULL to write to out_fd */
     int out_fd;
     EVP_MD_CTX *md;               /* NULL: no digest */
+    int drop_cache;               /* drop each chunk's ciphertext from the page cache */
     atomic_uchar *ready;          /* [n_chunks]: decrypted and authenticated */
     atomic_uint_fast64_t hashed;  /* chunks fed to md, in order */
     pthread_mutex_t hash_mu;
@@ -901,6 +907,13 @@ static void hash_ready(open_job *job, uint8_t *tmp) {
     }
 }
 
+/* Drops chunk |i|'s ciphertext from the page cache: read once, its pages go
+ * back before the next chunk's are taken. Only its whole pages go (a page
+ * shared with a neighbour may still be read): decrypt_all drops the rest. */
+static void drop_chunk(const seal_header *h, int fd, uint64_t i) {
+    (void)posix_fadvise(fd, (off_t)chunk_file_off(h, i), (off_t)(chunk_len(h, i) + SEAL_TAG_LEN), POSIX_FADV_DONTNEED);
+}
+
 static void open_worker(void *ctx, int ith, int nth) {
     CAI_UNUSED(nth);
     open_job *job = ctx;
@@ -920,6 +933,8 @@ static void open_worker(void *ctx, int ith, int nth) {
         st = chunk_decrypt(job->r, a, i, tmp, dst, job->out_fd, inline_hash ? job->md : NULL, &n);
         if (st == CAI_OK)
             work_advance(&job->w, ith, n);
+        if (job->drop_cache)
+            drop_chunk(h, job->r->fd, i);
         if (st == CAI_OK && job->md)
             atomic_store(&job->ready[i], 1); /* after the tag verified */
         if (inline_hash) {
@@ -941,7 +956,7 @@ static void open_worker(void *ctx, int ith, int nth) {
 /* Decrypts every chunk to |dst| or |out_fd|. With |out_digest| also computes
  * SHA-256 over the whole plaintext, in order. */
 static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_threads,
-                              seal_progress_fn progress, void *arg,
+                              seal_progress_fn progress, void *arg, int drop_cache,
                               uint8_t out_digest[SEAL_DIGEST_LEN]) {
     const seal_header *h = r->h;
     open_job job;
@@ -951,6 +966,7 @@ static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_th
     job.dst = dst;
     job.out_fd = out_fd;
     job.md = NULL;
+    job.drop_cache = drop_cache;
     job.ready = NULL;
     atomic_init(&job.hashed, 0);
     pthread_mutex_init(&job.hash_mu, NULL);
@@ -987,7 +1003,9 @@ static cai_status decrypt_all(seal_reader *r, uint8_t *dst, int out_fd, int n_th
                 work_fail(&job.w, cai_fail(CAI_ERR_CRYPTO, "SHA-256 failed"));
         }
     }
-out:;
+out:
+    if (drop_cache) /* the pages chunks shared, and the header's */
+        (void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_DONTNEED);
     cai_status wst = work_finish(&job.w);
     pthread_mutex_destroy(&job.hash_mu);
     EVP_MD_CTX_free(job.md);
@@ -997,12 +1015,12 @@ out:;
 
 cai_status seal_reader_decrypt_to_fd(seal_reader *r, int out_fd, int n_threads,
                                      seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg, NULL);
+    return decrypt_all(r, NULL, out_fd, n_threads, progress, arg, 0, NULL);
 }
 
 cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_threads,
                                       seal_progress_fn progress, void *arg) {
-    return decrypt_all(r, dst, -1, n_threads, progress, arg, NULL);
+    return decrypt_all(r, dst, -1, n_threads, progress, arg, 0, NULL);
 }
 
 static cai_status fd_range(const void *ctx, uint64_t off, uint8_t *out, size_t n) {
@@ -1029,7 +1047,7 @@ cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int
      * own mapping anyway. With SEAL_VERIFY_DIGEST it is hashed as it is
      * decrypted. */
     if ((st = file_memfd_new("cai-model", h->plaintext_len, &fd)) != CAI_OK ||
-        (st = decrypt_all(r, NULL, fd, n_threads, NULL, NULL,
+        (st = decrypt_all(r, NULL, fd, n_threads, NULL, NULL, !!(flags & SEAL_DROP_CACHE),
                           (flags & SEAL_VERIFY_DIGEST) ? digest : NULL)) != CAI_OK)
         goto out;
     if ((flags & SEAL_VERIFY_DIGEST) && !secure_memeq(digest, h->digest, SEAL_DIGEST_LEN)) {

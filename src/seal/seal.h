@@ -125,7 +125,7 @@ cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_thread
 
 void seal_reader_free(seal_reader *r);
 
-enum { SEAL_VERIFY_DIGEST = 1, SEAL_LEAVE_UNSEALED = 2 };
+enum { SEAL_VERIFY_DIGEST = 1, SEAL_LEAVE_UNSEALED = 2, SEAL_DROP_CACHE = 4 };
 
 /* seal_unseal_memfd decrypts the sealed file |sealed_fd| into a new memfd
  * sealed against writing, shrinking and growing; returns it in |out_fd| and
@@ -134,6 +134,11 @@ enum { SEAL_VERIFY_DIGEST = 1, SEAL_LEAVE_UNSEALED = 2 };
  * as the chunks are decrypted, and compared with the header's (CAI_ERR_AUTH).
  * With SEAL_LEAVE_UNSEALED the memfd is returned still writable, for the
  * caller to seal (llm_engine_open_memfd rewrites the weights first).
+ * With SEAL_DROP_CACHE each chunk's ciphertext is dropped from the page
+ * cache once decrypted (POSIX_FADV_DONTNEED): it is read once, so the
+ * unseal holds one copy of the model, not two; and the pages it frees are
+ * the memfd's next ones, already backed, where a VM makes fresh guest
+ * memory slow on first touch.
  * Nothing is returned unless everything verified. */
 cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
                              int n_threads, unsigned flags, int *out_fd,

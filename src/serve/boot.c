@@ -146,7 +146,7 @@ static cai_status get_key(const boot_config *cfg, int fd, uint8_t key[SEAL_KEY_L
 static cai_status unseal(const boot_config *cfg, int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
                          int *model_fd, boot_model *out) {
     cai_status st = seal_unseal_memfd(sealed_fd, key, cfg->threads ? cfg->threads : pool_cpu_count(),
-                                      SEAL_VERIFY_DIGEST | SEAL_LEAVE_UNSEALED, model_fd, out->digest);
+                                      SEAL_VERIFY_DIGEST | SEAL_LEAVE_UNSEALED | SEAL_DROP_CACHE, model_fd, out->digest);
     if (st != CAI_OK)
         return st;
     out->have_digest = 1;
