@@ -19,9 +19,24 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) & 0xffffff) / (float)(1 << 24) - 0.5f;
 }
 
-static const int TYPES[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
-static const int64_t NE0[] = {32, 96, 256, 896, 3584};
+static const int TYPES[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+static const int64_t NE0[] = {32, 96, 256, 512, 896, 3584};
 static const int TAILS[] = {0, 5};
+enum { KERNEL_TYPES = 2 }; /* the first of TYPES have x16 kernels */
+
+/* Whether rows of |ne0| values of |type| are whole blocks (K types: 256). */
+static int fits(int type, int64_t ne0) {
+    return ne0 % (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K ? QK_K : 32) == 0;
+}
+
+/* The (type, width) pairs of the first |n_types| of TYPES and NE0 that fit. */
+static int n_fitting(size_t n_types) {
+    int n = 0;
+    for (size_t ti = 0; ti < n_types; ti++)
+        for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++)
+            n += fits(TYPES[ti], NE0[ni]);
+    return n;
+}
 
 /* |ne1| random rows of |ne0| values of |type| (some rows 30 times larger),
  * quantized; |w| gets the floats when not NULL. */
@@ -68,11 +83,15 @@ static void test_eligible(void) {
  * bit for bit, and group 1's rows do not come from group 0. */
 static void test_layout(void) {
     uint64_t seed = 5;
+    int tried = 0;
     for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++)
         for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++)
             for (size_t ai = 0; ai < sizeof(TAILS) / sizeof(TAILS[0]); ai++) {
                 const int type = TYPES[ti];
                 const int64_t ne0 = NE0[ni], ne1 = 2 * X16_ROWS + TAILS[ai];
+                if (!fits(type, ne0))
+                    continue;
+                tried++;
                 const size_t rb = ggml_type_row_size(type, ne0), bytes = rb * (size_t)ne1;
                 uint8_t *file = make_weights(type, ne0, ne1, &seed, NULL), *x = file ? to_x16(type, ne0, ne1, file) : NULL;
                 uint8_t *back = malloc(bytes);
@@ -101,6 +120,7 @@ static void test_layout(void) {
                 }
                 free(file), free(x), free(back), free(a), free(b);
             }
+    CHECK(tried == 2 * n_fitting(sizeof(TYPES) / sizeof(TYPES[0])));
 }
 
 /* The x16 kernels on each group, for every first activation row and
@@ -111,7 +131,7 @@ static void test_kernels(void) {
     enum { ROWS = 11, W = X16_ROWS };
     uint64_t seed = 23;
     int tried = 0;
-    for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++) {
+    for (size_t ti = 0; ti < KERNEL_TYPES; ti++) {
         const int type = TYPES[ti];
         const kernel_dot k = kernel_get(type, kernel_level());
         CHECK(!kernel_get(type, KERNEL_AVX2).x16_exact && !kernel_get(type, KERNEL_SCALAR).x16);
@@ -120,24 +140,27 @@ static void test_kernels(void) {
         CHECK(k.x16 && k.qn && k.pack && k.tile);
         for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++) {
             const int64_t ne0 = NE0[ni], ne1 = 2 * X16_ROWS + 5;
+            if (!fits(type, ne0))
+                continue;
             const size_t rb = ggml_type_row_size(type, ne0), nb = (size_t)ne0 / 32;
             float *w = malloc((size_t)(ne0 * ne1) * sizeof(float)), *x = malloc((size_t)ne0 * ROWS * sizeof(float));
             uint8_t *file = w ? make_weights(type, ne0, ne1, &seed, w) : NULL, *xw = file ? to_x16(type, ne0, ne1, file) : NULL;
             uint8_t *tile = aligned_alloc(64, nb * k.tile_block);
             int8_t *qs = malloc(ROWS * (size_t)ne0);
             float *d = malloc(ROWS * nb * sizeof(float)), *s = malloc(ROWS * nb * sizeof(float));
+            float *s16 = malloc(2 * ROWS * nb * sizeof(float));
             float *one = malloc(ROWS * W * sizeof(float)), *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
             float *fast = malloc(KERNEL_TILE_XROWS * W * sizeof(float)), *tl = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
-            CHECK(w && x && file && xw && tile && qs && d && s && one && out && fast && tl);
-            if (!(w && x && file && xw && tile && qs && d && s && one && out && fast && tl))
+            CHECK(w && x && file && xw && tile && qs && d && s && s16 && one && out && fast && tl);
+            if (!(w && x && file && xw && tile && qs && d && s && s16 && one && out && fast && tl))
                 goto next;
             for (int r = 0; r < ROWS; r++) {
                 for (int64_t i = 0; i < ne0; i++)
                     x[r * ne0 + i] = frand(&seed) * (r % 2 ? 4 : 0.01f);
                 kernel_quantize_xrow(x + r * ne0, ne0, qs + (size_t)r * (size_t)ne0, d + (size_t)r * nb,
-                                     s + (size_t)r * nb, NULL);
+                                     s + (size_t)r * nb, s16 + 2 * (size_t)r * nb);
             }
-            kernel_xrows xr = {qs, d, s, NULL, ne0};
+            kernel_xrows xr = {qs, d, s, s16, ne0};
             for (int g = 0; g < 2; g++) {
                 const uint8_t *grp = xw + (size_t)g * W * rb;
                 for (int r = 0; r < ROWS; r++)
@@ -175,12 +198,12 @@ static void test_kernels(void) {
                     }
             }
         next:
-            free(w), free(x), free(file), free(xw), free(tile), free(qs), free(d), free(s), free(one), free(out),
-                free(fast), free(tl);
+            free(w), free(x), free(file), free(xw), free(tile), free(qs), free(d), free(s), free(s16), free(one),
+                free(out), free(fast), free(tl);
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 2 * 5 * 2); /* two types, five widths, two groups each */
+        CHECK(tried == 2 * n_fitting(KERNEL_TYPES)); /* each type and width that fit, two groups each */
     else
         SKIP("no x16 kernels at this level");
 }
@@ -204,10 +227,10 @@ static void test_matmul(void) {
         flags[2][t] = t % 11 < 7;
     }
     int tried = 0;
-    for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++)
+    for (size_t ti = 0; ti < KERNEL_TYPES; ti++)
         for (size_t ai = 0; ai < sizeof(TAILS) / sizeof(TAILS[0]); ai++) {
             const int type = TYPES[ti];
-            const int64_t ne0 = 896, ne1 = 5 * X16_ROWS + TAILS[ai];
+            const int64_t ne0 = fits(type, 896) ? 896 : 768, ne1 = 5 * X16_ROWS + TAILS[ai];
             uint8_t *file = make_weights(type, ne0, ne1, &seed, NULL), *xw = file ? to_x16(type, ne0, ne1, file) : NULL;
             float *x = malloc((size_t)ne0 * TMAX * sizeof(float));
             float *ya = malloc((size_t)ne1 * TMAX * sizeof(float)), *yb = malloc((size_t)ne1 * TMAX * sizeof(float));
@@ -233,7 +256,7 @@ static void test_matmul(void) {
             }
             free(file), free(xw), free(x), free(ya), free(yb);
         }
-    CHECK(tried == 2 * 2 * 7 * 3);
+    CHECK(tried == KERNEL_TYPES * 2 * 7 * 3);
     pool_free(p);
 }
 
