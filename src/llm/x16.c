@@ -19,7 +19,9 @@ _Static_assert(X16_ROWS * sizeof(block_q4_K) == X16_Q4_K_BYTES, "x16 Q4_K block 
 _Static_assert(X16_ROWS * sizeof(block_q6_K) == X16_Q6_K_BYTES, "x16 Q6_K block of 16 rows");
 
 int x16_eligible(int type, int n_dims, const int64_t ne[4]) {
-    const int64_t per = type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0 ? 32 : 0;
+    const int64_t per = type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0   ? 32
+                        : type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K ? QK_K
+                                                                           : 0;
     if (per == 0)
         return 0;
     for (int d = 2; d < 4; d++)

@@ -59,7 +59,8 @@ enum { X16_Q6_K_QH = 2048, X16_Q6_K_SCALES = 3072, X16_Q6_K_D = 3328, X16_Q6_K_B
 typedef enum { LLM_LAYOUT_FILE = 0, LLM_LAYOUT_X16 = 1 } llm_layout;
 
 /* x16_eligible says whether a tensor of |type| with |n_dims| dimensions
- * |ne| is rewritten into x16: a 2-D Q8_0 or Q4_0 matrix with at least one
+ * |ne| is rewritten into x16: a 2-D Q8_0 or Q4_0 matrix, or Q4_K or Q6_K
+ * whose rows are whole super-blocks (ne0 % 256 == 0), with at least one
  * whole group of 16 rows. */
 int x16_eligible(int type, int n_dims, const int64_t ne[4]);
 

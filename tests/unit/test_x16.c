@@ -71,8 +71,12 @@ static uint8_t *to_x16(int type, int64_t ne0, int64_t ne1, const uint8_t *file) 
 
 static void test_eligible(void) {
     const int64_t m[4] = {896, 4864, 1, 1}, few[4] = {896, 15, 1, 1}, cube[4] = {896, 32, 2, 1};
+    const int64_t k[4] = {3584, 16, 1, 1}, kfew[4] = {3584, 15, 1, 1};
     CHECK(x16_eligible(GGML_TYPE_Q8_0, 2, m) && x16_eligible(GGML_TYPE_Q4_0, 2, m));
-    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, m) && !x16_eligible(GGML_TYPE_F32, 2, m));
+    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, m) && !x16_eligible(GGML_TYPE_Q6_K, 2, m)); /* 896: 3.5 super-blocks */
+    CHECK(x16_eligible(GGML_TYPE_Q4_K, 2, k) && x16_eligible(GGML_TYPE_Q6_K, 2, k));
+    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, kfew) && !x16_eligible(GGML_TYPE_Q5_K, 2, k));
+    CHECK(!x16_eligible(GGML_TYPE_F32, 2, m));
     CHECK(!x16_eligible(GGML_TYPE_Q8_0, 1, m) && !x16_eligible(GGML_TYPE_Q8_0, 2, few));
     CHECK(!x16_eligible(GGML_TYPE_Q8_0, 3, cube));
 }
@@ -226,7 +230,7 @@ static void test_matmul(void) {
         flags[2][t] = t % 11 < 7;
     }
     int tried = 0;
-    for (size_t ti = 0; ti < 2; ti++) /* Q8_0, Q4_0: the ones x16_eligible takes */
+    for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++)
         for (size_t ai = 0; ai < sizeof(TAILS) / sizeof(TAILS[0]); ai++) {
             const int type = TYPES[ti];
             const int64_t ne0 = fits(type, 896) ? 896 : 768, ne1 = 5 * X16_ROWS + TAILS[ai];
@@ -255,7 +259,7 @@ static void test_matmul(void) {
             }
             free(file), free(xw), free(x), free(ya), free(yb);
         }
-    CHECK(tried == 2 * 2 * 7 * 3);
+    CHECK(tried == (int)(sizeof(TYPES) / sizeof(TYPES[0])) * 2 * 7 * 3);
     pool_free(p);
 }
 
