@@ -101,6 +101,11 @@ typedef struct {
      * activation rows, no packing: x16_exact bit for bit what qn gives for each weight row and
      * activation row (the canonical order below), x16 rounding as tile. */
     kernel_tile_dot x16, x16_exact;
+    /* Q4_K and Q6_K also: a group in x16 into the tile pack makes from
+     * the same rows in the file's layout, byte for byte (the stride
+     * argument unused), for products with many activation rows, where
+     * the x16 kernels would unpack the group once per KERNEL_TILE_XROWS. */
+    kernel_tile_pack x16_tile;
 } kernel_dot;
 
 

@@ -129,7 +129,8 @@ static void test_layout(void) {
 /* The x16 kernels on each group, for every first activation row and
  * count: the exact kind bit for bit the several-rows kernel's value (one
  * row at a time), the fast kind bit for bit the tiles' (packed from the
- * file's layout) and close to the exact. */
+ * file's layout) and close to the exact; and for Q4_K and Q6_K, the
+ * tile unpacked from the group (x16_tile) byte for byte pack's. */
 static void test_kernels(void) {
     enum { ROWS = 11, W = X16_ROWS };
     uint64_t seed = 23;
@@ -141,6 +142,7 @@ static void test_kernels(void) {
         if (!k.x16_exact)
             continue;
         CHECK(k.x16 && k.qn && k.pack && k.tile);
+        CHECK(!k.x16_tile == (type != GGML_TYPE_Q4_K && type != GGML_TYPE_Q6_K));
         for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++) {
             const int64_t ne0 = NE0[ni], ne1 = 2 * X16_ROWS + 5;
             if (!fits(type, ne0))
@@ -148,14 +150,14 @@ static void test_kernels(void) {
             const size_t rb = ggml_type_row_size(type, ne0), nb = (size_t)ne0 / 32;
             float *w = malloc((size_t)(ne0 * ne1) * sizeof(float)), *x = malloc((size_t)ne0 * ROWS * sizeof(float));
             uint8_t *file = w ? make_weights(type, ne0, ne1, &seed, w) : NULL, *xw = file ? to_x16(type, ne0, ne1, file) : NULL;
-            uint8_t *tile = aligned_alloc(64, nb * k.tile_block);
+            uint8_t *tile = aligned_alloc(64, nb * k.tile_block), *tile2 = aligned_alloc(64, nb * k.tile_block);
             int8_t *qs = malloc(ROWS * (size_t)ne0);
             float *d = malloc(ROWS * nb * sizeof(float)), *s = malloc(ROWS * nb * sizeof(float));
             float *s16 = malloc(2 * ROWS * nb * sizeof(float));
             float *one = malloc(ROWS * W * sizeof(float)), *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
             float *fast = malloc(KERNEL_TILE_XROWS * W * sizeof(float)), *tl = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
-            CHECK(w && x && file && xw && tile && qs && d && s && s16 && one && out && fast && tl);
-            if (!(w && x && file && xw && tile && qs && d && s && s16 && one && out && fast && tl))
+            CHECK(w && x && file && xw && tile && tile2 && qs && d && s && s16 && one && out && fast && tl);
+            if (!(w && x && file && xw && tile && tile2 && qs && d && s && s16 && one && out && fast && tl))
                 goto next;
             for (int r = 0; r < ROWS; r++) {
                 for (int64_t i = 0; i < ne0; i++)
@@ -170,6 +172,13 @@ static void test_kernels(void) {
                     for (int l = 0; l < W; l++)
                         k.qn(file + rb * (size_t)(g * W + l), &xr, r, 1, &one[r * W + l]);
                 k.pack(file + (size_t)g * W * rb, rb, ne0, tile);
+                if (k.x16_tile) { /* the tile from the group in x16: the same bytes */
+                    k.x16_tile(grp, 0, ne0, tile2);
+                    if (memcmp(tile, tile2, nb * k.tile_block) != 0) {
+                        printf("  %s ne0=%lld group %d: x16_tile differs from pack\n", ggml_type_name(type), (long long)ne0, g);
+                        CHECK(0);
+                    }
+                }
                 tried++;
                 for (int t0 = 0; t0 < ROWS; t0++)
                     for (int nt = 1; nt <= KERNEL_TILE_XROWS && t0 + nt <= ROWS; nt++) {
@@ -201,7 +210,7 @@ static void test_kernels(void) {
                     }
             }
         next:
-            free(w), free(x), free(file), free(xw), free(tile), free(qs), free(d), free(s), free(s16), free(one),
+            free(w), free(x), free(file), free(xw), free(tile), free(tile2), free(qs), free(d), free(s), free(s16), free(one),
                 free(out), free(fast), free(tl);
         }
     }
@@ -213,7 +222,8 @@ static void test_kernels(void) {
 
 /* matmul on an x16 tensor (with and without rows past the last group)
  * against the same tensor in the file's layout, on two threads: batches
- * of 1 .. 21 rows, none, all or runs flagged, bit for bit. */
+ * of 1 .. 21 rows, none, all or runs flagged, bit for bit (runs of more
+ * than eight rows go through x16_tile where the type has it). */
 static void test_matmul(void) {
     enum { TMAX = 21 };
     static uint8_t flags[3][TMAX];
