@@ -45,28 +45,19 @@ typedef struct {
     int n;
 } block_layout;
 
-static const block_layout *layout_of(int type) {
-    static const block_layout q8_0 = {sizeof(block_q8_0), 32,
-                                      {{offsetof(block_q8_0, qs), 4, 8}, {offsetof(block_q8_0, d), 2, 1}}, 2};
-    static const block_layout q4_0 = {sizeof(block_q4_0), 32,
-                                      {{offsetof(block_q4_0, qs), 4, 4}, {offsetof(block_q4_0, d), 2, 1}}, 2};
-    static const block_layout q4_K = {sizeof(block_q4_K), QK_K,
-                                      {{offsetof(block_q4_K, qs), 4, QK_K / 8},
-                                       {offsetof(block_q4_K, scales), 4, K_SCALE_SIZE / 4},
-                                       {offsetof(block_q4_K, d), 4, 1}}, 3};
-    static const block_layout q6_K = {sizeof(block_q6_K), QK_K,
-                                      {{offsetof(block_q6_K, ql), 4, QK_K / 8},
-                                       {offsetof(block_q6_K, qh), 4, QK_K / 16},
-                                       {offsetof(block_q6_K, scales), 4, QK_K / 64},
-                                       {offsetof(block_q6_K, d), 2, 1}}, 4};
-    switch (type) {
-    case GGML_TYPE_Q8_0: return &q8_0;
-    case GGML_TYPE_Q4_0: return &q4_0;
-    case GGML_TYPE_Q4_K: return &q4_K;
-    case GGML_TYPE_Q6_K: return &q6_K;
-    default: CAI_ASSERT(0 && "x16: a type it does not take"); return NULL;
-    }
-}
+static const block_layout LAYOUT_Q8_0 = {sizeof(block_q8_0), 32,
+                                         {{offsetof(block_q8_0, qs), 4, 8}, {offsetof(block_q8_0, d), 2, 1}}, 2};
+static const block_layout LAYOUT_Q4_0 = {sizeof(block_q4_0), 32,
+                                         {{offsetof(block_q4_0, qs), 4, 4}, {offsetof(block_q4_0, d), 2, 1}}, 2};
+static const block_layout LAYOUT_Q4_K = {sizeof(block_q4_K), QK_K,
+                                         {{offsetof(block_q4_K, qs), 4, QK_K / 8},
+                                          {offsetof(block_q4_K, scales), 4, K_SCALE_SIZE / 4},
+                                          {offsetof(block_q4_K, d), 4, 1}}, 3};
+static const block_layout LAYOUT_Q6_K = {sizeof(block_q6_K), QK_K,
+                                         {{offsetof(block_q6_K, ql), 4, QK_K / 8},
+                                          {offsetof(block_q6_K, qh), 4, QK_K / 16},
+                                          {offsetof(block_q6_K, scales), 4, QK_K / 64},
+                                          {offsetof(block_q6_K, d), 2, 1}}, 4};
 
 _Static_assert(offsetof(block_q4_K, dmin) == offsetof(block_q4_K, d) + 2, "Q4_K's d and dmin as one dword");
 _Static_assert(X16_Q4_K_SCALES == X16_ROWS * QK_K / 2 && X16_Q4_K_D == X16_Q4_K_SCALES + X16_ROWS * K_SCALE_SIZE,
@@ -74,25 +65,29 @@ _Static_assert(X16_Q4_K_SCALES == X16_ROWS * QK_K / 2 && X16_Q4_K_D == X16_Q4_K_
 _Static_assert(X16_Q6_K_QH == X16_ROWS * QK_K / 2 && X16_Q6_K_SCALES == X16_Q6_K_QH + X16_ROWS * QK_K / 4 &&
                X16_Q6_K_D == X16_Q6_K_SCALES + X16_ROWS * QK_K / 16, "x16 Q6_K fields");
 
-/* Q8_0's quants are stored unsigned: a xor of each byte's sign bit. */
-static uint32_t flip(int type, size_t fi, uint32_t v) { return type == GGML_TYPE_Q8_0 && fi == 0 ? v ^ 0x80808080u : v; }
+/* Always inlined with a constant layout, so the fields' loops unroll
+ * into plain loads and stores (the rewrite is a pass over the model). */
+#define X16_INLINE __attribute__((always_inline)) static inline
 
-/* Block |i| of row |l| from the file's layout at |file| (the block's
- * bytes) into the x16 group at |x16| (to_x16), or back: from the group at
- * |x16| into |file| (!to_x16). */
-static void move_block(int type, size_t i, size_t l, const uint8_t *from, uint8_t *to, int to_x16) {
-    const block_layout *L = layout_of(type);
+/* Block |i| of row |l|: from the file's layout (|from|, the block's
+ * bytes) into the x16 group at |to| when |to_x16|, else from the group at
+ * |from| into the block's bytes at |to|. Q8_0's quants (|q8|, field 0)
+ * are stored unsigned: a xor of each byte's sign bit. */
+X16_INLINE void move_block(const block_layout *L, int q8, size_t i, size_t l, const uint8_t *from, uint8_t *to,
+                           int to_x16) {
     size_t x = i * X16_ROWS * L->block; /* the field's first unit in the group */
+#pragma GCC unroll 4
     for (int fi = 0; fi < L->n; fi++) {
         const field *f = &L->f[fi];
+#pragma GCC unroll 8
         for (size_t k = 0; k < f->count; k++, x += X16_ROWS * f->size) {
             const size_t xo = x + l * f->size, fo = f->at + k * f->size;
             const uint8_t *a = from + (to_x16 ? fo : xo);
             uint8_t *z = to + (to_x16 ? xo : fo);
-            if (f->size == 4) { /* constant sizes: no call to memcpy */
+            if (f->size == 4) {
                 uint32_t v;
                 memcpy(&v, a, 4);
-                v = flip(type, (size_t)fi, v);
+                v ^= q8 && fi == 0 ? 0x80808080u : 0;
                 memcpy(z, &v, 4);
             } else {
                 memcpy(z, a, 2);
@@ -101,32 +96,56 @@ static void move_block(int type, size_t i, size_t l, const uint8_t *from, uint8_
     }
 }
 
-void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
-    const block_layout *L = layout_of(type);
+/* |groups| groups of rows of |ne0| values between the file's layout at
+ * |file| and x16 at |x16|, the way |to_x16| says. */
+X16_INLINE void move_groups(const block_layout *L, int q8, int64_t ne0, const uint8_t *src, uint8_t *dst,
+                            int64_t groups, int to_x16) {
     const size_t nb = (size_t)(ne0 / L->values), rb = nb * L->block;
     for (int64_t g = 0; g < groups; g++, src += X16_ROWS * rb, dst += X16_ROWS * rb)
         for (size_t i = 0; i < nb; i++)
-            for (size_t l = 0; l < X16_ROWS; l++)
-                move_block(type, i, l, src + l * rb + i * L->block, dst, 1);
+            for (size_t l = 0; l < X16_ROWS; l++) {
+                if (to_x16)
+                    move_block(L, q8, i, l, src + l * rb + i * L->block, dst, 1);
+                else
+                    move_block(L, q8, i, l, src, dst + l * rb + i * L->block, 0);
+            }
+}
+
+X16_INLINE void move(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups, int to_x16) {
+    switch (type) {
+    case GGML_TYPE_Q8_0: move_groups(&LAYOUT_Q8_0, 1, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q4_0: move_groups(&LAYOUT_Q4_0, 0, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q4_K: move_groups(&LAYOUT_Q4_K, 0, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q6_K: move_groups(&LAYOUT_Q6_K, 0, ne0, src, dst, groups, to_x16); break;
+    default: CAI_ASSERT(0 && "x16: a type it does not take");
+    }
+}
+
+void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
+    move(type, ne0, src, dst, groups, 1);
 }
 
 void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
-    const block_layout *L = layout_of(type);
-    const size_t nb = (size_t)(ne0 / L->values), rb = nb * L->block;
-    for (int64_t g = 0; g < groups; g++, src += X16_ROWS * rb, dst += X16_ROWS * rb)
-        for (size_t i = 0; i < nb; i++)
-            for (size_t l = 0; l < X16_ROWS; l++)
-                move_block(type, i, l, src, dst + l * rb + i * L->block, 0);
+    move(type, ne0, src, dst, groups, 0);
+}
+
+X16_INLINE void get_row_with(const block_layout *L, int type, int q8, int64_t ne0, const uint8_t *group, int l,
+                             float *out) {
+    uint8_t b[sizeof(block_q6_K)];
+    _Static_assert(sizeof(block_q6_K) >= sizeof(block_q4_K) && sizeof(block_q6_K) >= sizeof(block_q8_0), "block buffer");
+    for (size_t i = 0; i < (size_t)(ne0 / L->values); i++) {
+        move_block(L, q8, i, (size_t)l, group, b, 0);
+        quant_dequantize_row(type, b, out + (size_t)L->values * i, L->values);
+    }
 }
 
 void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out) {
-    const block_layout *L = layout_of(type);
-    const size_t nb = (size_t)(ne0 / L->values);
-    uint8_t b[sizeof(block_q6_K)];
-    _Static_assert(sizeof(block_q6_K) >= sizeof(block_q4_K) && sizeof(block_q6_K) >= sizeof(block_q8_0), "block buffer");
-    for (size_t i = 0; i < nb; i++) {
-        move_block(type, i, (size_t)l, group, b, 0);
-        quant_dequantize_row(type, b, out + (size_t)L->values * i, L->values);
+    switch (type) {
+    case GGML_TYPE_Q8_0: get_row_with(&LAYOUT_Q8_0, type, 1, ne0, group, l, out); break;
+    case GGML_TYPE_Q4_0: get_row_with(&LAYOUT_Q4_0, type, 0, ne0, group, l, out); break;
+    case GGML_TYPE_Q4_K: get_row_with(&LAYOUT_Q4_K, type, 0, ne0, group, l, out); break;
+    case GGML_TYPE_Q6_K: get_row_with(&LAYOUT_Q6_K, type, 0, ne0, group, l, out); break;
+    default: CAI_ASSERT(0 && "x16: a type it does not take");
     }
 }
 

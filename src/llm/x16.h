@@ -31,7 +31,9 @@
  *
  * The rewrite happens once, in place, after the file's digest was checked
  * (llm_engine_open_memfd), and only at the AVX-512 VNNI level, whose
- * kernels read it directly (kernel_dot.x16, .x16_exact). */
+ * kernels read it directly (kernel_dot.x16, .x16_exact; for products
+ * with many rows, Q4_K and Q6_K groups are unpacked once into a tile,
+ * .x16_tile). */
 #ifndef CAI_LLM_X16_H
 #define CAI_LLM_X16_H
 
