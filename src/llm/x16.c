@@ -38,11 +38,12 @@ typedef struct {
     uint8_t size, count;
 } field;
 
+/* A type's block in x16: its fields, in their order in x16. */
 typedef struct {
     size_t block;     /* the file's block bytes */
     int64_t values;   /* per block */
     field f[4];
-    int n;
+    int n;            /* fields */
 } block_layout;
 
 static const block_layout LAYOUT_Q8_0 = {sizeof(block_q8_0), 32,
@@ -96,8 +97,8 @@ X16_INLINE void move_block(const block_layout *L, int q8, size_t i, size_t l, co
     }
 }
 
-/* |groups| groups of rows of |ne0| values between the file's layout at
- * |file| and x16 at |x16|, the way |to_x16| says. */
+/* |groups| groups of 16 rows of |ne0| values from |src| to |dst|: from
+ * the file's layout into x16 when |to_x16|, else back. */
 X16_INLINE void move_groups(const block_layout *L, int q8, int64_t ne0, const uint8_t *src, uint8_t *dst,
                             int64_t groups, int to_x16) {
     const size_t nb = (size_t)(ne0 / L->values), rb = nb * L->block;
