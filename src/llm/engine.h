@@ -28,11 +28,11 @@ cai_status llm_engine_open(const char *path, int fd, const char *template_name, 
 
 /* llm_engine_open_memfd loads the GGUF in the memfd |fd|, which must not
  * be sealed against writing yet (its bytes, e.g. the model digest, already
- * checked): at the AVX-512 VNNI level it first rewrites the Q8_0 and Q4_0
- * weight matrices in place into the x16 layout (llm/x16.h: their kernels
- * read it without packing), with pread and pwrite on all CPUs, then seals
- * the memfd (common/file.h file_memfd_seal) and opens it as
- * llm_engine_open(NULL, fd, ...) does (the caller may then close fd).
+ * checked): at the AVX-512 VNNI level it first rewrites the Q8_0, Q4_0,
+ * Q4_K and Q6_K weight matrices in place into the x16 layout (llm/x16.h:
+ * their kernels read it without packing), with pread and pwrite on all
+ * CPUs, then seals the memfd (common/file.h file_memfd_seal) and opens it
+ * as llm_engine_open(NULL, fd, ...) does (the caller may then close fd).
  * Below that level it only seals and opens.
  * On failure the memfd's content is undefined: drop it. */
 cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine **out);

@@ -502,6 +502,14 @@ kernel_dot kernel_get(int type, int level) {
         } else if (type == GGML_TYPE_Q4_0) {
             k.x16 = x16_dot_q4_0_512;
             k.x16_exact = x16_exact_q4_0_512;
+        } else if (type == GGML_TYPE_Q4_K) {
+            k.x16 = x16_dot_q4_K_512;
+            k.x16_exact = x16_exact_q4_K_512;
+            k.x16_tile = x16_tile_q4_K_512;
+        } else if (type == GGML_TYPE_Q6_K) {
+            k.x16 = x16_dot_q6_K_512;
+            k.x16_exact = x16_exact_q6_K_512;
+            k.x16_tile = x16_tile_q6_K_512;
         }
     } else if (level >= KERNEL_AVX2) {
         PICK(avx2)

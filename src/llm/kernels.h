@@ -21,9 +21,9 @@
  * or tile_exact never depends on how many rows are multiplied with it,
  * nor on which of the two computed it.
  *
- * Q8_0 and Q4_0 weights may also be stored in the tiles' layout (x16.h,
- * rewritten once at load): kernel_dot.x16_exact and .x16 read 16 rows
- * from it directly, with no packing, in the same two kinds. */
+ * Q8_0, Q4_0, Q4_K and Q6_K weights may also be stored in the tiles'
+ * layout (x16.h, rewritten once at load): kernel_dot.x16_exact and .x16
+ * read 16 rows from it directly, with no packing, in the same two kinds. */
 #ifndef CAI_LLM_KERNELS_H
 #define CAI_LLM_KERNELS_H
 
@@ -95,12 +95,17 @@ typedef struct {
     kernel_tile_dot tile;  /* the packing and the tile product, */
     kernel_tile_dot tile_exact; /* the same in qn's order of rounding */
     size_t tile_block;     /* KERNEL_TILE_BLOCK or KERNEL_TILE_BLOCK16 */
-    /* Q8_0 and Q4_0 at the AVX-512 VNNI level: the products of a group of
-     * 16 weight rows stored in the x16 layout (x16.h; the tile argument is
-     * the group), with nt 1 .. KERNEL_TILE_XROWS activation rows, no
-     * packing: x16_exact bit for bit what qn gives for each weight row and
+    /* Q8_0, Q4_0, Q4_K and Q6_K at the AVX-512 VNNI level: the products
+     * of a group of 16 weight rows stored in the x16 layout (x16.h; the
+     * tile argument is the group), with nt 1 .. KERNEL_TILE_XROWS
+     * activation rows, no packing: x16_exact bit for bit what qn gives for each weight row and
      * activation row (the canonical order below), x16 rounding as tile. */
     kernel_tile_dot x16, x16_exact;
+    /* Q4_K and Q6_K also: a group in x16 into the tile pack makes from
+     * the same rows in the file's layout, byte for byte (the stride
+     * argument unused), for products with many activation rows, where
+     * the x16 kernels would unpack the group once per KERNEL_TILE_XROWS. */
+    kernel_tile_pack x16_tile;
 } kernel_dot;
 
 

@@ -131,18 +131,29 @@ static void matmul_tiles(const matmul_job *j, uint8_t *tile, int64_t r0, int64_t
 }
 
 /* x16: groups g0 .. g1 of 16 weight rows, each read once for all the
- * activation rows, eight at a time (no packing: the group is the tile). */
-static void matmul_x16(const matmul_job *j, int64_t g0, int64_t g1) {
+ * activation rows, eight at a time (no packing: the group is the tile).
+ * With |tile| (kernel_dot.x16_tile), a run of more than eight rows takes
+ * the group unpacked once into it, through the tiles: the same values
+ * (x16 rounds as tile, x16_exact as tile_exact) without unpacking the
+ * group again for every eight rows. */
+static void matmul_x16(const matmul_job *j, uint8_t *tile, int64_t g0, int64_t g1) {
     const llm_tensor *w = j->w;
     const size_t N = (size_t)w->ne1;
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *grp = w->data + (size_t)g * X16_ROWS * w->row_bytes;
+        int unpacked = 0;
         for (int a = 0, b; a < j->T; a = b) {
             b = run_end(j, a);
-            const kernel_tile_dot f = row_kind(j, a) == 1 ? j->k.x16 : j->k.x16_exact;
+            const int kind = row_kind(j, a), tiled = tile && b - a > KERNEL_TILE_XROWS;
+            if (tiled && !unpacked) {
+                j->k.x16_tile(grp, 0, w->ne0, tile);
+                unpacked = 1;
+            }
+            const kernel_tile_dot f = tiled ? (kind == 1 ? j->k.tile : j->k.tile_exact)
+                                            : (kind == 1 ? j->k.x16 : j->k.x16_exact);
             for (int t = a; t < b; t += KERNEL_TILE_XROWS) {
                 int nt = b - t < KERNEL_TILE_XROWS ? b - t : KERNEL_TILE_XROWS;
-                f(grp, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)g * X16_ROWS, N);
+                f(tiled ? tile : grp, &j->xr, t, nt, j->y + (size_t)t * N + (size_t)g * X16_ROWS, N);
             }
         }
     }
@@ -157,7 +168,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     if (j->x16) { /* whole groups; the last thread also the rows past them */
         const int64_t groups = w->ne1 / X16_ROWS, per = (groups + nth - 1) / nth;
         const int64_t g0 = per * ith < groups ? per * ith : groups, g1 = g0 + per < groups ? g0 + per : groups;
-        matmul_x16(j, g0, g1);
+        matmul_x16(j, j->tiles ? j->tiles + (size_t)ith * j->tile_bytes : NULL, g0, g1);
         if (ith == nth - 1)
             matmul_rows(j, groups * X16_ROWS, w->ne1, 1);
         return;
@@ -200,7 +211,8 @@ static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 void matmul_scratch_need(const llm_tensor *w, int T, int n_threads, size_t *x_bytes, size_t *tile_bytes) {
     const kernel_dot *k = &w->k;
     size_t s16, x = round64(x_layout(w, k, T, k->tile && k->tile_block == KERNEL_TILE_BLOCK16, &s16));
-    size_t t = k->tile && w->layout != LLM_LAYOUT_X16 ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k->tile_block) : 0;
+    const int tiles = k->tile && (w->layout != LLM_LAYOUT_X16 || (k->x16_tile && T > KERNEL_TILE_XROWS));
+    size_t t = tiles ? round64((size_t)n_threads * (size_t)(w->ne0 / 32) * k->tile_block) : 0;
     *x_bytes = x > *x_bytes ? x : *x_bytes;
     *tile_bytes = t > *tile_bytes ? t : *tile_bytes;
 }
@@ -235,7 +247,7 @@ void matmul_with(pool *p, const llm_tensor *w, const float *x, int T, const uint
         else
             quantize_worker(&j, 0, 1);
     }
-    if (use_tiles) {
+    if (use_tiles || (j.x16 && j.k.x16_tile && T > KERNEL_TILE_XROWS)) {
         j.tile_bytes = (size_t)(w->ne0 / 32) * j.k.tile_block;
         j.tiles = s->tiles;
         CAI_ASSERT((size_t)pool_size(p) * j.tile_bytes <= s->tile_bytes);

@@ -4,6 +4,7 @@
 #include "llm/x16.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,73 +15,138 @@
 
 _Static_assert(X16_ROWS * sizeof(block_q8_0) == X16_QUANTS_Q8_0 + 2 * X16_ROWS, "x16 Q8_0 block of 16 rows");
 _Static_assert(X16_ROWS * sizeof(block_q4_0) == X16_QUANTS_Q4_0 + 2 * X16_ROWS, "x16 Q4_0 block of 16 rows");
+_Static_assert(X16_ROWS * sizeof(block_q4_K) == X16_Q4_K_BYTES, "x16 Q4_K block of 16 rows");
+_Static_assert(X16_ROWS * sizeof(block_q6_K) == X16_Q6_K_BYTES, "x16 Q6_K block of 16 rows");
 
 int x16_eligible(int type, int n_dims, const int64_t ne[4]) {
-    if (type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q4_0)
+    const int64_t per = type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0   ? 32
+                        : type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K ? QK_K
+                                                                           : 0;
+    if (per == 0)
         return 0;
     for (int d = 2; d < 4; d++)
         if (ne[d] != 1)
             return 0;
-    return n_dims >= 2 && ne[0] > 0 && ne[0] % 32 == 0 && ne[1] >= X16_ROWS;
+    return n_dims >= 2 && ne[0] > 0 && ne[0] % per == 0 && ne[1] >= X16_ROWS;
 }
 
-/* The file's block bytes and x16's quant bytes per block of 16 rows. */
-static void sizes(int type, size_t *block, size_t *quants) {
-    const int q4 = type == GGML_TYPE_Q4_0;
-    *block = q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    *quants = q4 ? X16_QUANTS_Q4_0 : X16_QUANTS_Q8_0;
-}
+/* A field of the file's block: |count| units of |size| bytes (4 or 2) at
+ * |at|, stored transposed (unit k of the 16 rows side by side), the
+ * fields one after the other in the order of the table (x16.h). */
+typedef struct {
+    uint16_t at;
+    uint8_t size, count;
+} field;
 
-/* Q8_0's quants are stored unsigned: a xor of each byte's sign bit. */
-static uint32_t flip(int type, uint32_t v) { return type == GGML_TYPE_Q8_0 ? v ^ 0x80808080u : v; }
+/* A type's block in x16: its fields, in their order in x16. */
+typedef struct {
+    size_t block;     /* the file's block bytes */
+    int64_t values;   /* per block */
+    field f[4];
+    int n;            /* fields */
+} block_layout;
 
-void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
-    size_t bs, qb;
-    sizes(type, &bs, &qb);
-    const size_t nb = (size_t)ne0 / 32, rb = nb * bs;
-    for (int64_t g = 0; g < groups; g++, src += X16_ROWS * rb, dst += X16_ROWS * rb)
-        for (size_t i = 0; i < nb; i++)
-            for (size_t l = 0; l < X16_ROWS; l++) {
-                const uint8_t *b = src + l * rb + i * bs;
-                memcpy(dst + x16_scales_at(qb, i) + 2 * l, b, 2);
-                for (size_t k = 0; k < qb / 64; k++) {
-                    uint32_t v;
-                    memcpy(&v, b + 2 + 4 * k, 4);
-                    v = flip(type, v);
-                    memcpy(dst + x16_quants_at(qb, i) + 64 * k + 4 * l, &v, 4);
-                }
+static const block_layout LAYOUT_Q8_0 = {sizeof(block_q8_0), 32,
+                                         {{offsetof(block_q8_0, qs), 4, 8}, {offsetof(block_q8_0, d), 2, 1}}, 2};
+static const block_layout LAYOUT_Q4_0 = {sizeof(block_q4_0), 32,
+                                         {{offsetof(block_q4_0, qs), 4, 4}, {offsetof(block_q4_0, d), 2, 1}}, 2};
+static const block_layout LAYOUT_Q4_K = {sizeof(block_q4_K), QK_K,
+                                         {{offsetof(block_q4_K, qs), 4, QK_K / 8},
+                                          {offsetof(block_q4_K, scales), 4, K_SCALE_SIZE / 4},
+                                          {offsetof(block_q4_K, d), 4, 1}}, 3};
+static const block_layout LAYOUT_Q6_K = {sizeof(block_q6_K), QK_K,
+                                         {{offsetof(block_q6_K, ql), 4, QK_K / 8},
+                                          {offsetof(block_q6_K, qh), 4, QK_K / 16},
+                                          {offsetof(block_q6_K, scales), 4, QK_K / 64},
+                                          {offsetof(block_q6_K, d), 2, 1}}, 4};
+
+_Static_assert(offsetof(block_q4_K, dmin) == offsetof(block_q4_K, d) + 2, "Q4_K's d and dmin as one dword");
+_Static_assert(X16_Q4_K_SCALES == X16_ROWS * QK_K / 2 && X16_Q4_K_D == X16_Q4_K_SCALES + X16_ROWS * K_SCALE_SIZE,
+               "x16 Q4_K fields");
+_Static_assert(X16_Q6_K_QH == X16_ROWS * QK_K / 2 && X16_Q6_K_SCALES == X16_Q6_K_QH + X16_ROWS * QK_K / 4 &&
+               X16_Q6_K_D == X16_Q6_K_SCALES + X16_ROWS * QK_K / 16, "x16 Q6_K fields");
+
+/* Always inlined with a constant layout, so the fields' loops unroll
+ * into plain loads and stores (the rewrite is a pass over the model). */
+#define X16_INLINE __attribute__((always_inline)) static inline
+
+/* Block |i| of row |l|: from the file's layout (|from|, the block's
+ * bytes) into the x16 group at |to| when |to_x16|, else from the group at
+ * |from| into the block's bytes at |to|. Q8_0's quants (|q8|, field 0)
+ * are stored unsigned: a xor of each byte's sign bit. */
+X16_INLINE void move_block(const block_layout *L, int q8, size_t i, size_t l, const uint8_t *from, uint8_t *to,
+                           int to_x16) {
+    size_t x = i * X16_ROWS * L->block; /* the field's first unit in the group */
+#pragma GCC unroll 4
+    for (int fi = 0; fi < L->n; fi++) {
+        const field *f = &L->f[fi];
+#pragma GCC unroll 8
+        for (size_t k = 0; k < f->count; k++, x += X16_ROWS * f->size) {
+            const size_t xo = x + l * f->size, fo = f->at + k * f->size;
+            const uint8_t *a = from + (to_x16 ? fo : xo);
+            uint8_t *z = to + (to_x16 ? xo : fo);
+            if (f->size == 4) {
+                uint32_t v;
+                memcpy(&v, a, 4);
+                v ^= q8 && fi == 0 ? 0x80808080u : 0;
+                memcpy(z, &v, 4);
+            } else {
+                memcpy(z, a, 2);
             }
-}
-
-/* Block i of row l of the x16 group at |src| into |b| (the file's layout). */
-static void unpack_block(int type, const uint8_t *src, size_t i, size_t l, uint8_t *b) {
-    size_t bs, qb;
-    sizes(type, &bs, &qb);
-    memcpy(b, src + x16_scales_at(qb, i) + 2 * l, 2);
-    for (size_t k = 0; k < qb / 64; k++) {
-        uint32_t v;
-        memcpy(&v, src + x16_quants_at(qb, i) + 64 * k + 4 * l, 4);
-        v = flip(type, v);
-        memcpy(b + 2 + 4 * k, &v, 4);
+        }
     }
 }
 
-void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
-    size_t bs, qb;
-    sizes(type, &bs, &qb);
-    const size_t nb = (size_t)ne0 / 32, rb = nb * bs;
+/* |groups| groups of 16 rows of |ne0| values from |src| to |dst|: from
+ * the file's layout into x16 when |to_x16|, else back. */
+X16_INLINE void move_groups(const block_layout *L, int q8, int64_t ne0, const uint8_t *src, uint8_t *dst,
+                            int64_t groups, int to_x16) {
+    const size_t nb = (size_t)(ne0 / L->values), rb = nb * L->block;
     for (int64_t g = 0; g < groups; g++, src += X16_ROWS * rb, dst += X16_ROWS * rb)
         for (size_t i = 0; i < nb; i++)
-            for (size_t l = 0; l < X16_ROWS; l++)
-                unpack_block(type, src, i, l, dst + l * rb + i * bs);
+            for (size_t l = 0; l < X16_ROWS; l++) {
+                if (to_x16)
+                    move_block(L, q8, i, l, src + l * rb + i * L->block, dst, 1);
+                else
+                    move_block(L, q8, i, l, src, dst + l * rb + i * L->block, 0);
+            }
+}
+
+X16_INLINE void move(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups, int to_x16) {
+    switch (type) {
+    case GGML_TYPE_Q8_0: move_groups(&LAYOUT_Q8_0, 1, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q4_0: move_groups(&LAYOUT_Q4_0, 0, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q4_K: move_groups(&LAYOUT_Q4_K, 0, ne0, src, dst, groups, to_x16); break;
+    case GGML_TYPE_Q6_K: move_groups(&LAYOUT_Q6_K, 0, ne0, src, dst, groups, to_x16); break;
+    default: CAI_ASSERT(0 && "x16: a type it does not take");
+    }
+}
+
+void x16_pack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
+    move(type, ne0, src, dst, groups, 1);
+}
+
+void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t groups) {
+    move(type, ne0, src, dst, groups, 0);
+}
+
+X16_INLINE void get_row_with(const block_layout *L, int type, int q8, int64_t ne0, const uint8_t *group, int l,
+                             float *out) {
+    uint8_t b[sizeof(block_q6_K)];
+    _Static_assert(sizeof(block_q6_K) >= sizeof(block_q4_K) && sizeof(block_q6_K) >= sizeof(block_q8_0), "block buffer");
+    for (size_t i = 0; i < (size_t)(ne0 / L->values); i++) {
+        move_block(L, q8, i, (size_t)l, group, b, 0);
+        quant_dequantize_row(type, b, out + (size_t)L->values * i, L->values);
+    }
 }
 
 void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out) {
-    const size_t nb = (size_t)ne0 / 32;
-    uint8_t b[sizeof(block_q8_0)];
-    for (size_t i = 0; i < nb; i++) {
-        unpack_block(type, group, i, (size_t)l, b);
-        quant_dequantize_row(type, b, out + 32 * i, 32);
+    switch (type) {
+    case GGML_TYPE_Q8_0: get_row_with(&LAYOUT_Q8_0, type, 1, ne0, group, l, out); break;
+    case GGML_TYPE_Q4_0: get_row_with(&LAYOUT_Q4_0, type, 0, ne0, group, l, out); break;
+    case GGML_TYPE_Q4_K: get_row_with(&LAYOUT_Q4_K, type, 0, ne0, group, l, out); break;
+    case GGML_TYPE_Q6_K: get_row_with(&LAYOUT_Q6_K, type, 0, ne0, group, l, out); break;
+    default: CAI_ASSERT(0 && "x16: a type it does not take");
     }
 }
 

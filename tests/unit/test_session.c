@@ -1,6 +1,7 @@
 /* test_session.c - the generation API (llm/session.h) on a tiny model built
  * here: a 2-layer Llama with random Q8_0 weights (the type with packed
- * prefill tiles) and a SentencePiece vocabulary of 256 byte tokens plus a
+ * prefill tiles; a wider variant with Q4_K_M's types, Q4_K and Q6_K, for
+ * the x16 tests) and a SentencePiece vocabulary of 256 byte tokens plus a
  * few, written with the GGUF writer into a memfd and opened like any model.
  *
  * What it shows: sessions run alone and sessions batched into shared
@@ -28,6 +29,9 @@
 #include "tiny_vocab.h"
 
 enum { N_LAYER = 2, E = 64, N_HEAD = 4, N_HEAD_KV = 2, F = 128, N_VOCAB = 264 };
+/* The K-quant variant (Q4_K_M's types: Q4_K, with Q6_K for attn_v,
+ * ffn_down and output): rows of whole 256-value super-blocks. */
+enum { E_K = 256, F_K = 512 };
 
 #define RNG_SEED 0x243f6a8885a308d3ull
 static uint64_t rng = RNG_SEED;
@@ -37,28 +41,27 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)((rng >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
 }
 
-/* A |rows| x |cols| tensor: Q8_0 of base + scale * noise, or F32 (norms). */
-static void put(gguf_writer *w, const char *name, int layer, int rows, int cols, float base, float scale) {
+/* A |rows| x |cols| tensor of |type| of base + scale * noise, F32 when it
+ * is one row (norms). */
+static void put(gguf_writer *w, const char *name, int layer, int rows, int cols, float base, float scale, int type) {
     char nm[96];
     if (layer >= 0)
         snprintf(nm, sizeof(nm), "blk.%d.%s", layer, name);
     else
         snprintf(nm, sizeof(nm), "%s", name);
     float *row = malloc((size_t)cols * sizeof(float));
-    int q8 = rows > 1;
-    size_t rb = q8 ? ggml_type_row_size(GGML_TYPE_Q8_0, cols) : (size_t)cols * sizeof(float);
+    if (rows == 1)
+        type = GGML_TYPE_F32;
+    size_t rb = ggml_type_row_size(type, cols);
     uint8_t *data = malloc((size_t)rows * rb);
     CAI_ASSERT(row && data);
     for (int r = 0; r < rows; r++) {
         for (int c = 0; c < cols; c++)
             row[c] = base + scale * frand();
-        if (q8)
-            CAI_ASSERT(quant_quantize_row(GGML_TYPE_Q8_0, row, data + (size_t)r * rb, cols) == 0);
-        else
-            memcpy(data + (size_t)r * rb, row, rb);
+        CAI_ASSERT(quant_quantize_row(type, row, data + (size_t)r * rb, cols) == 0);
     }
     int64_t ne[2] = {cols, rows};
-    CHECK_OK(gguf_writer_tensor(w, nm, q8 ? GGML_TYPE_Q8_0 : GGML_TYPE_F32, q8 ? 2 : 1, ne, data, NULL, NULL));
+    CHECK_OK(gguf_writer_tensor(w, nm, type, rows > 1 ? 2 : 1, ne, data, NULL, NULL));
     free(row);
     free(data);
 }
@@ -71,8 +74,11 @@ static void put_vocab(gguf_writer *w) {
 
 /* The tiny model as an open engine (the memfd is closed: the engine maps
  * it); with |x16|, through llm_engine_open_memfd (weights rewritten into
- * the x16 layout where the kernels have it). */
-static llm_engine *tiny_engine_as(int x16) {
+ * the x16 layout where the kernels have it); with |kq|, the K-quant
+ * variant (E_K, F_K), else all Q8_0. */
+static llm_engine *tiny_engine_of(int x16, int kq) {
+    const int E1 = kq ? E_K : E, F1 = kq ? F_K : F;
+    const int q4 = kq ? GGML_TYPE_Q4_K : GGML_TYPE_Q8_0, q6 = kq ? GGML_TYPE_Q6_K : GGML_TYPE_Q8_0;
     gguf_writer *w = NULL;
     buf file;
     buf_init(&file, 0);
@@ -80,28 +86,28 @@ static llm_engine *tiny_engine_as(int x16) {
     CAI_ASSERT(w != NULL);
     CHECK_OK(gguf_writer_str(w, "general.architecture", "llama"));
     CHECK_OK(gguf_writer_u32(w, "llama.context_length", 128));
-    CHECK_OK(gguf_writer_u32(w, "llama.embedding_length", E));
+    CHECK_OK(gguf_writer_u32(w, "llama.embedding_length", (uint32_t)E1));
     CHECK_OK(gguf_writer_u32(w, "llama.block_count", N_LAYER));
-    CHECK_OK(gguf_writer_u32(w, "llama.feed_forward_length", F));
+    CHECK_OK(gguf_writer_u32(w, "llama.feed_forward_length", (uint32_t)F1));
     CHECK_OK(gguf_writer_u32(w, "llama.attention.head_count", N_HEAD));
     CHECK_OK(gguf_writer_u32(w, "llama.attention.head_count_kv", N_HEAD_KV));
     CHECK_OK(gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-6f));
     put_vocab(w);
-    const int KV = N_HEAD_KV * (E / N_HEAD);
-    const float s = 1.7f / sqrtf((float)E), sf = 1.7f / sqrtf((float)F);
-    put(w, "token_embd.weight", -1, N_VOCAB, E, 0, 1);
-    put(w, "output_norm.weight", -1, 1, E, 1, 0.2f);
-    put(w, "output.weight", -1, N_VOCAB, E, 0, 3 * s); /* peaked enough to repeat itself */
+    const int KV = N_HEAD_KV * (E1 / N_HEAD);
+    const float s = 1.7f / sqrtf((float)E1), sf = 1.7f / sqrtf((float)F1);
+    put(w, "token_embd.weight", -1, N_VOCAB, E1, 0, 1, q4);
+    put(w, "output_norm.weight", -1, 1, E1, 1, 0.2f, 0);
+    put(w, "output.weight", -1, N_VOCAB, E1, 0, 3 * s, q6); /* peaked enough to repeat itself */
     for (int l = 0; l < N_LAYER; l++) {
-        put(w, "attn_norm.weight", l, 1, E, 1, 0.2f);
-        put(w, "attn_q.weight", l, E, E, 0, s);
-        put(w, "attn_k.weight", l, KV, E, 0, s);
-        put(w, "attn_v.weight", l, KV, E, 0, s);
-        put(w, "attn_output.weight", l, E, E, 0, s);
-        put(w, "ffn_norm.weight", l, 1, E, 1, 0.2f);
-        put(w, "ffn_gate.weight", l, F, E, 0, s);
-        put(w, "ffn_up.weight", l, F, E, 0, s);
-        put(w, "ffn_down.weight", l, E, F, 0, sf);
+        put(w, "attn_norm.weight", l, 1, E1, 1, 0.2f, 0);
+        put(w, "attn_q.weight", l, E1, E1, 0, s, q4);
+        put(w, "attn_k.weight", l, KV, E1, 0, s, q4);
+        put(w, "attn_v.weight", l, KV, E1, 0, s, q6);
+        put(w, "attn_output.weight", l, E1, E1, 0, s, q4);
+        put(w, "ffn_norm.weight", l, 1, E1, 1, 0.2f, 0);
+        put(w, "ffn_gate.weight", l, F1, E1, 0, s, q4);
+        put(w, "ffn_up.weight", l, F1, E1, 0, s, q4);
+        put(w, "ffn_down.weight", l, E1, F1, 0, sf, l % 2 ? q4 : q6); /* as Q4_K_M: half of them */
     }
     CHECK_OK(gguf_writer_to_buf(w, &file));
     gguf_writer_free(w);
@@ -123,9 +129,9 @@ static llm_engine *tiny_engine_as(int x16) {
     return e;
 }
 
-static llm_engine *tiny_engine(void) { return tiny_engine_as(0); }
+static llm_engine *tiny_engine(void) { return tiny_engine_of(0, 0); }
 
-enum { MAX_GEN = 24 };
+enum { MAX_GEN = 32 }; /* more than any max_tokens here (25) */
 
 typedef struct {
     int32_t tok[MAX_GEN];
@@ -201,11 +207,11 @@ enum { N_SESS = 6, CHUNK = 8 };
  * flagged as prefill) batched as the scheduler batches them: every step
  * the decode tokens first, then at most CHUNK prompt tokens; against each
  * run alone. */
-static void batched_equals_solo(int x16) {
+static void batched_equals_solo(int x16, int kq) {
     const uint64_t saved = rng; /* the first model, in both layouts; later tests go on from here */
     rng = RNG_SEED;
-    llm_engine *e = tiny_engine_as(x16);
-    if (x16)
+    llm_engine *e = tiny_engine_of(x16, kq);
+    if (x16 || kq)
         rng = saved;
     if (e == NULL)
         return;
@@ -293,19 +299,20 @@ static void batched_equals_solo(int x16) {
     llm_engine_free(e);
 }
 
-static void test_batched_equals_solo(void) { batched_equals_solo(0); }
-static void test_batched_equals_solo_x16(void) { batched_equals_solo(1); }
+static void test_batched_equals_solo(void) { batched_equals_solo(0, 0); }
+static void test_batched_equals_solo_x16(void) { batched_equals_solo(1, 0); }
+static void test_batched_equals_solo_x16_kquant(void) { batched_equals_solo(1, 1); }
 
 /* The model opened through llm_engine_open_memfd (weights in x16 at the
  * AVX-512 VNNI level) and through llm_engine_open (the file's layout):
  * the same logits, bit for bit, for a prompt flagged as prefill, one that
  * is not, single-token decode steps and a step of several sequences. */
-static void test_x16_equals_file(void) {
+static void x16_equals_file(int kq) {
     const uint64_t saved = rng; /* the same weights twice */
     rng = RNG_SEED;
-    llm_engine *e[2] = {tiny_engine_as(0), NULL};
+    llm_engine *e[2] = {tiny_engine_of(0, kq), NULL};
     rng = RNG_SEED;
-    e[1] = tiny_engine_as(1);
+    e[1] = tiny_engine_of(1, kq);
     rng = saved;
     llm_ctx *c[2] = {NULL, NULL};
     enum { P = 20, Q = 7, STEPS = 6, NS = 3 };
@@ -348,6 +355,9 @@ static void test_x16_equals_file(void) {
         llm_engine_free(e[i]);
     }
 }
+
+static void test_x16_equals_file(void) { x16_equals_file(0); }
+static void test_x16_equals_file_kquant(void) { x16_equals_file(1); }
 
 /* llm_engine_open_memfd refuses a memfd already sealed against writing
  * (its weights could not be rewritten). */
@@ -608,6 +618,8 @@ int main(void) {
     RUN(test_batched_equals_solo);
     RUN(test_batched_equals_solo_x16);
     RUN(test_x16_equals_file);
+    RUN(test_batched_equals_solo_x16_kquant);
+    RUN(test_x16_equals_file_kquant);
     RUN(test_open_memfd_sealed);
     RUN(test_stop_string);
     RUN(test_limits);

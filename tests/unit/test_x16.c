@@ -19,9 +19,23 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) & 0xffffff) / (float)(1 << 24) - 0.5f;
 }
 
-static const int TYPES[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
-static const int64_t NE0[] = {32, 96, 256, 896, 3584};
+static const int TYPES[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+static const int64_t NE0[] = {32, 96, 256, 512, 896, 3584};
 static const int TAILS[] = {0, 5};
+
+/* Whether rows of |ne0| values of |type| are whole blocks (K types: 256). */
+static int fits(int type, int64_t ne0) {
+    return ne0 % (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K ? QK_K : 32) == 0;
+}
+
+/* The (type, width) pairs of the first |n_types| of TYPES and NE0 that fit. */
+static int n_fitting(size_t n_types) {
+    int n = 0;
+    for (size_t ti = 0; ti < n_types; ti++)
+        for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++)
+            n += fits(TYPES[ti], NE0[ni]);
+    return n;
+}
 
 /* |ne1| random rows of |ne0| values of |type| (some rows 30 times larger),
  * quantized; |w| gets the floats when not NULL. */
@@ -57,8 +71,12 @@ static uint8_t *to_x16(int type, int64_t ne0, int64_t ne1, const uint8_t *file) 
 
 static void test_eligible(void) {
     const int64_t m[4] = {896, 4864, 1, 1}, few[4] = {896, 15, 1, 1}, cube[4] = {896, 32, 2, 1};
+    const int64_t k[4] = {3584, 16, 1, 1}, kfew[4] = {3584, 15, 1, 1};
     CHECK(x16_eligible(GGML_TYPE_Q8_0, 2, m) && x16_eligible(GGML_TYPE_Q4_0, 2, m));
-    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, m) && !x16_eligible(GGML_TYPE_F32, 2, m));
+    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, m) && !x16_eligible(GGML_TYPE_Q6_K, 2, m)); /* 896: 3.5 super-blocks */
+    CHECK(x16_eligible(GGML_TYPE_Q4_K, 2, k) && x16_eligible(GGML_TYPE_Q6_K, 2, k));
+    CHECK(!x16_eligible(GGML_TYPE_Q4_K, 2, kfew) && !x16_eligible(GGML_TYPE_Q5_K, 2, k));
+    CHECK(!x16_eligible(GGML_TYPE_F32, 2, m));
     CHECK(!x16_eligible(GGML_TYPE_Q8_0, 1, m) && !x16_eligible(GGML_TYPE_Q8_0, 2, few));
     CHECK(!x16_eligible(GGML_TYPE_Q8_0, 3, cube));
 }
@@ -68,11 +86,15 @@ static void test_eligible(void) {
  * bit for bit, and group 1's rows do not come from group 0. */
 static void test_layout(void) {
     uint64_t seed = 5;
+    int tried = 0;
     for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++)
         for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++)
             for (size_t ai = 0; ai < sizeof(TAILS) / sizeof(TAILS[0]); ai++) {
                 const int type = TYPES[ti];
                 const int64_t ne0 = NE0[ni], ne1 = 2 * X16_ROWS + TAILS[ai];
+                if (!fits(type, ne0))
+                    continue;
+                tried++;
                 const size_t rb = ggml_type_row_size(type, ne0), bytes = rb * (size_t)ne1;
                 uint8_t *file = make_weights(type, ne0, ne1, &seed, NULL), *x = file ? to_x16(type, ne0, ne1, file) : NULL;
                 uint8_t *back = malloc(bytes);
@@ -101,12 +123,14 @@ static void test_layout(void) {
                 }
                 free(file), free(x), free(back), free(a), free(b);
             }
+    CHECK(tried == 2 * n_fitting(sizeof(TYPES) / sizeof(TYPES[0])));
 }
 
 /* The x16 kernels on each group, for every first activation row and
  * count: the exact kind bit for bit the several-rows kernel's value (one
  * row at a time), the fast kind bit for bit the tiles' (packed from the
- * file's layout) and close to the exact. */
+ * file's layout) and close to the exact; and for Q4_K and Q6_K, the
+ * tile unpacked from the group (x16_tile) byte for byte pack's. */
 static void test_kernels(void) {
     enum { ROWS = 11, W = X16_ROWS };
     uint64_t seed = 23;
@@ -118,32 +142,43 @@ static void test_kernels(void) {
         if (!k.x16_exact)
             continue;
         CHECK(k.x16 && k.qn && k.pack && k.tile);
+        CHECK(!k.x16_tile == (type != GGML_TYPE_Q4_K && type != GGML_TYPE_Q6_K));
         for (size_t ni = 0; ni < sizeof(NE0) / sizeof(NE0[0]); ni++) {
             const int64_t ne0 = NE0[ni], ne1 = 2 * X16_ROWS + 5;
+            if (!fits(type, ne0))
+                continue;
             const size_t rb = ggml_type_row_size(type, ne0), nb = (size_t)ne0 / 32;
             float *w = malloc((size_t)(ne0 * ne1) * sizeof(float)), *x = malloc((size_t)ne0 * ROWS * sizeof(float));
             uint8_t *file = w ? make_weights(type, ne0, ne1, &seed, w) : NULL, *xw = file ? to_x16(type, ne0, ne1, file) : NULL;
-            uint8_t *tile = aligned_alloc(64, nb * k.tile_block);
+            uint8_t *tile = aligned_alloc(64, nb * k.tile_block), *tile2 = aligned_alloc(64, nb * k.tile_block);
             int8_t *qs = malloc(ROWS * (size_t)ne0);
             float *d = malloc(ROWS * nb * sizeof(float)), *s = malloc(ROWS * nb * sizeof(float));
+            float *s16 = malloc(2 * ROWS * nb * sizeof(float));
             float *one = malloc(ROWS * W * sizeof(float)), *out = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
             float *fast = malloc(KERNEL_TILE_XROWS * W * sizeof(float)), *tl = malloc(KERNEL_TILE_XROWS * W * sizeof(float));
-            CHECK(w && x && file && xw && tile && qs && d && s && one && out && fast && tl);
-            if (!(w && x && file && xw && tile && qs && d && s && one && out && fast && tl))
+            CHECK(w && x && file && xw && tile && tile2 && qs && d && s && s16 && one && out && fast && tl);
+            if (!(w && x && file && xw && tile && tile2 && qs && d && s && s16 && one && out && fast && tl))
                 goto next;
             for (int r = 0; r < ROWS; r++) {
                 for (int64_t i = 0; i < ne0; i++)
                     x[r * ne0 + i] = frand(&seed) * (r % 2 ? 4 : 0.01f);
                 kernel_quantize_xrow(x + r * ne0, ne0, qs + (size_t)r * (size_t)ne0, d + (size_t)r * nb,
-                                     s + (size_t)r * nb, NULL);
+                                     s + (size_t)r * nb, s16 + 2 * (size_t)r * nb);
             }
-            kernel_xrows xr = {qs, d, s, NULL, ne0};
+            kernel_xrows xr = {qs, d, s, s16, ne0};
             for (int g = 0; g < 2; g++) {
                 const uint8_t *grp = xw + (size_t)g * W * rb;
                 for (int r = 0; r < ROWS; r++)
                     for (int l = 0; l < W; l++)
                         k.qn(file + rb * (size_t)(g * W + l), &xr, r, 1, &one[r * W + l]);
                 k.pack(file + (size_t)g * W * rb, rb, ne0, tile);
+                if (k.x16_tile) { /* the tile from the group in x16: the same bytes */
+                    k.x16_tile(grp, 0, ne0, tile2);
+                    if (memcmp(tile, tile2, nb * k.tile_block) != 0) {
+                        printf("  %s ne0=%lld group %d: x16_tile differs from pack\n", ggml_type_name(type), (long long)ne0, g);
+                        CHECK(0);
+                    }
+                }
                 tried++;
                 for (int t0 = 0; t0 < ROWS; t0++)
                     for (int nt = 1; nt <= KERNEL_TILE_XROWS && t0 + nt <= ROWS; nt++) {
@@ -175,19 +210,20 @@ static void test_kernels(void) {
                     }
             }
         next:
-            free(w), free(x), free(file), free(xw), free(tile), free(qs), free(d), free(s), free(one), free(out),
-                free(fast), free(tl);
+            free(w), free(x), free(file), free(xw), free(tile), free(tile2), free(qs), free(d), free(s), free(s16), free(one),
+                free(out), free(fast), free(tl);
         }
     }
     if (kernel_level() >= KERNEL_AVX512VNNI)
-        CHECK(tried == 2 * 5 * 2); /* two types, five widths, two groups each */
+        CHECK(tried == 2 * n_fitting(sizeof(TYPES) / sizeof(TYPES[0]))); /* each type and width that fit, two groups each */
     else
         SKIP("no x16 kernels at this level");
 }
 
 /* matmul on an x16 tensor (with and without rows past the last group)
  * against the same tensor in the file's layout, on two threads: batches
- * of 1 .. 21 rows, none, all or runs flagged, bit for bit. */
+ * of 1 .. 21 rows, none, all or runs flagged, bit for bit (runs of more
+ * than eight rows go through x16_tile where the type has it). */
 static void test_matmul(void) {
     enum { TMAX = 21 };
     static uint8_t flags[3][TMAX];
@@ -207,7 +243,7 @@ static void test_matmul(void) {
     for (size_t ti = 0; ti < sizeof(TYPES) / sizeof(TYPES[0]); ti++)
         for (size_t ai = 0; ai < sizeof(TAILS) / sizeof(TAILS[0]); ai++) {
             const int type = TYPES[ti];
-            const int64_t ne0 = 896, ne1 = 5 * X16_ROWS + TAILS[ai];
+            const int64_t ne0 = fits(type, 896) ? 896 : 768, ne1 = 5 * X16_ROWS + TAILS[ai];
             uint8_t *file = make_weights(type, ne0, ne1, &seed, NULL), *xw = file ? to_x16(type, ne0, ne1, file) : NULL;
             float *x = malloc((size_t)ne0 * TMAX * sizeof(float));
             float *ya = malloc((size_t)ne1 * TMAX * sizeof(float)), *yb = malloc((size_t)ne1 * TMAX * sizeof(float));
@@ -233,7 +269,7 @@ static void test_matmul(void) {
             }
             free(file), free(xw), free(x), free(ya), free(yb);
         }
-    CHECK(tried == 2 * 2 * 7 * 3);
+    CHECK(tried == (int)(sizeof(TYPES) / sizeof(TYPES[0])) * 2 * 7 * 3);
     pool_free(p);
 }
 
