@@ -131,7 +131,6 @@ cai_status cli_tls_refusal(cai_status st, const char *url);
  * printing the error as "cai |cmd|: ...". */
 int cli_hf_import(const char *cmd, const char *dir, const char *out, hf_ftype ftype, int threads);
 
-
 /* A progress line on stderr, drawn only when stderr is a terminal. */
 typedef struct {
     const char *label;
