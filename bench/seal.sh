@@ -19,7 +19,7 @@ echo "$out" | grep -v '^result '
 ossl=$(openssl speed -elapsed -seconds 3 -bytes 16384 -evp aes-256-gcm 2>/dev/null |
        awk '/^AES-256-GCM|^aes-256-gcm/ {v=$NF; sub(/k$/, "", v); print v * 1000 / 1e9}')
 printf '\nopenssl speed -evp aes-256-gcm (16 KiB blocks, 1 core): %.2f GB/s\n\n' "$ossl"
-printf '%-8s %14s %18s %20s %22s\n' threads "goal (70%)" "unseal->memfd" "decrypt (warm mem)" \
+printf '%-8s %14s %18s %20s %22s\n' threads "goal (70%)" "unseal->memory" "decrypt (warm mem)" \
     "unseal+sha256 (% of)"
 echo "$out" | grep '^result ' | while read -r _ t _ u v w _; do
     t=${t#threads=}; u=${u#unseal_gbps=}; v=${v#unseal_verify_gbps=}; w=${w#decrypt_warm_gbps=}
@@ -29,9 +29,10 @@ echo "$out" | grep '^result ' | while read -r _ t _ u v w _; do
 done
 fill=$(echo "$out" | sed -n 's/.*fill_gbps=\([0-9.]*\).*/\1/p' | head -1)
 echo
-echo "unseal->memfd writes fresh memory; this machine fills fresh memory at $fill GB/s,"
-echo "which bounds it. 'decrypt (warm mem)' is the same decryption into memory already"
+echo "unseal->memory writes fresh memory (as the boot does: each chunk's ciphertext leaves"
+echo "the page cache once read, and the next chunks take its pages); this machine fills"
+echo "fresh memory at $fill GB/s. 'decrypt (warm mem)' is the same decryption into memory already"
 echo "faulted in: the speed of the crypto pipeline itself. 'unseal+sha256' also"
 echo "checks the plaintext's SHA-256 (in chunk order, on whichever thread holds the next"
 echo "chunk, overlapped with decryption), as a sealed boot does; in brackets, as a share"
-echo "of unseal->memfd alone."
+echo "of unseal->memory alone."

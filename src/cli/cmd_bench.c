@@ -37,7 +37,7 @@ static void bench_help(void) {
 
 static void bench_seal_help(void) {
     printf("usage: cai bench seal [--size SIZE] [--threads LIST] [--repeat N] [--dir DIR]\n\n"
-           "Seal a generated file and unseal it into a sealed memfd, printing GB/s\n"
+           "Seal a generated file and unseal it into memory, printing GB/s\n"
            "(10^9 bytes per second of plaintext) for each thread count, best of N runs.\n"
            "Also printed: decryption alone into memory already faulted in, and the\n"
            "speed of filling fresh memory, which bounds any unseal on this machine.\n"
@@ -68,41 +68,41 @@ static cai_status make_input(const char *path, uint64_t size) {
     return st;
 }
 
-/* The ceiling for any unseal into new memory: filling a fresh memfd the
- * way the unseal does, with pwrite from a small buffer (on VMs the first
- * touch of guest memory can cost more than AES-GCM). */
+/* The ceiling for any unseal into new memory: filling fresh memory the
+ * way the unseal does, 4 MiB at a time faulted in and written (on VMs the
+ * first touch of guest memory can cost more than AES-GCM). */
 static double fresh_fill_gbps(uint64_t size) {
-    enum { SLICE = 256 << 10 };
-    int fd = -1;
-    uint8_t *b = malloc(SLICE);
-    if (b == NULL || file_memfd_new("cai-bench", size, &fd) != CAI_OK) {
-        free(b);
+    enum { CHUNK = 4 << 20 };
+    uint8_t *p = NULL;
+    if (size > SIZE_MAX || secure_map((size_t)size, (void **)&p) != CAI_OK)
         return 0;
+    double t0 = clock_now();
+    for (uint64_t off = 0; off < size; off += CHUNK) {
+        size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+        (void)madvise(p + off, n, MADV_POPULATE_WRITE);
+        memset(p + off, 0x5a, n);
     }
-    memset(b, 0x5a, SLICE);
-    double t0 = clock_now(), rate = 0;
-    cai_status st = CAI_OK;
-    for (uint64_t off = 0; st == CAI_OK && off < size; off += SLICE)
-        st = file_pwrite_full(fd, b, size - off < SLICE ? (size_t)(size - off) : SLICE, off);
-    if (st == CAI_OK)
-        rate = (double)size / (clock_now() - t0) / 1e9;
-    close(fd);
-    free(b);
+    double rate = (double)size / (clock_now() - t0) / 1e9;
+    secure_unmap(p, (size_t)size);
     return rate;
 }
 
+/* One unseal as the boot does it, the ciphertext first read into the page
+ * cache (the unseal drops it as it goes). */
 static cai_status time_unseal(const char *path, const uint8_t *key, int threads, unsigned flags,
                               uint64_t size, double *best) {
-    int sfd = open(path, O_RDONLY | O_CLOEXEC), mfd = -1;
+    int sfd = open(path, O_RDONLY | O_CLOEXEC);
     if (sfd < 0)
         return cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    uint8_t d[SEAL_DIGEST_LEN];
+    uint8_t d[SEAL_DIGEST_LEN], *mem = NULL;
+    uint64_t len = 0;
+    cai_status st = seal_digest_fd(sfd, size, d); /* reads it: warm */
     double t0 = clock_now();
-    cai_status st = seal_unseal_memfd(sfd, key, threads, flags, &mfd, d);
+    if (st == CAI_OK)
+        st = seal_unseal_mem(sfd, key, threads, flags | SEAL_DROP_CACHE, &mem, &len, d);
     double rate = (double)size / (clock_now() - t0) / 1e9;
     close(sfd);
-    if (mfd >= 0)
-        close(mfd);
+    secure_unmap(mem, (size_t)len);
     if (st == CAI_OK && rate > *best)
         *best = rate;
     return st;
@@ -177,8 +177,8 @@ static int bench_seal(int argc, char **argv) {
     }
     printf("cai bench seal: %.2f GB plaintext, 4 MiB chunks, files in %s, best of %ld\n",
            (double)size / 1e9, dir, repeat);
-    printf("fresh memory fill (new memfd, pwrite): %.2f GB/s\n", fill);
-    printf("%-8s %10s %14s %16s %18s\n", "threads", "seal GB/s", "unseal->memfd",
+    printf("fresh memory fill (2 MiB pages, 4 MiB at a time): %.2f GB/s\n", fill);
+    printf("%-8s %10s %14s %16s %18s\n", "threads", "seal GB/s", "unseal GB/s",
            "unseal+sha256", "decrypt (warm mem)");
     char list[256];
     snprintf(list, sizeof(list), "%s", threads);
@@ -282,7 +282,7 @@ static void bench_model_help(void) {
            "throughput in tokens/s, best of -r runs; peak RSS; and decode as a share of\n"
            "the memory-bandwidth bound (one pass of plain reads over the weights a\n"
            "decode step reads, in the same memory, timed between the runs).\n\n"
-           "The model is first copied into memory (a sealed memfd), where cai serve\n"
+           "The model is first copied into memory (2 MiB pages), where cai serve\n"
            "--sealed keeps its weights; --mmap maps the file instead (its page cache).\n"
            "-c CTX then fills a context of CTX tokens (batches of -p) and decodes -n\n"
            "more at that depth; the peak RSS printed includes that KV cache.\n\n"
@@ -292,37 +292,30 @@ static void bench_model_help(void) {
            "  -t N         threads (default: one per CPU)\n"
            "  -r N         runs, the best is printed (default 3)\n"
            "  -c CTX       also fill a context of CTX tokens and decode at that depth\n"
-           "  --mmap       map the file instead of copying it into a sealed memfd\n"
+           "  --mmap       map the file instead of copying it into memory\n"
            "  -h, --help   this help\n");
 }
 
-/* The model's bytes in a memfd not yet sealed, as the confidential boot
- * leaves them for llm_engine_open_memfd (which rewrites the weights, then
- * seals it). */
-static cai_status load_memfd(const char *path, int *out_fd) {
-    enum { CHUNK = 8 << 20 };
-    *out_fd = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), mfd = -1;
+/* The model's bytes in memory, as the confidential boot leaves them for
+ * llm_engine_open_mem (which rewrites the weights, then makes them
+ * read-only). */
+static cai_status load_mem(const char *path, uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     uint64_t size = 0;
-    char *chunk = malloc(CHUNK);
     cai_status st = fd < 0 ? cai_fail(CAI_ERR_IO, "cannot open %s: %s", path, strerror(errno))
-                    : chunk == NULL ? CAI_ERR_NOMEM
-                                    : file_size(fd, &size);
-    if (st == CAI_OK)
-        st = file_memfd_new("cai-bench-model", size, &mfd);
-    for (uint64_t off = 0; st == CAI_OK && off < size; off += CHUNK) {
-        size_t len = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-        st = file_pread_full(fd, chunk, len, off);
-        if (st == CAI_OK)
-            st = file_pwrite_full(mfd, chunk, len, off);
+                           : file_size(fd, &size);
+    if (st == CAI_OK && size > SIZE_MAX)
+        st = cai_fail(CAI_ERR_LIMIT, "%s does not fit in memory", path);
+    if (st == CAI_OK && (st = secure_map((size_t)size, (void **)out)) == CAI_OK) {
+        *out_len = (size_t)size;
+        if ((st = file_pread_full(fd, *out, (size_t)size, 0)) != CAI_OK) {
+            secure_unmap(*out, (size_t)size);
+            *out = NULL;
+        }
     }
-    free(chunk);
     if (fd >= 0)
         close(fd);
-    if (st != CAI_OK && mfd >= 0)
-        close(mfd);
-    else
-        *out_fd = mfd;
     return st;
 }
 
@@ -338,7 +331,9 @@ static void random_tokens(int32_t *tok, long n, int n_vocab) {
 static int bench_model(int argc, char **argv) {
     const char *model = NULL;
     long p = 64, n = 16, threads = 0, repeat = 3, fill = 0;
-    int c, use_mmap = 0, mfd = -1;
+    int c, use_mmap = 0;
+    uint8_t *mem = NULL;
+    size_t mem_len = 0;
     static const struct option longopts[] = {{"mmap", no_argument, NULL, 'M'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0, 0, 0, 0}};
@@ -368,9 +363,9 @@ static int bench_model(int argc, char **argv) {
     int32_t *tok = malloc((size_t)(p > n ? p : n) * sizeof(int32_t));
     cai_status st = tok ? CAI_OK : CAI_ERR_NOMEM;
     if (st == CAI_OK && !use_mmap)
-        st = load_memfd(model, &mfd);
-    if (st == CAI_OK) /* the memfd: weights rewritten for the kernels, then sealed */
-        st = use_mmap ? llm_engine_open(model, -1, NULL, &e) : llm_engine_open_memfd(mfd, NULL, &e);
+        st = load_mem(model, &mem, &mem_len);
+    if (st == CAI_OK) /* the memory: weights rewritten for the kernels, then read-only */
+        st = use_mmap ? llm_engine_open(model, -1, NULL, &e) : llm_engine_open_mem(mem, mem_len, NULL, &e);
     const int nt = threads ? (int)threads : pool_cpu_count();
     uint64_t read_bytes = 0;
     if (st == CAI_OK)
@@ -426,7 +421,7 @@ static int bench_model(int argc, char **argv) {
     double rewrite_s;
     const char *layout = llm_engine_layout_name(e, &rewrite_s);
     printf("threads  %d; kernels %s; weights %s, %s layout", nt, llm_engine_kernels_name(),
-           use_mmap ? "mapped from the file" : "in a memfd", layout);
+           use_mmap ? "mapped from the file" : "in memory", layout);
     if (rewrite_s > 0)
         printf(" (rewritten in %.2f s)", rewrite_s);
     printf("\n");
@@ -447,9 +442,7 @@ out:
     pool_free(bwp);
     llm_session_free(s);
     llm_ctx_free(ctx);
-    llm_engine_free(e);
-    if (mfd >= 0)
-        close(mfd);
+    llm_engine_free(e); /* and mem */
     return st == CAI_OK ? 0 : cli_fail("bench", st);
 }
 

@@ -245,24 +245,3 @@ void file_atomic_abort(file_atomic *fa) {
         unlink(fa->tmp);
     fa->tmp[0] = '\0';
 }
-
-cai_status file_memfd_new(const char *name, uint64_t size, int *out_fd) {
-    *out_fd = -1;
-    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return cai_fail(CAI_ERR_IO, "memfd_create failed: %s", strerror(errno));
-    if (ftruncate(fd, (off_t)size) != 0) {
-        int e = errno;
-        close(fd);
-        return cai_fail(CAI_ERR_NOMEM, "cannot size memfd to %llu bytes: %s",
-                        (unsigned long long)size, strerror(e));
-    }
-    *out_fd = fd;
-    return CAI_OK;
-}
-
-cai_status file_memfd_seal(int fd) {
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-        return cai_fail(CAI_ERR_IO, "cannot seal memfd: %s", strerror(errno));
-    return CAI_OK;
-}

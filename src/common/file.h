@@ -1,4 +1,4 @@
-/* file.h - file descriptors, all-or-nothing output files and sealed memfds. */
+/* file.h - file descriptors and all-or-nothing output files. */
 #ifndef CAI_COMMON_FILE_H
 #define CAI_COMMON_FILE_H
 
@@ -62,13 +62,5 @@ cai_status file_atomic_commit_new(file_atomic *fa) CAI_WUR;
 /* file_atomic_abort discards the file. Safe after commit and on a zeroed or
  * failed-to-open file_atomic whose fd is -1. */
 void file_atomic_abort(file_atomic *fa);
-
-/* file_memfd_new creates an anonymous in-memory file of |size| bytes that
- * allows sealing (never backed by a disk file). */
-cai_status file_memfd_new(const char *name, uint64_t size, int *out_fd) CAI_WUR;
-
-/* file_memfd_seal forbids any further write, shrink or grow of |fd|. There
- * must be no writable mapping of it left. */
-cai_status file_memfd_seal(int fd) CAI_WUR;
 
 #endif

@@ -1,7 +1,7 @@
 /* gguf.h - reading GGUF files (versions 2 and 3), mapped, every field checked.
  *
- * A gguf_file maps the whole file read-only (for `cai serve`, the sealed
- * memfd) and indexes its metadata and tensor table; tensor data is never
+ * A gguf_file maps the whole file read-only (or reads memory the caller
+ * keeps: `cai serve`'s unsealed model) and indexes its metadata and tensor table; tensor data is never
  * copied. Every count, length, size and offset is checked before use against
  * the bytes that remain and the limits below; a file that fails any check is
  * refused with a message naming what is wrong (see tests/unit/test_gguf.c,

@@ -1,14 +1,14 @@
 /* engine.c - opening a model and turning conversations into tokens. */
 #include "llm/engine.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/file.h"
+#include "common/secure.h"
 #include "llm/kernels.h"
 #include "llm/x16.h"
 
@@ -26,6 +26,8 @@ struct llm_engine {
     unsigned gen_set;         /* which fields of gen the file sets (SAMPLE_SET_*) */
     int layout;               /* LLM_LAYOUT_FILE or LLM_LAYOUT_X16 */
     double rewrite_s;         /* the x16 rewrite's seconds */
+    void *mem;                /* llm_engine_open_mem's memory, owned */
+    size_t mem_len;
 };
 
 static void add_eog(llm_engine *e, int32_t id) {
@@ -50,48 +52,26 @@ cai_status llm_engine_open(const char *path, int fd, const char *template_name, 
     return engine_load(e, st, template_name, out);
 }
 
-/* The x16 rewrite of the memfd |fd| of |size| bytes: its header parsed
- * through a private read-only mapping (a shared one, even read-only,
- * would keep the memfd from being sealed on kernels before 6.7), dropped
- * before the engine maps the sealed memfd. */
-static cai_status rewrite_x16(int fd, uint64_t size, uint64_t *rewritten) {
-    if (size == 0 || size > SIZE_MAX)
-        return cai_fail(CAI_ERR_FORMAT, "the model is empty or too large");
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED)
-        return cai_fail(CAI_ERR_IO, "cannot map the model");
-    gguf_file *g = NULL;
-    cai_status st = gguf_open_mem(map, (size_t)size, &g);
-    if (st == CAI_OK)
-        st = x16_rewrite_fd(fd, g, map, 0, rewritten);
-    gguf_close(g);
-    munmap(map, (size_t)size);
-    return st;
-}
-
-cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine **out) {
+cai_status llm_engine_open_mem(void *mem, size_t len, const char *template_name, llm_engine **out) {
     *out = NULL;
     llm_engine *e = calloc(1, sizeof(*e));
-    if (e == NULL)
+    if (e == NULL) {
+        secure_unmap(mem, len);
         return CAI_ERR_NOMEM;
-    uint64_t size = 0;
-    int seals = fcntl(fd, F_GET_SEALS);
-    cai_status st = seals < 0 ? cai_fail(CAI_ERR_INVALID_ARG, "the model is not in a memfd that allows sealing")
-                    : (seals & F_SEAL_WRITE) ? cai_fail(CAI_ERR_INVALID_ARG, "the model's memfd is already sealed "
-                                                        "against writing: the weights cannot be rewritten")
-                                             : file_size(fd, &size);
+    }
+    e->mem = mem;
+    e->mem_len = len;
+    cai_status st = gguf_open_mem(mem, len, &e->gguf);
     if (st == CAI_OK && kernel_level() >= KERNEL_AVX512VNNI) {
         const double t0 = clock_now();
         uint64_t rewritten = 0;
-        if ((st = rewrite_x16(fd, size, &rewritten)) == CAI_OK && rewritten > 0) {
+        if ((st = x16_rewrite_mem(e->gguf, mem, 0, &rewritten)) == CAI_OK && rewritten > 0) {
             e->layout = LLM_LAYOUT_X16;
             e->rewrite_s = clock_now() - t0;
         }
     }
-    if (st == CAI_OK)
-        st = file_memfd_seal(fd);
-    if (st == CAI_OK)
-        st = gguf_open_fd(fd, &e->gguf);
+    if (st == CAI_OK && mprotect(mem, len, PROT_READ) != 0)
+        st = cai_fail(CAI_ERR_IO, "cannot make the model read-only: %s", strerror(errno));
     return engine_load(e, st, template_name, out);
 }
 
@@ -149,6 +129,7 @@ void llm_engine_free(llm_engine *e) {
     tokenizer_free(e->tok);
     llm_model_free(e->model);
     gguf_close(e->gguf);
+    secure_unmap(e->mem, e->mem_len);
     free(e);
 }
 

@@ -1,9 +1,9 @@
 /* engine.h - a loaded model: GGUF mapping, weights, tokenizer, chat format.
  *
  * What `cai run`, `cai chat -m`, `cai bench -m` and `cai serve` open. The
- * file may be a path or an fd (the sealed memfd: nothing is copied), or a
- * memfd not yet sealed, whose weights are first rewritten for faster
- * kernels (llm_engine_open_memfd: `cai serve`'s sealed boot, `cai bench -m`). The
+ * file may be a path or an fd (mapped: nothing is copied), or memory the
+ * engine takes, whose weights are first rewritten for faster kernels
+ * (llm_engine_open_mem: `cai serve`'s sealed boot, `cai bench -m`). The
  * engine is opaque: callers ask it for its model, tokenizer, name and chat
  * format, and generate with llm/session.h. */
 #ifndef CAI_LLM_ENGINE_H
@@ -26,16 +26,14 @@ typedef struct llm_engine llm_engine;
  * (may be NULL) overrides the chat template the file names. */
 cai_status llm_engine_open(const char *path, int fd, const char *template_name, llm_engine **out);
 
-/* llm_engine_open_memfd loads the GGUF in the memfd |fd|, which must not
- * be sealed against writing yet (its bytes, e.g. the model digest, already
- * checked): at the AVX-512 VNNI level it first rewrites the Q8_0, Q4_0,
+/* llm_engine_open_mem loads the GGUF in |mem|, |len| bytes of memory from
+ * common/secure.h secure_map(len) whose bytes (e.g. the model digest) are
+ * already checked, and takes it: the engine unmaps it when freed, and on
+ * failure. At the AVX-512 VNNI level it first rewrites the Q8_0, Q4_0,
  * Q4_K and Q6_K weight matrices in place into the x16 layout (llm/x16.h:
- * their kernels read it without packing), with pread and pwrite on all
- * CPUs, then seals the memfd (common/file.h file_memfd_seal) and opens it
- * as llm_engine_open(NULL, fd, ...) does (the caller may then close fd).
- * Below that level it only seals and opens.
- * On failure the memfd's content is undefined: drop it. */
-cai_status llm_engine_open_memfd(int fd, const char *template_name, llm_engine **out);
+ * their kernels read it without packing) on all CPUs; then it makes the
+ * memory read-only and opens it as llm_engine_open does. */
+cai_status llm_engine_open_mem(void *mem, size_t len, const char *template_name, llm_engine **out);
 void llm_engine_free(llm_engine *e);
 
 /* llm_engine_chat_prompt renders |msgs| with the chat template (plus the
@@ -83,7 +81,7 @@ const gguf_file *llm_engine_gguf(const llm_engine *e);
 const char *llm_engine_kernels_name(void);
 
 /* llm_engine_layout_name names the weights' layout ("x16" after
- * llm_engine_open_memfd rewrote any, else "file") and puts the rewrite's
+ * llm_engine_open_mem rewrote any, else "file") and puts the rewrite's
  * seconds in |rewrite_seconds| (may be NULL; 0 without a rewrite). */
 const char *llm_engine_layout_name(const llm_engine *e, double *rewrite_seconds);
 

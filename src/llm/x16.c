@@ -5,12 +5,11 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/file.h"
 #include "common/pool.h"
+#include "common/secure.h"
 #include "llm/quant.h"
 
 _Static_assert(X16_ROWS * sizeof(block_q8_0) == X16_QUANTS_Q8_0 + 2 * X16_ROWS, "x16 Q8_0 block of 16 rows");
@@ -150,9 +149,9 @@ void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out)
     }
 }
 
-/* ---- the rewrite of a memfd --------------------------------------------- */
+/* ---- the rewrite in memory ----------------------------------------------- */
 
-/* A batch of whole groups of one tensor, bytes [off, off + len) of the file. */
+/* A batch of whole groups of one tensor, bytes [off, off + len) of the model. */
 typedef struct {
     uint64_t off;
     size_t len;
@@ -161,40 +160,35 @@ typedef struct {
 } rewrite_item;
 
 typedef struct {
-    int fd;
+    uint8_t *base;
     const rewrite_item *items;
     size_t n_items, buf_bytes;
     atomic_size_t next;
-    atomic_int failed;      /* the first failure claims err and msg */
-    cai_status err;
-    char msg[256];
+    atomic_int failed;      /* a worker found no memory */
 } rewrite_job;
 
-/* The bytes per batch: two buffers of about this much stay in L2. */
+/* The bytes per batch: a copy of about this much stays in L2. */
 enum { REWRITE_BATCH = 256 << 10 };
 
 static void rewrite_worker(void *ctx, int ith, int nth) {
     (void)ith, (void)nth;
     rewrite_job *j = ctx;
-    uint8_t *src = malloc(j->buf_bytes), *dst = malloc(j->buf_bytes);
-    cai_status st = src && dst ? CAI_OK : CAI_ERR_NOMEM;
-    for (size_t i; st == CAI_OK && !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->n_items;) {
+    uint8_t *src = malloc(j->buf_bytes);
+    if (src == NULL) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->n_items;) {
         const rewrite_item *it = &j->items[i];
         const int64_t groups = (int64_t)(it->len / (X16_ROWS * ggml_type_row_size(it->type, it->ne0)));
-        if ((st = file_pread_full(j->fd, src, it->len, it->off)) == CAI_OK) {
-            x16_pack(it->type, it->ne0, src, dst, groups);
-            st = file_pwrite_full(j->fd, dst, it->len, it->off);
-        }
+        memcpy(src, j->base + it->off, it->len);
+        x16_pack(it->type, it->ne0, src, j->base + it->off, groups);
     }
-    if (st != CAI_OK && atomic_exchange(&j->failed, 1) == 0) {
-        j->err = st;
-        snprintf(j->msg, sizeof(j->msg), "%s", cai_errmsg(st));
-    }
+    secure_wipe(src, j->buf_bytes); /* a copy of the plaintext weights */
     free(src);
-    free(dst);
 }
 
-cai_status x16_rewrite_fd(int fd, const gguf_file *g, const void *base, int n_threads, uint64_t *out_bytes) {
+cai_status x16_rewrite_mem(const gguf_file *g, uint8_t *base, int n_threads, uint64_t *out_bytes) {
     *out_bytes = 0;
     size_t n = 0, cap = 0, most = 0;
     rewrite_item *items = NULL;
@@ -223,12 +217,12 @@ cai_status x16_rewrite_fd(int fd, const gguf_file *g, const void *base, int n_th
         }
     }
     if (st == CAI_OK && n > 0 && (st = pool_new(n_threads, &p)) == CAI_OK) {
-        rewrite_job j = {.fd = fd, .items = items, .n_items = n, .buf_bytes = most};
+        rewrite_job j = {.base = base, .items = items, .n_items = n, .buf_bytes = most};
         atomic_init(&j.next, 0);
         atomic_init(&j.failed, 0);
         pool_run(p, rewrite_worker, &j);
         if (atomic_load(&j.failed))
-            st = cai_fail(j.err, "rewriting the weights into the x16 layout: %s", j.msg);
+            st = cai_fail(CAI_ERR_NOMEM, "no memory to rewrite the weights into the x16 layout");
     }
     pool_free(p);
     free(items);

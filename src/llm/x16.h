@@ -30,7 +30,7 @@
  * file's layout.
  *
  * The rewrite happens once, in place, after the file's digest was checked
- * (llm_engine_open_memfd), and only at the AVX-512 VNNI level, whose
+ * (llm_engine_open_mem), and only at the AVX-512 VNNI level, whose
  * kernels read it directly (kernel_dot.x16, .x16_exact; for products
  * with many rows, Q4_K and Q6_K groups are unpacked once into a tile,
  * .x16_tile). */
@@ -78,14 +78,12 @@ void x16_unpack(int type, int64_t ne0, const uint8_t *src, uint8_t *dst, int64_t
  * same row in the file's layout. */
 void x16_get_row(int type, int64_t ne0, const uint8_t *group, int l, float *out);
 
-/* x16_rewrite_fd rewrites, in place in the file |fd| (the memfd of a
- * GGUF |g| parsed from |base|, a read-only mapping of it), every tensor
- * x16_eligible into x16: pread of a batch of whole groups into a small
- * buffer, x16_pack, pwrite back, the batches spread over |n_threads|
- * (0: one per CPU). Writing through the kernel, not a mapping: on a VM
- * the first user-space touch of each fresh page is costly. Returns CAI_OK
- * and the bytes rewritten in |out_bytes|, or the failing read or write's
- * error (the file then partly rewritten: the caller drops it). */
-cai_status x16_rewrite_fd(int fd, const gguf_file *g, const void *base, int n_threads, uint64_t *out_bytes);
+/* x16_rewrite_mem rewrites, in place in |base| (the bytes of the GGUF |g|
+ * was parsed from), every tensor x16_eligible into x16: a batch of whole
+ * groups copied to a small buffer and packed back, the batches spread over
+ * |n_threads| (0: one per CPU). Returns CAI_OK and the bytes rewritten in
+ * |out_bytes|, or CAI_ERR_NOMEM (the model then partly rewritten: the
+ * caller drops it). */
+cai_status x16_rewrite_mem(const gguf_file *g, uint8_t *base, int n_threads, uint64_t *out_bytes);
 
 #endif

@@ -3,8 +3,8 @@
  * Sealing (trusted side): seal_path encrypts a file or a directory into a
  * sealed file. Opening (TEE side): seal_header_read parses a header without
  * a key; seal_reader_open checks the key; seal_reader_chunk decrypts one chunk;
- * seal_reader_decrypt_to_fd decrypts everything on N threads; seal_unseal_memfd
- * does all of it into a sealed memfd. */
+ * seal_reader_decrypt_to_fd decrypts everything on N threads; seal_unseal_mem
+ * does all of it into memory. */
 #ifndef CAI_SEAL_SEAL_H
 #define CAI_SEAL_SEAL_H
 
@@ -125,24 +125,23 @@ cai_status seal_reader_decrypt_to_mem(seal_reader *r, uint8_t *dst, int n_thread
 
 void seal_reader_free(seal_reader *r);
 
-enum { SEAL_VERIFY_DIGEST = 1, SEAL_LEAVE_UNSEALED = 2, SEAL_DROP_CACHE = 4 };
+enum { SEAL_VERIFY_DIGEST = 1, SEAL_DROP_CACHE = 2 };
 
-/* seal_unseal_memfd decrypts the sealed file |sealed_fd| into a new memfd
- * sealed against writing, shrinking and growing; returns it in |out_fd| and
- * the authenticated model digest in |out_digest|. With SEAL_VERIFY_DIGEST in
- * |flags| the digest is also recomputed over the plaintext, in chunk order
- * as the chunks are decrypted, and compared with the header's (CAI_ERR_AUTH).
- * With SEAL_LEAVE_UNSEALED the memfd is returned still writable, for the
- * caller to seal (llm_engine_open_memfd rewrites the weights first).
+/* seal_unseal_mem decrypts the sealed file |sealed_fd| into new private
+ * memory (common/secure.h secure_map: 2 MiB pages, not in core dumps),
+ * returned writable in |out| with its length in |out_len| (free it with
+ * secure_unmap(*out, *out_len)), and the authenticated model digest in
+ * |out_digest|. Each chunk is decrypted straight into its place.
+ * With SEAL_VERIFY_DIGEST in |flags| the digest is also recomputed over the
+ * plaintext, in chunk order as the chunks are decrypted, and compared with
+ * the header's (CAI_ERR_AUTH).
  * With SEAL_DROP_CACHE each chunk's ciphertext is dropped from the page
  * cache once decrypted (POSIX_FADV_DONTNEED): it is read once, so the
- * unseal holds one copy of the model, not two; and the pages it frees are
- * the memfd's next ones, already backed, where a VM makes fresh guest
- * memory slow on first touch.
+ * unseal holds one copy of the model, not two.
  * Nothing is returned unless everything verified. */
-cai_status seal_unseal_memfd(int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
-                             int n_threads, unsigned flags, int *out_fd,
-                             uint8_t out_digest[SEAL_DIGEST_LEN]) CAI_WUR;
+cai_status seal_unseal_mem(int sealed_fd, const uint8_t key[SEAL_KEY_LEN], int n_threads,
+                           unsigned flags, uint8_t **out, uint64_t *out_len,
+                           uint8_t out_digest[SEAL_DIGEST_LEN]) CAI_WUR;
 
 /* seal_digest_fd computes SHA-256 over the first |len| bytes of |fd|. */
 cai_status seal_digest_fd(int fd, uint64_t len, uint8_t out[SEAL_DIGEST_LEN]) CAI_WUR;

@@ -139,14 +139,14 @@ static cai_status get_key(const boot_config *cfg, int fd, uint8_t key[SEAL_KEY_L
     return st;
 }
 
-/* Step 4, sealed: decrypts into a memfd (the plaintext never touches a
+/* Step 4, sealed: decrypts into memory (the plaintext never touches a
  * disk), the digest recomputed and checked against the header's; the
- * memfd is left writable for llm_engine_open_memfd, which rewrites the
- * weights for its kernels and then seals it. */
+ * memory goes to llm_engine_open_mem, which rewrites the weights for its
+ * kernels and then makes it read-only. */
 static cai_status unseal(const boot_config *cfg, int sealed_fd, const uint8_t key[SEAL_KEY_LEN],
-                         int *model_fd, boot_model *out) {
-    cai_status st = seal_unseal_memfd(sealed_fd, key, cfg->threads ? cfg->threads : pool_cpu_count(),
-                                      SEAL_VERIFY_DIGEST | SEAL_LEAVE_UNSEALED | SEAL_DROP_CACHE, model_fd, out->digest);
+                         uint8_t **mem, uint64_t *len, boot_model *out) {
+    cai_status st = seal_unseal_mem(sealed_fd, key, cfg->threads ? cfg->threads : pool_cpu_count(),
+                                    SEAL_VERIFY_DIGEST | SEAL_DROP_CACHE, mem, len, out->digest);
     if (st != CAI_OK)
         return st;
     out->have_digest = 1;
@@ -183,6 +183,8 @@ cai_status boot_run(const boot_config *cfg, void (*on_keyed)(void *arg), void *a
     CAI_ASSERT(!cfg->sealed || !!cfg->kbs + !!cfg->cdh_api + !!cfg->key_file == 1);
     uint8_t key[SEAL_KEY_LEN] = {0};
     int sealed_fd = -1, model_fd = -1;
+    uint8_t *mem = NULL;
+    uint64_t mem_len = 0;
     cai_status st = CAI_OK;
     /* 1. the sealed file (downloaded if it is a URL); 2. its key */
     if (cfg->sealed && (st = open_sealed(cfg, &sealed_fd)) == CAI_OK)
@@ -192,17 +194,19 @@ cai_status boot_run(const boot_config *cfg, void (*on_keyed)(void *arg), void *a
     /* 3. the server listens from here on */
     if (on_keyed)
         on_keyed(arg);
-    /* 4. the model's bytes in an fd and their digest; 5. the engine on it */
-    st = cfg->sealed ? unseal(cfg, sealed_fd, key, &model_fd, out) : open_plain(cfg, &model_fd, out);
+    /* 4. the model's bytes (in memory or a file) and their digest; 5. the engine on them */
+    st = cfg->sealed ? unseal(cfg, sealed_fd, key, &mem, &mem_len, out) : open_plain(cfg, &model_fd, out);
     secure_wipe(key, sizeof(key));
     if (sealed_fd >= 0) { /* the ciphertext is not needed any more */
         close(sealed_fd);
         sealed_fd = -1;
     }
-    if (st == CAI_OK && cfg->sealed)
-        st = llm_engine_open_memfd(model_fd, cfg->chat_template, &out->engine);
-    else if (st == CAI_OK)
+    if (st == CAI_OK && cfg->sealed) {
+        st = llm_engine_open_mem(mem, (size_t)mem_len, cfg->chat_template, &out->engine);
+        mem = NULL; /* the engine's, also on failure */
+    } else if (st == CAI_OK) {
         st = llm_engine_open(NULL, model_fd, cfg->chat_template, &out->engine);
+    }
     if (st == CAI_OK && cfg->sealed) {
         double secs;
         const char *layout = llm_engine_layout_name(out->engine, &secs);
@@ -214,6 +218,7 @@ out:
         close(sealed_fd);
     if (model_fd >= 0)
         close(model_fd); /* the engine keeps its own mapping */
+    secure_unmap(mem, (size_t)mem_len);
     if (st != CAI_OK)
         boot_model_cleanup(out);
     return st;

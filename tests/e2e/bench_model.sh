@@ -1,4 +1,4 @@
-# cai bench -m on a tiny synthetic model: the weights in a memfd (the default;
+# cai bench -m on a tiny synthetic model: the weights in memory (the default;
 # Q8_0 and Q4_0 rewritten into the x16 layout at the AVX-512 VNNI level) and
 # mapped from the file (--mmap) both give the figures, for each type that has
 # its own kernels; bad arguments are refused.
@@ -11,13 +11,13 @@ for type in q4_0 q4_k_m q8_0; do
         continue
     fi
     for load in "" --mmap; do
-        name="bench_${type}${load:+_mmap}" want="weights in a memfd, file layout"
+        name="bench_${type}${load:+_mmap}" want="weights in memory, file layout"
         [ -n "$load" ] && want="weights mapped from the file, file layout"
         out=$("$CAI" bench -m "m-$type.gguf" -p 8 -n 4 -r 1 -t 2 $load 2>&1)
-        # the memfd's Q8_0/Q4_0 weights (q4_k_m's token_embd too) are
+        # the Q8_0/Q4_0 weights in memory (q4_k_m's token_embd too) are
         # rewritten into x16 where the kernels read it
         if [ -z "$load" ] && echo "$out" | grep -q "kernels avx512-vnni"; then
-            want="weights in a memfd, x16 layout \\(rewritten in [0-9.]+ s\\)"
+            want="weights in memory, x16 layout \\(rewritten in [0-9.]+ s\\)"
         fi
         if echo "$out" | grep -qE "^result prefill_tps=[0-9.]+ decode_tps=[0-9.]+" &&
             echo "$out" | grep -qE "$want"; then

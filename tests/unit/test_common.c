@@ -1,7 +1,10 @@
 /* Tests of src/common: cursor, buf, codec, pool, file helpers, resource
  * paths, status. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,17 +197,30 @@ static void test_file_atomic(void) {
     CHECK(system(cmd) == 0);
 }
 
-static void test_memfd_seal(void) {
-    int fd;
-    CHECK_OK(file_memfd_new("t", 4096, &fd));
-    CHECK_OK(file_pwrite_full(fd, "hello", 5, 0));
-    CHECK_OK(file_memfd_seal(fd));
-    CHECK(pwrite(fd, "x", 1, 0) < 0);
-    CHECK(ftruncate(fd, 1) != 0);
-    char b[5];
-    CHECK_OK(file_pread_full(fd, b, 5, 0));
-    CHECK(memcmp(b, "hello", 5) == 0);
-    close(fd);
+/* secure_map: zeroed, writable, on a 2 MiB boundary, for any size (0 too),
+ * and gone after secure_unmap. */
+static void test_secure_map(void) {
+    static const size_t sizes[] = {0, 1, 4096, (2u << 20) - 1, 2u << 20, (2u << 20) + 1, 5u << 20};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint8_t *p = NULL;
+        CHECK_OK(secure_map(sizes[i], (void **)&p));
+        CHECK(p != NULL && ((uintptr_t)p & ((2u << 20) - 1)) == 0);
+        if (p == NULL)
+            continue;
+        size_t nonzero = 0;
+        for (size_t k = 0; k < sizes[i]; k++)
+            nonzero += p[k] != 0;
+        CHECK(nonzero == 0);
+        if (sizes[i])
+            p[0] = p[sizes[i] - 1] = 1;
+        secure_unmap(p, sizes[i]);
+        unsigned char v;
+        CHECK(mincore(p, 1, &v) != 0 && errno == ENOMEM); /* unmapped */
+    }
+    secure_unmap(NULL, 1);
+    void *q = (void *)1;
+    CHECK_ST(secure_map(SIZE_MAX, &q), CAI_ERR_NOMEM);
+    CHECK(q == NULL);
 }
 
 static void test_secure(void) {
@@ -331,7 +347,7 @@ int main(void) {
     RUN(test_base64_rejects);
     RUN(test_pool_partition);
     RUN(test_file_atomic);
-    RUN(test_memfd_seal);
+    RUN(test_secure_map);
     RUN(test_secure);
     RUN(test_respath);
     RUN(test_status_messages);

@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/file.h"
+#include "common/secure.h"
 #include "crypto/kdf.h"
 #include "seal/keyfile.h"
 #include "seal/seal.h"
@@ -48,20 +49,17 @@ static cai_status unseal(const char *path, const uint8_t *k, buf *out) {
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return CAI_ERR_IO;
-    int mfd;
-    uint8_t digest[32];
-    cai_status st = seal_unseal_memfd(fd, k, 2, SEAL_VERIFY_DIGEST, &mfd, digest);
+    uint8_t digest[32], *mem = NULL;
+    uint64_t size = 0;
+    cai_status st = seal_unseal_mem(fd, k, 2, SEAL_VERIFY_DIGEST | SEAL_DROP_CACHE, &mem, &size, digest);
     close(fd);
     buf_init(out, 0);
-    if (st != CAI_OK)
+    if (st != CAI_OK) {
+        CHECK(mem == NULL && size == 0);
         return st;
-    uint64_t size;
-    CHECK_OK(file_size(mfd, &size));
-    CHECK_OK(buf_reserve(out, (size_t)size));
-    if (size)
-        CHECK_OK(file_pread_full(mfd, out->data, (size_t)size, 0));
-    out->len = (size_t)size;
-    close(mfd);
+    }
+    CHECK_OK(buf_append(out, mem, (size_t)size));
+    secure_unmap(mem, (size_t)size);
     return CAI_OK;
 }
 
@@ -368,33 +366,49 @@ static void test_keyfile(void) {
     CHECK_ST(keyfile_read(hexpath, k2), CAI_ERR_FORMAT);
 }
 
-/* The memfd comes back sealed against writing, or with
- * SEAL_LEAVE_UNSEALED still writable (for llm_engine_open_memfd), the
- * same plaintext either way. */
-static void test_leave_unsealed(void) {
+/* The VmFlags line of the mapping at |p| in /proc/self/smaps, or "". */
+static void vm_flags(const void *p, char *out, size_t cap) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int in = 0;
+    out[0] = '\0';
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0)
+            snprintf(out, cap, "%.200s", line + 8);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The plaintext comes back in writable memory of its own, aligned to
+ * 2 MiB, advised huge pages and left out of core dumps. */
+static void test_unseal_memory(void) {
     char in[256], out[256];
-    path_of(in, sizeof(in), "lu.bin");
-    path_of(out, sizeof(out), "lu.sealed");
+    path_of(in, sizeof(in), "um.bin");
+    path_of(out, sizeof(out), "um.sealed");
     const size_t n = 3 * C + 5;
     uint8_t *p = pattern(n, 9);
     write_file(in, p, n);
     CHECK_OK(seal_file(in, out, CHUNK_LOG2));
-    for (int leave = 0; leave < 2; leave++) {
-        int fd = open(out, O_RDONLY), mfd = -1;
-        uint8_t digest[32];
-        CHECK_OK(seal_unseal_memfd(fd, key, 2, SEAL_VERIFY_DIGEST | (leave ? SEAL_LEAVE_UNSEALED : 0), &mfd, digest));
-        close(fd);
-        if (mfd < 0)
-            continue;
-        int seals = fcntl(mfd, F_GET_SEALS);
-        CHECK(seals >= 0 && !!(seals & F_SEAL_WRITE) == !leave);
-        uint8_t *got = malloc(n), b = 0;
-        CHECK_OK(file_pread_full(mfd, got, n, 0));
-        CHECK(memcmp(got, p, n) == 0);
-        CHECK((pwrite(mfd, &b, 1, 0) == 1) == leave);
-        free(got);
-        close(mfd);
+    int fd = open(out, O_RDONLY);
+    uint8_t digest[32], *mem = NULL;
+    uint64_t len = 0;
+    CHECK_OK(seal_unseal_mem(fd, key, 2, SEAL_VERIFY_DIGEST, &mem, &len, digest));
+    close(fd);
+    CHECK(len == n && mem != NULL && ((uintptr_t)mem & ((2u << 20) - 1)) == 0);
+    if (mem) {
+        char flags[256];
+        CHECK(memcmp(mem, p, n) == 0);
+        mem[0] ^= 1; /* writable */
+        vm_flags(mem, flags, sizeof(flags));
+        CHECK(strstr(flags, " dd") != NULL && strstr(flags, " hg") != NULL);
+        if (strstr(flags, " dd") == NULL || strstr(flags, " hg") == NULL)
+            printf("  VmFlags:%s", flags);
     }
+    secure_unmap(mem, (size_t)len);
     free(p);
 }
 
@@ -428,25 +442,22 @@ static void test_drop_cache(void) {
     CHECK_OK(seal_file(in, out, CHUNK_LOG2));
     uint8_t want[32];
     for (int drop = 0; drop < 2; drop++) {
-        int fd = open(out, O_RDONLY), mfd = -1;
+        int fd = open(out, O_RDONLY);
+        uint8_t *mem = NULL;
+        uint64_t got_len = 0;
         struct stat sb;
         CHECK(fd >= 0 && fstat(fd, &sb) == 0 && fdatasync(fd) == 0);
         const size_t len = (size_t)sb.st_size;
         const size_t before = resident_pages(fd, len);
         uint8_t digest[32];
-        CHECK_OK(seal_unseal_memfd(fd, key, 2, SEAL_VERIFY_DIGEST | (drop ? SEAL_DROP_CACHE : 0), &mfd, digest));
+        CHECK_OK(seal_unseal_mem(fd, key, 2, SEAL_VERIFY_DIGEST | (drop ? SEAL_DROP_CACHE : 0), &mem, &got_len, digest));
         const size_t after = resident_pages(fd, len), pages = len / (size_t)sysconf(_SC_PAGESIZE);
         close(fd);
         if (drop == 0)
             memcpy(want, digest, 32);
         CHECK(memcmp(digest, want, 32) == 0);
-        if (mfd >= 0) {
-            uint8_t *got = malloc(n);
-            CHECK_OK(file_pread_full(mfd, got, n, 0));
-            CHECK(memcmp(got, p, n) == 0);
-            free(got);
-            close(mfd);
-        }
+        CHECK(got_len == n && mem != NULL && memcmp(mem, p, n) == 0);
+        secure_unmap(mem, (size_t)got_len);
         if (drop == 0)
             CHECK(after >= pages);
         else if (before < pages)
@@ -480,7 +491,7 @@ int main(void) {
     RUN(test_existing_output);
     RUN(test_key_id_rules);
     RUN(test_keyfile);
-    RUN(test_leave_unsealed);
+    RUN(test_unseal_memory);
     RUN(test_drop_cache);
     buf_free(&sealed);
     char cmd[300];

@@ -1,14 +1,16 @@
-/* The plaintext digest of seal_unseal_memfd, computed while the chunks are
+/* The plaintext digest of seal_unseal_mem, computed while the chunks are
  * decrypted on several threads: it must equal a one-shot SHA-256 of the
  * plaintext for every chunk count and thread count, and a sealed file whose
  * (authenticated) header names another digest must be refused, with nothing
- * returned and no descriptor left open. */
+ * returned and no descriptor left open; a tampered chunk among many stops
+ * every thread (some waiting their turn) with the chunk named. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/file.h"
+#include "common/secure.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "seal/seal.h"
@@ -56,29 +58,23 @@ static int open_fds(void) {
 }
 
 
-/* Unseals |path| on |threads| threads; on success checks the memfd holds
- * |plain| (|n| bytes) and is sealed, and returns the digest in |out_digest|. */
+/* Unseals |path| on |threads| threads; on success checks the memory holds
+ * |plain| (|n| bytes), and returns the digest in |out_digest|. */
 static cai_status unseal_check(const char *path, int threads, unsigned flags,
                                const uint8_t *plain, size_t n, uint8_t out_digest[32]) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     CAI_ASSERT(fd >= 0);
-    int mfd = 12345;
-    cai_status st = seal_unseal_memfd(fd, key, threads, flags, &mfd, out_digest);
+    uint8_t *mem = (uint8_t *)"x";
+    uint64_t size = 12345;
+    cai_status st = seal_unseal_mem(fd, key, threads, flags, &mem, &size, out_digest);
     close(fd);
     if (st != CAI_OK) {
-        CHECK(mfd == -1);
+        CHECK(mem == NULL && size == 0);
         return st;
     }
-    uint64_t size = 0;
-    CHECK_OK(file_size(mfd, &size));
     CHECK(size == n);
-    uint8_t *got = malloc(n ? n : 1);
-    if (n && size == n)
-        CHECK_OK(file_pread_full(mfd, got, n, 0));
-    CHECK(size != n || n == 0 || memcmp(got, plain, n) == 0);
-    CHECK(write(mfd, "x", 1) < 0); /* sealed against writing */
-    free(got);
-    close(mfd);
+    CHECK(size != n || n == 0 || memcmp(mem, plain, n) == 0);
+    secure_unmap(mem, (size_t)size);
     return st;
 }
 
@@ -108,12 +104,14 @@ static void test_digest_equals_one_shot(void) {
         seal_size(sizes[s].n, sizes[s].chunk_log2, in, sealed, &plain, want);
         for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++) {
             uint8_t got[32] = {0};
-            cai_status st = unseal_check(sealed, thread_counts[t], SEAL_VERIFY_DIGEST, plain,
-                                         sizes[s].n, got);
-            CHECK_OK(st);
-            CHECK(memcmp(got, want, 32) == 0);
-            if (st != CAI_OK || memcmp(got, want, 32) != 0)
-                printf("  size %zu, %d threads\n", sizes[s].n, thread_counts[t]);
+            for (unsigned drop = 0; drop < 2; drop++) {
+                cai_status st = unseal_check(sealed, thread_counts[t], SEAL_VERIFY_DIGEST |
+                                             (drop ? SEAL_DROP_CACHE : 0), plain, sizes[s].n, got);
+                CHECK_OK(st);
+                CHECK(memcmp(got, want, 32) == 0);
+                if (st != CAI_OK || memcmp(got, want, 32) != 0)
+                    printf("  size %zu, %d threads, drop %u\n", sizes[s].n, thread_counts[t], drop);
+            }
         }
         free(plain);
     }
@@ -140,7 +138,7 @@ static void test_header_digest_mismatch_refused(void) {
                 CHECK_ST(st, CAI_ERR_AUTH);
                 CHECK(strstr(cai_errmsg(st), "plaintext digest does not match the sealed "
                                              "header") != NULL);
-                CHECK(open_fds() == fds); /* the memfd was closed */
+                CHECK(open_fds() == fds);
                 if (st != CAI_ERR_AUTH)
                     printf("  size %zu, %d threads, byte %d\n", sizes[s].n, thread_counts[t],
                            flip);
@@ -155,11 +153,41 @@ static void test_header_digest_mismatch_refused(void) {
     }
 }
 
+/* One chunk of 37 tampered with: refused, naming it, on every thread count
+ * with and without the drop (workers then wait their turn behind it). */
+static void test_tampered_chunk_stops_all(void) {
+    char in[256], sealed[256];
+    path_of(in, sizeof(in), "plain");
+    path_of(sealed, sizeof(sealed), "plain.sealed");
+    uint8_t *plain, want[32];
+    seal_size(37 * C + 12345, CHUNK_LOG2, in, sealed, &plain, want);
+    int fd = open(sealed, O_RDWR);
+    seal_header *h = NULL;
+    CHECK_OK(seal_header_read(fd, &h));
+    uint8_t b;
+    const off_t at = (off_t)(h->header_len + 20 * (C + SEAL_TAG_LEN) + 100); /* chunk 20 */
+    CHECK(pread(fd, &b, 1, at) == 1);
+    b ^= 1;
+    CHECK(pwrite(fd, &b, 1, at) == 1);
+    close(fd);
+    seal_header_free(h);
+    for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++)
+        for (unsigned drop = 0; drop < 2; drop++) {
+            uint8_t got[32];
+            cai_status st = unseal_check(sealed, thread_counts[t], SEAL_VERIFY_DIGEST |
+                                         (drop ? SEAL_DROP_CACHE : 0), plain, 0, got);
+            CHECK_ST(st, CAI_ERR_AUTH);
+            CHECK(strstr(cai_errmsg(st), "chunk 20 of 38 failed authentication") != NULL);
+        }
+    free(plain);
+}
+
 int main(void) {
     if (mkdtemp(tmpdir) == NULL)
         return 1;
     RUN(test_digest_equals_one_shot);
     RUN(test_header_digest_mismatch_refused);
+    RUN(test_tampered_chunk_stops_all);
     int rc = test_summary();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -14,9 +14,11 @@
  * weights rewritten into the x16 layout give the same logits. */
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/file.h"
+#include "common/secure.h"
 #include "gguf/ggml_type.h"
 #include "gguf/gguf_write.h"
 #include "llm/engine.h"
@@ -72,8 +74,26 @@ static void put_vocab(gguf_writer *w) {
     tiny_vocab_put(w, extra, N_VOCAB - TINY_VOCAB_BASE);
 }
 
-/* The tiny model as an open engine (the memfd is closed: the engine maps
- * it); with |x16|, through llm_engine_open_memfd (weights rewritten into
+/* The permissions of the mapping holding |p| ("r--p", ...), from
+ * /proc/self/maps, or "" if none does. */
+static const char *map_perms(const void *p) {
+    static char perms[8];
+    char line[512];
+    FILE *f = fopen("/proc/self/maps", "r");
+    perms[0] = '\0';
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
+            break;
+        perms[0] = '\0';
+    }
+    if (f)
+        fclose(f);
+    return perms;
+}
+
+/* The tiny model as an open engine (from a memfd, closed: the engine maps
+ * it); with |x16|, through llm_engine_open_mem (weights rewritten into
  * the x16 layout where the kernels have it); with |kq|, the K-quant
  * variant (E_K, F_K), else all Q8_0. */
 static llm_engine *tiny_engine_of(int x16, int kq) {
@@ -111,13 +131,24 @@ static llm_engine *tiny_engine_of(int x16, int kq) {
     }
     CHECK_OK(gguf_writer_to_buf(w, &file));
     gguf_writer_free(w);
-    int fd = -1;
     llm_engine *e = NULL;
-    CHECK_OK(file_memfd_new("test-session", file.len, &fd));
-    if (fd >= 0) {
-        CHECK_OK(file_pwrite_full(fd, file.data, file.len, 0));
-        CHECK_OK(x16 ? llm_engine_open_memfd(fd, NULL, &e) : llm_engine_open(NULL, fd, NULL, &e));
-        close(fd);
+    if (x16) {
+        void *mem = NULL;
+        CHECK_OK(secure_map(file.len, &mem));
+        if (mem) {
+            memcpy(mem, file.data, file.len);
+            CHECK_OK(llm_engine_open_mem(mem, file.len, NULL, &e));
+            CHECK(e == NULL || strncmp(map_perms(mem), "r--", 3) == 0); /* read-only now */
+        }
+    } else {
+        int fd = -1;
+        fd = memfd_create("test-session", MFD_CLOEXEC);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            CHECK_OK(file_pwrite_full(fd, file.data, file.len, 0));
+            CHECK_OK(llm_engine_open(NULL, fd, NULL, &e));
+            close(fd);
+        }
     }
     buf_free(&file);
     if (e && x16) {
@@ -303,7 +334,7 @@ static void test_batched_equals_solo(void) { batched_equals_solo(0, 0); }
 static void test_batched_equals_solo_x16(void) { batched_equals_solo(1, 0); }
 static void test_batched_equals_solo_x16_kquant(void) { batched_equals_solo(1, 1); }
 
-/* The model opened through llm_engine_open_memfd (weights in x16 at the
+/* The model opened through llm_engine_open_mem (weights in x16 at the
  * AVX-512 VNNI level) and through llm_engine_open (the file's layout):
  * the same logits, bit for bit, for a prompt flagged as prefill, one that
  * is not, single-token decode steps and a step of several sequences. */
@@ -359,16 +390,18 @@ static void x16_equals_file(int kq) {
 static void test_x16_equals_file(void) { x16_equals_file(0); }
 static void test_x16_equals_file_kquant(void) { x16_equals_file(1); }
 
-/* llm_engine_open_memfd refuses a memfd already sealed against writing
- * (its weights could not be rewritten). */
-static void test_open_memfd_sealed(void) {
-    int fd = -1;
+/* llm_engine_open_mem refuses bytes that are not a GGUF, and takes the
+ * memory on failure too (the caller must not touch it again). */
+static void test_open_mem_refuses_garbage(void) {
+    void *mem = NULL;
     llm_engine *e = NULL;
-    CHECK_OK(file_memfd_new("test-sealed", 4096, &fd));
-    CHECK_OK(file_memfd_seal(fd));
-    CHECK_ST(llm_engine_open_memfd(fd, NULL, &e), CAI_ERR_INVALID_ARG);
+    CHECK_OK(secure_map(4096, &mem));
+    if (mem == NULL)
+        return;
+    memset(mem, 0x5a, 4096);
+    CHECK_ST(llm_engine_open_mem(mem, 4096, NULL, &e), CAI_ERR_FORMAT);
     CHECK(e == NULL);
-    close(fd);
+    CHECK(map_perms(mem)[0] == '\0'); /* unmapped */
 }
 
 /* A stop string taken from a run without one, across two of its deltas:
@@ -620,7 +653,7 @@ int main(void) {
     RUN(test_x16_equals_file);
     RUN(test_batched_equals_solo_x16_kquant);
     RUN(test_x16_equals_file_kquant);
-    RUN(test_open_memfd_sealed);
+    RUN(test_open_mem_refuses_garbage);
     RUN(test_stop_string);
     RUN(test_limits);
     RUN(test_prefix_reuse);
