@@ -159,7 +159,11 @@ for sig in INT TERM; do
     mkdir "out_$sig"
     "$CAI" model import "$QWEN2" -o "out_$sig/m.gguf" --type q8_0 -t 1 >/dev/null 2>"stop_$sig.err" &
     pid=$!
-    sleep 0.5
+    # signalled while it writes (the tiny model imports in well under a second)
+    for _ in $(seq 1 1000); do
+        grep -q '\[2/' "stop_$sig.err" 2>/dev/null && break
+        sleep 0.005
+    done
     kill -s "$sig" "$pid"
     wait "$pid"
     rc=$?
