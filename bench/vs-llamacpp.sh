@@ -52,7 +52,7 @@
 #   - peak RSS: cai's printed peak (getrusage; its bound reads the weights
 #     in place and adds nothing); llama.cpp's from /usr/bin/time (the larger
 #     of its two processes).
-#   - weights: cai copies the file into a sealed memfd (as cai serve --sealed
+#   - weights: cai copies the file into memory (as cai serve --sealed
 #     holds them); llama.cpp with --mmap 0 and 1 (--llama-mmap), and the
 #     "ratio vs best" line compares with the faster of the two.
 # The table's cai/x columns are ratios of the medians; "of bound" is decode as
@@ -213,7 +213,7 @@ cai_run() {
     local pp tg deep rss gbps bound
     read -r pp tg deep rss gbps bound < <(python3 "$helper" cai-result "$out")
     if [ "$part" = ctx ]; then pp=- tg=$deep; fi
-    printf '%s\tcai\tmemfd\t%s\t%s\t%s\t%s\t%s\t%s\n' "$part" "$round" "$pp" "$tg" "$rss" "$gbps" "$bound" >> "$records"
+    printf '%s\tcai\tmemory\t%s\t%s\t%s\t%s\t%s\t%s\n' "$part" "$round" "$pp" "$tg" "$rss" "$gbps" "$bound" >> "$records"
     grep '^bound' "$out" > "$dir/bound.$part"
 }
 
