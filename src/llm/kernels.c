@@ -423,10 +423,10 @@ int kernel_level(void) {
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         int fma = c & (1u << 12), avx = c & (1u << 28), f16c = c & (1u << 29);
         int ymm = (lo & 6) == 6, zmm = (lo & 0xe6) == 0xe6;
-        unsigned vendor[3], fam = (a >> 8) & 0xf;
+        unsigned a0, vendor[3], fam = (a >> 8) & 0xf;
         if (fam == 0xf)
             fam += (a >> 20) & 0xff;
-        if (__get_cpuid(0, &a, &vendor[0], &vendor[2], &vendor[1]) && memcmp(vendor, "AuthenticAMD", 12) == 0 &&
+        if (__get_cpuid(0, &a0, &vendor[0], &vendor[2], &vendor[1]) && memcmp(vendor, "AuthenticAMD", 12) == 0 &&
             fam == 25)
             x16_prefetch_on = 0; /* Zen 3 and 4 */
         unsigned b7 = 0, c7 = 0, a7, d7;
@@ -438,8 +438,6 @@ int kernel_level(void) {
                 l = KERNEL_AVX512VNNI;
         }
     }
-#endif
-#if defined(__x86_64__)
     const char *pf = getenv("CAI_X16_PREFETCH");
     if (pf && (strcmp(pf, "0") == 0 || strcmp(pf, "1") == 0))
         x16_prefetch_on = pf[0] == '1';
