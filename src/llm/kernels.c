@@ -427,8 +427,10 @@ int kernel_level(void) {
         if (fam == 0xf)
             fam += (a >> 20) & 0xff;
         if (__get_cpuid(0, &a0, &vendor[0], &vendor[2], &vendor[1]) && memcmp(vendor, "AuthenticAMD", 12) == 0 &&
-            fam == 25)
-            x16_prefetch_on = 0; /* Zen 3 and 4 */
+            fam == 25) { /* Zen 3 and 4 */
+            x16_pf[0] = X16_PF_NONE;
+            x16_pf[1] = X16_PF_L2;
+        }
         unsigned b7 = 0, c7 = 0, a7, d7;
         if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) {
             if (fma && avx && f16c && ymm && (b7 & (1u << 5)))
@@ -439,8 +441,10 @@ int kernel_level(void) {
         }
     }
     const char *pf = getenv("CAI_X16_PREFETCH");
-    if (pf && (strcmp(pf, "0") == 0 || strcmp(pf, "1") == 0))
-        x16_prefetch_on = pf[0] == '1';
+    const int force = !pf ? -1 : !strcmp(pf, "none") ? X16_PF_NONE : !strcmp(pf, "l2") ? X16_PF_L2
+                               : !strcmp(pf, "l1") ? X16_PF_L1 : -1;
+    if (force >= 0)
+        x16_pf[0] = x16_pf[1] = force;
 #endif
     const char *cap = getenv("CAI_KERNEL");
     if (cap && strcmp(cap, "scalar") == 0)
