@@ -2,6 +2,7 @@
  * batch, then dot it with every activation row. */
 #include "llm/matmul.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "gguf/ggml_type.h"
@@ -46,6 +47,7 @@ typedef struct {
                              k.x16, the others through k.x16_exact */
     uint8_t *tiles;       /* with tiles: one per thread, tile_bytes each */
     size_t tile_bytes;
+    atomic_llong next_group; /* x16: the first group not yet taken */
 } matmul_job;
 
 /* How activation row |t| goes: 0 through the row kernels, 1 through the
@@ -159,16 +161,28 @@ static void matmul_x16(const matmul_job *j, uint8_t *tile, int64_t g0, int64_t g
     }
 }
 
+/* x16 groups go in chunks of about X16_CHUNK bytes, taken in order from
+ * one counter, so that a core that streams faster (a VM's cores do not
+ * always) takes more of them. Each chunk is one stream for the hardware
+ * prefetcher: measured on Zen 4, chunks of 512 KiB stream as fast as
+ * halves, of 128 KiB 6% slower, of 32 KiB 20%. A chunk is also at most a
+ * quarter of a thread's share, so small matrices are still split. */
+enum { X16_CHUNK = 1 << 20 };
+
 /* Each thread takes a contiguous range of weight rows (whole tiles where
- * tiles are used) and dots every row with all T activation rows, so each
- * weight byte is read once per batch. */
+ * tiles are used; x16: chunks of groups) and dots every row with all T
+ * activation rows, so each weight byte is read once per batch. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     matmul_job *j = ctx;
     const llm_tensor *w = j->w;
     if (j->x16) { /* whole groups; the last thread also the rows past them */
-        const int64_t groups = w->ne1 / X16_ROWS, per = (groups + nth - 1) / nth;
-        const int64_t g0 = per * ith < groups ? per * ith : groups, g1 = g0 + per < groups ? g0 + per : groups;
-        matmul_x16(j, j->tiles ? j->tiles + (size_t)ith * j->tile_bytes : NULL, g0, g1);
+        const int64_t groups = w->ne1 / X16_ROWS, share = groups / (4 * (int64_t)nth);
+        int64_t chunk = (int64_t)(X16_CHUNK / (X16_ROWS * w->row_bytes));
+        chunk = chunk > share ? share : chunk;
+        chunk = chunk < 1 ? 1 : chunk;
+        uint8_t *tile = j->tiles ? j->tiles + (size_t)ith * j->tile_bytes : NULL;
+        for (int64_t g0; (g0 = atomic_fetch_add_explicit(&j->next_group, chunk, memory_order_relaxed)) < groups;)
+            matmul_x16(j, tile, g0, g0 + chunk < groups ? g0 + chunk : groups);
         if (ith == nth - 1)
             matmul_rows(j, groups * X16_ROWS, w->ne1, 1);
         return;
