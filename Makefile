@@ -36,7 +36,7 @@ ifeq ($(WERROR),1)
 endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -pthread $(OPT) $(HARDEN) $(WARN) -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -levent_openssl -levent_pthreads -levent -lcurl -lssl -lcrypto -ljansson -lsqlite3 -lpq -lpthread -lm $(LDLIBS)
+LDLIBS_ALL := -levent_openssl -levent_pthreads -levent -lcurl -lssl -lcrypto -ljansson -lsqlite3 -lpq -lpthread -lmvec -lm $(LDLIBS)
 LDFLAGS_ALL := -pthread $(SANLD) $(HARDENLD) $(LDFLAGS)
 # libpq's header (Debian's libpq-dev) is outside the default path: only the
 # PostgreSQL backend of the key broker includes it.

@@ -136,4 +136,16 @@ typedef struct {
 /* kernel_get_attn returns the attention kernels at |level|. */
 kernel_attn kernel_get_attn(int level);
 
+/* The element-wise kernels around the products, whose expf is glibc's
+ * vector one (libmvec) at the SIMD levels:
+ *   softmax:  x[p] = exp(x[p] - max) / sum over p of the same, in place,
+ *             n >= 1 (the maximum skips NaN, as fmaxf does)
+ *   silu_mul: g[i] = g[i] / (1 + exp(-g[i])) * u[i] */
+typedef struct {
+    void (*softmax)(float *x, int n);
+    void (*silu_mul)(float *g, const float *u, size_t n);
+} kernel_act;
+
+kernel_act kernel_get_act(int level);
+
 #endif

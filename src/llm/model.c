@@ -436,21 +436,15 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const size_t kv_dim = (size_t)HKV * (size_t)D, n_ctx = (size_t)c->n_ctx;
     const float scale = 1.0f / sqrtf((float)D);
     const kernel_attn attn = kernel_get_attn(kernel_level());
+    const kernel_act act = kernel_get_act(kernel_level());
     float *score = c->score + (size_t)ith * (size_t)group * n_ctx; /* [head in group][position] */
     for (int w = ith; w < j->b->n * HKV; w += nth) {
         int t = w / HKV, g = w % HKV, s = j->b->seq[t], n = c->pos[t] + 1;
         size_t base = (((size_t)j->layer * (size_t)c->n_seq + (size_t)s) * n_ctx) * kv_dim + (size_t)g * (size_t)D;
         const size_t h0 = (size_t)t * (size_t)H + (size_t)g * (size_t)group; /* the group's first head */
         attn.qk(c->k + base, kv_dim, n, c->q + h0 * (size_t)D, group, D, scale, score, n_ctx);
-        for (int u = 0; u < group; u++) {
-            float *sc = score + (size_t)u * n_ctx, max = -INFINITY, sum = 0;
-            for (int p = 0; p < n; p++)
-                max = sc[p] > max ? sc[p] : max; /* fmaxf without the call */
-            for (int p = 0; p < n; p++)
-                sum += sc[p] = expf(sc[p] - max);
-            for (int p = 0; p < n; p++)
-                sc[p] /= sum;
-        }
+        for (int u = 0; u < group; u++)
+            act.softmax(score + (size_t)u * n_ctx, n);
         float *o = c->att + h0 * (size_t)D;
         memset(o, 0, (size_t)group * (size_t)D * sizeof(float));
         attn.wv(c->v + base, kv_dim, n, score, n_ctx, group, D, o);
@@ -462,6 +456,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
     const llm_hparams *hp = &m->hp;
     const int T = b->n, E = hp->n_embd, D = hp->head_dim, H = hp->n_head, HKV = hp->n_head_kv;
     const int Q = H * D, KV = HKV * D, F = hp->n_ff, V = hp->n_vocab;
+    const kernel_act act = kernel_get_act(kernel_level());
     if (T <= 0)
         return cai_fail(CAI_ERR_INVALID_ARG, "empty batch");
     cai_status st = reserve(c, T);
@@ -549,10 +544,7 @@ cai_status llm_decode(llm_ctx *c, const llm_batch *b, const float **out_logits) 
                      E, hp->norm_eps);
         matmul_with(c->pool, &L->gate, c->xn, T, tiled, &c->mm, c->gate);
         matmul_with(c->pool, &L->up, c->xn, T, tiled, &c->mm, c->up);
-        for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
-            float g = c->gate[i];
-            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
-        }
+        act.silu_mul(c->gate, c->up, (size_t)T * (size_t)F);
         matmul_with(c->pool, &L->down, c->gate, T, tiled, &c->mm, c->xn);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++)
             c->x[i] += c->xn[i];
