@@ -12,11 +12,37 @@
 #define CAI_TEST_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/status.h"
+
+/* test_mapping finds the mapping of this process that holds |p| in
+ * /proc/self/smaps: its permissions ("r--p", ...) into |perms| and its
+ * VmFlags (" rd mr mw me dd hg ...") into |flags|, |cap| bytes; both ""
+ * where no mapping holds p. */
+static inline void test_mapping(const void *p, char perms[8], char *flags, size_t cap) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512], pm[8];
+    int in = 0;
+    perms[0] = flags[0] = '\0';
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, pm) == 3 && strchr(line, '-') < strchr(line, ' ')) {
+            if (in)
+                break; /* the next mapping */
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            if (in)
+                memcpy(perms, pm, sizeof(pm));
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(flags, cap, "%.200s", line + 8);
+        }
+    }
+    if (f)
+        fclose(f);
+}
 
 static int test_failed_cases;
 static int test_case_failed;

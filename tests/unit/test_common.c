@@ -213,6 +213,9 @@ static void test_secure_map(void) {
         CHECK(nonzero == 0);
         if (sizes[i])
             p[0] = p[sizes[i] - 1] = 1;
+        char perms[8], flags[256]; /* writable, and left out of core dumps */
+        test_mapping(p, perms, flags, sizeof(flags));
+        CHECK(!sizes[i] || (strncmp(perms, "rw-", 3) == 0 && strstr(flags, " dd") != NULL));
         secure_unmap(p, sizes[i]);
         unsigned char v;
         CHECK(mincore(p, 1, &v) != 0 && errno == ENOMEM); /* unmapped */

@@ -366,23 +366,6 @@ static void test_keyfile(void) {
     CHECK_ST(keyfile_read(hexpath, k2), CAI_ERR_FORMAT);
 }
 
-/* The VmFlags line of the mapping at |p| in /proc/self/smaps, or "". */
-static void vm_flags(const void *p, char *out, size_t cap) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    char line[512];
-    int in = 0;
-    out[0] = '\0';
-    while (f && fgets(line, sizeof(line), f)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
-            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-        else if (in && strncmp(line, "VmFlags:", 8) == 0)
-            snprintf(out, cap, "%.200s", line + 8);
-    }
-    if (f)
-        fclose(f);
-}
-
 /* The plaintext comes back in writable memory of its own, aligned to
  * 2 MiB, advised huge pages and left out of core dumps. */
 static void test_unseal_memory(void) {
@@ -400,10 +383,10 @@ static void test_unseal_memory(void) {
     close(fd);
     CHECK(len == n && mem != NULL && ((uintptr_t)mem & ((2u << 20) - 1)) == 0);
     if (mem) {
-        char flags[256];
+        char perms[8], flags[256];
         CHECK(memcmp(mem, p, n) == 0);
         mem[0] ^= 1; /* writable */
-        vm_flags(mem, flags, sizeof(flags));
+        test_mapping(mem, perms, flags, sizeof(flags));
         /* huge pages only where the kernel has them at all */
         const int thp = access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
         CHECK(strstr(flags, " dd") != NULL && (!thp || strstr(flags, " hg") != NULL));

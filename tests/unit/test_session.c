@@ -74,21 +74,11 @@ static void put_vocab(gguf_writer *w) {
     tiny_vocab_put(w, extra, N_VOCAB - TINY_VOCAB_BASE);
 }
 
-/* The permissions of the mapping holding |p| ("r--p", ...), from
- * /proc/self/maps, or "" if none does. */
+/* The permissions of the mapping holding |p| ("r--p", ...), or "". */
 static const char *map_perms(const void *p) {
     static char perms[8];
-    char line[512];
-    FILE *f = fopen("/proc/self/maps", "r");
-    perms[0] = '\0';
-    while (f && fgets(line, sizeof(line), f)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
-            break;
-        perms[0] = '\0';
-    }
-    if (f)
-        fclose(f);
+    char flags[256];
+    test_mapping(p, perms, flags, sizeof(flags));
     return perms;
 }
 
