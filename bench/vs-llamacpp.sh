@@ -58,8 +58,12 @@
 # The table's cai/x columns are ratios of the medians; "of bound" is decode as
 # a share of cai's own bound (one pass of plain reads over the weights a
 # decode step reads, timed between its runs), given by the "cai bound"
-# lines; the load average (1 min) is printed before and after each round,
-# then one line on how llama-bench ran.
+# lines. For cai it is the median over rounds of each process's own share:
+# a VM's memory bandwidth can differ from one process to the next (its
+# pages land elsewhere), and a process's decode and bound read the same
+# memory. llama.cpp's rows divide by cai's median bound. The load average
+# (1 min) is printed before and after each round, then one line on how
+# llama-bench ran.
 #
 # Options:
 #   --parts LIST       q4_0,q4_k_m,q8_0,ctx,serve (default: all)

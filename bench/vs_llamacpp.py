@@ -108,7 +108,11 @@ def summary(path):
             pp, tg, rss = col(k, 0), col(k, 1), col(k, 2)
             tgs = [r[1] for r in recs[k] if r[1] is not None]
             rng = f"{min(tgs):.2f}-{max(tgs):.2f}" if tgs else "-"
-            share = f"{100 * tg / bound:7.0f}%" if tg and bound else f"{'-':>8}"
+            if k[1] == "cai":  # each process's decode over its own bound
+                own = [r[1] / r[4] for r in recs[k] if r[1] and r[4]]
+                share = f"{100 * med(own):7.0f}%" if own else f"{'-':>8}"
+            else:
+                share = f"{100 * tg / bound:7.0f}%" if tg and bound else f"{'-':>8}"
             rp = rt = None
             if k[1] != "cai" and cai:
                 cp, ct = col(cai, 0), col(cai, 1)
