@@ -395,7 +395,7 @@ static void test_attn(void) {
 }
 
 /* softmax and silu_mul at every level against the references (glibc's
- * vector expf is within an ulp of its scalar one; the sums' order
+ * vector expf is a few ulp at most from its scalar one; the sums' order
  * differs), over lengths with and without a tail, large values included. */
 static void test_act(void) {
     enum { NMAX = 4099 };
