@@ -328,13 +328,20 @@ A512 __attribute__((always_inline)) static inline void attn_qk_nv(const uint16_t
 }
 
 /* Per head, its output row held in NV registers over a chunk of value
- * rows small enough to stay in L1 for the group's other heads. */
+ * rows, converted to f32 once for all the group's heads and small enough
+ * to stay in L1 for them. */
 A512 __attribute__((always_inline)) static inline void attn_wv_nv(const uint16_t *v, size_t stride, int n,
                                                                    const float *sc, size_t sstride, int nq, float *o,
                                                                    const int NV) {
-    enum { CHUNK = 64 };
+    enum { CHUNK = 32 };
+    float vf[CHUNK * 16 * 16] __attribute__((aligned(64)));
     for (int p0 = 0; p0 < n; p0 += CHUNK) {
         const int p1 = n - p0 < CHUNK ? n : p0 + CHUNK;
+        for (int p = p0; p < p1; p++)
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; i++)
+                _mm512_store_ps(vf + (size_t)(p - p0) * 16 * NV + 16 * i,
+                                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(v + (size_t)p * stride + 16 * i))));
         for (int u = 0; u < nq; u++) {
             float *ou = o + (size_t)u * 16 * NV;
             const float *su = sc + (size_t)u * sstride;
@@ -344,10 +351,10 @@ A512 __attribute__((always_inline)) static inline void attn_wv_nv(const uint16_t
                 acc[i] = _mm512_loadu_ps(ou + 16 * i);
             for (int p = p0; p < p1; p++) {
                 const __m512 w = _mm512_set1_ps(su[p]);
-                const uint16_t *vp = v + (size_t)p * stride;
+                const float *vp = vf + (size_t)(p - p0) * 16 * NV;
 #pragma GCC unroll 16
                 for (int i = 0; i < NV; i++)
-                    acc[i] = _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(vp + 16 * i))), acc[i]);
+                    acc[i] = _mm512_fmadd_ps(w, _mm512_load_ps(vp + 16 * i), acc[i]);
             }
 #pragma GCC unroll 16
             for (int i = 0; i < NV; i++)
