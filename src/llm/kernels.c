@@ -418,25 +418,28 @@ static void silu_mul_ref(float *g, const float *u, size_t n) {
 __attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512 x);
 __attribute__((target("avx2"))) __m256 _ZGVdN8v_expf(__m256 x);
 
+/* The lanes of a 16-float vector that hold the next |left| values. */
+static inline __mmask16 lanes16(int left) { return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1); }
+
 /* The tails through masked loads and stores: -inf where there is no value
  * (no maximum; exp gives 0), so every value goes through the same code. */
 __attribute__((target("avx512f"))) static void softmax_512(float *x, int n) {
     __m512 vmax = _mm512_set1_ps(-INFINITY), vsum = _mm512_setzero_ps();
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int p = 0; p < n; p += 16) {
-        const __mmask16 m = n - p >= 16 ? 0xFFFF : (__mmask16)((1u << (n - p)) - 1);
+        const __mmask16 m = lanes16(n - p);
         vmax = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, m, x + p), vmax); /* NaN: keeps vmax */
     }
     const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     for (int p = 0; p < n; p += 16) {
-        const __mmask16 m = n - p >= 16 ? 0xFFFF : (__mmask16)((1u << (n - p)) - 1);
+        const __mmask16 m = lanes16(n - p);
         const __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, m, x + p), max));
         vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
         _mm512_mask_storeu_ps(x + p, m, e);
     }
     const __m512 sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
     for (int p = 0; p < n; p += 16) {
-        const __mmask16 m = n - p >= 16 ? 0xFFFF : (__mmask16)((1u << (n - p)) - 1);
+        const __mmask16 m = lanes16(n - p);
         _mm512_mask_storeu_ps(x + p, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + p), sum));
     }
 }
